@@ -1,0 +1,37 @@
+"""rda-optax: sparse training with regularized dual averaging and proximal methods.
+
+Optax gradient transformations whose proximal steps produce exact zeros:
+
+* :func:`rda`: regularized dual averaging centred at the initial weights;
+* :func:`prox_sgd`: proximal SGD with optional (Nesterov) momentum;
+* :func:`asr`: adaptive sparse retraining, freezing exact zeros;
+* regularizers :func:`l1`, :func:`l0`, :func:`group_lasso`,
+  :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
+  operators;
+* the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
+  pruning baselines.
+"""
+
+from rda_optax.asr import ASRState
+from rda_optax.asr import asr
+from rda_optax.asr import freeze_zeros
+from rda_optax.asr import FreezeZerosState
+from rda_optax.prox_sgd import prox_sgd
+from rda_optax.prox_sgd import ProxSGDState
+from rda_optax.rda import rda
+from rda_optax.rda import RDAState
+from rda_optax.regularizers import GroupLasso
+from rda_optax.regularizers import L0
+from rda_optax.regularizers import L1
+from rda_optax.regularizers import Regularizer
+from rda_optax.regularizers import SparseGroupLasso
+from rda_optax.regularizers import TransformedL1
+from rda_optax.regularizers import group_lasso
+from rda_optax.regularizers import l0
+from rda_optax.regularizers import l1
+from rda_optax.regularizers import penalty
+from rda_optax.regularizers import sparse_group_lasso
+from rda_optax.regularizers import transformed_l1
+from rda_optax.selection import default_mask
+
+__version__ = '0.1.0'

@@ -1,0 +1,64 @@
+"""Which leaves a regularizer (or a freezing / pruning transform) applies to.
+
+Every transform of `rda_optax` that treats some leaves differently takes a
+``mask`` argument in the manner of :func:`optax.masked`: a pytree of Python
+booleans with the structure of the parameters (or a prefix of it), or a
+callable that maps the parameters to such a tree. ``None`` selects the
+default, :func:`default_mask`: every leaf with more than one dimension
+(convolution and dense kernels), leaving out biases and batch-norm scales and
+shifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+MaskOrFn = Any | Callable[[Any], Any] | None
+
+
+def default_mask(params: Any) -> Any:
+  """Selects every leaf with ``ndim > 1`` (kernels), not biases or norms.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> default_mask({'kernel': jnp.ones((3, 4)), 'bias': jnp.ones(4)})
+    {'bias': False, 'kernel': True}
+  """
+  return jax.tree.map(lambda p: len(getattr(p, 'shape', ())) > 1, params)
+
+
+def resolve_mask(mask: MaskOrFn, params: Any) -> Any:
+  """Returns a full boolean tree (one Python bool per leaf of ``params``).
+
+  ``mask`` may be ``None`` (:func:`default_mask`), a callable of the params,
+  or a tree of booleans whose structure is the params' or a prefix of it.
+
+  Raises:
+    ValueError: when the mask's structure does not fit the params, or a mask
+      leaf is not a Python/NumPy boolean (a traced value cannot choose leaves).
+  """
+  if mask is None:
+    mask = default_mask
+  if callable(mask):
+    mask = mask(params)
+  try:
+    full = jax.tree.map(
+        lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params,
+        is_leaf=lambda x: x is None)
+  except (ValueError, TypeError) as e:
+    raise ValueError(
+        'The leaf-selection mask does not match the parameters: pass a tree of '
+        'booleans with the same structure as the params (or a prefix of it), '
+        'or a callable params -> such a tree. '
+        f'Mask structure: {jax.tree.structure(mask)}; params structure: '
+        f'{jax.tree.structure(params)}. ({e})') from e
+  for leaf in jax.tree.leaves(full):
+    if not isinstance(leaf, bool) and type(leaf).__name__ != 'bool_':
+      raise ValueError(
+          'Leaf-selection mask leaves must be Python booleans chosen from '
+          f'static information (shapes, names), got {type(leaf).__name__}: '
+          'for a per-element mask use rda_optax.asr or pruning masks instead.')
+  return jax.tree.map(bool, full)
