@@ -1,0 +1,156 @@
+"""Command line of ``python -m train``.
+
+Examples::
+
+  python -m train                                   # default: LeNet-5 / MNIST, RDA + ASR
+  python -m train --preset cifar10_resnet18 --workdir runs/c10_r18
+  python -m train --model resnet18 --dataset cifar10 --method rda \\
+      --asr_epochs 2 --lam 1e-6 --gamma 1.0 --init_scale 10 --epochs 10 \\
+      --batch_size 128 --regularizer l1 --workdir runs/x
+  python -m train --method han --init_from runs/dense --prune_sparsity 0.95 \\
+      --lr 0.01 --epochs 20 --workdir runs/han
+  python -m train --list_presets
+  python -m train --preset cifar10_vgg16 --print_config
+
+Every field of :class:`train.config.Config` is a flag (``--name value``;
+booleans ``--name`` / ``--no-name``; tuples comma-separated, e.g.
+``--lr_boundaries 100,150``). Flags override the preset (``default`` when
+``--preset`` is not given) or a saved config (``--config RUN_DIR/config.json``).
+
+Multi-host: ``--coordinator_address HOST:PORT --num_processes N --process_id
+I`` (or the env variables ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+``JAX_PROCESS_ID``) call ``jax.distributed.initialize`` before anything else
+touches the devices (with Gloo collectives on CPU).
+
+Errors in the options (unknown model, dataset, method or preset, ASR
+without a sparse phase, a batch not divisible across devices, a run directory
+of a different config, ...) stop with exit status 2 and a message saying
+what to change, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from train import config as config_lib
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='python -m train',
+      description='Train a sparse network (RDA, Prox-SGD, ASR, magnitude '
+      'pruning baselines) on a TFDS dataset.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--preset', default=None,
+                      help='Preset to start from: ' +
+                      ', '.join(sorted(config_lib.PRESETS)))
+  parser.add_argument('--config', default=None,
+                      help='JSON config to start from (a run\'s config.json '
+                      'or run directory) instead of a preset.')
+  parser.add_argument('--list_presets', action='store_true',
+                      help='List the presets and exit.')
+  parser.add_argument('--print_config', action='store_true',
+                      help='Print the resolved config as JSON and exit.')
+  group = parser.add_argument_group('config (train.config.Config)')
+  for name, field in config_lib.FIELDS.items():
+    help_text = config_lib.field_doc(name) or name
+    help_text += f' (default: {field.default!r})'
+    kind = str(field.type)
+    if kind.startswith('bool'):
+      group.add_argument(f'--{name}', action=argparse.BooleanOptionalAction,
+                         default=argparse.SUPPRESS, help=help_text)
+    else:
+      group.add_argument(f'--{name}', default=argparse.SUPPRESS,
+                         metavar=name.upper(), help=help_text)
+  return parser
+
+
+def parse_config(argv: list[str] | None = None
+                 ) -> tuple[config_lib.Config | None, set[str], Any]:
+  """``(config, explicitly_set_fields, args)`` from the command line.
+
+  The config is None for ``--list_presets``.
+
+  Raises:
+    ConfigError: unknown preset, a value of the wrong type, ...
+  """
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.list_presets:
+    return None, set(), args
+  explicit = {k: v for k, v in vars(args).items() if k in config_lib.FIELDS}
+  values = {k: config_lib.coerce(config_lib.FIELDS[k], v)
+            for k, v in explicit.items()}
+  if args.config and args.preset:
+    raise config_lib.ConfigError('Give --preset or --config, not both.')
+  if args.config:
+    cfg = config_lib.load_config(args.config).replace(**values)
+  else:
+    cfg = config_lib.get_config(args.preset, **values)
+  # Multi-host settings from the environment when not given as flags.
+  env = {'coordinator_address': 'JAX_COORDINATOR_ADDRESS',
+         'num_processes': 'JAX_NUM_PROCESSES', 'process_id': 'JAX_PROCESS_ID'}
+  for name, var in env.items():
+    if name not in explicit and os.environ.get(var):
+      cfg = cfg.replace(**{name: config_lib.coerce(config_lib.FIELDS[name],
+                                                   os.environ[var])})
+  return cfg, set(explicit), args
+
+
+def initialize_distributed(cfg: config_lib.Config) -> None:
+  """``jax.distributed.initialize`` when the config names several processes."""
+  if cfg.num_processes <= 1 and not cfg.coordinator_address:
+    return
+  if cfg.num_processes <= 1 or cfg.process_id < 0 or not cfg.coordinator_address:
+    raise config_lib.ConfigError(
+        'Multi-host training needs --coordinator_address HOST:PORT, '
+        '--num_processes N (> 1) and --process_id I (0 <= I < N); got '
+        f'{cfg.coordinator_address!r}, {cfg.num_processes}, {cfg.process_id}.')
+  if cfg.process_id >= cfg.num_processes:
+    raise config_lib.ConfigError(
+        f'--process_id {cfg.process_id} must be < --num_processes '
+        f'{cfg.num_processes}.')
+  import jax  # pylint: disable=import-outside-toplevel
+  # CPU collectives across processes need Gloo (no effect on GPU / TPU).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(cfg.coordinator_address,
+                             num_processes=cfg.num_processes,
+                             process_id=cfg.process_id)
+
+
+def check(cfg: config_lib.Config, explicit: set[str]) -> None:
+  """All checks that need no devices: options, model, dataset, run dir."""
+  from train import data as data_lib  # pylint: disable=import-outside-toplevel
+  from train import train as train_lib  # pylint: disable=import-outside-toplevel
+  config_lib.validate(cfg, explicit)
+  train_lib.check_model(cfg)
+  data_lib.check_dataset(cfg)
+  config_lib.check_workdir(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Entry point of ``python -m train``; returns the exit status."""
+  try:
+    cfg, explicit, args = parse_config(argv)
+    if cfg is None:
+      for name in sorted(config_lib.PRESETS):
+        p = config_lib.PRESETS[name]
+        print(f'{name:28s} {p.get("model", "")} / {p.get("dataset", "")} / '
+              f'{p.get("method", "")}')
+      return 0
+    if args.print_config:
+      config_lib.validate(cfg, explicit)
+      print(cfg.to_json())
+      return 0
+    check(cfg, explicit)
+    initialize_distributed(cfg)
+    from train import train as train_lib  # pylint: disable=import-outside-toplevel
+    train_lib.check_runtime(cfg)
+    train_lib.train_and_evaluate(cfg)
+  except config_lib.ConfigError as e:
+    print(f'python -m train: error: {e}', file=sys.stderr)
+    return 2
+  return 0

@@ -1,0 +1,262 @@
+"""From a :class:`train.config.Config` to an Optax optimizer.
+
+One optimizer covers the whole run, so its state is continuous and a run
+resumes from any step:
+
+===========  ================================================================
+method       optimizer
+===========  ================================================================
+sgd          ``optax.sgd(lr, momentum, nesterov)`` (the dense reference)
+prox_sgd     ``rda_optax.prox_sgd(lr, regularizer, momentum, nesterov)``
+rda          ``rda_optax.rda(gamma, regularizer)``
+han          ``rda_optax.asr(optax.sgd(...), start_step=0)`` after one-shot
+             magnitude pruning of the ``--init_from`` weights (Han et al.)
+gmp          ``optax.chain(optax.sgd(...),
+             rda_optax.gradual_magnitude_pruning(...))`` (Zhu & Gupta)
+===========  ================================================================
+
+``--asr_epochs E`` wraps prox_sgd / rda in
+``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
+phase, then adaptive sparse retraining with the same method. ``--weight_decay``
+adds ``optax.add_decayed_weights`` (selected leaves) before the method.
+
+Every hyper-parameter (lr, γ, λ) may be an Optax schedule whose boundaries
+are given in epochs (:func:`make_schedule`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable
+
+import jax
+import optax
+
+from train.config import Config, ConfigError
+
+Schedule = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Phases:
+  """Step counts of a run."""
+  steps_per_epoch: int
+  main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
+  asr_steps: int   # ASR after it.
+
+  @property
+  def total_steps(self) -> int:
+    return self.main_steps + self.asr_steps
+
+  def epoch(self, step: int) -> float:
+    return step / self.steps_per_epoch
+
+  def phase(self, step: int) -> str:
+    """'asr' for the steps of the ASR phase, else 'main'."""
+    return 'asr' if self.asr_steps and step >= self.main_steps else 'main'
+
+
+def make_phases(cfg: Config, num_train_examples: int) -> Phases:
+  """Steps per epoch and per phase for a dataset of ``num_train_examples``."""
+  spe = cfg.steps_per_epoch or num_train_examples // cfg.batch_size
+  if spe <= 0:
+    raise ConfigError(
+        f'The train split has {num_train_examples} examples, fewer than one '
+        f'batch of {cfg.batch_size}: lower --batch_size.')
+  return Phases(spe, int(round(cfg.epochs * spe)),
+                int(round(cfg.asr_epochs * spe)))
+
+
+def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
+                  scales: tuple[float, ...], phases: Phases,
+                  warmup_epochs: float = 0.0) -> float | Schedule:
+  """An Optax schedule (or a constant) from epoch-valued options.
+
+  Args:
+    base: the initial value.
+    kind: ``constant``; ``piecewise`` (multiply by ``scales[i]`` at epoch
+      ``boundaries[i]``, :func:`optax.piecewise_constant_schedule`);
+      ``cosine`` (:func:`optax.cosine_decay_schedule` to 0 over the whole
+      run); ``warmup_cosine`` (linear warm-up from 0 for ``warmup_epochs``,
+      then cosine, :func:`optax.warmup_cosine_decay_schedule`); ``linear``
+      (from ``base`` to ``base * scales[0]`` over the run).
+    boundaries: epochs (piecewise).
+    scales: factors (piecewise; one end factor for linear).
+    phases: step counts of the run (epochs → steps).
+    warmup_epochs: warm-up length of ``warmup_cosine``.
+  """
+  spe, total = phases.steps_per_epoch, max(phases.total_steps, 1)
+  if kind == 'constant':
+    return float(base)
+  if kind == 'piecewise':
+    bounds: dict[int, float] = {}
+    for b, s in zip(boundaries, scales):
+      step = int(round(b * spe))
+      bounds[step] = bounds.get(step, 1.0) * float(s)
+    return optax.piecewise_constant_schedule(float(base), bounds)
+  if kind == 'cosine':
+    return optax.cosine_decay_schedule(float(base), decay_steps=total)
+  if kind == 'warmup_cosine':
+    warm = int(round(warmup_epochs * spe))
+    return optax.warmup_cosine_decay_schedule(
+        0.0, float(base), warmup_steps=warm, decay_steps=max(total, warm + 1))
+  if kind == 'linear':
+    return optax.linear_schedule(float(base), float(base) * float(scales[0]),
+                                 transition_steps=total)
+  raise ConfigError(f'Unknown schedule {kind!r}.')
+
+
+def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
+  """The lr, gamma and lam schedules of a run (only those the method uses)."""
+  out: dict[str, float | Schedule] = {}
+  names = {'sgd': ('lr',), 'prox_sgd': ('lr', 'lam'), 'rda': ('gamma', 'lam'),
+           'han': ('lr',), 'gmp': ('lr',)}[cfg.method]
+  for name in names:
+    out[name] = make_schedule(
+        getattr(cfg, name), getattr(cfg, f'{name}_schedule'),
+        getattr(cfg, f'{name}_boundaries'), getattr(cfg, f'{name}_scales'),
+        phases, cfg.warmup_epochs)
+  return out
+
+
+def value_at(schedule: float | Schedule, step: int) -> float:
+  """A schedule's value at ``step`` as a Python float (host side)."""
+  if callable(schedule):
+    return float(schedule(step))
+  return float(schedule)
+
+
+def leaf_mask(select: str) -> Callable[[Any], Any] | None:
+  """The leaf selection of ``--select`` (None = rda_optax.default_mask).
+
+  ``kernels``: every leaf with ``ndim > 1``; ``conv``: ``ndim == 4``;
+  ``dense``: ``ndim == 2``; anything else is a regular expression searched in
+  the leaf's path, e.g. ``'Conv_[1-9]|Dense_0'`` (the path joins keys with
+  '/', like ``'Conv_0/kernel'``).
+  """
+  if select in ('kernels', '', None):
+    return None
+  if select == 'conv':
+    return lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
+  if select == 'dense':
+    return lambda params: jax.tree.map(lambda p: p.ndim == 2, params)
+  try:
+    pattern = re.compile(select)
+  except re.error as e:
+    raise ConfigError(f'--select {select!r} is not kernels, conv, dense or a '
+                      f'valid regular expression: {e}') from e
+
+  def by_path(params):
+    def match(path, _):
+      return bool(pattern.search(path_str(path)))
+    return jax.tree_util.tree_map_with_path(match, params)
+  return by_path
+
+
+def path_str(path) -> str:
+  """'Conv_0/kernel' from a jax key path."""
+  parts = []
+  for k in path:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return '/'.join(parts)
+
+
+def make_regularizer(cfg: Config, lam: float | Schedule):
+  """The rda_optax regularizer of ``--regularizer`` with strength ``lam``."""
+  import rda_optax
+  if cfg.regularizer == 'none':
+    return None
+  if cfg.regularizer == 'l1':
+    return rda_optax.l1(lam)
+  if cfg.regularizer == 'l0':
+    return rda_optax.l0(lam)
+  if cfg.regularizer == 'group_lasso':
+    return rda_optax.group_lasso(lam, groups=cfg.groups)
+  if cfg.regularizer == 'sparse_group_lasso':
+    return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
+  if cfg.regularizer == 'tl1':
+    kw = dict(a=cfg.tl1_a)
+    if cfg.lam2:
+      kw.update(group_strength=cfg.lam2, groups=cfg.groups)
+    return rda_optax.transformed_l1(lam, **kw)
+  raise ConfigError(f'Unknown regularizer {cfg.regularizer!r}.')
+
+
+def create_optimizer(cfg: Config, phases: Phases
+                     ) -> tuple[optax.GradientTransformation, dict[str, Any]]:
+  """The optimizer of a run and the hyper-parameter schedules it uses.
+
+  Returns:
+    ``(tx, hypers)``: ``tx`` an Optax transformation that needs ``params`` in
+    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' to a float or schedule
+    (of the method's own step count) for logging.
+  """
+  import rda_optax
+  hypers = hyper_schedules(cfg, phases)
+  mask = leaf_mask(cfg.select)
+
+  def sgd():
+    return optax.sgd(hypers['lr'], momentum=cfg.momentum or None,
+                     nesterov=cfg.nesterov)
+
+  if cfg.method == 'sgd':
+    inner = sgd()
+  elif cfg.method == 'prox_sgd':
+    inner = rda_optax.prox_sgd(
+        hypers['lr'], make_regularizer(cfg, hypers['lam']),
+        momentum=cfg.momentum or None, nesterov=cfg.nesterov, mask=mask)
+  elif cfg.method == 'rda':
+    inner = rda_optax.rda(hypers['gamma'], make_regularizer(cfg, hypers['lam']),
+                          mask=mask)
+  elif cfg.method == 'han':
+    inner = sgd()
+  elif cfg.method == 'gmp':
+    spe = phases.steps_per_epoch
+    end = cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
+    begin_step = int(round(cfg.gmp_begin_epoch * spe))
+    end_step = max(int(round(end * spe)), begin_step)
+    inner = optax.chain(
+        sgd(),
+        rda_optax.gradual_magnitude_pruning(
+            cfg.gmp_sparsity, begin_step=begin_step, end_step=end_step,
+            frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=mask))
+  else:
+    raise ConfigError(f'Unknown method {cfg.method!r}.')
+
+  if cfg.weight_decay:
+    # Added to the gradient before the method (and before gmp's pruning,
+    # which must stay last; nothing may rescale RDA's update after it).
+    inner = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask),
+                        inner)
+  if cfg.method == 'han':
+    tx = rda_optax.asr(inner, mask=mask, start_step=0)
+  elif cfg.asr_epochs > 0:
+    tx = rda_optax.asr(inner, mask=mask, start_step=phases.main_steps,
+                       restart_inner=cfg.asr_restart)
+  else:
+    tx = inner
+  return tx, hypers
+
+
+def kernel_init(cfg: Config):
+  """The models' kernel initializer: rda_optax.rda_uniform(s), or None."""
+  s = cfg.effective_init_scale
+  if not s:
+    return None
+  import rda_optax
+  return rda_optax.rda_uniform(s)
+
+
+def prune(cfg: Config, params: Any) -> Any:
+  """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
+  import rda_optax
+  masks = rda_optax.magnitude_masks(params, cfg.prune_sparsity,
+                                    scope=cfg.prune_scope,
+                                    mask=leaf_mask(cfg.select))
+  return rda_optax.apply_masks(params, masks)

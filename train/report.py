@@ -1,0 +1,211 @@
+"""The final report of a run: sparsity table, summary and PNG plots.
+
+Written by process 0 at the end of :func:`train.train.train_and_evaluate`
+into ``<workdir>/report/``:
+
+* ``sparsity_table.txt``: :func:`rda_optax.sparsity_table` of the final
+  params (``*`` marks the regularized / selected leaves);
+* ``summary.json``: final test accuracy, sparsity, steps, the config;
+* ``accuracy.png``: train and test top-1 over epochs (ASR phase shaded);
+* ``sparsity.png``: sparsity of the selected leaves and of all params over
+  epochs;
+* ``layer_sparsity.png``: final sparsity per selected layer (bars);
+* ``report.md``: all of it in one page.
+
+``python -m train.report RUN_DIR`` rebuilds it from the run directory
+(metrics and newest checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from train import config as config_lib
+from train import metrics as metrics_lib
+
+REPORT_DIR = 'report'
+
+
+def _plt():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _asr_span(records, ax):
+  asr = [r['epoch'] for r in records if r.get('phase') == 'asr']
+  if asr:
+    start = min(asr)
+    main = [r['epoch'] for r in records if r.get('phase') != 'asr']
+    if main:
+      start = max(main)
+    ax.axvspan(start, max(asr), color='tab:orange', alpha=0.12, label='ASR')
+
+
+def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  ep = [r['epoch'] for r in evals]
+  for key, label in (('test_top1', 'test top-1'), ('train_top1', 'train top-1'),
+                     ('test_top5', 'test top-5')):
+    ys = [r.get(key) for r in evals]
+    if any(y is not None for y in ys):
+      ax.plot(ep, [float('nan') if y is None else y for y in ys], marker='o',
+              ms=3, label=label)
+  _asr_span(evals, ax)
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('accuracy')
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_sparsity(evals: list[dict[str, Any]], trains: list[dict[str, Any]],
+                  path: str, title: str) -> None:
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  if trains:
+    ax.plot([r['epoch'] for r in trains], [r.get('sparsity') for r in trains],
+            lw=1, alpha=0.6, label='selected leaves (train log)')
+  ep = [r['epoch'] for r in evals]
+  ax.plot(ep, [r.get('sparsity') for r in evals], marker='o', ms=3,
+          label='selected leaves')
+  ax.plot(ep, [r.get('total_sparsity') for r in evals], marker='s', ms=3,
+          label='all parameters')
+  _asr_span(evals, ax)
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('sparsity (fraction of exact zeros)')
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_layers(layers: dict[str, float], path: str, title: str) -> None:
+  plt = _plt()
+  names = list(layers)
+  height = max(3.0, 0.28 * len(names) + 1.2)
+  fig, ax = plt.subplots(figsize=(7.0, height))
+  ys = range(len(names))
+  ax.barh(list(ys), [layers[n] for n in names], color='tab:blue')
+  ax.set_yticks(list(ys))
+  ax.set_yticklabels(names, fontsize=7)
+  ax.invert_yaxis()
+  ax.set_xlim(0, 1)
+  ax.set_xlabel('sparsity')
+  ax.set_title(title)
+  ax.grid(axis='x', alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_report(cfg: config_lib.Config, params: Any,
+                 last_train: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Writes ``<workdir>/report/`` for the final ``params`` (host arrays).
+
+  Returns:
+    The summary dict (also written to ``summary.json``).
+  """
+  from rda_optax import sparsity as sparsity_lib  # pylint: disable=import-outside-toplevel
+  from train import methods  # pylint: disable=import-outside-toplevel
+  out = os.path.join(cfg.workdir, REPORT_DIR)
+  os.makedirs(out, exist_ok=True)
+  mask = methods.leaf_mask(cfg.select)
+  records = sparsity_lib.layer_sparsity(params, mask)
+  table = sparsity_lib.sparsity_table(params, records=records)
+  summary_sp = sparsity_lib.sparsity_summary(params, records=records)
+  with open(os.path.join(out, 'sparsity_table.txt'), 'w') as f:
+    f.write(table + '\n')
+
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  trains = metrics_lib.read_records(cfg.workdir, 'train')
+  final = evals[-1] if evals else {}
+  ips = [r['images_per_sec'] for r in trains if r.get('images_per_sec')]
+  summary = {
+      'model': cfg.model, 'dataset': cfg.dataset, 'method': cfg.method,
+      'asr_epochs': cfg.asr_epochs, 'regularizer': cfg.regularizer,
+      'steps': final.get('step'), 'epochs': final.get('epoch'),
+      'test_top1': final.get('test_top1'), 'test_top5': final.get('test_top5'),
+      'test_loss': final.get('test_loss'),
+      'best_test_top1': max((r['test_top1'] for r in evals
+                             if r.get('test_top1') is not None), default=None),
+      'sparsity': summary_sp['regularized/sparsity'],
+      'total_sparsity': summary_sp['total/sparsity'],
+      'channel_sparsity': summary_sp['regularized/channel_sparsity'],
+      'nonzeros': summary_sp['regularized/nonzeros'],
+      'size': summary_sp['regularized/size'],
+      'median_images_per_sec': (sorted(ips)[len(ips) // 2] if ips else None),
+      'config': cfg.to_dict(),
+  }
+  with open(os.path.join(out, 'summary.json'), 'w') as f:
+    json.dump(metrics_lib._jsonable(summary), f, indent=2, sort_keys=True)  # pylint: disable=protected-access
+
+  title = f'{cfg.model} / {cfg.dataset} / {cfg.method}' + (
+      ' + ASR' if cfg.asr_epochs else '')
+  pngs = []
+  if evals:
+    plot_accuracy(evals, os.path.join(out, 'accuracy.png'), title)
+    plot_sparsity(evals, trains, os.path.join(out, 'sparsity.png'), title)
+    pngs += ['accuracy.png', 'sparsity.png']
+  layers = {r.path: r.sparsity for r in records if r.regularized}
+  if layers:
+    plot_layers(layers, os.path.join(out, 'layer_sparsity.png'),
+                f'{title}: final sparsity per layer')
+    pngs.append('layer_sparsity.png')
+
+  def pct(x):
+    return '-' if x is None else f'{100 * x:.2f}%'
+
+  lines = [
+      f'# Report: {title}', '',
+      f'- run directory: `{os.path.abspath(cfg.workdir)}`',
+      f'- steps: {summary["steps"]} ({(summary["epochs"] or 0):.2f} epochs)',
+      f'- test top-1: {pct(summary["test_top1"])}, top-5: '
+      f'{pct(summary["test_top5"])} (best top-1 {pct(summary["best_test_top1"])})',
+      f'- sparsity of the selected leaves (`--select {cfg.select}`): '
+      f'{pct(summary["sparsity"])} ({summary["nonzeros"]} of {summary["size"]} '
+      'weights nonzero)',
+      f'- sparsity of all parameters: {pct(summary["total_sparsity"])}; '
+      f'all-zero output channels: {pct(summary["channel_sparsity"])}',
+  ]
+  if summary['median_images_per_sec']:
+    lines.append(f'- training throughput (median): '
+                 f'{summary["median_images_per_sec"]:.0f} images/s')
+  if last_train:
+    lines.append('- last hyper-parameters: ' + ', '.join(
+        f'{k} = {last_train[k]:.4g}' for k in ('lr', 'gamma', 'lam')
+        if k in last_train))
+  lines += ['', '## Per-layer sparsity', '', '```', table, '```', '']
+  lines += [f'![{p}]({p})' for p in pngs]
+  with open(os.path.join(out, 'report.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  print('\n'.join(lines[:8]) + '\n\n' + table, flush=True)
+  return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+  """``python -m train.report RUN_DIR``: rebuild a run's report."""
+  argv = sys.argv[1:] if argv is None else argv
+  if len(argv) != 1:
+    print('usage: python -m train.report RUN_DIR', file=sys.stderr)
+    return 2
+  from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  cfg = config_lib.load_config(argv[0]).replace(workdir=argv[0])
+  variables = ckpt_lib.load_variables(argv[0])
+  write_report(cfg, variables['params'])
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,462 @@
+"""Sparse training of a Flax model: train state, pmapped steps, the loop.
+
+Laid out like flax/examples/imagenet/train.py: model creation, loss and
+metrics, the train and eval steps (one ``jax.pmap`` each, axis ``'batch'``
+for gradients, metrics and batch-norm statistics), train-state creation and
+the ``train_and_evaluate`` loop with evaluation, checkpoints, metrics and the
+final report.
+
+The same code runs on one CPU device, several (simulated) CPU devices, a GPU,
+and several hosts after ``jax.distributed.initialize`` (each host feeds its
+local devices; collectives span all devices).
+
+Determinism: the data order depends on ``(seed, step)`` and every random key
+is ``fold_in(key(seed), step)`` (then the example's index in the global batch
+for augmentation, the device index for dropout), so a run resumed from a
+checkpoint ends with the same parameters, bit for bit on CPU, as a run that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any, Callable
+
+import flax
+from flax import jax_utils
+from flax.training import train_state
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from train import checkpoint as ckpt_lib
+from train import config as config_lib
+from train import data as data_lib
+from train import methods
+from train import metrics as metrics_lib
+
+AXIS = 'batch'
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16,
+          'float16': jnp.float16}
+
+
+class TrainState(train_state.TrainState):
+  """Flax's train state plus the models' batch-norm statistics."""
+  batch_stats: Any = None
+
+
+# ---------------------------------------------------------------------------
+# Model.
+# ---------------------------------------------------------------------------
+
+def create_model(cfg: config_lib.Config, num_classes: int):
+  """``models.create`` with the RDA kernel init and the pmap axis name."""
+  import models  # pylint: disable=import-outside-toplevel
+  kwargs = dict(num_classes=num_classes, dtype=DTYPES[cfg.dtype],
+                axis_name=AXIS)
+  init = methods.kernel_init(cfg)
+  if init is not None:
+    kwargs['kernel_init'] = init
+  return models.create(cfg.model, **kwargs)
+
+
+def initialized(key, image_shape, model):
+  """``(params, batch_stats)`` of ``model`` for NHWC inputs of ``image_shape``."""
+  @jax.jit
+  def init(rng, x):
+    return model.init({'params': rng, 'dropout': rng}, x, train=False)
+  variables = init(key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+  variables = flax.core.unfreeze(variables)
+  return variables['params'], variables.get('batch_stats', {})
+
+
+# ---------------------------------------------------------------------------
+# Loss and metrics.
+# ---------------------------------------------------------------------------
+
+def cross_entropy(logits, labels, label_smoothing: float = 0.0):
+  """Per-example softmax cross-entropy (float32)."""
+  logits = logits.astype(jnp.float32)
+  if label_smoothing:
+    onehot = optax.smooth_labels(
+        jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, onehot)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def metric_sums(logits, labels, weights, loss=None, axis_name: str = AXIS):
+  """``{'loss', 'top1', 'top5', 'count'}`` summed over all devices' examples."""
+  logits = logits.astype(jnp.float32)
+  if loss is None:
+    loss = cross_entropy(logits, labels)
+  k = min(5, logits.shape[-1])
+  _, top = lax.top_k(logits, k)
+  hit = top == labels[:, None]
+  sums = {
+      'loss': jnp.sum(loss * weights),
+      'top1': jnp.sum(hit[:, 0] * weights),
+      'top5': jnp.sum(jnp.any(hit, axis=-1) * weights),
+      'count': jnp.sum(weights),
+  }
+  return lax.psum(sums, axis_name)
+
+
+def _variables(params, batch_stats):
+  if batch_stats:
+    return {'params': params, 'batch_stats': batch_stats}
+  return {'params': params}
+
+
+# ---------------------------------------------------------------------------
+# Steps (pmapped).
+# ---------------------------------------------------------------------------
+
+def train_step(state: TrainState, batch, *, base_key, preprocess: Callable,
+               label_smoothing: float = 0.0, axis_name: str = AXIS):
+  """One optimizer step on a global batch (call through ``jax.pmap``).
+
+  Keys: ``fold_in(base_key, step)``, then per example its index in the
+  global batch (augmentation; the same whatever the device count) and per
+  device its index (dropout).
+  """
+  step_key = jax.random.fold_in(base_key, state.step)
+  aug_key, dropout_key = jax.random.split(step_key)
+  device = lax.axis_index(axis_name)
+  labels = batch['label']
+  n = labels.shape[0]
+  example_keys = jax.vmap(lambda i: jax.random.fold_in(aug_key, i))(
+      device * n + jnp.arange(n))
+  images = jax.vmap(lambda x, k: preprocess(x[None], k, True)[0])(
+      batch['image'], example_keys)
+  dropout_key = jax.random.fold_in(dropout_key, device)
+
+  def loss_fn(params):
+    out = state.apply_fn(
+        _variables(params, state.batch_stats), images, train=True,
+        mutable=['batch_stats'], rngs={'dropout': dropout_key})
+    logits, new_vars = out
+    per_example = cross_entropy(logits, labels, label_smoothing)
+    return jnp.mean(per_example), (logits, per_example, new_vars)
+
+  grads, (logits, per_example, new_vars) = jax.grad(loss_fn, has_aux=True)(
+      state.params)
+  grads = lax.pmean(grads, axis_name)
+  new_state = state.apply_gradients(
+      grads=grads,
+      batch_stats=flax.core.unfreeze(new_vars).get('batch_stats',
+                                                   state.batch_stats))
+  sums = metric_sums(logits, labels, jnp.ones_like(per_example),
+                     loss=per_example, axis_name=axis_name)
+  return new_state, sums
+
+
+def eval_step(state: TrainState, batch, *, preprocess: Callable,
+              axis_name: str = AXIS):
+  """Metric sums of one eval batch; padded examples have ``mask`` 0."""
+  images = preprocess(batch['image'], jax.random.key(0), False)
+  logits = state.apply_fn(_variables(state.params, state.batch_stats), images,
+                          train=False, mutable=False)
+  return metric_sums(logits, batch['label'],
+                     batch['mask'].astype(jnp.float32), axis_name=axis_name)
+
+
+def nonzeros(params):
+  """Per-leaf nonzero counts (pmapped over the replicated params)."""
+  return jax.tree.map(lambda p: jnp.count_nonzero(p).astype(jnp.int32), params)
+
+
+def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
+  return jax.pmap(
+      functools.partial(train_step, base_key=base_key,
+                        preprocess=data.preprocess,
+                        label_smoothing=cfg.label_smoothing),
+      axis_name=AXIS, donate_argnums=(0,))
+
+
+def make_p_eval_step(data: data_lib.Data):
+  return jax.pmap(functools.partial(eval_step, preprocess=data.preprocess),
+                  axis_name=AXIS)
+
+
+# ---------------------------------------------------------------------------
+# Train state and checkpoints.
+# ---------------------------------------------------------------------------
+
+def create_train_state(key, cfg: config_lib.Config, model, image_shape,
+                       tx: optax.GradientTransformation,
+                       init_variables: dict | None = None) -> TrainState:
+  """A fresh train state (on the host's default device, not replicated).
+
+  ``init_variables`` (from ``--init_from``) replaces the initial params and
+  batch statistics; method ``han`` then prunes them by magnitude.
+  """
+  params, batch_stats = initialized(key, image_shape, model)
+  if init_variables is not None:
+    params = _load_matching('params', params, init_variables['params'],
+                            cfg.init_from)
+    if batch_stats:
+      batch_stats = _load_matching('batch_stats', batch_stats,
+                                   init_variables['batch_stats'], cfg.init_from)
+  if cfg.method == 'han':
+    params = methods.prune(cfg, params)
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                           batch_stats=batch_stats)
+
+
+def _load_matching(what, template, loaded, source):
+  """``loaded`` in ``template``'s structure, with a clear error if it differs."""
+  flat_t = flax.traverse_util.flatten_dict(flax.core.unfreeze(template),
+                                           sep='/')
+  flat_l = flax.traverse_util.flatten_dict(dict(loaded), sep='/')
+  missing = sorted(set(flat_t) - set(flat_l))
+  extra = sorted(set(flat_l) - set(flat_t))
+  shapes = [k for k in flat_t if k in flat_l and
+            np.shape(flat_t[k]) != np.shape(flat_l[k])]
+  if missing or extra or shapes:
+    raise config_lib.ConfigError(
+        f'--init_from {source}: its {what} do not fit this model '
+        f'(missing {missing[:5]}, unexpected {extra[:5]}, shape mismatch '
+        f'{shapes[:5]}); train the source run with the same --model and '
+        '--dataset.')
+  return flax.traverse_util.unflatten_dict(
+      {k: jnp.asarray(flat_l[k], dtype=flat_t[k].dtype) for k in flat_t},
+      sep='/')
+
+
+def state_tree(state: TrainState) -> dict[str, Any]:
+  """The checkpointed part of a train state (no functions)."""
+  return {'step': state.step, 'params': state.params,
+          'opt_state': state.opt_state, 'batch_stats': state.batch_stats}
+
+
+def replace_from_tree(state: TrainState, tree: dict[str, Any]) -> TrainState:
+  as_jnp = lambda t: jax.tree.map(jnp.asarray, t)
+  return state.replace(step=as_jnp(tree['step']), params=as_jnp(tree['params']),
+                       opt_state=as_jnp(tree['opt_state']),
+                       batch_stats=as_jnp(tree['batch_stats']))
+
+
+def replicate(tree):
+  """Copies a pytree onto every local device (leading axis = devices).
+
+  The sharding's mesh axis is named like the pmap axis, so the pmapped step
+  sees the same input sharding as its own outputs (else it compiles twice).
+  """
+  return jax_utils.replicate(tree, axis_name=AXIS)
+
+
+def unreplicate(tree):
+  """The first local device's copy of a replicated pytree."""
+  return jax_utils.unreplicate(tree)
+
+
+# ---------------------------------------------------------------------------
+# Checks before any work.
+# ---------------------------------------------------------------------------
+
+def check_runtime(cfg: config_lib.Config) -> None:
+  """Device-dependent checks (batch divisibility)."""
+  n = jax.device_count()
+  for name, b in (('--batch_size', cfg.batch_size),
+                  ('--eval_batch_size', cfg.eval_batch)):
+    if b % n:
+      raise config_lib.ConfigError(
+          f'{name} {b} is not divisible by the {n} devices '
+          f'({jax.process_count()} process(es) x {jax.local_device_count()} '
+          f'local): use a multiple of {n}.')
+
+
+def check_model(cfg: config_lib.Config) -> None:
+  """The model name exists in ``models``."""
+  try:
+    import models  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise config_lib.ConfigError(f'Cannot import models/: {e}') from e
+  registry = getattr(models, 'REGISTRY', None)
+  if registry is not None and cfg.model not in registry:
+    raise config_lib.ConfigError(
+        f'Unknown model {cfg.model!r}. Known models: '
+        f'{", ".join(sorted(registry))}.')
+
+
+# ---------------------------------------------------------------------------
+# The loop.
+# ---------------------------------------------------------------------------
+
+def _sparsity_from_counts(counts, sizes, selected) -> float:
+  nz = sum(int(c) for c, s in zip(counts, selected) if s)
+  total = sum(int(n) for n, s in zip(sizes, selected) if s)
+  return 1.0 - nz / total if total else 0.0
+
+
+def evaluate(p_eval_step, state, data: data_lib.Data) -> dict[str, float]:
+  """Loss / top-1 / top-5 over the whole eval split."""
+  avg = metrics_lib.Averager()
+  for batch in data.eval_batches():
+    avg.add(p_eval_step(state, batch))
+  return {f'test_{k}': v for k, v in avg.result().items()}
+
+
+def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
+  """Sparsity of the selected leaves, of all params, and per selected layer."""
+  from rda_optax import sparsity as sparsity_lib  # pylint: disable=import-outside-toplevel
+  records = sparsity_lib.layer_sparsity(params, methods.leaf_mask(cfg.select))
+  summary = sparsity_lib.sparsity_summary(params, records=records)
+  return {
+      'sparsity': summary['regularized/sparsity'],
+      'total_sparsity': summary['total/sparsity'],
+      'channel_sparsity': summary['regularized/channel_sparsity'],
+      'layers': {r.path: r.sparsity for r in records if r.regularized},
+  }
+
+
+def train_and_evaluate(cfg: config_lib.Config, *, model=None,
+                       data: data_lib.Data | None = None) -> TrainState:
+  """Trains and evaluates; the run directory is ``cfg.workdir``.
+
+  Resumes from the newest checkpoint of the run directory. Returns the final
+  train state (host copy of one replica).
+
+  Args:
+    cfg: the run's config (validated here).
+    model: a Flax module to use instead of ``models.create(cfg.model)``.
+    data: a :class:`train.data.Data` instead of ``create_data(cfg)``.
+  """
+  config_lib.validate(cfg)
+  if model is None:
+    check_model(cfg)
+  check_runtime(cfg)
+  config_lib.check_workdir(cfg)
+  is_main = jax.process_index() == 0
+  workdir = cfg.workdir
+
+  init_variables = None
+  if cfg.init_from:
+    init_variables = ckpt_lib.load_variables(cfg.init_from)
+
+  if data is None:
+    data = data_lib.create_data(cfg)
+  phases = methods.make_phases(cfg, data.num_train_examples)
+  if model is None:
+    model = create_model(cfg, data.num_classes)
+  tx, hypers = methods.create_optimizer(cfg, phases)
+
+  root = jax.random.key(cfg.seed)
+  init_key, train_key = jax.random.split(root)
+  state = create_train_state(init_key, cfg, model, data.image_shape, tx,
+                             init_variables)
+
+  ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'),
+                               keep=cfg.keep_checkpoints,
+                               async_save=cfg.async_checkpointing)
+  restored = ckpts.restore_latest(state_tree(state))
+  if restored is not None:
+    state = replace_from_tree(state, restored)
+  step_offset = int(state.step)
+  if is_main:
+    config_lib.write_config(cfg, os.path.join(workdir, 'config.json'))
+  writer = metrics_lib.MetricWriter(workdir, enabled=is_main,
+                                    resume_step=step_offset)
+  if step_offset == 0:
+    writer.write_hparams(cfg.to_dict())
+
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  selected = jax.tree.leaves(rda_optax.selection.resolve_mask(
+      methods.leaf_mask(cfg.select), state.params))
+  sizes = [int(np.size(p)) for p in jax.tree.leaves(state.params)]
+
+  state = replicate(state)
+  p_train_step = make_p_train_step(data, cfg, train_key)
+  p_eval_step = make_p_eval_step(data)
+  p_nonzeros = jax.pmap(nonzeros, axis_name=AXIS)
+
+  total = phases.total_steps
+  spe = phases.steps_per_epoch
+  eval_every = max(int(round(cfg.eval_every_epochs * spe)), 1)
+  global_batch = cfg.batch_size
+
+  def hyper_values(step):
+    # The schedules are indexed by the method's count; with --asr_restart the
+    # inner count restarts at the ASR phase.
+    count = step
+    if cfg.asr_restart and phases.phase(step) == 'asr':
+      count = step - phases.main_steps
+    return {k: methods.value_at(v, count) for k, v in hypers.items()}
+
+  train_avg = metrics_lib.Averager()
+  epoch_avg = metrics_lib.Averager()
+  bar = metrics_lib.progress_bar(total, step_offset, is_main and cfg.progress)
+  batches = data.train_batches(step_offset)
+  t_last, steps_since = None, 0
+  last_record: dict[str, Any] = {}
+  try:
+    for step in range(step_offset, total):
+      batch = next(batches)
+      state, sums = p_train_step(state, batch)
+      train_avg.add(sums)
+      epoch_avg.add(sums)
+      done = step + 1
+      if t_last is None:
+        # The first step compiles: time from its end.
+        jax.block_until_ready(sums)
+        t_last, steps_since = time.perf_counter(), 0
+      else:
+        steps_since += 1
+      bar.update(1)
+
+      is_eval = done % eval_every == 0 or done == total or (
+          phases.asr_steps and done == phases.main_steps)
+      if done % cfg.log_every_steps == 0 or is_eval:
+        counts = jax.device_get(jax.tree.map(lambda x: x[0],
+                                             p_nonzeros(state.params)))
+        now = time.perf_counter()
+        record = {'type': 'train', 'step': done, 'epoch': phases.epoch(done),
+                  'phase': phases.phase(step), **train_avg.result(),
+                  'sparsity': _sparsity_from_counts(
+                      jax.tree.leaves(counts), sizes, selected),
+                  **hyper_values(step)}
+        if steps_since:
+          record['images_per_sec'] = steps_since * global_batch / (now - t_last)
+        t_last, steps_since = now, 0
+        writer.write(record)
+        last_record = record
+        bar.set_postfix(metrics_lib.postfix(record), refresh=False)
+
+      if is_eval:
+        params = ckpt_lib.host_copy(unreplicate(state.params))
+        record = {'type': 'eval', 'step': done, 'epoch': phases.epoch(done),
+                  'phase': phases.phase(step),
+                  **{f'train_{k}': v for k, v in epoch_avg.result().items()},
+                  **evaluate(p_eval_step, state, data),
+                  **sparsity_record(params, cfg)}
+        writer.write(record)
+        writer.flush()
+        if is_main:
+          bar.write(_eval_line(record))
+        ckpts.save(done, state_tree(unreplicate(state)))
+        t_last = time.perf_counter()  # Exclude eval and checkpoint time.
+      elif cfg.checkpoint_every_steps and done % cfg.checkpoint_every_steps == 0:
+        ckpts.save(done, state_tree(unreplicate(state)))
+        t_last = time.perf_counter()
+  finally:
+    bar.close()
+    ckpts.close()
+
+  final = ckpt_lib.host_copy(unreplicate(state))
+  if is_main and cfg.report:
+    from train import report  # pylint: disable=import-outside-toplevel
+    report.write_report(cfg, final.params, last_train=last_record)
+  writer.close()
+  return final
+
+
+def _eval_line(r: dict[str, Any]) -> str:
+  return (f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
+          f"test top-1 {r.get('test_top1', float('nan')):.4f} "
+          f"top-5 {r.get('test_top5', float('nan')):.4f} "
+          f"loss {r.get('test_loss', float('nan')):.4f} | "
+          f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})")
