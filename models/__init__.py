@@ -1,0 +1,39 @@
+"""Flax (``flax.linen``) networks of the sparse-training papers.
+
+* :func:`create` / :data:`REGISTRY` / :func:`default_input_shape`: build a
+  network by name ("lenet5", "lenet300_100", "resnet18", "resnet34",
+  "resnet50", "vgg11".."vgg19", "wrn28_10", plus "*_imagenet" aliases).
+* :func:`flops`: per-layer dense and sparse multiply-accumulate counts.
+* :func:`compact`: remove all-zero channels to get a smaller, equivalent model.
+
+Calling convention of every model::
+
+  variables = model.init(key, x, train=False)
+  logits, updates = model.apply(variables, x, train=True,
+                                mutable=['batch_stats'],
+                                rngs={'dropout': key})
+  logits = model.apply(variables, x, train=False)
+
+Inputs are NHWC floats; logits are float32 whatever the compute ``dtype``.
+"""
+
+from models.compaction import CompactionResult, LayerCompaction, compact
+from models.flops import FlopReport, LayerFlops, flops, trace_layers
+from models.layers import adaptive_avg_pool, default_kernel_init
+from models.lenet import LeNet5, LeNet300100
+from models.registry import (DATASET_INPUT_SHAPES, REGISTRY, ModelEntry,
+                             create, default_input_shape, get_entry, names)
+from models.resnet import (BasicBlock, BottleneckBlock, ResNet, ResNet18,
+                           ResNet34, ResNet50, ResNetWidths, resolve_widths)
+from models.vgg import VGG, VGG11, VGG13, VGG16, VGG19
+from models.wide_resnet import WRN28_10, WideBasicBlock, WideResNet
+
+__all__ = [
+    'BasicBlock', 'BottleneckBlock', 'CompactionResult', 'DATASET_INPUT_SHAPES',
+    'FlopReport', 'LayerCompaction', 'LayerFlops', 'LeNet300100', 'LeNet5',
+    'ModelEntry', 'REGISTRY', 'ResNet', 'ResNet18', 'ResNet34', 'ResNet50',
+    'ResNetWidths', 'VGG', 'VGG11', 'VGG13', 'VGG16', 'VGG19', 'WRN28_10',
+    'WideBasicBlock', 'WideResNet', 'adaptive_avg_pool', 'compact', 'create',
+    'default_input_shape', 'default_kernel_init', 'flops', 'get_entry', 'names',
+    'resolve_widths', 'trace_layers',
+]

@@ -1,0 +1,469 @@
+"""Channel compaction: turn structured sparsity into a physically smaller model.
+
+When every weight feeding an output channel of a conv (or an output neuron of
+a dense layer) is zero, that channel no longer depends on the input: in eval
+mode (running batch-norm statistics) it carries a constant ``v`` -- the layer
+bias, pushed through batch norm and the activation:
+``v = relu(beta - mean * gamma / sqrt(var + eps))`` after a bias-free conv.
+:func:`compact` removes such channels, cuts the matching inputs of the layers
+that read them, and folds ``v`` into those readers: each reader's output moves
+by ``delta_o = sum_{taps, c} kernel[..., c, o] * v_c``, which is added to its
+bias or, when it has none, subtracted from the running mean of the batch norm
+that follows it. The result is a model of the same class with narrower layers
+whose eval-mode outputs equal the original's up to float rounding.
+
+Two things can force a zero channel to stay:
+
+* **zero padding** -- a constant channel read by a zero-padded conv is not
+  spatially constant at the borders (the padding contributes zeros, not
+  ``v``), so the shift cannot be folded exactly. Such a channel is removed only
+  when its constant is exactly 0 (e.g. ReLU of a non-positive shift); otherwise
+  it is kept and reported in ``kept_constant``. Readers without padding in
+  their window (VALID convs, 1x1 convs, dense layers, layers after a global or
+  max pool) fold any constant exactly.
+* **residual connections** -- the layers adding into one residual stream
+  (ResNet stem, the last conv of each block, projection shortcuts) share its
+  channels: a channel goes only if it is zero in every one of them (and its
+  constants satisfy the padding rule at every point of the stream). A channel
+  that is zero in one writer but used by another is reported in
+  ``kept_residual``.
+
+Supported: :class:`~models.lenet.LeNet5`, :class:`~models.lenet.LeNet300100`,
+:class:`~models.vgg.VGG` and :class:`~models.resnet.ResNet` (basic and
+bottleneck blocks, both stems).
+"""
+
+import dataclasses
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from flax import traverse_util
+
+from models import lenet, resnet, vgg
+from models.layers import BN_EPSILON
+
+
+# --------------------------------------------------------------------------
+# Channel graph description.
+
+
+@dataclasses.dataclass
+class _Writer:
+  """A conv/dense layer (``name``) whose output channels are the space's,
+  optionally followed by the batch norm ``bn``."""
+
+  name: str
+  bn: Optional[str] = None
+
+
+@dataclasses.dataclass
+class _Reader:
+  """A conv/dense layer whose input channels are the space's.
+
+  ``exact``: a constant input channel shifts every output position by the same
+  amount (no zero padding inside any window). ``flatten``: a dense layer reading
+  a flattened (H, W, C) map. ``bn``: the batch norm after it, the fold target
+  when the layer has no bias.
+  """
+
+  name: str
+  exact: bool
+  bn: Optional[str] = None
+  flatten: bool = False
+
+
+@dataclasses.dataclass
+class _Step:
+  """One value of a channel space: ``act(sum(writers) [+ previous value])``."""
+
+  writers: List[_Writer]
+  relu: bool
+  readers: List[_Reader] = dataclasses.field(default_factory=list)
+  residual: bool = False
+
+
+@dataclasses.dataclass
+class _Space:
+  """A set of channels shared by a chain of values (one per step)."""
+
+  name: str
+  steps: List[_Step]
+
+
+@dataclasses.dataclass
+class _Plan:
+  spaces: List[_Space]
+  rebuild: Callable[[Dict[str, int]], nn.Module]
+
+
+# --------------------------------------------------------------------------
+# Per-family plans.
+
+
+def _lenet5_plan(model: lenet.LeNet5) -> _Plan:
+  spaces = [
+      _Space('conv1', [_Step([_Writer('conv1')], model.conv_relu,
+                             [_Reader('conv2', exact=True)])]),
+      _Space('conv2', [_Step([_Writer('conv2')], model.conv_relu,
+                             [_Reader('fc1', exact=True, flatten=True)])]),
+      _Space('fc1', [_Step([_Writer('fc1')], True,
+                           [_Reader('fc2', exact=True)])]),
+  ]
+  return _Plan(spaces, lambda w: model.clone(
+      features=(w['conv1'], w['conv2'], w['fc1'])))
+
+
+def _mlp_plan(model: lenet.LeNet300100) -> _Plan:
+  n = len(model.features)
+  spaces = [_Space(f'fc{i}', [_Step([_Writer(f'fc{i}')], True,
+                                    [_Reader(f'fc{i + 1}', exact=True)])])
+            for i in range(1, n + 1)]
+  return _Plan(spaces, lambda w: model.clone(
+      features=tuple(w[f'fc{i}'] for i in range(1, n + 1))))
+
+
+def _vgg_plan(model: vgg.VGG) -> _Plan:
+  n_conv = sum(1 for item in model.cfg if item != 'M')
+  bn_of = lambda k: None if model.conv_bias else f'bn{k}'
+  spaces = []
+  for k in range(1, n_conv + 1):
+    if k < n_conv:
+      reader = _Reader(f'conv{k + 1}', exact=False, bn=bn_of(k + 1))
+    elif model.variant == 'cifar':
+      reader = _Reader('fc', exact=True)
+    else:
+      reader = _Reader('fc1', exact=True, flatten=True)
+    spaces.append(_Space(f'conv{k}', [_Step([_Writer(f'conv{k}', f'bn{k}')],
+                                            True, [reader])]))
+  if model.variant == 'imagenet':
+    for i in range(1, len(model.hidden) + 1):
+      spaces.append(_Space(f'fc{i}', [_Step([_Writer(f'fc{i}')], True,
+                                            [_Reader(f'fc{i + 1}', True)])]))
+
+  def rebuild(w):
+    widths = iter(w[f'conv{k}'] for k in range(1, n_conv + 1))
+    cfg = tuple(item if item == 'M' else next(widths) for item in model.cfg)
+    if model.variant != 'imagenet':
+      return model.clone(cfg=cfg)
+    hidden = tuple(w[f'fc{i}'] for i in range(1, len(model.hidden) + 1))
+    return model.clone(cfg=cfg, hidden=hidden)
+
+  return _Plan(spaces, rebuild)
+
+
+def _resnet_plan(model: resnet.ResNet) -> _Plan:
+  widths = resnet.resolve_widths(model)
+  bottleneck = issubclass(model.block_cls, resnet.BottleneckBlock)
+  spaces = []
+  # The residual stream: the stem opens it; a block with an identity shortcut
+  # adds into the current stream (one more step), a projection opens a new one.
+  stream = _Space('stream:stem', [_Step([_Writer('conv1', 'bn1')], relu=True)])
+  spaces.append(stream)
+  stage_space = []  # the stream space holding each stage's output
+  inner_spaces = []  # (stage, block, inner index, space name)
+  for i, n_blocks in enumerate(model.stage_sizes):
+    for j in range(n_blocks):
+      block = f'layer{i + 1}_block{j}'
+      feed = stream.steps[-1]
+      # (conv, its bn, the conv reading it, that reader's bn, reader exact?)
+      if bottleneck:
+        first_exact = True  # 1x1 conv1 has no padding
+        inner = [('conv1', 'bn1', 'conv2', 'bn2', False),
+                 ('conv2', 'bn2', 'conv3', 'bn3', True)]
+        last = ('conv3', 'bn3')
+      else:
+        first_exact = False  # 3x3 conv1 with zero padding
+        inner = [('conv1', 'bn1', 'conv2', 'bn2', False)]
+        last = ('conv2', 'bn2')
+      feed.readers.append(
+          _Reader(f'{block}/conv1', first_exact, f'{block}/bn1'))
+      for k, (conv, bn, reader, reader_bn, exact) in enumerate(inner):
+        name = f'{block}/{conv}'
+        spaces.append(_Space(name, [_Step(
+            [_Writer(name, f'{block}/{bn}')], relu=True,
+            readers=[_Reader(f'{block}/{reader}', exact,
+                             f'{block}/{reader_bn}')])]))
+        inner_spaces.append((i, j, k, name))
+      out = _Writer(f'{block}/{last[0]}', f'{block}/{last[1]}')
+      if j == 0 and widths.projections[i]:
+        feed.readers.append(_Reader(f'{block}/downsample_conv', True,
+                                    f'{block}/downsample_bn'))
+        stream = _Space(f'stream:layer{i + 1}', [_Step(
+            [out, _Writer(f'{block}/downsample_conv', f'{block}/downsample_bn')],
+            relu=True)])
+        spaces.append(stream)
+      else:
+        if j == 0:
+          stream.name += f'+layer{i + 1}'
+        stream.steps.append(_Step([out], relu=True, residual=True))
+    stage_space.append(stream)
+  stream.steps[-1].readers.append(_Reader('fc', True))
+  stem_space = spaces[0]
+
+  def rebuild(w):
+    blocks = [[list(ws) for ws in stage] for stage in widths.blocks]
+    for i, j, k, name in inner_spaces:
+      blocks[i][j][k] = w[name]
+    return model.clone(
+        stem_width=w[stem_space.name],
+        stage_widths=tuple(w[s.name] for s in stage_space),
+        block_widths=tuple(tuple(tuple(ws) for ws in stage)
+                           for stage in blocks),
+        projections=widths.projections)
+
+  return _Plan(spaces, rebuild)
+
+
+def _plan(model: nn.Module) -> _Plan:
+  if isinstance(model, lenet.LeNet5):
+    return _lenet5_plan(model)
+  if isinstance(model, lenet.LeNet300100):
+    return _mlp_plan(model)
+  if isinstance(model, vgg.VGG):
+    return _vgg_plan(model)
+  if isinstance(model, resnet.ResNet):
+    return _resnet_plan(model)
+  raise NotImplementedError(
+      f'Channel compaction supports LeNet5, LeNet300100, VGG and ResNet, not '
+      f'{type(model).__name__}.')
+
+
+# --------------------------------------------------------------------------
+# Result types.
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCompaction:
+  """What compaction did to the output channels of one layer.
+
+  Attributes:
+    name: layer path, e.g. ``"layer1_block0/conv2"``.
+    space: the channel space it writes (several layers share a residual
+      stream, e.g. ``"stream:stem+layer1"``).
+    channels: output channels before.
+    kept: output channels after.
+    zero: channels whose weights are all zero in this layer.
+    removed: channels removed.
+    kept_residual: zero here but kept because another layer adding into the
+      same residual stream uses them.
+    kept_constant: zero in every writer but kept because their constant
+      output is nonzero and is read by a zero-padded convolution.
+    kept_minimum: removable but kept so that the layer keeps one channel.
+  """
+
+  name: str
+  space: str
+  channels: int
+  kept: int
+  zero: Tuple[int, ...]
+  removed: Tuple[int, ...]
+  kept_residual: Tuple[int, ...]
+  kept_constant: Tuple[int, ...]
+  kept_minimum: Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactionResult:
+  """A compacted model.
+
+  Attributes:
+    model: the smaller module (same class, narrower widths).
+    variables: its variables (``params`` and, if any, ``batch_stats``).
+    layers: one :class:`LayerCompaction` per conv/dense layer whose outputs
+      were considered (every layer except the classifier).
+  """
+
+  model: nn.Module
+  variables: Dict[str, Any]
+  layers: Tuple[LayerCompaction, ...]
+
+  @property
+  def removed_channels(self) -> int:
+    """Channels removed over all channel spaces (a residual stream counts
+    once)."""
+    seen = {}
+    for layer in self.layers:
+      seen[layer.space] = len(layer.removed)
+    return sum(seen.values())
+
+  def __getitem__(self, name: str) -> LayerCompaction:
+    for layer in self.layers:
+      if layer.name == name:
+        return layer
+    raise KeyError(name)
+
+  def table(self) -> str:
+    """Markdown table of the per-layer report."""
+    lines = ['| layer | space | channels | zero | removed | kept (residual) '
+             '| kept (constant) | kept (minimum) |',
+             '|---|---|---:|---:|---:|---:|---:|---:|']
+    for l in self.layers:
+      lines.append(
+          f'| {l.name} | {l.space} | {l.channels} -> {l.kept} | {len(l.zero)} '
+          f'| {len(l.removed)} | {len(l.kept_residual)} '
+          f'| {len(l.kept_constant)} | {len(l.kept_minimum)} |')
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# The engine.
+
+
+def _tree_to_numpy(tree):
+  if isinstance(tree, Mapping):
+    return {k: _tree_to_numpy(v) for k, v in tree.items()}
+  return np.array(tree)
+
+
+def _node(tree, path: str):
+  for key in path.split('/'):
+    tree = tree[key]
+  return tree
+
+
+def _writer_constant(params, stats, writer: _Writer, eps: float) -> np.ndarray:
+  """Per-channel output of ``writer`` (after its BN) when its kernel is 0."""
+  layer = _node(params, writer.name)
+  width = layer['kernel'].shape[-1]
+  value = (layer['bias'].astype(np.float64) if 'bias' in layer
+           else np.zeros(width))
+  if writer.bn is not None:
+    bn = _node(params, writer.bn)
+    st = _node(stats, writer.bn)
+    scale = bn['scale'].astype(np.float64) if 'scale' in bn else 1.0
+    shift = bn['bias'].astype(np.float64) if 'bias' in bn else 0.0
+    value = ((value - st['mean'].astype(np.float64))
+             * scale / np.sqrt(st['var'].astype(np.float64) + eps) + shift)
+  return value
+
+
+def _fold(params, stats, reader: _Reader, value: np.ndarray) -> None:
+  """Adds the effect of constant input channels ``value`` to ``reader``."""
+  layer = _node(params, reader.name)
+  kernel = layer['kernel'].astype(np.float64)
+  if reader.flatten:
+    kernel = kernel.reshape(-1, value.shape[0], kernel.shape[-1])
+  delta = np.einsum('co,c->o', kernel.reshape(-1, *kernel.shape[-2:]).sum(0),
+                    value)
+  if 'bias' in layer:
+    layer['bias'] = (layer['bias'] + delta).astype(layer['bias'].dtype)
+  elif reader.bn is not None:
+    st = _node(stats, reader.bn)
+    st['mean'] = (st['mean'] - delta).astype(st['mean'].dtype)
+  else:
+    raise ValueError(f'{reader.name} has neither a bias nor a batch norm to '
+                     'absorb a removed constant channel.')
+
+
+def _slice_writer(params, stats, writer: _Writer, keep: np.ndarray) -> None:
+  layer = _node(params, writer.name)
+  layer['kernel'] = layer['kernel'][..., keep]
+  if 'bias' in layer:
+    layer['bias'] = layer['bias'][keep]
+  if writer.bn is not None:
+    bn = _node(params, writer.bn)
+    for key in list(bn):
+      bn[key] = bn[key][keep]
+    st = _node(stats, writer.bn)
+    for key in list(st):
+      st[key] = st[key][keep]
+
+
+def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
+  layer = _node(params, reader.name)
+  kernel = layer['kernel']
+  if reader.flatten:
+    out = kernel.shape[-1]
+    kernel = kernel.reshape(-1, keep.shape[0], out)[:, keep].reshape(-1, out)
+  else:
+    kernel = kernel[..., keep, :]
+  layer['kernel'] = kernel
+
+
+def compact(model: nn.Module, variables: Mapping[str, Any],
+            eps: float = BN_EPSILON) -> CompactionResult:
+  """Removes all-zero output channels / neurons and builds a smaller model.
+
+  Args:
+    model: a LeNet5, LeNet300100, VGG or ResNet module (unbound).
+    variables: its variables ``{"params": ..., "batch_stats": ...}``.
+    eps: the batch-norm epsilon of the model.
+
+  Returns:
+    A :class:`CompactionResult`: ``model`` (same class, narrower widths),
+    ``variables`` and the per-layer report. In eval mode
+    (``train=False``), ``result.model.apply(result.variables, x)`` equals
+    ``model.apply(variables, x)`` up to float rounding.
+  """
+  plan = _plan(model)
+  params = _tree_to_numpy(variables['params'])
+  stats = _tree_to_numpy(variables.get('batch_stats', {}))
+  orig_params = _tree_to_numpy(variables['params'])
+  orig_stats = _tree_to_numpy(variables.get('batch_stats', {}))
+
+  decisions = []
+  for space in plan.spaces:
+    writers = [w for step in space.steps for w in step.writers]
+    zero = {}
+    for w in writers:
+      kernel = _node(orig_params, w.name)['kernel']
+      zero[w.name] = np.all(kernel == 0, axis=tuple(range(kernel.ndim - 1)))
+    all_zero = np.logical_and.reduce(list(zero.values()))
+    values, previous = [], None
+    for step in space.steps:
+      total = sum(_writer_constant(orig_params, orig_stats, w, eps)
+                  for w in step.writers)
+      if step.residual:
+        total = total + previous
+      previous = np.maximum(total, 0.0) if step.relu else total
+      values.append(previous)
+    blocked = np.zeros_like(all_zero)
+    for step, value in zip(space.steps, values):
+      if any(not r.exact for r in step.readers):
+        blocked |= all_zero & (value != 0)
+    removable = all_zero & ~blocked
+    minimum = np.zeros_like(removable)
+    if removable.all():
+      minimum[0] = True
+      removable[0] = False
+    decisions.append((space, writers, zero, all_zero, blocked, removable,
+                      minimum, values))
+
+  report, new_widths = [], {}
+  for space, writers, zero, all_zero, blocked, removable, minimum, values in (
+      decisions):
+    for step, value in zip(space.steps, values):
+      constant = np.where(removable, value, 0.0)
+      if np.any(constant != 0):
+        for reader in step.readers:
+          _fold(params, stats, reader, constant)
+    keep = ~removable
+    for step in space.steps:
+      for w in step.writers:
+        _slice_writer(params, stats, w, keep)
+      for reader in step.readers:
+        _slice_reader(params, reader, keep)
+    new_widths[space.name] = int(keep.sum())
+    idx = lambda mask: tuple(int(i) for i in np.flatnonzero(mask))
+    for w in writers:
+      report.append(LayerCompaction(
+          name=w.name, space=space.name, channels=int(keep.shape[0]),
+          kept=int(keep.sum()), zero=idx(zero[w.name]), removed=idx(removable),
+          kept_residual=idx(zero[w.name] & ~all_zero),
+          kept_constant=idx(blocked), kept_minimum=idx(minimum)))
+
+  order = {}
+  for path in traverse_util.flatten_dict(dict(variables['params']), sep='/'):
+    order.setdefault(path.rsplit('/', 1)[0], len(order))
+  report.sort(key=lambda layer: order[layer.name])
+  new_variables = {'params': jax.tree.map(jnp.asarray, params)}
+  if 'batch_stats' in variables:
+    new_variables['batch_stats'] = jax.tree.map(jnp.asarray, stats)
+  for key in variables:
+    if key not in new_variables:
+      new_variables[key] = variables[key]
+  return CompactionResult(plan.rebuild(new_widths), new_variables,
+                          tuple(report))
