@@ -16,8 +16,14 @@ from rda_optax.asr import ASRState
 from rda_optax.asr import asr
 from rda_optax.asr import freeze_zeros
 from rda_optax.asr import FreezeZerosState
+from rda_optax.initializers import rda_uniform
 from rda_optax.prox_sgd import prox_sgd
 from rda_optax.prox_sgd import ProxSGDState
+from rda_optax.pruning import apply_masks
+from rda_optax.pruning import gradual_magnitude_pruning
+from rda_optax.pruning import GradualPruningState
+from rda_optax.pruning import magnitude_masks
+from rda_optax.pruning import zhu_gupta_sparsity
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.regularizers import GroupLasso
@@ -33,5 +39,9 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
+from rda_optax.sparsity import layer_sparsity
+from rda_optax.sparsity import LayerSparsity
+from rda_optax.sparsity import sparsity_summary
+from rda_optax.sparsity import sparsity_table
 
 __version__ = '0.1.0'
