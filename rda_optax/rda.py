@@ -125,7 +125,8 @@ def rda(
     sum_dtype = lambda p: grad_sum_dtype or jnp.asarray(p).dtype
     return RDAState(
         count=jnp.zeros([], jnp.int32),
-        init_params=jax.tree.map(jnp.asarray, params),
+        # A copy, not an alias: train steps donate params and state together.
+        init_params=jax.tree.map(lambda p: jnp.array(p, copy=True), params),
         grad_sum=jax.tree.map(
             lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params))
 
@@ -138,13 +139,14 @@ def rda(
     count_inc = optax.safe_increment(state.count)
     n = count_inc.astype(jnp.float32)
     beta = regs.value_at(gamma, state.count) * jnp.sqrt(n)
-    t = n / beta  # Weight of λR in the prox.
+    inv_beta = 1 / beta
+    t = n * inv_beta  # Weight of λR in the prox.
     grad_sum = jax.tree.map(lambda s, g: s + g.astype(s.dtype),
                             state.grad_sum, updates)
 
     def new_weight(w0, gsum, sel):
       w0c = w0.astype(jnp.promote_types(w0.dtype, jnp.float32))
-      v = w0c - gsum.astype(w0c.dtype) / beta
+      v = w0c - gsum.astype(w0c.dtype) * inv_beta
       if sel and regularizer is not None:
         v = regularizer.prox(v, t, state.count)
       return v.astype(w0.dtype)

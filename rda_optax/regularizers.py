@@ -101,8 +101,13 @@ def group_norms(x: jax.Array, groups: str) -> tuple[jax.Array, float]:
 
 
 def soft_threshold(v: jax.Array, thr: jax.Array) -> jax.Array:
-  """``sign(v)·max(|v| − thr, 0)``, the prox of ``thr·‖·‖₁``."""
-  return jnp.sign(v) * jnp.maximum(jnp.abs(v) - thr, 0)
+  """``sign(v)·max(|v| − thr, 0)``, the prox of ``thr·‖·‖₁``.
+
+  Computed as ``v − clip(v, −thr, thr)``: bitwise the same (both round
+  ``v ∓ thr`` once; inside the threshold ``v − v`` is exactly zero) with
+  fewer operations per element.
+  """
+  return v - jnp.clip(v, -thr, thr)
 
 
 def hard_threshold(v: jax.Array, thr: jax.Array) -> jax.Array:

@@ -210,3 +210,18 @@ def test_flax_nnx_optimizer():
   kernel = model.l1.kernel[...]
   assert acc > max(acc0 + 0.3, 0.8)
   assert int((kernel == 0).sum()) > 0.1 * kernel.size
+
+
+@pytest.mark.parametrize('name', OPTIMIZERS)
+def test_params_and_state_can_be_donated_together(name):
+  opt = OPTIMIZERS[name]()
+  params = jax.tree.map(jnp.copy, PARAMS)
+  state = opt.init(params)
+
+  def step(params, state):
+    updates, state = opt.update(GRADS, state, params)
+    return optax.apply_updates(params, updates), state
+  step = jax.jit(step, donate_argnums=(0, 1))
+  for _ in range(2):
+    params, state = step(params, state)
+  jax.block_until_ready(params)

@@ -1,0 +1,139 @@
+"""Optimizer step cost on a ResNet-18-sized parameter tree, against optax SGD.
+
+Times one jitted ``update + apply_updates`` (parameters and state donated,
+as in a real train step) for each optimizer, alternating the optimizers
+within each round so that machine noise hits them alike, and reports the
+median time per step, the ratio to ``optax.sgd(lr, momentum=0.9)`` and the
+optimizer-state bytes per parameter byte.
+
+    python benchmarks/optimizer_step.py            # CPU here, GPU if present
+    python benchmarks/optimizer_step.py --rounds 20 --steps 10 --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rda_optax
+
+
+def resnet18_shapes(num_classes: int = 10) -> dict[str, tuple[int, ...]]:
+  """Parameter shapes of ResNet-18 with a CIFAR stem (11,173,962 params)."""
+  shapes = {'conv1/kernel': (3, 3, 3, 64), 'bn1/scale': (64,),
+            'bn1/bias': (64,)}
+  c_in = 64
+  for stage, c in enumerate((64, 128, 256, 512), start=1):
+    for block in range(2):
+      name = f'layer{stage}_block{block}'
+      first_in = c_in if block == 0 else c
+      shapes[f'{name}/conv1/kernel'] = (3, 3, first_in, c)
+      shapes[f'{name}/conv2/kernel'] = (3, 3, c, c)
+      for bn in ('bn1', 'bn2'):
+        shapes[f'{name}/{bn}/scale'] = (c,)
+        shapes[f'{name}/{bn}/bias'] = (c,)
+      if block == 0 and first_in != c:
+        shapes[f'{name}/shortcut/kernel'] = (1, 1, first_in, c)
+        shapes[f'{name}/shortcut_bn/scale'] = (c,)
+        shapes[f'{name}/shortcut_bn/bias'] = (c,)
+    c_in = c
+  shapes['fc/kernel'] = (512, num_classes)
+  shapes['fc/bias'] = (num_classes,)
+  return shapes
+
+
+def make_tree(shapes, dtype, seed):
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
+  return {name: (0.05 * jax.random.normal(k, s)).astype(dtype)
+          for k, (name, s) in zip(keys, shapes.items())}
+
+
+def tree_bytes(tree) -> int:
+  return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+def optimizers(lr: float, lam: float):
+  return {
+      'optax.sgd(momentum=0.9)': optax.sgd(lr, momentum=0.9),
+      'rda(l1)': rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam)),
+      'prox_sgd(l1, momentum=0.9)': rda_optax.prox_sgd(
+          lr, rda_optax.l1(lam), momentum=0.9),
+      'rda(group_lasso)': rda_optax.rda(
+          gamma=1.0, regularizer=rda_optax.group_lasso(lam)),
+      'asr(rda(l1))': rda_optax.asr(
+          rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam))),
+  }
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--rounds', type=int, default=15)
+  parser.add_argument('--steps', type=int, default=5,
+                      help='steps timed together within a round')
+  parser.add_argument('--dtype', default='float32',
+                      choices=['float32', 'bfloat16'])
+  parser.add_argument('--only', nargs='*', default=None,
+                      help='substrings of optimizer names to run')
+  args = parser.parse_args(argv)
+  dtype = jnp.dtype(args.dtype)
+  shapes = resnet18_shapes()
+  params0 = make_tree(shapes, dtype, 0)
+  grads = make_tree(shapes, dtype, 1)
+  n_params = sum(int(np.prod(s)) for s in shapes.values())
+  opts = optimizers(lr=0.1, lam=1e-6)
+  if args.only:
+    opts = {k: v for k, v in opts.items()
+            if k.startswith('optax') or any(o in k for o in args.only)}
+
+  runs = {}
+  for name, opt in opts.items():
+    def step(params, state, grads, opt=opt):
+      updates, state = opt.update(grads, state, params)
+      return optax.apply_updates(params, updates), state
+    step = jax.jit(step, donate_argnums=(0, 1))
+    params = jax.tree.map(jnp.copy, params0)
+    state = opt.init(params)
+    state_bytes = tree_bytes(state)
+    params, state = step(params, state, grads)  # Compile + warm up.
+    jax.block_until_ready(params)
+    runs[name] = dict(step=step, carry=(params, state), times=[],
+                      state_bytes=state_bytes)
+
+  for _ in range(args.rounds):
+    for name, run in runs.items():  # Alternate optimizers within a round.
+      params, state = run['carry']
+      t0 = time.perf_counter()
+      for _ in range(args.steps):
+        params, state = run['step'](params, state, grads)
+      jax.block_until_ready((params, state))
+      run['times'].append((time.perf_counter() - t0) / args.steps)
+      run['carry'] = (params, state)
+
+  ref = statistics.median(runs['optax.sgd(momentum=0.9)']['times'])
+  param_bytes = tree_bytes(params0)
+  dev = jax.devices()[0]
+  print(f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
+        f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
+        f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
+        f'{args.steps} steps, median.\n')
+  print('| optimizer | ms / step | ratio to SGD+momentum | '
+        'state bytes / param byte |')
+  print('|---|---:|---:|---:|')
+  for name, run in runs.items():
+    med = statistics.median(run['times'])
+    # Ratio of medians, and the spread of per-round ratios.
+    print(f'| {name} | {1e3 * med:.2f} | {med / ref:.3f} | '
+          f'{run["state_bytes"] / param_bytes:.2f} |')
+  return runs
+
+
+if __name__ == '__main__':
+  main()
