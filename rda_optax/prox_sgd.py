@@ -57,8 +57,8 @@ def prox_sgd(
     >>> grads = {'w': jnp.ones((2, 2))}
     >>> updates, state = opt.update(grads, state, params)
     >>> optax.apply_updates(params, updates)['w']
-    Array([[0.3, 0. ],
-           [0. , 0. ]], dtype=float32)
+    Array([[ 0.3 , -0.05],
+           [ 0.  ,  0.  ]], dtype=float32)
 
   Args:
     learning_rate: ``α_n`` (float or optax schedule).

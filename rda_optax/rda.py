@@ -79,14 +79,15 @@ def rda(
 
   Example:
     >>> import jax, jax.numpy as jnp, optax, rda_optax
-    >>> params = {'w': jnp.array([[0.5, -0.3], [0.2, 0.1]]), 'b': jnp.zeros(2)}
-    >>> opt = rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1))
+    >>> params = {'w': jnp.array([[0.5, -0.25], [0.25, 0.125]]),
+    ...           'b': jnp.zeros(2)}
+    >>> opt = rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.125))
     >>> state = opt.init(params)
-    >>> grads = {'w': jnp.array([[0.1, 0.0], [0.0, 0.2]]), 'b': jnp.ones(2)}
+    >>> grads = {'w': jnp.array([[0.125, 0.0], [0.0, 0.25]]), 'b': jnp.ones(2)}
     >>> updates, state = opt.update(grads, state, params)
-    >>> optax.apply_updates(params, updates)['w']
-    Array([[ 0.3,  -0.2 ],
-           [ 0.1 ,  0.  ]], dtype=float32)
+    >>> optax.apply_updates(params, updates)['w']  # S_0.125(w0 - G)
+    Array([[ 0.25 , -0.125],
+           [ 0.125,  0.   ]], dtype=float32)
 
   Args:
     gamma: ``γ > 0`` (float or schedule); the step behaves like ``1/(γ√n)``.

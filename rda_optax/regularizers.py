@@ -414,8 +414,8 @@ def group_lasso(strength: ScalarOrSchedule,
     >>> import jax.numpy as jnp, rda_optax
     >>> w = jnp.array([[3.0, 0.1], [4.0, 0.1]])  # dense (in=2, out=2)
     >>> rda_optax.group_lasso(0.5).prox(w, t=1.0)  # column 2 removed
-    Array([[2.5757864, 0.       ],
-           [3.434382 , 0.       ]], dtype=float32)
+    Array([[2.575736 , 0.       ],
+           [3.4343147, 0.       ]], dtype=float32)
   """
   return GroupLasso(strength, groups)
 
@@ -438,7 +438,7 @@ def transformed_l1(strength: ScalarOrSchedule,
   Example:
     >>> import jax.numpy as jnp, rda_optax
     >>> rda_optax.transformed_l1(0.5, a=1.0).prox(jnp.array([0.5, 3.0]), 1.0)
-    Array([0.       , 2.8957105], dtype=float32)
+    Array([0.       , 2.9354322], dtype=float32)
   """
   return TransformedL1(strength, a, group_strength, groups, group_prox)
 
