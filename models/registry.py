@@ -8,7 +8,7 @@
 
 import dataclasses
 import difflib
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flax import linen as nn
 

@@ -265,6 +265,11 @@ def test_resnet_train_step_updates_batch_stats():
   assert old.shape == new.shape and not np.allclose(old, new)
 
 
+def _rbg(seed):
+  # Cheaper to compile than the default threefry keys; dropout takes any.
+  return jax.random.key(seed, impl='rbg')
+
+
 def test_dropout_uses_dropout_rng():
   model = models.VGG(cfg=(4, 'M', 4), variant='imagenet', hidden=(16, 16),
                      num_classes=3)
@@ -273,15 +278,20 @@ def test_dropout_uses_dropout_rng():
   train = jax.jit(lambda key: model.apply(variables, x, train=True,
                                           mutable=['batch_stats'],
                                           rngs={'dropout': key})[0])
-  assert not np.allclose(train(jax.random.key(1)), train(jax.random.key(2)))
+  assert not np.allclose(train(_rbg(1)), train(_rbg(2)))
   np.testing.assert_array_equal(_forward(model, variables, x),
                                 _forward(model, variables, x))
+
+
+def test_wrn_dropout_option():
+  assert models.create('wrn28_10').dropout_rate == 0.0
   wrn = models.WideResNet(depth=10, widen_factor=1, dropout_rate=0.5)
-  wrn_vars = fake_variables(wrn, (8, 8, 3))
+  variables = fake_variables(wrn, (8, 8, 3))
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   out = jax.jit(lambda key: wrn.apply(
-      wrn_vars, x, train=True, mutable=['batch_stats'],
+      variables, x, train=True, mutable=['batch_stats'],
       rngs={'dropout': key})[0])
-  assert not np.allclose(out(jax.random.key(1)), out(jax.random.key(2)))
+  assert not np.allclose(out(_rbg(1)), out(_rbg(2)))
 
 
 def test_adaptive_avg_pool():
@@ -324,7 +334,8 @@ def test_axis_name_batch_norm_under_vmap(make):
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = models.create('resnet18', num_filters=4, dtype=jnp.bfloat16)
+  assert models.create('resnet18', dtype=jnp.bfloat16).dtype == jnp.bfloat16
+  model = models.ResNet(stage_sizes=(1, 1), num_filters=4, dtype=jnp.bfloat16)
   abstract = _abstract_variables(model, (8, 8, 3))
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(abstract))
   variables = fake_variables(model, (8, 8, 3))
@@ -338,7 +349,7 @@ def test_bfloat16_compute_keeps_float32_params():
   assert logits.dtype == jnp.float32
   assert all(leaf.dtype == jnp.float32
              for leaf in jax.tree.leaves(updates['batch_stats']))
-  reference = models.create('resnet18', num_filters=4)
+  reference = model.clone(dtype=jnp.float32)
   np.testing.assert_allclose(_forward(model, variables, x),
                              _forward(reference, variables, x),
                              rtol=0.1, atol=0.1)
