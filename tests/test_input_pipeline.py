@@ -346,6 +346,50 @@ def test_pmap_consumes_prefetched_batches_on_two_devices():
     assert out["sums"] == expected
 
 
+@pytest.mark.slow
+def test_pmap_accepts_host_local_batches_from_two_processes():
+    """Two real JAX processes (CPU, gloo), 2 devices each: pmap builds the global batch itself."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    code = textwrap.dedent(f"""
+        import sys, json, numpy as np, jax
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address="localhost:{port}", num_processes=2,
+                                   process_id=int(sys.argv[1]), initialization_timeout=60)
+        from train import input_pipeline as ip
+        src = ip.ArraySource(np.zeros((40, 4, 4, 3), np.uint8), np.arange(40))
+        total = jax.pmap(lambda b: jax.lax.psum(b["label"].sum(), "batch"), axis_name="batch")
+        masked = jax.pmap(lambda b: jax.lax.psum(jnp_sum(b), "batch"), axis_name="batch")
+        def jnp_sum(b):
+            return (b["mask"].sum(), (b["label"] * b["mask"]).sum())
+        with ip.prefetch_to_device(ip.train_batches(src, 8, seed=0, num_steps=3)) as it:
+            sums = [int(total(b)[0]) for b in it]
+        ev = [[float(v[0]) for v in masked(b)] for b in ip.eval_batches(src, 12)]
+        print(json.dumps({{"pc": jax.process_count(), "dc": jax.device_count(), "sums": sums, "ev": ev}}))
+    """)
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in (0, 1)]
+    outs = []
+    for proc in procs:
+        try:
+            stdout, stderr = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, stderr[-5000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    expected = [int(ip.global_batch_indices(40, 8, 0, s).sum()) for s in range(3)]
+    for out in outs:
+        assert (out["pc"], out["dc"]) == (2, 4)
+        assert out["sums"] == expected  # both hosts' shares make up exactly the global batch
+        assert sum(e[0] for e in out["ev"]) == 40 and sum(e[1] for e in out["ev"]) == sum(range(40))
+
+
 def test_create_data_for_the_training_loop():
     import types
 

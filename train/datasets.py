@@ -631,6 +631,20 @@ def _iter_image_files(path: str):
         raise ValueError(f"{path} is neither a folder nor a .tar/.tar.gz archive")
 
 
+def _channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of [0, 1] pixels of a uint8 NHWC array (chunked, low memory)."""
+    total = np.zeros(images.shape[-1])
+    squares = np.zeros(images.shape[-1])
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].astype(np.float32) / 255.0
+        total += part.sum(axis=(0, 1, 2), dtype=np.float64)
+        squares += np.square(part).sum(axis=(0, 1, 2), dtype=np.float64)
+    count = max(1, images.size // images.shape[-1])
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return mean.tolist(), std.tolist()
+
+
 def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
                              max_per_class: int | None = None, num_workers: int | None = None) -> str:
     """Decodes an image folder once into ``cache_dir`` (uint8 .npy per split + meta.json).
@@ -675,7 +689,9 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
                     names = sorted(files[split][cls])[:max_per_class]
                     blobs += [files[split][cls][n] for n in names]
                     labels += [class_index[cls]] * len(names)
-                images = list(pool.map(decode, blobs, chunksize=256))
+                chunks = [blobs[i:i + 1024] for i in range(0, len(blobs), 1024)]
+                images = [im for part in pool.map(lambda c: [decode(b) for b in c], chunks)
+                          for im in part]
                 shapes = {im.shape for im in images}
                 if len(shapes) != 1:
                     raise ValueError(f"{path}/{split}: images of different sizes {sorted(shapes)[:4]}...;"
@@ -683,10 +699,10 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
                 array = np.stack(images)
                 np.save(os.path.join(tmp_dir, f"{split}_images.npy"), array)
                 np.save(os.path.join(tmp_dir, f"{split}_labels.npy"), np.asarray(labels, np.int32))
-                pixels = array.reshape(-1, array.shape[-1]).astype(np.float64) / 255.0
+                mean, std = _channel_stats(array)
                 meta["splits"][split] = {"num_examples": len(labels), "image_shape": list(array.shape[1:]),
-                                         "mean": pixels.mean(0).tolist(), "std": pixels.std(0).tolist()}
-                del images, array, pixels
+                                         "mean": mean, "std": std}
+                del images, array
         with open(os.path.join(tmp_dir, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
         os.makedirs(os.path.dirname(os.path.abspath(cache_dir)), exist_ok=True)
