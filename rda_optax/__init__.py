@@ -5,6 +5,7 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * :func:`rda`: regularized dual averaging centred at the initial weights;
 * :func:`prox_sgd`: proximal SGD with optional (Nesterov) momentum;
 * :func:`asr`: adaptive sparse retraining, freezing exact zeros;
+* :func:`variable_splitting`: ℓ0 / TL1 sparsity through a sparse copy;
 * regularizers :func:`l1`, :func:`l0`, :func:`group_lasso`,
   :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
   operators;
@@ -39,6 +40,9 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
+from rda_optax.splitting import sparse_params
+from rda_optax.splitting import SplittingState
+from rda_optax.splitting import variable_splitting
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity
 from rda_optax.sparsity import sparsity_summary

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ['asr', 'prox_sgd', 'rda', 'regularizers', 'selection']
+MODULES = ['asr', 'prox_sgd', 'rda', 'regularizers', 'selection', 'splitting']
 
 
 @pytest.mark.parametrize('name', MODULES)
