@@ -1,9 +1,22 @@
 """Model registry: build the papers' networks by name.
 
->>> model = models.create('resnet18', num_classes=10)            # CIFAR stem
->>> model = models.create('resnet18', stem='imagenet')           # 1000 classes
->>> shape = models.default_input_shape('resnet18')               # (32, 32, 3)
->>> variables = model.init(key, jnp.zeros((1,) + shape), train=False)
+>>> import models
+>>> model = models.create('resnet18', num_classes=10)
+>>> model.stem, model.num_classes
+('cifar', 10)
+>>> models.create('resnet18', stem='imagenet').num_classes
+1000
+>>> models.default_input_shape('resnet18'), models.default_input_shape('lenet5')
+((32, 32, 3), (28, 28, 1))
+>>> models.create('resnet19')
+Traceback (most recent call last):
+...
+ValueError: Unknown model 'resnet19'. Did you mean 'resnet18', ...? Valid names: ...
+
+Initialise with a batch axis prepended::
+
+  shape = models.default_input_shape(name)   # or dataset='mnist', ...
+  variables = model.init(key, jnp.zeros((1,) + shape), train=False)
 """
 
 import dataclasses

@@ -153,6 +153,13 @@ def test_vgg16_cifar_layout():
   assert params['fc']['kernel'].shape == (512, 10)
 
 
+def test_registry_docstring_examples():
+  import doctest  # pylint: disable=import-outside-toplevel
+  from models import registry  # pylint: disable=import-outside-toplevel
+  result = doctest.testmod(registry, optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0 and result.failed == 0
+
+
 def test_default_input_shapes():
   assert models.default_input_shape('lenet5') == (28, 28, 1)
   assert models.default_input_shape('lenet300_100') == (28, 28, 1)
