@@ -121,6 +121,12 @@ PARAMETER_COUNTS = [
     ('vgg16_imagenet', {}, 138_365_992),               # torchvision vgg16_bn
     ('vgg19_imagenet', {}, 143_678_248),               # torchvision vgg19_bn
     ('wrn28_10', {}, 36_479_194),                      # Zagoruyko's WRN-28-10
+    # CIFAR forms of the other depths (kuangliu/pytorch-cifar layouts).
+    ('resnet34', {}, 21_282_122),
+    ('resnet50', {}, 23_520_842),
+    ('vgg11', {}, 9_231_114),
+    ('vgg13', {}, 9_416_010),
+    ('vgg19', {}, 20_040_522),
 ]
 
 
