@@ -29,8 +29,10 @@ Two things can force a zero channel to stay:
   ``kept_residual``.
 
 Supported: :class:`~models.lenet.LeNet5`, :class:`~models.lenet.LeNet300100`,
-:class:`~models.vgg.VGG` and :class:`~models.resnet.ResNet` (basic and
-bottleneck blocks, both stems).
+:class:`~models.vgg.VGG`, :class:`~models.resnet.ResNet` (basic and
+bottleneck blocks, both stems) and, for the inner channels of its blocks only
+(``conv1`` outputs; the pre-activation residual streams stay as they are),
+:class:`~models.wide_resnet.WideResNet`.
 """
 
 import dataclasses
@@ -42,7 +44,7 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
-from models import lenet, resnet, vgg
+from models import lenet, resnet, vgg, wide_resnet
 from models.layers import BN_EPSILON
 
 
@@ -217,6 +219,29 @@ def _resnet_plan(model: resnet.ResNet) -> _Plan:
   return _Plan(spaces, rebuild)
 
 
+def _wide_resnet_plan(model: wide_resnet.WideResNet) -> _Plan:
+  # Inner channels only: conv1 -> bn2 -> ReLU -> (dropout) -> conv2 (padded).
+  # The pre-activation residual streams are left as they are.
+  n = (model.depth - 4) // 6
+  k = model.widen_factor
+  widths = tuple(model.widths) if model.widths is not None else (
+      16, 16 * k, 32 * k, 64 * k)
+  spaces = []
+  for g in range(3):
+    for b in range(n):
+      block = f'group{g + 1}_block{b}'
+      spaces.append(_Space(f'{block}/conv1', [_Step(
+          [_Writer(f'{block}/conv1', f'{block}/bn2')], relu=True,
+          readers=[_Reader(f'{block}/conv2', exact=False)])]))
+
+  def rebuild(w):
+    return model.clone(block_widths=tuple(
+        tuple(w[f'group{g + 1}_block{b}/conv1'] for b in range(n))
+        for g in range(3)), widths=widths)
+
+  return _Plan(spaces, rebuild)
+
+
 def _plan(model: nn.Module) -> _Plan:
   if isinstance(model, lenet.LeNet5):
     return _lenet5_plan(model)
@@ -226,9 +251,11 @@ def _plan(model: nn.Module) -> _Plan:
     return _vgg_plan(model)
   if isinstance(model, resnet.ResNet):
     return _resnet_plan(model)
+  if isinstance(model, wide_resnet.WideResNet):
+    return _wide_resnet_plan(model)
   raise NotImplementedError(
-      f'Channel compaction supports LeNet5, LeNet300100, VGG and ResNet, not '
-      f'{type(model).__name__}.')
+      f'Channel compaction supports LeNet5, LeNet300100, VGG, ResNet and '
+      f'WideResNet (inner channels), not {type(model).__name__}.')
 
 
 # --------------------------------------------------------------------------
@@ -388,7 +415,7 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
   """Removes all-zero output channels / neurons and builds a smaller model.
 
   Args:
-    model: a LeNet5, LeNet300100, VGG or ResNet module (unbound).
+    model: a LeNet5, LeNet300100, VGG, ResNet or WideResNet module (unbound).
     variables: its variables ``{"params": ..., "batch_stats": ...}``.
     eps: the batch-norm epsilon of the model.
 

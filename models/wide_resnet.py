@@ -19,6 +19,7 @@ class WideBasicBlock(nn.Module):
 
   Attributes:
     features: output channels.
+    width: channels of ``conv1`` (= ``features`` in the standard model).
     conv: conv constructor.
     norm: batch-norm constructor.
     strides: stride of ``conv1`` and of the shortcut.
@@ -30,6 +31,7 @@ class WideBasicBlock(nn.Module):
   features: int
   conv: ModuleDef
   norm: ModuleDef
+  width: Optional[int] = None
   strides: int = 1
   projection: bool = False
   dropout_rate: float = 0.0
@@ -38,8 +40,8 @@ class WideBasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     o = nn.relu(self.norm(name='bn1')(x))
-    y = self.conv(self.features, (3, 3), self.strides, padding=1,
-                  name='conv1')(o)
+    width = self.width if self.width is not None else self.features
+    y = self.conv(width, (3, 3), self.strides, padding=1, name='conv1')(o)
     y = nn.relu(self.norm(name='bn2')(y))
     if self.dropout_rate > 0:
       y = nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
@@ -66,6 +68,9 @@ class WideResNet(nn.Module):
       uses 0.3 on CIFAR; 0 disables it).
     widths: explicit (stem, group1, group2, group3) widths overriding the
       defaults ``(16, 16k, 32k, 64k)``.
+    block_widths: ``block_widths[g][b]`` = channels of ``conv1`` of block
+      ``b`` of group ``g`` (default: the group width); channel compaction
+      builds smaller models through it.
     kernel_init: initializer of every conv and dense kernel.
     axis_name: pmap/vmap axis over which batch statistics are averaged.
     dtype: computation dtype; logits are float32.
@@ -77,6 +82,7 @@ class WideResNet(nn.Module):
   num_classes: int = 10
   dropout_rate: float = 0.0
   widths: Optional[Sequence[int]] = None
+  block_widths: Optional[Sequence[Sequence[int]]] = None
   kernel_init: Callable = default_kernel_init
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
@@ -105,6 +111,8 @@ class WideResNet(nn.Module):
         strides = 2 if g > 0 and b == 0 else 1
         x = WideBasicBlock(
             features=widths[g + 1], conv=conv, norm=norm, strides=strides,
+            width=(self.block_widths[g][b] if self.block_widths is not None
+                   else None),
             projection=b == 0 and (strides != 1 or in_width != widths[g + 1]),
             dropout_rate=self.dropout_rate, train=train,
             name=f'group{g + 1}_block{b}')(x)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import flax
 from flax import traverse_util
 
 import models
@@ -552,6 +553,22 @@ def test_compact_resnet_bottleneck_folds_through_1x1():
   assert result.model.projections == (True, True)
 
 
+def test_compact_wide_resnet_inner_channels():
+  model = models.WideResNet(depth=10, widen_factor=2, dropout_rate=0.3)
+  variables = zero_random_channels(fake_variables(model, (8, 8, 3)),
+                                   np.random.default_rng(4), frac=0.5)
+  p = variables['params']
+  p['group2_block0']['conv1']['kernel'][..., :3] = 0
+  p['group2_block0']['bn2']['bias'][:3] = [-3.0, -3.0, 3.0]
+  p['group2_block0']['bn2']['scale'][:3] = 0.1
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  layer = result['group2_block0/conv1']
+  assert {0, 1} <= set(layer.removed) and 2 in layer.kept_constant
+  assert result.model.block_widths[1][0] == layer.kept
+  assert [l.name for l in result.layers] == [
+      f'group{g}_block0/conv1' for g in (1, 2, 3)]
+
+
 def test_compact_unsupported_model():
-  with pytest.raises(NotImplementedError, match='WideResNet'):
-    models.compact(models.WideResNet(depth=10, widen_factor=1), {'params': {}})
+  with pytest.raises(NotImplementedError, match='LeNet5, LeNet300100'):
+    models.compact(flax.linen.Dense(3), {'params': {}})
