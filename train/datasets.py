@@ -185,6 +185,12 @@ class ArraySource:
         return {"image": np.asarray(self.images[indices]), "label": self.labels[indices]}
 
 
+def _default_workers() -> int:
+    """Decoding threads: the usable CPUs, at most 32 (Pillow releases the GIL while decoding)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(32, cpus))
+
+
 def _to_hwc(array: np.ndarray) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
@@ -281,7 +287,7 @@ class TFDSImageSource:
         self.data_source = data_source
         self.image_shape = tuple(image_shape)
         self.crop = crop
-        self.num_workers = num_workers or min(8, os.cpu_count() or 1)
+        self.num_workers = num_workers or _default_workers()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -327,7 +333,7 @@ class TFDSImageSource:
         indices = np.asarray(indices, np.int64)
         seeds = indices if seeds is None else np.asarray(seeds)
         n = len(indices)
-        chunks = max(1, min(self.num_workers, n // 16))
+        chunks = max(1, min(self.num_workers, n // 8))
         if chunks == 1:
             images, labels = self._read(indices, seeds)
         else:
@@ -682,7 +688,7 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
                             "image_size": image_size, "max_per_class": max_per_class,
                             "version": _CACHE_FORMAT_VERSION}
     try:
-        with ThreadPoolExecutor(num_workers or min(8, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(num_workers or _default_workers()) as pool:
             for split in sorted(files):
                 blobs, labels = [], []
                 for cls in sorted(files[split]):
