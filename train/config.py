@@ -140,6 +140,9 @@ class Config:
   eval_every_epochs: float = 1.0
   checkpoint_every_steps: int = 0
   """Checkpoint every this many steps (besides each eval); 0 = at evals only."""
+  stop_at_step: int = 0
+  """Stop (with a checkpoint) after this step, to continue in a later session
+  with the same --workdir; 0 = train to the end."""
   keep_checkpoints: int = 3
   """Checkpoints kept (at least 2, so an interrupted write never loses all)."""
   async_checkpointing: bool = True
@@ -194,6 +197,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 NON_SEMANTIC_FIELDS = frozenset({
     'workdir', 'data_dir', 'manual_dir', 'eval_batch_size', 'eval_every_epochs',
     'log_every_steps', 'checkpoint_every_steps', 'keep_checkpoints',
+    'stop_at_step',
     'async_checkpointing', 'progress', 'report', 'coordinator_address',
     'num_processes', 'process_id',
 })
@@ -271,29 +275,36 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
 
 # The paper (He et al., "Make l1 regularization effective in training sparse
 # CNN") trains with batch 128 and the init scales s of its Table 3. Its γ and λ
-# values did not survive text extraction: the values below are our reading
-# (RDA's step 1/(γ√n) matches an SGD learning rate decaying from ~0.1); tune
-# them with --gamma / --lam. It trains 2400 RDA + 1200 ASR epochs (§5, 300 with
-# γ/λ changes in §5.2); the presets use the 300-epoch budget.
+# values did not survive text extraction, and these presets have NOT been run
+# to the end here (no GPU): γ = 1 is our reading of Table 5, and λ = 5e-5 is an
+# estimate (the l1 threshold λ√n/γ reaches ~0.014 after 200 epochs of 390
+# steps, a fraction of a 3x3x512 conv's init bound √(3s/4608) ≈ 0.08 at s = 10;
+# on MNIST, sparsity ~0.9 came with a threshold near the init bound). Tune them
+# with --gamma / --lam. The paper trains 2400 RDA + 1200 ASR epochs (§5; 300
+# with γ/λ changes in §5.2); the presets use the 300-epoch budget.
 _CIFAR_RDA = dict(
     method='rda', batch_size=128, epochs=200.0, asr_epochs=100.0, gamma=1.0,
-    lam=1e-6, regularizer='l1', lr=0.1, lr_schedule='cosine',
-    eval_every_epochs=5.0)
+    lam=5e-5, regularizer='l1', eval_every_epochs=5.0)
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # A short and meaningful job: LeNet-5 on MNIST, RDA for 2 epochs then ASR
-    # for 1, about a minute or two on a 2-core CPU.
+    # A short and meaningful job: LeNet-300-100 on MNIST, RDA for 8 epochs
+    # then ASR for 4; about 15 s of training on a 2-core CPU (plus preparing
+    # MNIST once). Measured: ~94.5% test top-1 at ~94% sparsity (RDA
+    # converges slowly: SDA, lambda = 0, reaches ~95.5% in 3 epochs).
     'default': dict(
-        model='lenet5', dataset='mnist', method='rda', batch_size=128,
-        epochs=2.0, asr_epochs=1.0, gamma=1.0, lam=5e-4, init_scale=2.0,
-        regularizer='l1', log_every_steps=50, eval_every_epochs=1.0),
+        model='lenet300_100', dataset='mnist', method='rda', batch_size=128,
+        epochs=8.0, asr_epochs=4.0, gamma=1.0, lam=1e-3, init_scale=1.0,
+        regularizer='l1', log_every_steps=100, eval_every_epochs=1.0),
+    # LeNet-5 (Caffe form, no ReLU after the convolutions) diverges with RDA
+    # for gamma < ~10 at s = 1; lambda 5e-3 gives ~17% sparsity after one
+    # epoch, growing with sqrt(n).
     'mnist_lenet5': dict(
         model='lenet5', dataset='mnist', method='rda', batch_size=128,
-        epochs=20.0, asr_epochs=10.0, gamma=1.0, lam=5e-4, init_scale=2.0,
+        epochs=20.0, asr_epochs=10.0, gamma=10.0, lam=5e-3, init_scale=1.0,
         regularizer='l1'),
     'mnist_lenet300_100': dict(
         model='lenet300_100', dataset='mnist', method='rda', batch_size=128,
-        epochs=20.0, asr_epochs=10.0, gamma=1.0, lam=5e-4, init_scale=2.0,
+        epochs=20.0, asr_epochs=10.0, gamma=1.0, lam=1e-3, init_scale=1.0,
         regularizer='l1'),
     'mnist_resnet18': dict(
         model='resnet18', dataset='mnist', init_scale=10.0,
@@ -408,7 +419,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
     raise ConfigError(f'--batch_size must be positive, got {cfg.batch_size}.')
   for name in ('epochs', 'asr_epochs', 'warmup_epochs', 'lam', 'lam2',
                'weight_decay', 'label_smoothing', 'steps_per_epoch',
-               'gmp_begin_epoch', 'init_scale'):
+               'gmp_begin_epoch', 'init_scale', 'stop_at_step',
+               'checkpoint_every_steps'):
     if getattr(cfg, name) < 0:
       raise ConfigError(f'--{name} must be >= 0, got {getattr(cfg, name)}.')
   if cfg.epochs + cfg.asr_epochs <= 0:

@@ -61,8 +61,9 @@ def synthetic_data(name: str = 'synthetic', *, global_batch: int,
                    process_count: int | None = None) -> Data:
   """An in-memory dataset ``synthetic[:HxWxC][:classes]`` (default 28x28x1:10).
 
-  Each class has a fixed random template; an image is its class's template
-  plus uniform noise, so a small network learns it in a few steps. The train
+  Each class has a fixed random binary template (0 or 192); an image is its
+  class's template plus uniform noise in [0, 64), so a small network learns
+  it in a few steps. The train
   order is a per-epoch permutation of ``(seed, epoch)``; host ``p`` takes
   rows ``[p·B/P, (p+1)·B/P)`` of every global batch.
   """
@@ -82,13 +83,13 @@ def synthetic_data(name: str = 'synthetic', *, global_batch: int,
       raise ValueError(f'Batch {b} is not divisible by {ld * pc} devices.')
 
   rng = np.random.default_rng(1234)  # The data itself does not depend on seed.
-  templates = rng.integers(0, 256, size=(classes, h, w, c), dtype=np.int64)
+  templates = rng.integers(0, 2, size=(classes, h, w, c), dtype=np.int64) * 192
 
   def make(n, offset):
     r = np.random.default_rng(offset)
     labels = r.integers(0, classes, size=n).astype(np.int32)
-    noise = r.integers(0, 128, size=(n, h, w, c))
-    images = (templates[labels] // 2 + noise).clip(0, 255).astype(np.uint8)
+    noise = r.integers(0, 64, size=(n, h, w, c))
+    images = (templates[labels] + noise).clip(0, 255).astype(np.uint8)
     return images, labels
 
   train_x, train_y = make(num_train, 1)

@@ -221,9 +221,10 @@ def create_optimizer(cfg: Config, phases: Phases
     end = cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
     begin_step = int(round(cfg.gmp_begin_epoch * spe))
     end_step = max(int(round(end * spe)), begin_step)
+    from rda_optax import pruning  # pylint: disable=import-outside-toplevel
     inner = optax.chain(
         sgd(),
-        rda_optax.gradual_magnitude_pruning(
+        pruning.gradual_magnitude_pruning(
             cfg.gmp_sparsity, begin_step=begin_step, end_step=end_step,
             frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=mask))
   else:
@@ -232,8 +233,9 @@ def create_optimizer(cfg: Config, phases: Phases
   if cfg.weight_decay:
     # Added to the gradient before the method (and before gmp's pruning,
     # which must stay last; nothing may rescale RDA's update after it).
-    inner = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask),
-                        inner)
+    decay_mask = mask if mask is not None else rda_optax.default_mask
+    inner = optax.chain(
+        optax.add_decayed_weights(cfg.weight_decay, decay_mask), inner)
   if cfg.method == 'han':
     tx = rda_optax.asr(inner, mask=mask, start_step=0)
   elif cfg.asr_epochs > 0:
@@ -249,14 +251,14 @@ def kernel_init(cfg: Config):
   s = cfg.effective_init_scale
   if not s:
     return None
-  import rda_optax
-  return rda_optax.rda_uniform(s)
+  from rda_optax import initializers  # pylint: disable=import-outside-toplevel
+  return initializers.rda_uniform(s)
 
 
 def prune(cfg: Config, params: Any) -> Any:
   """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
-  import rda_optax
-  masks = rda_optax.magnitude_masks(params, cfg.prune_sparsity,
-                                    scope=cfg.prune_scope,
-                                    mask=leaf_mask(cfg.select))
-  return rda_optax.apply_masks(params, masks)
+  from rda_optax import pruning  # pylint: disable=import-outside-toplevel
+  masks = pruning.magnitude_masks(params, cfg.prune_sparsity,
+                                  scope=cfg.prune_scope,
+                                  mask=leaf_mask(cfg.select))
+  return pruning.apply_masks(params, masks)

@@ -103,9 +103,9 @@ class MetricWriter:
     self._truncate_after(resume_step)
     if tensorboard:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(
-          os.path.join(workdir, TENSORBOARD_DIR),
-          purge_step=resume_step + 1 if resume_step else None)
+      # Drops events of an interrupted run after its last checkpoint.
+      self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR),
+                               purge_step=resume_step + 1)
 
   def _truncate_after(self, step: int) -> None:
     if not os.path.exists(self.path):
@@ -129,11 +129,12 @@ class MetricWriter:
       step = int(record['step'])
       kind = record.get('type', 'train')
       for k, v in flatten(record).items():
-        if k in ('step', 'epoch'):
+        if k == 'step':
           continue
-        tag = k if k.startswith(('train', 'test', 'layers')) else f'{kind}/{k}'
         if k.startswith('layers/'):
           tag = 'layer_sparsity/' + k[len('layers/'):]
+        else:
+          tag = f'{kind}/{k}'
         self._tb.add_scalar(tag, v, step)
 
   def write_hparams(self, config: dict[str, Any]) -> None:
@@ -184,11 +185,12 @@ class Averager:
     return {k: v / count for k, v in total.items()}
 
 
-def progress_bar(total: int, initial: int, enabled: bool, desc: str = 'train'):
-  """A tqdm bar over steps (disabled off process 0 or with --no-progress)."""
+def progress_bar(total: int, initial: int = 0, enabled: bool = True,
+                 desc: str = 'train', unit: str = 'step', leave: bool = True):
+  """A tqdm bar (disabled off process 0 or with --no-progress)."""
   from tqdm.auto import tqdm
   return tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
-              unit='step', dynamic_ncols=True, mininterval=1.0)
+              unit=unit, dynamic_ncols=True, mininterval=1.0, leave=leave)
 
 
 def postfix(record: dict[str, Any]) -> dict[str, str]:

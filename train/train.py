@@ -55,9 +55,13 @@ class TrainState(train_state.TrainState):
 
 def create_model(cfg: config_lib.Config, num_classes: int):
   """``models.create`` with the RDA kernel init and the pmap axis name."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
   import models  # pylint: disable=import-outside-toplevel
-  kwargs = dict(num_classes=num_classes, dtype=DTYPES[cfg.dtype],
-                axis_name=AXIS)
+  kwargs = dict(num_classes=num_classes, dtype=DTYPES[cfg.dtype])
+  cls = models.get_entry(cfg.model).cls
+  if 'axis_name' in {f.name for f in dataclasses.fields(cls)}:
+    # Batch-norm statistics over the global batch (all devices).
+    kwargs['axis_name'] = AXIS
   init = methods.kernel_init(cfg)
   if init is not None:
     kwargs['kernel_init'] = init
@@ -293,11 +297,16 @@ def _sparsity_from_counts(counts, sizes, selected) -> float:
   return 1.0 - nz / total if total else 0.0
 
 
-def evaluate(p_eval_step, state, data: data_lib.Data) -> dict[str, float]:
-  """Loss / top-1 / top-5 over the whole eval split."""
+def evaluate(p_eval_step, state, data: data_lib.Data, eval_batch: int,
+             progress: bool = False) -> dict[str, float]:
+  """Loss / top-1 / top-5 over the whole eval split (every example once)."""
   avg = metrics_lib.Averager()
-  for batch in data.eval_batches():
-    avg.add(p_eval_step(state, batch))
+  total = -(-data.num_eval_examples // eval_batch)
+  with metrics_lib.progress_bar(total, enabled=progress and total > 20,
+                                desc='eval', unit='batch', leave=False) as bar:
+    for batch in data.eval_batches():
+      avg.add(p_eval_step(state, batch))
+      bar.update(1)
   return {f'test_{k}': v for k, v in avg.result().items()}
 
 
@@ -393,8 +402,9 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
   batches = data.train_batches(step_offset)
   t_last, steps_since = None, 0
   last_record: dict[str, Any] = {}
+  end = min(total, cfg.stop_at_step) if cfg.stop_at_step else total
   try:
-    for step in range(step_offset, total):
+    for step in range(step_offset, end):
       batch = next(batches)
       state, sums = p_train_step(state, batch)
       train_avg.add(sums)
@@ -431,7 +441,8 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         record = {'type': 'eval', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step),
                   **{f'train_{k}': v for k, v in epoch_avg.result().items()},
-                  **evaluate(p_eval_step, state, data),
+                  **evaluate(p_eval_step, state, data, cfg.eval_batch,
+                             is_main and cfg.progress),
                   **sparsity_record(params, cfg)}
         writer.write(record)
         writer.flush()
@@ -439,18 +450,18 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
           bar.write(_eval_line(record))
         ckpts.save(done, state_tree(unreplicate(state)))
         t_last = time.perf_counter()  # Exclude eval and checkpoint time.
-      elif cfg.checkpoint_every_steps and done % cfg.checkpoint_every_steps == 0:
+      elif (cfg.checkpoint_every_steps and
+            done % cfg.checkpoint_every_steps == 0) or done == end:
         ckpts.save(done, state_tree(unreplicate(state)))
         t_last = time.perf_counter()
+    final = ckpt_lib.host_copy(unreplicate(state))
+    if is_main and cfg.report and int(final.step) >= total:
+      from train import report  # pylint: disable=import-outside-toplevel
+      report.write_report(cfg, final.params, last_train=last_record)
   finally:
     bar.close()
     ckpts.close()
-
-  final = ckpt_lib.host_copy(unreplicate(state))
-  if is_main and cfg.report:
-    from train import report  # pylint: disable=import-outside-toplevel
-    report.write_report(cfg, final.params, last_train=last_record)
-  writer.close()
+    writer.close()
   return final
 
 

@@ -1,0 +1,121 @@
+"""Helpers for the training tests, and a subprocess driver.
+
+As a script: ``python tests/_train_driver.py [--tiny_bn] -- ARGS`` runs
+``python -m train ARGS``, optionally with :class:`TinyBN` (a small conv net
+with cross-device batch norm) instead of a model of ``models/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import flax.linen as nn
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+
+class TinyBN(nn.Module):
+  """Conv-BN-ReLU x2, mean pool, dense: small, with batch-norm statistics."""
+  num_classes: int = 10
+  axis_name: str | None = 'batch'
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for f, s in ((8, 1), (8, 2)):
+      x = nn.Conv(f, (3, 3), strides=s, use_bias=False)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                       axis_name=self.axis_name if train else None)(x)
+      x = nn.relu(x)
+    x = x.mean(axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def env_with_devices(n: int | None) -> dict[str, str]:
+  env = dict(os.environ)
+  env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+  env['JAX_PLATFORMS'] = 'cpu'
+  flags = [f for f in env.get('XLA_FLAGS', '').split()
+           if 'force_host_platform_device_count' not in f]
+  if n:
+    flags.append(f'--xla_force_host_platform_device_count={n}')
+  env['XLA_FLAGS'] = ' '.join(flags)
+  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  return env
+
+
+def train_cmd(args, tiny_bn: bool = False) -> list[str]:
+  if tiny_bn:
+    return [PYTHON, os.path.join(REPO, 'tests', '_train_driver.py'),
+            '--tiny_bn', '--', *args]
+  return [PYTHON, '-m', 'train', *args]
+
+
+def run_train(args, *, devices: int | None = 1, tiny_bn: bool = False,
+              timeout: float = 300, check: bool = True
+              ) -> subprocess.CompletedProcess:
+  """Runs a training job in a fresh process with ``devices`` CPU devices."""
+  proc = subprocess.run(train_cmd(args, tiny_bn), cwd=REPO,
+                        env=env_with_devices(devices), capture_output=True,
+                        text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(
+        f'training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
+        f'{proc.stderr[-6000:]}')
+  return proc
+
+
+def final_variables(workdir: str) -> dict:
+  from train import checkpoint as ckpt_lib
+  return ckpt_lib.load_variables(workdir)
+
+
+def full_checkpoint(workdir: str, step: int | None = None):
+  from train import checkpoint as ckpt_lib
+  c = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'),
+                           read_only=True, async_save=False)
+  try:
+    return c.restore_raw(step)
+  finally:
+    c.close()
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+  import jax
+  return {jax.tree_util.keystr(k): np.asarray(v)
+          for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def main(argv: list[str]) -> int:
+  tiny = '--tiny_bn' in argv[:argv.index('--')] if '--' in argv else False
+  args = argv[argv.index('--') + 1:] if '--' in argv else argv
+  if not tiny:
+    from train import cli
+    return cli.main(args)
+  from train import cli
+  from train import config as config_lib
+  from train import train as train_lib
+  try:
+    cfg, explicit, _ = cli.parse_config(args)
+    config_lib.validate(cfg, explicit)
+    cli.initialize_distributed(cfg)
+    train_lib.train_and_evaluate(cfg, model=TinyBN())
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  sys.path.insert(0, REPO)
+  sys.exit(main(sys.argv[1:]))

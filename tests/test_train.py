@@ -1,0 +1,193 @@
+"""The training loop in-process on synthetic data (1 CPU device).
+
+Each test trains a few steps of a small model: the run directory's contents,
+every method, resume, and --init_from (Han et al.'s prune + fine-tune).
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from train import checkpoint as ckpt_lib
+from train import config as config_lib
+from train import data as data_lib
+from train import metrics as metrics_lib
+from train import train as train_lib
+
+from _train_driver import TinyBN, flat
+
+BASE = dict(dataset='synthetic', batch_size=16, steps_per_epoch=4, epochs=1,
+            asr_epochs=1, lam=1e-3, gamma=1.0, init_scale=2.0,
+            log_every_steps=2, progress=False, async_checkpointing=False)
+
+
+def make_cfg(tmp_path, name='run', **kw):
+  values = dict(BASE, workdir=str(tmp_path / name))
+  values.update(kw)
+  return config_lib.get_config(None, **values)
+
+
+def tiny_data(cfg):
+  return data_lib.synthetic_data(cfg.dataset, global_batch=cfg.batch_size,
+                                 eval_global_batch=cfg.eval_batch, seed=cfg.seed,
+                                 num_train=256, num_eval=40)
+
+
+def run(cfg, model=None):
+  return train_lib.train_and_evaluate(cfg, model=model or TinyBN(),
+                                      data=tiny_data(cfg))
+
+
+def test_two_steps_change_params_and_report_metrics(tmp_path):
+  cfg = make_cfg(tmp_path, epochs=0.5, asr_epochs=0, report=False)
+  model = TinyBN()
+  data = tiny_data(cfg)
+  init_params, _ = train_lib.initialized(
+      jax.random.split(jax.random.key(cfg.seed))[0], data.image_shape, model)
+  state = train_lib.train_and_evaluate(cfg, model=model, data=data)
+  assert int(state.step) == 2
+  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
+                       init_params, state.params)
+  assert all(v > 0 for v in jax.tree.leaves(moved))
+  assert state.batch_stats  # Updated batch-norm statistics are kept.
+  train_rec = metrics_lib.read_records(cfg.workdir, 'train')
+  assert train_rec and np.isfinite(train_rec[-1]['loss'])
+  for key in ('top1', 'top5', 'gamma', 'lam', 'sparsity', 'phase', 'epoch'):
+    assert key in train_rec[-1], key
+
+
+def test_run_directory_contents(tmp_path):
+  cfg = make_cfg(tmp_path)
+  state = run(cfg)
+  wd = cfg.workdir
+  assert int(state.step) == 8
+  assert config_lib.load_config(wd) == cfg
+  evals = metrics_lib.read_records(wd, 'eval')
+  assert [r['step'] for r in evals] == [4, 8]
+  assert [r['phase'] for r in evals] == ['main', 'asr']
+  last = evals[-1]
+  for key in ('test_top1', 'test_top5', 'test_loss', 'train_top1', 'sparsity',
+              'total_sparsity', 'layers'):
+    assert key in last, key
+  assert 0 < last['sparsity'] < 1  # l1 with lam 1e-3 makes zeros.
+  assert set(last['layers']) == {'Conv_0/kernel', 'Conv_1/kernel',
+                                 'Dense_0/kernel'}
+  trains = metrics_lib.read_records(wd, 'train')
+  assert any(r.get('images_per_sec', 0) > 0 for r in trains)
+  assert os.listdir(os.path.join(wd, 'tensorboard'))
+  assert ckpt_lib.Checkpoints(os.path.join(wd, 'checkpoints'),
+                              read_only=True).all_steps() == [4, 8]
+  rep = os.path.join(wd, 'report')
+  for f in ('sparsity_table.txt', 'summary.json', 'report.md', 'accuracy.png',
+            'sparsity.png', 'layer_sparsity.png'):
+    assert os.path.getsize(os.path.join(rep, f)) > 0, f
+  summary = json.load(open(os.path.join(rep, 'summary.json')))
+  assert summary['sparsity'] == pytest.approx(last['sparsity'])
+  assert 'Dense_0/kernel*' in open(os.path.join(rep,
+                                                'sparsity_table.txt')).read()
+
+
+def test_asr_freezes_zeros_of_the_rda_phase(tmp_path):
+  cfg = make_cfg(tmp_path, epochs=1, asr_epochs=1, checkpoint_every_steps=1,
+                 keep_checkpoints=10, report=False, lam=1e-2)
+  run(cfg)
+  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
+                           read_only=True)
+  for name in ('Conv_1', 'Dense_0'):
+    k4 = c.restore_raw(4)['params'][name]['kernel']
+    k8 = c.restore_raw(8)['params'][name]['kernel']
+    assert (k4 == 0).any(), name
+    assert np.all(k8[k4 == 0] == 0), name  # Zeros at the ASR start stay zero.
+  c.close()
+
+
+def test_resume_is_bit_identical(tmp_path):
+  full = run(make_cfg(tmp_path, 'full', report=False))
+  part_cfg = make_cfg(tmp_path, 'part', report=False)
+  stopped = run(part_cfg.replace(stop_at_step=3))
+  assert int(stopped.step) == 3
+  # Records after the checkpoint would be dropped on resume; the rerun with
+  # the same run directory continues from step 3.
+  resumed = run(part_cfg)
+  assert int(resumed.step) == 8
+  a, b = flat(full.params), flat(resumed.params)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  a, b = flat(full.opt_state), flat(resumed.opt_state)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  steps = [r['step'] for r in metrics_lib.read_records(part_cfg.workdir,
+                                                       'eval')]
+  assert steps == [4, 8]
+
+
+@pytest.mark.parametrize('method,extra', [
+    ('sgd', dict(asr_epochs=0, lr=0.05)),
+    ('prox_sgd', dict(lr=0.05, lam=1e-2)),
+    ('rda', dict(regularizer='group_lasso', lam=0.5)),
+    ('rda', dict(regularizer='tl1', lam=1e-2, asr_restart=True)),
+    ('gmp', dict(asr_epochs=0, lr=0.05, gmp_sparsity=0.5, gmp_frequency=1,
+                 gmp_end_epoch=0.5, epochs=1)),
+])
+def test_methods(tmp_path, method, extra):
+  kw = dict(method=method, report=False)
+  kw.update(extra)
+  if method in ('sgd', 'gmp'):
+    kw['lam'] = 0.0
+  cfg = make_cfg(tmp_path, **kw)
+  config_lib.validate(cfg)
+  state = run(cfg)
+  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
+             if np.ndim(p) > 1]
+  assert all(np.all(np.isfinite(k)) for k in kernels)
+  zeros = sum(int((k == 0).sum()) for k in kernels)
+  if method == 'sgd':
+    assert zeros == 0
+  elif method == 'gmp':
+    for k in kernels:  # Per-layer scope.
+      assert float((k == 0).mean()) == pytest.approx(0.5, abs=0.02)
+  else:
+    assert zeros > 0
+
+
+def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):
+  dense = make_cfg(tmp_path, 'dense', method='sgd', asr_epochs=0, lam=0.0,
+                   lr=0.05, report=False)
+  run(dense)
+  han = make_cfg(tmp_path, 'han', method='han', asr_epochs=0, lam=0.0,
+                 lr=0.01, init_from=dense.workdir, prune_sparsity=0.8,
+                 report=False)
+  config_lib.validate(han)
+  state = run(han)
+  for name in ('Conv_1', 'Dense_0'):
+    k = np.asarray(state.params[name]['kernel'])
+    assert float((k == 0).mean()) == pytest.approx(0.8, abs=0.01), name
+  src = ckpt_lib.load_variables(dense.workdir)
+  # Fine-tuning moved the kept weights.
+  assert not np.array_equal(src['params']['Dense_0']['bias'],
+                            state.params['Dense_0']['bias'])
+
+
+def test_init_from_a_different_model_is_a_clear_error(tmp_path):
+  dense = make_cfg(tmp_path, 'dense', method='sgd', asr_epochs=0, lam=0.0,
+                   report=False, epochs=0.5)
+  run(dense)
+  other = make_cfg(tmp_path, 'other', init_from=dense.workdir, report=False)
+  with pytest.raises(config_lib.ConfigError, match='do not fit this model'):
+    run(other, model=TinyBN(num_classes=7))
+
+
+def test_lenet5_from_models(tmp_path):
+  models = pytest.importorskip('models')
+  assert 'lenet5' in models.REGISTRY
+  cfg = make_cfg(tmp_path, model='lenet5', report=False, epochs=3,
+                 asr_epochs=1, lam=1e-4, gamma=10, init_scale=1)
+  state = train_lib.train_and_evaluate(cfg, data=tiny_data(cfg))
+  assert int(state.step) == 16
+  assert not state.batch_stats
+  # Synthetic classes (a template per class plus noise) are easy to learn.
+  last = metrics_lib.read_records(cfg.workdir, 'eval')[-1]
+  assert last['test_top1'] > 0.5, last

@@ -1,0 +1,230 @@
+"""Config, presets, schedules and bad-input errors of `python -m train`.
+
+Fast: nothing here compiles a model (runs the CLI in-process up to the
+checks that precede any work).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from train import cli
+from train import config as config_lib
+from train import methods
+from train.config import ConfigError
+
+PAPER_S = {  # Paper 002, Table 3.
+    'cifar10_resnet18': 10, 'cifar10_vgg16': 20, 'cifar10_vgg19': 10,
+    'cifar100_resnet18': 2, 'cifar100_vgg16': 60, 'cifar100_vgg19': 40,
+    'imagenet_resnet18': 2,
+}
+
+
+def test_every_preset_is_valid():
+  for name in config_lib.PRESETS:
+    cfg = config_lib.get_config(name)
+    if cfg.method == 'han':
+      cfg = cfg.replace(init_from='')
+      with pytest.raises(ConfigError, match='init_from'):
+        config_lib.validate(cfg)
+      continue
+    config_lib.validate(cfg)
+
+
+def test_paper_presets():
+  for name, s in PAPER_S.items():
+    cfg = config_lib.get_config(name)
+    assert cfg.init_scale == s, name
+    assert cfg.batch_size == 128 and cfg.method == 'rda', name
+    assert cfg.asr_epochs > 0, name
+  assert config_lib.get_config('mnist_lenet5').model == 'lenet5'
+
+
+def test_default_is_short_mnist_rda_asr():
+  cfg = config_lib.get_config()
+  assert cfg.model in ('lenet5', 'lenet300_100')
+  assert (cfg.dataset, cfg.method) == ('mnist', 'rda')
+  assert 0 < cfg.epochs <= 10 and 0 < cfg.asr_epochs <= 5
+  assert cfg.lam > 0
+
+
+def test_cli_overrides_and_types():
+  cfg, explicit, _ = cli.parse_config([
+      '--model', 'resnet18', '--dataset', 'cifar10', '--method', 'rda',
+      '--asr_epochs', '2', '--lam', '1e-6', '--gamma', '1.0',
+      '--init_scale', '10', '--epochs', '10', '--batch_size', '128',
+      '--regularizer', 'l1', '--workdir', 'runs/x', '--no-progress',
+      '--lam_schedule', 'piecewise', '--lam_boundaries', '5,8',
+      '--lam_scales', '2,0.5'])
+  assert cfg.model == 'resnet18' and cfg.asr_epochs == 2.0
+  assert cfg.lam == 1e-6 and cfg.batch_size == 128 and cfg.progress is False
+  assert cfg.lam_boundaries == (5.0, 8.0) and cfg.lam_scales == (2.0, 0.5)
+  assert {'model', 'lam', 'progress'} <= explicit
+  config_lib.validate(cfg, explicit)
+
+
+def test_config_json_round_trip(tmp_path):
+  cfg = config_lib.get_config('cifar10_resnet18', lr_boundaries=(1.0, 2.0),
+                              lr_scales=(0.1, 0.1), lr_schedule='piecewise')
+  path = tmp_path / 'config.json'
+  config_lib.write_config(cfg, str(path))
+  assert config_lib.load_config(str(path)) == cfg
+  assert config_lib.load_config(str(tmp_path)) == cfg
+  cfg2, _, _ = cli.parse_config(['--config', str(path), '--epochs', '3'])
+  assert cfg2 == cfg.replace(epochs=3.0)
+
+
+def test_schedules_in_epochs():
+  cfg = config_lib.get_config(epochs=10, asr_epochs=0)
+  phases = methods.make_phases(cfg.replace(batch_size=100), 1000)  # 10 / epoch
+  assert (phases.steps_per_epoch, phases.total_steps) == (10, 100)
+  pw = methods.make_schedule(0.1, 'piecewise', (3.0, 6.0), (0.1, 0.5), phases)
+  assert np.isclose(pw(29), 0.1) and np.isclose(pw(30), 0.01)
+  assert np.isclose(pw(60), 0.005)
+  cos = methods.make_schedule(1.0, 'cosine', (), (), phases)
+  assert np.isclose(cos(0), 1.0) and np.isclose(cos(50), 0.5) and cos(100) < 1e-6
+  wc = methods.make_schedule(1.0, 'warmup_cosine', (), (), phases,
+                             warmup_epochs=1)
+  assert np.isclose(wc(0), 0.0) and np.isclose(wc(10), 1.0)
+  lin = methods.make_schedule(2.0, 'linear', (), (0.5,), phases)
+  assert np.isclose(lin(100), 1.0)
+  assert methods.make_schedule(0.3, 'constant', (), (), phases) == 0.3
+
+
+def test_phases_and_asr_start():
+  cfg = config_lib.get_config(epochs=2, asr_epochs=1, steps_per_epoch=7)
+  ph = methods.make_phases(cfg, 60000)
+  assert (ph.main_steps, ph.asr_steps, ph.total_steps) == (14, 7, 21)
+  assert ph.phase(13) == 'main' and ph.phase(14) == 'asr'
+
+
+def test_leaf_selection():
+  params = {'Conv_0': {'kernel': np.ones((3, 3, 1, 2)), 'bias': np.ones(2)},
+            'Dense_0': {'kernel': np.ones((4, 2)), 'bias': np.ones(2)}}
+  assert methods.leaf_mask('kernels') is None
+  conv = methods.leaf_mask('conv')(params)
+  assert conv['Conv_0']['kernel'] and not conv['Dense_0']['kernel']
+  dense = methods.leaf_mask('dense')(params)
+  assert dense['Dense_0']['kernel'] and not dense['Conv_0']['kernel']
+  rx = methods.leaf_mask('Dense_0/kernel')(params)
+  assert rx['Dense_0']['kernel'] and not rx['Conv_0']['kernel']
+  with pytest.raises(ConfigError, match='regular expression'):
+    methods.leaf_mask('([')
+
+
+@pytest.mark.parametrize('method,regularizer,asr', [
+    ('sgd', 'none', 0), ('prox_sgd', 'l1', 0), ('rda', 'l1', 1),
+    ('rda', 'group_lasso', 0), ('rda', 'sparse_group_lasso', 1),
+    ('prox_sgd', 'tl1', 1), ('gmp', 'none', 0), ('rda', 'l0', 0)])
+def test_create_optimizer(method, regularizer, asr):
+  import jax.numpy as jnp
+  import optax
+  cfg = config_lib.get_config(method=method, regularizer=regularizer,
+                              asr_epochs=asr, lam=1e-3, lam2=1e-3,
+                              weight_decay=1e-4, steps_per_epoch=5)
+  config_lib.validate(cfg)
+  tx, hypers = methods.create_optimizer(cfg, methods.make_phases(cfg, 100))
+  params = {'k': jnp.ones((3, 4)), 'b': jnp.zeros(4)}
+  state = tx.init(params)
+  updates, _ = tx.update(jax_tree_ones(params), state, params)
+  new = optax.apply_updates(params, updates)
+  assert new['k'].shape == (3, 4)
+  assert set(hypers) <= {'lr', 'gamma', 'lam'}
+
+
+def jax_tree_ones(tree):
+  import jax
+  import jax.numpy as jnp
+  return jax.tree.map(jnp.ones_like, tree)
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear errors, exit status 2, before any work.
+# ---------------------------------------------------------------------------
+
+def run_cli(argv, capsys):
+  status = cli.main(argv)
+  err = capsys.readouterr().err
+  return status, err
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--preset', 'nope'], "Unknown preset 'nope'"),
+    (['--method', 'adam'], "Unknown method 'adam'"),
+    (['--regularizer', 'l3'], "Unknown regularizer 'l3'"),
+    (['--lr_schedule', 'step'], "Unknown lr_schedule 'step'"),
+    (['--epochs', 'ten'], "--epochs: cannot read 'ten'"),
+    (['--method', 'sgd', '--asr_epochs', '1'], 'ASR'),
+    (['--epochs', '0', '--asr_epochs', '1'], 'ASR without a sparse phase'),
+    (['--lam', '0', '--asr_epochs', '1'], 'makes no zeros to freeze'),
+    (['--method', 'han', '--asr_epochs', '0'], '--init_from'),
+    (['--method', 'sgd', '--asr_epochs', '0', '--gamma', '2'],
+     'does not use --gamma'),
+    (['--lr_schedule', 'piecewise', '--method', 'prox_sgd'], 'piecewise'),
+    (['--keep_checkpoints', '1'], 'keep_checkpoints'),
+    (['--batch_size', '0'], 'batch_size'),
+    (['--num_processes', '2'], 'Multi-host'),
+])
+def test_bad_options(argv, message, capsys, tmp_path):
+  status, err = run_cli(argv + ['--workdir', str(tmp_path / 'run')], capsys)
+  assert status == 2
+  assert message in err, err
+  assert not (tmp_path / 'run').exists()  # No work started.
+
+
+def test_unknown_model(capsys, tmp_path):
+  pytest.importorskip('models')
+  status, err = run_cli(['--model', 'resnet19', '--workdir', str(tmp_path)],
+                        capsys)
+  assert status == 2 and "Unknown model 'resnet19'" in err and 'resnet18' in err
+
+
+def test_unknown_dataset(capsys, tmp_path):
+  status, err = run_cli(['--dataset', 'mnistt', '--workdir', str(tmp_path)],
+                        capsys)
+  assert status == 2 and "Unknown dataset 'mnistt'" in err
+
+
+def test_batch_not_divisible(monkeypatch):
+  import jax
+  from train import train as train_lib
+  monkeypatch.setattr(jax, 'device_count', lambda: 8)
+  with pytest.raises(ConfigError, match='not divisible by the 8 devices'):
+    train_lib.check_runtime(config_lib.get_config(batch_size=100))
+  train_lib.check_runtime(config_lib.get_config(batch_size=128))
+
+
+def test_run_directory_of_another_config(capsys, tmp_path):
+  run = tmp_path / 'run'
+  cfg = config_lib.get_config(workdir=str(run), dataset='synthetic')
+  config_lib.write_config(cfg, str(run / 'config.json'))
+  # Same config (and non-semantic changes) pass.
+  assert config_lib.check_workdir(cfg.replace(progress=False)) == cfg
+  status, err = run_cli(['--workdir', str(run), '--dataset', 'synthetic',
+                         '--lam', '0.0123'], capsys)
+  assert status == 2
+  assert 'holds a run of a different config' in err and '--lam' in err
+  assert json.loads((run / 'config.json').read_text())['lam'] == cfg.lam
+
+
+def test_print_config(capsys):
+  assert cli.main(['--preset', 'cifar10_vgg16', '--print_config']) == 0
+  out = json.loads(capsys.readouterr().out)
+  assert out['model'] == 'vgg16' and out['init_scale'] == 20
+
+
+def test_list_presets(capsys):
+  assert cli.main(['--list_presets']) == 0
+  out = capsys.readouterr().out
+  for name in PAPER_S:
+    assert name in out
+
+
+def test_help_mentions_fields():
+  text = cli.build_parser().format_help()
+  for flag in ('--asr_epochs', '--init_scale', '--coordinator_address',
+               '--manual_dir', '--select'):
+    assert flag in text
+  assert os.path.basename(cli.__file__) == 'cli.py'
