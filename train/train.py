@@ -304,9 +304,13 @@ def evaluate(p_eval_step, state, data: data_lib.Data, eval_batch: int,
   total = -(-data.num_eval_examples // eval_batch)
   with metrics_lib.progress_bar(total, enabled=progress and total > 20,
                                 desc='eval', unit='batch', leave=False) as bar:
-    for batch in data.eval_batches():
-      avg.add(p_eval_step(state, batch))
-      bar.update(1)
+    batches = data.eval_batches()
+    try:
+      for batch in batches:
+        avg.add(p_eval_step(state, batch))
+        bar.update(1)
+    finally:
+      _close(batches)
   return {f'test_{k}': v for k, v in avg.result().items()}
 
 
@@ -459,10 +463,19 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
       from train import report  # pylint: disable=import-outside-toplevel
       report.write_report(cfg, final.params, last_train=last_record)
   finally:
+    # Stops the input pipeline's prefetch thread before the interpreter
+    # exits (a daemon thread inside native code at exit can abort it).
+    _close(batches)
     bar.close()
     ckpts.close()
     writer.close()
   return final
+
+
+def _close(iterator) -> None:
+  close = getattr(iterator, 'close', None)
+  if close is not None:
+    close()
 
 
 def _eval_line(r: dict[str, Any]) -> str:

@@ -1,0 +1,63 @@
+"""The training loop on the project's input pipeline (TFDS).
+
+* ``tfds.testing.mock_data``: a few steps on mock CIFAR-10 (random images of
+  the real shapes), through the real pipeline's sharded batches, eval masks
+  and device-side augmentation (random crop + flip, per-example keys).
+* Real MNIST from ``../shared/data/mnist`` (skipped when absent): the default
+  preset (LeNet-300-100, RDA then ASR) shortened to 2 + 1 epochs reaches
+  >= 90% test top-1 with >= 30% of the weights exactly zero (measured:
+  93.7% at 57% sparsity, about 25 s on a 2-core CPU including preparing
+  MNIST from the archives).
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from _train_driver import REPO, TinyBN, final_variables, run_train
+from train import config as config_lib
+from train import metrics as metrics_lib
+from train import train as train_lib
+
+tfds = pytest.importorskip('tensorflow_datasets')
+pytest.importorskip('train.input_pipeline')
+
+MNIST_DIR = os.environ.get(
+    'RDA_MNIST_DIR',
+    os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist'))
+
+
+def test_a_few_steps_on_mock_cifar10(tmp_path):
+  cfg = config_lib.get_config(
+      None, dataset='cifar10', data_dir=str(tmp_path / 'tfds'), batch_size=8,
+      eval_batch_size=16, epochs=1, asr_epochs=1, lam=1e-2, gamma=2.0,
+      init_scale=2.0, workdir=str(tmp_path / 'run'), progress=False,
+      async_checkpointing=False, log_every_steps=1)
+  with tfds.testing.mock_data(num_examples=24):
+    state = train_lib.train_and_evaluate(cfg, model=TinyBN())
+  assert int(state.step) == 6  # 24 // 8 = 3 steps per epoch, 1 + 1 epochs.
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert [r['step'] for r in evals] == [3, 6]
+  assert all(np.isfinite(r['test_loss']) for r in evals)
+  assert 0 < evals[-1]['sparsity'] < 1
+  assert os.path.exists(os.path.join(cfg.workdir, 'report', 'accuracy.png'))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
+                    reason=f'MNIST archives not found in {MNIST_DIR}')
+def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
+  run = str(tmp_path / 'run')
+  run_train(['--manual_dir', MNIST_DIR, '--data_dir', str(tmp_path / 'tfds'),
+             '--epochs', '2', '--asr_epochs', '1', '--workdir', run,
+             '--no-progress'], devices=None, timeout=600)
+  last = metrics_lib.read_records(run, 'eval')[-1]
+  assert last['phase'] == 'asr' and last['epoch'] == pytest.approx(3.0)
+  assert last['test_top1'] >= 0.90, last
+  assert last['sparsity'] >= 0.30, last
+  params = final_variables(run)['params']
+  zeros = sum(int((np.asarray(p) == 0).sum()) for p in
+              [params[k]['kernel'] for k in params])
+  assert zeros > 0
+  assert config_lib.load_config(run).model == 'lenet300_100'
