@@ -6,6 +6,7 @@ every method, resume, and --init_from (Han et al.'s prune + fine-tune).
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -15,6 +16,7 @@ from train import checkpoint as ckpt_lib
 from train import config as config_lib
 from train import data as data_lib
 from train import metrics as metrics_lib
+from train import report
 from train import train as train_lib
 
 from _train_driver import TinyBN, flat
@@ -88,6 +90,12 @@ def test_run_directory_contents(tmp_path):
   assert summary['sparsity'] == pytest.approx(last['sparsity'])
   assert 'Dense_0/kernel*' in open(os.path.join(rep,
                                                 'sparsity_table.txt')).read()
+  # `python -m train.report RUN_DIR` rebuilds the report from the run dir.
+  shutil.rmtree(rep)
+  assert report.main([wd]) == 0
+  assert os.path.getsize(os.path.join(rep, 'layer_sparsity.png')) > 0
+  assert json.load(open(os.path.join(rep, 'summary.json')))['sparsity'] == (
+      pytest.approx(last['sparsity']))
 
 
 def test_asr_freezes_zeros_of_the_rda_phase(tmp_path):

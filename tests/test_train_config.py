@@ -36,10 +36,14 @@ def test_every_preset_is_valid():
 def test_paper_presets():
   for name, s in PAPER_S.items():
     cfg = config_lib.get_config(name)
-    assert cfg.init_scale == s, name
+    assert cfg.init_scale == s and cfg.effective_init_scale == s, name
     assert cfg.batch_size == 128 and cfg.method == 'rda', name
     assert cfg.asr_epochs > 0, name
   assert config_lib.get_config('mnist_lenet5').model == 'lenet5'
+  # RDA's init applies to rda only (the paper initialises Prox-SGD like SGD).
+  sgd = config_lib.get_config('cifar10_resnet18', method='sgd')
+  assert sgd.effective_init_scale == 0
+  assert config_lib.get_config(method='rda', init_scale=0).effective_init_scale == 2
 
 
 def test_default_is_short_mnist_rda_asr():
@@ -162,6 +166,8 @@ def run_cli(argv, capsys):
     (['--method', 'han', '--asr_epochs', '0'], '--init_from'),
     (['--method', 'sgd', '--asr_epochs', '0', '--gamma', '2'],
      'does not use --gamma'),
+    (['--method', 'prox_sgd', '--init_scale', '5'],
+     'does not use --init_scale'),
     (['--lr_schedule', 'piecewise', '--method', 'prox_sgd'], 'piecewise'),
     (['--keep_checkpoints', '1'], 'keep_checkpoints'),
     (['--batch_size', '0'], 'batch_size'),

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
       prog='python -m train',
       description='Train a sparse network (RDA, Prox-SGD, ASR, magnitude '
       'pruning baselines) on a TFDS dataset.',
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--preset', default=None,
                       help='Preset to start from: ' +
                       ', '.join(sorted(config_lib.PRESETS)))
@@ -54,10 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help='List the presets and exit.')
   parser.add_argument('--print_config', action='store_true',
                       help='Print the resolved config as JSON and exit.')
-  group = parser.add_argument_group('config (train.config.Config)')
+  group = parser.add_argument_group(
+      'config (train.config.Config; defaults are those of the default preset)')
+  defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
     help_text = config_lib.field_doc(name) or name
-    help_text += f' (default: {field.default!r})'
+    value = getattr(defaults, name)
+    if isinstance(value, tuple):
+      value = ','.join(f'{v:g}' for v in value) or '(none)'
+    help_text += f' (default: {value!r})'
+    help_text = help_text.replace('%', '%%')  # argparse %-formats help.
     kind = str(field.type)
     if kind.startswith('bool'):
       group.add_argument(f'--{name}', action=argparse.BooleanOptionalAction,

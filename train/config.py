@@ -52,7 +52,9 @@ class Config:
   manual_dir: str | None = None
   """TFDS manual download folder (e.g. ../shared/data/mnist); env RDA_MANUAL_DIR."""
   train_split: str = 'train'
+  """TFDS split (or slice, e.g. 'train[:90%]') to train on."""
   eval_split: str = 'test'
+  """TFDS split to evaluate on ('test'; ImageNet: 'validation')."""
   batch_size: int = 128
   """Global batch size (all devices of all hosts)."""
   eval_batch_size: int = 0
@@ -109,8 +111,9 @@ class Config:
 
   # --- Initialization ------------------------------------------------------
   init_scale: float = 0.0
-  """RDA uniform init scale s (variance s/fan_in) for the kernels; 0 = the
-  model's default init, or s = 2 when method is rda."""
+  """RDA's uniform init scale s (variance s/fan_in) for the kernels, used when
+  the method is rda (0 = s = 2); the other methods start from the model's
+  default init, as the paper does for Prox-SGD."""
   init_from: str = ''
   """Run directory (or checkpoint directory) whose params / batch stats start
   this run; required by han."""
@@ -185,9 +188,9 @@ class Config:
   @property
   def effective_init_scale(self) -> float:
     """The RDA init scale used for the kernels (0 = model default init)."""
-    if self.init_scale:
-      return self.init_scale
-    return 2.0 if self.method == 'rda' else 0.0
+    if self.method != 'rda':
+      return 0.0
+    return self.init_scale or 2.0
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -499,12 +502,14 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
                 'gmp_frequency'}
   if cfg.method != 'han':
     ignored |= {'prune_sparsity'}
+  if cfg.method != 'rda':
+    ignored |= {'init_scale'}
   bad = sorted(set(explicit) & ignored)
   if bad:
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
-        '; drop them or choose the method that does (rda: gamma, lam; '
-        'prox_sgd: lr, lam; han: prune_sparsity; gmp: gmp_*).')
+        '; drop them or choose the method that does (rda: gamma, lam, '
+        'init_scale; prox_sgd: lr, lam; han: prune_sparsity; gmp: gmp_*).')
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
     raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
                       '(the group strength; --lam is the l1 strength).')

@@ -291,6 +291,19 @@ def check_model(cfg: config_lib.Config) -> None:
 # The loop.
 # ---------------------------------------------------------------------------
 
+def create_data(cfg: config_lib.Config) -> data_lib.Data:
+  """The run's data; a dataset that cannot be loaded is a ConfigError."""
+  try:
+    return data_lib.create_data(cfg)
+  except config_lib.ConfigError:
+    raise
+  except (ValueError, FileNotFoundError) as e:
+    # The input pipeline's DatasetNotFoundError is a ValueError; its message
+    # says how to pass a manual download folder.
+    raise config_lib.ConfigError(
+        f'Cannot load dataset {cfg.dataset!r}: {e}') from e
+
+
 def _sparsity_from_counts(counts, sizes, selected) -> float:
   nz = sum(int(c) for c, s in zip(counts, selected) if s)
   total = sum(int(n) for n, s in zip(sizes, selected) if s)
@@ -352,7 +365,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
     init_variables = ckpt_lib.load_variables(cfg.init_from)
 
   if data is None:
-    data = data_lib.create_data(cfg)
+    data = create_data(cfg)
   phases = methods.make_phases(cfg, data.num_train_examples)
   if model is None:
     model = create_model(cfg, data.num_classes)
