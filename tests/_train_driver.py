@@ -1,8 +1,9 @@
 """Helpers for the training tests, and a subprocess driver.
 
-As a script: ``python tests/_train_driver.py [--tiny_bn] -- ARGS`` runs
-``python -m train ARGS``, optionally with :class:`TinyBN` (a small conv net
-with cross-device batch norm) instead of a model of ``models/``.
+As a script: ``python tests/_train_driver.py [--tiny_bn] [--mock_data N] --
+ARGS`` runs ``python -m train ARGS``, optionally with :class:`TinyBN` (a small
+conv net with cross-device batch norm) instead of a model of ``models/``, and
+inside ``tfds.testing.mock_data(num_examples=N)``.
 """
 
 from __future__ import annotations
@@ -54,18 +55,25 @@ def env_with_devices(n: int | None) -> dict[str, str]:
   return env
 
 
-def train_cmd(args, tiny_bn: bool = False) -> list[str]:
-  if tiny_bn:
-    return [PYTHON, os.path.join(REPO, 'tests', '_train_driver.py'),
-            '--tiny_bn', '--', *args]
+def train_cmd(args, tiny_bn: bool = False, mock_data: int = 0) -> list[str]:
+  if tiny_bn or mock_data:
+    opts = ['--tiny_bn'] if tiny_bn else []
+    if mock_data:
+      opts += ['--mock_data', str(mock_data)]
+    return [PYTHON, os.path.join(REPO, 'tests', '_train_driver.py'), *opts,
+            '--', *args]
   return [PYTHON, '-m', 'train', *args]
 
 
 def run_train(args, *, devices: int | None = 1, tiny_bn: bool = False,
-              timeout: float = 300, check: bool = True
+              mock_data: int = 0, timeout: float = 300, check: bool = True
               ) -> subprocess.CompletedProcess:
-  """Runs a training job in a fresh process with ``devices`` CPU devices."""
-  proc = subprocess.run(train_cmd(args, tiny_bn), cwd=REPO,
+  """Runs a training job in a fresh process with ``devices`` CPU devices.
+
+  ``tiny_bn``: train :class:`TinyBN`; ``mock_data``: inside
+  ``tfds.testing.mock_data(num_examples=mock_data)``.
+  """
+  proc = subprocess.run(train_cmd(args, tiny_bn, mock_data), cwd=REPO,
                         env=env_with_devices(devices), capture_output=True,
                         text=True, timeout=timeout)
   if check and proc.returncode != 0:
@@ -97,12 +105,17 @@ def flat(tree) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str]) -> int:
-  tiny = '--tiny_bn' in argv[:argv.index('--')] if '--' in argv else False
+  opts = argv[:argv.index('--')] if '--' in argv else []
   args = argv[argv.index('--') + 1:] if '--' in argv else argv
-  if not tiny:
-    from train import cli
-    return cli.main(args)
+  mock = None
+  if '--mock_data' in opts:
+    import tensorflow_datasets as tfds
+    n = int(opts[opts.index('--mock_data') + 1])
+    mock = tfds.testing.mock_data(num_examples=n)
+    mock.__enter__()
   from train import cli
+  if '--tiny_bn' not in opts:
+    return cli.main(args)
   from train import config as config_lib
   from train import train as train_lib
   try:
@@ -113,6 +126,9 @@ def main(argv: list[str]) -> int:
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  finally:
+    if mock is not None:
+      mock.__exit__(None, None, None)
   return 0
 
 

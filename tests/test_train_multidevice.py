@@ -41,3 +41,22 @@ def test_eight_devices_match_one(tmp_path):
       np.testing.assert_allclose(rb[key], ra[key], rtol=1e-4, atol=1e-5,
                                  err_msg=key)
   assert 'error' not in out.stderr.lower()
+
+
+def test_augmentation_keys_do_not_depend_on_the_device_count(tmp_path):
+  """Mock CIFAR-10 with random crop + flip: each example's augmentation key is
+  fold_in(step key, its index in the global batch), so 8 devices train like 1.
+  """
+  args = ['--dataset', 'cifar10', '--data_dir', str(tmp_path / 'tfds'),
+          '--batch_size', '16', '--epochs', '1', '--asr_epochs', '1',
+          '--lam', '3e-3', '--gamma', '2', '--no-progress', '--no-report',
+          '--no-async_checkpointing']
+  one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
+  run_train(args + ['--workdir', one], devices=1, tiny_bn=True, mock_data=32)
+  run_train(args + ['--workdir', eight], devices=8, tiny_bn=True,
+            mock_data=32)
+  a, b = final_variables(one), final_variables(eight)
+  assert a['step'] == b['step'] == 4
+  fa, fb = flat(a['params']), flat(b['params'])
+  for k in fa:
+    np.testing.assert_allclose(fb[k], fa[k], rtol=RTOL, atol=ATOL, err_msg=k)
