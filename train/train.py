@@ -469,8 +469,10 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         t_last = time.perf_counter()  # Exclude eval and checkpoint time.
       elif (cfg.checkpoint_every_steps and
             done % cfg.checkpoint_every_steps == 0) or done == end:
+        t_save = time.perf_counter()
         ckpts.save(done, state_tree(unreplicate(state)))
-        t_last = time.perf_counter()
+        if t_last is not None:  # Exclude checkpoint time from images/s.
+          t_last += time.perf_counter() - t_save
     final = ckpt_lib.host_copy(unreplicate(state))
     if is_main and cfg.report and int(final.step) >= total:
       from train import report  # pylint: disable=import-outside-toplevel
