@@ -3,7 +3,8 @@
 * ``tfds.testing.mock_data``: a few steps on mock CIFAR-10 (random images of
   the real shapes), through the real pipeline's sharded batches, eval masks
   and device-side augmentation (random crop + flip, per-example keys).
-* Real MNIST from ``../shared/data/mnist`` (skipped when absent): the default
+* Real MNIST from ``$RDA_SHARED_DATA/mnist`` (default ``<repo>/../shared/data``;
+  skipped when absent): the default
   preset (LeNet-300-100, RDA then ASR) shortened to 2 + 1 epochs reaches
   >= 90% test top-1 with >= 30% of the weights exactly zero (measured:
   93.7% at 57% sparsity, about 25 s on a 2-core CPU including preparing
@@ -23,9 +24,9 @@ from train import train as train_lib
 tfds = pytest.importorskip('tensorflow_datasets')
 pytest.importorskip('train.input_pipeline')
 
-MNIST_DIR = os.environ.get(
-    'RDA_MNIST_DIR',
-    os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist'))
+SHARED_DATA = os.environ.get(
+    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 
 def test_a_few_steps_on_mock_cifar10(tmp_path):
