@@ -1,11 +1,25 @@
 """The training job of rda-optax: ``python -m train`` (see :mod:`train.cli`).
 
-Public entry points:
+Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
 
-* :class:`train.config.Config`, :func:`train.config.get_config` (presets),
-  :func:`train.config.validate`;
-* :func:`train.train.train_and_evaluate` (the loop; resumes a run directory);
-* :func:`train.cli.main` (the command line).
+* :mod:`train.config`: :class:`~train.config.Config` (one dataclass, every
+  field a CLI flag), :data:`~train.config.PRESETS`,
+  :func:`~train.config.get_config`, :func:`~train.config.validate`,
+  :func:`~train.config.check_workdir`.
+* :mod:`train.methods`: config -> Optax optimizer
+  (:func:`~train.methods.create_optimizer`; sgd, prox_sgd, rda, han, gmp,
+  each with optional ASR), epoch-valued schedules
+  (:func:`~train.methods.make_schedule`), leaf selection, RDA init.
+* :mod:`train.train`: train state, pmapped
+  :func:`~train.train.train_step` / :func:`~train.train.eval_step`, and
+  :func:`~train.train.train_and_evaluate` (the loop; resumes a run directory).
+* :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
+  pipeline (:mod:`train.input_pipeline`), and an in-memory synthetic dataset.
+* :mod:`train.checkpoint`: Orbax checkpoints
+  (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`).
+* :mod:`train.metrics` / :mod:`train.report`: JSON lines, TensorBoard, tqdm;
+  the final report (sparsity table, PNG plots).
+* :mod:`train.cli`: the command line (:func:`~train.cli.main`).
 
 Importing ``train`` is cheap: JAX, Flax and TFDS load with the submodules.
 """
