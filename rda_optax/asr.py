@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
-from rda_optax.rda import check_tree_match, missing_params_error
+from rda_optax.validation import check_tree_match, missing_params_error
 
 
 class FreezeZerosState(NamedTuple):

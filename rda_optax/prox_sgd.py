@@ -10,7 +10,8 @@ import optax
 
 from rda_optax import regularizers as regs
 from rda_optax import selection
-from rda_optax.rda import check_tree_match, missing_params_error
+from rda_optax import validation
+from rda_optax.validation import check_tree_match, missing_params_error
 
 
 class ProxSGDState(NamedTuple):
@@ -76,29 +77,13 @@ def prox_sgd(
     He et al., *Make ℓ1 Regularization Effective in Training Sparse CNN*,
     2020 (Algorithm 1).
   """
-  if not callable(learning_rate):
-    try:
-      lr = float(learning_rate)
-    except (TypeError, ValueError):
-      lr = None
-    if lr is not None and not lr > 0:
-      raise ValueError(
-          f'prox_sgd needs learning_rate > 0 (or an optax schedule), got '
-          f'{learning_rate!r}.')
-  if momentum is not None:
-    try:
-      mu = float(momentum)
-    except (TypeError, ValueError):
-      mu = None
-    if mu is not None and not 0 <= mu < 1:
-      raise ValueError(f'momentum must be in [0, 1) or None, got {momentum!r}.')
+  validation.check_positive('prox_sgd', 'learning_rate', learning_rate)
+  mu = None if momentum is None else validation.concrete_float(momentum)
+  if mu is not None and not 0 <= mu < 1:
+    raise ValueError(f'momentum must be in [0, 1) or None, got {momentum!r}.')
   if nesterov and momentum is None:
     raise ValueError('nesterov=True needs a momentum value, e.g. momentum=0.9.')
-  if regularizer is not None and not isinstance(regularizer,
-                                                regs.Regularizer):
-    raise TypeError(
-        f'regularizer must be a rda_optax.Regularizer such as rda_optax.l1(1e-5)'
-        f', got {type(regularizer).__name__}.')
+  validation.check_regularizer('prox_sgd', regularizer)
 
   def init_fn(params):
     if momentum is None:

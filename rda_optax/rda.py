@@ -10,6 +10,8 @@ import optax
 
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import validation
+from rda_optax.validation import check_tree_match, missing_params_error
 
 
 class RDAState(NamedTuple):
@@ -27,21 +29,6 @@ class RDAState(NamedTuple):
   count: jax.Array
   init_params: Any
   grad_sum: Any
-
-
-def missing_params_error(name: str) -> ValueError:
-  return ValueError(
-      f'{name} needs the current parameters: call '
-      f'`update(grads, state, params)` (optax passes them when you use '
-      f'`optimizer.update(grads, opt_state, params)`).')
-
-
-def check_tree_match(name: str, tree: Any, params: Any) -> None:
-  if jax.tree.structure(tree) != jax.tree.structure(params):
-    raise ValueError(
-        f'{name}: the gradients and parameters have different tree structures '
-        f'({jax.tree.structure(tree)} vs {jax.tree.structure(params)}); pass '
-        'gradients of the same parameters the optimizer was initialised with.')
 
 
 def rda(
@@ -107,20 +94,11 @@ def rda(
     He, Jia, Xu, Zhang & Zhao, *Make ℓ1 Regularization Effective in Training
     Sparse CNN*, Comput. Optim. Appl. 2020 (Algorithm 2).
   """
-  if not callable(gamma):
-    try:
-      g = float(gamma)
-    except (TypeError, ValueError):
-      g = None
-    if g is not None and not g > 0:
-      raise ValueError(
-          f'rda needs gamma > 0 (β_n = γ√n), got gamma={gamma!r}. Typical '
-          'values are 0.1 to 10; pass a schedule to change it during training.')
-  if regularizer is not None and not isinstance(regularizer,
-                                                regs.Regularizer):
-    raise TypeError(
-        f'regularizer must be a rda_optax.Regularizer such as rda_optax.l1(1e-5)'
-        f', got {type(regularizer).__name__}.')
+  validation.check_positive(
+      'rda', 'gamma', gamma,
+      'β_n = γ√n; typical values are 0.1 to 10, and a schedule may change it '
+      'during training.')
+  validation.check_regularizer('rda', regularizer)
 
   def init_fn(params):
     sum_dtype = lambda p: grad_sum_dtype or jnp.asarray(p).dtype

@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
+from rda_optax import validation
 
 ScalarOrSchedule = float | jax.Array | optax.Schedule
 Groups = Literal['output', 'input']
@@ -60,11 +61,8 @@ def value_at(hyper: ScalarOrSchedule, count: Any) -> jax.Array:
 
 def check_nonnegative(name: str, hyper: ScalarOrSchedule) -> None:
   """Raises a ValueError naming the fix for a negative constant strength."""
-  if callable(hyper):
-    return
-  try:
-    v = float(hyper)
-  except (TypeError, ValueError):  # A traced value (inject_hyperparams).
+  v = validation.concrete_float(hyper)
+  if v is None:  # A schedule, or a traced value (inject_hyperparams).
     return
   if not v >= 0 or math.isinf(v):
     raise ValueError(
@@ -72,7 +70,7 @@ def check_nonnegative(name: str, hyper: ScalarOrSchedule) -> None:
         f'{hyper!r}. Pass e.g. {name}=1e-5 or {name}=optax.constant_schedule(1e-5).')
 
 
-def _check_groups(groups: str) -> None:
+def check_groups(groups: str) -> None:
   if groups not in _GROUPS:
     raise ValueError(
         f'Unknown group axis groups={groups!r}: use "output" (a conv output '
@@ -214,7 +212,7 @@ class GroupLasso(Regularizer):
 
   def __post_init__(self):
     check_nonnegative('strength', self.strength)
-    _check_groups(self.groups)
+    check_groups(self.groups)
 
   def value(self, x, count=0):
     norms, n_g = group_norms(jnp.asarray(x), self.groups)
@@ -240,7 +238,7 @@ class SparseGroupLasso(Regularizer):
   def __post_init__(self):
     check_nonnegative('l1_strength', self.l1_strength)
     check_nonnegative('group_strength', self.group_strength)
-    _check_groups(self.groups)
+    check_groups(self.groups)
 
   def value(self, x, count=0):
     x = jnp.asarray(x)
@@ -292,7 +290,7 @@ class TransformedL1(Regularizer):
   def __post_init__(self):
     check_nonnegative('strength', self.strength)
     check_nonnegative('group_strength', self.group_strength)
-    _check_groups(self.groups)
+    check_groups(self.groups)
     if not (isinstance(self.a, (int, float)) and self.a > 0 and
             math.isfinite(self.a)):
       raise ValueError(

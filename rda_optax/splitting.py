@@ -11,7 +11,8 @@ import optax
 
 from rda_optax import regularizers as regs
 from rda_optax import selection
-from rda_optax.rda import check_tree_match, missing_params_error
+from rda_optax import validation
+from rda_optax.validation import check_tree_match, missing_params_error
 
 
 class SplittingState(NamedTuple):
@@ -88,21 +89,11 @@ def variable_splitting(
     Bui, Park, Zhang, Qi & Xin, *ℓ0 Regularized Structured Sparsity
     Convolutional Neural Networks*, arXiv 1912.07868.
   """
-  if not isinstance(regularizer, regs.Regularizer):
-    raise TypeError(
-        'variable_splitting needs a rda_optax.Regularizer for V, e.g. '
-        f'rda_optax.l0(1e-4); got {type(regularizer).__name__}.')
-  if not callable(beta):
-    try:
-      b = float(beta)
-    except (TypeError, ValueError):
-      b = None
-    if b is not None and not b > 0:
-      raise ValueError(f'variable_splitting needs beta > 0, got {beta!r}.')
+  validation.check_regularizer('variable_splitting', regularizer,
+                               allow_none=False)
+  validation.check_positive('variable_splitting', 'beta', beta)
   regs.check_nonnegative('group_strength', group_strength)
-  if groups not in ('output', 'input'):
-    raise ValueError(f'Unknown group axis groups={groups!r}: use "output" or '
-                     '"input".')
+  regs.check_groups(groups)
   inner = optax.with_extra_args_support(inner)
 
   def prox_all(params, count):
