@@ -620,3 +620,21 @@ def test_reading_needs_no_tensorflow(mnist_dir):
     assert out["shape"] == [1, 64, 28, 28, 1] and out["dtype"] == "uint8"
     assert 20 < out["mean"] < 50 and sum(out["eval_labels"]) == 500
     assert "pip install 'rda-optax[prepare]'" in out["prepare_error"]
+
+
+def test_offline_copy_is_the_default_manual_dir(tmp_path, monkeypatch):
+    """Without --manual_dir, a complete copy in $RDA_SHARED_DATA/<name> is used."""
+    from train import datasets
+    monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
+    monkeypatch.setenv(datasets.SHARED_DATA_ENV, str(tmp_path))
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    files = datasets._TFDS_SPECS["mnist"].manual_files
+    for f in files[:-1]:
+        (folder / f).write_bytes(b"")
+    assert datasets._resolve_manual_dir(None, "mnist") is None  # incomplete copy: not used
+    (folder / files[-1]).write_bytes(b"")
+    assert datasets._resolve_manual_dir(None, "mnist") == str(folder)
+    assert datasets._resolve_manual_dir("/explicit", "mnist") == "/explicit"  # the flag wins
+    monkeypatch.setenv(datasets.MANUAL_DIR_ENV, "/from_env")
+    assert datasets._resolve_manual_dir(None, "mnist") == "/from_env"

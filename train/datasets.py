@@ -46,6 +46,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MANUAL_DIR_ENV = "RDA_MANUAL_DIR"
+# A folder of offline copies (``<dir>/mnist/`` = the four MNIST archives, ``<dir>/cifar10-jpg.tar.gz``),
+# used when no manual folder is given; default: ``../shared/data`` beside the repository.
+SHARED_DATA_ENV = "RDA_SHARED_DATA"
 PREPARE_HINT = "pip install 'rda-optax[prepare]'"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
 _CACHE_FORMAT_VERSION = 1
@@ -387,8 +390,23 @@ def _tfds():
     return tfds
 
 
-def _resolve_manual_dir(manual_dir) -> str | None:
+def shared_data_dir() -> str | None:
+    """The folder of offline dataset copies: ``$RDA_SHARED_DATA`` or ``../shared/data`` beside the repo."""
+    path = os.environ.get(SHARED_DATA_ENV) or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "shared", "data")
+    path = os.path.normpath(os.path.expanduser(path))
+    return path if os.path.isdir(path) else None
+
+
+def _resolve_manual_dir(manual_dir, name: str | None = None) -> str | None:
+    """``manual_dir``, else ``$RDA_MANUAL_DIR``, else a complete offline copy in ``shared_data_dir()``."""
     manual_dir = manual_dir or os.environ.get(MANUAL_DIR_ENV) or None
+    if manual_dir is None and name in _TFDS_SPECS and shared_data_dir():
+        candidate = os.path.join(shared_data_dir(), name)
+        files = _TFDS_SPECS[name].manual_files
+        if files and all(os.path.exists(os.path.join(candidate, f)) for f in files):
+            log.info("Using the offline copy of %s in %s", name, candidate)
+            manual_dir = candidate
     return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
 
 
@@ -475,7 +493,7 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None, download: bool = 
     builder = _tfds_builder(name, data_dir)
     if builder.is_prepared():
         return os.fspath(builder.data_dir)
-    manual_dir = _resolve_manual_dir(manual_dir)
+    manual_dir = _resolve_manual_dir(manual_dir, name)
     if manual_dir is not None:
         missing = [f for f in spec.manual_files if not os.path.exists(os.path.join(manual_dir, f))]
         if missing:
@@ -549,7 +567,7 @@ def load_tfds(name: str, *, data_dir=None, manual_dir=None, download: bool = Tru
     try:  # Fast path: already prepared (also what tfds.testing.mock_data provides).
         train = open_tfds_split(name, train_split, data_dir=data_dir, image_size=image_size,
                                 train=True, num_workers=num_workers)
-    except DatasetNotFoundError:
+    except (DatasetNotFoundError, KeyError):  # TFDS 4.9.10: KeyError "splits is empty"
         if _tfds_builder(name, data_dir).is_prepared():
             raise  # prepared in the wrong format: the message says what to do
         prepare_tfds(name, data_dir=data_dir, manual_dir=manual_dir, download=download)
@@ -777,7 +795,7 @@ _CIFAR10_JPG_NAMES = ("cifar10-jpg.tar.gz", "cifar10-jpg.tgz", "cifar10-jpg.tar"
 
 def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
     """Locates the CIFAR-10 JPEG copy: a path itself, or one of its usual names inside a folder."""
-    candidates = [c for c in (_resolve_manual_dir(manual_dir), data_dir) if c]
+    candidates = [c for c in (_resolve_manual_dir(manual_dir), data_dir, shared_data_dir()) if c]
     for base in candidates:
         base = os.path.expanduser(os.fspath(base))
         if (_is_archive(base) and os.path.isfile(base)) or os.path.isdir(os.path.join(base, "train")):
