@@ -417,8 +417,10 @@ def _assert_helpful(message):
 
 
 @pytest.fixture
-def no_manual_env(monkeypatch):
+def no_manual_env(monkeypatch, tmp_path_factory):
+    """No manual folder anywhere: neither the env variable nor an offline copy."""
     monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
+    monkeypatch.setenv(datasets.SHARED_DATA_ENV, str(tmp_path_factory.mktemp("no_shared_data")))
 
 
 def test_missing_dataset_without_download_fails_fast(tmp_path, no_manual_env):
