@@ -65,8 +65,9 @@ class Config:
   """Epochs of the main phase (the sparse phase for prox_sgd / rda)."""
   asr_epochs: float = 0.0
   """Epochs of adaptive sparse retraining after the main phase (0 = none)."""
-  asr_restart: bool = False
-  """Restart the inner optimizer's state (RDA's centre, sum and count) at ASR."""
+  asr_restart: bool = True
+  """Restart the inner optimizer's state (RDA's centre, sum and count) at ASR
+  (measured better: benchmarks/asr_restart.py)."""
   steps_per_epoch: int = 0
   """Override the steps per epoch (0 = train examples // batch_size); for tests."""
 
