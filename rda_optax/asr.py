@@ -91,11 +91,14 @@ def _full_keep(freeze_state, params):
 def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
   """Zeroes frozen entries in every params-shaped tree inside an opt state.
 
-  Momentum buffers, Adam moments and RDA's ``(w0, G)`` are trees with the
+  Momentum buffers, Adam moments and RDA's gradient sum are trees with the
   parameters' structure and shapes; each is multiplied by the keep mask so a
-  frozen weight cannot be revived by what its optimizer remembers. Trees that
-  were restructured (e.g. inside :func:`optax.masked`) are left as they are;
-  the masked updates still keep their weights at zero.
+  frozen weight cannot be revived by what its optimizer remembers. A state
+  class may name fields that hold no memory of the gradients in a class
+  attribute ``asr_constant_fields`` (RDA's centre ``init_params``): they are
+  left alone, which spares rewriting them every step. Trees that were
+  restructured (e.g. inside :func:`optax.masked`) are left as they are; the
+  masked updates still keep their weights at zero.
   """
   treedef = jax.tree.structure(params)
   shapes = [jnp.shape(p) for p in jax.tree.leaves(params)]
@@ -107,7 +110,15 @@ def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
     leaves, d = jax.tree.flatten(node)
     return d == treedef and [jnp.shape(x) for x in leaves] == shapes
 
+  def declares_constants(node):
+    return bool(getattr(type(node), 'asr_constant_fields', ()))
+
   def zero(node):
+    if declares_constants(node):
+      constant = type(node).asr_constant_fields
+      return node._replace(**{
+          f: zero_frozen_moments(getattr(node, f), keep, params)
+          for f in node._fields if f not in constant})
     if not is_params_like(node):
       return node
     leaves = jax.tree.leaves(node)
@@ -115,7 +126,9 @@ def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
            for x, k in zip(leaves, keep_leaves)]
     return jax.tree.unflatten(treedef, out)
 
-  return jax.tree.map(zero, inner_state, is_leaf=is_params_like)
+  return jax.tree.map(
+      zero, inner_state,
+      is_leaf=lambda n: declares_constants(n) or is_params_like(n))
 
 
 def asr(
@@ -202,12 +215,17 @@ def asr(
     check_tree_match('asr', updates, params)
     always = start_step == 0
     active = jnp.asarray(True) if always else state.count >= start_step
-    starting = state.count == start_step
-    # The keep mask is taken from the weights when retraining starts.
-    freeze_state = _tree_where(starting, freeze.init(params), state.freeze)
-    inner_state = state.inner_state
-    if restart_inner:
-      inner_state = _tree_where(starting, inner.init(params), inner_state)
+    freeze_state, inner_state = state.freeze, state.inner_state
+    if not always:
+      # When retraining starts, the keep mask is taken from the weights (and
+      # the inner optimizer restarted); a cond, so other steps pay nothing.
+      # (With start_step == 0, init already did both from these weights.)
+      starting = state.count == start_step
+      freeze_state = jax.lax.cond(starting, lambda s: freeze.init(params),
+                                  lambda s: s, state.freeze)
+      if restart_inner:
+        inner_state = jax.lax.cond(starting, lambda s: inner.init(params),
+                                   lambda s: s, state.inner_state)
     keep = _full_keep(freeze_state, params)
     # Frozen entries: no gradient in, no memory kept, no update out.
     eff_keep = jax.tree.map(lambda k: k | ~active, keep)
