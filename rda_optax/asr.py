@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
-from rda_optax.validation import check_tree_match, missing_params_error
+from rda_optax.validation import check_update_args
 
 
 class FreezeZerosState(NamedTuple):
@@ -64,8 +64,7 @@ def freeze_zeros() -> optax.GradientTransformationExtraArgs:
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise missing_params_error('freeze_zeros')
+    check_update_args('freeze_zeros', updates, params)
     updates = jax.tree.map(
         lambda u, k: jnp.where(k, u, jnp.zeros_like(u)), updates, state.keep)
     keep = jax.tree.map(lambda k, p, u: k & (_landed(p, u) != 0), state.keep,
@@ -210,9 +209,7 @@ def asr(
                     inner_state=inner.init(params))
 
   def update_fn(updates, state, params=None, **extra_args):
-    if params is None:
-      raise missing_params_error('asr')
-    check_tree_match('asr', updates, params)
+    check_update_args('asr', updates, params)
     always = start_step == 0
     active = jnp.asarray(True) if always else state.count >= start_step
     freeze_state, inner_state = state.freeze, state.inner_state

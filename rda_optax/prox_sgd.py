@@ -11,7 +11,7 @@ import optax
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
-from rda_optax.validation import check_tree_match, missing_params_error
+from rda_optax.validation import check_update_args
 
 
 class ProxSGDState(NamedTuple):
@@ -96,9 +96,7 @@ def prox_sgd(
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise missing_params_error('prox_sgd')
-    check_tree_match('prox_sgd', updates, params)
+    check_update_args('prox_sgd', updates, params)
     selected = selection.resolve_mask(mask, params)
     lr = regs.value_at(learning_rate, state.count)
     if momentum is None:

@@ -11,7 +11,7 @@ import optax
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
-from rda_optax.validation import check_tree_match, missing_params_error
+from rda_optax.validation import check_update_args
 
 
 class RDAState(NamedTuple):
@@ -115,9 +115,7 @@ def rda(
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise missing_params_error('rda')
-    check_tree_match('rda', updates, params)
+    check_update_args('rda', updates, params)
     selected = selection.resolve_mask(mask, params)
     count_inc = optax.safe_increment(state.count)
     n = count_inc.astype(jnp.float32)

@@ -12,7 +12,7 @@ import optax
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
-from rda_optax.validation import check_tree_match, missing_params_error
+from rda_optax.validation import check_update_args
 
 
 class SplittingState(NamedTuple):
@@ -109,9 +109,7 @@ def variable_splitting(
                           inner_state=inner.init(params))
 
   def update_fn(updates, state, params=None, **extra_args):
-    if params is None:
-      raise missing_params_error('variable_splitting')
-    check_tree_match('variable_splitting', updates, params)
+    check_update_args('variable_splitting', updates, params)
     selected = selection.resolve_mask(mask, params)
     b = regs.value_at(beta, state.count)
     lam_g = regs.value_at(group_strength, state.count)

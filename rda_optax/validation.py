@@ -53,3 +53,10 @@ def check_tree_match(owner: str, tree: Any, params: Any) -> None:
         f'structures ({jax.tree.structure(tree)} vs '
         f'{jax.tree.structure(params)}); pass gradients of the same parameters '
         'the optimizer was initialised with.')
+
+
+def check_update_args(owner: str, updates: Any, params: Any) -> None:
+  """The checks every ``update(updates, state, params)`` here starts with."""
+  if params is None:
+    raise missing_params_error(owner)
+  check_tree_match(owner, updates, params)

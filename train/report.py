@@ -46,6 +46,19 @@ def _asr_span(records, ax):
     ax.axvspan(start, max(asr), color='tab:orange', alpha=0.12, label='ASR')
 
 
+def _finish_epoch_plot(plt, fig, ax, evals, path, title, ylabel) -> None:
+  """Shades the ASR phase, labels, saves and closes a plot over epochs."""
+  _asr_span(evals, ax)
+  ax.set_xlabel('epoch')
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -56,15 +69,7 @@ def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
     if any(y is not None for y in ys):
       ax.plot(ep, [float('nan') if y is None else y for y in ys], marker='o',
               ms=3, label=label)
-  _asr_span(evals, ax)
-  ax.set_xlabel('epoch')
-  ax.set_ylabel('accuracy')
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _finish_epoch_plot(plt, fig, ax, evals, path, title, 'accuracy')
 
 
 def plot_sparsity(evals: list[dict[str, Any]], trains: list[dict[str, Any]],
@@ -79,16 +84,9 @@ def plot_sparsity(evals: list[dict[str, Any]], trains: list[dict[str, Any]],
           label='selected leaves')
   ax.plot(ep, [r.get('total_sparsity') for r in evals], marker='s', ms=3,
           label='all parameters')
-  _asr_span(evals, ax)
   ax.set_ylim(-0.02, 1.02)
-  ax.set_xlabel('epoch')
-  ax.set_ylabel('sparsity (fraction of exact zeros)')
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _finish_epoch_plot(plt, fig, ax, evals, path, title,
+                     'sparsity (fraction of exact zeros)')
 
 
 def plot_layers(layers: dict[str, float], path: str, title: str) -> None:
