@@ -90,14 +90,13 @@ def _full_keep(freeze_state, params):
 def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
   """Zeroes frozen entries in every params-shaped tree inside an opt state.
 
-  Momentum buffers, Adam moments and RDA's gradient sum are trees with the
-  parameters' structure and shapes; each is multiplied by the keep mask so a
-  frozen weight cannot be revived by what its optimizer remembers. A state
-  class may name fields that hold no memory of the gradients in a class
-  attribute ``asr_constant_fields`` (RDA's centre ``init_params``): they are
-  left alone, which spares rewriting them every step. Trees that were
-  restructured (e.g. inside :func:`optax.masked`) are left as they are; the
-  masked updates still keep their weights at zero.
+  Momentum buffers, Adam moments and RDA's centre and gradient sum are trees
+  with the parameters' structure and shapes; each is multiplied by the keep
+  mask, so a frozen weight cannot be revived by what its optimizer remembers,
+  and a proximal step sees it as the zero it is (RDA's group norms are taken
+  over ``w0 − G/β``: a frozen entry must contribute 0 to its group). Trees
+  that were restructured (e.g. inside :func:`optax.masked`) are left as they
+  are; the masked updates still keep their weights at zero.
   """
   treedef = jax.tree.structure(params)
   shapes = [jnp.shape(p) for p in jax.tree.leaves(params)]
@@ -109,15 +108,7 @@ def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
     leaves, d = jax.tree.flatten(node)
     return d == treedef and [jnp.shape(x) for x in leaves] == shapes
 
-  def declares_constants(node):
-    return bool(getattr(type(node), 'asr_constant_fields', ()))
-
   def zero(node):
-    if declares_constants(node):
-      constant = type(node).asr_constant_fields
-      return node._replace(**{
-          f: zero_frozen_moments(getattr(node, f), keep, params)
-          for f in node._fields if f not in constant})
     if not is_params_like(node):
       return node
     leaves = jax.tree.leaves(node)
@@ -125,9 +116,7 @@ def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
            for x, k in zip(leaves, keep_leaves)]
     return jax.tree.unflatten(treedef, out)
 
-  return jax.tree.map(
-      zero, inner_state,
-      is_leaf=lambda n: declares_constants(n) or is_params_like(n))
+  return jax.tree.map(zero, inner_state, is_leaf=is_params_like)
 
 
 def asr(

@@ -30,10 +30,6 @@ class RDAState(NamedTuple):
   init_params: Any
   grad_sum: Any
 
-  # For rda_optax.asr: the centre is a constant reference, not a memory of
-  # the gradients, so freezing a weight leaves it alone.
-  asr_constant_fields = ('init_params',)
-
 
 def rda(
     gamma: regs.ScalarOrSchedule,

@@ -222,16 +222,49 @@ def test_asr_start_step_with_rda(restart):
     assert np.all(w['conv'][zero_at_start] == 0)
   inner = state.inner_state
   frozen = ~np.asarray(state.freeze.inner_state.keep['conv'])
-  # RDA's memory of the gradients is empty wherever a weight is frozen.
+  # RDA's centre and gradient sum are zero wherever a weight is frozen.
   assert frozen.sum() >= zero_at_start.sum()
   assert np.all(np.asarray(inner.grad_sum['conv'])[frozen] == 0)
+  assert np.all(np.asarray(inner.init_params['conv'])[frozen] == 0)
+  live = ~frozen
   if restart:  # The centre is the sparse weights at step 10; 20 steps since.
     assert int(inner.count) == 20
-    np.testing.assert_array_equal(inner.init_params['conv'], traj[9]['conv'])
+    np.testing.assert_array_equal(np.asarray(inner.init_params['conv'])[live],
+                                  traj[9]['conv'][live])
   else:
     assert int(inner.count) == 30
-    np.testing.assert_array_equal(inner.init_params['conv'],
-                                  params['conv'])
+    np.testing.assert_array_equal(np.asarray(inner.init_params['conv'])[live],
+                                  np.asarray(params['conv'])[live])
+
+
+def test_asr_rda_group_prox_sees_frozen_weights_as_zero():
+  """Retraining solves RDA's subproblem with the frozen coordinates at 0.
+
+  With a sparse group lasso, a weight can be frozen (soft-thresholded to 0)
+  while its group lives on; its centre w0 is not zero, and the free weights
+  of its group must be shrunk by the group norm in which it counts as zero.
+  """
+  lam1, lam2, gamma = 0.05, 0.02, 1.0
+  w0 = np.array([[0.5, 0.8], [0.4, 0.6], [0.5, 0.3]], np.float32)
+  params = {'w': jnp.asarray(w0)}
+  opt = rda_optax.asr(rda_optax.rda(
+      gamma=gamma, regularizer=rda_optax.sparse_group_lasso(lam1, lam2)))
+  state = opt.init(params)
+  g1 = np.zeros((3, 2), np.float32)
+  g1[0, 0] = 0.5  # w0 − G/β = 0 at step 1: frozen from then on.
+  grads = [g1] + [np.full((3, 2), 0.05, np.float32)] * 3
+  G = np.zeros((3, 2))
+  frozen = np.zeros((3, 2), bool)
+  for n, g in enumerate(grads, start=1):
+    updates, state = opt.update({'w': jnp.asarray(g)}, state, params)
+    params = optax.apply_updates(params, updates)
+    G = np.where(frozen, 0, G + g)
+    beta = gamma * math.sqrt(n)
+    v = np.where(frozen, 0, w0 - G / beta)
+    want = np_group_out(np_soft(v, n * lam1 / beta), n * lam2 / beta)
+    np.testing.assert_allclose(params['w'], want, rtol=1e-6, atol=1e-7)
+    frozen |= np.asarray(params['w']) == 0
+  assert frozen[0, 0] and frozen.sum() == 1  # One frozen, its group alive.
 
 
 def test_freeze_zeros_with_optax_masked():
