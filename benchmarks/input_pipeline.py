@@ -33,7 +33,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from train import augment, datasets  # noqa: E402
 from train import input_pipeline as ip  # noqa: E402

@@ -329,7 +329,8 @@ class TransformedL1(Regularizer):
     a = self.a
 
     def candidate(s):  # s broadcastable to the group shape.
-      return _tl1_scaled(v, s, t1, a)
+      # Minimiser of ½‖y‖²/s − ⟨v, y⟩ + t1·Σρ_a(y): prox_{s·t1·ρ_a}(s·v).
+      return tl1_threshold(s * v, s * t1, a)
 
     def objective(y):
       per = 0.5 * jnp.square(y - v) + t1 * (a + 1) * jnp.abs(y) / (
@@ -337,7 +338,7 @@ class TransformedL1(Regularizer):
       norms = jnp.sqrt(jnp.sum(jnp.square(y), axis=axes, keepdims=True))
       return jnp.sum(per, axis=axes, keepdims=True) + c2 * norms
 
-    shape = jnp.sum(v, axis=axes, keepdims=True).shape
+    shape = tuple(1 if i in axes else d for i, d in enumerate(v.shape))
     zero_obj = jnp.sum(0.5 * jnp.square(v), axis=axes, keepdims=True)
     k = self.search_points
     grid = (jnp.arange(k, dtype=v.dtype) + 1) / k  # (0, 1].
@@ -375,11 +376,6 @@ class TransformedL1(Regularizer):
         length=self.search_refinements)
     y = candidate(best_s)
     return jnp.where(zero_obj <= best_obj, jnp.zeros_like(v), y)
-
-
-def _tl1_scaled(v, s, t1, a):
-  """Minimiser of ½‖y‖²/s − ⟨v, y⟩ + t1·Σρ_a(y): ``prox_{s·t1·ρ_a}(s·v)``."""
-  return tl1_threshold(s * v, s * t1, a)
 
 
 def l1(strength: ScalarOrSchedule) -> L1:

@@ -33,7 +33,6 @@ Throughput
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
