@@ -3,6 +3,8 @@
 Optax gradient transformations whose proximal steps produce exact zeros:
 
 * :func:`rda`: regularized dual averaging centred at the initial weights;
+* :func:`rmda`: regularized modernized dual averaging (RDA with a learning
+  rate and momentum), the fastest way here to an accurate sparse model;
 * :func:`prox_sgd`: proximal SGD with optional (Nesterov) momentum;
 * :func:`asr`: adaptive sparse retraining, freezing exact zeros;
 * :func:`variable_splitting`: ℓ0 / TL1 sparsity through a sparse copy;
@@ -27,6 +29,8 @@ from rda_optax.pruning import magnitude_masks
 from rda_optax.pruning import zhu_gupta_sparsity
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
+from rda_optax.rmda import rmda
+from rda_optax.rmda import RMDAState
 from rda_optax.regularizers import GroupLasso
 from rda_optax.regularizers import L0
 from rda_optax.regularizers import L1
@@ -40,9 +44,9 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
-from rda_optax.splitting import sparse_params
 from rda_optax.splitting import SplittingState
 from rda_optax.splitting import variable_splitting
+from rda_optax.sparse_point import sparse_params
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity
 from rda_optax.sparsity import sparsity_summary

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
+from rda_optax import sparse_point
 from rda_optax.validation import check_update_args
 
 
@@ -26,10 +27,27 @@ class ASRState(NamedTuple):
       ``inner_state.keep`` holds one boolean array per selected leaf (and
       ``optax.MaskedNode`` for the others).
     inner_state: the wrapped optimizer's state.
+    retrain_state: the state of the ``retrain`` optimizer (``None`` without
+      one).
+    retraining: whether retraining has started (bool).
   """
   count: jax.Array
   freeze: Any
   inner_state: Any
+  retrain_state: Any = None
+  retraining: Any = None
+
+  def holds_sparse_point(self) -> bool:
+    return (sparse_point.has_sparse_point(self.inner_state) or
+            sparse_point.has_sparse_point(self.retrain_state))
+
+  def sparse_point(self, params: Any = None) -> Any:
+    """The sparse model of the optimizer that is training now."""
+    inner = sparse_point.sparse_params(self.inner_state, params)
+    if self.retrain_state is None:
+      return inner
+    retrain = sparse_point.sparse_params(self.retrain_state, params)
+    return _tree_where(self.retraining, retrain, inner)
 
 
 def _landed(p, u):
@@ -125,6 +143,7 @@ def asr(
     mask: selection.MaskOrFn = None,
     start_step: int = 0,
     restart_inner: bool = True,
+    retrain: optax.GradientTransformation | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adaptive sparse retraining: retrain with every zero weight frozen.
 
@@ -155,6 +174,16 @@ def asr(
   (``benchmarks/asr_restart.py``) restarting left 2.6 times fewer nonzero
   weights at the same accuracy, hence the default.
 
+  ``retrain`` retrains with another optimizer (e.g. ``optax.sgd(0.01,
+  momentum=0.9)`` after :func:`rda_optax.rmda`): it starts at
+  ``start_step`` from the sparse weights, and ``inner`` is no longer updated.
+
+  When the inner optimizer keeps an exactly sparse point apart from the
+  parameters (:func:`rda_optax.rmda` with momentum, :func:`rda_optax.
+  variable_splitting`; see :func:`rda_optax.sparse_params`), retraining
+  starts from that point: the step at ``start_step`` moves the parameters to
+  it, takes the mask from it, and applies the retraining step from there.
+
   Example:
     >>> import jax.numpy as jnp, optax, rda_optax
     >>> params = {'w': jnp.array([[0.0, 1.0], [2.0, 0.0]])}
@@ -174,6 +203,8 @@ def asr(
       from the weights at that step).
     restart_inner: re-initialise ``inner`` from the weights at
       ``start_step`` (default True); False continues its state.
+    retrain: the optimizer to retrain with from ``start_step`` on (default:
+      ``inner``).
 
   References:
     He et al., *Make ℓ1 Regularization Effective in Training Sparse CNN*,
@@ -189,45 +220,91 @@ def asr(
         'asr wraps an optax GradientTransformation, e.g. '
         'rda_optax.asr(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(1e-5))).')
   inner = optax.with_extra_args_support(inner)
+  if retrain is not None:
+    if not hasattr(retrain, 'init') or not hasattr(retrain, 'update'):
+      raise TypeError('asr retrain must be an optax GradientTransformation, '
+                      'e.g. optax.sgd(0.01, momentum=0.9).')
+    retrain = optax.with_extra_args_support(retrain)
   freeze = optax.masked(freeze_zeros(),
                         lambda p: selection.resolve_mask(mask, p))
 
   def init_fn(params):
-    return ASRState(count=jnp.zeros([], jnp.int32),
-                    freeze=freeze.init(params),
-                    inner_state=inner.init(params))
+    return ASRState(
+        count=jnp.zeros([], jnp.int32), freeze=freeze.init(params),
+        inner_state=inner.init(params),
+        retrain_state=None if retrain is None else retrain.init(params),
+        retraining=jnp.asarray(start_step == 0))
 
   def update_fn(updates, state, params=None, **extra_args):
     check_update_args('asr', updates, params)
     always = start_step == 0
     active = jnp.asarray(True) if always else state.count >= start_step
     freeze_state, inner_state = state.freeze, state.inner_state
+    retrain_state = state.retrain_state
+    # Retraining starts from the inner optimizer's sparse point, if it keeps
+    # one apart from the parameters (static: known from the state's type).
+    jump = not always and sparse_point.has_sparse_point(inner_state)
+    base = params
     if not always:
       # When retraining starts, the keep mask is taken from the weights (and
-      # the inner optimizer restarted); a cond, so other steps pay nothing.
+      # the retraining optimizer started); a cond, so other steps pay nothing.
       # (With start_step == 0, init already did both from these weights.)
       starting = state.count == start_step
-      freeze_state = jax.lax.cond(starting, lambda s: freeze.init(params),
+      if jump:
+        base = jax.lax.cond(
+            starting, lambda s: sparse_point.sparse_params(s, params),
+            lambda s: params, inner_state)
+      freeze_state = jax.lax.cond(starting, lambda s: freeze.init(base),
                                   lambda s: s, state.freeze)
-      if restart_inner:
-        inner_state = jax.lax.cond(starting, lambda s: inner.init(params),
+      if retrain is not None:
+        retrain_state = jax.lax.cond(starting, lambda s: retrain.init(base),
+                                     lambda s: s, retrain_state)
+      elif restart_inner:
+        inner_state = jax.lax.cond(starting, lambda s: inner.init(base),
                                    lambda s: s, state.inner_state)
-    keep = _full_keep(freeze_state, params)
+    keep = _full_keep(freeze_state, base)
     # Frozen entries: no gradient in, no memory kept, no update out.
     eff_keep = jax.tree.map(lambda k: k | ~active, keep)
     grads = jax.tree.map(
         lambda g, k: g if k is None else jnp.where(k, g, jnp.zeros_like(g)),
         updates, eff_keep, is_leaf=lambda x: x is None)
-    inner_state = zero_frozen_moments(inner_state, eff_keep, params)
-    new_updates, inner_state = inner.update(grads, inner_state, params,
-                                            **extra_args)
+    if retrain is None:
+      inner_state = zero_frozen_moments(inner_state, eff_keep, base)
+      new_updates, inner_state = inner.update(grads, inner_state, base,
+                                              **extra_args)
+    else:
+      def retrain_step(states):
+        i_state, r_state = states
+        r_state = zero_frozen_moments(r_state, keep, base)
+        u, r_state = retrain.update(grads, r_state, base, **extra_args)
+        return u, (i_state, r_state)
+
+      def inner_step(states):
+        i_state, r_state = states
+        u, i_state = inner.update(grads, i_state, base, **extra_args)
+        return u, (i_state, r_state)
+
+      states = (inner_state, retrain_state)
+      if always:
+        new_updates, states = retrain_step(states)
+      else:
+        new_updates, states = jax.lax.cond(active, retrain_step, inner_step,
+                                           states)
+      inner_state, retrain_state = states
     frozen_updates, new_freeze = freeze.update(new_updates, freeze_state,
-                                               params)
+                                               base)
     if not always:
       frozen_updates = _tree_where(active, frozen_updates, new_updates)
       new_freeze = _tree_where(active, new_freeze, freeze_state)
+    if jump:
+      # From the parameters to the sparse point, then the step from there
+      # (zero where the two coincide; exact zeros land on exact zeros).
+      frozen_updates = jax.tree.map(
+          lambda b, p, u: ((b - p) + u).astype(jnp.asarray(p).dtype),
+          base, params, frozen_updates)
     return frozen_updates, ASRState(
         count=optax.safe_increment(state.count), freeze=new_freeze,
-        inner_state=inner_state)
+        inner_state=inner_state, retrain_state=retrain_state,
+        retraining=active)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -29,6 +29,14 @@ class SplittingState(NamedTuple):
   aux: Any
   inner_state: Any
 
+  def holds_sparse_point(self) -> bool:
+    return True
+
+  def sparse_point(self, params: Any = None) -> Any:
+    """The sparse copy ``V``."""
+    del params
+    return self.aux
+
 
 def variable_splitting(
     inner: optax.GradientTransformation,
@@ -134,19 +142,3 @@ def variable_splitting(
                                        inner_state=inner_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def sparse_params(state: Any) -> Any:
-  """The sparse copy ``V`` of :func:`variable_splitting` in an opt state.
-
-  Accepts the splitting state itself or any optimizer state containing one
-  (e.g. inside ``optax.chain`` or ``optax.inject_hyperparams``).
-  """
-  found = [s.aux for s in jax.tree.leaves(
-      state, is_leaf=lambda x: isinstance(x, SplittingState))
-           if isinstance(s, SplittingState)]
-  if len(found) != 1:
-    raise ValueError(
-        f'Expected exactly one variable_splitting state in the optimizer '
-        f'state, found {len(found)}.')
-  return found[0]

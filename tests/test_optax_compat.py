@@ -20,6 +20,12 @@ OPTIMIZERS = {
     'asr_rda': lambda: rda_optax.asr(rda_optax.rda(
         gamma=1.0, regularizer=rda_optax.group_lasso(0.1)), start_step=2),
     'asr_sgd': lambda: rda_optax.asr(optax.sgd(0.1, momentum=0.9)),
+    'rmda': lambda: rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9),
+    'rmda_no_momentum': lambda: rda_optax.rmda(0.1, rda_optax.l1(0.1),
+                                               momentum=0.0),
+    'asr_rmda_sgd': lambda: rda_optax.asr(
+        rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9), start_step=2,
+        retrain=optax.sgd(0.1, momentum=0.9)),
 }
 
 

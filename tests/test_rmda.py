@@ -1,0 +1,223 @@
+"""RMDA against a NumPy transcription of its formulas, its sparse point, and
+its use under ASR (restart, retraining with another optimizer)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rda_optax
+from test_convex import full_batch, init_params, objective, problem, LAM
+from test_optimizers import (SHAPES, np_group_out, np_soft, random_grads,
+                             random_params, run)
+
+
+def np_rmda(params, grads, lr, mom, prox, lam, restarts=()):
+  """Huang & Lee's Algorithm 1, line by line (λ = 0 on the biases)."""
+  w = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  w0 = dict(w)
+  G = {k: np.zeros(s) for k, s in SHAPES.items()}
+  alpha, k_ = 0.0, 0
+  traj, tilde = [], []
+  for n, g in enumerate(grads):
+    if n in restarts:
+      w0, G, alpha, k_ = dict(w), {k: np.zeros(s) for k, s in SHAPES.items()}, 0.0, 0
+    k_ += 1
+    eta = lr(n) if callable(lr) else lr
+    c = 1 - (mom(n) if callable(mom) else mom)
+    s = eta * math.sqrt(k_)
+    alpha += s
+    beta = math.sqrt(k_)
+    wt = {}
+    for k in SHAPES:
+      G[k] = G[k] + s * g[k]
+      v = w0[k] - G[k] / beta
+      wt[k] = prox(v, lam * alpha / beta) if k != 'bias' else v
+      w[k] = (1 - c) * w[k] + c * wt[k]
+    traj.append(dict(w))
+    tilde.append(wt)
+  return traj, tilde
+
+
+@pytest.mark.parametrize('kind', ['l1', 'group', 'none'])
+@pytest.mark.parametrize('momentum', [0.0, 0.9, 'schedule'])
+def test_rmda_matches_numpy_transcription(kind, momentum):
+  lam = 0.2 if kind == 'group' else 0.05
+  reg = {'l1': rda_optax.l1(lam), 'group': rda_optax.group_lasso(lam),
+         'none': None}[kind]
+  prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
+  mom = (optax.linear_schedule(0.5, 0.9, 30) if momentum == 'schedule'
+         else momentum)
+  lr = optax.cosine_decay_schedule(0.1, 60)
+  params = random_params()
+  grads = random_grads(60)
+  traj, state = run(rda_optax.rmda(lr, reg, momentum=mom), params, grads)
+  want, tilde = np_rmda(params, grads, lambda n: float(lr(n)),
+                        (lambda n: float(mom(n))) if callable(mom) else mom,
+                        prox, lam)
+  for got, ref in zip(traj, want):
+    for k in SHAPES:
+      np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6)
+  sparse = rda_optax.sparse_params(state, traj[-1])
+  for k in SHAPES:
+    np.testing.assert_allclose(sparse[k], tilde[-1][k], rtol=1e-5, atol=1e-6)
+  assert int(state.count) == 60 and int(state.k) == 60
+  if kind != 'none':
+    # The prox point is exactly sparse; with momentum the iterate is not.
+    assert (np.asarray(sparse['conv']) == 0).sum() > 0
+    if momentum == 0.0:
+      np.testing.assert_array_equal(sparse['conv'], traj[-1]['conv'])
+      assert state.prox_params is None  # No copy kept.
+    else:
+      assert (traj[-1]['conv'] == 0).sum() < (np.asarray(sparse['conv']) ==
+                                              0).sum()
+
+
+def test_rmda_restarts_recentre_and_reset_the_sums():
+  params, grads = random_params(), random_grads(40)
+  opt = rda_optax.rmda(0.05, rda_optax.l1(0.05), momentum=0.5,
+                       restart_steps=(15, 30))
+  traj, state = run(opt, params, grads)
+  want, _ = np_rmda(params, grads, 0.05, 0.5, np_soft, 0.05,
+                    restarts=(15, 30))
+  for got, ref in zip(traj, want):
+    for k in SHAPES:
+      np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6)
+  assert int(state.count) == 40 and int(state.k) == 10
+  np.testing.assert_allclose(state.init_params['dense'], traj[29]['dense'],
+                             rtol=1e-6)
+
+
+def test_newest_gradient_moves_the_prox_point_by_the_learning_rate():
+  """Unlike RDA's 1/(γ√n): s_k / β_k = η."""
+  params = {'w': jnp.zeros((1, 1))}
+  opt = rda_optax.rmda(0.1, None, momentum=0.0)
+  state = opt.init(params)
+  g = {'w': jnp.ones((1, 1))}
+  zero = {'w': jnp.zeros((1, 1))}
+  for _ in range(99):
+    _, state = opt.update(zero, state, params)
+  before = rda_optax.sparse_params(state, params)['w']
+  u, state = opt.update(g, state, params)
+  moved = float((params['w'] + u['w'])[0, 0] - before[0, 0])
+  assert moved == pytest.approx(-0.1, rel=1e-5)
+
+
+def test_l1_threshold_grows_linearly():
+  """λ α_k / β_k = λ η Σ√i / √k ≈ (2/3) η λ k."""
+  params = {'w': jnp.full((1, 4), 10.0)}
+  opt = rda_optax.rmda(0.01, rda_optax.l1(1.0), momentum=0.0)
+  state = opt.init(params)
+  zero = {'w': jnp.zeros((1, 4))}
+  for k in range(1, 301):
+    u, state = opt.update(zero, state, params)
+    if k in (100, 300):
+      thr = 10.0 - float(params['w'][0, 0] + u['w'][0, 0])
+      want = 0.01 * sum(math.sqrt(i) for i in range(1, k + 1)) / math.sqrt(k)
+      assert thr == pytest.approx(want, rel=1e-5)
+      assert thr == pytest.approx(2 / 3 * 0.01 * k, rel=0.01)
+
+
+def test_rmda_converges_on_a_convex_problem():
+  """ℓ1 logistic regression on digits (full batch, constant η): the gap to
+  SAGA's optimum shrinks steadily, and the prox point is exactly sparse.
+
+  (Dual averaging keeps every past gradient in its sum, so on a
+  deterministic problem it converges far more slowly than Prox-SGD; what it
+  is built for is stochastic training, where that averaging is the point.)
+  """
+  x, y, ref = problem()
+  opt = rda_optax.rmda(learning_rate=0.5, regularizer=rda_optax.l1(LAM),
+                       momentum=0.0)
+  gaps = []
+  for steps in (2000, 20000):
+    params = full_batch(opt, init_params(), x, y, steps)
+    gaps.append(objective(params, x, y) - objective(ref, x, y))
+  assert 0 <= gaps[1] < gaps[0] / 4, gaps
+  assert gaps[1] < 1e-3, gaps
+  support = np.asarray(params['w']) != 0
+  ref_support = np.asarray(ref['w']) != 0
+  assert support[ref_support].all()  # Every weight of the optimum is found,
+  assert support.sum() < 1.1 * ref_support.sum()  # and few others.
+
+
+def test_asr_starts_retraining_from_the_prox_point():
+  params, grads = random_params(), random_grads(12)
+  inner = rda_optax.rmda(0.05, rda_optax.l1(0.2), momentum=0.9)
+  opt = rda_optax.asr(inner, start_step=6,
+                      retrain=optax.sgd(0.01, momentum=0.9))
+  traj, state = run(opt, params, grads)
+  # The same RMDA run alone gives the prox point at step 6.
+  ref_traj, ref_state = run(inner, params, grads[:6])
+  w_tilde = rda_optax.sparse_params(ref_state)
+  frozen = np.asarray(w_tilde['conv']) == 0
+  assert frozen.any() and not (np.asarray(ref_traj[-1]['conv']) == 0).any()
+  np.testing.assert_allclose(traj[5]['conv'], ref_traj[5]['conv'])
+  for t in traj[6:]:  # Every step of retraining keeps the prox point's zeros.
+    assert (t['conv'][frozen] == 0).all()
+  # Step 7 = the prox point plus one masked SGD step.
+  want = np.where(frozen, 0, np.asarray(w_tilde['conv']) -
+                  0.01 * grads[6]['conv'])
+  np.testing.assert_allclose(traj[6]['conv'], want, rtol=1e-5, atol=1e-7)
+  # After the switch, the sparse model is the parameters.
+  np.testing.assert_array_equal(rda_optax.sparse_params(state, traj[-1])['conv'],
+                                traj[-1]['conv'])
+  assert bool(state.retraining)
+
+
+def test_asr_restarted_rmda_keeps_frozen_zeros():
+  params, grads = random_params(), random_grads(20)
+  opt = rda_optax.asr(rda_optax.rmda(0.05, rda_optax.l1(0.2), momentum=0.9),
+                      start_step=8)
+  traj, state = run(opt, params, grads)
+  zeros = np.asarray(rda_optax.sparse_params(state, traj[-1])['conv']) == 0
+  start_zeros = traj[8]['conv'] == 0
+  assert start_zeros.any()
+  for t in traj[8:]:
+    assert (t['conv'][start_zeros] == 0).all()
+  assert zeros[start_zeros].all()
+
+
+def test_sparse_params_errors():
+  with pytest.raises(ValueError, match='exactly one'):
+    rda_optax.sparse_params(optax.sgd(0.1).init({'w': jnp.ones(2)}))
+  params = {'w': jnp.ones((2, 2))}
+  state = optax.sgd(0.1).init(params)
+  assert rda_optax.sparse_params(state, params) is params
+  two = (rda_optax.rmda(0.1, momentum=0.5).init(params),) * 2
+  with pytest.raises(ValueError, match='found 2'):
+    rda_optax.sparse_params(two, params)
+  with pytest.raises(ValueError, match='pass params'):
+    rda_optax.sparse_params(rda_optax.rmda(0.1, momentum=0).init(params))
+
+
+@pytest.mark.parametrize('make, match', [
+    (lambda: rda_optax.rmda(0.0), 'learning_rate > 0'),
+    (lambda: rda_optax.rmda(0.1, momentum=1.0), 'momentum in'),
+    (lambda: rda_optax.rmda(0.1, momentum=-0.1), 'momentum in'),
+    (lambda: rda_optax.rmda(0.1, regularizer=1e-4), 'Regularizer'),
+    (lambda: rda_optax.rmda(0.1, restart_steps=(-1,)), 'restart_steps'),
+    (lambda: rda_optax.asr(optax.sgd(0.1), retrain='sgd'), 'retrain'),
+])
+def test_invalid_hyperparameters(make, match):
+  with pytest.raises((ValueError, TypeError), match=match):
+    make()
+
+
+def test_inject_hyperparams_and_bf16():
+  opt = optax.inject_hyperparams(rda_optax.rmda)(
+      learning_rate=0.1, regularizer=rda_optax.l1(0.1), momentum=0.9)
+  ref = rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9)
+  params, grads = random_params(), random_grads(5)
+  got, s1 = run(opt, params, grads)
+  want, _ = run(ref, params, grads)
+  np.testing.assert_allclose(got[-1]['conv'], want[-1]['conv'], rtol=1e-6)
+  assert float(s1.hyperparams['momentum']) == pytest.approx(0.9)
+  bf = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+  traj, state = run(ref, bf, grads)
+  assert traj[-1]['conv'].dtype == jnp.bfloat16
+  assert state.grad_sum['conv'].dtype == jnp.float32
+  assert state.prox_params['conv'].dtype == jnp.bfloat16
