@@ -139,6 +139,9 @@ def test_resume_is_bit_identical(tmp_path):
     ('rda', dict(regularizer='tl1', lam=1e-2, asr_restart=True)),
     ('gmp', dict(asr_epochs=0, lr=0.05, gmp_sparsity=0.5, gmp_frequency=1,
                  gmp_end_epoch=0.5, epochs=1)),
+    ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
+    ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.0, asr_optimizer='sgd')),
+    ('rmda', dict(lr=0.05, lam=5e-2, asr_epochs=0, restart_epochs=(0.5,))),
 ])
 def test_methods(tmp_path, method, extra):
   kw = dict(method=method, report=False)
@@ -159,6 +162,66 @@ def test_methods(tmp_path, method, extra):
       assert float((k == 0).mean()) == pytest.approx(0.5, abs=0.02)
   else:
     assert zeros > 0
+
+
+def test_rmda_is_evaluated_reported_and_saved_at_its_sparse_point(tmp_path):
+  """With momentum, RMDA's iterate is not sparse, its prox point is: the
+  logged sparsity, the evals and the final state are the prox point's."""
+  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
+                 asr_epochs=0, epochs=2, report=False)
+  state = run(cfg)
+  import rda_optax
+  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
+             if np.ndim(p) > 1]
+  zeros = sum(int((k == 0).sum()) for k in kernels)
+  size = sum(k.size for k in kernels)
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert zeros > 0
+  assert evals[-1]['sparsity'] == pytest.approx(zeros / size)
+  # The final checkpoint holds the sparse model (what --init_from reads).
+  saved = ckpt_lib.load_variables(cfg.workdir)['params']
+  for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
+  # Mid-run, the parameters themselves are the (dense) interpolated iterate.
+  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
+                           read_only=True)
+  mid = c.restore_raw(4)
+  c.close()
+  mid_kernels = [p for p in jax.tree.leaves(mid['params']) if np.ndim(p) > 1]
+  assert sum(int((k == 0).sum()) for k in mid_kernels) < evals[0]['sparsity'] * size
+  assert 'lr' in metrics_lib.read_records(cfg.workdir, 'train')[-1]
+  del rda_optax
+
+
+def test_rmda_asr_with_sgd_retraining_freezes_the_prox_points_zeros(tmp_path):
+  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
+                 asr_optimizer='sgd', asr_lr=0.01, asr_lr_schedule='cosine',
+                 checkpoint_every_steps=1, keep_checkpoints=10, report=False)
+  state = run(cfg)
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert evals[0]['sparsity'] > 0
+  # ASR starts at the prox point: its zeros (the end-of-phase sparsity) stay.
+  assert evals[1]['sparsity'] >= evals[0]['sparsity']
+  trains = metrics_lib.read_records(cfg.workdir, 'train')
+  assert trains[-1]['lr'] == pytest.approx(
+      0.01 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))  # Cosine over the 4 ASR steps.
+  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
+             if np.ndim(p) > 1]
+  size = sum(k.size for k in kernels)
+  assert evals[1]['sparsity'] == pytest.approx(
+      sum(int((k == 0).sum()) for k in kernels) / size)
+
+
+def test_rmda_resume_is_bit_identical(tmp_path):
+  kw = dict(method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
+            asr_optimizer='sgd', report=False)
+  full = run(make_cfg(tmp_path, 'full', **kw))
+  part_cfg = make_cfg(tmp_path, 'part', **kw)
+  run(part_cfg.replace(stop_at_step=5))
+  resumed = run(part_cfg)
+  a, b = flat(full.params), flat(resumed.params)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):

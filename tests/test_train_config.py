@@ -234,3 +234,32 @@ def test_help_mentions_fields():
                '--manual_dir', '--select'):
     assert flag in text
   assert os.path.basename(cli.__file__) == 'cli.py'
+
+
+@pytest.mark.parametrize('method', ['sgd', 'gmp', 'han'])
+def test_other_methods_run_with_the_default_preset(method, tmp_path):
+  """The default preset's ASR phase belongs to its sparse method: choosing
+  sgd / gmp / han alone gives a valid config without ASR."""
+  argv = ['--method', method, '--workdir', str(tmp_path / 'w')]
+  if method == 'han':
+    argv += ['--init_from', str(tmp_path)]
+  cfg, explicit, _ = cli.parse_config(argv)
+  config_lib.validate(cfg, explicit)
+  assert cfg.asr_epochs == 0
+
+
+def test_rmda_flags_and_their_checks():
+  cfg, explicit, _ = cli.parse_config(
+      ['--method', 'rmda', '--lr', '0.1', '--momentum', '0.9', '--lam', '1e-3',
+       '--asr_optimizer', 'sgd', '--asr_lr', '0.02', '--restart_epochs', '4'])
+  config_lib.validate(cfg, explicit)
+  assert cfg.asr_epochs > 0 and cfg.restart_epochs == (4.0,)
+  for argv, match in ((['--asr_optimizer', 'adam'], 'asr_optimizer'),
+                      (['--asr_lr', '0'], 'asr_lr'),
+                      (['--restart_epochs', '-1'], 'restart_epochs')):
+    cfg, explicit, _ = cli.parse_config(['--method', 'rmda', *argv])
+    with pytest.raises(config_lib.ConfigError, match=match):
+      config_lib.validate(cfg, explicit)
+  cfg, explicit, _ = cli.parse_config(['--method', 'rmda', '--gamma', '2'])
+  with pytest.raises(config_lib.ConfigError, match='does not use --gamma'):
+    config_lib.validate(cfg, explicit)

@@ -20,10 +20,13 @@ import math
 import os
 from typing import Any
 
-METHODS = ('sgd', 'prox_sgd', 'rda', 'han', 'gmp')
-SPARSE_METHODS = ('prox_sgd', 'rda')  # Methods whose proximal step makes zeros.
+METHODS = ('sgd', 'prox_sgd', 'rda', 'rmda', 'han', 'gmp')
+SPARSE_METHODS = ('prox_sgd', 'rda', 'rmda')  # Methods whose proximal step makes zeros.
 REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1')
-SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear')
+SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear',
+             'warmup')
+ASR_OPTIMIZERS = ('same', 'sgd')
+ASR_LR_SCHEDULES = ('constant', 'cosine')
 GROUPS = ('output', 'input')
 PRUNE_SCOPES = ('layer', 'global')
 DTYPES = ('float32', 'bfloat16', 'float16')
@@ -43,8 +46,9 @@ class Config:
   dataset: str = 'mnist'
   """TFDS dataset name (mnist, cifar10, cifar100, imagenet2012, ...)."""
   method: str = 'rda'
-  """sgd (dense, momentum), prox_sgd, rda, han (magnitude prune + fine-tune
-  from --init_from), gmp (gradual magnitude pruning)."""
+  """sgd (dense, momentum), prox_sgd, rda, rmda (RDA with a learning rate
+  and momentum), han (magnitude prune + fine-tune from --init_from), gmp
+  (gradual magnitude pruning)."""
 
   # --- Data ----------------------------------------------------------------
   data_dir: str | None = None
@@ -68,14 +72,22 @@ class Config:
   asr_restart: bool = True
   """Restart the inner optimizer's state (RDA's centre, sum and count) at ASR
   (measured better: benchmarks/asr_restart.py)."""
+  asr_optimizer: str = 'same'
+  """ASR retrains with: same (the sparse method, restarted per --asr_restart)
+  or sgd (SGD with --momentum at --asr_lr), the zeros frozen either way."""
+  asr_lr: float = 0.01
+  """Learning rate of --asr_optimizer sgd."""
+  asr_lr_schedule: str = 'constant'
+  """constant | cosine (to 0 over the ASR phase), for --asr_optimizer sgd."""
   steps_per_epoch: int = 0
   """Override the steps per epoch (0 = train examples // batch_size); for tests."""
 
   # --- Hyper-parameters (each can be a schedule) ---------------------------
   lr: float = 0.1
-  """Learning rate of sgd / prox_sgd / han / gmp."""
+  """Learning rate of sgd / prox_sgd / rmda / han / gmp."""
   lr_schedule: str = 'constant'
-  """constant | piecewise | cosine | warmup_cosine | linear."""
+  """constant | piecewise | cosine | warmup_cosine | linear | warmup (linear
+  from 0 over --warmup_epochs, then constant)."""
   lr_boundaries: tuple[float, ...] = ()
   """Epochs where the piecewise schedule multiplies by the matching scale."""
   lr_scales: tuple[float, ...] = ()
@@ -83,7 +95,12 @@ class Config:
   warmup_epochs: float = 0.0
   """Warm-up epochs of warmup_cosine (any of lr / gamma / lam)."""
   momentum: float = 0.9
+  """Momentum μ of sgd / prox_sgd / han / gmp; rmda interpolates with
+  c = 1 − μ (0: no momentum, exact zeros at every step)."""
   nesterov: bool = False
+  restart_epochs: tuple[float, ...] = ()
+  """rmda: epochs at which to restart the dual averaging from the current
+  weights (e.g. where the learning rate drops)."""
   weight_decay: float = 0.0
   """ℓ2 weight decay added to the gradient of the selected leaves."""
   gamma: float = 1.0
@@ -113,8 +130,9 @@ class Config:
   # --- Initialization ------------------------------------------------------
   init_scale: float = 0.0
   """RDA's uniform init scale s (variance s/fan_in) for the kernels, used when
-  the method is rda (0 = s = 2); the other methods start from the model's
-  default init, as the paper does for Prox-SGD."""
+  the method is rda (0 = s = 2) or rmda (0 = the model's default init); the
+  other methods start from the model's default init, as the paper does for
+  Prox-SGD."""
   init_from: str = ''
   """Run directory (or checkpoint directory) whose params / batch stats start
   this run; required by han."""
@@ -189,6 +207,8 @@ class Config:
   @property
   def effective_init_scale(self) -> float:
     """The RDA init scale used for the kernels (0 = model default init)."""
+    if self.method == 'rmda':
+      return self.init_scale
     if self.method != 'rda':
       return 0.0
     return self.init_scale or 2.0
@@ -365,6 +385,11 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
   if unknown:
     raise ConfigError(f'Unknown config fields {unknown}.')
   values.update(overrides)
+  method = values.get('method', Config.method)
+  if method not in SPARSE_METHODS and 'asr_epochs' not in overrides:
+    # A preset's ASR phase belongs to its sparse method: another method
+    # (sgd, han, gmp) has no zeros of its own to retrain.
+    values['asr_epochs'] = 0.0
   return Config.from_dict(values)
 
 
@@ -399,6 +424,13 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
   _choice('groups', cfg.groups, GROUPS)
   _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
   _choice('dtype', cfg.dtype, DTYPES)
+  _choice('asr_optimizer', cfg.asr_optimizer, ASR_OPTIMIZERS)
+  _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
+  if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
+    raise ConfigError(f'--asr_lr must be positive, got {cfg.asr_lr}.')
+  if any(e < 0 for e in cfg.restart_epochs):
+    raise ConfigError(f'--restart_epochs must be epochs >= 0, got '
+                      f'{list(cfg.restart_epochs)}.')
   for h in ('lr', 'gamma', 'lam'):
     _choice(f'{h}_schedule', getattr(cfg, f'{h}_schedule'), SCHEDULES)
     bounds = getattr(cfg, f'{h}_boundaries')
@@ -458,9 +490,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
     if not sparse:
       raise ConfigError(
           f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
-          f'sparse phase, but --method {cfg.method} has none: use --method rda '
-          'or prox_sgd with --lam > 0 (or --method han to prune then '
-          'fine-tune), or set --asr_epochs 0.')
+          f'sparse phase, but --method {cfg.method} has none: use --method '
+          'rmda, rda or prox_sgd with --lam > 0, or set --asr_epochs 0.')
     if cfg.epochs <= 0:
       raise ConfigError('ASR without a sparse phase: --asr_epochs > 0 needs '
                         '--epochs > 0 of the sparse method before it.')
@@ -497,6 +528,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
       'sgd': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
       'prox_sgd': {'gamma', 'gamma_schedule'},
       'rda': {'lr', 'momentum', 'nesterov', 'lr_schedule'},
+      'rmda': {'gamma', 'gamma_schedule', 'nesterov'},
       'han': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
       'gmp': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
   }[cfg.method]
@@ -505,14 +537,17 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
                 'gmp_frequency'}
   if cfg.method != 'han':
     ignored |= {'prune_sparsity'}
-  if cfg.method != 'rda':
+  if cfg.method not in ('rda', 'rmda'):
     ignored |= {'init_scale'}
+  if cfg.method != 'rmda':
+    ignored |= {'restart_epochs'}
   bad = sorted(set(explicit) & ignored)
   if bad:
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
         '; drop them or choose the method that does (rda: gamma, lam, '
-        'init_scale; prox_sgd: lr, lam; han: prune_sparsity; gmp: gmp_*).')
+        'init_scale; rmda: lr, momentum, lam, init_scale, restart_epochs; '
+        'prox_sgd: lr, lam; han: prune_sparsity; gmp: gmp_*).')
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
     raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
                       '(the group strength; --lam is the l1 strength).')

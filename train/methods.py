@@ -9,15 +9,17 @@ method       optimizer
 sgd          ``optax.sgd(lr, momentum, nesterov)`` (the dense reference)
 prox_sgd     ``rda_optax.prox_sgd(lr, regularizer, momentum, nesterov)``
 rda          ``rda_optax.rda(gamma, regularizer)``
+rmda         ``rda_optax.rmda(lr, regularizer, momentum)``
 han          ``rda_optax.asr(optax.sgd(...), start_step=0)`` after one-shot
              magnitude pruning of the ``--init_from`` weights (Han et al.)
 gmp          ``optax.chain(optax.sgd(...),
              rda_optax.gradual_magnitude_pruning(...))`` (Zhu & Gupta)
 ===========  ================================================================
 
-``--asr_epochs E`` wraps prox_sgd / rda in
+``--asr_epochs E`` wraps prox_sgd / rda / rmda in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
-phase, then adaptive sparse retraining with the same method. ``--weight_decay``
+phase, then adaptive sparse retraining with the same method, or with SGD
+(``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
 adds ``optax.add_decayed_weights`` (selected leaves) before the method.
 
 Every hyper-parameter (lr, γ, λ) may be an Optax schedule whose boundaries
@@ -104,6 +106,9 @@ def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
   if kind == 'linear':
     return optax.linear_schedule(float(base), float(base) * float(scales[0]),
                                  transition_steps=total)
+  if kind == 'warmup':
+    warm = int(round(warmup_epochs * spe))
+    return optax.linear_schedule(0.0, float(base), transition_steps=warm)
   raise ConfigError(f'Unknown schedule {kind!r}.')
 
 
@@ -111,12 +116,16 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   """The lr, gamma and lam schedules of a run (only those the method uses)."""
   out: dict[str, float | Schedule] = {}
   names = {'sgd': ('lr',), 'prox_sgd': ('lr', 'lam'), 'rda': ('gamma', 'lam'),
-           'han': ('lr',), 'gmp': ('lr',)}[cfg.method]
+           'rmda': ('lr', 'lam'), 'han': ('lr',), 'gmp': ('lr',)}[cfg.method]
   for name in names:
     out[name] = make_schedule(
         getattr(cfg, name), getattr(cfg, f'{name}_schedule'),
         getattr(cfg, f'{name}_boundaries'), getattr(cfg, f'{name}_scales'),
         phases, cfg.warmup_epochs)
+  if phases.asr_steps and cfg.asr_optimizer == 'sgd':
+    out['asr_lr'] = (
+        optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
+        if cfg.asr_lr_schedule == 'cosine' else float(cfg.asr_lr))
   return out
 
 
@@ -214,6 +223,12 @@ def create_optimizer(cfg: Config, phases: Phases
   elif cfg.method == 'rda':
     inner = rda_optax.rda(hypers['gamma'], make_regularizer(cfg, hypers['lam']),
                           mask=mask)
+  elif cfg.method == 'rmda':
+    spe = phases.steps_per_epoch
+    inner = rda_optax.rmda(
+        hypers['lr'], make_regularizer(cfg, hypers['lam']),
+        momentum=cfg.momentum, mask=mask,
+        restart_steps=tuple(int(round(e * spe)) for e in cfg.restart_epochs))
   elif cfg.method == 'han':
     inner = sgd()
   elif cfg.method == 'gmp':
@@ -239,8 +254,12 @@ def create_optimizer(cfg: Config, phases: Phases
   if cfg.method == 'han':
     tx = rda_optax.asr(inner, mask=mask, start_step=0)
   elif cfg.asr_epochs > 0:
+    retrain = None
+    if cfg.asr_optimizer == 'sgd':
+      retrain = optax.sgd(hypers['asr_lr'], momentum=cfg.momentum or None,
+                          nesterov=cfg.nesterov)
     tx = rda_optax.asr(inner, mask=mask, start_step=phases.main_steps,
-                       restart_inner=cfg.asr_restart)
+                       restart_inner=cfg.asr_restart, retrain=retrain)
   else:
     tx = inner
   return tx, hypers

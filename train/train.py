@@ -395,6 +395,16 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
       methods.leaf_mask(cfg.select), state.params))
   sizes = [int(np.size(p)) for p in jax.tree.leaves(state.params)]
 
+  # Methods that keep an exactly sparse point apart from the parameters
+  # (rmda with momentum) are evaluated, reported and saved as final there.
+  has_sparse_point = rda_optax.sparse_point.has_sparse_point(state.opt_state)
+  p_sparse = jax.pmap(rda_optax.sparse_params, axis_name=AXIS)
+
+  def model_params(state):
+    if not has_sparse_point:
+      return state.params
+    return p_sparse(state.opt_state, state.params)
+
   state = replicate(state)
   p_train_step = make_p_train_step(data, cfg, train_key)
   p_eval_step = make_p_eval_step(data)
@@ -409,9 +419,14 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
     # The schedules are indexed by the method's count; with --asr_restart the
     # inner count restarts at the ASR phase.
     count = step
-    if cfg.asr_restart and phases.phase(step) == 'asr':
+    in_asr = phases.phase(step) == 'asr'
+    retrain_sgd = 'asr_lr' in hypers
+    if in_asr and (cfg.asr_restart or retrain_sgd):
       count = step - phases.main_steps
-    return {k: methods.value_at(v, count) for k, v in hypers.items()}
+    if in_asr and retrain_sgd:
+      return {'lr': methods.value_at(hypers['asr_lr'], count)}
+    return {k: methods.value_at(v, count) for k, v in hypers.items()
+            if k != 'asr_lr'}
 
   train_avg = metrics_lib.Averager()
   epoch_avg = metrics_lib.Averager()
@@ -438,8 +453,8 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
       is_eval = done % eval_every == 0 or done == total or (
           phases.asr_steps and done == phases.main_steps)
       if done % cfg.log_every_steps == 0 or is_eval:
-        counts = jax.device_get(jax.tree.map(lambda x: x[0],
-                                             p_nonzeros(state.params)))
+        counts = jax.device_get(jax.tree.map(
+            lambda x: x[0], p_nonzeros(model_params(state))))
         now = time.perf_counter()
         record = {'type': 'train', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step), **train_avg.result(),
@@ -453,12 +468,16 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         last_record = record
         bar.set_postfix(metrics_lib.postfix(record), refresh=False)
 
+      if done == total and has_sparse_point:
+        # The run's result is the exactly sparse model.
+        state = state.replace(params=model_params(state))
       if is_eval:
-        params = ckpt_lib.host_copy(unreplicate(state.params))
+        eval_state = state.replace(params=model_params(state))
+        params = ckpt_lib.host_copy(unreplicate(eval_state.params))
         record = {'type': 'eval', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step),
                   **{f'train_{k}': v for k, v in epoch_avg.result().items()},
-                  **evaluate(p_eval_step, state, data, cfg.eval_batch,
+                  **evaluate(p_eval_step, eval_state, data, cfg.eval_batch,
                              is_main and cfg.progress),
                   **sparsity_record(params, cfg)}
         writer.write(record)

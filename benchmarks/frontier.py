@@ -1,0 +1,407 @@
+"""Accuracy against sparsity: every method, several strengths, several seeds.
+
+One command per setting runs the whole sweep (method × hyper-parameter
+variant × strength × seed), each run a plain ``python -m train`` command, at
+the same total epoch budget for every method. Runs already finished are
+skipped, so an interrupted sweep resumes where it stopped (and a run killed
+midway resumes from its own checkpoint).
+
+    python benchmarks/frontier.py lenet300                 # the whole sweep
+    python benchmarks/frontier.py lenet300 --seeds 0 --methods rmda han_global
+    python benchmarks/frontier.py lenet300 --report        # tables + plot only
+    python benchmarks/frontier.py lenet300 --list          # the commands, no runs
+
+Writes ``<out>/results.json`` (one record per run: method, variant,
+strength, seed, final test top-1, kernel sparsity, the exact command),
+``<out>/frontier.png`` (accuracy against sparsity, one curve per method,
+mean ± std over seeds) and ``<out>/frontier.md`` (the tables).
+
+**How methods are compared.** For each sparsity level L and method, the
+candidates are the (variant, strength) points whose mean sparsity over seeds
+is at least L; the method's entry is the best mean accuracy among them (so a
+regularization method that overshoots L is compared at its higher sparsity,
+never the other way round). Every method's grid of variants is chosen on the
+same test split, with comparable effort (see ``SETTINGS``); pruning methods
+hit L exactly. Dense SGD at the full budget is the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One ``python -m train`` run of the sweep."""
+  method: str     # Curve name (rmda, rda, han_global, ...).
+  variant: str    # Hyper-parameters other than the strength.
+  strength: float  # λ, or the target sparsity of a pruning method.
+  seed: int
+  flags: tuple[str, ...]
+  needs: 'Run | None' = None  # A run whose directory --init_from names.
+
+  @property
+  def name(self) -> str:
+    return f'{self.method}/{self.variant}/{self.strength:g}/seed{self.seed}'
+
+
+def _flags(d: dict[str, Any]) -> tuple[str, ...]:
+  out = []
+  for k, v in d.items():
+    if isinstance(v, bool):
+      out.append(f'--{k}' if v else f'--no-{k}')
+    else:
+      out += [f'--{k}', str(v)]
+  return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """A model / dataset / budget and each method's grid."""
+  base: dict[str, Any]          # model, dataset, batch size, ...
+  epochs: float                 # The total budget of every method.
+  sparse_epochs: float          # Sparse phase (then ASR) / dense phase of han.
+  lams: dict[str, tuple[float, ...]]      # Strength grids of rmda, rda, prox.
+  variants: dict[str, dict[str, dict[str, Any]]]
+  levels: tuple[float, ...] = LEVELS
+  note: str = ''
+
+  def runs(self, seeds, methods=None) -> list[Run]:
+    out = []
+    ft = self.epochs - self.sparse_epochs
+    for method, variants in self.variants.items():
+      if methods and method not in methods and not (
+          method == 'dense' and any(m.startswith('han') for m in methods)):
+        continue
+      for vname, v in variants.items():
+        for seed in seeds:
+          common = {**self.base, 'seed': seed}
+          if method == 'dense':
+            out.append(Run(method, vname, 0.0, seed, _flags(
+                {**common, 'method': 'sgd', 'epochs': self.epochs,
+                 'asr_epochs': 0, **v})))
+          elif method.startswith('han'):
+            parent = Run('dense', 'parent', 0.0, seed, _flags(
+                {**common, 'method': 'sgd', 'epochs': self.sparse_epochs,
+                 'asr_epochs': 0, **self.variants['dense']['cosine']}))
+            if parent not in out:
+              out.append(parent)
+            for level in self.levels:
+              out.append(Run(method, vname, level, seed, _flags(
+                  {**common, 'method': 'han', 'epochs': ft, 'asr_epochs': 0,
+                   'prune_sparsity': level, **v}), needs=parent))
+          elif method == 'gmp':
+            for level in self.levels:
+              out.append(Run(method, vname, level, seed, _flags(
+                  {**common, 'method': 'gmp', 'epochs': self.epochs,
+                   'asr_epochs': 0, 'gmp_sparsity': level, **v})))
+          else:  # Regularization methods: a λ grid, sparse phase then ASR.
+            for lam in self.lams[method]:
+              out.append(Run(method, vname, lam, seed, _flags(
+                  {**common, 'method': method, 'epochs': self.sparse_epochs, 'asr_epochs': ft,
+                   'lam': lam, **v})))
+    return out
+
+
+def _geom(lo: float, hi: float, n: int) -> tuple[float, ...]:
+  return tuple(float(f'{lo * (hi / lo) ** (i / (n - 1)):.3g}')
+               for i in range(n))
+
+
+_DENSE = {'cosine': {'lr': 0.1, 'momentum': 0.9, 'lr_schedule': 'cosine'}}
+
+SETTINGS: dict[str, Setting] = {
+    # LeNet-300-100 on MNIST, 12 epochs in all (8 + 4).
+    'lenet300': Setting(
+        base={'model': 'lenet300_100', 'dataset': 'mnist', 'batch_size': 128},
+        epochs=12.0, sparse_epochs=8.0,
+        lams={'rmda': _geom(1e-4, 4e-3, 12), 'rda': _geom(3e-4, 1e-2, 8),
+              'prox_sgd': _geom(1e-4, 2e-3, 5)},
+        variants={
+            'dense': _DENSE,
+            'rmda': {
+                'default': {'lr': 0.1, 'momentum': 0.9,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.01,
+                            'asr_lr_schedule': 'cosine'},
+            },
+            'rda': {'paper': {'gamma': 1.0, 'init_scale': 1.0}},
+            'prox_sgd': {'momentum': {'lr': 0.1, 'momentum': 0.9}},
+            'han_global': {
+                f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
+                              'prune_scope': 'global'}
+                for lr in (0.003, 0.01, 0.03)},
+            'han_layer': {
+                f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
+                              'prune_scope': 'layer'}
+                for lr in (0.003, 0.01, 0.03)},
+            'gmp': {
+                f'end{e:g}': {'lr': 0.1, 'lr_schedule': 'cosine',
+                              'gmp_begin_epoch': 1.0, 'gmp_end_epoch': e,
+                              'prune_scope': 'global', 'gmp_frequency': 50}
+                for e in (6.0, 9.0)},
+        }),
+}
+
+
+# ---------------------------------------------------------------------------
+# Running.
+# ---------------------------------------------------------------------------
+
+def run_dir(out: str, run: Run) -> str:
+  path = os.path.join(out, 'runs', run.name.replace('/', '_'))
+  rel = os.path.relpath(path, ROOT)
+  return path if rel.startswith('..') else rel  # Commands run in ROOT.
+
+
+def command(out: str, run: Run) -> list[str]:
+  cmd = ['python', '-m', 'train', *run.flags, '--workdir', run_dir(out, run)]
+  if run.needs is not None:
+    cmd += ['--init_from', run_dir(out, run.needs)]
+  return cmd
+
+
+def finished(out: str, run: Run) -> dict[str, Any] | None:
+  """The final eval record of a finished run, else None."""
+  folder = os.path.join(ROOT, run_dir(out, run))
+  if not os.path.exists(os.path.join(folder, 'frontier_done')):
+    return None  # Not run, or interrupted (its checkpoint resumes it).
+  done = None
+  with open(os.path.join(folder, 'metrics.jsonl'), 'rb') as f:
+    for line in f:
+      try:
+        r = json.loads(line)
+      except ValueError:
+        continue
+      if r.get('type') == 'eval':
+        done = r
+  return done
+
+
+def execute(out: str, run: Run) -> dict[str, Any]:
+  rec = finished(out, run)
+  if rec is not None:
+    return rec
+  cmd = command(out, run)
+  t0 = time.perf_counter()
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
+             os.environ.get('PYTHONPATH', ''))
+  proc = subprocess.run([sys.executable, *cmd[1:], '--no-progress',
+                         '--no-report'], cwd=ROOT, env=env,
+                        capture_output=True, text=True)
+  if proc.returncode:
+    raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
+  wall = time.perf_counter() - t0
+  with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done'), 'w') as f:
+    json.dump({'wall_s': wall}, f)
+  return finished(out, run)
+
+
+def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
+  with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done')) as f:
+    wall = json.load(f).get('wall_s')
+  return {'method': run.method, 'variant': run.variant,
+          'strength': run.strength, 'seed': run.seed,
+          'test_top1': rec['test_top1'], 'sparsity': rec['sparsity'],
+          'total_sparsity': rec.get('total_sparsity'),
+          'epoch': rec['epoch'], 'wall_s': wall,
+          'command': ' '.join(command(out, run))}
+
+
+# ---------------------------------------------------------------------------
+# Tables and plot.
+# ---------------------------------------------------------------------------
+
+def aggregate(records):
+  """(method, variant, strength) -> mean/std of accuracy and sparsity."""
+  groups: dict[tuple, list] = {}
+  for r in records:
+    groups.setdefault((r['method'], r['variant'], r['strength']), []).append(r)
+  out = {}
+  for key, rs in groups.items():
+    acc = [r['test_top1'] for r in rs]
+    sp = [r['sparsity'] for r in rs]
+    out[key] = {'acc': statistics.mean(acc),
+                'acc_std': statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                'sparsity': statistics.mean(sp),
+                'sparsity_std': statistics.stdev(sp) if len(sp) > 1 else 0.0,
+                'seeds': len(rs)}
+  return out
+
+
+def at_levels(agg, levels):
+  """method -> level -> (acc, acc_std, sparsity, variant, strength, seeds)."""
+  table: dict[str, dict[float, tuple]] = {}
+  for (method, variant, strength), a in agg.items():
+    if method == 'dense' and variant == 'parent':
+      continue
+    for level in levels:
+      if a['sparsity'] + 1e-9 < level and method != 'dense':
+        continue
+      if method == 'dense' and level != levels[0]:
+        continue
+      best = table.setdefault(method, {}).get(level)
+      if best is None or a['acc'] > best[0]:
+        table[method][level] = (a['acc'], a['acc_std'], a['sparsity'],
+                                variant, strength, a['seeds'])
+  return table
+
+
+def markdown(setting_name, setting, records, agg) -> str:
+  table = at_levels(agg, setting.levels)
+  methods = [m for m in ('rmda', 'rda', 'prox_sgd', 'gmp', 'han_global',
+                         'han_layer') if m in table]
+  lines = [f'Setting `{setting_name}`: {setting.base}, {setting.epochs:g} '
+           f'epochs for every method. Machine: {platform.platform()}, '
+           f'{os.cpu_count()} CPUs, JAX on {_device()}; '
+           f'{datetime.date.today()}.', '']
+  if 'dense' in table:
+    d = table['dense'][setting.levels[0]]
+    lines += [f'Dense SGD reference: {d[0]:.2%} ± {d[1]:.2%} '
+              f'({d[5]} seeds).', '']
+  lines.append('| sparsity ≥ | ' + ' | '.join(methods) + ' |')
+  lines.append('|---:|' + '---:|' * len(methods))
+  for level in setting.levels:
+    cells = []
+    for m in methods:
+      e = table[m].get(level)
+      cells.append('—' if e is None else
+                   f'{e[0]:.2%} ± {e[1]:.2%} @ {e[2]:.2%}')
+    lines.append(f'| {level:.1%} | ' + ' | '.join(cells) + ' |')
+  lines += ['', 'Each cell: mean test top-1 ± std over seeds @ mean kernel '
+            'sparsity, the best point of the method whose mean sparsity is '
+            'at least the level. The point chosen (variant, strength):', '']
+  for m in methods:
+    chosen = ', '.join(f'{lv:.1%}: {e[3]} / {e[4]:g}'
+                       for lv, e in sorted(table[m].items()))
+    lines.append(f'- {m}: {chosen}')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(path, setting, agg) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  x_of = lambda s: -math.log10(max(1 - s, 1e-4))
+  styles = {'rmda': 'C3', 'rda': 'C1', 'prox_sgd': 'C4', 'gmp': 'C2',
+            'han_global': 'C0', 'han_layer': 'C9'}
+  table = at_levels(agg, setting.levels)
+  for method, color in styles.items():
+    # The frontier: the best variant per level (as in the table), plus every
+    # point of the method faintly.
+    pts = sorted((k[2], a) for k, a in agg.items() if k[0] == method)
+    if not pts:
+      continue
+    ax.scatter([x_of(a['sparsity']) for _, a in pts],
+               [100 * a['acc'] for _, a in pts], s=8, color=color, alpha=0.3)
+    best = sorted(table.get(method, {}).items())
+    if best:
+      ax.errorbar([x_of(e[2]) for _, e in best],
+                  [100 * e[0] for _, e in best],
+                  yerr=[100 * e[1] for _, e in best], color=color,
+                  marker='o', capsize=3, label=method)
+  dense = table.get('dense', {}).get(setting.levels[0])
+  if dense:
+    ax.axhline(100 * dense[0], color='gray', ls='--', lw=1,
+               label=f'dense SGD ({100 * dense[0]:.2f}%)')
+  ticks = [0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998]
+  ax.set_xticks([x_of(t) for t in ticks], [f'{100 * t:g}' for t in ticks])
+  ax.set_xlabel('kernel sparsity (%)')
+  ax.set_ylabel('test top-1 (%)')
+  ys = [100 * a['acc'] for a in agg.values() if a['sparsity'] >= 0.85]
+  if ys:
+    ax.set_ylim(max(min(ys) - 0.5, 0), (dense[0] * 100 + 0.5) if dense
+                else max(ys) + 0.5)
+  ax.set_xlim(x_of(0.85), x_of(0.998))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc='lower left')
+  ax.set_title(f'{setting.base.get("model")} / {setting.base.get("dataset")}, '
+               f'{setting.epochs:g} epochs (mean ± std over seeds)')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _device() -> str:
+  try:
+    import jax  # pylint: disable=import-outside-toplevel
+    return str(jax.devices()[0].device_kind)
+  except Exception:  # pylint: disable=broad-except
+    return 'unknown'
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      description=__doc__.splitlines()[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('setting', choices=sorted(SETTINGS))
+  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument('--methods', nargs='+', default=None,
+                      help='only these curves (han_* also run their dense '
+                      'parents)')
+  parser.add_argument('--out', default=None,
+                      help='output folder (default benchmarks/results/'
+                      'frontier_<setting>)')
+  parser.add_argument('--report', action='store_true',
+                      help='only rebuild tables and plot from finished runs')
+  parser.add_argument('--list', action='store_true',
+                      help='print the commands of the sweep and exit')
+  args = parser.parse_args(argv)
+  setting = SETTINGS[args.setting]
+  out = args.out or os.path.join(ROOT, 'benchmarks', 'results',
+                                 f'frontier_{args.setting}')
+  os.makedirs(out, exist_ok=True)
+  runs = setting.runs(args.seeds, args.methods)
+  if args.list:
+    for r in runs:
+      print(' '.join(command(out, r)))
+    return 0
+  records = []
+  for i, run in enumerate(runs):
+    rec = finished(out, run) if args.report else execute(out, run)
+    if rec is None:
+      continue
+    records.append(record(out, run, rec))
+    r = records[-1]
+    print(f'[{i + 1}/{len(runs)}] {run.name}: top-1 {r["test_top1"]:.4f} '
+          f'sparsity {r["sparsity"]:.4f} ({r["wall_s"]:.0f} s)', flush=True)
+  # Keep records of runs outside this invocation's selection too.
+  path = os.path.join(out, 'results.json')
+  old = []
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+  names = {(r['method'], r['variant'], r['strength'], r['seed'])
+           for r in records}
+  records += [r for r in old if (r['method'], r['variant'], r['strength'],
+                                 r['seed']) not in names]
+  with open(path + '.tmp', 'w') as f:
+    json.dump(records, f, indent=1)
+  os.replace(path + '.tmp', path)
+  agg = aggregate(records)
+  md = markdown(args.setting, setting, records, agg)
+  with open(os.path.join(out, 'frontier.md'), 'w') as f:
+    f.write(md)
+  plot(os.path.join(out, 'frontier.png'), setting, agg)
+  print(md)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
