@@ -126,6 +126,18 @@ def _geom(lo: float, hi: float, n: int) -> tuple[float, ...]:
 
 _DENSE = {'cosine': {'lr': 0.1, 'momentum': 0.9, 'lr_schedule': 'cosine'}}
 
+def _han(lrs, scope):
+  return {f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
+                        'prune_scope': scope} for lr in lrs}
+
+
+def _gmp(ends, lr=0.1):
+  return {f'end{e:g}': {'lr': lr, 'lr_schedule': 'cosine',
+                        'gmp_begin_epoch': 1.0, 'gmp_end_epoch': e,
+                        'prune_scope': 'global', 'gmp_frequency': 50}
+          for e in ends}
+
+
 SETTINGS: dict[str, Setting] = {
     # LeNet-300-100 on MNIST, 12 epochs in all (8 + 4).
     'lenet300': Setting(
@@ -142,19 +154,28 @@ SETTINGS: dict[str, Setting] = {
             },
             'rda': {'paper': {'gamma': 1.0, 'init_scale': 1.0}},
             'prox_sgd': {'momentum': {'lr': 0.1, 'momentum': 0.9}},
-            'han_global': {
-                f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
-                              'prune_scope': 'global'}
-                for lr in (0.003, 0.01, 0.03)},
-            'han_layer': {
-                f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
-                              'prune_scope': 'layer'}
-                for lr in (0.003, 0.01, 0.03)},
-            'gmp': {
-                f'end{e:g}': {'lr': 0.1, 'lr_schedule': 'cosine',
-                              'gmp_begin_epoch': 1.0, 'gmp_end_epoch': e,
-                              'prune_scope': 'global', 'gmp_frequency': 50}
-                for e in (6.0, 9.0)},
+            'han_global': _han((0.003, 0.01, 0.03), 'global'),
+            'han_layer': _han((0.003, 0.01, 0.03), 'layer'),
+            'gmp': _gmp((6.0, 9.0)),
+        }),
+    # LeNet-5-Caffe on MNIST, 30 epochs in all (20 + 10).
+    'lenet5': Setting(
+        base={'model': 'lenet5', 'dataset': 'mnist', 'batch_size': 128},
+        epochs=30.0, sparse_epochs=20.0,
+        lams={'rmda': _geom(2e-4, 5e-3, 10), 'rda': _geom(1e-3, 3e-2, 6),
+              'prox_sgd': _geom(1e-4, 2e-3, 4)},
+        variants={
+            'dense': _DENSE,
+            'rmda': {
+                'default': {'lr': 0.1, 'momentum': 0.9,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                            'asr_lr_schedule': 'cosine'},
+            },
+            'rda': {'paper': {'gamma': 10.0, 'init_scale': 1.0}},
+            'prox_sgd': {'momentum': {'lr': 0.1, 'momentum': 0.9}},
+            'han_global': _han((0.01, 0.03), 'global'),
+            'han_layer': _han((0.01, 0.03), 'layer'),
+            'gmp': _gmp((15.0, 22.0)),
         }),
 }
 

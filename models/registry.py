@@ -101,6 +101,14 @@ def _entries():
     add(f'resnet{depth}_imagenet', resnet.ResNet,
         f'ResNet-{depth} with the ImageNet stem (7x7/2 conv + max-pool)',
         fixed, 'stem', stem='imagenet')
+  # He et al.'s CIFAR ResNets (6n + 2 layers; widths 16, 32, 64) with
+  # projection shortcuts where the shape changes: small enough for CPUs.
+  for depth in (20, 32, 44, 56):
+    n = (depth - 2) // 6
+    add(f'resnet{depth}', resnet.ResNet,
+        f'CIFAR ResNet-{depth} (3 stages of {n} basic blocks, 16/32/64 wide)',
+        dict(stage_sizes=(n, n, n), block_cls=resnet.BasicBlock,
+             num_filters=16), 'stem', stem='cifar')
   for depth, cfg in vgg.CONFIGS.items():
     add(f'vgg{depth}', vgg.VGG,
         f'VGG-{depth} with batch norm (variant="cifar" or "imagenet")',

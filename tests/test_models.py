@@ -113,6 +113,8 @@ PARAMETER_COUNTS = [
     ('lenet5', {}, 431_080),
     ('lenet300_100', {}, 266_610),
     ('resnet18', {}, 11_173_962),                      # CIFAR stem, 10 classes
+    ('resnet20', {}, 272_474),                          # He et al.'s 0.27M
+    ('resnet56', {}, 855_770),                          # He et al.'s 0.85M
     ('resnet18', {'stem': 'imagenet'}, 11_689_512),    # torchvision resnet18
     ('resnet34_imagenet', {}, 21_797_672),             # torchvision resnet34
     ('resnet50_imagenet', {}, 25_557_032),             # torchvision resnet50

@@ -1,0 +1,78 @@
+"""benchmarks/frontier.py: the sweep's runs share one budget, and the tables
+compare methods by the rule its docstring states."""
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def frontier():
+  spec = importlib.util.spec_from_file_location(
+      'frontier', os.path.join(ROOT, 'benchmarks', 'frontier.py'))
+  mod = importlib.util.module_from_spec(spec)
+  sys.modules['frontier'] = mod  # Its dataclasses look their module up.
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def _epochs(run):
+  f = list(run.flags)
+  get = lambda k: float(f[f.index(k) + 1]) if k in f else 0.0
+  return get('--epochs') + get('--asr_epochs')
+
+
+@pytest.mark.parametrize('setting', ['lenet300', 'lenet5'])
+def test_every_method_has_the_same_budget(frontier, setting):
+  s = frontier.SETTINGS[setting]
+  runs = s.runs([0, 1])
+  assert {r.method for r in runs} >= {'dense', 'rmda', 'rda', 'han_global',
+                                      'han_layer', 'gmp'}
+  for r in runs:
+    if r.method.startswith('han'):
+      # Dense parent + fine-tuning = the budget.
+      assert _epochs(r) + _epochs(r.needs) == s.epochs, r.name
+      assert r.needs in runs and runs.index(r.needs) < runs.index(r)
+    elif r.variant != 'parent':
+      assert _epochs(r) == s.epochs, r.name
+  names = [r.name for r in runs]
+  assert len(names) == len(set(names))
+  assert all(f'--seed' in r.flags for r in runs)
+
+
+def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
+  recs = []
+  def add(method, strength, accs, sps, variant='v'):
+    for seed, (a, s) in enumerate(zip(accs, sps)):
+      recs.append(dict(method=method, variant=variant, strength=strength,
+                       seed=seed, test_top1=a, sparsity=s))
+  add('rmda', 1e-4, [0.98, 0.98], [0.94, 0.96])   # mean 0.95
+  add('rmda', 2e-4, [0.97, 0.97], [0.97, 0.975])  # mean 0.9725
+  add('rmda', 3e-4, [0.90, 0.90], [0.99, 0.99])
+  add('han_global', 0.95, [0.975, 0.985], [0.95, 0.95])
+  add('dense', 0.0, [0.99, 0.99], [0.0, 0.0], variant='cosine')
+  add('dense', 0.0, [0.5, 0.5], [0.0, 0.0], variant='parent')
+  table = frontier.at_levels(frontier.aggregate(recs), (0.95, 0.97, 0.99))
+  assert table['rmda'][0.95][0] == pytest.approx(0.98)   # 1e-4 (mean 0.95)
+  assert table['rmda'][0.97][4] == 2e-4  # Overshoots to 0.9725: still taken.
+  assert table['rmda'][0.99][0] == pytest.approx(0.90)
+  assert table['han_global'][0.95][1] == pytest.approx(0.00707, abs=1e-4)
+  assert 0.97 not in table['han_global']  # Never compared below its level.
+  assert table['dense'][0.95][3] == 'cosine'  # The parent is not a result.
+
+
+def test_markdown_and_plot(frontier, tmp_path):
+  s = frontier.SETTINGS['lenet300']
+  recs = [dict(method=m, variant='v', strength=st, seed=0, test_top1=a,
+               sparsity=sp) for m, st, a, sp in (
+                   ('rmda', 1e-3, 0.97, 0.97), ('han_global', 0.97, 0.96, 0.97),
+                   ('dense', 0.0, 0.98, 0.0))]
+  agg = frontier.aggregate(recs)
+  md = frontier.markdown('lenet300', s, recs, agg)
+  assert '| 97.0% | 97.00% ± 0.00% @ 97.00% | 96.00% ± 0.00% @ 97.00% |' in md
+  frontier.plot(str(tmp_path / 'f.png'), s, agg)
+  assert (tmp_path / 'f.png').stat().st_size > 1000
