@@ -2,11 +2,11 @@
 
 The paper does not say whether RDA's centre and gradient sum restart when
 adaptive sparse retraining starts. This runs the same job (by default the
-default preset: LeNet-300-100 on MNIST, RDA then ASR) with
+preset mnist_lenet300_rda: LeNet-300-100 on MNIST, the paper's RDA then ASR) with
 ``--no-asr_restart`` and ``--asr_restart`` for several seeds and prints the
 final test accuracy and sparsity of each.
 
-    python benchmarks/asr_restart.py                      # default preset, seeds 0 1
+    python benchmarks/asr_restart.py                      # mnist_lenet300_rda, seeds 0 1
     python benchmarks/asr_restart.py --seeds 0 1 2 -- --epochs 4 --asr_epochs 2
 """
 
@@ -24,7 +24,8 @@ from train import metrics
 
 
 def run(workdir: str, seed: int, restart: bool, extra: list[str]) -> dict:
-  cmd = [sys.executable, '-m', 'train', '--workdir', workdir, '--seed',
+  cmd = [sys.executable, '-m', 'train', '--preset', 'mnist_lenet300_rda',
+         '--workdir', workdir, '--seed',
          str(seed), '--asr_restart' if restart else '--no-asr_restart',
          '--no-progress', '--no-report', *extra]
   subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -47,7 +48,7 @@ def main(argv=None):
         print(f'seed {seed} restart={restart}: top-1 {rec["test_top1"]:.4f} '
               f'sparsity {rec["sparsity"]:.4f}', flush=True)
   print(f'\nMachine: {platform.platform()}, {os.cpu_count()} CPUs; '
-        f'`python -m train {" ".join(args.extra)}` (RDA then ASR), seeds '
+        f'`python -m train --preset mnist_lenet300_rda {" ".join(args.extra)}` (RDA then ASR), seeds '
         f'{args.seeds}.\n')
   print('| ASR start | test top-1 (mean) | sparsity of kernels (mean) | '
         'per seed (top-1 / sparsity) |')

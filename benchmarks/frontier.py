@@ -143,19 +143,21 @@ SETTINGS: dict[str, Setting] = {
     'lenet300': Setting(
         base={'model': 'lenet300_100', 'dataset': 'mnist', 'batch_size': 128},
         epochs=12.0, sparse_epochs=8.0,
-        lams={'rmda': _geom(1e-4, 4e-3, 12), 'rda': _geom(3e-4, 1e-2, 8),
+        lams={'rmda': _geom(1e-4, 2e-3, 12), 'rda': _geom(3e-4, 1e-2, 8),
               'prox_sgd': _geom(1e-4, 2e-3, 5)},
         variants={
             'dense': _DENSE,
+            # benchmarks/tuning/lenet300_rmda_*.txt: He init, η = 0.2,
+            # μ = 0.9, then 4 epochs of frozen-zero SGD (0.03, cosine).
             'rmda': {
-                'default': {'lr': 0.1, 'momentum': 0.9,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.01,
+                'default': {'lr': 0.2, 'momentum': 0.9, 'init_scale': 0.0,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
                             'asr_lr_schedule': 'cosine'},
             },
             'rda': {'paper': {'gamma': 1.0, 'init_scale': 1.0}},
             'prox_sgd': {'momentum': {'lr': 0.1, 'momentum': 0.9}},
-            'han_global': _han((0.003, 0.01, 0.03), 'global'),
-            'han_layer': _han((0.003, 0.01, 0.03), 'layer'),
+            'han_global': _han((0.01, 0.03, 0.1), 'global'),
+            'han_layer': _han((0.01, 0.03, 0.1), 'layer'),
             'gmp': _gmp((6.0, 9.0)),
         }),
     # LeNet-5-Caffe on MNIST, 30 epochs in all (20 + 10).

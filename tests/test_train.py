@@ -21,7 +21,8 @@ from train import train as train_lib
 
 from _train_driver import TinyBN, flat
 
-BASE = dict(dataset='synthetic', batch_size=16, steps_per_epoch=4, epochs=1,
+BASE = dict(method='rda', dataset='synthetic', batch_size=16,
+            steps_per_epoch=4, epochs=1,
             asr_epochs=1, lam=1e-3, gamma=1.0, init_scale=2.0,
             log_every_steps=2, progress=False, async_checkpointing=False)
 

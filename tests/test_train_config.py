@@ -46,10 +46,11 @@ def test_paper_presets():
   assert config_lib.get_config(method='rda', init_scale=0).effective_init_scale == 2
 
 
-def test_default_is_short_mnist_rda_asr():
+def test_default_is_short_mnist_rmda_asr():
   cfg = config_lib.get_config()
   assert cfg.model in ('lenet5', 'lenet300_100')
-  assert (cfg.dataset, cfg.method) == ('mnist', 'rda')
+  assert (cfg.dataset, cfg.method) == ('mnist', 'rmda')
+  assert cfg.asr_optimizer == 'sgd'
   assert 0 < cfg.epochs <= 10 and 0 < cfg.asr_epochs <= 5
   assert cfg.lam > 0
 
@@ -121,7 +122,8 @@ def test_leaf_selection():
 @pytest.mark.parametrize('method,regularizer,asr', [
     ('sgd', 'none', 0), ('prox_sgd', 'l1', 0), ('rda', 'l1', 1),
     ('rda', 'group_lasso', 0), ('rda', 'sparse_group_lasso', 1),
-    ('prox_sgd', 'tl1', 1), ('gmp', 'none', 0), ('rda', 'l0', 0)])
+    ('prox_sgd', 'tl1', 1), ('gmp', 'none', 0), ('rda', 'l0', 0),
+    ('rmda', 'l1', 1), ('rmda', 'group_lasso', 0)])
 def test_create_optimizer(method, regularizer, asr):
   import jax.numpy as jnp
   import optax
@@ -135,7 +137,7 @@ def test_create_optimizer(method, regularizer, asr):
   updates, _ = tx.update(jax_tree_ones(params), state, params)
   new = optax.apply_updates(params, updates)
   assert new['k'].shape == (3, 4)
-  assert set(hypers) <= {'lr', 'gamma', 'lam'}
+  assert set(hypers) <= {'lr', 'gamma', 'lam', 'asr_lr'}
 
 
 def jax_tree_ones(tree):

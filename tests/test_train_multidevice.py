@@ -13,7 +13,8 @@ import numpy as np
 from _train_driver import final_variables, flat, run_train
 from train import metrics as metrics_lib
 
-ARGS = ['--dataset', 'synthetic', '--batch_size', '32', '--eval_batch_size',
+ARGS = ['--method', 'rda', '--dataset', 'synthetic', '--batch_size', '32',
+        '--eval_batch_size',
         '48', '--steps_per_epoch', '2', '--epochs', '1', '--asr_epochs', '1',
         '--lam', '3e-3', '--gamma', '2', '--init_scale', '2', '--no-progress',
         '--no-report', '--log_every_steps', '1', '--no-async_checkpointing']
@@ -47,7 +48,8 @@ def test_augmentation_keys_do_not_depend_on_the_device_count(tmp_path):
   """Mock CIFAR-10 with random crop + flip: each example's augmentation key is
   fold_in(step key, its index in the global batch), so 8 devices train like 1.
   """
-  args = ['--dataset', 'cifar10', '--data_dir', str(tmp_path / 'tfds'),
+  args = ['--method', 'rda', '--dataset', 'cifar10',
+          '--data_dir', str(tmp_path / 'tfds'),
           '--batch_size', '16', '--epochs', '1', '--asr_epochs', '1',
           '--lam', '3e-3', '--gamma', '2', '--no-progress', '--no-report',
           '--no-async_checkpointing']

@@ -19,7 +19,8 @@ from _train_driver import (REPO, env_with_devices, final_variables, flat,
                            free_port, run_train, train_cmd)
 from train import metrics as metrics_lib
 
-ARGS = ['--dataset', 'synthetic', '--batch_size', '32', '--eval_batch_size',
+ARGS = ['--method', 'rda', '--dataset', 'synthetic', '--batch_size', '32',
+        '--eval_batch_size',
         '48', '--steps_per_epoch', '2', '--epochs', '1', '--asr_epochs', '1',
         '--lam', '3e-3', '--gamma', '2', '--init_scale', '2', '--no-progress',
         '--no-report', '--log_every_steps', '1']

@@ -25,7 +25,8 @@ from train import metrics as metrics_lib
 
 pytest.importorskip('models')
 
-ARGS = ['--model', 'lenet5', '--dataset', 'synthetic', '--batch_size', '16',
+ARGS = ['--method', 'rda', '--model', 'lenet5', '--dataset', 'synthetic',
+        '--batch_size', '16',
         '--steps_per_epoch', '40', '--epochs', '3', '--asr_epochs', '2',
         '--lam', '1e-3', '--gamma', '20', '--init_scale', '2',
         '--checkpoint_every_steps', '4', '--log_every_steps', '4',

@@ -31,7 +31,8 @@ MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 def test_a_few_steps_on_mock_cifar10(tmp_path):
   cfg = config_lib.get_config(
-      None, dataset='cifar10', data_dir=str(tmp_path / 'tfds'), batch_size=8,
+      None, method='rda', dataset='cifar10', data_dir=str(tmp_path / 'tfds'),
+      batch_size=8,
       eval_batch_size=16, epochs=1, asr_epochs=1, lam=1e-2, gamma=2.0,
       init_scale=2.0, workdir=str(tmp_path / 'run'), progress=False,
       async_checkpointing=False, log_every_steps=1)
