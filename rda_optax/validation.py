@@ -21,10 +21,14 @@ def concrete_float(value: Any) -> float | None:
 
 def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
   """Raises ``ValueError`` unless a constant ``value`` is ``> 0``."""
+  if isinstance(value, (str, bytes)):
+    raise TypeError(f'{owner} needs {name} as a number or an optax schedule, '
+                    f'got the string {value!r}: pass {name}={value}.')
   v = concrete_float(value)
-  if v is not None and not v > 0:
-    raise ValueError(f'{owner} needs {name} > 0 (or an optax schedule), got '
-                     f'{name}={value!r}.{" " + hint if hint else ""}')
+  if v is not None and not 0 < v < float('inf'):
+    raise ValueError(f'{owner} needs a finite {name} > 0 (or an optax '
+                     f'schedule), got {name}={value!r}.'
+                     f'{" " + hint if hint else ""}')
 
 
 def check_regularizer(owner: str, regularizer: Any,

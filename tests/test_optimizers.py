@@ -291,6 +291,10 @@ def test_freeze_zeros_with_optax_masked():
     (lambda: rda_optax.prox_sgd(0.1, nesterov=True), 'nesterov'),
     (lambda: rda_optax.asr(optax.sgd(0.1), start_step=-1), 'start_step'),
     (lambda: rda_optax.asr('sgd'), 'GradientTransformation'),
+    (lambda: rda_optax.rda(gamma=float('inf')), 'finite gamma'),
+    (lambda: rda_optax.rda(gamma=float('nan')), 'finite gamma'),
+    (lambda: rda_optax.rda(gamma='1.0'), 'number or an optax schedule'),
+    (lambda: rda_optax.prox_sgd(learning_rate=float('inf')), 'finite'),
 ])
 def test_invalid_hyperparameters(make, match):
   with pytest.raises((ValueError, TypeError), match=match):

@@ -174,6 +174,14 @@ def run_cli(argv, capsys):
     (['--keep_checkpoints', '1'], 'keep_checkpoints'),
     (['--batch_size', '0'], 'batch_size'),
     (['--num_processes', '2'], 'Multi-host'),
+    (['--method', 'rda', '--gamma', 'nan'], '--gamma must be a finite'),
+    (['--lam', 'inf'], '--lam must be a finite'),
+    (['--lam2', 'nan'], '--lam2 must be a finite'),
+    (['--init_scale', 'nan'], '--init_scale must be a finite'),
+    (['--tl1_a', 'nan'], '--tl1_a must be a finite'),
+    (['--epochs', 'inf'], '--epochs must be a finite'),
+    (['--lr_schedule', 'piecewise', '--lr_boundaries', '1,nan',
+      '--lr_scales', '0.1,0.1'], '--lr_boundaries must be a finite'),
 ])
 def test_bad_options(argv, message, capsys, tmp_path):
   status, err = run_cli(argv + ['--workdir', str(tmp_path / 'run')], capsys)

@@ -430,6 +430,12 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
   _choice('groups', cfg.groups, GROUPS)
   _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
   _choice('dtype', cfg.dtype, DTYPES)
+  for name, f in FIELDS.items():
+    value = getattr(cfg, name)
+    values = value if isinstance(value, tuple) else (value,)
+    if str(f.type).startswith(('float', 'tuple')) and not all(
+        math.isfinite(v) for v in values):
+      raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
   _choice('asr_optimizer', cfg.asr_optimizer, ASR_OPTIMIZERS)
   _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
   if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
