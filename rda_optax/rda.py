@@ -64,6 +64,11 @@ def rda(
   schedules, evaluated at the step count (0 at the first step); changing
   them mid-run re-weights the whole history, as in the paper's §5.2.
 
+  **Non-finite gradients.** The gradient sum remembers every gradient: one
+  NaN or infinite gradient poisons its entries of ``G`` for the rest of the
+  run. Wrap the transform in ``optax.apply_if_finite(...,
+  max_consecutive_errors=N)`` to skip such steps (tested).
+
   Example:
     >>> import jax, jax.numpy as jnp, optax, rda_optax
     >>> params = {'w': jnp.array([[0.5, -0.25], [0.25, 0.125]]),

@@ -110,6 +110,11 @@ def rmda(
   :func:`optax.apply_updates` lands exactly on ``w_k``; chain nothing after
   it that rescales the updates.
 
+  **Non-finite gradients.** The gradient sum remembers every gradient: one
+  NaN or infinite gradient poisons its entries of ``G`` for the rest of the
+  run. Wrap the transform in ``optax.apply_if_finite(...,
+  max_consecutive_errors=N)`` to skip such steps (tested).
+
   Example:
     >>> import jax, jax.numpy as jnp, optax, rda_optax
     >>> params = {'w': jnp.array([[0.5, -0.25], [0.25, 0.125]]),

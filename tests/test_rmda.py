@@ -221,3 +221,20 @@ def test_inject_hyperparams_and_bf16():
   assert traj[-1]['conv'].dtype == jnp.bfloat16
   assert state.grad_sum['conv'].dtype == jnp.float32
   assert state.prox_params['conv'].dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize('make', [
+    lambda: rda_optax.rmda(0.1, rda_optax.l1(0.01), momentum=0.9),
+    lambda: rda_optax.rda(1.0, rda_optax.l1(0.01))], ids=['rmda', 'rda'])
+def test_a_nan_gradient_poisons_the_sum_unless_guarded(make):
+  params, grads = random_params(), random_grads(3)
+  bad = jax.tree.map(lambda g: np.full_like(g, np.nan), grads[1])
+  seq = [grads[0], bad, grads[2]]
+  traj, _ = run(make(), params, seq)
+  assert np.isnan(traj[-1]['dense']).all()  # Poisoned for good.
+  guarded = optax.apply_if_finite(make(), max_consecutive_errors=3)
+  traj_g, state = run(guarded, params, seq)
+  want, _ = run(make(), params, [grads[0], grads[2]])
+  np.testing.assert_allclose(traj_g[-1]['dense'], want[-1]['dense'],
+                             rtol=1e-6)
+  assert int(state.total_notfinite) == 1

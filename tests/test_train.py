@@ -263,3 +263,21 @@ def test_lenet5_from_models(tmp_path):
   # Synthetic classes (a template per class plus noise) are easy to learn.
   last = metrics_lib.read_records(cfg.workdir, 'eval')[-1]
   assert last['test_top1'] > 0.5, last
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(
+    tmp_path):
+  """γ tiny: RDA's step 1/(γ√n) explodes; the run stops, exit 3 from the CLI,
+  and no checkpoint of the diverged state is written."""
+  cfg = make_cfg(tmp_path, gamma=1e-38, epochs=2, asr_epochs=0, report=False,
+                 log_every_steps=1, checkpoint_every_steps=1)
+  with pytest.raises(config_lib.Diverged, match='raise --gamma') as e:
+    run(cfg)
+  assert 'training diverged at step' in str(e.value)
+  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
+                           read_only=True)
+  for step in c.all_steps():
+    tree = c.restore_raw(step)
+    assert all(np.isfinite(np.asarray(x)).all()
+               for x in jax.tree.leaves(tree['params']))
+  c.close()

@@ -25,7 +25,9 @@ touches the devices (with Gloo collectives on CPU).
 Errors in the options (unknown model, dataset, method or preset, ASR
 without a sparse phase, a batch not divisible across devices, a run directory
 of a different config, ...) stop with exit status 2 and a message saying
-what to change, before any work starts.
+what to change, before any work starts. A run whose loss becomes NaN or
+infinite stops at the next log with exit status 3, keeping its last good
+checkpoint.
 """
 
 from __future__ import annotations
@@ -159,4 +161,7 @@ def main(argv: list[str] | None = None) -> int:
   except config_lib.ConfigError as e:
     print(f'python -m train: error: {e}', file=sys.stderr)
     return 2
+  except config_lib.Diverged as e:
+    print(f'python -m train: error: {e}', file=sys.stderr)
+    return 3
   return 0

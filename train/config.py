@@ -36,6 +36,10 @@ class ConfigError(ValueError):
   """A config that cannot run; the message says which option and the fix."""
 
 
+class Diverged(RuntimeError):
+  """Training produced a non-finite loss; the message says what to change."""
+
+
 @dataclasses.dataclass
 class Config:
   """Everything a training run depends on. Field docs double as CLI help."""

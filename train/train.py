@@ -44,6 +44,21 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16,
           'float16': jnp.float16}
 
 
+def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
+  if np.isfinite(value):
+    return
+  ckpts.wait()
+  good = ckpts.latest_step()
+  kept = (f'the last good checkpoint (step {good}) is kept in '
+          f'{cfg.workdir}/checkpoints' if good is not None else
+          'no checkpoint was written before it')
+  hint = {'rda': 'raise --gamma (RDA steps with 1/(gamma*sqrt(n)))'}.get(
+      cfg.method, 'lower --lr')
+  raise config_lib.Diverged(
+      f'training diverged at step {step}: the {what} is {value}; {kept}. '
+      f'Start a new --workdir with a smaller step: {hint}.')
+
+
 class TrainState(train_state.TrainState):
   """Flax's train state plus the models' batch-norm statistics."""
   batch_stats: Any = None
@@ -428,6 +443,17 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
     return {k: methods.value_at(v, count) for k, v in hypers.items()
             if k != 'asr_lr'}
 
+  p_finite = jax.pmap(
+      lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                                   for x in jax.tree.leaves(p)])),
+      axis_name=AXIS)
+
+  def save(done):
+    # A checkpoint is a state to come back to: never one with NaN weights.
+    if not bool(p_finite(state.params)[0]):
+      _check_finite(float('nan'), 'parameters', done, cfg, ckpts)
+    ckpts.save(done, state_tree(unreplicate(state)))
+
   train_avg = metrics_lib.Averager()
   epoch_avg = metrics_lib.Averager()
   bar = metrics_lib.progress_bar(total, step_offset, is_main and cfg.progress)
@@ -464,6 +490,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         if steps_since:
           record['images_per_sec'] = steps_since * global_batch / (now - t_last)
         t_last, steps_since = now, 0
+        _check_finite(record['loss'], 'training loss', done, cfg, ckpts)
         writer.write(record)
         last_record = record
         bar.set_postfix(metrics_lib.postfix(record), refresh=False)
@@ -480,16 +507,17 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
                   **evaluate(p_eval_step, eval_state, data, cfg.eval_batch,
                              is_main and cfg.progress),
                   **sparsity_record(params, cfg)}
+        _check_finite(record['test_loss'], 'test loss', done, cfg, ckpts)
         writer.write(record)
         writer.flush()
         if is_main:
           bar.write(_eval_line(record))
-        ckpts.save(done, state_tree(unreplicate(state)))
+        save(done)
         t_last = time.perf_counter()  # Exclude eval and checkpoint time.
       elif (cfg.checkpoint_every_steps and
             done % cfg.checkpoint_every_steps == 0) or done == end:
         t_save = time.perf_counter()
-        ckpts.save(done, state_tree(unreplicate(state)))
+        save(done)
         if t_last is not None:  # Exclude checkpoint time from images/s.
           t_last += time.perf_counter() - t_save
     final = ckpt_lib.host_copy(unreplicate(state))
