@@ -139,7 +139,7 @@ def test_resume_is_bit_identical(tmp_path):
     ('rda', dict(regularizer='group_lasso', lam=0.5)),
     ('rda', dict(regularizer='tl1', lam=1e-2, asr_restart=True)),
     ('gmp', dict(asr_epochs=0, lr=0.05, gmp_sparsity=0.5, gmp_frequency=1,
-                 gmp_end_epoch=0.5, epochs=1)),
+                 gmp_end_epoch=0.5, epochs=1, prune_scope='layer')),
     ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
     ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.0, asr_optimizer='sgd')),
     ('rmda', dict(lr=0.05, lam=5e-2, asr_epochs=0, restart_epochs=(0.5,))),
@@ -231,12 +231,18 @@ def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):
   run(dense)
   han = make_cfg(tmp_path, 'han', method='han', asr_epochs=0, lam=0.0,
                  lr=0.01, init_from=dense.workdir, prune_sparsity=0.8,
-                 report=False)
+                 prune_scope='layer', report=False)
   config_lib.validate(han)
   state = run(han)
   for name in ('Conv_1', 'Dense_0'):
     k = np.asarray(state.params[name]['kernel'])
     assert float((k == 0).mean()) == pytest.approx(0.8, abs=0.01), name
+  glob = run(han.replace(workdir=str(tmp_path / 'han_global'),
+                         prune_scope='global'))
+  kernels = [np.asarray(p) for p in jax.tree.leaves(glob.params)
+             if np.ndim(p) > 1]
+  zeros = sum(int((k == 0).sum()) for k in kernels)
+  assert zeros / sum(k.size for k in kernels) == pytest.approx(0.8, abs=0.01)
   src = ckpt_lib.load_variables(dense.workdir)
   # Fine-tuning moved the kept weights.
   assert not np.array_equal(src['params']['Dense_0']['bias'],

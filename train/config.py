@@ -144,8 +144,9 @@ class Config:
   # --- Pruning baselines ---------------------------------------------------
   prune_sparsity: float = 0.9
   """han: sparsity of the one-shot magnitude pruning of --init_from."""
-  prune_scope: str = 'layer'
-  """layer | global magnitude threshold (han and gmp)."""
+  prune_scope: str = 'global'
+  """global | layer magnitude threshold (han and gmp); global is the stronger
+  baseline on every measured sparsity level (docs/results.md)."""
   gmp_sparsity: float = 0.9
   """gmp: final sparsity."""
   gmp_begin_epoch: float = 0.0
