@@ -273,3 +273,13 @@ def test_rmda_flags_and_their_checks():
   cfg, explicit, _ = cli.parse_config(['--method', 'rmda', '--gamma', '2'])
   with pytest.raises(config_lib.ConfigError, match='does not use --gamma'):
     config_lib.validate(cfg, explicit)
+
+
+def test_every_option_has_help_beyond_its_name():
+  parser = cli.build_parser()
+  for action in parser._actions:  # pylint: disable=protected-access
+    name = action.dest
+    if name in config_lib.FIELDS:
+      text = (action.help or '').split(' (default')[0]
+      assert text and text != name and len(text.split()) >= 3, name
+  assert "'(none)'" not in parser.format_help()

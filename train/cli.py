@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     help_text = config_lib.field_doc(name) or name
     value = getattr(defaults, name)
     if isinstance(value, tuple):
-      value = ','.join(f'{v:g}' for v in value) or '(none)'
-    help_text += f' (default: {value!r})'
+      value = ','.join(f'{v:g}' for v in value)
+    help_text += f' (default: {value!r})' if value != '' else ' (default: none)'
     help_text = help_text.replace('%', '%%')  # argparse %-formats help.
     kind = str(field.type)
     if kind.startswith('bool'):

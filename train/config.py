@@ -102,6 +102,7 @@ class Config:
   """Momentum μ of sgd / prox_sgd / han / gmp; rmda interpolates with
   c = 1 − μ (0: no momentum, exact zeros at every step)."""
   nesterov: bool = False
+  """Nesterov momentum for sgd / prox_sgd / han / gmp and --asr_optimizer sgd."""
   restart_epochs: tuple[float, ...] = ()
   """rmda: epochs at which to restart the dual averaging from the current
   weights (e.g. where the learning rate drops)."""
@@ -110,13 +111,19 @@ class Config:
   gamma: float = 1.0
   """RDA's γ (β_n = γ√n)."""
   gamma_schedule: str = 'constant'
+  """Schedule of γ: constant | piecewise | cosine | warmup_cosine | linear | warmup."""
   gamma_boundaries: tuple[float, ...] = ()
+  """Epochs where the piecewise γ schedule multiplies by the matching scale."""
   gamma_scales: tuple[float, ...] = ()
+  """Factors of the piecewise γ schedule (linear: one end factor)."""
   lam: float = 0.0
   """Regularization strength λ (ℓ1 / TL1 / group strength)."""
   lam_schedule: str = 'constant'
+  """Schedule of λ: constant | piecewise | cosine | warmup_cosine | linear | warmup."""
   lam_boundaries: tuple[float, ...] = ()
+  """Epochs where the piecewise λ schedule multiplies by the matching scale."""
   lam_scales: tuple[float, ...] = ()
+  """Factors of the piecewise λ schedule (linear: one end factor)."""
 
   # --- Regularizer and leaf selection --------------------------------------
   regularizer: str = 'l1'
@@ -150,6 +157,7 @@ class Config:
   gmp_sparsity: float = 0.9
   """gmp: final sparsity."""
   gmp_begin_epoch: float = 0.0
+  """gmp: epoch where pruning starts (sparsity 0 until then)."""
   gmp_end_epoch: float = -1.0
   """gmp: epoch where the final sparsity is reached (-1 = 3/4 of --epochs)."""
   gmp_frequency: int = 100
@@ -159,12 +167,17 @@ class Config:
   dtype: str = 'float32'
   """Compute dtype of the model: float32 | bfloat16 | float16."""
   label_smoothing: float = 0.0
+  """Label smoothing of the cross-entropy (0 = none)."""
 
   # --- Run -----------------------------------------------------------------
   workdir: str = 'runs/default'
+  """Run directory: config, metrics, checkpoints, report; an existing one resumes."""
   seed: int = 0
+  """Random seed of the initialization, the data order and augmentation."""
   log_every_steps: int = 50
+  """Steps between training-metric records (loss, accuracy, sparsity, rates)."""
   eval_every_epochs: float = 1.0
+  """Epochs between evaluations (each also writes a checkpoint)."""
   checkpoint_every_steps: int = 0
   """Checkpoint every this many steps (besides each eval); 0 = at evals only."""
   stop_at_step: int = 0
@@ -173,6 +186,7 @@ class Config:
   keep_checkpoints: int = 3
   """Checkpoints kept (at least 2, so an interrupted write never loses all)."""
   async_checkpointing: bool = True
+  """Write checkpoints in the background (Orbax async)."""
   progress: bool = True
   """tqdm progress bar on process 0."""
   report: bool = True
