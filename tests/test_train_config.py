@@ -236,6 +236,8 @@ def test_list_presets(capsys):
   out = capsys.readouterr().out
   for name in PAPER_S:
     assert name in out
+  line = [l for l in out.splitlines() if l.startswith('mnist_lenet300_100 ')][0]
+  assert '20 + 10 ASR epochs' in line and '--gamma 1.0' in line
 
 
 def test_help_mentions_fields():

@@ -139,15 +139,26 @@ def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   config_lib.check_workdir(cfg)
 
 
+def describe_preset(name: str) -> str:
+  """One line: model / dataset / method, epochs, and the preset's settings."""
+  p = config_lib.PRESETS[name]
+  cfg = config_lib.get_config(name)
+  epochs = f'{cfg.epochs:g}' + (f' + {cfg.asr_epochs:g} ASR'
+                                if cfg.asr_epochs else '')
+  shown = ('model', 'dataset', 'method', 'epochs', 'asr_epochs')
+  rest = ' '.join(f'--{k} {v}' for k, v in p.items() if k not in shown and
+                  k not in ('log_every_steps', 'eval_every_epochs'))
+  return (f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
+          f'{epochs} epochs: {rest}')
+
+
 def main(argv: list[str] | None = None) -> int:
   """Entry point of ``python -m train``; returns the exit status."""
   try:
     cfg, explicit, args = parse_config(argv)
     if cfg is None:
       for name in sorted(config_lib.PRESETS):
-        p = config_lib.PRESETS[name]
-        print(f'{name:28s} {p.get("model", "")} / {p.get("dataset", "")} / '
-              f'{p.get("method", "")}')
+        print(describe_preset(name))
       return 0
     if args.print_config:
       config_lib.validate(cfg, explicit)
