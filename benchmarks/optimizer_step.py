@@ -70,6 +70,10 @@ def optimizers(lr: float, lam: float):
           gamma=1.0, regularizer=rda_optax.group_lasso(lam)),
       'asr(rda(l1))': rda_optax.asr(
           rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam))),
+      'rmda(l1, momentum=0.9)': rda_optax.rmda(lr, rda_optax.l1(lam),
+                                               momentum=0.9),
+      'rmda(l1, momentum=0)': rda_optax.rmda(lr, rda_optax.l1(lam),
+                                             momentum=0.0),
   }
 
 

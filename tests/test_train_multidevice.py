@@ -8,9 +8,12 @@ rounding, not bit for bit: we require ``|a - b| <= 1e-5 + 1e-4 |b|`` after 4
 steps (observed differences are about 1e-7).
 """
 
-import numpy as np
+import os
 
-from _train_driver import final_variables, flat, run_train
+import numpy as np
+import pytest
+
+from _train_driver import REPO, final_variables, flat, run_train
 from train import metrics as metrics_lib
 
 ARGS = ['--method', 'rda', '--dataset', 'synthetic', '--batch_size', '32',
@@ -62,3 +65,26 @@ def test_augmentation_keys_do_not_depend_on_the_device_count(tmp_path):
   fa, fb = flat(a['params']), flat(b['params'])
   for k in fa:
     np.testing.assert_allclose(fb[k], fa[k], rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+SHARED_DATA = os.environ.get(
+    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
+                    reason=f'MNIST archives not found in {MNIST_DIR}')
+@pytest.mark.parametrize('devices', [4, 8])
+def test_default_job_runs_hundreds_of_steps_on_simulated_devices(
+    devices, tmp_path):
+  """The default job with its default logging (a host sync every 100 steps)
+  used to abort on 4+ simulated CPU devices: an all-reduce rendezvous timed
+  out under unbounded asynchronous dispatch."""
+  run = str(tmp_path / 'run')
+  run_train(['--manual_dir', MNIST_DIR, '--data_dir', str(tmp_path / 'tfds'),
+             '--steps_per_epoch', '150', '--epochs', '2', '--asr_epochs', '1',
+             '--workdir', run, '--no-progress', '--no-report'],
+            devices=devices, timeout=900)
+  last = metrics_lib.read_records(run, 'eval')[-1]
+  assert last['step'] == 450 and np.isfinite(last['test_loss'])

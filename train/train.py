@@ -19,6 +19,7 @@ was never interrupted.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import time
@@ -40,6 +41,7 @@ from train import methods
 from train import metrics as metrics_lib
 
 AXIS = 'batch'
+MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished train steps.
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16,
           'float16': jnp.float16}
 
@@ -334,8 +336,13 @@ def evaluate(p_eval_step, state, data: data_lib.Data, eval_batch: int,
                                 desc='eval', unit='batch', leave=False) as bar:
     batches = data.eval_batches()
     try:
+      in_flight: collections.deque = collections.deque()
       for batch in batches:
-        avg.add(p_eval_step(state, batch))
+        sums = p_eval_step(state, batch)
+        in_flight.append(sums)
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # As in training.
+          jax.block_until_ready(in_flight.popleft())
+        avg.add(sums)
         bar.update(1)
     finally:
       _close(batches)
@@ -454,6 +461,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
       _check_finite(float('nan'), 'parameters', done, cfg, ckpts)
     ckpts.save(done, state_tree(unreplicate(state)))
 
+  in_flight: collections.deque = collections.deque()
   train_avg = metrics_lib.Averager()
   epoch_avg = metrics_lib.Averager()
   bar = metrics_lib.progress_bar(total, step_offset, is_main and cfg.progress)
@@ -465,6 +473,12 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
     for step in range(step_offset, end):
       batch = next(batches)
       state, sums = p_train_step(state, batch)
+      # A bounded number of steps in flight: unbounded asynchronous dispatch
+      # of pmapped steps starves XLA:CPU's collectives (an all-reduce
+      # rendezvous timeout aborts the process on 4+ simulated devices).
+      in_flight.append(sums)
+      if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+        jax.block_until_ready(in_flight.popleft())
       train_avg.add(sums)
       epoch_avg.add(sums)
       done = step + 1
