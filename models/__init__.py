@@ -17,6 +17,13 @@ Calling convention of every model::
 Inputs are NHWC floats; logits are float32 whatever the compute ``dtype``.
 """
 
+try:
+  import flax as _flax  # pylint: disable=unused-import
+except ImportError as _e:
+  raise ImportError(
+      'models needs Flax: install the models extra, e.g. pip install -e '
+      '".[models]" in the checkout (or ".[all]").') from _e
+
 from models.compaction import CompactionResult, LayerCompaction, compact
 from models.flops import FlopReport, LayerFlops, flops, trace_layers
 from models.layers import adaptive_avg_pool, default_kernel_init

@@ -285,3 +285,20 @@ def test_every_option_has_help_beyond_its_name():
       text = (action.help or '').split(' (default')[0]
       assert text and text != name and len(text.split()) >= 3, name
   assert "'(none)'" not in parser.format_help()
+
+
+@pytest.mark.parametrize('code, message', [
+    ("import runpy; runpy.run_module('train', run_name='__main__')",
+     'install the train extra'),
+    ('import models', 'install the models extra'),
+])
+def test_missing_extras_name_the_extra(code, message):
+  import subprocess
+  import sys
+  hide = "import sys; sys.modules['flax'] = None; "
+  proc = subprocess.run([sys.executable, '-c', hide + code],
+                        capture_output=True, text=True,
+                        cwd=os.path.dirname(os.path.dirname(
+                            os.path.abspath(__file__))))
+  assert proc.returncode != 0
+  assert message in proc.stderr, proc.stderr[-2000:]

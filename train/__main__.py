@@ -1,8 +1,25 @@
 """``python -m train``: see :mod:`train.cli`."""
 
+import importlib
 import sys
 
-from train.cli import main
+
+def _missing() -> list[str]:
+  out = []
+  for name in ('flax', 'orbax.checkpoint', 'tensorflow_datasets'):
+    try:
+      importlib.import_module(name)
+    except ImportError:
+      out.append(name)
+  return out
+
 
 if __name__ == '__main__':
+  # The training job needs the [train] extra; say so instead of a bare
+  # ModuleNotFoundError deep inside an import.
+  if missing := _missing():
+    sys.exit(f'python -m train needs {", ".join(missing)}: install the train '
+             'extra, e.g. pip install -e ".[train]" in the checkout (or '
+             '".[all]" for the tests too).')
+  from train.cli import main  # pylint: disable=g-import-not-at-top
   sys.exit(main())
