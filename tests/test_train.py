@@ -287,3 +287,46 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(
     assert all(np.isfinite(np.asarray(x)).all()
                for x in jax.tree.leaves(tree['params']))
   c.close()
+
+
+def _corrupt(path):
+  """Truncates the largest file under ``path``."""
+  files = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs]
+  big = max(files, key=os.path.getsize)
+  with open(big, 'r+b') as f:
+    f.truncate(max(os.path.getsize(big) // 3, 1))
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty'])
+def test_resume_skips_an_unreadable_checkpoint(tmp_path, damage, capsys):
+  full = run(make_cfg(tmp_path, 'full', report=False))
+  cfg = make_cfg(tmp_path, 'part', report=False, checkpoint_every_steps=1,
+                 keep_checkpoints=10)
+  run(cfg.replace(stop_at_step=5))
+  newest = os.path.join(cfg.workdir, 'checkpoints', '5')
+  if damage == 'truncated':
+    _corrupt(newest)
+  else:
+    shutil.rmtree(newest)
+    os.makedirs(newest)
+  with open(os.path.join(cfg.workdir, 'metrics.jsonl'), 'ab') as f:
+    f.write(b'\xff\xfe not utf-8\n')  # A damaged record is skipped too.
+  resumed = run(cfg)
+  err = capsys.readouterr().err
+  assert 'checkpoint step 5' in err and 'unreadable' in err
+  assert int(resumed.step) == 8
+  a, b = flat(full.params), flat(resumed.params)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_resume_with_no_readable_checkpoint_is_one_clear_error(tmp_path):
+  cfg = make_cfg(tmp_path, report=False, checkpoint_every_steps=1,
+                 keep_checkpoints=2)
+  run(cfg.replace(stop_at_step=3))
+  ckdir = os.path.join(cfg.workdir, 'checkpoints')
+  for step in os.listdir(ckdir):
+    if step.isdigit():
+      _corrupt(os.path.join(ckdir, step))
+  with pytest.raises(config_lib.ConfigError, match='remove that folder'):
+    run(cfg)

@@ -19,11 +19,16 @@ A checkpoint is one host copy of the train state, ``{'step', 'params',
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+class UnreadableCheckpoints(ValueError):
+  """Checkpoints exist but none can be restored."""
 
 
 def host_copy(tree: Any) -> Any:
@@ -58,7 +63,9 @@ class Checkpoints:
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=async_save,
     )
+    self._options = options
     self._mngr = ocp.CheckpointManager(self.directory, options=options)
+    self._unreadable: set[int] = set()
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None."""
@@ -69,7 +76,11 @@ class Checkpoints:
 
   def save(self, step: int, tree: Any, *, force: bool = True) -> bool:
     """Saves a pytree (copied to host NumPy first) as checkpoint ``step``."""
-    if step in self._mngr.all_steps():
+    if step in self._unreadable:
+      # Rewritten when the resumed run reaches it again.
+      self._mngr.delete(int(step))
+      self._unreadable.discard(step)
+    elif step in self._mngr.all_steps():
       return False
     return self._mngr.save(int(step), args=ocp.args.StandardSave(
         host_copy(tree)), force=force)
@@ -83,11 +94,46 @@ class Checkpoints:
     return self._mngr.restore(int(step), args=ocp.args.StandardRestore(target))
 
   def restore_latest(self, template: Any) -> Any | None:
-    """The newest checkpoint in ``template``'s structure, or None."""
-    step = self.latest_step()
-    if step is None:
-      return None
-    return self.restore(step, template)
+    """The newest readable checkpoint in ``template``'s structure, or None.
+
+    A checkpoint that cannot be read (a truncated or damaged file, an empty
+    step folder) is reported on stderr in one line and skipped, as a database
+    recovers to its last good commit; nothing on disk is changed.
+
+    Raises:
+      UnreadableCheckpoints: checkpoints exist but none can be read.
+    """
+    steps = sorted(self._mngr.all_steps(), reverse=True)
+    bad = []
+    for step in steps:
+      try:
+        restored = self.restore(step, template)
+      except Exception as e:  # pylint: disable=broad-except
+        # Orbax / tensorstore raise many types (ValueError, OSError,
+        # KeyError, their own); the first line says which.
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else (
+            type(e).__name__)
+        bad.append(step)
+        self._unreadable.add(step)
+        # The manager may keep state from the failed read (an empty folder
+        # makes it expect several items): start a fresh one.
+        self._mngr.close()
+        self._mngr = ocp.CheckpointManager(self.directory,
+                                           options=self._options)
+        print(f'warning: checkpoint step {step} in {self.directory} is '
+              f'unreadable ({type(e).__name__}: {first}); trying an older '
+              'one.', file=sys.stderr)
+        continue
+      if bad:
+        print(f'warning: resuming from step {step}, the newest readable '
+              f'checkpoint (unreadable: {bad}).', file=sys.stderr)
+      return restored
+    if steps:
+      raise UnreadableCheckpoints(
+          f'No checkpoint in {self.directory} can be read (steps {steps}): '
+          f'remove that folder to start the run again, or choose a new '
+          '--workdir.')
+    return None
 
   def restore_raw(self, step: int | None = None) -> Any:
     """A checkpoint without a template (nested dicts of arrays)."""

@@ -55,15 +55,17 @@ def read_records(workdir: str, type: str | None = None) -> list[dict[str, Any]]:
   if not os.path.exists(path):
     return []
   out = []
-  with open(path) as f:
+  with open(path, 'rb') as f:
     for line in f:
       line = line.strip()
       if not line:
         continue
       try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # A line cut by a kill.
+        rec = json.loads(line.decode('utf-8'))
+      except (UnicodeDecodeError, json.JSONDecodeError):
+        continue  # A line cut by a kill, or damaged: skipped.
+      if not isinstance(rec, dict):
+        continue
       if type is None or rec.get('type') == type:
         out.append(rec)
   return out

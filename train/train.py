@@ -401,7 +401,11 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
   ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                keep=cfg.keep_checkpoints,
                                async_save=cfg.async_checkpointing)
-  restored = ckpts.restore_latest(state_tree(state))
+  try:
+    restored = ckpts.restore_latest(state_tree(state))
+  except ckpt_lib.UnreadableCheckpoints as e:
+    ckpts.close()
+    raise config_lib.ConfigError(str(e)) from e
   if restored is not None:
     state = replace_from_tree(state, restored)
   step_offset = int(state.step)
