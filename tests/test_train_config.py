@@ -302,3 +302,27 @@ def test_missing_extras_name_the_extra(code, message):
                             os.path.abspath(__file__))))
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-2000:]
+
+
+def test_bad_paths_are_one_line_errors_before_any_work(tmp_path, capsys):
+  afile = tmp_path / 'afile'
+  afile.write_text('x')
+  garbage = tmp_path / 'garbage' / 'checkpoints' / '5'
+  garbage.mkdir(parents=True)
+  (garbage / 'x').write_text('junk')
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  cases = [
+      (['--workdir', str(afile)], 'is a file, not a directory'),
+      (['--workdir', str(afile / 'sub')], 'is a file, so the run directory'),
+      (['--workdir', '/proc/rda_optax_test/x'], 'cannot be created'),
+      (['--method', 'han', '--init_from', str(empty), '--workdir',
+        str(tmp_path / 'w1')], 'cannot read a checkpoint there'),
+      (['--method', 'han', '--init_from', str(tmp_path / 'garbage'),
+        '--workdir', str(tmp_path / 'w2')], 'cannot read a checkpoint there'),
+  ]
+  for argv, message in cases:
+    status, err = run_cli(argv, capsys)
+    assert status == 2, argv
+    assert message in err and len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / 'w1').exists() and not (tmp_path / 'w2').exists()

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 from typing import Any
 
 METHODS = ('sgd', 'prox_sgd', 'rda', 'rmda', 'han', 'gmp')
@@ -553,6 +554,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
       raise ConfigError('--gmp_frequency must be positive.')
   if cfg.init_from and not os.path.isdir(cfg.init_from):
     raise ConfigError(f'--init_from {cfg.init_from!r} is not a directory.')
+  check_workdir_path(cfg.workdir)
 
   # Options the chosen method ignores, when set explicitly.
   ignored = {
@@ -583,6 +585,31 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
     raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
                       '(the group strength; --lam is the l1 strength).')
   return cfg
+
+
+def check_workdir_path(workdir: str) -> None:
+  """``workdir`` is a directory, or one that can be created (nothing is left
+  behind by the check)."""
+  path = os.path.abspath(workdir)
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise ConfigError(f'--workdir {workdir!r} is a file, not a directory: '
+                        'choose another path.')
+    if not os.access(path, os.W_OK):
+      raise ConfigError(f'--workdir {workdir!r} is not writable.')
+    return
+  parent = path
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise ConfigError(f'--workdir {workdir!r}: {parent!r} is a file, so the '
+                      'run directory cannot be created under it.')
+  try:
+    probe = tempfile.mkdtemp(dir=parent, prefix='.rda_probe_')
+    os.rmdir(probe)
+  except OSError as e:
+    raise ConfigError(f'--workdir {workdir!r} cannot be created under '
+                      f'{parent!r}: {e.strerror or e}.') from e
 
 
 def check_workdir(cfg: Config) -> Config | None:

@@ -228,6 +228,18 @@ def create_train_state(key, cfg: config_lib.Config, model, image_shape,
                            batch_stats=batch_stats)
 
 
+def load_init_variables(path: str) -> dict[str, Any]:
+  """The variables of ``--init_from``; a one-line ConfigError if unusable."""
+  try:
+    return ckpt_lib.load_variables(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax raises many types for a damaged checkpoint; one line says which.
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise config_lib.ConfigError(
+        f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
+        'the run directory of a finished run.') from e
+
+
 def _load_matching(what, template, loaded, source):
   """``loaded`` in ``template``'s structure, with a clear error if it differs."""
   flat_t = flax.traverse_util.flatten_dict(flax.core.unfreeze(template),
@@ -384,7 +396,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
 
   init_variables = None
   if cfg.init_from:
-    init_variables = ckpt_lib.load_variables(cfg.init_from)
+    init_variables = load_init_variables(cfg.init_from)
 
   if data is None:
     data = create_data(cfg)
