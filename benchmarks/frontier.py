@@ -143,7 +143,9 @@ SETTINGS: dict[str, Setting] = {
     'lenet300': Setting(
         base={'model': 'lenet300_100', 'dataset': 'mnist', 'batch_size': 128},
         epochs=12.0, sparse_epochs=8.0,
-        lams={'rmda': _geom(1e-4, 2e-3, 12), 'rda': _geom(5e-4, 1e-2, 6),
+        # Two extra λ fill the widest sparsity gaps of the geometric grid.
+        lams={'rmda': tuple(sorted(_geom(1e-4, 2e-3, 12) + (3.4e-4, 1.5e-3))),
+              'rda': _geom(5e-4, 1e-2, 6),
               'prox_sgd': _geom(1e-4, 2e-3, 5)},
         variants={
             'dense': _DENSE,
@@ -340,7 +342,8 @@ def plot(path, setting, agg) -> None:
   for method, color in styles.items():
     # The frontier: the best variant per level (as in the table), plus every
     # point of the method faintly.
-    pts = sorted((k[2], a) for k, a in agg.items() if k[0] == method)
+    pts = sorted(((k[2], a) for k, a in agg.items() if k[0] == method),
+                 key=lambda t: t[0])
     if not pts:
       continue
     ax.scatter([x_of(a['sparsity']) for _, a in pts],
