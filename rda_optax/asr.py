@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rda_optax import selection
@@ -210,11 +211,12 @@ def asr(
     He et al., *Make ℓ1 Regularization Effective in Training Sparse CNN*,
     2020, §4.2.
   """
-  if not isinstance(start_step, int) or isinstance(start_step, bool) or \
-      start_step < 0:
+  if (not isinstance(start_step, (int, np.integer)) or
+      isinstance(start_step, bool) or not 0 <= start_step < 2**31 - 1):
     raise ValueError(
-        f'asr start_step must be an int >= 0 (the update count at which '
-        f'retraining starts), got {start_step!r}.')
+        f'asr start_step must be an int in [0, 2**31 - 1) (the update count, '
+        f'an int32, at which retraining starts), got {start_step!r}.')
+  start_step = int(start_step)
   if not hasattr(inner, 'init') or not hasattr(inner, 'update'):
     raise TypeError(
         'asr wraps an optax GradientTransformation, e.g. '

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
+from rda_optax.validation import check_update_args
 
 __all__ = [
     'GradualPruningState',
@@ -490,10 +491,7 @@ def gradual_magnitude_pruning(
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    if params is None:
-      raise ValueError(
-          'gradual_magnitude_pruning needs the current parameters: call '
-          '`update(updates, state, params)`.')
+    check_update_args('gradual_magnitude_pruning', updates, params)
     selected = selection.resolve_mask(mask, params)
     t = state.count
     t0 = jnp.asarray(begin_step, jnp.int32)

@@ -160,7 +160,10 @@ class Regularizer:
   def _apply(self, fn: Callable[[jax.Array], jax.Array],
              x: jax.Array) -> jax.Array:
     x = jnp.asarray(x)
-    return fn(x.astype(_compute_dtype(x))).astype(x.dtype)
+    # Integer inputs give floats: a prox is not an integer operation.
+    out = x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else (
+        _compute_dtype(x))
+    return fn(x.astype(_compute_dtype(x))).astype(out)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,9 +25,17 @@ def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
     raise TypeError(f'{owner} needs {name} as a number or an optax schedule, '
                     f'got the string {value!r}: pass {name}={value}.')
   v = concrete_float(value)
+  if callable(value):
+    # A schedule: its first value (a γ or rate of 0 divides by zero).
+    try:
+      v = float(value(0))
+    except Exception:  # pylint: disable=broad-except
+      v = None
   if v is not None and not 0 < v < float('inf'):
+    got = (f'a schedule whose value at step 0 is {v}' if callable(value)
+           else f'{name}={value!r}')
     raise ValueError(f'{owner} needs a finite {name} > 0 (or an optax '
-                     f'schedule), got {name}={value!r}.'
+                     f'schedule of such values), got {got}.'
                      f'{" " + hint if hint else ""}')
 
 
@@ -61,6 +69,20 @@ def check_tree_match(owner: str, tree: Any, params: Any) -> None:
 
 def check_update_args(owner: str, updates: Any, params: Any) -> None:
   """The checks every ``update(updates, state, params)`` here starts with."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   if params is None:
     raise missing_params_error(owner)
   check_tree_match(owner, updates, params)
+  paths = jax.tree_util.tree_leaves_with_path(params)
+  for (path, p), u in zip(paths, jax.tree.leaves(updates)):
+    if jnp.shape(p) != jnp.shape(u):
+      raise ValueError(
+          f'{owner}: the gradient of {jax.tree_util.keystr(path)} has shape '
+          f'{jnp.shape(u)} but the parameter has shape {jnp.shape(p)}; pass '
+          'gradients of the parameters themselves.')
+    if not jnp.issubdtype(jnp.result_type(p), jnp.inexact):
+      raise TypeError(
+          f'{owner}: parameter {jax.tree_util.keystr(path)} is of integer '
+          f'type {jnp.result_type(p)}; train floating-point parameters '
+          '(e.g. jnp.asarray(p, jnp.float32)).')

@@ -323,3 +323,29 @@ def test_mask_selection_errors_are_clear():
   state = opt.init(params)
   with pytest.raises(ValueError, match='mask does not match'):
     opt.update(params, state, params)
+
+
+def test_bad_values_reported_by_the_library():
+  """Each gets a clear error (or, for a prox of integers, a float result)."""
+  prox = rda_optax.l1(0.5).prox(jnp.array([[3, -1], [0, 2]]), 1.0, 0)
+  np.testing.assert_array_equal(prox, [[2.5, -0.5], [0.0, 1.5]])
+  assert jnp.issubdtype(prox.dtype, jnp.floating)
+  rda_optax.asr(optax.sgd(0.1), start_step=np.int64(5))  # Accepted.
+  with pytest.raises(ValueError, match='start_step'):
+    rda_optax.asr(optax.sgd(0.1), start_step=2**40)
+  with pytest.raises(ValueError, match='value at step 0 is 0.0'):
+    rda_optax.rda(gamma=optax.linear_schedule(0.0, 1.0, 10))
+  params = {'w': jnp.ones((2, 3))}
+  for opt in (rda_optax.rda(1.0, rda_optax.l1(0.1)),
+              rda_optax.rmda(0.1, rda_optax.l1(0.1)),
+              rda_optax.gradual_magnitude_pruning(0.5, begin_step=0,
+                                                  end_step=10, frequency=1)):
+    state = opt.init(params)
+    with pytest.raises(ValueError, match=r"gradient of \['w'\] has shape"):
+      opt.update({'w': jnp.ones((3, 2))}, state, params)
+    with pytest.raises(ValueError, match='tree structure'):
+      opt.update({'v': jnp.ones((2, 3))}, state, params)
+  ints = {'w': jnp.ones((2, 3), jnp.int32)}
+  opt = rda_optax.prox_sgd(0.1, rda_optax.l1(0.1))
+  with pytest.raises(TypeError, match='integer type'):
+    opt.update(ints, opt.init(ints), ints)

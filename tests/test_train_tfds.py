@@ -63,3 +63,22 @@ def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
               [params[k]['kernel'] for k in params])
   assert zeros > 0
   assert config_lib.load_config(run).model == 'lenet300_100'
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
+                    reason=f'MNIST archives not found in {MNIST_DIR}')
+def test_a_truncated_archive_is_a_one_line_error(tmp_path, capsys):
+  import shutil
+  from train import cli
+  manual = tmp_path / 'manual'
+  shutil.copytree(MNIST_DIR, manual)
+  bad = manual / 'train-images-idx3-ubyte.gz'
+  with open(bad, 'r+b') as f:
+    f.truncate(bad.stat().st_size // 2)
+  status = cli.main(['--manual_dir', str(manual), '--data_dir',
+                     str(tmp_path / 'tfds'), '--workdir', str(tmp_path / 'run'),
+                     '--no-progress'])
+  err = capsys.readouterr().err
+  assert status == 2
+  line = [l for l in err.splitlines() if l.startswith('python -m train:')][0]
+  assert 'train-images-idx3-ubyte.gz does not match its published checksum' in line

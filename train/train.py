@@ -331,6 +331,18 @@ def create_data(cfg: config_lib.Config) -> data_lib.Data:
     # says how to pass a manual download folder.
     raise config_lib.ConfigError(
         f'Cannot load dataset {cfg.dataset!r}: {e}') from e
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ != 'NonMatchingChecksumError':
+      raise
+    # A damaged or truncated archive in the manual / download folder.
+    got = [line.strip() for line in str(e).splitlines()
+           if 'filename=' in line and line.strip().startswith('* Got')]
+    name = got[0].split("filename='")[-1].rstrip("')") if got else 'a file'
+    raise config_lib.ConfigError(
+        f'Cannot prepare dataset {cfg.dataset!r}: {name} does not match '
+        'its published checksum (truncated or damaged); replace it with '
+        'the original archive (in --manual_dir or the TFDS download '
+        'folder).') from e
 
 
 def _sparsity_from_counts(counts, sizes, selected) -> float:
