@@ -31,6 +31,16 @@ class RDAState(NamedTuple):
   grad_sum: Any
 
 
+def dual_point(w0, grad_sum, inv_beta, regularizer, t, count):
+  """``prox_{tλR}(w0 − G/β)`` in float32 (or wider): the closed form that
+  RDA and RMDA share; no prox when ``regularizer`` is None."""
+  wc = jnp.promote_types(w0.dtype, jnp.float32)
+  v = w0.astype(wc) - grad_sum.astype(wc) * inv_beta
+  if regularizer is not None:
+    v = regularizer.prox(v, t, count)
+  return v
+
+
 def rda(
     gamma: regs.ScalarOrSchedule,
     regularizer: regs.Regularizer | None = None,
@@ -127,10 +137,8 @@ def rda(
                             state.grad_sum, updates)
 
     def new_weight(w0, gsum, sel):
-      w0c = w0.astype(jnp.promote_types(w0.dtype, jnp.float32))
-      v = w0c - gsum.astype(w0c.dtype) * inv_beta
-      if sel and regularizer is not None:
-        v = regularizer.prox(v, t, state.count)
+      v = dual_point(w0, gsum, inv_beta, regularizer if sel else None, t,
+                     state.count)
       return v.astype(w0.dtype)
 
     new_params = jax.tree.map(new_weight, state.init_params, grad_sum,

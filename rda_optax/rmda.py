@@ -13,6 +13,7 @@ import optax
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
+from rda_optax.rda import dual_point
 from rda_optax.validation import check_update_args
 
 
@@ -204,11 +205,8 @@ def rmda(
     c = 1.0 if not keep_prox else 1 - regs.value_at(momentum, state.count)
 
     def prox_point(w0, gsum, sel):
-      wc = jnp.promote_types(w0.dtype, jnp.float32)
-      v = w0.astype(wc) - gsum.astype(wc) * inv_beta
-      if sel and regularizer is not None:
-        v = regularizer.prox(v, t, state.count)
-      return v
+      return dual_point(w0, gsum, inv_beta,
+                        regularizer if sel else None, t, state.count)
 
     def interpolate(p, v):
       p = jnp.asarray(p)
