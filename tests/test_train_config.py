@@ -326,3 +326,22 @@ def test_bad_paths_are_one_line_errors_before_any_work(tmp_path, capsys):
     assert status == 2, argv
     assert message in err and len(err.strip().splitlines()) == 1, err
   assert not (tmp_path / 'w1').exists() and not (tmp_path / 'w2').exists()
+
+
+def test_checkpoints_without_config_are_refused(tmp_path, capsys):
+  run = tmp_path / 'run'
+  (run / 'checkpoints' / '4').mkdir(parents=True)
+  status, err = run_cli(['--workdir', str(run)], capsys)
+  assert status == 2 and 'has checkpoints but no config.json' in err
+
+
+def test_a_different_config_is_refused_with_a_resume_hint(tmp_path, capsys):
+  run = tmp_path / 'run'
+  cfg = config_lib.get_config(workdir=str(run), stop_at_step=5)
+  config_lib.write_config(cfg, str(run / 'config.json'))
+  status, err = run_cli(['--workdir', str(run), '--lam', '1e-3'], capsys)
+  assert status == 2 and '--stop_at_step 0' in err
+  # The hint works: the stored config with the stop lifted is accepted.
+  status, err = run_cli(['--config', str(run / 'config.json'),
+                         '--stop_at_step', '0', '--print_config'], capsys)
+  assert status == 0

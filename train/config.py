@@ -632,6 +632,12 @@ def check_workdir(cfg: Config) -> Config | None:
   """
   path = os.path.join(cfg.workdir, 'config.json')
   if not os.path.exists(path):
+    ckpts = os.path.join(cfg.workdir, 'checkpoints')
+    if os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)):
+      raise ConfigError(
+          f'The run directory {cfg.workdir} has checkpoints but no '
+          'config.json, so nothing says which config made them: restore its '
+          'config.json, or choose a new --workdir.')
     return None
   try:
     with open(path) as f:
@@ -643,8 +649,8 @@ def check_workdir(cfg: Config) -> Config | None:
     lines = '\n'.join(f'  --{k}: run has {a!r}, now {b!r}' for k, a, b in diffs)
     raise ConfigError(
         f'The run directory {cfg.workdir} holds a run of a different config:\n'
-        f'{lines}\nResume it with the same options (e.g. --config {path}), or '
-        'choose a new --workdir.')
+        f'{lines}\nResume it with the same options (e.g. --config {path} '
+        '--stop_at_step 0), or choose a new --workdir.')
   return stored
 
 
