@@ -345,3 +345,9 @@ def test_a_different_config_is_refused_with_a_resume_hint(tmp_path, capsys):
   status, err = run_cli(['--config', str(run / 'config.json'),
                          '--stop_at_step', '0', '--print_config'], capsys)
   assert status == 0
+
+
+def test_epochs_that_round_to_no_sparse_phase_are_refused():
+  cfg = config_lib.get_config(epochs=0.001, asr_epochs=1)
+  with pytest.raises(ConfigError, match='no sparse phase before ASR'):
+    methods.make_phases(cfg, 60000)

@@ -66,8 +66,18 @@ def make_phases(cfg: Config, num_train_examples: int) -> Phases:
     raise ConfigError(
         f'The train split has {num_train_examples} examples, fewer than one '
         f'batch of {cfg.batch_size}: lower --batch_size.')
-  return Phases(spe, int(round(cfg.epochs * spe)),
-                int(round(cfg.asr_epochs * spe)))
+  phases = Phases(spe, int(round(cfg.epochs * spe)),
+                  int(round(cfg.asr_epochs * spe)))
+  if phases.asr_steps and not phases.main_steps:
+    raise ConfigError(
+        f'--epochs {cfg.epochs:g} is {cfg.epochs * spe:.2f} steps of '
+        f'{spe} per epoch, which rounds to no sparse phase before ASR: '
+        'raise --epochs, or set --asr_epochs 0.')
+  if not phases.total_steps:
+    raise ConfigError(f'--epochs {cfg.epochs:g} and --asr_epochs '
+                      f'{cfg.asr_epochs:g} round to no step at {spe} steps '
+                      'per epoch.')
+  return phases
 
 
 def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
