@@ -2,7 +2,7 @@
 
 Examples::
 
-  python -m train                                   # default: LeNet-5 / MNIST, RDA + ASR
+  python -m train                                   # default: LeNet-300-100 / MNIST, RMDA + ASR
   python -m train --preset cifar10_resnet18 --workdir runs/c10_r18
   python -m train --model resnet18 --dataset cifar10 --method rda \\
       --asr_epochs 2 --lam 1e-6 --gamma 1.0 --init_scale 10 --epochs 10 \\

@@ -57,7 +57,7 @@ def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
   hint = {'rda': 'raise --gamma (RDA steps with 1/(gamma*sqrt(n)))'}.get(
       cfg.method, 'lower --lr')
   raise config_lib.Diverged(
-      f'training diverged at step {step}: the {what} is {value}; {kept}. '
+      f'training diverged at step {step} ({what}: {value}); {kept}. '
       f'Start a new --workdir with a smaller step: {hint}.')
 
 
@@ -486,7 +486,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
   def save(done):
     # A checkpoint is a state to come back to: never one with NaN weights.
     if not bool(p_finite(state.params)[0]):
-      _check_finite(float('nan'), 'parameters', done, cfg, ckpts)
+      _check_finite(float('nan'), 'non-finite weights', done, cfg, ckpts)
     ckpts.save(done, state_tree(unreplicate(state)))
 
   in_flight: collections.deque = collections.deque()
