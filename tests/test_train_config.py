@@ -351,3 +351,16 @@ def test_epochs_that_round_to_no_sparse_phase_are_refused():
   cfg = config_lib.get_config(epochs=0.001, asr_epochs=1)
   with pytest.raises(ConfigError, match='no sparse phase before ASR'):
     methods.make_phases(cfg, 60000)
+
+
+def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
+  status, err = run_cli(
+      ['--method', 'rda', '--gamma', '1e-38', '--dataset', 'synthetic',
+       '--model', 'lenet300_100', '--steps_per_epoch', '10', '--epochs', '2',
+       '--asr_epochs', '1', '--batch_size', '16', '--log_every_steps', '1',
+       '--no-progress', '--no-report', '--workdir', str(tmp_path / 'run')],
+      capsys)
+  assert status == 3
+  line = [l for l in err.splitlines() if l.startswith('python -m train:')]
+  assert line and 'training diverged at step' in line[0]
+  assert 'raise --gamma' in line[0]
