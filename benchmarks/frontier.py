@@ -43,6 +43,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from train import metrics as train_metrics  # pylint: disable=wrong-import-position
+
 LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
@@ -233,16 +235,8 @@ def finished(out: str, run: Run) -> dict[str, Any] | None:
     raise RuntimeError(
         f'{folder} was run with other flags than the sweep now gives '
         f'({ran!r}); remove it to run it again.')
-  done = None
-  with open(os.path.join(folder, 'metrics.jsonl'), 'rb') as f:
-    for line in f:
-      try:
-        r = json.loads(line)
-      except ValueError:
-        continue
-      if r.get('type') == 'eval':
-        done = r
-  return done
+  evals = train_metrics.read_records(folder, 'eval')
+  return evals[-1] if evals else None
 
 
 def execute(out: str, run: Run) -> dict[str, Any]:
