@@ -1,15 +1,18 @@
 """``python -m train``: see :mod:`train.cli`."""
 
-import importlib
+import importlib.util
 import sys
 
 
 def _missing() -> list[str]:
+  """The [train] extra's packages that cannot be found (none imported)."""
   out = []
-  for name in ('flax', 'orbax.checkpoint', 'tensorflow_datasets'):
+  for name in ('flax', 'orbax', 'tensorflow_datasets'):
     try:
-      importlib.import_module(name)
-    except ImportError:
+      found = importlib.util.find_spec(name) is not None
+    except ValueError:  # A module set to None in sys.modules: blocked.
+      found = False
+    if not found:
       out.append(name)
   return out
 

@@ -137,8 +137,6 @@ def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   train_lib.check_model(cfg)
   data_lib.check_dataset(cfg)
   config_lib.check_workdir(cfg)
-  if cfg.init_from:  # Before any work: the source must be readable.
-    train_lib.load_init_variables(cfg.init_from)
 
 
 def describe_preset(name: str) -> str:

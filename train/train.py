@@ -520,9 +520,10 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
 
       is_eval = done % eval_every == 0 or done == total or (
           phases.asr_steps and done == phases.main_steps)
-      if done % cfg.log_every_steps == 0 or is_eval:
-        counts = jax.device_get(jax.tree.map(
-            lambda x: x[0], p_nonzeros(model_params(state))))
+      if done % cfg.log_every_steps == 0 or is_eval:  # (every eval logs)
+        model = model_params(state)  # The exactly sparse model, once.
+        counts = jax.device_get(jax.tree.map(lambda x: x[0],
+                                             p_nonzeros(model)))
         now = time.perf_counter()
         record = {'type': 'train', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step), **train_avg.result(),
@@ -539,9 +540,9 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
 
       if done == total and has_sparse_point:
         # The run's result is the exactly sparse model.
-        state = state.replace(params=model_params(state))
+        state = state.replace(params=model)
       if is_eval:
-        eval_state = state.replace(params=model_params(state))
+        eval_state = state.replace(params=model)
         params = ckpt_lib.host_copy(unreplicate(eval_state.params))
         record = {'type': 'eval', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step),
