@@ -10,6 +10,8 @@ midway resumes from its own checkpoint).
     python benchmarks/frontier.py lenet300 --seeds 0 --methods rmda han_global
     python benchmarks/frontier.py lenet300 --report        # tables + plot only
     python benchmarks/frontier.py lenet300 --list          # the commands, no runs
+    python benchmarks/frontier.py cifar_resnet8 --seeds 0 --methods han_global \
+        --strengths 0.95                                   # one point (+ parent)
 
 Writes ``<out>/results.json`` (one record per run: method, variant,
 strength, seed, final test top-1, kernel sparsity, the exact command),
@@ -84,7 +86,17 @@ class Setting:
   levels: tuple[float, ...] = LEVELS
   note: str = ''
 
-  def runs(self, seeds, methods=None) -> list[Run]:
+  def runs(self, seeds, methods=None, strengths=None) -> list[Run]:
+    """The sweep's runs (optionally only some methods and strengths)."""
+    out = self._runs(seeds, methods)
+    if strengths:
+      keep = lambda r: r.method == 'dense' or any(
+          math.isclose(r.strength, s, rel_tol=1e-6) for s in strengths)
+      needed = {r.needs for r in out if keep(r) and r.needs is not None}
+      out = [r for r in out if keep(r) or r in needed]
+    return out
+
+  def _runs(self, seeds, methods=None) -> list[Run]:
     out = []
     ft = self.epochs - self.sparse_epochs
     for method, variants in self.variants.items():
@@ -202,6 +214,31 @@ SETTINGS: dict[str, Setting] = {
             'rda': {'paper': {'gamma': 10.0, 'init_scale': 1.0}},
             'prox_sgd': {'momentum': {'lr': 0.03, 'momentum': 0.9}},
             'han_layer': _han((0.01, 0.03), 'layer'),
+        }),
+    # CIFAR-10 at CPU scale: the JPEG copy of CIFAR-10 in ../shared/data
+    # (cifar10_jpg), He et al.'s ResNet-8 (78k parameters; 30 epochs take
+    # about 25 minutes on 2 cores, ResNet-20's take 70), 30 epochs (20 + 10),
+    # random crop and flip. Dense SGD and Han's parent use the usual CIFAR
+    # recipe (lr 0.1, momentum 0.9, cosine, weight decay 5e-4 on kernels).
+    'cifar_resnet8': Setting(
+        base={'model': 'resnet8', 'dataset': 'cifar10_jpg', 'batch_size': 128,
+              'eval_every_epochs': 5},
+        epochs=30.0, sparse_epochs=20.0,
+        lams={'rmda': _geom(1e-4, 3.2e-3, 6), 'rda': (), 'prox_sgd': ()},
+        levels=(0.90, 0.95, 0.97, 0.98),
+        variants={
+            'dense': {'cosine': {'lr': 0.1, 'momentum': 0.9,
+                                 'lr_schedule': 'cosine',
+                                 'weight_decay': 5e-4}},
+            'rmda': {
+                'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                            'asr_lr_schedule': 'cosine'},
+            },
+            'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
+                           _han((0.01, 0.03), 'global').items()},
+            'gmp': {k: dict(v, weight_decay=5e-4) for k, v in
+                    _gmp((15.0,), lr=0.1).items()},
         }),
 }
 
@@ -421,6 +458,9 @@ def main(argv=None) -> int:
   parser.add_argument('--methods', nargs='+', default=None,
                       help='only these curves (han_* also run their dense '
                       'parents)')
+  parser.add_argument('--strengths', type=float, nargs='+', default=None,
+                      help='only these strengths (λ of a regularization '
+                      'method, target sparsity of a pruning one)')
   parser.add_argument('--out', default=None,
                       help='output folder (default benchmarks/results/'
                       'frontier_<setting>)')
@@ -433,7 +473,7 @@ def main(argv=None) -> int:
   out = args.out or os.path.join(ROOT, 'benchmarks', 'results',
                                  f'frontier_{args.setting}')
   os.makedirs(out, exist_ok=True)
-  runs = setting.runs(args.seeds, args.methods)
+  runs = setting.runs(args.seeds, args.methods, args.strengths)
   if args.list:
     for r in runs:
       print(' '.join(command(out, r)))

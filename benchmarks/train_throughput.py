@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+import models  # noqa: E402
+
 from train import config as config_lib  # noqa: E402
 from train import data as data_lib  # noqa: E402
 from train import methods  # noqa: E402
@@ -40,9 +42,15 @@ METHODS = {
                      asr_epochs=0),
     'rda': dict(method='rda', gamma=20.0, lam=1e-5, asr_epochs=0),
     'rda+asr': dict(method='rda', gamma=20.0, lam=1e-5, asr_epochs=1),
+    'rmda': dict(method='rmda', lr=0.05, momentum=0.9, lam=1e-5,
+                 asr_epochs=0),
+    'rmda+asr': dict(method='rmda', lr=0.05, momentum=0.9, lam=1e-5,
+                     asr_epochs=1, asr_optimizer='sgd', asr_lr=0.01),
 }
-SHAPES = {'lenet5': '28x28x1', 'lenet300_100': '28x28x1', 'resnet18': '32x32x3',
-          'vgg16': '32x32x3'}
+
+
+def _shape(model_name: str) -> str:
+  return 'x'.join(str(d) for d in models.default_input_shape(model_name))
 
 
 def machine() -> str:
@@ -55,7 +63,7 @@ def machine() -> str:
 
 def build(model_name: str, method: str, batch: int, asr_start: int):
   cfg = config_lib.get_config(
-      None, model=model_name, dataset=f'synthetic:{SHAPES[model_name]}:10',
+      None, model=model_name, dataset=f'synthetic:{_shape(model_name)}:10',
       batch_size=batch, steps_per_epoch=max(asr_start, 1), epochs=1,
       init_scale=2.0, workdir='/tmp/unused', **METHODS[method])
   config_lib.validate(cfg)

@@ -113,6 +113,7 @@ PARAMETER_COUNTS = [
     ('lenet5', {}, 431_080),
     ('lenet300_100', {}, 266_610),
     ('resnet18', {}, 11_173_962),                      # CIFAR stem, 10 classes
+    ('resnet8', {}, 78_042),                            # He et al.'s 6n+2, n=1
     ('resnet20', {}, 272_474),                          # He et al.'s 0.27M
     ('resnet56', {}, 855_770),                          # He et al.'s 0.85M
     ('resnet18', {'stem': 'imagenet'}, 11_689_512),    # torchvision resnet18
