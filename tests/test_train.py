@@ -97,6 +97,30 @@ def test_run_directory_contents(tmp_path):
   assert os.path.getsize(os.path.join(rep, 'layer_sparsity.png')) > 0
   assert json.load(open(os.path.join(rep, 'summary.json')))['sparsity'] == (
       pytest.approx(last['sparsity']))
+  # The rebuilt report keeps the run's last hyper-parameters.
+  assert '- last hyper-parameters: ' in open(os.path.join(rep,
+                                                          'report.md')).read()
+
+
+def test_rerunning_a_finished_run_says_so(tmp_path, capsys):
+  cfg = make_cfg(tmp_path, epochs=0.5, asr_epochs=0)
+  run(cfg)
+  capsys.readouterr()
+  state = run(cfg)
+  out = capsys.readouterr().out
+  assert int(state.step) == 2
+  assert out.startswith(f'{cfg.workdir} is already complete (2 of 2 steps)')
+  assert '# Report' in out and '- last hyper-parameters: ' in out
+
+
+def test_report_of_a_missing_or_foreign_directory_is_one_line(tmp_path,
+                                                              capsys):
+  assert report.main([str(tmp_path / 'nowhere')]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'is not a run directory' in err
+  assert report.main([str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'cannot rebuild the report' in err
 
 
 def test_asr_freezes_zeros_of_the_rda_phase(tmp_path):

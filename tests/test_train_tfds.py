@@ -51,9 +51,17 @@ def test_a_few_steps_on_mock_cifar10(tmp_path):
                     reason=f'MNIST archives not found in {MNIST_DIR}')
 def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
   run = str(tmp_path / 'run')
-  run_train(['--manual_dir', MNIST_DIR, '--data_dir', str(tmp_path / 'tfds'),
-             '--epochs', '2', '--asr_epochs', '1', '--workdir', run,
-             '--no-progress'], devices=None, timeout=600)
+  proc = run_train(['--manual_dir', MNIST_DIR, '--data_dir',
+                    str(tmp_path / 'tfds'), '--epochs', '2', '--asr_epochs',
+                    '1', '--workdir', run], devices=None, timeout=600)
+  # What a log file gets (no terminal): our lines, no library noise, no bars.
+  console = proc.stdout + proc.stderr
+  assert 'Preparing mnist once, from the manual folder' in console
+  for noise in ('Downloading and preparing', 'has no dataset_info.json',
+                'oneDNN', 'absl::InitializeLog', 'Dl Completed', '\r'):
+    assert noise not in console, (noise, console[:2000])
+  evals = [l for l in proc.stdout.splitlines() if l.startswith('epoch ')]
+  assert len(evals) == 3 and all('test top-1' in l for l in evals)
   last = metrics_lib.read_records(run, 'eval')[-1]
   assert last['phase'] == 'asr' and last['epoch'] == pytest.approx(3.0)
   assert last['test_top1'] >= 0.90, last

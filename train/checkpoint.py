@@ -26,6 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from train import console
+
 
 class UnreadableCheckpoints(ValueError):
   """Checkpoints exist but none can be restored."""
@@ -173,6 +175,10 @@ def load_variables(path: str) -> dict[str, Any]:
     FileNotFoundError: no complete checkpoint there.
   """
   directory = find_checkpoint_dir(path)
+  # Orbax notes each read-only option it adjusts (three absl warnings per
+  # load): reading is what this function is for.
+  console.drop_absl_warnings('CheckpointManagerOptions.read_only=True',
+                             'Given directory is read only')
   ckpts = Checkpoints(directory, read_only=True, async_save=False)
   try:
     step = ckpts.latest_step()

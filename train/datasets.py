@@ -26,6 +26,7 @@ vary in size); the flip and the normalisation run on the device (see ``train.aug
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -35,13 +36,17 @@ import math
 import os
 import re
 import shutil
+import sys
 import tarfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+
+from train import console
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +392,7 @@ def _tfds():
         import tensorflow_datasets as tfds
     except ImportError as e:  # pragma: no cover - train extra missing
         raise ImportError("TFDS datasets need tensorflow-datasets: pip install 'rda-optax[train]'") from e
+    console.drop_absl_warnings("has no dataset_info.json")
     return tfds
 
 
@@ -415,7 +421,8 @@ def _require_tensorflow(name: str) -> None:
     missing = []
     for module in ("tensorflow", "importlib_resources"):
         try:
-            __import__(module)
+            with console.filtered_stderr_fd():
+                __import__(module)
         except ImportError:
             missing.append(module)
     if missing:
@@ -513,11 +520,21 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None, download: bool = 
     _require_tensorflow(name)
     tfds = _tfds()
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    log.info("Preparing %s (array_record) in %s", name, builder.data_dir)
+    source = f"the manual folder {manual_dir}" if manual_dir else "the internet"
+    print(f"Preparing {name} once, from {source}, into {builder.data_dir} ...",
+          file=sys.stderr, flush=True)
+    if manual_dir or not console.is_terminal():
+        # Local files take seconds; in a log file the bars are only noise.
+        tfds.disable_progress_bar()
+    start = time.perf_counter()
     try:
-        builder.download_and_prepare(download_config=config, file_format="array_record")
+        # TFDS prints "Downloading and preparing dataset Unknown size ..." and
+        # a closing line to stdout: the lines above and below say it plainly.
+        with contextlib.redirect_stdout(io.StringIO()):
+            builder.download_and_prepare(download_config=config, file_format="array_record")
     except OSError as e:  # requests.ConnectionError is an OSError
         raise DatasetNotFoundError(_missing_message(name, data_dir, f"downloading failed ({e})")) from e
+    print(f"Prepared {name} in {time.perf_counter() - start:.0f} s.", file=sys.stderr, flush=True)
     return os.fspath(builder.data_dir)
 
 

@@ -189,8 +189,15 @@ class Averager:
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True,
                  desc: str = 'train', unit: str = 'step', leave: bool = True):
-  """A tqdm bar (disabled off process 0 or with --no-progress)."""
+  """A tqdm bar on a terminal only.
+
+  Disabled off process 0, with ``--no-progress``, and when stderr is not a
+  terminal (a log file gets the plain evaluation lines, not carriage-return
+  frames).
+  """
   from tqdm.auto import tqdm
+  from train import console  # pylint: disable=import-outside-toplevel
+  enabled = enabled and console.is_terminal()
   return tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
               unit=unit, dynamic_ncols=True, mininterval=1.0, leave=leave)
 

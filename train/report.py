@@ -180,16 +180,24 @@ def write_report(cfg: config_lib.Config, params: Any,
   if summary['median_images_per_sec']:
     lines.append(f'- training throughput (median): '
                  f'{summary["median_images_per_sec"]:.0f} images/s')
-  if last_train:
-    lines.append('- last hyper-parameters: ' + ', '.join(
-        f'{k} = {last_train[k]:.4g}' for k in ('lr', 'gamma', 'lam')
-        if k in last_train))
+  # The run's last logged hyper-parameters (also when the report is rebuilt
+  # from the run directory, or printed again for a finished run).
+  last_train = last_train or (trains[-1] if trains else None)
+  hypers = [f'{k} = {last_train[k]:.4g}' for k in _HYPERS
+            if last_train and isinstance(last_train.get(k), (int, float))]
+  if hypers:
+    lines.append('- last hyper-parameters: ' + ', '.join(hypers))
+  head = len(lines)
   lines += ['', '## Per-layer sparsity', '', '```', table, '```', '']
   lines += [f'![{p}]({p})' for p in pngs]
   with open(os.path.join(out, 'report.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
-  print('\n'.join(lines[:8]) + '\n\n' + table, flush=True)
+  print('\n'.join(lines[:head]) + '\n\n' + table, flush=True)
   return summary
+
+
+# Logged hyper-parameters shown in the report (those the run has).
+_HYPERS = ('lr', 'gamma', 'lam', 'momentum')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,8 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     print('usage: python -m train.report RUN_DIR', file=sys.stderr)
     return 2
   from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-  cfg = config_lib.load_config(argv[0]).replace(workdir=argv[0])
-  variables = ckpt_lib.load_variables(argv[0])
+  run = argv[0]
+  if not os.path.isdir(run):
+    print(f'error: {run} is not a run directory (a --workdir of python -m '
+          'train).', file=sys.stderr)
+    return 2
+  try:
+    cfg = config_lib.load_config(run).replace(workdir=run)
+    variables = ckpt_lib.load_variables(run)
+  except (ValueError, OSError) as e:  # ConfigError, unreadable checkpoints
+    print(f'error: cannot rebuild the report of {run}: {e}', file=sys.stderr)
+    return 2
   write_report(cfg, variables['params'])
   return 0
 

@@ -461,6 +461,10 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
   p_nonzeros = jax.pmap(nonzeros, axis_name=AXIS)
 
   total = phases.total_steps
+  if is_main and step_offset >= total:
+    print(f'{workdir} is already complete ({step_offset} of {total} steps): '
+          'nothing to train. Its report follows; use another --workdir to '
+          'train again.', flush=True)
   spe = phases.steps_per_epoch
   eval_every = max(int(round(cfg.eval_every_epochs * spe)), 1)
   global_batch = cfg.batch_size
@@ -564,6 +568,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         if t_last is not None:  # Exclude checkpoint time from images/s.
           t_last += time.perf_counter() - t_save
     final = ckpt_lib.host_copy(unreplicate(state))
+    bar.close()  # The report starts on a line of its own, after the bar.
     if is_main and cfg.report and int(final.step) >= total:
       from train import report  # pylint: disable=import-outside-toplevel
       report.write_report(cfg, final.params, last_train=last_record)
