@@ -634,9 +634,9 @@ def test_offline_copy_is_the_default_manual_dir(tmp_path, monkeypatch):
     files = datasets._TFDS_SPECS["mnist"].manual_files
     for f in files[:-1]:
         (folder / f).write_bytes(b"")
-    assert datasets._resolve_manual_dir(None, "mnist") is None  # incomplete copy: not used
+    assert datasets.resolve_manual_dir(None, "mnist") is None  # incomplete copy: not used
     (folder / files[-1]).write_bytes(b"")
-    assert datasets._resolve_manual_dir(None, "mnist") == str(folder)
-    assert datasets._resolve_manual_dir("/explicit", "mnist") == "/explicit"  # the flag wins
+    assert datasets.resolve_manual_dir(None, "mnist") == str(folder)
+    assert datasets.resolve_manual_dir("/explicit", "mnist") == "/explicit"  # the flag wins
     monkeypatch.setenv(datasets.MANUAL_DIR_ENV, "/from_env")
-    assert datasets._resolve_manual_dir(None, "mnist") == "/from_env"
+    assert datasets.resolve_manual_dir(None, "mnist") == "/from_env"

@@ -139,6 +139,29 @@ def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   config_lib.check_workdir(cfg)
 
 
+def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
+  """``--print_config``: the checked config, with the data folders in effect.
+
+  ``data_dir`` and ``manual_dir`` show what the job would use when they are
+  not given (``TFDS_DATA_DIR``, ``RDA_MANUAL_DIR``, the offline copy in
+  ``RDA_SHARED_DATA``). A han config may lack ``--init_from`` (a note says
+  the run needs it).
+  """
+  from train import datasets  # pylint: disable=import-outside-toplevel
+  from train import train as train_lib  # pylint: disable=import-outside-toplevel
+  config_lib.validate(cfg, explicit, need_init_from=False)
+  train_lib.check_model(cfg)
+  name = cfg.dataset.split(':')[0]
+  if not cfg.data_dir and name in datasets.DATASETS and name != 'cifar10_jpg':
+    cfg = cfg.replace(data_dir=datasets.default_data_dir(None))
+  if not cfg.manual_dir:
+    cfg = cfg.replace(manual_dir=datasets.resolve_manual_dir(None, name))
+  print(cfg.to_json())
+  if cfg.method == 'han' and not cfg.init_from:
+    print('note: --method han prunes a trained model: running it needs '
+          '--init_from RUN_DIR of a dense (sgd) or rda run.', file=sys.stderr)
+
+
 def describe_preset(name: str) -> str:
   """One line: model / dataset / method, epochs, and the preset's settings."""
   p = config_lib.PRESETS[name]
@@ -161,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(describe_preset(name))
       return 0
     if args.print_config:
-      config_lib.validate(cfg, explicit)
-      print(cfg.to_json())
+      print_config(cfg, explicit)
       return 0
     check(cfg, explicit)
     initialize_distributed(cfg)

@@ -438,8 +438,8 @@ def _choice(name: str, value: str, choices) -> None:
         f'Unknown {name} {value!r}. Choose one of: {", ".join(choices)}.')
 
 
-def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
-             ) -> Config:
+def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
+             *, need_init_from: bool = True) -> Config:
   """Checks a config for errors that need neither devices nor data.
 
   Args:
@@ -447,6 +447,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
     explicit: names of the fields the user set explicitly (CLI / overrides);
       options that the chosen method ignores are errors only when explicit
       (a preset may carry values other methods use).
+    need_init_from: whether ``--method han`` without ``--init_from`` is an
+      error (not when only printing the config).
 
   Returns:
     ``cfg`` unchanged.
@@ -543,7 +545,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset()
           'makes no zeros to freeze; set --lam > 0 (and a regularizer) or '
           '--asr_epochs 0.')
   if cfg.method == 'han':
-    if not cfg.init_from:
+    if not cfg.init_from and need_init_from:
       raise ConfigError(
           '--method han prunes a trained model then fine-tunes it: pass '
           '--init_from RUN_DIR of a dense (sgd) or rda run.')

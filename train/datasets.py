@@ -404,7 +404,7 @@ def shared_data_dir() -> str | None:
     return path if os.path.isdir(path) else None
 
 
-def _resolve_manual_dir(manual_dir, name: str | None = None) -> str | None:
+def resolve_manual_dir(manual_dir, name: str | None = None) -> str | None:
     """``manual_dir``, else ``$RDA_MANUAL_DIR``, else a complete offline copy in ``shared_data_dir()``."""
     manual_dir = manual_dir or os.environ.get(MANUAL_DIR_ENV) or None
     if manual_dir is None and name in _TFDS_SPECS and shared_data_dir():
@@ -500,7 +500,7 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None, download: bool = 
     builder = _tfds_builder(name, data_dir)
     if builder.is_prepared():
         return os.fspath(builder.data_dir)
-    manual_dir = _resolve_manual_dir(manual_dir, name)
+    manual_dir = resolve_manual_dir(manual_dir, name)
     if manual_dir is not None:
         missing = [f for f in spec.manual_files if not os.path.exists(os.path.join(manual_dir, f))]
         if missing:
@@ -611,7 +611,7 @@ def load_tfds(name: str, *, data_dir=None, manual_dir=None, download: bool = Tru
 _EVAL_SPLIT_NAMES = ("test", "val", "validation")
 
 
-def _default_data_dir(data_dir) -> str:
+def default_data_dir(data_dir) -> str:
     if data_dir:
         return os.path.expanduser(os.fspath(data_dir))
     return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
@@ -638,7 +638,7 @@ def image_folder_cache_dir(path, data_dir=None, image_size=None, max_per_class=N
     path = os.path.expanduser(os.fspath(path))
     stem = re.sub(r"\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$", "", os.path.basename(path.rstrip("/")))
     key = _folder_key(path, image_size, max_per_class)
-    return os.path.join(_default_data_dir(data_dir), "rda_imagefolder", f"{stem}-{key}")
+    return os.path.join(default_data_dir(data_dir), "rda_imagefolder", f"{stem}-{key}")
 
 
 def _split_class_file(relpath: str):
@@ -812,7 +812,7 @@ _CIFAR10_JPG_NAMES = ("cifar10-jpg.tar.gz", "cifar10-jpg.tgz", "cifar10-jpg.tar"
 
 def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
     """Locates the CIFAR-10 JPEG copy: a path itself, or one of its usual names inside a folder."""
-    candidates = [c for c in (_resolve_manual_dir(manual_dir), data_dir, shared_data_dir()) if c]
+    candidates = [c for c in (resolve_manual_dir(manual_dir), data_dir, shared_data_dir()) if c]
     for base in candidates:
         base = os.path.expanduser(os.fspath(base))
         if (_is_archive(base) and os.path.isfile(base)) or os.path.isdir(os.path.join(base, "train")):
