@@ -12,7 +12,9 @@ Optax gradient transformations whose proximal steps produce exact zeros:
   :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
   operators;
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
-  pruning baselines.
+  pruning baselines;
+* :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
+  sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
 """
 
 from rda_optax.asr import ASRState
@@ -46,6 +48,10 @@ from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
 from rda_optax.splitting import SplittingState
 from rda_optax.splitting import variable_splitting
+from rda_optax.sparse_io import load_sparse
+from rda_optax.sparse_io import save_sparse
+from rda_optax.sparse_io import sparse_size
+from rda_optax.sparse_io import SparseFormatError
 from rda_optax.sparse_point import sparse_params
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity

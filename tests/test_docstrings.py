@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ['asr', 'prox_sgd', 'rda', 'regularizers', 'selection', 'splitting']
+MODULES = ['asr', 'prox_sgd', 'rda', 'regularizers', 'selection', 'sparse_io',
+           'splitting']
 
 
 @pytest.mark.parametrize('name', MODULES)

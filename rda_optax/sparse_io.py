@@ -1,0 +1,326 @@
+"""A compressed file format for sparse parameter trees.
+
+:func:`save_sparse` writes any tree of arrays (Flax params, an optax state's
+arrays, ...) as its nonzero values plus, per array, whichever position code is
+smallest: a bitmask (one bit per entry), flat indices (``uint16`` or
+``uint32``, for very sparse arrays) or nothing (dense arrays). The container
+is a plain NumPy ``.npz`` (a zip of ``.npy`` files, readable without this
+library) with a JSON header. :func:`load_sparse` rebuilds the tree
+**bit-identical**: dtypes (``bfloat16`` included), ``-0.0`` and NaN payloads
+are kept.
+
+Size: a float32 array at 95% sparsity takes ``1/32`` (bitmask) ``+ 0.05``
+(values) of its dense size, about 1/12; at 99% flat indices take over
+(``0.01 × (4 + 2 or 4)/4``), about 1/40 to 1/50. :func:`sparse_size` gives the
+ratio without writing a file.
+
+Errors are never silent: a truncated or corrupted file, a file of another
+format version, or a file whose tree, shapes or dtypes differ from the
+template given to :func:`load_sparse` raises :class:`SparseFormatError`
+naming the file and what is wrong. Each array carries a CRC-32 of its bytes,
+checked on load.
+
+Example::
+
+  >>> import jax.numpy as jnp, rda_optax, tempfile, os
+  >>> params = {'dense': {'kernel': jnp.array([[0., 1.5], [0., 0.]]),
+  ...                     'bias': jnp.zeros(2)}}
+  >>> path = os.path.join(tempfile.mkdtemp(), 'model.npz')
+  >>> rda_optax.save_sparse(path, params)
+  >>> back = rda_optax.load_sparse(path, like=params)
+  >>> back['dense']['kernel'].tolist()
+  [[0.0, 1.5], [0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FORMAT = 'rda-optax-sparse'
+VERSION = 1
+_HEADER = '__header__'
+
+
+class SparseFormatError(ValueError):
+  """A sparse file that cannot be read into the requested tree."""
+
+
+class _Encoded(NamedTuple):
+  code: str                        # 'bitmask' | 'indices' | 'dense'
+  arrays: dict[str, np.ndarray]    # What the file stores for this leaf.
+  nnz: int
+
+
+def _path_entries(path) -> list[list[Any]]:
+  """A key path as JSON: [['dict', key] | ['seq', i] | ['attr', name]]."""
+  out = []
+  for k in path:
+    if isinstance(k, jax.tree_util.DictKey):
+      key = k.key
+      if not isinstance(key, (str, int)):
+        raise TypeError(f'save_sparse: dict key {key!r} is not a str or int.')
+      out.append(['dict', key])
+    elif isinstance(k, jax.tree_util.SequenceKey):
+      out.append(['seq', k.idx])
+    elif isinstance(k, jax.tree_util.GetAttrKey):
+      out.append(['attr', k.name])
+    elif isinstance(k, jax.tree_util.FlattenedIndexKey):
+      out.append(['seq', k.key])
+    else:  # pragma: no cover - other key kinds of custom nodes
+      out.append(['other', str(k)])
+  return out
+
+
+def _path_str(entries) -> str:
+  return ''.join(f'[{k!r}]' if kind == 'dict' else
+                 f'[{k}]' if kind == 'seq' else f'.{k}'
+                 for kind, k in entries) or '<root>'
+
+
+def _raw(x: np.ndarray) -> np.ndarray:
+  """The array's bytes, one row per element (for bitwise comparisons)."""
+  return np.ascontiguousarray(x).reshape(-1).view(np.uint8).reshape(
+      x.size, x.dtype.itemsize)
+
+
+def _encode(x: np.ndarray) -> _Encoded:
+  flat = np.ascontiguousarray(x).reshape(-1)
+  # Bitwise nonzero: -0.0 and NaNs are values to keep, not zeros.
+  nonzero = _raw(flat).any(axis=1) if flat.size else np.zeros(0, bool)
+  nnz = int(nonzero.sum())
+  values = flat[nonzero].view(np.uint8)
+  itemsize = flat.dtype.itemsize
+  index_dtype = np.uint16 if flat.size <= 2**16 else np.uint32
+  sizes = {
+      'bitmask': -(-flat.size // 8) + nnz * itemsize,
+      'indices': nnz * (np.dtype(index_dtype).itemsize + itemsize),
+      'dense': flat.size * itemsize,
+  }
+  code = min(sizes, key=lambda c: (sizes[c], c != 'dense'))
+  if code == 'dense':
+    return _Encoded(code, {'values': flat.view(np.uint8)}, nnz)
+  if code == 'bitmask':
+    return _Encoded(code, {'mask': np.packbits(nonzero), 'values': values},
+                    nnz)
+  return _Encoded(code, {'indices': np.flatnonzero(nonzero).astype(
+      index_dtype), 'values': values}, nnz)
+
+
+def _crc(x: np.ndarray) -> int:
+  return zlib.crc32(np.ascontiguousarray(x).reshape(-1).view(np.uint8))
+
+
+def _dtype(name: str) -> np.dtype:
+  return jnp.dtype(name)  # Knows bfloat16 and the other ml_dtypes.
+
+
+def save_sparse(path: str | os.PathLike, tree: Any, *,
+                compress: bool = False) -> None:
+  """Writes ``tree`` to ``path`` (an ``.npz`` file) in the sparse format.
+
+  The file is written atomically (a temporary file in the same folder, then
+  renamed): an interrupted save never leaves a half-written file at
+  ``path``.
+
+  Args:
+    path: the file to write; ``.npz`` is the conventional suffix.
+    tree: a pytree of arrays (JAX or NumPy, any dtype). Dict keys must be
+      strings or integers.
+    compress: also deflate the zip members (smaller bitmasks and integer
+      values, slower; float values barely compress).
+  """
+  path = os.fspath(path)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+  header = {'format': FORMAT, 'version': VERSION, 'treedef': str(treedef),
+            'leaves': []}
+  members: dict[str, np.ndarray] = {}
+  for i, (key_path, leaf) in enumerate(leaves):
+    x = np.asarray(jax.device_get(leaf))
+    enc = _encode(x)
+    header['leaves'].append({
+        'path': _path_entries(key_path), 'shape': list(x.shape),
+        'dtype': x.dtype.name, 'code': enc.code, 'nnz': enc.nnz,
+        'crc32': _crc(x)})
+    for name, arr in enc.arrays.items():
+      members[f'{i}.{name}'] = arr
+  members[_HEADER] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+  folder = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path),
+                             suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      (np.savez_compressed if compress else np.savez)(f, **members)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise SparseFormatError(f'Cannot read sparse file {path}: {e}') from e
+  try:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+      members = {k: npz[k] for k in npz.files}
+  except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
+          zlib.error) as e:
+    raise SparseFormatError(
+        f'{path} is not a readable sparse file (truncated or corrupted? '
+        f'{type(e).__name__}: {e}).') from e
+  if _HEADER not in members:
+    raise SparseFormatError(
+        f'{path} has no {_HEADER} member: not written by '
+        'rda_optax.save_sparse.')
+  try:
+    header = json.loads(members.pop(_HEADER).tobytes().decode())
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise SparseFormatError(f'{path}: its header is corrupted ({e}).') from e
+  if header.get('format') != FORMAT:
+    raise SparseFormatError(
+        f'{path} is not a {FORMAT} file (format {header.get("format")!r}).')
+  if header.get('version') != VERSION:
+    raise SparseFormatError(
+        f'{path} has format version {header.get("version")!r}; this '
+        f'rda_optax reads version {VERSION} (upgrade rda-optax to read '
+        'newer files).')
+  return header, members
+
+
+def _decode(path: str, i: int, meta: dict[str, Any],
+            members: dict[str, np.ndarray]) -> np.ndarray:
+  where = f'{path}: leaf {_path_str(meta["path"])}'
+  try:
+    dtype = _dtype(meta['dtype'])
+    shape = tuple(int(d) for d in meta['shape'])
+    size = int(np.prod(shape, dtype=np.int64))
+    values = members[f'{i}.values']
+    code = meta['code']
+    if values.dtype != np.uint8 or values.size % dtype.itemsize:
+      raise ValueError('values have the wrong byte length')
+    values = values.view(dtype)
+    if code == 'dense':
+      flat = values
+    else:
+      flat = np.zeros(size, dtype)
+      if code == 'bitmask':
+        mask = np.unpackbits(members[f'{i}.mask'], count=size).astype(bool)
+        if int(mask.sum()) != values.size:
+          raise ValueError('mask and values disagree')
+        flat[mask] = values
+      elif code == 'indices':
+        idx = members[f'{i}.indices']
+        if idx.size != values.size or (idx.size and int(idx.max()) >= size):
+          raise ValueError('indices and values disagree')
+        flat[idx] = values
+      else:
+        raise ValueError(f'unknown position code {code!r}')
+    if flat.size != size:
+      raise ValueError(f'{flat.size} values for shape {shape}')
+    x = flat.reshape(shape)
+  except (KeyError, ValueError, TypeError) as e:
+    raise SparseFormatError(f'{where} is corrupted ({e}).') from e
+  if _crc(x) != meta['crc32']:
+    raise SparseFormatError(f'{where} is corrupted (checksum mismatch).')
+  return x
+
+
+def _nest(items: list[tuple[list[list[Any]], np.ndarray]]) -> Any:
+  """Nested dicts (lists for sequences) from stored key paths."""
+  if len(items) == 1 and not items[0][0]:
+    return items[0][1]  # The tree was a single array.
+  root: dict[tuple[str, Any], Any] = {}
+  for entries, value in items:
+    node = root
+    for kind, key in entries[:-1]:
+      node = node.setdefault((kind, key), {})
+    node[tuple(entries[-1])] = value
+
+  def build(node):
+    if not isinstance(node, dict):
+      return node
+    if node and all(kind == 'seq' for kind, _ in node):
+      return [build(node[k]) for k in sorted(node, key=lambda k: k[1])]
+    return {key: build(v) for (_, key), v in node.items()}
+  return build(root)
+
+
+def load_sparse(path: str | os.PathLike, like: Any = None) -> Any:
+  """Reads a tree written by :func:`save_sparse`, bit-identical.
+
+  Args:
+    path: the file.
+    like: optional template tree (arrays or ``jax.ShapeDtypeStruct``): the
+      result has its structure, and the file must hold the same leaf paths,
+      shapes and dtypes. Without it the result is nested dicts (lists for
+      sequences) of NumPy arrays, keyed as when saved.
+
+  Returns:
+    The tree, with NumPy arrays as leaves.
+
+  Raises:
+    SparseFormatError: unreadable, truncated or corrupted file, another
+      format version, or a file that does not match ``like``.
+  """
+  path = os.fspath(path)
+  header, members = _read(path)
+  metas = header.get('leaves', [])
+  arrays = [_decode(path, i, m, members) for i, m in enumerate(metas)]
+  if like is None:
+    return _nest([(m['path'], x) for m, x in zip(metas, arrays)])
+  want, treedef = jax.tree_util.tree_flatten_with_path(like)
+  problems = []
+  if len(want) != len(metas):
+    problems.append(f'the file has {len(metas)} arrays, the template '
+                    f'{len(want)}')
+  for (key_path, leaf), meta in zip(want, metas):
+    name = _path_str(_path_entries(key_path))
+    if _path_entries(key_path) != meta['path']:
+      problems.append(f'{name}: the file has {_path_str(meta["path"])} here')
+      continue
+    shape = tuple(np.shape(leaf))
+    if shape != tuple(meta['shape']):
+      problems.append(f'{name}: shape {tuple(meta["shape"])} in the file, '
+                      f'{shape} in the template')
+    dtype = jnp.dtype(getattr(leaf, 'dtype', np.asarray(leaf).dtype))
+    if dtype.name != meta['dtype']:
+      problems.append(f'{name}: dtype {meta["dtype"]} in the file, '
+                      f'{dtype.name} in the template')
+  if problems:
+    shown = '; '.join(problems[:5]) + (
+        f'; and {len(problems) - 5} more' if len(problems) > 5 else '')
+    raise SparseFormatError(
+        f'{path} does not match the template tree: {shown}.')
+  return jax.tree_util.tree_unflatten(treedef, arrays)
+
+
+def sparse_size(tree: Any) -> dict[str, int | float]:
+  """Bytes of ``tree`` in the sparse format against dense, without a file.
+
+  Returns:
+    ``{'sparse_bytes', 'dense_bytes', 'ratio'}``: the payload (values and
+    position codes; the header and zip framing add about 100 bytes per
+    array) and ``ratio = sparse_bytes / dense_bytes``.
+  """
+  sparse = dense = 0
+  for leaf in jax.tree.leaves(tree):
+    x = np.asarray(jax.device_get(leaf))
+    sparse += sum(a.nbytes for a in _encode(x).arrays.values())
+    dense += x.nbytes
+  return {'sparse_bytes': sparse, 'dense_bytes': dense,
+          'ratio': sparse / dense if dense else float('nan')}

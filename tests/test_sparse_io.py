@@ -1,0 +1,218 @@
+"""The compressed sparse format: exact round trips, sizes, clear errors."""
+
+import json
+import os
+import zipfile
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rda_optax
+from rda_optax import sparse_io
+
+
+def sparse_array(shape, density, dtype=np.float32, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=shape).astype(dtype)
+  x[rng.random(shape) >= density] = 0
+  return x
+
+
+def same_bits(a, b):
+  a, b = np.asarray(a), np.asarray(b)
+  return (a.dtype == b.dtype and a.shape == b.shape and
+          a.tobytes() == b.tobytes())
+
+
+def mlp(density, seed=0):
+  return {'fc1': {'kernel': sparse_array((784, 300), density, seed=seed),
+                  'bias': sparse_array((300,), 1.0, seed=seed + 1)},
+          'fc2': {'kernel': sparse_array((300, 100), density, seed=seed + 2),
+                  'bias': np.zeros(100, np.float32)}}
+
+
+def test_round_trip_is_bit_identical_for_every_dtype_and_shape(tmp_path):
+  tree = {
+      'f32': sparse_array((64, 32), 0.05),
+      'bf16': jnp.asarray(sparse_array((16, 8), 0.3), jnp.bfloat16),
+      'f16': sparse_array((7, 5), 0.5, np.float16),
+      'f64': sparse_array((3, 3), 1.0, np.float64),
+      'int': np.array([[0, 3], [0, -7]], np.int32),
+      'bool': np.array([True, False, False]),
+      # -0.0 and NaN payloads are values, not zeros.
+      'special': np.array([-0.0, np.nan, 0.0, np.inf], np.float32),
+      'scalar': np.float32(2.5),
+      'empty': np.zeros((0, 4), np.float32),
+      'seq': [np.zeros((2, 2), np.float32), sparse_array((50,), 0.01)],
+  }
+  path = tmp_path / 'tree.npz'
+  rda_optax.save_sparse(path, tree)
+  back = rda_optax.load_sparse(path, like=tree)
+  for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(tree),
+                       jax.tree.leaves(back)):
+    assert same_bits(a, b), p
+  # Without a template: nested dicts and lists, same keys.
+  plain = rda_optax.load_sparse(path)
+  assert isinstance(plain['seq'], list) and len(plain['seq']) == 2
+  assert plain['bf16'].dtype == jnp.bfloat16
+  assert same_bits(plain['special'], tree['special'])
+
+
+def test_template_structure_is_kept():
+
+  class Pair(NamedTuple):
+    w: np.ndarray
+    b: np.ndarray
+
+  tree = (Pair(sparse_array((10, 10), 0.1), np.ones(10, np.float32)),
+          {'x': np.zeros(3, np.float32)})
+  import tempfile
+  path = os.path.join(tempfile.mkdtemp(), 'pair.npz')
+  rda_optax.save_sparse(path, tree)
+  back = rda_optax.load_sparse(
+      path, like=jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                              tree))
+  assert isinstance(back[0], Pair)
+  assert same_bits(back[0].w, tree[0].w)
+
+
+def test_a_single_array_round_trips(tmp_path):
+  x = sparse_array((100,), 0.2)
+  rda_optax.save_sparse(tmp_path / 'x.npz', x)
+  assert same_bits(rda_optax.load_sparse(tmp_path / 'x.npz'), x)
+
+
+def test_each_array_gets_its_smallest_position_code():
+  assert sparse_io._encode(sparse_array((1000,), 1.0)).code == 'dense'
+  assert sparse_io._encode(sparse_array((1000,), 0.3)).code == 'bitmask'
+  enc = sparse_io._encode(sparse_array((1000,), 0.005))
+  assert enc.code == 'indices' and enc.arrays['indices'].dtype == np.uint16
+  big = sparse_io._encode(sparse_array((300, 300), 0.002))
+  assert big.code == 'indices' and big.arrays['indices'].dtype == np.uint32
+
+
+@pytest.mark.parametrize('density, at_most', [
+    (0.10, 1 / 7.5), (0.05, 1 / 12), (0.01, 1 / 40)])
+def test_size_against_dense_float32(tmp_path, density, at_most):
+  tree = mlp(density)
+  size = rda_optax.sparse_size(tree)
+  assert size['dense_bytes'] == 4 * (784 * 300 + 300 + 300 * 100 + 100)
+  assert size['ratio'] <= at_most, size
+  # The file adds only the header and zip framing.
+  path = tmp_path / 'mlp.npz'
+  rda_optax.save_sparse(path, tree)
+  assert os.path.getsize(path) <= size['sparse_bytes'] + 4096
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+  path = tmp_path / 'm.npz'
+  rda_optax.save_sparse(path, mlp(0.05))
+  rda_optax.save_sparse(path, mlp(0.05, seed=3))  # Overwrite in place.
+  assert os.listdir(tmp_path) == ['m.npz']
+  assert same_bits(rda_optax.load_sparse(path)['fc1']['kernel'],
+                   mlp(0.05, seed=3)['fc1']['kernel'])
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+  path = tmp_path / 'm.npz'
+  rda_optax.save_sparse(path, mlp(0.05))
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])
+  with pytest.raises(rda_optax.SparseFormatError,
+                     match='not a readable sparse file'):
+    rda_optax.load_sparse(path)
+
+
+def test_corrupted_values_are_detected(tmp_path):
+  path = tmp_path / 'm.npz'
+  rda_optax.save_sparse(path, mlp(0.05))
+  data = bytearray(path.read_bytes())
+  with zipfile.ZipFile(path) as z:
+    info = z.getinfo('0.values.npy')
+  # Flip one byte of the stored values (past the member's local header).
+  at = info.header_offset + 30 + len(info.filename) + 200
+  data[at] ^= 0xFF
+  path.write_bytes(bytes(data))
+  with pytest.raises(rda_optax.SparseFormatError):
+    rda_optax.load_sparse(path)
+
+
+def test_tampered_member_with_valid_zip_is_caught_by_the_checksum(tmp_path):
+  path = tmp_path / 'm.npz'
+  tree = {'w': sparse_array((40, 40), 0.2)}
+  rda_optax.save_sparse(path, tree)
+  with np.load(path) as npz:
+    members = {k: npz[k] for k in npz.files}
+  members['0.values'] = members['0.values'].copy()
+  members['0.values'][5] ^= 1  # A valid zip, wrong numbers.
+  np.savez(path, **members)
+  with pytest.raises(rda_optax.SparseFormatError,
+                     match=r"\['w'\] is corrupted \(checksum mismatch\)"):
+    rda_optax.load_sparse(path)
+  members['0.values'] = members['0.values'][:-4]  # Values and mask disagree.
+  np.savez(path, **members)
+  with pytest.raises(rda_optax.SparseFormatError, match='is corrupted'):
+    rda_optax.load_sparse(path)
+
+
+def _rewrite_header(path, **changes):
+  with np.load(path) as npz:
+    members = {k: npz[k] for k in npz.files}
+  header = json.loads(members['__header__'].tobytes())
+  header.update(changes)
+  members['__header__'] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+  np.savez(path, **members)
+
+
+def test_other_versions_and_formats_are_refused(tmp_path):
+  path = tmp_path / 'm.npz'
+  rda_optax.save_sparse(path, mlp(0.05))
+  _rewrite_header(path, version=2)
+  with pytest.raises(rda_optax.SparseFormatError,
+                     match='format version 2; this rda_optax reads version 1'):
+    rda_optax.load_sparse(path)
+  _rewrite_header(path, version=1, format='something-else')
+  with pytest.raises(rda_optax.SparseFormatError, match='is not a'):
+    rda_optax.load_sparse(path)
+  np.savez(tmp_path / 'plain.npz', w=np.zeros(3))
+  with pytest.raises(rda_optax.SparseFormatError,
+                     match='not written by rda_optax.save_sparse'):
+    rda_optax.load_sparse(tmp_path / 'plain.npz')
+  (tmp_path / 'text.npz').write_text('hello')
+  with pytest.raises(rda_optax.SparseFormatError):
+    rda_optax.load_sparse(tmp_path / 'text.npz')
+  with pytest.raises(rda_optax.SparseFormatError, match='Cannot read'):
+    rda_optax.load_sparse(tmp_path / 'missing.npz')
+
+
+def test_a_file_that_does_not_match_the_template_is_refused(tmp_path):
+  path = tmp_path / 'm.npz'
+  tree = mlp(0.05)
+  rda_optax.save_sparse(path, tree)
+  wrong_shape = jax.tree.map(lambda x: x, tree)
+  wrong_shape['fc2']['kernel'] = np.zeros((100, 300), np.float32)
+  with pytest.raises(rda_optax.SparseFormatError,
+                     match=r"\['fc2'\]\['kernel'\]: shape \(300, 100\) in the "
+                     r"file, \(100, 300\) in the template"):
+    rda_optax.load_sparse(path, like=wrong_shape)
+  wrong_dtype = jax.tree.map(lambda x: x.astype(np.float16), tree)
+  with pytest.raises(rda_optax.SparseFormatError, match='dtype float32 in'):
+    rda_optax.load_sparse(path, like=wrong_dtype)
+  with pytest.raises(rda_optax.SparseFormatError, match='4 arrays'):
+    rda_optax.load_sparse(path, like={'fc1': tree['fc1']})
+  renamed = {'fc1': tree['fc1'], 'out': tree['fc2']}
+  with pytest.raises(rda_optax.SparseFormatError, match=r"\['out'\]"):
+    rda_optax.load_sparse(path, like=renamed)
+
+
+def test_device_arrays_and_a_trained_sparse_model(tmp_path):
+  # What a user saves: the exact zeros RMDA made, as JAX arrays.
+  params = {'w': jnp.asarray(sparse_array((200, 50), 0.05))}
+  path = tmp_path / 'w.npz'
+  rda_optax.save_sparse(path, params)
+  back = rda_optax.load_sparse(path, like=params)
+  assert same_bits(back['w'], params['w'])
+  assert os.path.getsize(path) < params['w'].nbytes / 8
