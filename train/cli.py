@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='List the presets and exit.')
   parser.add_argument('--print_config', action='store_true',
                       help='Print the resolved config as JSON and exit.')
+  parser.add_argument('--eval_export', default=None, metavar='EXPORT_DIR',
+                      help='Evaluate a model exported by python -m '
+                      'train.export on the test split of its dataset (or of '
+                      '--dataset; the data options apply) and exit.')
   group = parser.add_argument_group(
       'config (train.config.Config; defaults are those of the default preset)')
   defaults = config_lib.get_config()
@@ -185,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
       return 0
     if args.print_config:
       print_config(cfg, explicit)
+      return 0
+    if args.eval_export:
+      from train import export  # pylint: disable=import-outside-toplevel
+      export.evaluate_export(args.eval_export, cfg, explicit)
       return 0
     check(cfg, explicit)
     initialize_distributed(cfg)

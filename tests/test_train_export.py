@@ -1,0 +1,120 @@
+"""python -m train.export: compacted, compressed models that compute what the
+sparse model computes, and python -m train --eval_export."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip('models')
+
+import rda_optax  # noqa: E402
+from train import checkpoint as ckpt_lib  # noqa: E402
+from train import cli  # noqa: E402
+from train import config as config_lib  # noqa: E402
+from train import export  # noqa: E402
+from train import metrics as metrics_lib  # noqa: E402
+from train import train as train_lib  # noqa: E402
+
+
+def train_structured(tmp_path, model, dataset, lam, name='run', **kw):
+  """A few steps of RMDA with group lasso on output channels (zero channels)."""
+  cfg = config_lib.get_config(
+      None, model=model, dataset=dataset, method='rmda', lr=0.05,
+      momentum=0.9, regularizer='group_lasso', groups='output', lam=lam,
+      batch_size=32, steps_per_epoch=8, epochs=2, asr_epochs=1,
+      asr_optimizer='sgd', asr_lr=0.01, log_every_steps=4, progress=False,
+      report=False, async_checkpointing=False,
+      workdir=str(tmp_path / name), **kw)
+  train_lib.train_and_evaluate(cfg)
+  return cfg
+
+
+@pytest.fixture(scope='module')
+def lenet5_run(tmp_path_factory):
+  return train_structured(tmp_path_factory.mktemp('lenet5'), 'lenet5',
+                          'synthetic:28x28x1:10', lam=0.15)
+
+
+def test_export_is_smaller_and_computes_the_same_logits(lenet5_run, tmp_path):
+  out = str(tmp_path / 'export')
+  meta = export.export_run(lenet5_run.workdir, out)
+  assert sorted(os.listdir(out)) == ['export.md', 'model.json',
+                                     'variables.npz']
+  assert meta['channel_sparsity'] > 0.3
+  assert meta['macs']['exported'] < meta['macs']['dense'] / 2
+  assert meta['parameters']['exported'] < meta['parameters']['dense'] / 2
+  assert meta['bytes']['exported'] < meta['bytes']['dense_float32'] / 4
+  # Rebuilt from the files alone: the same outputs as the run's final
+  # (sparse) model, in eval mode.
+  model, variables, loaded_meta = export.load_export(out)
+  assert loaded_meta == json.load(open(os.path.join(out, 'model.json')))
+  import models
+  sparse = ckpt_lib.load_variables(lenet5_run.workdir)
+  original = models.create('lenet5', num_classes=10)
+  x = np.random.default_rng(1).uniform(size=(16, 28, 28, 1)).astype(
+      np.float32)
+  want = original.apply({'params': sparse['params']}, x, train=False)
+  got = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+  text = open(os.path.join(out, 'export.md')).read()
+  for needle in ('weight sparsity', 'MACs per example', 'dense float32',
+                 '## Channels per layer', 'conv1'):
+    assert needle in text, needle
+
+
+def test_eval_export_matches_the_runs_own_evaluation(lenet5_run, tmp_path,
+                                                     capsys):
+  out = str(tmp_path / 'export')
+  export.export_run(lenet5_run.workdir, out)
+  capsys.readouterr()
+  assert cli.main(['--eval_export', out]) == 0
+  line = capsys.readouterr().out.strip().splitlines()[-1]
+  last = metrics_lib.read_records(lenet5_run.workdir, 'eval')[-1]
+  assert f'test top-1 {last["test_top1"]:.4f}' in line, line
+  assert 'on synthetic:28x28x1:10' in line
+
+
+def test_resnet_with_batch_norm_exports_exactly(tmp_path):
+  cfg = train_structured(tmp_path, 'resnet8', 'synthetic:32x32x3:10',
+                         lam=0.05)
+  meta = export.export_run(cfg.workdir, time_batch=4)
+  assert meta['max_abs_logit_diff'] < 1e-3
+  assert meta['cpu_inference']['speedup'] > 0
+  model, variables, _ = export.load_export(os.path.join(cfg.workdir,
+                                                        'export'))
+  assert 'batch_stats' in variables
+  assert model.num_classes == 10
+
+
+def test_export_errors_are_one_line(tmp_path, capsys):
+  assert export.main([str(tmp_path / 'missing')]) == 2
+  assert 'is not a run directory' in capsys.readouterr().err
+  assert export.main([str(tmp_path)]) == 2  # No config.json.
+  err = capsys.readouterr().err
+  assert err.startswith('error: Cannot export') and err.count('\n') == 1
+  with pytest.raises(export.ExportError, match='not a readable export'):
+    export.load_export(str(tmp_path))
+
+
+def test_a_damaged_export_is_refused(lenet5_run, tmp_path, capsys):
+  out = str(tmp_path / 'export')
+  export.export_run(lenet5_run.workdir, out)
+  meta_path = os.path.join(out, 'model.json')
+  meta = json.load(open(meta_path))
+  json.dump(dict(meta, version=99), open(meta_path, 'w'))
+  with pytest.raises(export.ExportError, match='version 99'):
+    export.load_export(out)
+  json.dump(dict(meta, fields={}), open(meta_path, 'w'))  # Wrong widths.
+  with pytest.raises(export.ExportError, match='does not match the template'):
+    export.load_export(out)
+  json.dump(meta, open(meta_path, 'w'))
+  path = os.path.join(out, 'variables.npz')
+  data = open(path, 'rb').read()
+  open(path, 'wb').write(data[:len(data) // 3])
+  with pytest.raises(export.ExportError, match='truncated or corrupted'):
+    export.load_export(out)
+  assert cli.main(['--eval_export', out]) == 2
+  assert 'truncated or corrupted' in capsys.readouterr().err
+  assert isinstance(rda_optax.SparseFormatError('x'), ValueError)

@@ -1,0 +1,397 @@
+"""Export a trained sparse model: physically smaller, compressed, checked.
+
+``python -m train.export RUN_DIR`` takes the final model of a run (the
+exactly sparse one the run reports), removes every all-zero output channel
+and neuron with :func:`models.compact` (folding their constant outputs into
+the layers that read them), and writes to ``RUN_DIR/export/`` (or
+``--out DIR``):
+
+* ``model.json``: how to rebuild the smaller network --
+  ``models.create(model, num_classes=..., **fields)`` -- plus its input
+  shape, the run it came from, and the numbers below;
+* ``variables.npz``: its ``params`` and ``batch_stats`` in
+  :func:`rda_optax.save_sparse`'s compressed format;
+* ``export.md``: weight and channel sparsity per layer, dense and remaining
+  multiply-accumulates (MACs), file sizes against the dense float32
+  variables, and the largest difference between the exported model's
+  outputs and the sparse model's on a fixed batch (it must be float
+  rounding; the export fails otherwise). ``--time`` adds measured CPU
+  inference times of both.
+
+``load_export(DIR)`` returns ``(model, variables, meta)``;
+``python -m train --eval_export DIR`` evaluates an export on its dataset's
+test split (or on ``--dataset``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any
+
+FORMAT = 'rda-optax-export'
+VERSION = 1
+TOLERANCE = 1e-3  # Largest |logit difference| accepted (float32 rounding).
+
+
+class ExportError(ValueError):
+  """A run that cannot be exported, or an export that cannot be read."""
+
+
+def _jsonable(value: Any) -> Any:
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, (str, int, float, bool)) or value is None:
+    return value
+  raise TypeError(type(value).__name__)
+
+
+def _tuples(value: Any) -> Any:
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def _changed_fields(reference, module) -> dict[str, Any]:
+  """Constructor fields of ``module`` that differ from ``reference``."""
+  out = {}
+  for f in dataclasses.fields(module):
+    if not f.init or f.name in ('parent', 'name', 'num_classes'):
+      continue
+    new, old = getattr(module, f.name), getattr(reference, f.name)
+    if new == old:
+      continue
+    try:
+      out[f.name] = _jsonable(new)
+    except TypeError as e:
+      raise ExportError(
+          f'Cannot export {type(module).__name__}: its field {f.name} '
+          f'({e}) changed in compaction and is not a plain value.') from e
+  return out
+
+
+def _input_shape(cfg) -> tuple[int, ...]:
+  import models  # pylint: disable=import-outside-toplevel
+  from train import data as data_lib  # pylint: disable=import-outside-toplevel
+  from train import datasets  # pylint: disable=import-outside-toplevel
+  name = cfg.dataset.split(':')[0]
+  if data_lib.is_synthetic(cfg.dataset):
+    match = data_lib._SYNTH.match(cfg.dataset)  # pylint: disable=protected-access
+    if match.group(1):
+      return tuple(int(match.group(i)) for i in (1, 2, 3))
+  elif name in datasets.DATASETS:
+    shape = tuple(datasets.DATASETS[name].image_shape)
+    if getattr(cfg, 'image_size', 0) and shape[0] > 64:
+      return (cfg.image_size, cfg.image_size, shape[-1])
+    return shape
+  return tuple(models.default_input_shape(cfg.model))
+
+
+def _num_classes(model_name: str, params, input_shape) -> int:
+  """The classifier width of ``params``: the leaf whose last axis differs
+  from a 1-class model's."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import models  # pylint: disable=import-outside-toplevel
+  one = models.create(model_name, num_classes=1)
+  shapes = jax.eval_shape(
+      lambda: one.init(jax.random.key(0), jnp.zeros((1,) + input_shape),
+                       train=False))['params']
+  flat_want = jax.tree_util.tree_leaves_with_path(shapes)
+  flat_have = {jax.tree_util.keystr(p): x for p, x in
+               jax.tree_util.tree_leaves_with_path(params)}
+  for path, want in flat_want:
+    have = flat_have.get(jax.tree_util.keystr(path))
+    if have is not None and want.shape[-1:] == (1,) and have.shape[-1:] != (1,):
+      return int(have.shape[-1])
+  return 1
+
+
+def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
+  from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
+  from train import config as config_lib  # pylint: disable=import-outside-toplevel
+  try:
+    cfg = config_lib.load_config(run)
+    variables = ckpt_lib.load_variables(run)
+  except (ValueError, OSError) as e:
+    raise ExportError(f'Cannot export {run}: {e}') from e
+  return cfg, variables
+
+
+def _fixed_batch(input_shape, n: int = 8):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  return rng.uniform(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
+
+
+def _time_apply(model, variables, x, repeats: int = 20) -> float:
+  """Median seconds of a jitted eval-mode forward pass on ``x``."""
+  import jax  # pylint: disable=import-outside-toplevel
+  fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  jax.block_until_ready(fwd(variables, x))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fwd(variables, x))
+    times.append(time.perf_counter() - t0)
+  return sorted(times)[len(times) // 2]
+
+
+def export_run(run: str, out: str | None = None, *,
+               time_batch: int = 0) -> dict[str, Any]:
+  """Exports the final model of ``run``; returns the summary (model.json).
+
+  Args:
+    run: a run directory (``--workdir`` of ``python -m train``).
+    out: the export folder (default ``run/export``); replaced if present.
+    time_batch: if > 0, also time the dense and the exported model's
+      forward pass on a batch of this size (CPU inference speed).
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import models  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  from train import methods  # pylint: disable=import-outside-toplevel
+
+  cfg, loaded = _sparse_variables(run)
+  out = out or os.path.join(run, 'export')
+  variables = {'params': loaded['params']}
+  if loaded.get('batch_stats'):
+    variables['batch_stats'] = loaded['batch_stats']
+  input_shape = _input_shape(cfg)
+  num_classes = _num_classes(cfg.model, variables['params'], input_shape)
+  model = models.create(cfg.model, num_classes=num_classes)
+  try:
+    result = models.compact(model, variables)
+  except (ValueError, KeyError, NotImplementedError) as e:
+    raise ExportError(f'Cannot compact {cfg.model}: {e}') from e
+  fields = _changed_fields(model, result.model)
+  rebuilt = models.create(cfg.model, num_classes=num_classes,
+                          **_tuples_in(fields))
+  # The export must compute what the sparse model computes.
+  x = _fixed_batch(input_shape)
+  want = np.asarray(model.apply(variables, x, train=False), np.float64)
+  got = np.asarray(rebuilt.apply(result.variables, x, train=False),
+                   np.float64)
+  max_diff = float(np.max(np.abs(want - got)))
+  scale = float(np.max(np.abs(want))) or 1.0
+  if not max_diff <= TOLERANCE * max(1.0, scale):
+    raise ExportError(
+        f'The compacted {cfg.model} differs from the sparse model by '
+        f'{max_diff:.3g} on a test batch (tolerance {TOLERANCE:g}): not '
+        'exported. Please report this with the run directory.')
+
+  macs_before = models.flops(model, variables, input_shape)
+  macs_after = models.flops(rebuilt, result.variables, input_shape)
+  mask = methods.leaf_mask(cfg.select)
+  summary = rda_optax.sparsity_summary(variables['params'], mask)
+
+  tmp = out + '.tmp'
+  if os.path.exists(tmp):
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  rda_optax.save_sparse(os.path.join(tmp, 'variables.npz'), result.variables)
+  dense_bytes = sum(int(np.asarray(v).size) * 4
+                    for v in jax.tree.leaves(variables))
+  meta = {
+      'format': FORMAT, 'version': VERSION, 'model': cfg.model,
+      'num_classes': num_classes, 'fields': fields,
+      'input_shape': list(input_shape), 'dataset': cfg.dataset,
+      'source': {'run': os.path.abspath(run), 'step': loaded.get('step'),
+                 'method': cfg.method},
+      'weight_sparsity': summary['regularized/sparsity'],
+      'channel_sparsity': summary['regularized/channel_sparsity'],
+      'parameters': {'dense': int(sum(np.asarray(v).size for v in
+                                      jax.tree.leaves(variables['params']))),
+                     'exported': int(sum(np.asarray(v).size for v in
+                                         jax.tree.leaves(
+                                             result.variables['params']))),
+                     'nonzero': int(sum(np.count_nonzero(v) for v in
+                                        jax.tree.leaves(
+                                            result.variables['params'])))},
+      'macs': {'dense': macs_before.dense_total,
+               'exported': macs_after.dense_total,
+               'nonzero': macs_after.sparse_total},
+      'bytes': {'dense_float32': dense_bytes,
+                'exported': os.path.getsize(os.path.join(tmp,
+                                                         'variables.npz'))},
+      'max_abs_logit_diff': max_diff,
+  }
+  if time_batch:
+    xb = _fixed_batch(input_shape, time_batch)
+    t_dense = _time_apply(model, variables, xb)
+    t_exp = _time_apply(rebuilt, result.variables, xb)
+    meta['cpu_inference'] = {
+        'batch': time_batch, 'device': str(jax.devices()[0].device_kind),
+        'dense_s': t_dense, 'exported_s': t_exp,
+        'speedup': t_dense / t_exp,
+        'mac_ratio': macs_before.dense_total / max(macs_after.dense_total, 1)}
+  with open(os.path.join(tmp, 'model.json'), 'w') as f:
+    json.dump(meta, f, indent=2)
+  with open(os.path.join(tmp, 'export.md'), 'w') as f:
+    f.write(_markdown(meta, result, macs_before, macs_after) + '\n')
+  if os.path.exists(out):
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.rmtree(out)
+  os.replace(tmp, out)
+  return meta
+
+
+def _tuples_in(fields: dict[str, Any]) -> dict[str, Any]:
+  return {k: _tuples(v) for k, v in fields.items()}
+
+
+def _markdown(meta, result, before, after) -> str:
+  m, b = meta['macs'], meta['bytes']
+  p = meta['parameters']
+  lines = [
+      f'# Export of {meta["model"]} ({meta["source"]["method"]}, step '
+      f'{meta["source"]["step"]})', '',
+      f'- source run: `{meta["source"]["run"]}`',
+      f'- weight sparsity (selected leaves): {meta["weight_sparsity"]:.2%}; '
+      f'all-zero output channels: {meta["channel_sparsity"]:.2%}',
+      f'- parameters: {p["dense"]:,} → {p["exported"]:,} after compaction '
+      f'({p["nonzero"]:,} nonzero)',
+      f'- MACs per example: {m["dense"]:,} dense → {m["exported"]:,} '
+      f'compacted (×{m["dense"] / max(m["exported"], 1):.2f} fewer); '
+      f'{m["nonzero"]:,} with nonzero weights',
+      f'- file: {b["exported"]:,} bytes against {b["dense_float32"]:,} dense '
+      f'float32 (1/{b["dense_float32"] / max(b["exported"], 1):.1f})',
+      f'- largest |logit difference| to the sparse model on a fixed batch: '
+      f'{meta["max_abs_logit_diff"]:.2e}',
+  ]
+  if 'cpu_inference' in meta:
+    c = meta['cpu_inference']
+    lines.append(
+        f'- inference ({c["device"]}, batch {c["batch"]}): dense '
+        f'{1e3 * c["dense_s"]:.2f} ms, exported {1e3 * c["exported_s"]:.2f} '
+        f'ms: ×{c["speedup"]:.2f} faster for ×{c["mac_ratio"]:.2f} fewer '
+        f'MACs ({c["speedup"] / c["mac_ratio"]:.2f} of the MAC reduction)')
+  lines += ['', 'Rebuild it:', '', '```python',
+            'from train import export',
+            'model, variables, meta = export.load_export(EXPORT_DIR)', '```',
+            '', '## Channels per layer', '', result.table(), '',
+            '## MACs per layer (compacted model)', '', after.table()]
+  return '\n'.join(lines)
+
+
+def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+  """``(model, variables, meta)`` of an export folder.
+
+  Raises:
+    ExportError: not an export folder, another version, or variables that do
+      not match the model (a clear message; never a silently wrong model).
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import models  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  meta_path = os.path.join(path, 'model.json')
+  try:
+    with open(meta_path) as f:
+      meta = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ExportError(f'{path} is not a readable export ({e}); make one '
+                      'with python -m train.export RUN_DIR.') from e
+  if meta.get('format') != FORMAT or meta.get('version') != VERSION:
+    raise ExportError(
+        f'{meta_path}: format {meta.get("format")!r} version '
+        f'{meta.get("version")!r}; this code reads {FORMAT} version '
+        f'{VERSION}.')
+  try:
+    model = models.create(meta['model'], num_classes=meta['num_classes'],
+                          **_tuples_in(meta['fields']))
+  except (ValueError, TypeError, KeyError) as e:
+    raise ExportError(f'{meta_path} describes no buildable model: {e}') from e
+  template = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1,) + tuple(meta['input_shape'])),
+      train=False))
+  template = {k: v for k, v in template.items()
+              if k in ('params', 'batch_stats')}
+  try:
+    variables = rda_optax.load_sparse(os.path.join(path, 'variables.npz'),
+                                      like=template)
+  except rda_optax.SparseFormatError as e:
+    raise ExportError(str(e)) from e
+  return model, variables, meta
+
+
+def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
+  """Test metrics of an export on its dataset (``python -m train
+  --eval_export DIR``); prints one line and returns them.
+
+  ``cfg`` gives the data options (``--data_dir``, ``--manual_dir``,
+  ``--eval_batch_size``); its dataset is the export's unless ``--dataset`` was
+  given explicitly.
+
+  Raises:
+    ConfigError: unreadable export, or data of another shape.
+  """
+  import optax  # pylint: disable=import-outside-toplevel
+  from train import config as config_lib  # pylint: disable=import-outside-toplevel
+  from train import train as train_lib  # pylint: disable=import-outside-toplevel
+  try:
+    model, variables, meta = load_export(path)
+  except ExportError as e:
+    raise config_lib.ConfigError(str(e)) from e
+  if 'dataset' not in explicit:
+    cfg = cfg.replace(dataset=meta['dataset'])
+  data = train_lib.create_data(cfg)
+  if tuple(data.image_shape) != tuple(meta['input_shape']) or (
+      data.num_classes != meta['num_classes']):
+    raise config_lib.ConfigError(
+        f'The export in {path} takes {tuple(meta["input_shape"])} inputs and '
+        f'{meta["num_classes"]} classes; {cfg.dataset} has '
+        f'{tuple(data.image_shape)} and {data.num_classes}.')
+  state = train_lib.TrainState.create(
+      apply_fn=model.apply, params=variables['params'], tx=optax.identity(),
+      batch_stats=variables.get('batch_stats', {}))
+  metrics = train_lib.evaluate(train_lib.make_p_eval_step(data),
+                               train_lib.replicate(state), data,
+                               cfg.eval_batch)
+  print(f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
+        f'parameters) on {cfg.dataset}: test top-1 '
+        f'{metrics["test_top1"]:.4f} top-5 {metrics["test_top5"]:.4f} loss '
+        f'{metrics["test_loss"]:.4f}', flush=True)
+  return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+  """``python -m train.export RUN_DIR [--out DIR] [--time B]``."""
+  parser = argparse.ArgumentParser(
+      prog='python -m train.export',
+      description='Export the final sparse model of a run, compacted and '
+      'compressed (model.json, variables.npz, export.md).')
+  parser.add_argument('run', help='a run directory (--workdir of python -m '
+                      'train)')
+  parser.add_argument('--out', default=None,
+                      help='export folder (default: RUN/export)')
+  parser.add_argument('--time', type=int, default=0, metavar='BATCH',
+                      help='also time CPU inference of the dense and the '
+                      'exported model on a batch of this size')
+  args = parser.parse_args(argv)
+  if not os.path.isdir(args.run):
+    print(f'error: {args.run} is not a run directory (a --workdir of '
+          'python -m train).', file=sys.stderr)
+    return 2
+  try:
+    meta = export_run(args.run, args.out, time_batch=args.time)
+  except ExportError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  out = args.out or os.path.join(args.run, 'export')
+  with open(os.path.join(out, 'export.md')) as f:
+    text = f.read()
+  print(text.split('\nRebuild it:')[0].rstrip())
+  print(f'\nwritten to {out}/ (model.json, variables.npz, export.md); '
+        f'{meta["bytes"]["exported"]:,} bytes of variables.')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
