@@ -6,9 +6,12 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   field a CLI flag), :data:`~train.config.PRESETS`,
   :func:`~train.config.get_config`, :func:`~train.config.validate`,
   :func:`~train.config.check_workdir`.
+* :mod:`train.registry`: the methods (sgd, prox_sgd, rda, rmda, han, gmp),
+  each declared once (:class:`~train.registry.Method`: options it reads,
+  schedules, ASR, init, builder).
 * :mod:`train.methods`: config -> Optax optimizer
-  (:func:`~train.methods.create_optimizer`; sgd, prox_sgd, rda, han, gmp,
-  each with optional ASR), epoch-valued schedules
+  (:func:`~train.methods.create_optimizer`: the method's builder plus weight
+  decay and ASR), epoch-valued schedules
   (:func:`~train.methods.make_schedule`), leaf selection, RDA init.
 * :mod:`train.train`: train state, pmapped
   :func:`~train.train.train_step` / :func:`~train.train.eval_step`, and

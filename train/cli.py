@@ -38,6 +38,7 @@ import sys
 from typing import Any
 
 from train import config as config_lib
+from train import registry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
   defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
     help_text = config_lib.field_doc(name) or name
+    if name == 'method':  # The methods, as train.registry declares them.
+      help_text = '; '.join(f'{m.name}: {m.summary}'
+                            for m in registry.METHODS.values()) + '.'
     value = getattr(defaults, name)
     if isinstance(value, tuple):
       value = ','.join(f'{v:g}' for v in value)

@@ -21,8 +21,7 @@ import os
 import tempfile
 from typing import Any
 
-METHODS = ('sgd', 'prox_sgd', 'rda', 'rmda', 'han', 'gmp')
-SPARSE_METHODS = ('prox_sgd', 'rda', 'rmda')  # Methods whose proximal step makes zeros.
+from train import registry
 REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1')
 SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear',
              'warmup')
@@ -227,11 +226,10 @@ class Config:
   @property
   def effective_init_scale(self) -> float:
     """The RDA init scale used for the kernels (0 = model default init)."""
-    if self.method == 'rmda':
-      return self.init_scale
-    if self.method != 'rda':
+    default = registry.get(self.method).init_scale_default
+    if default is None:
       return 0.0
-    return self.init_scale or 2.0
+    return self.init_scale or default
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -421,7 +419,8 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
     raise ConfigError(f'Unknown config fields {unknown}.')
   values.update(overrides)
   method = values.get('method', Config.method)
-  if method not in SPARSE_METHODS and 'asr_epochs' not in overrides:
+  known = registry.METHODS.get(method)
+  if known is not None and not known.sparse and 'asr_epochs' not in overrides:
     # A preset's ASR phase belongs to its sparse method: another method
     # (sgd, han, gmp) has no zeros of its own to retrain.
     values['asr_epochs'] = 0.0
@@ -456,7 +455,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   Raises:
     ConfigError: naming the option and the fix.
   """
-  _choice('method', cfg.method, METHODS)
+  _choice('method', cfg.method, tuple(registry.METHODS))
   _choice('regularizer', cfg.regularizer, REGULARIZERS)
   _choice('groups', cfg.groups, GROUPS)
   _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
@@ -526,7 +525,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if not cfg.workdir:
     raise ConfigError('--workdir is required.')
 
-  sparse = cfg.method in SPARSE_METHODS
+  sparse = registry.METHODS[cfg.method].sparse
   has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
   # ASR needs a sparse phase that made exact zeros.
   if cfg.asr_epochs > 0:
@@ -544,7 +543,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
           f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
           'makes no zeros to freeze; set --lam > 0 (and a regularizer) or '
           '--asr_epochs 0.')
-  if cfg.method == 'han':
+  method = registry.get(cfg.method)
+  if method.from_run:
     if not cfg.init_from and need_init_from:
       raise ConfigError(
           '--method han prunes a trained model then fine-tunes it: pass '
@@ -556,7 +556,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
     if not 0 <= cfg.gmp_sparsity < 1:
       raise ConfigError(
           f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.')
-    end = cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
+    end = registry.gmp_end_epoch(cfg)
     if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
       raise ConfigError(
           f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
@@ -568,30 +568,12 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   check_workdir_path(cfg.workdir)
 
   # Options the chosen method ignores, when set explicitly.
-  ignored = {
-      'sgd': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
-      'prox_sgd': {'gamma', 'gamma_schedule'},
-      'rda': {'lr', 'momentum', 'nesterov', 'lr_schedule'},
-      'rmda': {'gamma', 'gamma_schedule', 'nesterov'},
-      'han': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
-      'gmp': {'gamma', 'lam', 'lam2', 'regularizer', 'gamma_schedule'},
-  }[cfg.method]
-  if cfg.method != 'gmp':
-    ignored |= {'gmp_sparsity', 'gmp_begin_epoch', 'gmp_end_epoch',
-                'gmp_frequency'}
-  if cfg.method != 'han':
-    ignored |= {'prune_sparsity'}
-  if cfg.method not in ('rda', 'rmda'):
-    ignored |= {'init_scale'}
-  if cfg.method != 'rmda':
-    ignored |= {'restart_epochs'}
-  bad = sorted(set(explicit) & ignored)
+  bad = sorted(set(explicit) & method.ignores)
   if bad:
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
-        '; drop them or choose the method that does (rda: gamma, lam, '
-        'init_scale; rmda: lr, momentum, lam, init_scale, restart_epochs; '
-        'prox_sgd: lr, lam; han: prune_sparsity; gmp: gmp_*).')
+        '; drop them or choose the method that does ('
+        f'{registry.options_summary()}).')
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
     raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
                       '(the group strength; --lam is the l1 strength).')

@@ -1,20 +1,9 @@
 """From a :class:`train.config.Config` to an Optax optimizer.
 
 One optimizer covers the whole run, so its state is continuous and a run
-resumes from any step:
-
-===========  ================================================================
-method       optimizer
-===========  ================================================================
-sgd          ``optax.sgd(lr, momentum, nesterov)`` (the dense reference)
-prox_sgd     ``rda_optax.prox_sgd(lr, regularizer, momentum, nesterov)``
-rda          ``rda_optax.rda(gamma, regularizer)``
-rmda         ``rda_optax.rmda(lr, regularizer, momentum)``
-han          ``rda_optax.asr(optax.sgd(...), start_step=0)`` after one-shot
-             magnitude pruning of the ``--init_from`` weights (Han et al.)
-gmp          ``optax.chain(optax.sgd(...),
-             rda_optax.gradual_magnitude_pruning(...))`` (Zhu & Gupta)
-===========  ================================================================
+resumes from any step. Each method's own optimizer is declared in
+:mod:`train.registry` (``sgd``, ``prox_sgd``, ``rda``, ``rmda``, ``han``,
+``gmp``); this module adds what is common to all of them.
 
 ``--asr_epochs E`` wraps prox_sgd / rda / rmda in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
@@ -35,6 +24,7 @@ from typing import Any, Callable
 import jax
 import optax
 
+from train import registry
 from train.config import Config, ConfigError
 
 Schedule = Callable[[Any], Any]
@@ -125,9 +115,7 @@ def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
 def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   """The lr, gamma and lam schedules of a run (only those the method uses)."""
   out: dict[str, float | Schedule] = {}
-  names = {'sgd': ('lr',), 'prox_sgd': ('lr', 'lam'), 'rda': ('gamma', 'lam'),
-           'rmda': ('lr', 'lam'), 'han': ('lr',), 'gmp': ('lr',)}[cfg.method]
-  for name in names:
+  for name in registry.get(cfg.method).schedules:
     out[name] = make_schedule(
         getattr(cfg, name), getattr(cfg, f'{name}_schedule'),
         getattr(cfg, f'{name}_boundaries'), getattr(cfg, f'{name}_scales'),
@@ -188,23 +176,11 @@ def path_str(path) -> str:
 
 def make_regularizer(cfg: Config, lam: float | Schedule):
   """The rda_optax regularizer of ``--regularizer`` with strength ``lam``."""
-  import rda_optax
-  if cfg.regularizer == 'none':
-    return None
-  if cfg.regularizer == 'l1':
-    return rda_optax.l1(lam)
-  if cfg.regularizer == 'l0':
-    return rda_optax.l0(lam)
-  if cfg.regularizer == 'group_lasso':
-    return rda_optax.group_lasso(lam, groups=cfg.groups)
-  if cfg.regularizer == 'sparse_group_lasso':
-    return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
-  if cfg.regularizer == 'tl1':
-    kw = dict(a=cfg.tl1_a)
-    if cfg.lam2:
-      kw.update(group_strength=cfg.lam2, groups=cfg.groups)
-    return rda_optax.transformed_l1(lam, **kw)
-  raise ConfigError(f'Unknown regularizer {cfg.regularizer!r}.')
+  ctx = registry.BuildContext(cfg, {'lam': lam}, None, 1)
+  try:
+    return ctx.regularizer()
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
 
 
 def create_optimizer(cfg: Config, phases: Phases
@@ -217,43 +193,11 @@ def create_optimizer(cfg: Config, phases: Phases
     (of the method's own step count) for logging.
   """
   import rda_optax
+  method = registry.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
   mask = leaf_mask(cfg.select)
-
-  def sgd():
-    return optax.sgd(hypers['lr'], momentum=cfg.momentum or None,
-                     nesterov=cfg.nesterov)
-
-  if cfg.method == 'sgd':
-    inner = sgd()
-  elif cfg.method == 'prox_sgd':
-    inner = rda_optax.prox_sgd(
-        hypers['lr'], make_regularizer(cfg, hypers['lam']),
-        momentum=cfg.momentum or None, nesterov=cfg.nesterov, mask=mask)
-  elif cfg.method == 'rda':
-    inner = rda_optax.rda(hypers['gamma'], make_regularizer(cfg, hypers['lam']),
-                          mask=mask)
-  elif cfg.method == 'rmda':
-    spe = phases.steps_per_epoch
-    inner = rda_optax.rmda(
-        hypers['lr'], make_regularizer(cfg, hypers['lam']),
-        momentum=cfg.momentum, mask=mask,
-        restart_steps=tuple(int(round(e * spe)) for e in cfg.restart_epochs))
-  elif cfg.method == 'han':
-    inner = sgd()
-  elif cfg.method == 'gmp':
-    spe = phases.steps_per_epoch
-    end = cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
-    begin_step = int(round(cfg.gmp_begin_epoch * spe))
-    end_step = max(int(round(end * spe)), begin_step)
-    from rda_optax import pruning  # pylint: disable=import-outside-toplevel
-    inner = optax.chain(
-        sgd(),
-        pruning.gradual_magnitude_pruning(
-            cfg.gmp_sparsity, begin_step=begin_step, end_step=end_step,
-            frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=mask))
-  else:
-    raise ConfigError(f'Unknown method {cfg.method!r}.')
+  inner = method.build(registry.BuildContext(cfg, hypers, mask,
+                                             phases.steps_per_epoch))
 
   if cfg.weight_decay:
     # Added to the gradient before the method (and before gmp's pruning,
@@ -261,7 +205,7 @@ def create_optimizer(cfg: Config, phases: Phases
     decay_mask = mask if mask is not None else rda_optax.default_mask
     inner = optax.chain(
         optax.add_decayed_weights(cfg.weight_decay, decay_mask), inner)
-  if cfg.method == 'han':
+  if method.from_run:  # The pruned zeros stay frozen from the first step.
     tx = rda_optax.asr(inner, mask=mask, start_step=0)
   elif cfg.asr_epochs > 0:
     retrain = None

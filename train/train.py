@@ -39,6 +39,7 @@ from train import config as config_lib
 from train import data as data_lib
 from train import methods
 from train import metrics as metrics_lib
+from train import registry
 
 AXIS = 'batch'
 MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished train steps.
@@ -54,8 +55,7 @@ def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
   kept = (f'the last good checkpoint (step {good}) is kept in '
           f'{cfg.workdir}/checkpoints' if good is not None else
           'no checkpoint was written before it')
-  hint = {'rda': 'raise --gamma (RDA steps with 1/(gamma*sqrt(n)))'}.get(
-      cfg.method, 'lower --lr')
+  hint = registry.get(cfg.method).divergence_hint
   raise config_lib.Diverged(
       f'training diverged at step {step} ({what}: {value}); {kept}. '
       f'Start a new --workdir with a smaller step: {hint}.')
@@ -222,7 +222,7 @@ def create_train_state(key, cfg: config_lib.Config, model, image_shape,
     if batch_stats:
       batch_stats = _load_matching('batch_stats', batch_stats,
                                    init_variables['batch_stats'], cfg.init_from)
-  if cfg.method == 'han':
+  if registry.get(cfg.method).from_run:
     params = methods.prune(cfg, params)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                            batch_stats=batch_stats)

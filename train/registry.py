@@ -1,0 +1,203 @@
+"""The train job's methods, each declared once.
+
+A :class:`Method` says everything the job needs to know about a method: the
+options it reads (the CLI refuses the others when given explicitly), which
+of them are schedules (lr, γ, λ), whether it makes exact zeros that adaptive
+sparse retraining (ASR) can follow, whether it starts from another run's
+weights, its kernel initialization, and how to build its optimizer. The CLI
+help, validation, the optimizer, logging and the report read this table, so
+adding a method means adding one entry (and its tests).
+
+This module is light (no JAX, no Optax at import): ``python -m train --help``
+and config validation read it without loading the numerical stack; the
+builders import what they build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+# Options whose use depends on the method: set explicitly for a method that
+# does not read them, they are an error (a value meant for another method).
+METHOD_OPTIONS = frozenset({
+    'lr', 'lr_schedule', 'gamma', 'gamma_schedule', 'lam', 'lam2',
+    'regularizer', 'momentum', 'nesterov', 'init_scale', 'restart_epochs',
+    'prune_sparsity', 'gmp_sparsity', 'gmp_begin_epoch', 'gmp_end_epoch',
+    'gmp_frequency',
+})
+SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+  """What a method's builder gets.
+
+  Attributes:
+    cfg: the run's config.
+    hypers: ``'lr'`` / ``'gamma'`` / ``'lam'`` (those the method reads) as a
+      float or an Optax schedule of the step.
+    mask: the leaf selection of ``--select`` (None = the library default).
+    steps_per_epoch: to turn epoch-valued options into steps.
+  """
+  cfg: Any
+  hypers: dict[str, Any]
+  mask: Any
+  steps_per_epoch: int
+
+  def steps(self, epochs: float) -> int:
+    return int(round(epochs * self.steps_per_epoch))
+
+  def sgd(self):
+    """SGD with the run's lr, momentum and Nesterov flag."""
+    import optax  # pylint: disable=import-outside-toplevel
+    return optax.sgd(self.hypers['lr'], momentum=self.cfg.momentum or None,
+                     nesterov=self.cfg.nesterov)
+
+  def regularizer(self):
+    """The rda_optax regularizer of ``--regularizer`` with strength λ."""
+    import rda_optax  # pylint: disable=import-outside-toplevel
+    cfg, lam = self.cfg, self.hypers['lam']
+    if cfg.regularizer == 'none':
+      return None
+    if cfg.regularizer == 'l1':
+      return rda_optax.l1(lam)
+    if cfg.regularizer == 'l0':
+      return rda_optax.l0(lam)
+    if cfg.regularizer == 'group_lasso':
+      return rda_optax.group_lasso(lam, groups=cfg.groups)
+    if cfg.regularizer == 'sparse_group_lasso':
+      return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
+    if cfg.regularizer == 'tl1':
+      kw = dict(a=cfg.tl1_a)
+      if cfg.lam2:
+        kw.update(group_strength=cfg.lam2, groups=cfg.groups)
+      return rda_optax.transformed_l1(lam, **kw)
+    raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One method of ``python -m train --method``.
+
+  Attributes:
+    name: the ``--method`` value.
+    summary: one line for the help and the docs.
+    reads: the options of :data:`METHOD_OPTIONS` it uses.
+    build: ``BuildContext -> optax.GradientTransformation``: the method's own
+      optimizer (``--weight_decay`` and ASR are added around it).
+    sparse: its steps make exact zeros, so ``--asr_epochs`` may follow.
+    from_run: starts from ``--init_from``'s weights, pruned by magnitude and
+      frozen from the first step (Han et al.).
+    init_scale_default: ``None``: the model's default kernel init;
+      otherwise ``--init_scale`` selects ``rda_optax.rda_uniform(s)`` and 0
+      means this default (0 = the model's init).
+    divergence_hint: what to change when a run diverges.
+  """
+  name: str
+  summary: str
+  reads: frozenset[str]
+  build: Callable[[BuildContext], Any]
+  sparse: bool = False
+  from_run: bool = False
+  init_scale_default: float | None = None
+  divergence_hint: str = 'lower --lr'
+
+  @property
+  def schedules(self) -> tuple[str, ...]:
+    """The scheduled options it reads, among lr, gamma, lam."""
+    return tuple(s for s in SCHEDULED if s in self.reads)
+
+  @property
+  def ignores(self) -> frozenset[str]:
+    """Method options it does not read (refused when set explicitly)."""
+    return METHOD_OPTIONS - self.reads
+
+
+# ---------------------------------------------------------------------------
+# Builders.
+# ---------------------------------------------------------------------------
+
+def _sgd(ctx: BuildContext):
+  return ctx.sgd()
+
+
+def _prox_sgd(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  return rda_optax.prox_sgd(
+      ctx.hypers['lr'], ctx.regularizer(), momentum=ctx.cfg.momentum or None,
+      nesterov=ctx.cfg.nesterov, mask=ctx.mask)
+
+
+def _rda(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  return rda_optax.rda(ctx.hypers['gamma'], ctx.regularizer(), mask=ctx.mask)
+
+
+def _rmda(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  return rda_optax.rmda(
+      ctx.hypers['lr'], ctx.regularizer(), momentum=ctx.cfg.momentum,
+      mask=ctx.mask,
+      restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs))
+
+
+def gmp_end_epoch(cfg) -> float:
+  """gmp's end epoch: ``--gmp_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
+  return cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
+
+
+def _gmp(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  cfg = ctx.cfg
+  begin = ctx.steps(cfg.gmp_begin_epoch)
+  return optax.chain(
+      ctx.sgd(),
+      rda_optax.gradual_magnitude_pruning(
+          cfg.gmp_sparsity, begin_step=begin,
+          end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
+          frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=ctx.mask))
+
+
+_SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
+_REG_OPTIONS = frozenset({'lam', 'lam2', 'regularizer'})
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method('sgd', 'dense SGD with momentum (the reference)', _SGD_OPTIONS,
+           _sgd),
+    Method('prox_sgd', 'proximal SGD (soft threshold after each step)',
+           _SGD_OPTIONS | _REG_OPTIONS, _prox_sgd, sparse=True),
+    Method('rda', 'regularized dual averaging centred at the initial weights '
+           '(He et al.)',
+           _REG_OPTIONS | {'gamma', 'gamma_schedule', 'init_scale'}, _rda,
+           sparse=True, init_scale_default=2.0,
+           divergence_hint='raise --gamma (RDA steps with 1/(gamma*sqrt(n)))'),
+    Method('rmda', 'RDA with a learning rate and momentum (modernized dual '
+           'averaging)',
+           _REG_OPTIONS | {'lr', 'lr_schedule', 'momentum', 'init_scale',
+                           'restart_epochs'}, _rmda,
+           sparse=True, init_scale_default=0.0),
+    Method('han', 'magnitude prune --init_from, then fine-tune with the zeros '
+           'frozen (Han et al.)', _SGD_OPTIONS | {'prune_sparsity'}, _sgd,
+           from_run=True),
+    Method('gmp', 'gradual magnitude pruning (Zhu & Gupta)',
+           _SGD_OPTIONS | {'gmp_sparsity', 'gmp_begin_epoch',
+                           'gmp_end_epoch', 'gmp_frequency'}, _gmp),
+)}
+
+
+def get(name: str) -> Method:
+  """The method called ``name``; ValueError listing the methods if unknown."""
+  try:
+    return METHODS[name]
+  except KeyError:
+    raise ValueError(f'Unknown method {name!r}. Choose one of: '
+                     f'{", ".join(METHODS)}.') from None
+
+
+def options_summary() -> str:
+  """'rda: gamma, lam, ...; rmda: ...': what each method reads."""
+  return '; '.join(
+      f'{m.name}: {", ".join(sorted(o for o in m.reads if not o.endswith("_schedule")))}'
+      for m in METHODS.values())
