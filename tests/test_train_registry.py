@@ -30,7 +30,7 @@ def test_schedules_and_asr_follow_the_table():
   assert registry.get('rmda').schedules == ('lr', 'lam')
   assert registry.get('sgd').schedules == ('lr',)
   assert {m.name for m in registry.METHODS.values() if m.sparse} == {
-      'prox_sgd', 'rda', 'rmda'}
+      'prox_sgd', 'rda', 'rmda', 'splitting'}
   with pytest.raises(ValueError, match='Unknown method .adamw.. Choose one '
                      'of: sgd, prox_sgd'):
     registry.get('adamw')
@@ -73,3 +73,48 @@ def test_a_new_method_is_one_entry(monkeypatch, tmp_path):
 def test_methods_are_frozen_records():
   with pytest.raises(dataclasses.FrozenInstanceError):
     registry.get('rda').sparse = False  # type: ignore[misc]
+
+
+def test_variable_splitting_trains_and_reports_its_sparse_copy(tmp_path):
+  """--method splitting: V (exactly sparse) is evaluated, saved and retrained."""
+  import numpy as np
+  from _train_driver import TinyBN
+  from train import checkpoint as ckpt_lib
+  from train import metrics as metrics_lib
+  cfg = config_lib.get_config(
+      None, method='splitting', regularizer='l0', lam=0.05, lam2=1e-3,
+      split_optimizer='adam', lr=1e-2, beta=1.0, beta_growth=2.0,
+      beta_every_epochs=1, dataset='synthetic', batch_size=16,
+      steps_per_epoch=4, epochs=2, asr_epochs=1, asr_optimizer='sgd',
+      asr_lr=0.01, log_every_steps=2, progress=False, report=False,
+      async_checkpointing=False, workdir=str(tmp_path / 'run'))
+  config_lib.validate(cfg, {'method', 'regularizer', 'lam', 'lam2', 'beta'})
+  state = train_lib.train_and_evaluate(cfg, model=TinyBN())
+  assert int(state.step) == 12
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert [r['phase'] for r in evals] == ['main', 'main', 'asr']
+  assert 0 < evals[-1]['sparsity'] < 1
+  # The final checkpoint holds V's exact zeros, frozen through ASR.
+  final = ckpt_lib.load_variables(cfg.workdir)['params']
+  kernels = [np.asarray(p) for p in __import__('jax').tree.leaves(final)
+             if np.ndim(p) > 1]
+  zeros = sum(int((k == 0).sum()) for k in kernels)
+  assert zeros / sum(k.size for k in kernels) == pytest.approx(
+      evals[-1]['sparsity'], abs=1e-6)
+  assert evals[1]['sparsity'] == pytest.approx(evals[-1]['sparsity'])
+
+
+def test_splitting_refuses_what_it_cannot_use():
+  base = dict(method='splitting', asr_epochs=0.0, workdir='runs/x')
+  with pytest.raises(config_lib.ConfigError, match='--regularizer l0 | l1'):
+    config_lib.validate(config_lib.get_config(
+        None, regularizer='group_lasso', **base))
+  with pytest.raises(config_lib.ConfigError, match='--beta must be > 0'):
+    config_lib.validate(config_lib.get_config(None, beta=0.0, **base))
+  with pytest.raises(config_lib.ConfigError, match='--split_optimizer'):
+    config_lib.validate(config_lib.get_config(
+        None, split_optimizer='lamb', **base))
+  with pytest.raises(config_lib.ConfigError,
+                     match='--method rmda does not use --beta'):
+    config_lib.validate(config_lib.get_config(None, method='rmda',
+                                              workdir='runs/x'), {'beta'})

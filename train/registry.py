@@ -24,7 +24,8 @@ METHOD_OPTIONS = frozenset({
     'lr', 'lr_schedule', 'gamma', 'gamma_schedule', 'lam', 'lam2',
     'regularizer', 'momentum', 'nesterov', 'init_scale', 'restart_epochs',
     'prune_sparsity', 'gmp_sparsity', 'gmp_begin_epoch', 'gmp_end_epoch',
-    'gmp_frequency',
+    'gmp_frequency', 'split_optimizer', 'beta', 'beta_growth',
+    'beta_every_epochs',
 })
 SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
 
@@ -93,6 +94,8 @@ class Method:
       otherwise ``--init_scale`` selects ``rda_optax.rda_uniform(s)`` and 0
       means this default (0 = the model's init).
     divergence_hint: what to change when a run diverges.
+    check: ``cfg -> None``, raising ``ValueError`` for settings this method
+      cannot use (beyond the options it reads).
   """
   name: str
   summary: str
@@ -102,6 +105,7 @@ class Method:
   from_run: bool = False
   init_scale_default: float | None = None
   divergence_hint: str = 'lower --lr'
+  check: Callable[[Any], None] | None = None
 
   @property
   def schedules(self) -> tuple[str, ...]:
@@ -160,6 +164,41 @@ def _gmp(ctx: BuildContext):
           frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=ctx.mask))
 
 
+def _splitting(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+  cfg, lam = ctx.cfg, ctx.hypers['lam']
+  inner = (optax.adam(ctx.hypers['lr']) if cfg.split_optimizer == 'adam'
+           else ctx.sgd())
+  penalty = {'l0': rda_optax.l0, 'l1': rda_optax.l1,
+             'tl1': lambda v: rda_optax.transformed_l1(v, a=cfg.tl1_a)}[
+                 cfg.regularizer](lam)
+  beta = cfg.beta
+  if cfg.beta_every_epochs > 0:
+    beta = optax.exponential_decay(
+        cfg.beta, transition_steps=max(ctx.steps(cfg.beta_every_epochs), 1),
+        decay_rate=cfg.beta_growth, staircase=True)
+  return rda_optax.variable_splitting(
+      inner, penalty, beta, group_strength=cfg.lam2, groups=cfg.groups,
+      mask=ctx.mask)
+
+
+def _check_splitting(cfg) -> None:
+  if cfg.regularizer not in ('l0', 'l1', 'tl1'):
+    raise ValueError(
+        f'--method splitting keeps V = prox(W) of an l0, l1 or tl1 penalty '
+        f'(--regularizer l0 | l1 | tl1), not {cfg.regularizer}; its group '
+        'term on W is --lam2.')
+  if cfg.split_optimizer not in ('adam', 'sgd'):
+    raise ValueError(f'--split_optimizer must be adam or sgd, got '
+                     f'{cfg.split_optimizer!r}.')
+  if not cfg.beta > 0 or not cfg.beta_growth >= 1:
+    raise ValueError(f'--beta must be > 0 and --beta_growth >= 1 (β grows), '
+                     f'got {cfg.beta} and {cfg.beta_growth}.')
+  if cfg.beta_every_epochs < 0:
+    raise ValueError('--beta_every_epochs must be >= 0 (0: constant β).')
+
+
 _SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
 _REG_OPTIONS = frozenset({'lam', 'lam2', 'regularizer'})
 
@@ -181,6 +220,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method('han', 'magnitude prune --init_from, then fine-tune with the zeros '
            'frozen (Han et al.)', _SGD_OPTIONS | {'prune_sparsity'}, _sgd,
            from_run=True),
+    Method('splitting', 'variable splitting: train W, keep its sparse copy '
+           'V = prox(W) of an l0 / l1 / tl1 penalty, with a group term '
+           '(--lam2) on W (Bui et al., paper 001)',
+           _SGD_OPTIONS | _REG_OPTIONS | {'split_optimizer', 'beta',
+                                          'beta_growth', 'beta_every_epochs'},
+           _splitting, sparse=True, check=_check_splitting),
     Method('gmp', 'gradual magnitude pruning (Zhu & Gupta)',
            _SGD_OPTIONS | {'gmp_sparsity', 'gmp_begin_epoch',
                            'gmp_end_epoch', 'gmp_frequency'}, _gmp),
