@@ -514,6 +514,6 @@ def gradual_magnitude_pruning(
     new_updates = jax.tree.map(
         lambda u, p, m: jnp.where(m, u, -p), updates, params, masks)
     return new_updates, GradualPruningState(
-        count=optax.safe_int32_increment(t), masks=masks)
+        count=optax.safe_increment(t), masks=masks)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -49,7 +49,7 @@ import optax
 from rda_optax import selection
 from rda_optax import validation
 
-ScalarOrSchedule = float | jax.Array | optax.Schedule
+ScalarOrSchedule = optax.ScalarOrSchedule
 Groups = Literal['output', 'input']
 _GROUPS = ('output', 'input')
 

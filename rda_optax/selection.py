@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 MaskOrFn = Any | Callable[[Any], Any] | None
 
@@ -56,7 +57,7 @@ def resolve_mask(mask: MaskOrFn, params: Any) -> Any:
         f'Mask structure: {jax.tree.structure(mask)}; params structure: '
         f'{jax.tree.structure(params)}. ({e})') from e
   for leaf in jax.tree.leaves(full):
-    if not isinstance(leaf, bool) and type(leaf).__name__ != 'bool_':
+    if not isinstance(leaf, (bool, np.bool_)):
       raise ValueError(
           'Leaf-selection mask leaves must be Python booleans chosen from '
           f'static information (shapes, names), got {type(leaf).__name__}: '
