@@ -419,6 +419,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         model='resnet18', dataset='cifar10', method='han', batch_size=128,
         epochs=40.0, lr=0.01, lr_schedule='cosine', momentum=0.9,
         weight_decay=5e-4, prune_sparsity=0.95, eval_every_epochs=5.0),
+    # Paper 001's Wide-ResNet-28-10 on CIFAR-10 (for accelerators): SGD 0.1
+    # with Nesterov momentum, l0 + group lasso, λ = λ_g = 1e-3 / 50000,
+    # β0 = 0.04 grown ×1.25 every 20 epochs, 200 epochs.
+    'cifar10_wrn_splitting': dict(
+        model='wrn28_10', dataset='cifar10', method='splitting',
+        batch_size=128, epochs=200.0, split_optimizer='sgd', lr=0.1,
+        lr_schedule='cosine', momentum=0.9, nesterov=True, regularizer='l0',
+        lam=1e-3 / 50000, lam2=1e-3 / 50000, beta=0.04, beta_growth=1.25,
+        beta_every_epochs=20.0, eval_every_epochs=5.0),
     'cifar10_resnet18_gmp': dict(
         model='resnet18', dataset='cifar10', method='gmp', batch_size=128,
         epochs=200.0, lr=0.1, lr_schedule='cosine', momentum=0.9,
