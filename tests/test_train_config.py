@@ -389,3 +389,28 @@ def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
   line = [l for l in err.splitlines() if l.startswith('python -m train:')]
   assert line and 'training diverged at step' in line[0]
   assert 'raise --gamma' in line[0]
+
+
+def test_logged_hyper_parameters_follow_the_optimizers_counts():
+  phases = methods.Phases(steps_per_epoch=10, main_steps=20, asr_steps=10)
+  # ASR by SGD: its own cosine from asr_lr over the ASR phase.
+  cfg = config_lib.get_config(None, method='rmda', lr=0.2,
+                              lr_schedule='cosine', lam=1e-3, epochs=2,
+                              asr_epochs=1, asr_optimizer='sgd', asr_lr=0.03,
+                              asr_lr_schedule='cosine')
+  tx, hypers = methods.create_optimizer(cfg, phases)
+  values = methods.logged_hypers(cfg, phases, hypers)
+  assert values(0) == {'lr': pytest.approx(0.2), 'lam': pytest.approx(1e-3)}
+  assert values(20) == {'lr': pytest.approx(0.03)}
+  assert values(25)['lr'] == pytest.approx(0.03 * 0.5 * (1 + np.cos(np.pi / 2)))
+  # ASR with the method restarted: its schedules restart with its count.
+  same = cfg.replace(asr_optimizer='same', asr_restart=True)
+  tx, hypers = methods.create_optimizer(same, phases)
+  values = methods.logged_hypers(same, phases, hypers)
+  assert values(20)['lr'] == pytest.approx(0.2)
+  # Without the restart the count runs on.
+  on = same.replace(asr_restart=False)
+  tx, hypers = methods.create_optimizer(on, phases)
+  values = methods.logged_hypers(on, phases, hypers)
+  assert values(20)['lr'] == pytest.approx(
+      0.2 * 0.5 * (1 + np.cos(np.pi * 20 / 30)))

@@ -127,6 +127,28 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   return out
 
 
+def logged_hypers(cfg: Config, phases: Phases, hypers: dict[str, Any]
+                  ) -> Callable[[int], dict[str, float]]:
+  """``step -> {'lr': ..., 'lam': ...}``: the values the optimizer applies.
+
+  The schedules of :func:`create_optimizer` are indexed by the count of the
+  transform that uses them: the method's own count, which restarts at ASR
+  with ``--asr_restart``; ASR by SGD runs its own ``asr_lr`` schedule from
+  the start of the phase. Kept here, beside the ASR wiring it mirrors.
+  """
+  retrain_sgd = 'asr_lr' in hypers
+
+  def values(step: int) -> dict[str, float]:
+    count = step
+    in_asr = phases.phase(step) == 'asr'
+    if in_asr and (cfg.asr_restart or retrain_sgd):
+      count = step - phases.main_steps
+    if in_asr and retrain_sgd:
+      return {'lr': value_at(hypers['asr_lr'], count)}
+    return {k: value_at(v, count) for k, v in hypers.items() if k != 'asr_lr'}
+  return values
+
+
 def value_at(schedule: float | Schedule, step: int) -> float:
   """A schedule's value at ``step`` as a Python float (host side)."""
   if callable(schedule):

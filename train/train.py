@@ -469,18 +469,7 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
   eval_every = max(int(round(cfg.eval_every_epochs * spe)), 1)
   global_batch = cfg.batch_size
 
-  def hyper_values(step):
-    # The schedules are indexed by the method's count; with --asr_restart the
-    # inner count restarts at the ASR phase.
-    count = step
-    in_asr = phases.phase(step) == 'asr'
-    retrain_sgd = 'asr_lr' in hypers
-    if in_asr and (cfg.asr_restart or retrain_sgd):
-      count = step - phases.main_steps
-    if in_asr and retrain_sgd:
-      return {'lr': methods.value_at(hypers['asr_lr'], count)}
-    return {k: methods.value_at(v, count) for k, v in hypers.items()
-            if k != 'asr_lr'}
+  hyper_values = methods.logged_hypers(cfg, phases, hypers)
 
   p_finite = jax.pmap(
       lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
