@@ -18,6 +18,7 @@ are given in epochs (:func:`make_schedule`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Callable
 
@@ -156,8 +157,12 @@ def value_at(schedule: float | Schedule, step: int) -> float:
   return float(schedule)
 
 
+@functools.lru_cache(maxsize=None)
 def leaf_mask(select: str) -> Callable[[Any], Any] | None:
   """The leaf selection of ``--select`` (None = rda_optax.default_mask).
+
+  Built once per ``--select`` value (cached): the optimizer, pruning, the
+  sparsity records, the report and the export share one selection.
 
   ``kernels``: every leaf with ``ndim > 1``; ``conv``: ``ndim == 4``;
   ``dense``: ``ndim == 2``; anything else is a regular expression searched in
