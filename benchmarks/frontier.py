@@ -234,6 +234,12 @@ SETTINGS: dict[str, Setting] = {
                 'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
                             'asr_optimizer': 'sgd', 'asr_lr': 0.03,
                             'asr_lr_schedule': 'cosine'},
+                # The learning rate annealed through the sparse phase too
+                # (cosine over the run), as the dense baseline's is.
+                'cosine': {'lr': 0.1, 'lr_schedule': 'cosine',
+                           'momentum': 0.9, 'init_scale': 0.0,
+                           'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                           'asr_lr_schedule': 'cosine'},
             },
             'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
                            _han((0.01, 0.03), 'global').items()},
