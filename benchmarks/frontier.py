@@ -86,9 +86,13 @@ class Setting:
   levels: tuple[float, ...] = LEVELS
   note: str = ''
 
-  def runs(self, seeds, methods=None, strengths=None) -> list[Run]:
-    """The sweep's runs (optionally only some methods and strengths)."""
+  def runs(self, seeds, methods=None, strengths=None,
+           variants=None) -> list[Run]:
+    """The sweep's runs (optionally only some methods, strengths, variants)."""
     out = self._runs(seeds, methods)
+    if variants:
+      keep_v = lambda r: r.variant in variants or r.variant == 'parent'
+      out = [r for r in out if keep_v(r)]
     if strengths:
       keep = lambda r: r.method == 'dense' or any(
           math.isclose(r.strength, s, rel_tol=1e-6) for s in strengths)
@@ -467,6 +471,9 @@ def main(argv=None) -> int:
   parser.add_argument('--strengths', type=float, nargs='+', default=None,
                       help='only these strengths (λ of a regularization '
                       'method, target sparsity of a pruning one)')
+  parser.add_argument('--variants', nargs='+', default=None,
+                      help='only these hyper-parameter variants (e.g. '
+                      'cosine, lr0.03)')
   parser.add_argument('--out', default=None,
                       help='output folder (default benchmarks/results/'
                       'frontier_<setting>)')
@@ -479,7 +486,8 @@ def main(argv=None) -> int:
   out = args.out or os.path.join(ROOT, 'benchmarks', 'results',
                                  f'frontier_{args.setting}')
   os.makedirs(out, exist_ok=True)
-  runs = setting.runs(args.seeds, args.methods, args.strengths)
+  runs = setting.runs(args.seeds, args.methods, args.strengths,
+                      args.variants)
   if args.list:
     for r in runs:
       print(' '.join(command(out, r)))
