@@ -562,7 +562,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
       raise ConfigError(
           f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
           f'sparse phase, but --method {cfg.method} has none: use --method '
-          'rmda, rda or prox_sgd with --lam > 0, or set --asr_epochs 0.')
+          f'{" / ".join(m.name for m in registry.METHODS.values() if m.sparse)}'
+          ' with --lam > 0, or set --asr_epochs 0.')
     if cfg.epochs <= 0:
       raise ConfigError('ASR without a sparse phase: --asr_epochs > 0 needs '
                         '--epochs > 0 of the sparse method before it.')
@@ -581,8 +582,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if method.from_run:
     if not cfg.init_from and need_init_from:
       raise ConfigError(
-          '--method han prunes a trained model then fine-tunes it: pass '
-          '--init_from RUN_DIR of a dense (sgd) or rda run.')
+          f'--method {cfg.method} prunes a trained model then fine-tunes it: '
+          'pass --init_from RUN_DIR of a dense (sgd) or rda run.')
     if not 0 <= cfg.prune_sparsity < 1:
       raise ConfigError(
           f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.')

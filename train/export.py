@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any
@@ -192,7 +193,6 @@ def export_run(run: str, out: str | None = None, *,
 
   tmp = out + '.tmp'
   if os.path.exists(tmp):
-    import shutil  # pylint: disable=import-outside-toplevel
     shutil.rmtree(tmp)
   os.makedirs(tmp)
   rda_optax.save_sparse(os.path.join(tmp, 'variables.npz'), result.variables)
@@ -236,7 +236,6 @@ def export_run(run: str, out: str | None = None, *,
   with open(os.path.join(tmp, 'export.md'), 'w') as f:
     f.write(_markdown(meta, result, macs_before, macs_after) + '\n')
   if os.path.exists(out):
-    import shutil  # pylint: disable=import-outside-toplevel
     shutil.rmtree(out)
   os.replace(tmp, out)
   return meta

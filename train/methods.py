@@ -5,7 +5,7 @@ resumes from any step. Each method's own optimizer is declared in
 :mod:`train.registry` (``sgd``, ``prox_sgd``, ``rda``, ``rmda``, ``han``,
 ``gmp``); this module adds what is common to all of them.
 
-``--asr_epochs E`` wraps prox_sgd / rda / rmda in
+``--asr_epochs E`` wraps a sparse method (prox_sgd, rda, rmda, splitting) in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
 phase, then adaptive sparse retraining with the same method, or with SGD
 (``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
@@ -199,15 +199,6 @@ def path_str(path) -> str:
     else:
       parts.append(str(k))
   return '/'.join(parts)
-
-
-def make_regularizer(cfg: Config, lam: float | Schedule):
-  """The rda_optax regularizer of ``--regularizer`` with strength ``lam``."""
-  ctx = registry.BuildContext(cfg, {'lam': lam}, None, 1)
-  try:
-    return ctx.regularizer()
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
 
 
 def create_optimizer(cfg: Config, phases: Phases
