@@ -354,3 +354,41 @@ def test_resume_with_no_readable_checkpoint_is_one_clear_error(tmp_path):
       _corrupt(os.path.join(ckdir, step))
   with pytest.raises(config_lib.ConfigError, match='remove that folder'):
     run(cfg)
+
+
+def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(
+    tmp_path):
+  """RMDA's prox point is not the trained iterate: its running statistics
+  are measured anew (first conv's BN mean = the batch mean of its inputs)."""
+  import optax
+  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, momentum=0.9, lam=1e-3,
+                 asr_epochs=0, report=False)
+  data = tiny_data(cfg)
+  model = TinyBN()
+  params, stats = train_lib.initialized(jax.random.key(0), data.image_shape,
+                                        model)
+  wrong = jax.tree.map(lambda x: x + 3.0, stats)  # Someone else's statistics.
+  state = train_lib.TrainState.create(apply_fn=model.apply, params=params,
+                                      tx=optax.identity(), batch_stats=wrong)
+  out = train_lib.unreplicate(train_lib.recalibrate_batch_stats(
+      train_lib.make_p_bn_step(data), train_lib.replicate(state), data))
+  # The first conv's outputs on the same batches, averaged as Flax's
+  # BatchNorm does (decay 0.9 a pass), from the wrong statistics.
+  expected = np.asarray(wrong['BatchNorm_0']['mean'], np.float64)
+  conv = params['Conv_0']['kernel']
+  batches = data.train_batches(0)
+  for _ in range(train_lib.BN_RECALIBRATION_BATCHES):
+    batch = next(batches)
+    images = data.preprocess(batch['image'][0], jax.random.key(0), False)
+    y = jax.lax.conv_general_dilated(
+        images, conv, (1, 1), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    expected = 0.9 * expected + 0.1 * np.asarray(y.mean(axis=(0, 1, 2)))
+  np.testing.assert_allclose(out.batch_stats['BatchNorm_0']['mean'], expected,
+                             rtol=1e-4, atol=1e-5)
+  # The training run itself: with momentum the final (sparse) model is saved
+  # with statistics of its own, different from the iterate's.
+  run(cfg)
+  final = ckpt_lib.load_variables(cfg.workdir)
+  assert final['batch_stats'] and all(
+      np.all(np.isfinite(x)) for x in jax.tree.leaves(final['batch_stats']))

@@ -185,6 +185,43 @@ def eval_step(state: TrainState, batch, *, preprocess: Callable,
                      batch['mask'].astype(jnp.float32), axis_name=axis_name)
 
 
+# Train-mode forward passes that give a sparse model batch-norm statistics of
+# its own (Flax's running averages decay by 0.9 a pass: 0.9^50 < 1%).
+BN_RECALIBRATION_BATCHES = 50
+
+
+def bn_stats_step(state: TrainState, batch, *, preprocess: Callable):
+  """``state`` with the batch-norm running statistics updated by one
+  train-mode forward pass of its params on ``batch`` (no other change)."""
+  images = preprocess(batch['image'], jax.random.key(0), False)
+  _, new_vars = state.apply_fn(
+      _variables(state.params, state.batch_stats), images, train=True,
+      mutable=['batch_stats'], rngs={'dropout': jax.random.key(0)})
+  return state.replace(
+      batch_stats=flax.core.unfreeze(new_vars)['batch_stats'])
+
+
+def recalibrate_batch_stats(p_bn_step, state: TrainState,
+                            data: data_lib.Data,
+                            batches: int = BN_RECALIBRATION_BATCHES
+                            ) -> TrainState:
+  """Batch-norm statistics for ``state.params`` from the first ``batches``
+  training batches (un-augmented, as evaluated), like SWA's ``bn_update``.
+
+  A method whose model is a point other than the trained iterate (RMDA's
+  prox point, variable splitting's ``V``) has weights the running statistics
+  were never measured with; evaluating it with the iterate's statistics
+  would misjudge it.
+  """
+  iterator = data.train_batches(0)
+  try:
+    for _ in range(batches):
+      state = p_bn_step(state, next(iterator))
+  finally:
+    _close(iterator)
+  return state
+
+
 def nonzeros(params):
   """Per-leaf nonzero counts (pmapped over the replicated params)."""
   return jax.tree.map(lambda p: jnp.count_nonzero(p).astype(jnp.int32), params)
@@ -196,6 +233,11 @@ def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
                         preprocess=data.preprocess,
                         label_smoothing=cfg.label_smoothing),
       axis_name=AXIS, donate_argnums=(0,))
+
+
+def make_p_bn_step(data: data_lib.Data):
+  return jax.pmap(functools.partial(bn_stats_step, preprocess=data.preprocess),
+                  axis_name=AXIS)
 
 
 def make_p_eval_step(data: data_lib.Data):
@@ -455,6 +497,21 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
       return state.params
     return p_sparse(state.opt_state, state.params)
 
+  # A sparse point apart from the trained weights needs batch-norm
+  # statistics of its own (when it differs from them: not during ASR by SGD).
+  p_bn_step = (make_p_bn_step(data)
+               if has_sparse_point and jax.tree.leaves(state.batch_stats)
+               else None)
+  p_differs = jax.pmap(lambda a, b: jnp.any(jnp.stack(
+      [jnp.any(x != y) for x, y in zip(jax.tree.leaves(a),
+                                       jax.tree.leaves(b))])), axis_name=AXIS)
+
+  def with_model(state, model):
+    new = state.replace(params=model)
+    if p_bn_step is not None and bool(p_differs(model, state.params)[0]):
+      new = recalibrate_batch_stats(p_bn_step, new, data)
+    return new
+
   state = replicate(state)
   p_train_step = make_p_train_step(data, cfg, train_key)
   p_eval_step = make_p_eval_step(data)
@@ -531,11 +588,12 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
         last_record = record
         bar.set_postfix(metrics_lib.postfix(record), refresh=False)
 
-      if done == total and has_sparse_point:
+      final_sparse = done == total and has_sparse_point
+      if final_sparse:
         # The run's result is the exactly sparse model.
-        state = state.replace(params=model)
+        state = with_model(state, model)
       if is_eval:
-        eval_state = state.replace(params=model)
+        eval_state = state if final_sparse else with_model(state, model)
         params = ckpt_lib.host_copy(unreplicate(eval_state.params))
         record = {'type': 'eval', 'step': done, 'epoch': phases.epoch(done),
                   'phase': phases.phase(step),
