@@ -414,3 +414,11 @@ def test_logged_hyper_parameters_follow_the_optimizers_counts():
   values = methods.logged_hypers(on, phases, hypers)
   assert values(20)['lr'] == pytest.approx(
       0.2 * 0.5 * (1 + np.cos(np.pi * 20 / 30)))
+
+
+def test_one_source_of_defaults():
+  # The default job is the dataclass defaults; presets add their own values.
+  assert config_lib.PRESETS['default'] == {}
+  assert config_lib.get_config() == config_lib.Config()
+  assert config_lib.Config().model == 'lenet300_100'
+  assert config_lib.Config().method == 'rmda'
