@@ -83,7 +83,7 @@ def prox_sgd(
     raise ValueError(f'momentum must be in [0, 1) or None, got {momentum!r}.')
   if nesterov and momentum is None:
     raise ValueError('nesterov=True needs a momentum value, e.g. momentum=0.9.')
-  validation.check_regularizer('prox_sgd', regularizer)
+  regs.check_regularizer('prox_sgd', regularizer)
 
   def init_fn(params):
     if momentum is None:

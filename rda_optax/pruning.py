@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
-from rda_optax.validation import check_update_args
+from rda_optax import validation
 
 __all__ = [
     'GradualPruningState',
@@ -68,18 +68,8 @@ _SCOPES = ('layer', 'global')
 # Validation helpers (they skip traced values, e.g. under inject_hyperparams).
 
 
-def _static_number(name: str, value: Any) -> float | None:
-  """``float(value)`` when concrete, ``None`` when it is a tracer."""
-  if isinstance(value, jax.core.Tracer):
-    return None
-  try:
-    return float(value)
-  except (TypeError, ValueError) as e:
-    raise ValueError(f'{name} must be a number, got {value!r}.') from e
-
-
 def _check_sparsity(name: str, value: Any) -> None:
-  v = _static_number(name, value)
+  v = validation.static_number(name, value)
   if v is not None and not 0.0 <= v < 1.0:
     raise ValueError(f'{name} must lie in [0, 1), got {value!r}.')
 
@@ -96,15 +86,15 @@ def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
                     frequency) -> None:
   _check_sparsity('final_sparsity', final_sparsity)
   _check_sparsity('initial_sparsity', initial_sparsity)
-  s_f = _static_number('final_sparsity', final_sparsity)
-  s_i = _static_number('initial_sparsity', initial_sparsity)
+  s_f = validation.static_number('final_sparsity', final_sparsity)
+  s_i = validation.static_number('initial_sparsity', initial_sparsity)
   if s_f is not None and s_i is not None and s_i > s_f:
     raise ValueError(
         f'initial_sparsity ({initial_sparsity!r}) must not exceed '
         f'final_sparsity ({final_sparsity!r}).')
-  t0 = _static_number('begin_step', begin_step)
-  t1 = _static_number('end_step', end_step)
-  dt = _static_number('frequency', frequency)
+  t0 = validation.static_number('begin_step', begin_step)
+  t1 = validation.static_number('end_step', end_step)
+  dt = validation.static_number('frequency', frequency)
   for name, v in (('begin_step', t0), ('end_step', t1), ('frequency', dt)):
     if v is not None and v != int(v):
       raise ValueError(f'{name} must be an integer, got {v!r}.')
@@ -491,7 +481,7 @@ def gradual_magnitude_pruning(
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    check_update_args('gradual_magnitude_pruning', updates, params)
+    validation.check_update_args('gradual_magnitude_pruning', updates, params)
     selected = selection.resolve_mask(mask, params)
     t = state.count
     t0 = jnp.asarray(begin_step, jnp.int32)

@@ -113,7 +113,7 @@ def rda(
       'rda', 'gamma', gamma,
       'β_n = γ√n; typical values are 0.1 to 10, and a schedule may change it '
       'during training.')
-  validation.check_regularizer('rda', regularizer)
+  regs.check_regularizer('rda', regularizer)
 
   def init_fn(params):
     sum_dtype = lambda p: grad_sum_dtype or jnp.asarray(p).dtype

@@ -453,3 +453,15 @@ def penalty(params: Any, regularizer: Regularizer | None, count: Any = 0,
            for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
            if m]
   return sum(terms, jnp.zeros((), jnp.float32))
+
+
+def check_regularizer(owner: str, regularizer: Any,
+                      allow_none: bool = True) -> None:
+  """Raises ``TypeError`` unless ``regularizer`` is a :class:`Regularizer`
+  (or None, when allowed)."""
+  if (regularizer is None and allow_none) or isinstance(regularizer,
+                                                        Regularizer):
+    return
+  raise TypeError(
+      f'{owner} needs a rda_optax.Regularizer such as rda_optax.l1(1e-5) or '
+      f'rda_optax.l0(1e-4), got {type(regularizer).__name__}.')

@@ -160,7 +160,7 @@ def rmda(
         f'rmda needs momentum in [0, 1) (c = 1 - momentum is the weight of '
         f'the new prox point; 0.9 is typical, 0 gives exact zeros at every '
         f'step), got momentum={momentum!r}.')
-  validation.check_regularizer('rmda', regularizer)
+  regs.check_regularizer('rmda', regularizer)
   restarts = tuple(restart_steps)
   if any(not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 0
          for r in restarts):

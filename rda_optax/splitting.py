@@ -97,7 +97,7 @@ def variable_splitting(
     Bui, Park, Zhang, Qi & Xin, *ℓ0 Regularized Structured Sparsity
     Convolutional Neural Networks*, arXiv 1912.07868.
   """
-  validation.check_regularizer('variable_splitting', regularizer,
+  regs.check_regularizer('variable_splitting', regularizer,
                                allow_none=False)
   validation.check_positive('variable_splitting', 'beta', beta)
   regs.check_nonnegative('group_strength', group_strength)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 
 def concrete_float(value: Any) -> float | None:
   """``float(value)``; None for a schedule or a traced value.
@@ -17,6 +20,17 @@ def concrete_float(value: Any) -> float | None:
     return float(value)
   except (TypeError, ValueError):
     return None
+
+
+def static_number(name: str, value: Any) -> float | None:
+  """``float(value)`` when concrete, ``None`` when traced (e.g. under
+  ``optax.inject_hyperparams``); ``ValueError`` for anything else."""
+  if isinstance(value, jax.core.Tracer):
+    return None
+  try:
+    return float(value)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'{name} must be a number, got {value!r}.') from e
 
 
 def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
@@ -39,17 +53,6 @@ def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
                      f'{" " + hint if hint else ""}')
 
 
-def check_regularizer(owner: str, regularizer: Any,
-                      allow_none: bool = True) -> None:
-  from rda_optax.regularizers import Regularizer  # pylint: disable=g-import-not-at-top
-  if (regularizer is None and allow_none) or isinstance(regularizer,
-                                                        Regularizer):
-    return
-  raise TypeError(
-      f'{owner} needs a rda_optax.Regularizer such as rda_optax.l1(1e-5) or '
-      f'rda_optax.l0(1e-4), got {type(regularizer).__name__}.')
-
-
 def missing_params_error(owner: str) -> ValueError:
   return ValueError(
       f'{owner} needs the current parameters: call '
@@ -58,7 +61,6 @@ def missing_params_error(owner: str) -> ValueError:
 
 
 def check_tree_match(owner: str, tree: Any, params: Any) -> None:
-  import jax  # pylint: disable=g-import-not-at-top
   if jax.tree.structure(tree) != jax.tree.structure(params):
     raise ValueError(
         f'{owner}: the gradients and parameters have different tree '
@@ -69,8 +71,6 @@ def check_tree_match(owner: str, tree: Any, params: Any) -> None:
 
 def check_update_args(owner: str, updates: Any, params: Any) -> None:
   """The checks every ``update(updates, state, params)`` here starts with."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   if params is None:
     raise missing_params_error(owner)
   check_tree_match(owner, updates, params)
