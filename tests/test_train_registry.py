@@ -118,3 +118,20 @@ def test_splitting_refuses_what_it_cannot_use():
                      match='--method rmda does not use --beta'):
     config_lib.validate(config_lib.get_config(None, method='rmda',
                                               workdir='runs/x'), {'beta'})
+
+
+@pytest.mark.parametrize('method', ['prox_sgd', 'rda', 'rmda'])
+def test_transformed_l1_with_groups_through_each_proximal_method(method):
+  """Paper 003's TL1 + group lasso, by flags, through every proximal method."""
+  cfg = config_lib.get_config(
+      None, method=method, regularizer='tl1', lam=1e-4, lam2=1e-4,
+      tl1_a=0.5, tl1_group_prox='composition', asr_epochs=0.0,
+      workdir='runs/x')
+  config_lib.validate(cfg, {'regularizer', 'lam', 'lam2'})
+  ctx = registry.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
+  reg = ctx.regularizer()
+  assert (reg.a, reg.group_strength, reg.group_prox) == (0.5, 1e-4,
+                                                         'composition')
+  methods.create_optimizer(cfg, methods.make_phases(cfg, 1000))
+  with pytest.raises(config_lib.ConfigError, match='tl1_group_prox'):
+    config_lib.validate(cfg.replace(tl1_group_prox='exact'))

@@ -144,6 +144,9 @@ class Config:
   """Groups of group penalties: output (channels / neurons) or input."""
   tl1_a: float = 1.0
   """The `a` of transformed ℓ1."""
+  tl1_group_prox: str = 'search'
+  """tl1 with a group term (--lam2): its prox, search (exact up to a
+  tolerance) or composition (TL1 then group thresholding: faster, approximate)."""
   select: str = 'kernels'
   """Leaves regularized / frozen / pruned: kernels (ndim > 1), conv, dense, or
   a regular expression searched in the leaf path ('Conv_0/kernel')."""
@@ -498,6 +501,7 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   _choice('method', cfg.method, tuple(registry.METHODS))
   _choice('regularizer', cfg.regularizer, REGULARIZERS)
   _choice('groups', cfg.groups, GROUPS)
+  _choice('tl1_group_prox', cfg.tl1_group_prox, ('search', 'composition'))
   _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
   _choice('dtype', cfg.dtype, DTYPES)
   for name, f in FIELDS.items():

@@ -72,7 +72,8 @@ class BuildContext:
     if cfg.regularizer == 'tl1':
       kw = dict(a=cfg.tl1_a)
       if cfg.lam2:
-        kw.update(group_strength=cfg.lam2, groups=cfg.groups)
+        kw.update(group_strength=cfg.lam2, groups=cfg.groups,
+                  group_prox=cfg.tl1_group_prox)
       return rda_optax.transformed_l1(lam, **kw)
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
 
