@@ -177,8 +177,15 @@ def describe_preset(name: str) -> str:
   epochs = f'{cfg.epochs:g}' + (f' + {cfg.asr_epochs:g} ASR'
                                 if cfg.asr_epochs else '')
   shown = ('model', 'dataset', 'method', 'epochs', 'asr_epochs')
+  ignored = registry.get(cfg.method).ignores  # Values for other methods.
+  if not p:  # The default job: the dataclass defaults its method reads.
+    p = {k: getattr(cfg, k) for k in
+         sorted(registry.get(cfg.method).reads - {'lr_schedule'}) +
+         ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
+         if k in config_lib.FIELDS}
   rest = ' '.join(f'--{k} {v}' for k, v in p.items() if k not in shown and
-                  k not in ('log_every_steps', 'eval_every_epochs'))
+                  k not in ('log_every_steps', 'eval_every_epochs') and
+                  k not in ignored)
   return (f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
           f'{epochs} epochs: {rest}')
 
