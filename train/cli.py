@@ -182,7 +182,8 @@ def describe_preset(name: str) -> str:
     p = {k: getattr(cfg, k) for k in
          sorted(registry.get(cfg.method).reads - {'lr_schedule'}) +
          ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
-         if k in config_lib.FIELDS}
+         if k in config_lib.FIELDS and getattr(cfg, k) not in ((), '')
+         and not (k == 'lam2' and not cfg.lam2)}
   rest = ' '.join(f'--{k} {v}' for k, v in p.items() if k not in shown and
                   k not in ('log_every_steps', 'eval_every_epochs') and
                   k not in ignored)
