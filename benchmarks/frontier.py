@@ -440,7 +440,15 @@ def plot(path, setting, agg) -> None:
   # The interesting band: within a few points of dense (worse curves run
   # off the bottom; the tables have every number).
   top = 100 * dense[0] if dense else max(100 * a['acc'] for a in agg.values())
-  ax.set_ylim(top - 4.0, top + 0.4)
+  best = {}  # The best method's accuracy at each level.
+  for m, t in table.items():
+    for level, e in t.items():
+      if m != 'dense':
+        best[level] = max(best.get(level, 0.0), 100 * e[0])
+  lowest = min(best.values(), default=top)
+  # 4 points below dense, or down to where the best method is at the highest
+  # level (at most 15 points below dense).
+  ax.set_ylim(max(min(top - 4.0, lowest - 0.5), top - 15.0), top + 0.4)
   ax.set_xlim(x_of(0.85), x_of(0.998))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc='lower left')
