@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator
 
@@ -430,8 +431,8 @@ def main(argv=None) -> int:
             info = {k: v for k, v in vars(ds.info).items() if k != "class_names"}
             print(json.dumps(info, indent=1))
     except (DatasetNotFoundError, ImportError, ValueError) as e:
-        print(f"error: {e}")
-        return 1
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -240,12 +240,15 @@ _HYPERS = ('lr', 'gamma', 'lam', 'momentum')
 
 def main(argv: list[str] | None = None) -> int:
   """``python -m train.report RUN_DIR``: rebuild a run's report."""
-  argv = sys.argv[1:] if argv is None else argv
-  if len(argv) != 1:
-    print('usage: python -m train.report RUN_DIR', file=sys.stderr)
-    return 2
+  import argparse  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(
+      prog='python -m train.report',
+      description='Rebuild the report of a run (sparsity table, summary, '
+      'plots) from its metrics and newest checkpoint.')
+  parser.add_argument('run', help='a run directory (--workdir of python -m '
+                      'train)')
+  run = parser.parse_args(argv).run
   from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-  run = argv[0]
   if not os.path.isdir(run):
     print(f'error: {run} is not a run directory (a --workdir of python -m '
           'train).', file=sys.stderr)
