@@ -1,0 +1,156 @@
+"""models.compact: removing all-zero channels, outputs unchanged."""
+
+import jax
+import numpy as np
+import pytest
+import flax
+
+import models
+from _models_helpers import _count, fake_variables, _node, zero_random_channels, assert_compaction_exact
+
+# --------------------------------------------------------------------------
+# Channel compaction.
+
+
+@pytest.mark.parametrize('conv_relu', [False, True])
+def test_compact_lenet5_folds_constant_channels(conv_relu):
+  model = models.LeNet5(conv_relu=conv_relu)
+  variables = jax.tree.map(np.array, fake_variables(model, (28, 28, 1)))
+  p = variables['params']
+  p['conv1']['kernel'][..., [1, 5, 6]] = 0
+  p['conv1']['bias'][[1, 5, 6]] = [0.7, -0.3, 0.0]  # nonzero constants
+  p['conv2']['kernel'][..., [0, 3, 7, 8]] = 0
+  p['fc1']['kernel'][:, :200] = 0
+  result = assert_compaction_exact(model, variables, (28, 28, 1))
+  # VALID convs and dense layers fold any constant: everything zero goes.
+  assert result.model.features == (17, 46, 300)
+  assert result['conv1'].removed == (1, 5, 6)
+  assert _count(result.variables['params']) < _count(variables['params'])
+  assert result.removed_channels == 3 + 4 + 200
+
+
+def test_compact_lenet300_100():
+  model = models.LeNet300100()
+  variables = zero_random_channels(fake_variables(model, (28, 28, 1)),
+                                   np.random.default_rng(0), skip=('fc3',))
+  result = assert_compaction_exact(model, variables, (28, 28, 1))
+  assert result.model.features[0] < 300 and result.model.features[1] < 100
+
+
+@pytest.mark.parametrize('variant,conv_bias', [('cifar', True),
+                                               ('imagenet', False)])
+def test_compact_vgg_random_channels(variant, conv_bias):
+  model = models.VGG(cfg=(8, 'M', 8, 16, 'M', 16), variant=variant,
+                     hidden=(12, 12), conv_bias=conv_bias)
+  variables = zero_random_channels(fake_variables(model, (16, 16, 3)),
+                                   np.random.default_rng(3))
+  result = assert_compaction_exact(model, variables, (16, 16, 3))
+  assert sum(len(l.removed) for l in result.layers) > 0
+  assert sum(len(l.kept_constant) for l in result.layers) > 0
+  assert len(result.model.cfg) == len(model.cfg)
+  assert result.model.cfg[1] == 'M'
+
+
+def test_compact_vgg_padding_rule():
+  """A zero channel read by a padded conv goes only if its constant is 0."""
+  model = models.VGG(cfg=(4, 'M', 4))
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  p, s = variables['params'], variables['batch_stats']
+  p['conv1']['kernel'][..., [0, 1]] = 0
+  p['conv1']['bias'][[0, 1]] = 0.0
+  s['bn1']['mean'][[0, 1]] = 0.0
+  p['bn1']['bias'][[0, 1]] = [1.0, -1.0]   # relu -> 1 (kept), 0 (removed)
+  p['conv2']['kernel'][..., [2]] = 0
+  p['bn2']['bias'][2] = 2.0                # read by the classifier: folded
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  assert result['conv1'].zero == (0, 1)
+  assert result['conv1'].removed == (1,)
+  assert result['conv1'].kept_constant == (0,)
+  assert result['conv2'].removed == (2,)
+  assert result.model.cfg == (3, 'M', 3)
+
+
+def test_compact_keeps_one_channel():
+  model = models.VGG(cfg=(4, 'M', 4))
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  variables['params']['conv2']['kernel'][:] = 0
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  assert result['conv2'].kept == 1 and result['conv2'].kept_minimum == (0,)
+
+
+@pytest.mark.parametrize('stem', ['cifar', 'imagenet'])
+def test_compact_resnet_basic_random_channels(stem):
+  model = models.ResNet(stage_sizes=(2, 2), num_filters=4, stem=stem)
+  shape = (16, 16, 3)
+  variables = zero_random_channels(fake_variables(model, shape),
+                                   np.random.default_rng(1), frac=0.5)
+  result = assert_compaction_exact(model, variables, shape)
+  assert result.model.projections == (False, True)
+  # Layers writing one residual stream share their channels.
+  stream = [l for l in result.layers if l.space == 'stream:stem+layer1']
+  assert [l.name for l in stream] == [
+      'conv1', 'layer1_block0/conv2', 'layer1_block1/conv2']
+  assert len({l.kept for l in stream}) == 1
+  assert sum(len(l.kept_residual) for l in result.layers) > 0
+
+
+def test_compact_resnet_residual_stream():
+  """Stream channels go only when zero in every writer (stem, each block)."""
+  model = models.ResNet(stage_sizes=(2, 1), num_filters=4)
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  p = variables['params']
+  writers = [('conv1', 'bn1'), ('layer1_block0/conv2', 'layer1_block0/bn2'),
+             ('layer1_block1/conv2', 'layer1_block1/bn2')]
+  for conv, bn in writers:
+    _node(p, conv)['kernel'][..., [0, 1]] = 0
+    _node(p, bn)['bias'][[0, 1]] = -5.0       # relu(constant) = 0 everywhere
+  _node(p, 'layer1_block1/conv2')['kernel'][..., 2] = 0   # zero in one writer
+  p['layer2_block0']['conv2']['kernel'][..., 3] = 0
+  p['layer2_block0']['downsample_conv']['kernel'][..., 3] = 0
+  p['layer2_block0']['bn2']['bias'][3] = 0.8   # constant read only by fc
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  for conv, _ in writers:
+    assert result[conv].removed == (0, 1)
+  assert result['layer1_block1/conv2'].kept_residual == (2,)
+  assert result['layer2_block0/downsample_conv'].removed == (3,)
+  assert result.model.stem_width == 2
+  assert result.model.stage_widths == (2, 7)
+
+
+def test_compact_resnet_bottleneck_folds_through_1x1():
+  model = models.ResNet(stage_sizes=(1, 2), num_filters=4,
+                        block_cls=models.BottleneckBlock, stem='imagenet')
+  shape = (16, 16, 3)
+  variables = zero_random_channels(fake_variables(model, shape),
+                                   np.random.default_rng(2), frac=0.5)
+  p = variables['params']
+  # conv2 -> conv3 is 1x1: a positive constant is folded, not kept.
+  p['layer2_block1']['conv2']['kernel'][..., 0] = 0
+  p['layer2_block1']['bn2']['bias'][0] = 1.5
+  result = assert_compaction_exact(model, variables, shape)
+  assert 0 in result['layer2_block1/conv2'].removed
+  assert result['layer2_block1/conv2'].kept_constant == ()
+  # The stem stream is read only by 1x1 convs: every zero channel goes.
+  assert result['conv1'].removed == result['conv1'].zero
+  assert result.model.projections == (True, True)
+
+
+def test_compact_wide_resnet_inner_channels():
+  model = models.WideResNet(depth=10, widen_factor=2, dropout_rate=0.3)
+  variables = zero_random_channels(fake_variables(model, (8, 8, 3)),
+                                   np.random.default_rng(4), frac=0.5)
+  p = variables['params']
+  p['group2_block0']['conv1']['kernel'][..., :3] = 0
+  p['group2_block0']['bn2']['bias'][:3] = [-3.0, -3.0, 3.0]
+  p['group2_block0']['bn2']['scale'][:3] = 0.1
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  layer = result['group2_block0/conv1']
+  assert {0, 1} <= set(layer.removed) and 2 in layer.kept_constant
+  assert result.model.block_widths[1][0] == layer.kept
+  assert [l.name for l in result.layers] == [
+      f'group{g}_block0/conv1' for g in (1, 2, 3)]
+
+
+def test_compact_unsupported_model():
+  with pytest.raises(NotImplementedError, match='LeNet5, LeNet300100'):
+    models.compact(flax.linen.Dense(3), {'params': {}})
