@@ -1,4 +1,5 @@
 """models.registry: reference parameter counts, names, input shapes, errors."""
+
 import math
 
 import pytest
