@@ -3,6 +3,7 @@ the optimizer; adding a method is one entry."""
 
 import dataclasses
 
+import jax
 import optax
 import pytest
 
@@ -96,7 +97,7 @@ def test_variable_splitting_trains_and_reports_its_sparse_copy(tmp_path):
   assert 0 < evals[-1]['sparsity'] < 1
   # The final checkpoint holds V's exact zeros, frozen through ASR.
   final = ckpt_lib.load_variables(cfg.workdir)['params']
-  kernels = [np.asarray(p) for p in __import__('jax').tree.leaves(final)
+  kernels = [np.asarray(p) for p in jax.tree.leaves(final)
              if np.ndim(p) > 1]
   zeros = sum(int((k == 0).sum()) for k in kernels)
   assert zeros / sum(k.size for k in kernels) == pytest.approx(
