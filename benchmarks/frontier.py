@@ -124,6 +124,14 @@ class Setting:
               out.append(Run(method, vname, level, seed, _flags(
                   {**common, 'method': 'han', 'epochs': ft, 'asr_epochs': 0,
                    'prune_sparsity': level, **v}), needs=parent))
+          elif method == 'rmda_target':
+            # RMDA whose prox is the projection onto the level (--regularizer
+            # sparsity): a pruning-style target, a sparse phase then ASR.
+            for level in self.levels:
+              out.append(Run(method, vname, level, seed, _flags(
+                  {**common, 'method': 'rmda', 'regularizer': 'sparsity',
+                   'epochs': self.sparse_epochs, 'asr_epochs': ft,
+                   'target_sparsity': level, **_ASR_SAME, **v})))
           elif method == 'gmp':
             for level in self.levels:
               out.append(Run(method, vname, level, seed, _flags(
@@ -244,6 +252,16 @@ SETTINGS: dict[str, Setting] = {
                            'momentum': 0.9, 'init_scale': 0.0,
                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
                            'asr_lr_schedule': 'cosine'},
+            },
+            # RMDA projected on the target sparsity (global ranking), the
+            # ramp from epoch 1 to 15 as gmp's, then ASR as above.
+            'rmda_target': {
+                'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
+                            'prune_scope': 'global',
+                            'target_begin_epoch': 1.0,
+                            'target_end_epoch': 15.0,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                            'asr_lr_schedule': 'cosine'},
             },
             'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
                            _han((0.01, 0.03), 'global').items()},

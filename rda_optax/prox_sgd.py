@@ -109,15 +109,17 @@ def prox_sgd(
       else:
         direction = buf
 
-    def step(p, d, sel):
+    def step(p, d):
       p = jnp.asarray(p)
       pc = p.astype(jnp.promote_types(p.dtype, jnp.float32))
-      v = pc - lr * d.astype(pc.dtype)
-      if sel and regularizer is not None:
-        v = regularizer.prox(v, lr, state.count)
-      return (v.astype(p.dtype) - p).astype(p.dtype)
+      return pc - lr * d.astype(pc.dtype)
 
-    deltas = jax.tree.map(step, params, direction, selected)
+    v = jax.tree.map(step, params, direction)
+    if regularizer is not None:
+      v = regularizer.prox_tree(v, selected, lr, state.count)
+    deltas = jax.tree.map(
+        lambda x, p: (x.astype(jnp.asarray(p).dtype) - jnp.asarray(p)).astype(
+            jnp.asarray(p).dtype), v, params)
     return deltas, ProxSGDState(count=optax.safe_increment(state.count),
                                 momentum=buf)
 

@@ -31,13 +31,18 @@ class RDAState(NamedTuple):
   grad_sum: Any
 
 
-def dual_point(w0, grad_sum, inv_beta, regularizer, t, count):
-  """``prox_{tλR}(w0 − G/β)`` in float32 (or wider): the closed form that
-  RDA and RMDA share; no prox when ``regularizer`` is None."""
-  wc = jnp.promote_types(w0.dtype, jnp.float32)
-  v = w0.astype(wc) - grad_sum.astype(wc) * inv_beta
+def dual_point(init_params, grad_sum, inv_beta, regularizer, selected, t,
+               count):
+  """``prox_{tλR}(w0 − G/β)`` in float32 (or wider), over a whole tree: the
+  closed form that RDA and RMDA share. The prox applies to the ``selected``
+  leaves (all of them together, so that a regularizer coupling leaves can);
+  none when ``regularizer`` is None."""
+  def centre(w0, gsum):
+    wc = jnp.promote_types(w0.dtype, jnp.float32)
+    return w0.astype(wc) - gsum.astype(wc) * inv_beta
+  v = jax.tree.map(centre, init_params, grad_sum)
   if regularizer is not None:
-    v = regularizer.prox(v, t, count)
+    v = regularizer.prox_tree(v, selected, t, count)
   return v
 
 
@@ -136,13 +141,10 @@ def rda(
     grad_sum = jax.tree.map(lambda s, g: s + g.astype(s.dtype),
                             state.grad_sum, updates)
 
-    def new_weight(w0, gsum, sel):
-      v = dual_point(w0, gsum, inv_beta, regularizer if sel else None, t,
-                     state.count)
-      return v.astype(w0.dtype)
-
-    new_params = jax.tree.map(new_weight, state.init_params, grad_sum,
-                              selected)
+    v = dual_point(state.init_params, grad_sum, inv_beta, regularizer,
+                   selected, t, state.count)
+    new_params = jax.tree.map(lambda x, w0: x.astype(w0.dtype), v,
+                              state.init_params)
     deltas = jax.tree.map(
         lambda w, p: (w - jnp.asarray(p)).astype(jnp.asarray(p).dtype),
         new_params, params)

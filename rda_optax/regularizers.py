@@ -156,6 +156,17 @@ class Regularizer:
   def prox(self, x: jax.Array, t: Any, count: Any = 0) -> jax.Array:
     raise NotImplementedError
 
+  def prox_tree(self, tree: Any, selected: Any, t: Any,
+                count: Any = 0) -> Any:
+    """:meth:`prox` on every leaf of ``tree`` that ``selected`` marks
+    (``selected`` a tree of Python bools, see
+    :func:`rda_optax.selection.resolve_mask`); the others are returned as they
+    are. Optimizers call this, so that a regularizer coupling several leaves
+    (:func:`rda_optax.sparsity_constraint` with ``scope="global"``) can
+    override it."""
+    return jax.tree.map(lambda x, s: self.prox(x, t, count) if s else x,
+                        tree, selected)
+
   # Shared plumbing: compute in float32 (or wider), return the leaf's dtype.
   def _apply(self, fn: Callable[[jax.Array], jax.Array],
              x: jax.Array) -> jax.Array:

@@ -204,17 +204,14 @@ def rmda(
                             state.grad_sum, updates)
     c = 1.0 if not keep_prox else 1 - regs.value_at(momentum, state.count)
 
-    def prox_point(w0, gsum, sel):
-      return dual_point(w0, gsum, inv_beta,
-                        regularizer if sel else None, t, state.count)
-
     def interpolate(p, v):
       p = jnp.asarray(p)
       if not keep_prox:
         return v.astype(p.dtype)
       return ((1 - c) * p.astype(v.dtype) + c * v).astype(p.dtype)
 
-    v = jax.tree.map(prox_point, state.init_params, grad_sum, selected)
+    v = dual_point(state.init_params, grad_sum, inv_beta, regularizer,
+                   selected, t, state.count)
     new_params = jax.tree.map(interpolate, params, v)
     prox_params = (jax.tree.map(lambda x, p: x.astype(jnp.asarray(p).dtype),
                                 v, params) if keep_prox else None)

@@ -107,9 +107,7 @@ def variable_splitting(
   def prox_all(params, count):
     b = regs.value_at(beta, count)
     selected = selection.resolve_mask(mask, params)
-    return jax.tree.map(
-        lambda w, s: regularizer.prox(w, 1 / b, count) if s else w,
-        params, selected)
+    return regularizer.prox_tree(params, selected, 1 / b, count)
 
   def init_fn(params):
     return SplittingState(count=jnp.zeros([], jnp.int32),

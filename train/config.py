@@ -22,7 +22,8 @@ import tempfile
 from typing import Any
 
 from train import registry
-REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1')
+REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1',
+                'sparsity')
 SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear',
              'warmup')
 ASR_OPTIMIZERS = ('same', 'sgd')
@@ -136,12 +137,21 @@ class Config:
 
   # --- Regularizer and leaf selection --------------------------------------
   regularizer: str = 'l1'
-  """none | l1 | l0 | group_lasso | sparse_group_lasso | tl1."""
+  """none | l1 | l0 | group_lasso | sparse_group_lasso | tl1 | sparsity (the
+  constraint: keep the largest weights, --target_sparsity of them at zero)."""
   lam2: float = 0.0
   """Group strength of sparse_group_lasso, tl1 and splitting (λ₂ Σ √n_g
   ‖w_g‖)."""
   groups: str = 'output'
   """Groups of group penalties: output (channels / neurons) or input."""
+  target_sparsity: float = 0.9
+  """--regularizer sparsity: the sparsity the constraint reaches (global or
+  per-layer ranking: --prune_scope), along Zhu & Gupta's cubic ramp."""
+  target_begin_epoch: float = 0.0
+  """--regularizer sparsity: epoch where the ramp starts (sparsity 0 before)."""
+  target_end_epoch: float = -1.0
+  """--regularizer sparsity: epoch where --target_sparsity is reached
+  (-1 = 3/4 of --epochs)."""
   tl1_a: float = 1.0
   """The `a` of transformed ℓ1."""
   tl1_group_prox: str = 'search'
@@ -165,8 +175,9 @@ class Config:
   prune_sparsity: float = 0.9
   """han: sparsity of the one-shot magnitude pruning of --init_from."""
   prune_scope: str = 'global'
-  """global | layer magnitude threshold (han and gmp); global is the stronger
-  baseline on every measured sparsity level (docs/results.md)."""
+  """global | layer magnitude threshold (han, gmp and --regularizer
+  sparsity); global is the stronger baseline on every measured sparsity
+  level (docs/results.md)."""
   gmp_sparsity: float = 0.9
   """gmp: final sparsity."""
   gmp_begin_epoch: float = 0.0
@@ -572,7 +583,19 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
     raise ConfigError('--workdir is required.')
 
   sparse = registry.METHODS[cfg.method].sparse
-  has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
+  if cfg.regularizer == 'sparsity':
+    has_reg = cfg.target_sparsity > 0
+    if not 0 <= cfg.target_sparsity < 1:
+      raise ConfigError(f'--target_sparsity must be in [0, 1), got '
+                        f'{cfg.target_sparsity}.')
+    end = registry.target_end_epoch(cfg)
+    if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
+      raise ConfigError(
+          f'--regularizer sparsity needs 0 <= --target_begin_epoch '
+          f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
+          f'--epochs ({cfg.epochs:g}).')
+  else:
+    has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
   # ASR needs a sparse phase that made exact zeros.
   if cfg.asr_epochs > 0:
     if not sparse:
@@ -588,8 +611,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
       raise ConfigError(
           'ASR without a sparse phase: with --regularizer '
           f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
-          'makes no zeros to freeze; set --lam > 0 (and a regularizer) or '
-          '--asr_epochs 0.')
+          'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
+          '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.')
   method = registry.get(cfg.method)
   if method.check is not None:
     try:

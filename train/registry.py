@@ -25,7 +25,8 @@ METHOD_OPTIONS = frozenset({
     'regularizer', 'momentum', 'nesterov', 'init_scale', 'restart_epochs',
     'prune_sparsity', 'gmp_sparsity', 'gmp_begin_epoch', 'gmp_end_epoch',
     'gmp_frequency', 'split_optimizer', 'beta', 'beta_growth',
-    'beta_every_epochs',
+    'beta_every_epochs', 'target_sparsity', 'target_begin_epoch',
+    'target_end_epoch',
 })
 SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
 
@@ -69,6 +70,8 @@ class BuildContext:
       return rda_optax.group_lasso(lam, groups=cfg.groups)
     if cfg.regularizer == 'sparse_group_lasso':
       return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
+    if cfg.regularizer == 'sparsity':
+      return self.sparsity_constraint()
     if cfg.regularizer == 'tl1':
       kw = dict(a=cfg.tl1_a)
       if cfg.lam2:
@@ -76,6 +79,20 @@ class BuildContext:
                   group_prox=cfg.tl1_group_prox)
       return rda_optax.transformed_l1(lam, **kw)
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
+
+  def sparsity_constraint(self):
+    """``--regularizer sparsity``: the projection onto ``--target_sparsity``,
+    reached along Zhu & Gupta's cubic ramp between ``--target_begin_epoch``
+    and ``--target_end_epoch`` (one step at a time)."""
+    import functools  # pylint: disable=import-outside-toplevel
+    import rda_optax  # pylint: disable=import-outside-toplevel
+    cfg = self.cfg
+    begin = self.steps(cfg.target_begin_epoch)
+    end = max(self.steps(target_end_epoch(cfg)), begin)
+    ramp = functools.partial(rda_optax.zhu_gupta_sparsity,
+                             final_sparsity=cfg.target_sparsity,
+                             begin_step=begin, end_step=end)
+    return rda_optax.sparsity_constraint(ramp, scope=cfg.prune_scope)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +164,12 @@ def _rmda(ctx: BuildContext):
       restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs))
 
 
+def target_end_epoch(cfg) -> float:
+  """``--target_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
+  return (cfg.target_end_epoch if cfg.target_end_epoch >= 0
+          else 0.75 * cfg.epochs)
+
+
 def gmp_end_epoch(cfg) -> float:
   """gmp's end epoch: ``--gmp_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
   return cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
@@ -201,7 +224,8 @@ def _check_splitting(cfg) -> None:
 
 
 _SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
-_REG_OPTIONS = frozenset({'lam', 'lam2', 'regularizer'})
+_REG_OPTIONS = frozenset({'lam', 'lam2', 'regularizer', 'target_sparsity',
+                          'target_begin_epoch', 'target_end_epoch'})
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method('sgd', 'dense SGD with momentum (the reference)', _SGD_OPTIONS,
