@@ -74,6 +74,8 @@ def optimizers(lr: float, lam: float):
                                                momentum=0.9),
       'rmda(l1, momentum=0)': rda_optax.rmda(lr, rda_optax.l1(lam),
                                              momentum=0.0),
+      'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
+          lr, rda_optax.sparsity_constraint(0.95), momentum=0.9),
   }
 
 

@@ -128,6 +128,37 @@ def _num_pruned(sparsity: Any, n: int) -> Any:
   return jnp.round(s * n).astype(jnp.int32)
 
 
+def _order_keys(x: jax.Array) -> jax.Array:
+  """int32 (or int64) keys ordered as the float values are (-0.0 as +0.0).
+
+  The IEEE bit pattern of a nonnegative float grows with its value; for
+  negative ones flipping the magnitude bits reverses their order.
+  """
+  x = x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32) + 0.0
+  int_t = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
+  bits = jax.lax.bitcast_convert_type(x, int_t)
+  mag = jnp.asarray(jnp.iinfo(int_t).max, int_t)
+  return jnp.where(bits < 0, bits ^ mag, bits)
+
+
+def _kth_smallest_key(keys: jax.Array, k: jax.Array) -> jax.Array:
+  """The ``k``-th smallest of ``keys`` (1-based, ``k >= 1``) by bisection on
+  the key range: one count per bit, no sort (a sort of a large model's
+  weights at every step costs tens of milliseconds on a CPU)."""
+  info = jnp.iinfo(keys.dtype)
+
+  def body(_, bounds):
+    lo, hi = bounds  # Invariant: count(keys <= hi) >= k > count(keys < lo).
+    mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # ⌊(lo+hi)/2⌋, no overflow.
+    enough = jnp.sum(keys <= mid, dtype=jnp.int32) >= k
+    return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+  lo = jnp.asarray(info.min, keys.dtype)
+  hi = jnp.asarray(info.max, keys.dtype)
+  lo, hi = jax.lax.fori_loop(0, info.bits, body, (lo, hi))
+  return hi
+
+
 @jax.jit
 def _prune_smallest(scores: jax.Array, k: Any) -> jax.Array:
   """Keep-mask pruning exactly ``k`` entries with the smallest score.
@@ -139,9 +170,10 @@ def _prune_smallest(scores: jax.Array, k: Any) -> jax.Array:
   if n == 0:
     return jnp.ones(scores.shape, bool)
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
-  thr = jnp.sort(flat)[jnp.maximum(k - 1, 0)]
-  below = flat < thr
-  ties = flat == thr
+  keys = _order_keys(flat)
+  thr = _kth_smallest_key(keys, jnp.maximum(k, 1))
+  below = keys < thr
+  ties = keys == thr
   n_ties_to_prune = k - jnp.sum(below, dtype=jnp.int32)
   tie_rank = jnp.cumsum(ties, dtype=jnp.int32)
   prune = below | (ties & (tie_rank <= n_ties_to_prune))

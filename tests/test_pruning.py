@@ -401,3 +401,24 @@ def test_docstring_examples():
   from rda_optax import pruning
   result = doctest.testmod(pruning, optionflags=doctest.NORMALIZE_WHITESPACE)
   assert result.failed == 0 and result.attempted > 0
+
+
+def test_prune_smallest_matches_a_stable_sort():
+  """The bisection on the float bit patterns (no sort) prunes exactly the
+  entries a stable sort puts first: ties, signs, zeros, infinities."""
+  from rda_optax import pruning
+  rng = np.random.default_rng(7)
+  for trial in range(300):
+    n = int(rng.integers(1, 60))
+    if trial % 3 == 0:
+      v = rng.normal(scale=10.0 ** rng.integers(-30, 30), size=n)
+    else:
+      v = rng.integers(-3, 4, size=n) * rng.choice([1.0, 0.5, 1e-20])
+    v = v.astype(np.float32)
+    if trial % 11 == 0:
+      v[0], v[-1] = -np.inf, np.inf
+    k = int(rng.integers(0, n + 1))
+    got = np.asarray(pruning._prune_smallest(jnp.asarray(v), k))
+    want = np.ones(n, bool)
+    want[np.argsort(v, kind='stable')[:k]] = False
+    np.testing.assert_array_equal(got, want, err_msg=f'{v}, k={k}')

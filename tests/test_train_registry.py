@@ -136,3 +136,62 @@ def test_transformed_l1_with_groups_through_each_proximal_method(method):
   methods.create_optimizer(cfg, methods.make_phases(cfg, 1000))
   with pytest.raises(config_lib.ConfigError, match='tl1_group_prox'):
     config_lib.validate(cfg.replace(tl1_group_prox='exact'))
+
+
+def test_a_target_sparsity_trains_to_it_exactly_then_retrains(tmp_path):
+  """--regularizer sparsity: rmda projected on the Zhu & Gupta ramp reaches
+  the target exactly (global ranking), and ASR keeps those zeros."""
+  import numpy as np
+  from _train_driver import TinyBN
+  from train import checkpoint as ckpt_lib
+  from train import metrics as metrics_lib
+  cfg = config_lib.get_config(
+      None, method='rmda', regularizer='sparsity', target_sparsity=0.75,
+      target_begin_epoch=0.0, target_end_epoch=1.0, prune_scope='global',
+      lr=0.05, dataset='synthetic', batch_size=16, steps_per_epoch=4,
+      epochs=2, asr_epochs=1, asr_optimizer='sgd', asr_lr=0.01,
+      log_every_steps=2, progress=False, report=False,
+      async_checkpointing=False, workdir=str(tmp_path / 'run'))
+  config_lib.validate(cfg, {'method', 'regularizer', 'target_sparsity',
+                            'target_end_epoch'})
+  state = train_lib.train_and_evaluate(cfg, model=TinyBN())
+  assert int(state.step) == 12
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert [r['phase'] for r in evals] == ['main', 'main', 'asr']
+  final = ckpt_lib.load_variables(cfg.workdir)['params']
+  kernels = [np.asarray(p) for p in jax.tree.leaves(final) if np.ndim(p) > 1]
+  n = sum(k.size for k in kernels)
+  assert sum(int((k == 0).sum()) for k in kernels) == round(0.75 * n)
+  # The ramp's last step (update 4, as gmp's end_step) is the first of
+  # epoch 2: the first epoch ends just below the target.
+  assert 0.7 < evals[0]['sparsity'] < 0.75
+  assert [r['sparsity'] for r in evals[1:]] == pytest.approx(
+      [round(0.75 * n) / n] * 2)
+
+
+def test_a_target_sparsity_is_checked():
+  base = dict(method='rmda', regularizer='sparsity', workdir='runs/x',
+              epochs=10.0, asr_epochs=0.0)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'--target_sparsity must be in \[0, 1\)'):
+    config_lib.validate(config_lib.get_config(None, target_sparsity=1.0,
+                                              **base))
+  with pytest.raises(config_lib.ConfigError, match='--target_end_epoch'):
+    config_lib.validate(config_lib.get_config(None, target_end_epoch=12.0,
+                                              **base))
+  with pytest.raises(config_lib.ConfigError,
+                     match='makes no zeros to freeze'):
+    config_lib.validate(config_lib.get_config(
+        None, **dict(base, asr_epochs=2.0), target_sparsity=0.0))
+  with pytest.raises(config_lib.ConfigError,
+                     match='--method sgd does not use --target_sparsity'):
+    config_lib.validate(config_lib.get_config(None, method='sgd',
+                                              workdir='runs/x'),
+                        {'target_sparsity'})
+  cfg = config_lib.get_config(None, **base)
+  ctx = registry.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
+  reg = ctx.regularizer()
+  assert reg.scope == 'global'
+  # The ramp: 0 at the start, the target from 3/4 of the epochs (step 75).
+  assert float(reg.sparsity(0)) == 0.0
+  assert float(reg.sparsity(75)) == pytest.approx(0.9)
