@@ -189,8 +189,9 @@ def test_a_target_sparsity_is_checked():
                                               workdir='runs/x'),
                         {'target_sparsity'})
   cfg = config_lib.get_config(None, **base)
-  ctx = registry.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
-  reg = ctx.regularizer()
+  hypers = methods.hyper_schedules(cfg, methods.make_phases(cfg, 1280))
+  assert 'lam' not in hypers  # No λ to log: the ramp is the strength.
+  reg = registry.BuildContext(cfg, hypers, None, 10).regularizer()
   assert reg.scope == 'global'
   # The ramp: 0 at the start, the target from 3/4 of the epochs (step 75).
   assert float(reg.sparsity(0)) == 0.0

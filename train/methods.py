@@ -25,6 +25,7 @@ from typing import Any, Callable
 import jax
 import optax
 
+import rda_optax
 from train import registry
 from train.config import Config, ConfigError
 
@@ -121,6 +122,14 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
         getattr(cfg, name), getattr(cfg, f'{name}_schedule'),
         getattr(cfg, f'{name}_boundaries'), getattr(cfg, f'{name}_scales'),
         phases, cfg.warmup_epochs)
+  if cfg.regularizer == 'sparsity' and 'lam' in out:
+    # The constraint has no λ: its strength is the target sparsity's ramp.
+    del out['lam']
+    begin = int(round(cfg.target_begin_epoch * phases.steps_per_epoch))
+    end = int(round(registry.target_end_epoch(cfg) * phases.steps_per_epoch))
+    out['target_sparsity'] = functools.partial(
+        rda_optax.zhu_gupta_sparsity, final_sparsity=cfg.target_sparsity,
+        begin_step=begin, end_step=max(end, begin))
   if phases.asr_steps and cfg.asr_optimizer == 'sgd':
     out['asr_lr'] = (
         optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
@@ -210,7 +219,6 @@ def create_optimizer(cfg: Config, phases: Phases
     ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' to a float or schedule
     (of the method's own step count) for logging.
   """
-  import rda_optax
   method = registry.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
   mask = leaf_mask(cfg.select)
@@ -242,8 +250,7 @@ def kernel_init(cfg: Config):
   s = cfg.effective_init_scale
   if not s:
     return None
-  from rda_optax import initializers  # pylint: disable=import-outside-toplevel
-  return initializers.rda_uniform(s)
+  return rda_optax.rda_uniform(s)
 
 
 def prune(cfg: Config, params: Any) -> Any:

@@ -38,7 +38,8 @@ class BuildContext:
   Attributes:
     cfg: the run's config.
     hypers: ``'lr'`` / ``'gamma'`` / ``'lam'`` (those the method reads) as a
-      float or an Optax schedule of the step.
+      float or an Optax schedule of the step; ``'target_sparsity'`` (the
+      ramp) in place of ``'lam'`` for ``--regularizer sparsity``.
     mask: the leaf selection of ``--select`` (None = the library default).
     steps_per_epoch: to turn epoch-valued options into steps.
   """
@@ -57,11 +58,16 @@ class BuildContext:
                      nesterov=self.cfg.nesterov)
 
   def regularizer(self):
-    """The rda_optax regularizer of ``--regularizer`` with strength λ."""
+    """The rda_optax regularizer of ``--regularizer`` with strength λ (for
+    ``sparsity``: the constraint on the ramp to ``--target_sparsity``)."""
     import rda_optax  # pylint: disable=import-outside-toplevel
-    cfg, lam = self.cfg, self.hypers['lam']
+    cfg = self.cfg
     if cfg.regularizer == 'none':
       return None
+    if cfg.regularizer == 'sparsity':
+      return rda_optax.sparsity_constraint(self.hypers['target_sparsity'],
+                                           scope=cfg.prune_scope)
+    lam = self.hypers['lam']
     if cfg.regularizer == 'l1':
       return rda_optax.l1(lam)
     if cfg.regularizer == 'l0':
@@ -70,8 +76,6 @@ class BuildContext:
       return rda_optax.group_lasso(lam, groups=cfg.groups)
     if cfg.regularizer == 'sparse_group_lasso':
       return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
-    if cfg.regularizer == 'sparsity':
-      return self.sparsity_constraint()
     if cfg.regularizer == 'tl1':
       kw = dict(a=cfg.tl1_a)
       if cfg.lam2:
@@ -79,20 +83,6 @@ class BuildContext:
                   group_prox=cfg.tl1_group_prox)
       return rda_optax.transformed_l1(lam, **kw)
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
-
-  def sparsity_constraint(self):
-    """``--regularizer sparsity``: the projection onto ``--target_sparsity``,
-    reached along Zhu & Gupta's cubic ramp between ``--target_begin_epoch``
-    and ``--target_end_epoch`` (one step at a time)."""
-    import functools  # pylint: disable=import-outside-toplevel
-    import rda_optax  # pylint: disable=import-outside-toplevel
-    cfg = self.cfg
-    begin = self.steps(cfg.target_begin_epoch)
-    end = max(self.steps(target_end_epoch(cfg)), begin)
-    ramp = functools.partial(rda_optax.zhu_gupta_sparsity,
-                             final_sparsity=cfg.target_sparsity,
-                             begin_step=begin, end_step=end)
-    return rda_optax.sparsity_constraint(ramp, scope=cfg.prune_scope)
 
 
 @dataclasses.dataclass(frozen=True)

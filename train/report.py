@@ -235,7 +235,7 @@ def write_report(cfg: config_lib.Config, params: Any,
 
 
 # Logged hyper-parameters shown in the report (those the run has).
-_HYPERS = ('lr', 'gamma', 'lam', 'momentum')
+_HYPERS = ('lr', 'gamma', 'lam', 'target_sparsity', 'momentum')
 
 
 def main(argv: list[str] | None = None) -> int:
