@@ -189,6 +189,16 @@ SETTINGS: dict[str, Setting] = {
                             'asr_optimizer': 'sgd', 'asr_lr': 0.03,
                             'asr_lr_schedule': 'cosine'},
             },
+            # RMDA projected on the level (--regularizer sparsity), the ramp
+            # over the first 6 of its 8 epochs, then ASR as rmda's.
+            'rmda_target': {
+                'default': {'lr': 0.2, 'momentum': 0.9, 'init_scale': 0.0,
+                            'prune_scope': 'global',
+                            'target_begin_epoch': 0.0,
+                            'target_end_epoch': 6.0,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                            'asr_lr_schedule': 'cosine'},
+            },
             # Fine-tuning lr 0.003 was worse than 0.01 at every level; the
             # grid goes past the best rate (0.2) at every level.
             'han_global': _han((0.01, 0.03, 0.1, 0.2, 0.4), 'global'),
