@@ -106,36 +106,26 @@ def _full_keep(freeze_state, params):
   return jax.tree.unflatten(jax.tree.structure(params), leaves)
 
 
-def zero_frozen_moments(inner_state: Any, keep: Any, params: Any) -> Any:
-  """Zeroes frozen entries in every params-shaped tree inside an opt state.
+def zero_frozen_moments(transform: optax.GradientTransformation,
+                        state: Any, keep: Any) -> Any:
+  """Zeroes frozen entries in every params-shaped tree inside ``state``.
 
   Momentum buffers, Adam moments and RDA's centre and gradient sum are trees
-  with the parameters' structure and shapes; each is multiplied by the keep
+  with the parameters' structure; :func:`optax.tree_utils.tree_map_params`
+  finds them (from ``transform.init``) and each is multiplied by the keep
   mask, so a frozen weight cannot be revived by what its optimizer remembers,
   and a proximal step sees it as the zero it is (RDA's group norms are taken
   over ``w0 − G/β``: a frozen entry must contribute 0 to its group). Trees
   that were restructured (e.g. inside :func:`optax.masked`) are left as they
   are; the masked updates still keep their weights at zero.
   """
-  treedef = jax.tree.structure(params)
-  shapes = [jnp.shape(p) for p in jax.tree.leaves(params)]
-  keep_leaves = jax.tree.leaves(keep, is_leaf=lambda x: x is None)
-
-  def is_params_like(node):
-    if isinstance(node, (jax.Array, float, int)) and treedef.num_leaves != 1:
-      return False
-    leaves, d = jax.tree.flatten(node)
-    return d == treedef and [jnp.shape(x) for x in leaves] == shapes
-
-  def zero(node):
-    if not is_params_like(node):
-      return node
-    leaves = jax.tree.leaves(node)
-    out = [x if k is None else jnp.where(k, x, jnp.zeros_like(x))
-           for x, k in zip(leaves, keep_leaves)]
-    return jax.tree.unflatten(treedef, out)
-
-  return jax.tree.map(zero, inner_state, is_leaf=is_params_like)
+  # None (a leaf that is not frozen) becomes a Python True: keep everything.
+  full = jax.tree.map(lambda k: True if k is None else k, keep,
+                      is_leaf=lambda x: x is None)
+  return optax.tree_utils.tree_map_params(
+      transform,
+      lambda x, k: x if k is True else jnp.where(k, x, jnp.zeros_like(x)),
+      state, full)
 
 
 def asr(
@@ -271,13 +261,13 @@ def asr(
         lambda g, k: g if k is None else jnp.where(k, g, jnp.zeros_like(g)),
         updates, eff_keep, is_leaf=lambda x: x is None)
     if retrain is None:
-      inner_state = zero_frozen_moments(inner_state, eff_keep, base)
+      inner_state = zero_frozen_moments(inner, inner_state, eff_keep)
       new_updates, inner_state = inner.update(grads, inner_state, base,
                                               **extra_args)
     else:
       def retrain_step(states):
         i_state, r_state = states
-        r_state = zero_frozen_moments(r_state, keep, base)
+        r_state = zero_frozen_moments(retrain, r_state, keep)
         u, r_state = retrain.update(grads, r_state, base, **extra_args)
         return u, (i_state, r_state)
 
