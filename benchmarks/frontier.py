@@ -385,8 +385,8 @@ def at_levels(agg, levels):
 
 def markdown(setting_name, setting, records, agg) -> str:
   table = at_levels(agg, setting.levels)
-  methods = [m for m in ('rmda', 'rda', 'prox_sgd', 'gmp', 'han_global',
-                         'han_layer') if m in table]
+  methods = [m for m in ('rmda', 'rmda_target', 'rda', 'prox_sgd', 'gmp',
+                         'han_global', 'han_layer') if m in table]
   lines = [f'Setting `{setting_name}`: {setting.base}, {setting.epochs:g} '
            f'epochs for every method. Machine: {platform.platform()}, '
            f'{os.cpu_count()} CPUs, JAX on {_device()}; '
@@ -439,8 +439,8 @@ def plot(path, setting, agg) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   fig, ax = plt.subplots(figsize=(7.5, 4.8))
   x_of = lambda s: -math.log10(max(1 - s, 1e-4))
-  styles = {'rmda': 'C3', 'rda': 'C1', 'prox_sgd': 'C4', 'gmp': 'C2',
-            'han_global': 'C0', 'han_layer': 'C9'}
+  styles = {'rmda': 'C3', 'rmda_target': 'C6', 'rda': 'C1', 'prox_sgd': 'C4',
+            'gmp': 'C2', 'han_global': 'C0', 'han_layer': 'C9'}
   table = at_levels(agg, setting.levels)
   for method, color in styles.items():
     # The frontier: the best variant per level (as in the table), plus every

@@ -26,12 +26,11 @@ def _epochs(run):
   return get('--epochs') + get('--asr_epochs')
 
 
-@pytest.mark.parametrize('setting', ['lenet300', 'lenet5'])
+@pytest.mark.parametrize('setting', ['lenet300', 'lenet5', 'cifar_resnet8'])
 def test_every_method_has_the_same_budget(frontier, setting):
   s = frontier.SETTINGS[setting]
   runs = s.runs([0, 1])
-  assert {r.method for r in runs} >= {'dense', 'rmda', 'rda', 'han_global',
-                                      'han_layer', 'gmp'}
+  assert {r.method for r in runs} >= {'dense', 'rmda', 'han_global', 'gmp'}
   for r in runs:
     if r.method.startswith('han'):
       # Dense parent + fine-tuning = the budget.
@@ -76,3 +75,16 @@ def test_markdown_and_plot(frontier, tmp_path):
   assert '| 97.0% | 97.00% ± 0.00% @ 97.00% | 96.00% ± 0.00% @ 97.00% |' in md
   frontier.plot(str(tmp_path / 'f.png'), s, agg)
   assert (tmp_path / 'f.png').stat().st_size > 1000
+
+
+@pytest.mark.parametrize('setting', ['lenet300', 'cifar_resnet8'])
+def test_rmda_target_runs_project_on_each_level(frontier, setting):
+  s = frontier.SETTINGS[setting]
+  runs = [r for r in s.runs([0]) if r.method == 'rmda_target']
+  assert sorted(r.strength for r in runs) == sorted(s.levels)
+  for r in runs:
+    f = list(r.flags)
+    assert f[f.index('--method') + 1] == 'rmda'
+    assert f[f.index('--regularizer') + 1] == 'sparsity'
+    assert float(f[f.index('--target_sparsity') + 1]) == r.strength
+    assert float(f[f.index('--epochs') + 1]) == s.sparse_epochs
