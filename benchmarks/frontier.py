@@ -265,6 +265,9 @@ SETTINGS: dict[str, Setting] = {
             },
             # RMDA projected on the target sparsity (global ranking), the
             # ramp from epoch 1 to 15 as gmp's, then ASR as above.
+            # lr1_cosine: η = lr / (1 − μ) of the dense run's SGD (MDA's
+            # interpolation does not amplify the step as SGD's momentum
+            # does: η = 0.1 trains like SGD at 0.01), cosine as dense.
             'rmda_target': {
                 'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
                             'prune_scope': 'global',
@@ -272,6 +275,13 @@ SETTINGS: dict[str, Setting] = {
                             'target_end_epoch': 15.0,
                             'asr_optimizer': 'sgd', 'asr_lr': 0.03,
                             'asr_lr_schedule': 'cosine'},
+                'lr1_cosine': {'lr': 1.0, 'lr_schedule': 'cosine',
+                               'momentum': 0.9, 'init_scale': 0.0,
+                               'prune_scope': 'global',
+                               'target_begin_epoch': 1.0,
+                               'target_end_epoch': 15.0,
+                               'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                               'asr_lr_schedule': 'cosine'},
             },
             'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
                            _han((0.01, 0.03), 'global').items()},
