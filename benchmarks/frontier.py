@@ -231,6 +231,16 @@ SETTINGS: dict[str, Setting] = {
                             'asr_optimizer': 'sgd', 'asr_lr': 0.01,
                             'asr_lr_schedule': 'cosine'},
             },
+            # The preset mnist_lenet5_rmda's recipe (ASR at 0.03), the
+            # level reached along the ramp from epoch 1 to 15.
+            'rmda_target': {
+                'default': {'lr': 0.05, 'momentum': 0.9, 'init_scale': 0.0,
+                            'prune_scope': 'global',
+                            'target_begin_epoch': 1.0,
+                            'target_end_epoch': 15.0,
+                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
+                            'asr_lr_schedule': 'cosine'},
+            },
             'han_global': _han((0.003, 0.01, 0.03), 'global'),
             'gmp': _gmp((15.0, 22.0), lr=0.03),
             'rda': {'paper': {'gamma': 10.0, 'init_scale': 1.0}},

@@ -77,11 +77,13 @@ def test_markdown_and_plot(frontier, tmp_path):
   assert (tmp_path / 'f.png').stat().st_size > 1000
 
 
-@pytest.mark.parametrize('setting', ['lenet300', 'cifar_resnet8'])
+@pytest.mark.parametrize('setting', ['lenet300', 'lenet5', 'cifar_resnet8'])
 def test_rmda_target_runs_project_on_each_level(frontier, setting):
   s = frontier.SETTINGS[setting]
   runs = [r for r in s.runs([0]) if r.method == 'rmda_target']
-  assert sorted(r.strength for r in runs) == sorted(s.levels)
+  for variant in s.variants['rmda_target']:
+    assert sorted(r.strength for r in runs if r.variant == variant) == sorted(
+        s.levels)
   for r in runs:
     f = list(r.flags)
     assert f[f.index('--method') + 1] == 'rmda'
