@@ -326,7 +326,10 @@ def finished(out: str, run: Run) -> dict[str, Any] | None:
     return None  # Not run, or interrupted (its checkpoint resumes it).
   with open(done_file) as f:
     ran = json.load(f).get('command')
-  if ran is not None and ran != ' '.join(command(out, run)):
+  # The flags must match; the run directory may be spelled relative to
+  # another checkout (a sweep run from a second worktree with --out).
+  flags_of = lambda cmd: cmd.split(' --workdir ')[0]
+  if ran is not None and flags_of(ran) != flags_of(' '.join(command(out, run))):
     raise RuntimeError(
         f'{folder} was run with other flags than the sweep now gives '
         f'({ran!r}); remove it to run it again.')

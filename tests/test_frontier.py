@@ -90,3 +90,25 @@ def test_rmda_target_runs_project_on_each_level(frontier, setting):
     assert f[f.index('--regularizer') + 1] == 'sparsity'
     assert float(f[f.index('--target_sparsity') + 1]) == r.strength
     assert float(f[f.index('--epochs') + 1]) == s.sparse_epochs
+
+
+def test_a_finished_run_is_recognised_from_another_checkout(frontier,
+                                                            tmp_path):
+  """Same flags, run directory spelled differently: finished; other flags:
+  refused."""
+  import json
+  s = frontier.SETTINGS['lenet300']
+  run = [r for r in s.runs([0]) if r.method == 'rmda_target'][0]
+  out = str(tmp_path)
+  folder = os.path.join(frontier.ROOT, frontier.run_dir(out, run))
+  os.makedirs(folder)
+  flags = ' '.join(frontier.command(out, run)).split(' --workdir ')[0]
+  with open(os.path.join(folder, 'frontier_done'), 'w') as f:
+    json.dump({'command': flags + ' --workdir elsewhere/run'}, f)
+  with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
+    f.write(json.dumps({'type': 'eval', 'test_top1': 0.5, 'step': 1}) + '\n')
+  assert frontier.finished(out, run)['test_top1'] == 0.5
+  with open(os.path.join(folder, 'frontier_done'), 'w') as f:
+    json.dump({'command': flags + ' --lr 9 --workdir x'}, f)
+  with pytest.raises(RuntimeError, match='other flags'):
+    frontier.finished(out, run)
