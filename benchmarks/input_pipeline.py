@@ -34,7 +34,7 @@ sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
 
-from train import augment, datasets  # noqa: E402
+from train import augment, decode  # noqa: E402
 from train import input_pipeline as ip  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []
@@ -129,9 +129,9 @@ def bench_imagenet_decode(args) -> None:
             data = blobs[n % len(blobs)]
             if box is None:
                 r = np.random.default_rng(n)
-                datasets.decode_crop_resize(data, 224, lambda w, h: datasets.random_resized_crop_box(r, w, h))
+                decode.decode_crop_resize(data, 224, lambda w, h: decode.random_resized_crop_box(r, w, h))
             else:
-                datasets.decode_crop_resize(data, 224, lambda w, h: datasets.center_crop_box(w, h, 224))
+                decode.decode_crop_resize(data, 224, lambda w, h: decode.center_crop_box(w, h, 224))
             n += 1
         record(f"ImageNet host decode, {mode} -> 224", "synthetic 500x375 JPEG",
                n / (time.perf_counter() - start), "per decoding thread")
@@ -143,7 +143,7 @@ def bench_imagenet_decode(args) -> None:
         def __getitems__(self, keys):
             return [{"image": blobs[k % len(blobs)], "label": k % 1000} for k in keys]
 
-    source = datasets.TFDSImageSource(Fake(), (224, 224, 3), crop="random_resized")
+    source = decode.TFDSImageSource(Fake(), (224, 224, 3), crop="random_resized")
     topo = dict(process_index=0, process_count=1, local_device_count=jax.local_device_count())
     record("ImageNet host decode, random-resized crop, pool", "synthetic 500x375 JPEG",
            rate_of(ip.train_batches(source, 128, seed=0, **topo), 128, args.seconds, warmup=1),

@@ -1,4 +1,4 @@
-"""Tests of the input pipeline (train/input_pipeline.py, train/datasets.py, train/augment.py).
+"""Tests of the input pipeline (train/input_pipeline.py, its sources and train/augment.py).
 
 Fast tests use tfds.testing.mock_data or in-memory arrays. Tests on real data read
 ``$RDA_SHARED_DATA`` (default ``<repo>/../shared/data``) and are skipped when it is absent.
@@ -25,14 +25,15 @@ PIL_Image = pytest.importorskip("PIL.Image")
 import jax.numpy as jnp  # noqa: E402
 
 from train import augment  # noqa: E402
-from train import datasets  # noqa: E402
+from train import data as data_lib  # noqa: E402
+from train import dataset_registry, decode, folder_source, tfds_source  # noqa: E402
 from train import input_pipeline as ip  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("RDA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
 MNIST_DIR = os.path.join(SHARED, "mnist")
 CIFAR_JPG = os.path.join(SHARED, "cifar10-jpg.tar.gz")
-HAVE_MNIST = all(os.path.exists(os.path.join(MNIST_DIR, f)) for f in datasets._MNIST_FILES)
+HAVE_MNIST = all(os.path.exists(os.path.join(MNIST_DIR, f)) for f in dataset_registry.MNIST_FILES)
 HAVE_CIFAR_JPG = os.path.exists(CIFAR_JPG)
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"real MNIST archives not found in {MNIST_DIR} "
                                  "(set RDA_SHARED_DATA to the shared data folder)")
@@ -51,7 +52,7 @@ def index_source(n, shape=(2, 2, 1)):
     """An ArraySource whose label is the example index (and pixel 0 its low byte)."""
     images = np.zeros((n, *shape), np.uint8)
     images[:, 0, 0, 0] = np.arange(n) % 256
-    return datasets.ArraySource(images, np.arange(n, dtype=np.int32))
+    return dataset_registry.ArraySource(images, np.arange(n, dtype=np.int32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ def index_source(n, shape=(2, 2, 1)):
 def test_mock_tfds_shapes_and_layout(name, shape):
     with tfds.testing.mock_data(num_examples=48):
         ds = ip.load_dataset(name, data_dir="/nonexistent/tfds")
-    assert isinstance(ds.train, datasets.ArraySource)  # small: decoded once into memory
+    assert isinstance(ds.train, dataset_registry.ArraySource)  # small: decoded once into memory
     assert ds.info.image_shape == shape and ds.info.num_classes == 10
     assert (ds.info.num_train, ds.info.num_eval) == (48, 48)
     batch = next(ip.train_batches(ds.train, 16, seed=0, **topo(pi=1, pc=2, ldc=2)))
@@ -79,8 +80,8 @@ def test_mock_imagenet_host_crops():
     with tfds.testing.mock_data(num_examples=12):
         ds = ip.load_dataset("imagenet2012", data_dir="/nonexistent/tfds", image_size=40)
         assert ds.info.eval_split == "validation" and ds.info.num_classes == 1000
-        assert ds.info.image_shape == (40, 40, 3) and ds.info.augmentation == datasets.AUG_FLIP
-        assert isinstance(ds.train, datasets.TFDSImageSource)  # streamed, never all in memory
+        assert ds.info.image_shape == (40, 40, 3) and ds.info.augmentation == dataset_registry.AUG_FLIP
+        assert isinstance(ds.train, decode.TFDSImageSource)  # streamed, never all in memory
         a = ds.train.get_batch(np.arange(6), seeds=np.arange(6))
         b = ds.train.get_batch(np.arange(6), seeds=np.arange(6))
         c = ds.train.get_batch(np.arange(6), seeds=np.arange(6) + 100)
@@ -231,7 +232,7 @@ def test_normalisation_and_eval_is_deterministic():
     images = np.full((2, 32, 32, 3), 255, np.uint8)
     images[1] = 0
     out = np.asarray(augment.preprocess(images, None, "cifar10", False))
-    mean, std = np.array(datasets.MEAN_STD["cifar10"][0]), np.array(datasets.MEAN_STD["cifar10"][1])
+    mean, std = np.array(dataset_registry.MEAN_STD["cifar10"][0]), np.array(dataset_registry.MEAN_STD["cifar10"][1])
     np.testing.assert_allclose(out[0, 0, 0], (1 - mean) / std, rtol=1e-5)
     np.testing.assert_allclose(out[1, 5, 7], -mean / std, rtol=1e-5)
     mnist = np.asarray(augment.preprocess(np.zeros((1, 28, 28, 1), np.uint8), jax.random.key(0), "mnist", True))
@@ -250,16 +251,16 @@ def test_host_crop_boxes():
     rng = np.random.default_rng(0)
     for _ in range(300):
         w, h = rng.integers(20, 500, 2)
-        x, y, cw, ch = datasets.random_resized_crop_box(rng, int(w), int(h))
+        x, y, cw, ch = decode.random_resized_crop_box(rng, int(w), int(h))
         assert 0 <= x and 0 <= y and 0 < cw and 0 < ch and x + cw <= w and y + ch <= h
-    assert datasets.center_crop_box(320, 256, 224) == (48, 16, 224, 224)  # 224/256 of the short side
+    assert decode.center_crop_box(320, 256, 224) == (48, 16, 224, 224)  # 224/256 of the short side
     # Decoding a JPEG with a centre crop: same as the full-resolution reference (draft mode used).
     yy, xx = np.mgrid[0:300, 0:400]
     array = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
     buf = io.BytesIO()
     PIL_Image.fromarray(array).save(buf, format="JPEG", quality=95)
-    out = datasets.decode_crop_resize(buf.getvalue(), 64, lambda w, h: datasets.center_crop_box(w, h, 64))
-    x, y, cw, ch = datasets.center_crop_box(400, 300, 64)
+    out = decode.decode_crop_resize(buf.getvalue(), 64, lambda w, h: decode.center_crop_box(w, h, 64))
+    x, y, cw, ch = decode.center_crop_box(400, 300, 64)
     ref = np.asarray(PIL_Image.open(io.BytesIO(buf.getvalue())).convert("RGB").resize(
         (64, 64), PIL_Image.BICUBIC, box=(x, y, x + cw, y + ch)))
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
@@ -397,7 +398,7 @@ def test_create_data_for_the_training_loop():
                                 batch_size=8, eval_batch=16, seed=0, train_split="train",
                                 eval_split="test")
     with tfds.testing.mock_data(num_examples=40):
-        data = ip.create_data(cfg)
+        data = data_lib.create_data(cfg)
     assert (data.num_classes, data.image_shape, data.num_train_examples) == (10, (32, 32, 3), 40)
     batch = next(data.train_batches(3))
     assert batch["image"].shape == (1, 8, 32, 32, 3) and isinstance(batch["image"], jax.Array)
@@ -412,15 +413,15 @@ def test_create_data_for_the_training_loop():
 
 
 def _assert_helpful(message):
-    for needle in ("--manual_dir", datasets.MANUAL_DIR_ENV, "--data_dir", "array_record"):
+    for needle in ("--manual_dir", dataset_registry.MANUAL_DIR_ENV, "--data_dir", "array_record"):
         assert needle in message, message
 
 
 @pytest.fixture
 def no_manual_env(monkeypatch, tmp_path_factory):
     """No manual folder anywhere: neither the env variable nor an offline copy."""
-    monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
-    monkeypatch.setenv(datasets.SHARED_DATA_ENV, str(tmp_path_factory.mktemp("no_shared_data")))
+    monkeypatch.delenv(dataset_registry.MANUAL_DIR_ENV, raising=False)
+    monkeypatch.setenv(dataset_registry.SHARED_DATA_ENV, str(tmp_path_factory.mktemp("no_shared_data")))
 
 
 def test_missing_dataset_without_download_fails_fast(tmp_path, no_manual_env):
@@ -434,7 +435,7 @@ def test_missing_dataset_without_download_fails_fast(tmp_path, no_manual_env):
 
 def test_missing_dataset_offline_fails_fast(tmp_path, no_manual_env, monkeypatch):
     calls = []
-    monkeypatch.setattr(datasets, "probe_url", lambda url, timeout=4.0: calls.append(url) or "simulated")
+    monkeypatch.setattr(tfds_source, "probe_url", lambda url, timeout=4.0: calls.append(url) or "simulated")
     start = time.perf_counter()
     with pytest.raises(ip.DatasetNotFoundError, match="offline") as e:
         ip.load_dataset("fashion_mnist", data_dir=tmp_path)
@@ -444,7 +445,7 @@ def test_missing_dataset_offline_fails_fast(tmp_path, no_manual_env, monkeypatch
 
 def test_missing_dataset_really_offline(tmp_path, no_manual_env):
     """The real network probe: here (no internet) it must fail within seconds, not minutes."""
-    if datasets.probe_url(datasets._TFDS_SPECS["fashion_mnist"].probe_url) is None:
+    if tfds_source.probe_url(dataset_registry.TFDS_SPECS["fashion_mnist"].probe_url) is None:
         pytest.skip("this machine is online: TFDS would download fashion_mnist")
     start = time.perf_counter()
     with pytest.raises(ip.DatasetNotFoundError, match="offline"):
@@ -454,7 +455,7 @@ def test_missing_dataset_really_offline(tmp_path, no_manual_env):
 
 def test_probe_of_unreachable_host_is_fast():
     start = time.perf_counter()
-    reason = datasets.probe_url("http://host.invalid/file.gz", timeout=2.0)
+    reason = tfds_source.probe_url("http://host.invalid/file.gz", timeout=2.0)
     assert reason is not None and time.perf_counter() - start < 5
 
 
@@ -465,7 +466,7 @@ def test_imagenet_needs_manual_dir(tmp_path, no_manual_env):
 
 
 def test_manual_dir_missing_files(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.MANUAL_DIR_ENV, str(tmp_path / "manual"))
+    monkeypatch.setenv(dataset_registry.MANUAL_DIR_ENV, str(tmp_path / "manual"))
     (tmp_path / "manual").mkdir()
     (tmp_path / "manual" / "train-images-idx3-ubyte.gz").write_bytes(b"")
     with pytest.raises(ip.DatasetNotFoundError, match="lacks train-labels-idx1-ubyte.gz") as e:
@@ -496,12 +497,12 @@ def test_image_folder_dir_and_tar(tmp_path):
     ds = ip.load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "data")
     assert ds.info.class_names == ("ant", "moth", "zebra") and ds.info.num_classes == 3
     assert (ds.info.num_train, ds.info.num_eval, ds.info.image_shape) == (18, 12, (5, 6, 3))
-    assert ds.info.augmentation == datasets.AUG_CROP_FLIP and len(ds.info.mean) == 3
+    assert ds.info.augmentation == dataset_registry.AUG_CROP_FLIP and len(ds.info.mean) == 3
     batch = ds.train.get_batch(np.arange(18))
     np.testing.assert_array_equal(batch["label"], np.repeat([0, 1, 2], 6))
     np.testing.assert_array_equal(batch["image"][:, 2, 2, 0], np.concatenate(
         [np.arange(6) + 50 * c for c in range(3)]))  # lossless PNG, sorted file order
-    cache = datasets.image_folder_cache_dir(root, tmp_path / "data")
+    cache = folder_source.image_folder_cache_dir(root, tmp_path / "data")
     assert os.path.exists(os.path.join(cache, "train_images.npy"))
     mtime = os.path.getmtime(os.path.join(cache, "meta.json"))
     ip.load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "data")  # reuses the cache
@@ -529,7 +530,7 @@ def test_cifar10_jpg_real_subset(tmp_path):
     names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     assert ds.info.class_names == names and ds.info.num_classes == 10
     assert (ds.info.num_train, ds.info.num_eval, ds.info.image_shape) == (200, 200, (32, 32, 3))
-    assert ds.info.mean == datasets.MEAN_STD["cifar10"][0]
+    assert ds.info.mean == dataset_registry.MEAN_STD["cifar10"][0]
     batch = ds.eval.get_batch(np.arange(200))
     assert batch["image"].dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(batch["label"]), [20] * 10)
@@ -626,17 +627,17 @@ def test_reading_needs_no_tensorflow(mnist_dir):
 
 def test_offline_copy_is_the_default_manual_dir(tmp_path, monkeypatch):
     """Without --manual_dir, a complete copy in $RDA_SHARED_DATA/<name> is used."""
-    from train import datasets
-    monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
-    monkeypatch.setenv(datasets.SHARED_DATA_ENV, str(tmp_path))
+    from train import dataset_registry
+    monkeypatch.delenv(dataset_registry.MANUAL_DIR_ENV, raising=False)
+    monkeypatch.setenv(dataset_registry.SHARED_DATA_ENV, str(tmp_path))
     folder = tmp_path / "mnist"
     folder.mkdir()
-    files = datasets._TFDS_SPECS["mnist"].manual_files
+    files = dataset_registry.TFDS_SPECS["mnist"].manual_files
     for f in files[:-1]:
         (folder / f).write_bytes(b"")
-    assert datasets.resolve_manual_dir(None, "mnist") is None  # incomplete copy: not used
+    assert dataset_registry.resolve_manual_dir(None, "mnist") is None  # incomplete copy: not used
     (folder / files[-1]).write_bytes(b"")
-    assert datasets.resolve_manual_dir(None, "mnist") == str(folder)
-    assert datasets.resolve_manual_dir("/explicit", "mnist") == "/explicit"  # the flag wins
-    monkeypatch.setenv(datasets.MANUAL_DIR_ENV, "/from_env")
-    assert datasets.resolve_manual_dir(None, "mnist") == "/from_env"
+    assert dataset_registry.resolve_manual_dir(None, "mnist") == str(folder)
+    assert dataset_registry.resolve_manual_dir("/explicit", "mnist") == "/explicit"  # the flag wins
+    monkeypatch.setenv(dataset_registry.MANUAL_DIR_ENV, "/from_env")
+    assert dataset_registry.resolve_manual_dir(None, "mnist") == "/from_env"

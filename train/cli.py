@@ -155,15 +155,17 @@ def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
   ``RDA_SHARED_DATA``). A han config may lack ``--init_from`` (a note says
   the run needs it).
   """
-  from train import datasets  # pylint: disable=import-outside-toplevel
+  from train import dataset_registry  # pylint: disable=import-outside-toplevel
   from train import train as train_lib  # pylint: disable=import-outside-toplevel
   config_lib.validate(cfg, explicit, need_init_from=False)
   train_lib.check_model(cfg)
   name = cfg.dataset.split(':')[0]
-  if not cfg.data_dir and name in datasets.DATASETS and name != 'cifar10_jpg':
-    cfg = cfg.replace(data_dir=datasets.default_data_dir(None))
+  if (not cfg.data_dir and name in dataset_registry.DATASETS and
+      name != 'cifar10_jpg'):
+    cfg = cfg.replace(data_dir=dataset_registry.default_data_dir(None))
   if not cfg.manual_dir:
-    cfg = cfg.replace(manual_dir=datasets.resolve_manual_dir(None, name))
+    cfg = cfg.replace(
+        manual_dir=dataset_registry.resolve_manual_dir(None, name))
   print(cfg.to_json())
   if cfg.method == 'han' and not cfg.init_from:
     print('note: --method han prunes a trained model: running it needs '

@@ -12,19 +12,28 @@
 * ``preprocess(images_uint8, key, train)``: device-side conversion to float
   (and augmentation when ``train``), run inside the pmapped steps.
 
-:func:`create_data` builds it from the project's input pipeline
-(:mod:`train.input_pipeline`) for TFDS datasets, or from an in-memory
-synthetic dataset (``--dataset synthetic`` / ``synthetic:HxWxC:classes``),
-which tests and benchmarks use.
+:func:`create_data` builds it for ``cfg.dataset`` from any source of
+:mod:`train.sources` (TFDS datasets, image folders, or the in-memory
+synthetic dataset ``--dataset synthetic`` / ``synthetic:HxWxC:classes``
+that tests and benchmarks use), always through the batching of
+:mod:`train.input_pipeline` (:func:`make_data`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from train import augment
+from train import config as config_lib
+from train import input_pipeline
+from train import prefetch
+from train import sources
+from train import synthetic_source
+from train.dataset_registry import DATASETS
+from train.dataset_registry import Dataset
 
 Batch = dict[str, np.ndarray]
 
@@ -42,139 +51,146 @@ class Data:
   preprocess: Callable[[Any, Any, bool], Any]
 
 
-# ---------------------------------------------------------------------------
-# Synthetic data (in memory, learnable, deterministic).
-# ---------------------------------------------------------------------------
+def make_data(dataset: Dataset, batch_size: int, *,
+              eval_batch: int | None = None, seed: int = 0,
+              prefetch_size: int = 2, axis_name: str = 'batch',
+              process_index: int | None = None,
+              process_count: int | None = None,
+              local_device_count: int | None = None) -> Data:
+  """The :class:`Data` of a loaded dataset.
 
-_SYNTH = re.compile(r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?$')
+  Fails now, not in the loop, on a batch size that the devices do not
+  divide or that is larger than the train split.
 
+  Args:
+    dataset: the dataset.
+    batch_size: the global train batch.
+    eval_batch: the global eval batch (default ``batch_size``).
+    seed: the seed of the train order.
+    prefetch_size: batches built and copied to the devices ahead, in a
+      background thread; 0: host (numpy) batches, built when asked for.
+    axis_name: the mesh axis of the device placement.
+    process_index: the topology (default JAX's); see
+      :func:`train.input_pipeline.train_batches`.
+    process_count: see ``process_index``.
+    local_device_count: see ``process_index``.
 
-def is_synthetic(name: str) -> bool:
-  return bool(_SYNTH.match(name))
+  Returns:
+    The data of the training loop.
+  """
+  info = dataset.info
+  eval_batch = eval_batch or batch_size
+  topology = dict(zip(
+      ('process_index', 'process_count', 'local_device_count'),
+      input_pipeline.topology(process_index, process_count,
+                              local_device_count)))
+  for batch in (batch_size, eval_batch):
+    input_pipeline.per_device_batch_size(batch, topology['process_count'],
+                                         topology['local_device_count'])
+  input_pipeline.steps_per_epoch(info.num_train, batch_size)
+
+  def placed(batches):
+    if not prefetch_size:
+      return batches
+    return prefetch.prefetch_to_device(batches, prefetch_size,
+                                       axis_name=axis_name)
+
+  def train_iter(start_step: int = 0):
+    return placed(input_pipeline.train_batches(
+        dataset.train, batch_size, seed=seed, start_step=start_step,
+        **topology))
+
+  def eval_iter():
+    return placed(input_pipeline.eval_batches(dataset.eval, eval_batch,
+                                              **topology))
+
+  preprocess_fn = dataset.preprocess
+  if preprocess_fn is None:
+
+    def preprocess_fn(images, key, train):
+      return augment.preprocess(images, key, info, train)
+
+  return Data(info.name, info.num_classes, tuple(info.image_shape),
+              info.num_train, info.num_eval, train_iter, eval_iter,
+              preprocess_fn)
 
 
 def synthetic_data(name: str = 'synthetic', *, global_batch: int,
                    eval_global_batch: int | None = None, seed: int = 0,
-                   num_train: int = 1024, num_eval: int = 200,
+                   num_train: int = synthetic_source.NUM_TRAIN,
+                   num_eval: int = synthetic_source.NUM_EVAL,
                    local_devices: int | None = None,
                    process_index: int | None = None,
                    process_count: int | None = None) -> Data:
-  """An in-memory dataset ``synthetic[:HxWxC][:classes]`` (default 28x28x1:10).
+  """The in-memory dataset ``synthetic[:HxWxC][:classes]``, host batches.
 
-  Each class has a fixed random binary template (0 or 192); an image is its
-  class's template plus uniform noise in [0, 64), so a small network learns
-  it in a few steps. The train
-  order is a per-epoch permutation of ``(seed, epoch)``; host ``p`` takes
-  rows ``[p·B/P, (p+1)·B/P)`` of every global batch.
+  See :mod:`train.synthetic_source` for the data and
+  :func:`train.input_pipeline.train_batches` for the order: a per-epoch
+  permutation of ``(seed, epoch)``; host ``p`` takes rows
+  ``[p·B/P, (p+1)·B/P)`` of every global batch.
+
+  Args:
+    name: the synthetic dataset.
+    global_batch: the global train batch.
+    eval_global_batch: the global eval batch (default ``global_batch``).
+    seed: the seed of the train order.
+    num_train: train examples.
+    num_eval: eval examples.
+    local_devices: the devices of this host (default JAX's).
+    process_index: this host (default JAX's).
+    process_count: the hosts (default JAX's).
+
+  Returns:
+    Its data, batches in numpy (not prefetched).
   """
-  import jax
-  m = _SYNTH.match(name)
-  if not m:
-    raise ValueError(f'Not a synthetic dataset name: {name!r}')
-  h, w, c = (int(m.group(i)) if m.group(i) else d
-             for i, d in ((1, 28), (2, 28), (3, 1)))
-  classes = int(m.group(4)) if m.group(4) else 10
-  ld = local_devices or jax.local_device_count()
-  pi = jax.process_index() if process_index is None else process_index
-  pc = jax.process_count() if process_count is None else process_count
-  eval_global_batch = eval_global_batch or global_batch
-  for b in (global_batch, eval_global_batch):
-    if b % (ld * pc):
-      raise ValueError(f'Batch {b} is not divisible by {ld * pc} devices.')
-
-  rng = np.random.default_rng(1234)  # The data itself does not depend on seed.
-  templates = rng.integers(0, 2, size=(classes, h, w, c), dtype=np.int64) * 192
-
-  def make(n, offset):
-    r = np.random.default_rng(offset)
-    labels = r.integers(0, classes, size=n).astype(np.int32)
-    noise = r.integers(0, 64, size=(n, h, w, c))
-    images = (templates[labels] + noise).clip(0, 255).astype(np.uint8)
-    return images, labels
-
-  train_x, train_y = make(num_train, 1)
-  eval_x, eval_y = make(num_eval, 2)
-
-  def layout(x, batch):
-    return x.reshape((ld, batch // (pc * ld)) + x.shape[1:])
-
-  def train_batches(start_step: int = 0) -> Iterator[Batch]:
-    local = global_batch // pc
-    step = start_step
-    perm_epoch, perm = -1, None
-    while True:
-      idx = np.arange(step * global_batch, (step + 1) * global_batch)
-      idx = idx[pi * local:(pi + 1) * local]
-      epochs, pos = idx // num_train, idx % num_train
-      out = np.empty_like(pos)
-      for e in np.unique(epochs):
-        if e != perm_epoch:
-          perm_epoch = e
-          perm = np.random.default_rng([seed, int(e)]).permutation(num_train)
-        out[epochs == e] = perm[pos[epochs == e]]
-      yield {'image': layout(train_x[out], global_batch),
-             'label': layout(train_y[out], global_batch)}
-      step += 1
-
-  def eval_batches() -> Iterator[Batch]:
-    local = eval_global_batch // pc
-    for start in range(0, num_eval, eval_global_batch):
-      idx = np.arange(start, start + eval_global_batch)[pi * local:
-                                                        (pi + 1) * local]
-      mask = (idx < num_eval).astype(np.float32)
-      idx = np.minimum(idx, num_eval - 1)
-      yield {'image': layout(eval_x[idx], eval_global_batch),
-             'label': layout(eval_y[idx], eval_global_batch),
-             'mask': layout(mask, eval_global_batch)}
-
-  def preprocess(images, key, train):
-    del key, train
-    import jax.numpy as jnp
-    return images.astype(jnp.float32) / 255.0
-
-  return Data(name, classes, (h, w, c), num_train, num_eval, train_batches,
-              eval_batches, preprocess)
+  dataset = synthetic_source.load_synthetic(name, num_train=num_train,
+                                            num_eval=num_eval)
+  return make_data(dataset, global_batch, eval_batch=eval_global_batch,
+                   seed=seed, prefetch_size=0, process_index=process_index,
+                   process_count=process_count,
+                   local_device_count=local_devices)
 
 
-# ---------------------------------------------------------------------------
-# The project's input pipeline.
-# ---------------------------------------------------------------------------
+def create_data(cfg, *, prefetch_size: int = 2,
+                axis_name: str = 'batch') -> Data:
+  """The :class:`Data` of ``cfg``.
 
-def create_data(cfg) -> Data:
-  """The :class:`Data` of ``cfg.dataset`` (synthetic or TFDS)."""
-  if is_synthetic(cfg.dataset):
-    return synthetic_data(cfg.dataset, global_batch=cfg.batch_size,
-                          eval_global_batch=cfg.eval_batch, seed=cfg.seed)
-  from train import input_pipeline  # pylint: disable=import-outside-toplevel
-  return input_pipeline.create_data(cfg)
+  Args:
+    cfg: reads ``dataset``, ``data_dir``, ``manual_dir``, ``batch_size``,
+      ``eval_batch``, ``seed`` and, if present, ``train_split`` and
+      ``eval_split``.
+    prefetch_size: batches placed on the devices ahead (see
+      :func:`make_data`).
+    axis_name: the mesh axis of the device placement.
+
+  Returns:
+    Its data: device-placed batches, prefetched in a background thread, and
+    the dataset's device-side augmentation / normalisation.
+  """
+  if synthetic_source.is_synthetic(cfg.dataset):
+    dataset = synthetic_source.load_synthetic(cfg.dataset)
+  else:
+    info = DATASETS.get(cfg.dataset)
+    train_split = getattr(cfg, 'train_split', None) or None
+    eval_split = getattr(cfg, 'eval_split', None) or None
+    if info is not None:
+      # 'test' is the config default; ImageNet evaluates on 'validation'.
+      train_split = train_split or info.train_split
+      if eval_split == 'test' and info.eval_split != 'test':
+        eval_split = info.eval_split
+    dataset = sources.load_dataset(
+        cfg.dataset, data_dir=cfg.data_dir, manual_dir=cfg.manual_dir,
+        train_split=train_split, eval_split=eval_split)
+  return make_data(dataset, cfg.batch_size,
+                   eval_batch=getattr(cfg, 'eval_batch', None), seed=cfg.seed,
+                   prefetch_size=prefetch_size, axis_name=axis_name)
 
 
 def check_dataset(cfg) -> None:
   """Raises ConfigError for an unknown dataset name (before any work)."""
-  from train.config import ConfigError  # pylint: disable=import-outside-toplevel
-  if is_synthetic(cfg.dataset):
-    return
   try:
-    from train import input_pipeline  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    input_pipeline = None
-  check = getattr(input_pipeline, 'check_dataset', None)
-  if check is not None:
-    try:
-      check(cfg.dataset)
-    except ConfigError:
-      raise
-    except ValueError as e:
-      raise ConfigError(str(e)) from e
-    return
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  try:
-    tfds.builder_cls(cfg.dataset.split(':')[0].split('/')[0])
-  except Exception as e:  # DatasetNotFoundError, a ValueError subclass.
-    import difflib  # pylint: disable=import-outside-toplevel
-    close = difflib.get_close_matches(cfg.dataset, tfds.list_builders(), n=5)
-    raise ConfigError(
-        f'Unknown dataset {cfg.dataset!r}: not a TFDS dataset'
-        + (f' (did you mean {", ".join(close)}?)' if close else '')
-        + '. Use a TFDS name such as mnist, cifar10, cifar100, imagenet2012, '
-        'or synthetic for an in-memory test set.') from e
+    sources.check_dataset(cfg.dataset)
+  except config_lib.ConfigError:
+    raise
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from e

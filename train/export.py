@@ -77,15 +77,15 @@ def _changed_fields(reference, module) -> dict[str, Any]:
 
 def _input_shape(cfg) -> tuple[int, ...]:
   import models  # pylint: disable=import-outside-toplevel
-  from train import data as data_lib  # pylint: disable=import-outside-toplevel
-  from train import datasets  # pylint: disable=import-outside-toplevel
+  from train import dataset_registry  # pylint: disable=import-outside-toplevel
+  from train import synthetic_source  # pylint: disable=import-outside-toplevel
   name = cfg.dataset.split(':')[0]
-  if data_lib.is_synthetic(cfg.dataset):
-    match = data_lib._SYNTH.match(cfg.dataset)  # pylint: disable=protected-access
+  if synthetic_source.is_synthetic(cfg.dataset):
+    match = synthetic_source.SYNTHETIC_NAME.match(cfg.dataset)
     if match.group(1):
       return tuple(int(match.group(i)) for i in (1, 2, 3))
-  elif name in datasets.DATASETS:
-    shape = tuple(datasets.DATASETS[name].image_shape)
+  elif name in dataset_registry.DATASETS:
+    shape = tuple(dataset_registry.DATASETS[name].image_shape)
     if getattr(cfg, 'image_size', 0) and shape[0] > 64:
       return (cfg.image_size, cfg.image_size, shape[-1])
     return shape

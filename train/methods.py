@@ -26,6 +26,7 @@ import jax
 import optax
 
 import rda_optax
+from train import input_pipeline
 from train import registry
 from train.config import Config, ConfigError
 
@@ -53,7 +54,11 @@ class Phases:
 
 def make_phases(cfg: Config, num_train_examples: int) -> Phases:
   """Steps per epoch and per phase for a dataset of ``num_train_examples``."""
-  spe = cfg.steps_per_epoch or num_train_examples // cfg.batch_size
+  try:
+    spe = cfg.steps_per_epoch or input_pipeline.steps_per_epoch(
+        num_train_examples, cfg.batch_size)
+  except ValueError:  # Fewer examples than one batch.
+    spe = 0
   if spe <= 0:
     raise ConfigError(
         f'The train split has {num_train_examples} examples, fewer than one '

@@ -1,0 +1,301 @@
+"""The datasets the training job knows, and what a loaded one looks like.
+
+Static facts only, no I/O beyond looking for folders:
+
+* :data:`DATASETS`: the :class:`DatasetInfo` of every named dataset (TFDS
+  datasets and the CIFAR-10 JPEG copy); ``imagefolder:<path>`` and
+  ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded.
+* the TFDS specs (file names of a manual download folder, a URL to probe),
+  the per-channel statistics :data:`MEAN_STD` and the augmentation kinds
+  that :mod:`train.augment` applies on the device;
+* where data lives: :func:`default_data_dir`, :func:`shared_data_dir`,
+  :func:`resolve_manual_dir`;
+* a loaded dataset: :class:`Dataset` of two random-access sources
+  (:class:`Source`, e.g. :class:`ArraySource`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MANUAL_DIR_ENV = 'RDA_MANUAL_DIR'
+# A folder of offline copies (``<dir>/mnist/`` = the four MNIST archives,
+# ``<dir>/cifar10-jpg.tar.gz``), used when no manual folder is given; default:
+# ``../shared/data`` beside the repository.
+SHARED_DATA_ENV = 'RDA_SHARED_DATA'
+PREPARE_HINT = "pip install 'rda-optax[prepare]'"
+
+# Augmentation kinds (applied on the device by train.augment.preprocess).
+AUG_NONE = 'none'  # Normalisation only (MNIST-like).
+AUG_CROP_FLIP = 'crop_flip'  # 4-pixel-padded random crop + flip (CIFAR).
+AUG_FLIP = 'flip'  # Flip only (ImageNet: the resized crop is on the host).
+
+# Per-channel statistics of [0, 1]-scaled pixels.
+MEAN_STD = {
+    'mnist': ((0.1307,), (0.3081,)),
+    'fashion_mnist': ((0.2860,), (0.3530,)),
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    'cifar100': ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+  """The dataset is neither prepared nor obtainable.
+
+  Offline without a manual folder, or a manual folder that lacks files.
+  """
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """Static facts about a dataset, as delivered by this pipeline.
+
+  Attributes:
+    name: the dataset's name.
+    num_classes: the number of labels.
+    image_shape: the (H, W, C) of the uint8 images in the batches (for
+      ImageNet the host-side crop size, 224 by default).
+    train_split: the train split's name.
+    eval_split: the eval split's name.
+    num_train: examples in the train split.
+    num_eval: examples in the eval split.
+    mean: per-channel mean of [0, 1] pixels.
+    std: per-channel standard deviation of [0, 1] pixels.
+    augmentation: ``AUG_NONE``, ``AUG_CROP_FLIP`` or ``AUG_FLIP``.
+    class_names: the class names, when known.
+  """
+
+  name: str
+  num_classes: int
+  image_shape: tuple[int, int, int]
+  train_split: str
+  eval_split: str
+  num_train: int
+  num_eval: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  augmentation: str
+  class_names: tuple[str, ...] | None = None
+
+  @property
+  def split_sizes(self) -> dict[str, int]:
+    return {self.train_split: self.num_train, self.eval_split: self.num_eval}
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSpec:
+  """How a TFDS dataset is obtained.
+
+  Attributes:
+    tfds_name: the TFDS builder's name.
+    manual_files: file names TFDS looks for in a manual folder.
+    probe_url: a URL TFDS downloads from, probed to detect offline-ness.
+    host_crop: variable-size images: crop/resize on the host (ImageNet).
+  """
+
+  tfds_name: str
+  manual_files: tuple[str, ...]
+  probe_url: str | None
+  host_crop: bool = False
+
+
+MNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+               't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+
+TFDS_SPECS = {
+    'mnist': TfdsSpec(
+        'mnist', MNIST_FILES, 'https://storage.googleapis.com/cvdf-datasets/'
+        'mnist/train-labels-idx1-ubyte.gz'),
+    'fashion_mnist': TfdsSpec(
+        'fashion_mnist', MNIST_FILES,
+        'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
+        'train-labels-idx1-ubyte.gz'),
+    'cifar10': TfdsSpec(
+        'cifar10', ('cifar-10-binary.tar.gz',),
+        'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'),
+    'cifar100': TfdsSpec(
+        'cifar100', ('cifar-100-binary.tar.gz',),
+        'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz'),
+    # ImageNet is never downloaded by TFDS: the archives must be in the
+    # manual folder.
+    'imagenet2012': TfdsSpec(
+        'imagenet2012',
+        ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar'), None,
+        host_crop=True),
+}
+
+DATASETS: dict[str, DatasetInfo] = {
+    'mnist': DatasetInfo('mnist', 10, (28, 28, 1), 'train', 'test', 60_000,
+                         10_000, *MEAN_STD['mnist'], AUG_NONE),
+    'fashion_mnist': DatasetInfo(
+        'fashion_mnist', 10, (28, 28, 1), 'train', 'test', 60_000, 10_000,
+        *MEAN_STD['fashion_mnist'], AUG_NONE),
+    'cifar10': DatasetInfo('cifar10', 10, (32, 32, 3), 'train', 'test',
+                           50_000, 10_000, *MEAN_STD['cifar10'],
+                           AUG_CROP_FLIP),
+    'cifar100': DatasetInfo('cifar100', 100, (32, 32, 3), 'train', 'test',
+                            50_000, 10_000, *MEAN_STD['cifar100'],
+                            AUG_CROP_FLIP),
+    'imagenet2012': DatasetInfo(
+        'imagenet2012', 1000, (224, 224, 3), 'train', 'validation',
+        1_281_167, 50_000, *MEAN_STD['imagenet'], AUG_FLIP),
+    # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
+    # train.sources.load_dataset.
+    'cifar10_jpg': DatasetInfo('cifar10_jpg', 10, (32, 32, 3), 'train',
+                               'test', 50_000, 10_000, *MEAN_STD['cifar10'],
+                               AUG_CROP_FLIP),
+}
+TFDS_DATASETS = tuple(TFDS_SPECS)
+IMAGEFOLDER_PREFIX = 'imagefolder:'
+
+
+def unknown_dataset_message(name: str) -> str:
+  """The error message of a dataset name no source knows."""
+  return (f'Unknown dataset {name!r}; known: {sorted(DATASETS)} or '
+          "'imagefolder:<path>'")
+
+
+def get_info(name: str) -> DatasetInfo:
+  """Static metadata of a named dataset (no I/O).
+
+  Args:
+    name: a key of :data:`DATASETS`.
+
+  Returns:
+    Its :class:`DatasetInfo`.
+
+  Raises:
+    ValueError: for an unknown name, or an ``imagefolder:`` dataset (its
+      metadata is known only after ``load_dataset``).
+  """
+  if name in DATASETS:
+    return DATASETS[name]
+  if name.startswith(IMAGEFOLDER_PREFIX):
+    raise ValueError(f'{name!r}: metadata of an image folder is known only '
+                     'after loading it (use load_dataset(name).info)')
+  raise ValueError(unknown_dataset_message(name))
+
+
+# ---------------------------------------------------------------------------
+# Where data lives.
+# ---------------------------------------------------------------------------
+
+
+def default_data_dir(data_dir) -> str:
+  """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+  if data_dir:
+    return os.path.expanduser(os.fspath(data_dir))
+  return os.path.expanduser(
+      os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
+
+
+def shared_data_dir() -> str | None:
+  """The folder of offline dataset copies, if it exists.
+
+  Returns:
+    ``$RDA_SHARED_DATA``, else ``../shared/data`` beside the repository;
+    None when that folder does not exist.
+  """
+  path = os.environ.get(SHARED_DATA_ENV) or os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+      'shared', 'data')
+  path = os.path.normpath(os.path.expanduser(path))
+  return path if os.path.isdir(path) else None
+
+
+def resolve_manual_dir(manual_dir, name: str | None = None) -> str | None:
+  """The manual download folder in effect.
+
+  Args:
+    manual_dir: the folder given (flag or argument), or None.
+    name: the dataset, to look for its offline copy.
+
+  Returns:
+    ``manual_dir``, else ``$RDA_MANUAL_DIR``, else a complete offline copy
+    of ``name`` in :func:`shared_data_dir`, else None.
+  """
+  manual_dir = manual_dir or os.environ.get(MANUAL_DIR_ENV) or None
+  if manual_dir is None and name in TFDS_SPECS and shared_data_dir():
+    candidate = os.path.join(shared_data_dir(), name)
+    files = TFDS_SPECS[name].manual_files
+    if files and all(os.path.exists(os.path.join(candidate, f))
+                     for f in files):
+      log.info('Using the offline copy of %s in %s', name, candidate)
+      manual_dir = candidate
+  return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
+
+
+# ---------------------------------------------------------------------------
+# Sources and loaded datasets.
+# ---------------------------------------------------------------------------
+
+
+class Source(Protocol):
+  """A random-access split.
+
+  ``get_batch`` returns uint8 images (n, H, W, C) and int32 labels (n,).
+  """
+
+  image_shape: tuple[int, int, int]
+
+  def __len__(self) -> int:
+    ...
+
+  def get_batch(self, indices: np.ndarray,
+                seeds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    ...
+
+
+class ArraySource:
+  """A split held in (possibly memory-mapped) numpy arrays.
+
+  Args:
+    images: uint8 NHWC images.
+    labels: one label per image.
+  """
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray):
+    if images.ndim != 4 or images.dtype != np.uint8:
+      raise ValueError(
+          f'images must be uint8 NHWC, got {images.dtype} {images.shape}')
+    if len(images) != len(labels):
+      raise ValueError(f'{len(images)} images but {len(labels)} labels')
+    self.images = images
+    self.labels = np.asarray(labels, np.int32)
+    self.image_shape = tuple(int(d) for d in images.shape[1:])
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def get_batch(self, indices, seeds=None):
+    """The examples ``indices`` as ``{'image', 'label'}``."""
+    del seeds  # Deterministic decoding; augmentation happens on the device.
+    indices = np.asarray(indices, np.int64)
+    return {'image': np.asarray(self.images[indices]),
+            'label': self.labels[indices]}
+
+
+@dataclasses.dataclass
+class Dataset:
+  """A loaded dataset: metadata plus the train and eval sources.
+
+  Attributes:
+    info: its metadata.
+    train: the train split.
+    eval: the eval split.
+    preprocess: the device-side ``preprocess(images, key, train)`` of its
+      batches; None: :func:`train.augment.preprocess` with ``info``.
+  """
+
+  info: DatasetInfo
+  train: Source
+  eval: Source
+  preprocess: Callable[[Any, Any, bool], Any] | None = None

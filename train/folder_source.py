@@ -1,0 +1,347 @@
+"""Image folders, and the CIFAR-10 JPEG copy found among the data folders.
+
+An image folder (``cifar10_jpg`` or ``imagefolder:<path>``) is
+``root/<split>/<class>/<file>`` (``.jpg``/``.png``/...), as a directory or
+inside a ``.tar``/``.tar.gz``. It is decoded once with Pillow into a uint8
+``.npy`` cache (memory-mapped when read); the class index is the position
+in the sorted list of class folder names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from train.dataset_registry import AUG_CROP_FLIP
+from train.dataset_registry import AUG_FLIP
+from train.dataset_registry import IMAGEFOLDER_PREFIX
+from train.dataset_registry import MANUAL_DIR_ENV
+from train.dataset_registry import ArraySource
+from train.dataset_registry import Dataset
+from train.dataset_registry import DatasetInfo
+from train.dataset_registry import DatasetNotFoundError
+from train.dataset_registry import default_data_dir
+from train.dataset_registry import resolve_manual_dir
+from train.dataset_registry import shared_data_dir
+from train.decode import default_workers
+from train.decode import open_image
+from train.decode import to_hwc
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.ppm',
+                    '.tif', '.tiff')
+_CACHE_FORMAT_VERSION = 1
+_EVAL_SPLIT_NAMES = ('test', 'val', 'validation')
+_ARCHIVE = r'\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$'
+
+
+def _is_archive(path: str) -> bool:
+  return bool(re.search(_ARCHIVE, path))
+
+
+def _folder_key(path: str, image_size, max_per_class) -> str:
+  stat = os.stat(path)
+  parts = [os.path.abspath(path), str(stat.st_size), str(int(stat.st_mtime)),
+           str(image_size), str(max_per_class), str(_CACHE_FORMAT_VERSION)]
+  if os.path.isdir(path):  # A copied/edited folder changes these.
+    for split in sorted(os.listdir(path)):
+      split_path = os.path.join(path, split)
+      if os.path.isdir(split_path):
+        parts += [split, str(int(os.stat(split_path).st_mtime)),
+                  str(len(os.listdir(split_path)))]
+  return hashlib.sha1('|'.join(parts).encode()).hexdigest()[:12]
+
+
+def image_folder_cache_dir(path, data_dir=None, image_size=None,
+                           max_per_class=None) -> str:
+  """The default cache folder of an image folder.
+
+  Args:
+    path: the image folder or archive.
+    data_dir: the data folder (default TFDS's).
+    image_size: the resize of the cache, if any.
+    max_per_class: the subset of the cache, if any.
+
+  Returns:
+    ``<data_dir>/rda_imagefolder/<stem>-<hash>``.
+  """
+  path = os.path.expanduser(os.fspath(path))
+  stem = re.sub(_ARCHIVE, '', os.path.basename(path.rstrip('/')))
+  key = _folder_key(path, image_size, max_per_class)
+  return os.path.join(default_data_dir(data_dir), 'rda_imagefolder',
+                      f'{stem}-{key}')
+
+
+def _split_class_file(relpath: str):
+  parts = [p for p in relpath.replace('\\', '/').split('/')
+           if p not in ('', '.')]
+  if len(parts) < 3:
+    return None
+  split, cls, fname = parts[-3:]
+  if fname.startswith('.') or not fname.lower().endswith(IMAGE_EXTENSIONS):
+    return None
+  return split, cls, fname
+
+
+def _iter_image_files(path: str):
+  """Yields (split, class, file_name, bytes) of every image under path."""
+  if os.path.isdir(path):
+    for dirpath, _, files in os.walk(path):
+      for fname in files:
+        full = os.path.join(dirpath, fname)
+        key = _split_class_file(os.path.relpath(full, path))
+        if key is not None:
+          with open(full, 'rb') as f:
+            yield (*key, f.read())
+  elif _is_archive(path):
+    with tarfile.open(path, 'r|*') as archive:
+      for member in archive:
+        if member.isfile():
+          key = _split_class_file(member.name)
+          if key is not None:
+            yield (*key, archive.extractfile(member).read())
+  else:
+    raise ValueError(
+        f'{path} is neither a folder nor a .tar/.tar.gz archive')
+
+
+def _channel_stats(images: np.ndarray,
+                   chunk: int = 4096) -> tuple[list[float], list[float]]:
+  """Per-channel mean and std of the [0, 1] pixels of uint8 NHWC images.
+
+  Chunked, to keep the memory low.
+  """
+  total = np.zeros(images.shape[-1])
+  squares = np.zeros(images.shape[-1])
+  for start in range(0, len(images), chunk):
+    part = images[start:start + chunk].astype(np.float32) / 255.0
+    total += part.sum(axis=(0, 1, 2), dtype=np.float64)
+    squares += np.square(part).sum(axis=(0, 1, 2), dtype=np.float64)
+  count = max(1, images.size // images.shape[-1])
+  mean = total / count
+  std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+  return mean.tolist(), std.tolist()
+
+
+def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
+                             max_per_class: int | None = None,
+                             num_workers: int | None = None) -> str:
+  """Decodes an image folder once into ``cache_dir``.
+
+  The cache is a uint8 .npy per split plus meta.json; it is written to a
+  temporary folder and renamed, so concurrent processes never see a partial
+  cache.
+
+  Args:
+    path: the image folder or archive.
+    cache_dir: the cache folder to make.
+    image_size: resizes every image to this square (needed when sizes
+      differ).
+    max_per_class: keeps the first files (sorted by name) of each class and
+      split.
+    num_workers: decoding threads.
+
+  Returns:
+    ``cache_dir``.
+  """
+  path = os.fspath(path)
+  cache_dir = os.fspath(cache_dir)
+  files: dict[str, dict[str, dict[str, bytes]]] = {}
+  for split, cls, fname, data in _iter_image_files(path):
+    files.setdefault(split, {}).setdefault(cls, {})[fname] = data
+  if not files:
+    raise DatasetNotFoundError(
+        f'no images found as <split>/<class>/<image> under {path}')
+  classes = sorted({c for split in files.values() for c in split})
+  class_index = {c: i for i, c in enumerate(classes)}
+
+  first_split = next(iter(files.values()))
+  first = open_image(next(iter(next(iter(first_split.values())).values())))
+  mode = 'L' if first.mode in ('1', 'L', 'I', 'I;16', 'F') else 'RGB'
+
+  def decode(data: bytes) -> np.ndarray:
+    image = open_image(data)
+    if image.mode != mode:
+      image = image.convert(mode)
+    if image_size is not None and image.size != (image_size, image_size):
+      image = image.resize((image_size, image_size), Image.BILINEAR)
+    return to_hwc(np.asarray(image))
+
+  tmp_dir = f'{cache_dir}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+  os.makedirs(tmp_dir)
+  meta: dict[str, Any] = {
+      'source': os.path.abspath(path), 'classes': classes, 'splits': {},
+      'image_size': image_size, 'max_per_class': max_per_class,
+      'version': _CACHE_FORMAT_VERSION}
+  try:
+    with ThreadPoolExecutor(num_workers or default_workers()) as pool:
+      for split in sorted(files):
+        blobs, labels = [], []
+        for cls in sorted(files[split]):
+          names = sorted(files[split][cls])[:max_per_class]
+          blobs += [files[split][cls][n] for n in names]
+          labels += [class_index[cls]] * len(names)
+        chunks = [blobs[i:i + 1024] for i in range(0, len(blobs), 1024)]
+        images = [im for part in
+                  pool.map(lambda c: [decode(b) for b in c], chunks)
+                  for im in part]
+        shapes = {im.shape for im in images}
+        if len(shapes) != 1:
+          raise ValueError(
+              f'{path}/{split}: images of different sizes '
+              f'{sorted(shapes)[:4]}...; pass image_size=N to resize them '
+              'to N×N')
+        array = np.stack(images)
+        np.save(os.path.join(tmp_dir, f'{split}_images.npy'), array)
+        np.save(os.path.join(tmp_dir, f'{split}_labels.npy'),
+                np.asarray(labels, np.int32))
+        mean, std = _channel_stats(array)
+        meta['splits'][split] = {'num_examples': len(labels),
+                                 'image_shape': list(array.shape[1:]),
+                                 'mean': mean, 'std': std}
+        del images, array
+    with open(os.path.join(tmp_dir, 'meta.json'), 'w') as f:
+      json.dump(meta, f, indent=1)
+    os.makedirs(os.path.dirname(os.path.abspath(cache_dir)), exist_ok=True)
+    try:
+      os.rename(tmp_dir, cache_dir)
+    except OSError:  # Another process finished first.
+      if not os.path.exists(os.path.join(cache_dir, 'meta.json')):
+        raise
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+  return cache_dir
+
+
+def load_image_folder(path, *, name: str | None = None, cache_dir=None,
+                      data_dir=None, image_size: int | None = None,
+                      max_per_class: int | None = None,
+                      num_workers: int | None = None, mean_std=None,
+                      augmentation: str | None = None) -> Dataset:
+  """Loads ``root/<split>/<class>/<image>`` (folder or tar) via a .npy cache.
+
+  The train split is ``train``; the eval split the first of ``test``,
+  ``val``, ``validation``.
+
+  Args:
+    path: the image folder or archive.
+    name: the dataset's name (default ``imagefolder:<path>``).
+    cache_dir: the cache (default
+      ``<data_dir>/rda_imagefolder/<name>-<hash>``).
+    data_dir: the data folder (default TFDS's).
+    image_size: resizes every image to this square.
+    max_per_class: keeps the first files of each class and split.
+    num_workers: decoding threads.
+    mean_std: the normalisation (default the train split's statistics).
+    augmentation: default crop+flip for images up to 64 px, flip only above.
+
+  Returns:
+    The dataset, memory-mapped from the cache.
+  """
+  path = os.path.expanduser(os.fspath(path))
+  if not os.path.exists(path):
+    raise DatasetNotFoundError(f'image folder {path} does not exist')
+  name = name or IMAGEFOLDER_PREFIX + path
+  if cache_dir is None:
+    cache_dir = image_folder_cache_dir(path, data_dir, image_size,
+                                       max_per_class)
+  cache_dir = os.fspath(cache_dir)
+  if not os.path.exists(os.path.join(cache_dir, 'meta.json')):
+    log.info('Decoding image folder %s into %s (once)', path, cache_dir)
+    build_image_folder_cache(path, cache_dir, image_size=image_size,
+                             max_per_class=max_per_class,
+                             num_workers=num_workers)
+  with open(os.path.join(cache_dir, 'meta.json')) as f:
+    meta = json.load(f)
+  splits = meta['splits']
+  if 'train' not in splits:
+    raise DatasetNotFoundError(
+        f"{path}: no 'train' split (found {sorted(splits)})")
+  eval_split = next((s for s in _EVAL_SPLIT_NAMES if s in splits), None)
+  if eval_split is None:
+    raise DatasetNotFoundError(f'{path}: no eval split {_EVAL_SPLIT_NAMES} '
+                               f'(found {sorted(splits)})')
+
+  def source(split):
+    images = np.load(os.path.join(cache_dir, f'{split}_images.npy'),
+                     mmap_mode='r')
+    labels = np.load(os.path.join(cache_dir, f'{split}_labels.npy'))
+    return ArraySource(images, labels)
+
+  train, evaluation = source('train'), source(eval_split)
+  shape = tuple(splits['train']['image_shape'])
+  if mean_std is None:
+    mean_std = (tuple(splits['train']['mean']), tuple(splits['train']['std']))
+  if augmentation is None:
+    augmentation = AUG_CROP_FLIP if max(shape[:2]) <= 64 else AUG_FLIP
+  info = DatasetInfo(
+      name=name, num_classes=len(meta['classes']), image_shape=shape,
+      train_split='train', eval_split=eval_split, num_train=len(train),
+      num_eval=len(evaluation), mean=tuple(mean_std[0]),
+      std=tuple(mean_std[1]), augmentation=augmentation,
+      class_names=tuple(meta['classes']))
+  return Dataset(info, train, evaluation)
+
+
+def prepare_image_folder(path, *, data_dir=None, image_size=None,
+                         max_per_class=None) -> str:
+  """Builds the default cache of an image folder unless it exists.
+
+  Returns:
+    The cache folder.
+  """
+  path = os.path.expanduser(path)
+  cache_dir = image_folder_cache_dir(path, data_dir, image_size,
+                                     max_per_class)
+  if not os.path.exists(os.path.join(cache_dir, 'meta.json')):
+    build_image_folder_cache(path, cache_dir, image_size=image_size,
+                             max_per_class=max_per_class)
+  return cache_dir
+
+
+_CIFAR10_JPG_NAMES = ('cifar10-jpg.tar.gz', 'cifar10-jpg.tgz',
+                      'cifar10-jpg.tar', 'cifar10-jpg', 'cifar10_jpg')
+
+
+def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
+  """Locates the CIFAR-10 JPEG copy.
+
+  Args:
+    manual_dir: the manual folder (see
+      :func:`train.dataset_registry.resolve_manual_dir`).
+    data_dir: the data folder.
+
+  Returns:
+    The first of the manual folder, ``data_dir`` and the shared data folder
+    that is the copy itself, or the copy under one of its usual names inside
+    it.
+  """
+  candidates = [c for c in (resolve_manual_dir(manual_dir), data_dir,
+                            shared_data_dir()) if c]
+  for base in candidates:
+    base = os.path.expanduser(os.fspath(base))
+    if ((_is_archive(base) and os.path.isfile(base)) or
+        os.path.isdir(os.path.join(base, 'train'))):
+      return base
+    for fname in _CIFAR10_JPG_NAMES:
+      if os.path.exists(os.path.join(base, fname)):
+        return os.path.join(base, fname)
+  raise DatasetNotFoundError(
+      "Dataset 'cifar10_jpg' (CIFAR-10 as JPEG files, train/<class>/*.jpg "
+      'and test/<class>/*.jpg) was not found in '
+      f"{candidates or 'any folder'}: pass --manual_dir DIR (or "
+      f'manual_dir=DIR, or {MANUAL_DIR_ENV}=DIR) where DIR is the folder or '
+      f".tar.gz or contains one of {', '.join(_CIFAR10_JPG_NAMES)}; or use "
+      "'imagefolder:<path>'.")
