@@ -19,7 +19,13 @@ def test_every_option_a_method_reads_is_accepted_and_the_rest_refused():
     if method.from_run:
       base['init_from'] = '.'
     cfg = config_lib.get_config(None, **base)
-    config_lib.validate(cfg, set(method.reads))  # All its own: fine.
+    # All its own: fine (the target options go with --regularizer sparsity,
+    # λ with the others).
+    target = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
+    config_lib.validate(cfg, set(method.reads) - target)
+    if target <= method.reads and name != 'splitting':
+      config_lib.validate(cfg.replace(regularizer='sparsity'),
+                          set(method.reads) - {'lam', 'lam2'})
     for option in method.ignores:
       with pytest.raises(config_lib.ConfigError,
                          match=f'--method {name} does not use --{option}'):
@@ -188,6 +194,12 @@ def test_a_target_sparsity_is_checked():
     config_lib.validate(config_lib.get_config(None, method='sgd',
                                               workdir='runs/x'),
                         {'target_sparsity'})
+  with pytest.raises(config_lib.ConfigError, match='has no strength'):
+    config_lib.validate(config_lib.get_config(None, **base), {'lam'})
+  with pytest.raises(config_lib.ConfigError,
+                     match='add --regularizer sparsity'):
+    config_lib.validate(config_lib.get_config(
+        None, method='rmda', workdir='runs/x'), {'target_sparsity'})
   cfg = config_lib.get_config(None, **base)
   hypers = methods.hyper_schedules(cfg, methods.make_phases(cfg, 1280))
   assert 'lam' not in hypers  # No λ to log: the ramp is the strength.

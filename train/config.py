@@ -649,6 +649,19 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
         '; drop them or choose the method that does ('
         f'{registry.options_summary()}).')
+  # The constraint has no λ; the target options mean nothing without it.
+  target_opts = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
+  if cfg.regularizer == 'sparsity' and set(explicit) & {'lam', 'lam2'}:
+    raise ConfigError(
+        '--regularizer sparsity constrains the sparsity itself and has no '
+        'strength: drop --lam / --lam2 and set --target_sparsity (and its '
+        'ramp, --target_begin_epoch / --target_end_epoch).')
+  if cfg.regularizer != 'sparsity' and set(explicit) & target_opts:
+    bad = ', '.join('--' + o for o in sorted(set(explicit) & target_opts))
+    raise ConfigError(
+        f'{bad} set the target of --regularizer sparsity, but the '
+        f'regularizer is {cfg.regularizer}: add --regularizer sparsity, or '
+        f'drop them and set --lam.')
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
     raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
                       '(the group strength; --lam is the l1 strength).')
