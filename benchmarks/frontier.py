@@ -162,6 +162,16 @@ def _han(lrs, scope):
                         'prune_scope': scope} for lr in lrs}
 
 
+def _rmda_target(lr, begin, end, asr_lr=0.03, lr_schedule=None):
+  """RMDA projected on the level (global ranking), the ramp from ``begin``
+  to ``end`` (epochs), then ASR by SGD at ``asr_lr`` (cosine)."""
+  schedule = {'lr_schedule': lr_schedule} if lr_schedule else {}
+  return {'lr': lr, **schedule, 'momentum': 0.9, 'init_scale': 0.0,
+          'prune_scope': 'global', 'target_begin_epoch': begin,
+          'target_end_epoch': end, 'asr_optimizer': 'sgd', 'asr_lr': asr_lr,
+          'asr_lr_schedule': 'cosine'}
+
+
 def _gmp(ends, lr=0.1):
   return {f'end{e:g}': {'lr': lr, 'lr_schedule': 'cosine',
                         'gmp_begin_epoch': 1.0, 'gmp_end_epoch': e,
@@ -191,14 +201,7 @@ SETTINGS: dict[str, Setting] = {
             },
             # RMDA projected on the level (--regularizer sparsity), the ramp
             # over the first 6 of its 8 epochs, then ASR as rmda's.
-            'rmda_target': {
-                'default': {'lr': 0.2, 'momentum': 0.9, 'init_scale': 0.0,
-                            'prune_scope': 'global',
-                            'target_begin_epoch': 0.0,
-                            'target_end_epoch': 6.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                            'asr_lr_schedule': 'cosine'},
-            },
+            'rmda_target': {'default': _rmda_target(0.2, 0.0, 6.0)},
             # Fine-tuning lr 0.003 was worse than 0.01 at every level; the
             # grid goes past the best rate (0.2) at every level.
             'han_global': _han((0.01, 0.03, 0.1, 0.2, 0.4), 'global'),
@@ -233,14 +236,7 @@ SETTINGS: dict[str, Setting] = {
             },
             # The preset mnist_lenet5_rmda's recipe (ASR at 0.03), the
             # level reached along the ramp from epoch 1 to 15.
-            'rmda_target': {
-                'default': {'lr': 0.05, 'momentum': 0.9, 'init_scale': 0.0,
-                            'prune_scope': 'global',
-                            'target_begin_epoch': 1.0,
-                            'target_end_epoch': 15.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                            'asr_lr_schedule': 'cosine'},
-            },
+            'rmda_target': {'default': _rmda_target(0.05, 1.0, 15.0)},
             'han_global': _han((0.003, 0.01, 0.03), 'global'),
             'gmp': _gmp((15.0, 22.0), lr=0.03),
             'rda': {'paper': {'gamma': 10.0, 'init_scale': 1.0}},
@@ -279,19 +275,9 @@ SETTINGS: dict[str, Setting] = {
             # interpolation does not amplify the step as SGD's momentum
             # does: η = 0.1 trains like SGD at 0.01), cosine as dense.
             'rmda_target': {
-                'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
-                            'prune_scope': 'global',
-                            'target_begin_epoch': 1.0,
-                            'target_end_epoch': 15.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                            'asr_lr_schedule': 'cosine'},
-                'lr1_cosine': {'lr': 1.0, 'lr_schedule': 'cosine',
-                               'momentum': 0.9, 'init_scale': 0.0,
-                               'prune_scope': 'global',
-                               'target_begin_epoch': 1.0,
-                               'target_end_epoch': 15.0,
-                               'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                               'asr_lr_schedule': 'cosine'},
+                'default': _rmda_target(0.1, 1.0, 15.0),
+                'lr1_cosine': _rmda_target(1.0, 1.0, 15.0,
+                                           lr_schedule='cosine'),
             },
             'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
                            _han((0.01, 0.03), 'global').items()},
