@@ -85,6 +85,8 @@ class Setting:
   variants: dict[str, dict[str, dict[str, Any]]]
   levels: tuple[float, ...] = LEVELS
   note: str = ''
+  plot_depth: float = 15.0  # How far below dense the plot may reach (points).
+
 
   def runs(self, seeds, methods=None, strengths=None,
            variants=None) -> list[Run]:
@@ -183,7 +185,7 @@ SETTINGS: dict[str, Setting] = {
     # LeNet-300-100 on MNIST, 12 epochs in all (8 + 4).
     'lenet300': Setting(
         base={'model': 'lenet300_100', 'dataset': 'mnist', 'batch_size': 128},
-        epochs=12.0, sparse_epochs=8.0,
+        epochs=12.0, sparse_epochs=8.0, plot_depth=4.0,
         # Extra λ fill the widest sparsity gaps of the geometric grid (the
         # comparison takes a point at or above each level).
         lams={'rmda': tuple(sorted(_geom(1e-4, 2e-3, 12) +
@@ -253,7 +255,7 @@ SETTINGS: dict[str, Setting] = {
               'eval_every_epochs': 5},
         epochs=30.0, sparse_epochs=20.0,
         lams={'rmda': _geom(1e-4, 3.2e-3, 6), 'rda': (), 'prox_sgd': ()},
-        levels=(0.90, 0.95, 0.97, 0.98),
+        levels=(0.90, 0.95, 0.97, 0.98), plot_depth=16.0,
         variants={
             'dense': {'cosine': {'lr': 0.1, 'momentum': 0.9,
                                  'lr_schedule': 'cosine',
@@ -477,15 +479,12 @@ def plot(path, setting, agg) -> None:
   # The interesting band: within a few points of dense (worse curves run
   # off the bottom; the tables have every number).
   top = 100 * dense[0] if dense else max(100 * a['acc'] for a in agg.values())
-  best = {}  # The best method's accuracy at each level.
-  for m, t in table.items():
-    for level, e in t.items():
-      if m != 'dense':
-        best[level] = max(best.get(level, 0.0), 100 * e[0])
-  lowest = min(best.values(), default=top)
-  # 4 points below dense, or down to where the best method is at the highest
-  # level (at most 15 points below dense).
-  ax.set_ylim(max(min(top - 4.0, lowest - 0.5), top - 15.0), top + 0.4)
+  lowest = min((100 * e[0] for m, t in table.items() if m != 'dense'
+                for e in t.values()), default=top)
+  # 4 points below dense, or down to the lowest point of any curve, but at
+  # most the setting's plot_depth below dense.
+  ax.set_ylim(max(min(top - 4.0, lowest - 0.5), top - setting.plot_depth),
+              top + 0.4)
   ax.set_xlim(x_of(0.85), x_of(0.998))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc='lower left')
