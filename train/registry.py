@@ -154,15 +154,19 @@ def _rmda(ctx: BuildContext):
       restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs))
 
 
+def _ramp_end(end_epoch: float, epochs: float) -> float:
+  """The end of a sparsity ramp: ``end_epoch``, or 3/4 of ``epochs`` if < 0."""
+  return end_epoch if end_epoch >= 0 else 0.75 * epochs
+
+
 def target_end_epoch(cfg) -> float:
   """``--target_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
-  return (cfg.target_end_epoch if cfg.target_end_epoch >= 0
-          else 0.75 * cfg.epochs)
+  return _ramp_end(cfg.target_end_epoch, cfg.epochs)
 
 
 def gmp_end_epoch(cfg) -> float:
   """gmp's end epoch: ``--gmp_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
-  return cfg.gmp_end_epoch if cfg.gmp_end_epoch >= 0 else 0.75 * cfg.epochs
+  return _ramp_end(cfg.gmp_end_epoch, cfg.epochs)
 
 
 def _gmp(ctx: BuildContext):
