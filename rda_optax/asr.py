@@ -44,11 +44,17 @@ class ASRState(NamedTuple):
 
   def sparse_point(self, params: Any = None) -> Any:
     """The sparse model of the optimizer that is training now."""
-    inner = sparse_point.sparse_params(self.inner_state, params)
-    if self.retrain_state is None:
-      return inner
-    retrain = sparse_point.sparse_params(self.retrain_state, params)
-    return _tree_where(self.retraining, retrain, inner)
+    point = sparse_point.sparse_params(self.inner_state, params)
+    if self.retrain_state is not None:
+      retrain = sparse_point.sparse_params(self.retrain_state, params)
+      point = _tree_where(self.retraining, retrain, point)
+    # Frozen entries are zero: the stored buffers an optimizer passes through
+    # unchanged may hold stale values there (see _unzeroed_passthrough).
+    keep = _full_keep(self.freeze, point)
+    return jax.tree.map(
+        lambda x, k: x if k is None else jnp.where(
+            k | ~self.retraining, x, jnp.zeros_like(x)),
+        point, keep, is_leaf=lambda x: x is None)
 
 
 def _landed(p, u):
@@ -104,6 +110,27 @@ def _full_keep(freeze_state, params):
       keep, is_leaf=lambda x: isinstance(x, optax.MaskedNode))
   leaves = [None if isinstance(k, optax.MaskedNode) else k for k in leaves]
   return jax.tree.unflatten(jax.tree.structure(params), leaves)
+
+
+def _unzeroed_passthrough(view: Any, new: Any, raw: Any) -> Any:
+  """``new``, but ``raw``'s leaf wherever ``new`` passed ``view``'s through.
+
+  The optimizer updates from a view of its state zeroed at frozen entries.
+  A buffer it returns unchanged (RDA's centre ``w0``) need not be stored
+  zeroed: the next step zeroes its view again, inside the fusion that reads
+  it. Storing the raw buffer saves a full read and write of it per step.
+  Leaves are matched by identity of the traced values, so a buffer the
+  optimizer touched in any way is stored as it returned it.
+  """
+  view_leaves = jax.tree.leaves(view)
+  new_leaves, treedef = jax.tree.flatten(new)
+  raw_leaves = jax.tree.leaves(raw)
+  if len(view_leaves) != len(new_leaves) or len(raw_leaves) != len(
+      view_leaves):
+    return new
+  return jax.tree.unflatten(treedef, [
+      r if n is v else n
+      for v, n, r in zip(view_leaves, new_leaves, raw_leaves)])
 
 
 def zero_frozen_moments(transform: optax.GradientTransformation,
@@ -261,15 +288,15 @@ def asr(
         lambda g, k: g if k is None else jnp.where(k, g, jnp.zeros_like(g)),
         updates, eff_keep, is_leaf=lambda x: x is None)
     if retrain is None:
-      inner_state = zero_frozen_moments(inner, inner_state, eff_keep)
-      new_updates, inner_state = inner.update(grads, inner_state, base,
-                                              **extra_args)
+      view = zero_frozen_moments(inner, inner_state, eff_keep)
+      new_updates, new_state = inner.update(grads, view, base, **extra_args)
+      inner_state = _unzeroed_passthrough(view, new_state, inner_state)
     else:
       def retrain_step(states):
         i_state, r_state = states
-        r_state = zero_frozen_moments(retrain, r_state, keep)
-        u, r_state = retrain.update(grads, r_state, base, **extra_args)
-        return u, (i_state, r_state)
+        view = zero_frozen_moments(retrain, r_state, keep)
+        u, new_state = retrain.update(grads, view, base, **extra_args)
+        return u, (i_state, _unzeroed_passthrough(view, new_state, r_state))
 
       def inner_step(states):
         i_state, r_state = states
