@@ -9,7 +9,7 @@ Shows whether the input pipeline can keep an accelerator busy:
 * ImageNet-style host decode (random-resized / centre crop to 224 at decode time) on synthetic
   500x375 JPEGs (no ImageNet here), per decoding thread and with the thread pool;
 * device augmentation + normalisation (``train.augment.preprocess``) under jit, batch-wise and
-  per example under vmap (as ``train.train.train_step`` calls it).
+  per example under vmap (as ``train.train_step.train_step`` calls it).
 
     python benchmarks/input_pipeline.py                 # data from $RDA_SHARED_DATA or ../shared/data
     python benchmarks/input_pipeline.py --data_dir /tmp/tfds --batch 256 --seconds 3

@@ -1,7 +1,7 @@
 """Train-step throughput of dense SGD, Prox-SGD and RDA, side by side.
 
 Times the real pmapped train step of ``python -m train``
-(:func:`train.train.train_step`: augmentation keys, forward, backward,
+(:func:`train.train_step.train_step`: augmentation keys, forward, backward,
 gradient ``pmean``, optimizer, metric sums; state donated) on device-resident
 synthetic batches, so the input pipeline is not measured. Within each round
 the methods run one after the other (alternating, so that machine noise hits
@@ -32,9 +32,11 @@ import numpy as np  # noqa: E402
 import models  # noqa: E402
 
 from train import config as config_lib  # noqa: E402
+from train import config_checks  # noqa: E402
 from train import data as data_lib  # noqa: E402
 from train import methods  # noqa: E402
-from train import train as train_lib  # noqa: E402
+from train import train_state as state_lib  # noqa: E402
+from train import train_step as step_lib  # noqa: E402
 
 METHODS = {
     'sgd': dict(method='sgd', lr=0.01, momentum=0.9, lam=0.0, asr_epochs=0),
@@ -66,20 +68,20 @@ def build(model_name: str, method: str, batch: int, asr_start: int):
       None, model=model_name, dataset=f'synthetic:{_shape(model_name)}:10',
       batch_size=batch, steps_per_epoch=max(asr_start, 1), epochs=1,
       init_scale=2.0, workdir='/tmp/unused', **METHODS[method])
-  config_lib.validate(cfg)
+  config_checks.validate(cfg)
   data = data_lib.synthetic_data(cfg.dataset, global_batch=batch,
                                  num_train=batch * 2, num_eval=batch)
-  model = train_lib.create_model(cfg, data.num_classes)
+  model = step_lib.create_model(cfg, data.num_classes)
   phases = methods.make_phases(cfg, data.num_train_examples)
   tx, _ = methods.create_optimizer(cfg, phases)
-  state = train_lib.create_train_state(jax.random.key(0), cfg, model,
+  state = state_lib.create_train_state(jax.random.key(0), cfg, model,
                                        data.image_shape, tx)
-  state = train_lib.replicate(state)
-  step = train_lib.make_p_train_step(data, cfg, jax.random.key(1))
+  state = state_lib.replicate(state)
+  step = step_lib.make_p_train_step(data, cfg, jax.random.key(1))
   batches = data.train_batches(0)
   sharding = jax.sharding.NamedSharding(
-      jax.sharding.Mesh(np.array(jax.local_devices()), (train_lib.AXIS,)),
-      jax.sharding.PartitionSpec(train_lib.AXIS))
+      jax.sharding.Mesh(np.array(jax.local_devices()), (state_lib.AXIS,)),
+      jax.sharding.PartitionSpec(state_lib.AXIS))
   device_batches = [jax.device_put(next(batches), sharding) for _ in range(2)]
   return state, step, device_batches
 

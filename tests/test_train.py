@@ -14,10 +14,13 @@ import pytest
 
 from train import checkpoint as ckpt_lib
 from train import config as config_lib
+from train import config_checks
 from train import data as data_lib
 from train import metrics as metrics_lib
 from train import report
 from train import train as train_lib
+from train import train_state as state_lib
+from train import train_step as step_lib
 
 from _train_driver import TinyBN, flat
 
@@ -48,7 +51,7 @@ def test_two_steps_change_params_and_report_metrics(tmp_path):
   cfg = make_cfg(tmp_path, epochs=0.5, asr_epochs=0, report=False)
   model = TinyBN()
   data = tiny_data(cfg)
-  init_params, _ = train_lib.initialized(
+  init_params, _ = state_lib.initialized(
       jax.random.split(jax.random.key(cfg.seed))[0], data.image_shape, model)
   state = train_lib.train_and_evaluate(cfg, model=model, data=data)
   assert int(state.step) == 2
@@ -174,7 +177,7 @@ def test_methods(tmp_path, method, extra):
   if method in ('sgd', 'gmp'):
     kw['lam'] = 0.0
   cfg = make_cfg(tmp_path, **kw)
-  config_lib.validate(cfg)
+  config_checks.validate(cfg)
   state = run(cfg)
   kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
              if np.ndim(p) > 1]
@@ -256,7 +259,7 @@ def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):
   han = make_cfg(tmp_path, 'han', method='han', asr_epochs=0, lam=0.0,
                  lr=0.01, init_from=dense.workdir, prune_sparsity=0.8,
                  prune_scope='layer', report=False)
-  config_lib.validate(han)
+  config_checks.validate(han)
   state = run(han)
   for name in ('Conv_1', 'Dense_0'):
     k = np.asarray(state.params[name]['kernel'])
@@ -365,19 +368,19 @@ def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(
                  asr_epochs=0, report=False)
   data = tiny_data(cfg)
   model = TinyBN()
-  params, stats = train_lib.initialized(jax.random.key(0), data.image_shape,
+  params, stats = state_lib.initialized(jax.random.key(0), data.image_shape,
                                         model)
   wrong = jax.tree.map(lambda x: x + 3.0, stats)  # Someone else's statistics.
-  state = train_lib.TrainState.create(apply_fn=model.apply, params=params,
+  state = state_lib.TrainState.create(apply_fn=model.apply, params=params,
                                       tx=optax.identity(), batch_stats=wrong)
-  out = train_lib.unreplicate(train_lib.recalibrate_batch_stats(
-      train_lib.make_p_bn_step(data), train_lib.replicate(state), data))
+  out = state_lib.unreplicate(step_lib.recalibrate_batch_stats(
+      step_lib.make_p_bn_step(data), state_lib.replicate(state), data))
   # The first conv's outputs on the same batches, averaged as Flax's
   # BatchNorm does (decay 0.9 a pass), from the wrong statistics.
   expected = np.asarray(wrong['BatchNorm_0']['mean'], np.float64)
   conv = params['Conv_0']['kernel']
   batches = data.train_batches(0)
-  for _ in range(train_lib.BN_RECALIBRATION_BATCHES):
+  for _ in range(step_lib.BN_RECALIBRATION_BATCHES):
     batch = next(batches)
     images = data.preprocess(batch['image'][0], jax.random.key(0), False)
     y = jax.lax.conv_general_dilated(

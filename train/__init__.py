@@ -3,9 +3,9 @@
 Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
 
 * :mod:`train.config`: :class:`~train.config.Config` (one dataclass, every
-  field a CLI flag), :data:`~train.config.PRESETS`,
-  :func:`~train.config.get_config`, :func:`~train.config.validate`,
-  :func:`~train.config.check_workdir`.
+  field a CLI flag), :data:`~train.presets.PRESETS`,
+  :func:`~train.config.get_config`, :func:`~train.config_checks.validate`,
+  :func:`~train.config_checks.check_workdir`.
 * :mod:`train.registry`: the methods (sgd, prox_sgd, rda, rmda, han, gmp),
   each declared once (:class:`~train.registry.Method`: options it reads,
   schedules, ASR, init, builder).
@@ -13,9 +13,14 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   (:func:`~train.methods.create_optimizer`: the method's builder plus weight
   decay and ASR), epoch-valued schedules
   (:func:`~train.methods.make_schedule`), leaf selection, RDA init.
-* :mod:`train.train`: train state, pmapped
-  :func:`~train.train.train_step` / :func:`~train.train.eval_step`, and
-  :func:`~train.train.train_and_evaluate` (the loop; resumes a run directory).
+* :mod:`train.train_step`: the model, loss and metrics, the pmapped
+  :func:`~train.train_step.train_step` / :func:`~train.train_step.eval_step`
+  and batch-norm recalibration of a sparse point.
+* :mod:`train.train_state`: the train state, ``--init_from``, checkpoint
+  trees, replication over local devices.
+* :mod:`train.train`: :func:`~train.train.train_and_evaluate` (set-up, the
+  loop with its logging, evaluation and checkpoints; resumes a run
+  directory).
 * :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
   pipeline (:mod:`train.input_pipeline`), and an in-memory synthetic dataset.
 * :mod:`train.checkpoint`: Orbax checkpoints
@@ -31,7 +36,7 @@ from train.config import Config
 from train.config import ConfigError
 from train.config import PRESETS
 from train.config import get_config
-from train.config import validate
+from train.config_checks import validate
 
 
 def train_and_evaluate(cfg, **kwargs):

@@ -194,3 +194,14 @@ def check_dataset(cfg) -> None:
     raise
   except ValueError as e:
     raise config_lib.ConfigError(str(e)) from e
+
+
+def close(iterator: Iterator[Any]) -> None:
+  """Stops a batch iterator's prefetch thread, if it has one.
+
+  Call it before the interpreter exits: a daemon thread inside native code
+  at exit can abort it.
+  """
+  stop = getattr(iterator, 'close', None)
+  if stop is not None:
+    stop()

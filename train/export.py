@@ -34,6 +34,23 @@ import sys
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import models
+import rda_optax
+from train import checkpoint as ckpt_lib
+from train import config as config_lib
+from train import dataset_registry
+from train import methods
+from train import synthetic_source
+from train import train as train_lib
+from train import train_state as state_lib
+from train import train_step as step_lib
+
+
 FORMAT = 'rda-optax-export'
 VERSION = 1
 TOLERANCE = 1e-3  # Largest |logit difference| accepted (float32 rounding).
@@ -76,9 +93,6 @@ def _changed_fields(reference, module) -> dict[str, Any]:
 
 
 def _input_shape(cfg) -> tuple[int, ...]:
-  import models  # pylint: disable=import-outside-toplevel
-  from train import dataset_registry  # pylint: disable=import-outside-toplevel
-  from train import synthetic_source  # pylint: disable=import-outside-toplevel
   name = cfg.dataset.split(':')[0]
   if synthetic_source.is_synthetic(cfg.dataset):
     match = synthetic_source.SYNTHETIC_NAME.match(cfg.dataset)
@@ -95,9 +109,6 @@ def _input_shape(cfg) -> tuple[int, ...]:
 def _num_classes(model_name: str, params, input_shape) -> int:
   """The classifier width of ``params``: the leaf whose last axis differs
   from a 1-class model's."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import models  # pylint: disable=import-outside-toplevel
   one = models.create(model_name, num_classes=1)
   shapes = jax.eval_shape(
       lambda: one.init(jax.random.key(0), jnp.zeros((1,) + input_shape),
@@ -113,8 +124,6 @@ def _num_classes(model_name: str, params, input_shape) -> int:
 
 
 def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
-  from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
-  from train import config as config_lib  # pylint: disable=import-outside-toplevel
   try:
     cfg = config_lib.load_config(run)
     variables = ckpt_lib.load_variables(run)
@@ -124,14 +133,12 @@ def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
 
 
 def _fixed_batch(input_shape, n: int = 8):
-  import numpy as np  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   return rng.uniform(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
 
 
 def _time_apply(model, variables, x, repeats: int = 20) -> float:
   """Median seconds of a jitted eval-mode forward pass on ``x``."""
-  import jax  # pylint: disable=import-outside-toplevel
   fwd = jax.jit(lambda v, x: model.apply(v, x, train=False))
   jax.block_until_ready(fwd(variables, x))
   times = []
@@ -152,11 +159,6 @@ def export_run(run: str, out: str | None = None, *,
     time_batch: if > 0, also time the dense and the exported model's
       forward pass on a batch of this size (CPU inference speed).
   """
-  import jax  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import models  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
-  from train import methods  # pylint: disable=import-outside-toplevel
 
   cfg, loaded = _sparse_variables(run)
   out = out or os.path.join(run, 'export')
@@ -286,10 +288,6 @@ def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     ExportError: not an export folder, another version, or variables that do
       not match the model (a clear message; never a silently wrong model).
   """
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import models  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
   meta_path = os.path.join(path, 'model.json')
   try:
     with open(meta_path) as f:
@@ -331,9 +329,6 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
   Raises:
     ConfigError: unreadable export, or data of another shape.
   """
-  import optax  # pylint: disable=import-outside-toplevel
-  from train import config as config_lib  # pylint: disable=import-outside-toplevel
-  from train import train as train_lib  # pylint: disable=import-outside-toplevel
   try:
     model, variables, meta = load_export(path)
   except ExportError as e:
@@ -347,11 +342,11 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
         f'The export in {path} takes {tuple(meta["input_shape"])} inputs and '
         f'{meta["num_classes"]} classes; {cfg.dataset} has '
         f'{tuple(data.image_shape)} and {data.num_classes}.')
-  state = train_lib.TrainState.create(
+  state = state_lib.TrainState.create(
       apply_fn=model.apply, params=variables['params'], tx=optax.identity(),
       batch_stats=variables.get('batch_stats', {}))
-  metrics = train_lib.evaluate(train_lib.make_p_eval_step(data),
-                               train_lib.replicate(state), data,
+  metrics = train_lib.evaluate(step_lib.make_p_eval_step(data),
+                               state_lib.replicate(state), data,
                                cfg.eval_batch)
   print(f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
         f'parameters) on {cfg.dataset}: test top-1 '

@@ -1,0 +1,121 @@
+"""The train state: creation, ``--init_from``, checkpoint trees, replication.
+
+Flax's :class:`flax.training.train_state.TrainState` plus the models'
+batch-norm statistics; a fresh state (with the method's pruning of an
+``--init_from`` parent), the tree a checkpoint holds, and the copies of it
+on every local device that the pmapped steps take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+from flax import jax_utils
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from train import checkpoint as ckpt_lib
+from train import config as config_lib
+from train import methods
+from train import registry
+
+AXIS = 'batch'  # The pmap axis of every step.
+
+
+class TrainState(train_state.TrainState):
+  """Flax's train state plus the models' batch-norm statistics."""
+  batch_stats: Any = None
+
+
+def initialized(key, image_shape, model):
+  """``(params, batch_stats)`` of ``model`` for NHWC inputs of ``image_shape``."""
+  @jax.jit
+  def init(rng, x):
+    return model.init({'params': rng, 'dropout': rng}, x, train=False)
+  variables = init(key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+  variables = flax.core.unfreeze(variables)
+  return variables['params'], variables.get('batch_stats', {})
+
+
+def create_train_state(key, cfg: config_lib.Config, model, image_shape,
+                       tx: optax.GradientTransformation,
+                       init_variables: dict | None = None) -> TrainState:
+  """A fresh train state (on the host's default device, not replicated).
+
+  ``init_variables`` (from ``--init_from``) replaces the initial params and
+  batch statistics; method ``han`` then prunes them by magnitude.
+  """
+  params, batch_stats = initialized(key, image_shape, model)
+  if init_variables is not None:
+    params = _load_matching('params', params, init_variables['params'],
+                            cfg.init_from)
+    if batch_stats:
+      batch_stats = _load_matching('batch_stats', batch_stats,
+                                   init_variables['batch_stats'], cfg.init_from)
+  if registry.get(cfg.method).from_run:
+    params = methods.prune(cfg, params)
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                           batch_stats=batch_stats)
+
+
+def load_init_variables(path: str) -> dict[str, Any]:
+  """The variables of ``--init_from``; a one-line ConfigError if unusable."""
+  try:
+    return ckpt_lib.load_variables(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax raises many types for a damaged checkpoint; one line says which.
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise config_lib.ConfigError(
+        f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
+        'the run directory of a finished run.') from e
+
+
+def _load_matching(what, template, loaded, source):
+  """``loaded`` in ``template``'s structure, with a clear error if it differs."""
+  flat_t = flax.traverse_util.flatten_dict(flax.core.unfreeze(template),
+                                           sep='/')
+  flat_l = flax.traverse_util.flatten_dict(dict(loaded), sep='/')
+  missing = sorted(set(flat_t) - set(flat_l))
+  extra = sorted(set(flat_l) - set(flat_t))
+  shapes = [k for k in flat_t if k in flat_l and
+            np.shape(flat_t[k]) != np.shape(flat_l[k])]
+  if missing or extra or shapes:
+    raise config_lib.ConfigError(
+        f'--init_from {source}: its {what} do not fit this model '
+        f'(missing {missing[:5]}, unexpected {extra[:5]}, shape mismatch '
+        f'{shapes[:5]}); train the source run with the same --model and '
+        '--dataset.')
+  return flax.traverse_util.unflatten_dict(
+      {k: jnp.asarray(flat_l[k], dtype=flat_t[k].dtype) for k in flat_t},
+      sep='/')
+
+
+def state_tree(state: TrainState) -> dict[str, Any]:
+  """The checkpointed part of a train state (no functions)."""
+  return {'step': state.step, 'params': state.params,
+          'opt_state': state.opt_state, 'batch_stats': state.batch_stats}
+
+
+def replace_from_tree(state: TrainState, tree: dict[str, Any]) -> TrainState:
+  as_jnp = lambda t: jax.tree.map(jnp.asarray, t)
+  return state.replace(step=as_jnp(tree['step']), params=as_jnp(tree['params']),
+                       opt_state=as_jnp(tree['opt_state']),
+                       batch_stats=as_jnp(tree['batch_stats']))
+
+
+def replicate(tree):
+  """Copies a pytree onto every local device (leading axis = devices).
+
+  The sharding's mesh axis is named like the pmap axis, so the pmapped step
+  sees the same input sharding as its own outputs (else it compiles twice).
+  """
+  return jax_utils.replicate(tree, axis_name=AXIS)
+
+
+def unreplicate(tree):
+  """The first local device's copy of a replicated pytree."""
+  return jax_utils.unreplicate(tree)
