@@ -117,10 +117,11 @@ def main(argv: list[str]) -> int:
   if '--tiny_bn' not in opts:
     return cli.main(args)
   from train import config as config_lib
+  from train import config_checks
   from train import train as train_lib
   try:
     cfg, explicit, _ = cli.parse_config(args)
-    config_lib.validate(cfg, explicit)
+    config_checks.validate(cfg, explicit)
     cli.initialize_distributed(cfg)
     train_lib.train_and_evaluate(cfg, model=TinyBN())
   except config_lib.ConfigError as e:

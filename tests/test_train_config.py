@@ -12,6 +12,7 @@ import pytest
 
 from train import cli
 from train import config as config_lib
+from train import config_checks
 from train import methods
 from train.config import ConfigError
 
@@ -28,9 +29,9 @@ def test_every_preset_is_valid():
     if cfg.method == 'han':
       cfg = cfg.replace(init_from='')
       with pytest.raises(ConfigError, match='init_from'):
-        config_lib.validate(cfg)
+        config_checks.validate(cfg)
       continue
-    config_lib.validate(cfg)
+    config_checks.validate(cfg)
 
 
 def test_paper_presets():
@@ -67,7 +68,7 @@ def test_cli_overrides_and_types():
   assert cfg.lam == 1e-6 and cfg.batch_size == 128 and cfg.progress is False
   assert cfg.lam_boundaries == (5.0, 8.0) and cfg.lam_scales == (2.0, 0.5)
   assert {'model', 'lam', 'progress'} <= explicit
-  config_lib.validate(cfg, explicit)
+  config_checks.validate(cfg, explicit)
 
 
 def test_config_json_round_trip(tmp_path):
@@ -130,7 +131,7 @@ def test_create_optimizer(method, regularizer, asr):
   cfg = config_lib.get_config(method=method, regularizer=regularizer,
                               asr_epochs=asr, lam=1e-3, lam2=1e-3,
                               weight_decay=1e-4, steps_per_epoch=5)
-  config_lib.validate(cfg)
+  config_checks.validate(cfg)
   tx, hypers = methods.create_optimizer(cfg, methods.make_phases(cfg, 100))
   params = {'k': jnp.ones((3, 4)), 'b': jnp.zeros(4)}
   state = tx.init(params)
@@ -217,7 +218,7 @@ def test_run_directory_of_another_config(capsys, tmp_path):
   cfg = config_lib.get_config(workdir=str(run), dataset='synthetic')
   config_lib.write_config(cfg, str(run / 'config.json'))
   # Same config (and non-semantic changes) pass.
-  assert config_lib.check_workdir(cfg.replace(progress=False)) == cfg
+  assert config_checks.check_workdir(cfg.replace(progress=False)) == cfg
   status, err = run_cli(['--workdir', str(run), '--dataset', 'synthetic',
                          '--lam', '0.0123'], capsys)
   assert status == 2
@@ -281,7 +282,7 @@ def test_other_methods_run_with_the_default_preset(method, tmp_path):
   if method == 'han':
     argv += ['--init_from', str(tmp_path)]
   cfg, explicit, _ = cli.parse_config(argv)
-  config_lib.validate(cfg, explicit)
+  config_checks.validate(cfg, explicit)
   assert cfg.asr_epochs == 0
 
 
@@ -289,17 +290,17 @@ def test_rmda_flags_and_their_checks():
   cfg, explicit, _ = cli.parse_config(
       ['--method', 'rmda', '--lr', '0.1', '--momentum', '0.9', '--lam', '1e-3',
        '--asr_optimizer', 'sgd', '--asr_lr', '0.02', '--restart_epochs', '4'])
-  config_lib.validate(cfg, explicit)
+  config_checks.validate(cfg, explicit)
   assert cfg.asr_epochs > 0 and cfg.restart_epochs == (4.0,)
   for argv, match in ((['--asr_optimizer', 'adam'], 'asr_optimizer'),
                       (['--asr_lr', '0'], 'asr_lr'),
                       (['--restart_epochs', '-1'], 'restart_epochs')):
     cfg, explicit, _ = cli.parse_config(['--method', 'rmda', *argv])
     with pytest.raises(config_lib.ConfigError, match=match):
-      config_lib.validate(cfg, explicit)
+      config_checks.validate(cfg, explicit)
   cfg, explicit, _ = cli.parse_config(['--method', 'rmda', '--gamma', '2'])
   with pytest.raises(config_lib.ConfigError, match='does not use --gamma'):
-    config_lib.validate(cfg, explicit)
+    config_checks.validate(cfg, explicit)
 
 
 def test_every_option_has_help_beyond_its_name():

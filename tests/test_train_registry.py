@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from train import config as config_lib
+from train import config_checks
 from train import methods
 from train import registry
 from train import train as train_lib
@@ -22,14 +23,14 @@ def test_every_option_a_method_reads_is_accepted_and_the_rest_refused():
     # All its own: fine (the target options go with --regularizer sparsity,
     # λ with the others).
     target = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
-    config_lib.validate(cfg, set(method.reads) - target)
+    config_checks.validate(cfg, set(method.reads) - target)
     if target <= method.reads and name != 'splitting':
-      config_lib.validate(cfg.replace(regularizer='sparsity'),
+      config_checks.validate(cfg.replace(regularizer='sparsity'),
                           set(method.reads) - {'lam', 'lam2'})
     for option in method.ignores:
       with pytest.raises(config_lib.ConfigError,
                          match=f'--method {name} does not use --{option}'):
-        config_lib.validate(cfg, {option})
+        config_checks.validate(cfg, {option})
 
 
 def test_schedules_and_asr_follow_the_table():
@@ -65,9 +66,9 @@ def test_a_new_method_is_one_entry(monkeypatch, tmp_path):
       steps_per_epoch=4, epochs=1, log_every_steps=2, progress=False,
       report=False, async_checkpointing=False, workdir=str(tmp_path / 'run'))
   assert cfg.asr_epochs == 0  # Not sparse: the preset's ASR is dropped.
-  config_lib.validate(cfg, {'lr'})
+  config_checks.validate(cfg, {'lr'})
   with pytest.raises(config_lib.ConfigError, match='does not use --lam'):
-    config_lib.validate(cfg, {'lam'})
+    config_checks.validate(cfg, {'lam'})
   phases = methods.make_phases(cfg, 64)
   tx, hypers = methods.create_optimizer(cfg, phases)
   assert set(hypers) == {'lr'}
@@ -95,7 +96,7 @@ def test_variable_splitting_trains_and_reports_its_sparse_copy(tmp_path):
       steps_per_epoch=4, epochs=2, asr_epochs=1, asr_optimizer='sgd',
       asr_lr=0.01, log_every_steps=2, progress=False, report=False,
       async_checkpointing=False, workdir=str(tmp_path / 'run'))
-  config_lib.validate(cfg, {'method', 'regularizer', 'lam', 'lam2', 'beta'})
+  config_checks.validate(cfg, {'method', 'regularizer', 'lam', 'lam2', 'beta'})
   state = train_lib.train_and_evaluate(cfg, model=TinyBN())
   assert int(state.step) == 12
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
@@ -114,16 +115,16 @@ def test_variable_splitting_trains_and_reports_its_sparse_copy(tmp_path):
 def test_splitting_refuses_what_it_cannot_use():
   base = dict(method='splitting', asr_epochs=0.0, workdir='runs/x')
   with pytest.raises(config_lib.ConfigError, match='--regularizer l0 | l1'):
-    config_lib.validate(config_lib.get_config(
+    config_checks.validate(config_lib.get_config(
         None, regularizer='group_lasso', **base))
   with pytest.raises(config_lib.ConfigError, match='--beta must be > 0'):
-    config_lib.validate(config_lib.get_config(None, beta=0.0, **base))
+    config_checks.validate(config_lib.get_config(None, beta=0.0, **base))
   with pytest.raises(config_lib.ConfigError, match='--split_optimizer'):
-    config_lib.validate(config_lib.get_config(
+    config_checks.validate(config_lib.get_config(
         None, split_optimizer='lamb', **base))
   with pytest.raises(config_lib.ConfigError,
                      match='--method rmda does not use --beta'):
-    config_lib.validate(config_lib.get_config(None, method='rmda',
+    config_checks.validate(config_lib.get_config(None, method='rmda',
                                               workdir='runs/x'), {'beta'})
 
 
@@ -134,14 +135,14 @@ def test_transformed_l1_with_groups_through_each_proximal_method(method):
       None, method=method, regularizer='tl1', lam=1e-4, lam2=1e-4,
       tl1_a=0.5, tl1_group_prox='composition', asr_epochs=0.0,
       workdir='runs/x')
-  config_lib.validate(cfg, {'regularizer', 'lam', 'lam2'})
+  config_checks.validate(cfg, {'regularizer', 'lam', 'lam2'})
   ctx = registry.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
   reg = ctx.regularizer()
   assert (reg.a, reg.group_strength, reg.group_prox) == (0.5, 1e-4,
                                                          'composition')
   methods.create_optimizer(cfg, methods.make_phases(cfg, 1000))
   with pytest.raises(config_lib.ConfigError, match='tl1_group_prox'):
-    config_lib.validate(cfg.replace(tl1_group_prox='exact'))
+    config_checks.validate(cfg.replace(tl1_group_prox='exact'))
 
 
 def test_a_target_sparsity_trains_to_it_exactly_then_retrains(tmp_path):
@@ -158,7 +159,7 @@ def test_a_target_sparsity_trains_to_it_exactly_then_retrains(tmp_path):
       epochs=2, asr_epochs=1, asr_optimizer='sgd', asr_lr=0.01,
       log_every_steps=2, progress=False, report=False,
       async_checkpointing=False, workdir=str(tmp_path / 'run'))
-  config_lib.validate(cfg, {'method', 'regularizer', 'target_sparsity',
+  config_checks.validate(cfg, {'method', 'regularizer', 'target_sparsity',
                             'target_end_epoch'})
   state = train_lib.train_and_evaluate(cfg, model=TinyBN())
   assert int(state.step) == 12
@@ -180,25 +181,25 @@ def test_a_target_sparsity_is_checked():
               epochs=10.0, asr_epochs=0.0)
   with pytest.raises(config_lib.ConfigError,
                      match=r'--target_sparsity must be in \[0, 1\)'):
-    config_lib.validate(config_lib.get_config(None, target_sparsity=1.0,
+    config_checks.validate(config_lib.get_config(None, target_sparsity=1.0,
                                               **base))
   with pytest.raises(config_lib.ConfigError, match='--target_end_epoch'):
-    config_lib.validate(config_lib.get_config(None, target_end_epoch=12.0,
+    config_checks.validate(config_lib.get_config(None, target_end_epoch=12.0,
                                               **base))
   with pytest.raises(config_lib.ConfigError,
                      match='makes no zeros to freeze'):
-    config_lib.validate(config_lib.get_config(
+    config_checks.validate(config_lib.get_config(
         None, **dict(base, asr_epochs=2.0), target_sparsity=0.0))
   with pytest.raises(config_lib.ConfigError,
                      match='--method sgd does not use --target_sparsity'):
-    config_lib.validate(config_lib.get_config(None, method='sgd',
+    config_checks.validate(config_lib.get_config(None, method='sgd',
                                               workdir='runs/x'),
                         {'target_sparsity'})
   with pytest.raises(config_lib.ConfigError, match='has no strength'):
-    config_lib.validate(config_lib.get_config(None, **base), {'lam'})
+    config_checks.validate(config_lib.get_config(None, **base), {'lam'})
   with pytest.raises(config_lib.ConfigError,
                      match='add --regularizer sparsity'):
-    config_lib.validate(config_lib.get_config(
+    config_checks.validate(config_lib.get_config(
         None, method='rmda', workdir='runs/x'), {'target_sparsity'})
   cfg = config_lib.get_config(None, **base)
   hypers = methods.hyper_schedules(cfg, methods.make_phases(cfg, 1280))

@@ -38,6 +38,7 @@ import sys
 from typing import Any
 
 from train import config as config_lib
+from train import config_checks
 from train import registry
 
 
@@ -141,10 +142,10 @@ def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   """All checks that need no devices: options, model, dataset, run dir."""
   from train import data as data_lib  # pylint: disable=import-outside-toplevel
   from train import train as train_lib  # pylint: disable=import-outside-toplevel
-  config_lib.validate(cfg, explicit)
+  config_checks.validate(cfg, explicit)
   train_lib.check_model(cfg)
   data_lib.check_dataset(cfg)
-  config_lib.check_workdir(cfg)
+  config_checks.check_workdir(cfg)
 
 
 def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
@@ -157,7 +158,7 @@ def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
   """
   from train import dataset_registry  # pylint: disable=import-outside-toplevel
   from train import train as train_lib  # pylint: disable=import-outside-toplevel
-  config_lib.validate(cfg, explicit, need_init_from=False)
+  config_checks.validate(cfg, explicit, need_init_from=False)
   train_lib.check_model(cfg)
   name = cfg.dataset.split(':')[0]
   if (not cfg.data_dir and name in dataset_registry.DATASETS and

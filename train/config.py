@@ -1,11 +1,12 @@
-"""Configuration of `python -m train`: one dataclass, presets, validation.
+"""Configuration of `python -m train`: one dataclass, its fields and files.
 
 A run is described by a :class:`Config`. It starts from a preset
-(:data:`PRESETS`; ``default`` when none is named) and command-line overrides
+(:data:`train.presets.PRESETS`; ``default`` when none is named) and command-line overrides
 replace single fields (:mod:`train.cli`). The resolved config is written to
 ``<workdir>/config.json``; re-running with the same ``workdir`` resumes the
 run and refuses a config that differs in any field that changes what is
 trained (:data:`NON_SEMANTIC_FIELDS` lists the ones that may change).
+The checks of a config before any work are :mod:`train.config_checks`.
 
 Epoch-valued options (``epochs``, ``*_boundaries``, ``warmup_epochs``, ...)
 are converted to steps with the number of steps per epoch,
@@ -14,14 +15,17 @@ are converted to steps with the number of steps per epoch,
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
-import math
 import os
-import tempfile
+import textwrap
 from typing import Any
 
 from train import registry
+from train.presets import PRESETS
+
 REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1',
                 'sparsity')
 SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear',
@@ -275,9 +279,6 @@ def field_doc(name: str) -> str:
 
 
 def _parse_field_docs() -> dict[str, str]:
-  import ast
-  import inspect
-  import textwrap
   try:
     src = textwrap.dedent(inspect.getsource(Config))
   except (OSError, TypeError):
@@ -351,124 +352,6 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
 # Presets are the default job (the dataclass defaults) with their own values.
 # Those measured before the default became RMDA keep the settings they ran
 # with: the paper's ASR (the method itself, restarted) and the old log rate.
-_OLD_ASR = dict(asr_optimizer='same', asr_lr=0.01, asr_lr_schedule='constant',
-                log_every_steps=50)
-_PAPER_ASR = dict(_OLD_ASR, lr=0.1)
-
-_CIFAR_RDA = dict(
-    method='rda', batch_size=128, epochs=200.0, asr_epochs=100.0, gamma=1.0,
-    lam=5e-5, regularizer='l1', eval_every_epochs=5.0, **_PAPER_ASR)
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The default job is the dataclass defaults: LeNet-300-100 on MNIST,
-    # RMDA (ℓ1; η 0.2, μ 0.9, λ 5e-4, He init) for 8 epochs, then 4 of SGD
-    # (0.03, cosine) with the zeros of RMDA's prox point frozen. Tuned in
-    # benchmarks/tuning/lenet300_rmda_*.txt; seed 0: 97.88% test top-1 at
-    # 98.01% kernel sparsity (docs/results.md: 3 seeds against pruning).
-    'default': dict(),
-    # The default job with the sparsity itself as the constraint (RMDA's
-    # prox is the projection onto 98% zeros, reached along a cubic ramp over
-    # the first 6 epochs): 98.03% ± 0.08% at exactly 98.00% over 3 seeds, the
-    # best method at every level from 95% (python benchmarks/frontier.py
-    # lenet300, method rmda_target; docs/results.md).
-    'mnist_lenet300_target': dict(
-        regularizer='sparsity', target_sparsity=0.98, target_begin_epoch=0.0,
-        target_end_epoch=6.0, prune_scope='global'),
-    # The paper's RDA (He et al.) in the same 8 + 4 epochs: the previous
-    # default, 93.45% at 97.03% (seed 0; benchmarks/asr_restart.py).
-    'mnist_lenet300_rda': dict(
-        model='lenet300_100', dataset='mnist', method='rda', batch_size=128,
-        epochs=8.0, asr_epochs=4.0, gamma=1.0, lam=1e-3, init_scale=1.0,
-        regularizer='l1', eval_every_epochs=1.0,
-        **{**_PAPER_ASR, 'log_every_steps': 100}),
-    # LeNet-5-Caffe with RMDA for 20 epochs, then 10 of frozen-zero SGD: the
-    # sparse LeNet-5 headline (docs/results.md: 99.22% test top-1 at 99.03%
-    # kernel sparsity, seed 0). This model (no ReLU after its convolutions)
-    # diverges with SGD at lr 0.1, momentum 0.9: RMDA's rate is 0.05.
-    'mnist_lenet5_rmda': dict(
-        model='lenet5', dataset='mnist', method='rmda', batch_size=128,
-        epochs=20.0, asr_epochs=10.0, lr=0.05, momentum=0.9, lam=6e-4,
-        init_scale=0.0, regularizer='l1', asr_optimizer='sgd', asr_lr=0.03,
-        asr_lr_schedule='cosine', eval_every_epochs=5.0,
-        log_every_steps=50),
-    # Paper 001 (variable splitting, l0 + group lasso on W) at a CPU budget:
-    # Adam 1e-3, λ = λ_g = 0.1 / 60000, β0 = 2.5 grown ×1.25 five times as
-    # in the authors' 200 epochs (every 40), here every 3 of 15 epochs; the
-    # sparse copy V is evaluated and saved; then 5 epochs of frozen-zero SGD.
-    # Measured (seed 0): 99.17% at only 9.5% sparsity, the paper's λ needs
-    # its 200 epochs; --lam 1e-3 gives 99.12% at 76% (docs/results.md).
-    'mnist_lenet5_splitting': dict(
-        model='lenet5', dataset='mnist', method='splitting', batch_size=100,
-        epochs=15.0, asr_epochs=5.0, split_optimizer='adam', lr=1e-3,
-        regularizer='l0', lam=0.1 / 60000, lam2=0.1 / 60000, beta=2.5,
-        beta_growth=1.25, beta_every_epochs=3.0, asr_optimizer='sgd',
-        asr_lr=0.01, asr_lr_schedule='cosine', eval_every_epochs=5.0,
-        log_every_steps=50),
-    # LeNet-5 (Caffe form, no ReLU after the convolutions) diverges with RDA
-    # for gamma < ~10 at s = 1; lambda 5e-3 gives ~17% sparsity after one
-    # epoch, growing with sqrt(n).
-    'mnist_lenet5': dict(
-        model='lenet5', dataset='mnist', method='rda', batch_size=128,
-        epochs=20.0, asr_epochs=10.0, gamma=10.0, lam=5e-3, init_scale=1.0,
-        regularizer='l1', **_PAPER_ASR),
-    'mnist_lenet300_100': dict(
-        model='lenet300_100', dataset='mnist', method='rda', batch_size=128,
-        epochs=20.0, asr_epochs=10.0, gamma=1.0, lam=1e-3, init_scale=1.0,
-        regularizer='l1', **_PAPER_ASR),
-    'mnist_resnet18': dict(
-        model='resnet18', dataset='mnist', init_scale=10.0,
-        **{**_CIFAR_RDA, 'epochs': 40.0, 'asr_epochs': 20.0,
-           'eval_every_epochs': 1.0}),
-    'cifar10_resnet18': dict(model='resnet18', dataset='cifar10',
-                             init_scale=10.0, **_CIFAR_RDA),
-    'cifar10_vgg16': dict(model='vgg16', dataset='cifar10', init_scale=20.0,
-                          **_CIFAR_RDA),
-    'cifar10_vgg19': dict(model='vgg19', dataset='cifar10', init_scale=10.0,
-                          **_CIFAR_RDA),
-    'cifar100_resnet18': dict(model='resnet18', dataset='cifar100',
-                              init_scale=2.0, **_CIFAR_RDA),
-    'cifar100_vgg16': dict(model='vgg16', dataset='cifar100', init_scale=60.0,
-                           **_CIFAR_RDA),
-    'cifar100_vgg19': dict(model='vgg19', dataset='cifar100', init_scale=40.0,
-                           **_CIFAR_RDA),
-    'imagenet_resnet18': dict(
-        model='resnet18_imagenet', dataset='imagenet2012', init_scale=2.0,
-        eval_split='validation',
-        **{**_CIFAR_RDA, 'epochs': 60.0, 'asr_epochs': 30.0,
-           'eval_every_epochs': 1.0}),
-    # The baselines of the paper's Table 5 / Table 8 on CIFAR-10 ResNet-18.
-    'cifar10_resnet18_proxsgd': dict(
-        model='resnet18', dataset='cifar10', method='prox_sgd', batch_size=128,
-        epochs=120.0, lr=0.1, lr_schedule='cosine', momentum=0.9, lam=1e-5,
-        eval_every_epochs=5.0,
-        asr_epochs=0.0, **_OLD_ASR),
-    'cifar10_resnet18_sgd': dict(
-        model='resnet18', dataset='cifar10', method='sgd', batch_size=128,
-        epochs=200.0, lr=0.1, lr_schedule='cosine', momentum=0.9,
-        weight_decay=5e-4, eval_every_epochs=5.0,
-        lam=0.0, **_OLD_ASR),
-    'cifar10_resnet18_han': dict(
-        model='resnet18', dataset='cifar10', method='han', batch_size=128,
-        epochs=40.0, lr=0.01, lr_schedule='cosine', momentum=0.9,
-        weight_decay=5e-4, prune_sparsity=0.95, eval_every_epochs=5.0,
-        lam=0.0, **_OLD_ASR),
-    # Paper 001's Wide-ResNet-28-10 on CIFAR-10 (for accelerators): SGD 0.1
-    # with Nesterov momentum, l0 + group lasso, λ = λ_g = 1e-3 / 50000,
-    # β0 = 0.04 grown ×1.25 every 20 epochs, 200 epochs.
-    'cifar10_wrn_splitting': dict(
-        model='wrn28_10', dataset='cifar10', method='splitting',
-        batch_size=128, epochs=200.0, split_optimizer='sgd', lr=0.1,
-        lr_schedule='cosine', momentum=0.9, nesterov=True, regularizer='l0',
-        lam=1e-3 / 50000, lam2=1e-3 / 50000, beta=0.04, beta_growth=1.25,
-        beta_every_epochs=20.0, eval_every_epochs=5.0,
-        asr_epochs=0.0, **_OLD_ASR),
-    'cifar10_resnet18_gmp': dict(
-        model='resnet18', dataset='cifar10', method='gmp', batch_size=128,
-        epochs=200.0, lr=0.1, lr_schedule='cosine', momentum=0.9,
-        weight_decay=5e-4, gmp_sparsity=0.95, gmp_begin_epoch=10.0,
-        gmp_end_epoch=150.0, eval_every_epochs=5.0,
-        lam=0.0, **_OLD_ASR),
-}
 
 
 def get_config(preset: str | None = None, **overrides: Any) -> Config:
@@ -489,249 +372,6 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
     # (sgd, han, gmp) has no zeros of its own to retrain.
     values['asr_epochs'] = 0.0
   return Config.from_dict(values)
-
-
-# ---------------------------------------------------------------------------
-# Validation (static: needs neither devices nor data).
-# ---------------------------------------------------------------------------
-
-def _choice(name: str, value: str, choices) -> None:
-  if value not in choices:
-    raise ConfigError(
-        f'Unknown {name} {value!r}. Choose one of: {", ".join(choices)}.')
-
-
-def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
-             *, need_init_from: bool = True) -> Config:
-  """Checks a config for errors that need neither devices nor data.
-
-  Args:
-    cfg: the config.
-    explicit: names of the fields the user set explicitly (CLI / overrides);
-      options that the chosen method ignores are errors only when explicit
-      (a preset may carry values other methods use).
-    need_init_from: whether ``--method han`` without ``--init_from`` is an
-      error (not when only printing the config).
-
-  Returns:
-    ``cfg`` unchanged.
-
-  Raises:
-    ConfigError: naming the option and the fix.
-  """
-  _choice('method', cfg.method, tuple(registry.METHODS))
-  _choice('regularizer', cfg.regularizer, REGULARIZERS)
-  _choice('groups', cfg.groups, GROUPS)
-  _choice('tl1_group_prox', cfg.tl1_group_prox, ('search', 'composition'))
-  _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
-  _choice('dtype', cfg.dtype, DTYPES)
-  for name, f in FIELDS.items():
-    value = getattr(cfg, name)
-    values = value if isinstance(value, tuple) else (value,)
-    if str(f.type).startswith(('float', 'tuple')) and not all(
-        math.isfinite(v) for v in values):
-      raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
-  _choice('asr_optimizer', cfg.asr_optimizer, ASR_OPTIMIZERS)
-  _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
-  if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
-    raise ConfigError(f'--asr_lr must be positive, got {cfg.asr_lr}.')
-  if any(e < 0 for e in cfg.restart_epochs):
-    raise ConfigError(f'--restart_epochs must be epochs >= 0, got '
-                      f'{list(cfg.restart_epochs)}.')
-  for h in ('lr', 'gamma', 'lam'):
-    _choice(f'{h}_schedule', getattr(cfg, f'{h}_schedule'), SCHEDULES)
-    bounds = getattr(cfg, f'{h}_boundaries')
-    scales = getattr(cfg, f'{h}_scales')
-    kind = getattr(cfg, f'{h}_schedule')
-    if kind == 'piecewise':
-      if not bounds or len(bounds) != len(scales):
-        raise ConfigError(
-            f'--{h}_schedule piecewise needs --{h}_boundaries (epochs) and '
-            f'--{h}_scales (factors) of the same length, got {list(bounds)} '
-            f'and {list(scales)}, e.g. --{h}_boundaries 100,150 '
-            f'--{h}_scales 0.1,0.1.')
-      if any(b < 0 for b in bounds) or list(bounds) != sorted(bounds):
-        raise ConfigError(f'--{h}_boundaries must be increasing epochs >= 0, '
-                          f'got {list(bounds)}.')
-    elif kind == 'linear':
-      if len(scales) != 1 or bounds:
-        raise ConfigError(f'--{h}_schedule linear takes one end factor: '
-                          f'--{h}_scales 0.01 (and no boundaries).')
-    elif bounds or scales:
-      raise ConfigError(f'--{h}_boundaries / --{h}_scales are for a piecewise '
-                        f'or linear schedule; --{h}_schedule is {kind}.')
-  if cfg.batch_size <= 0 or cfg.eval_batch_size < 0:
-    raise ConfigError(f'--batch_size must be positive, got {cfg.batch_size}.')
-  for name in ('epochs', 'asr_epochs', 'warmup_epochs', 'lam', 'lam2',
-               'weight_decay', 'label_smoothing', 'steps_per_epoch',
-               'gmp_begin_epoch', 'init_scale', 'stop_at_step',
-               'checkpoint_every_steps'):
-    if getattr(cfg, name) < 0:
-      raise ConfigError(f'--{name} must be >= 0, got {getattr(cfg, name)}.')
-  if cfg.epochs + cfg.asr_epochs <= 0:
-    raise ConfigError('Nothing to train: --epochs and --asr_epochs are both 0.')
-  if not math.isfinite(cfg.lr) or cfg.lr <= 0:
-    raise ConfigError(f'--lr must be positive, got {cfg.lr}.')
-  if cfg.gamma <= 0:
-    raise ConfigError(f'--gamma must be positive, got {cfg.gamma} '
-                      '(RDA steps with 1/(gamma*sqrt(n))).')
-  if not 0 <= cfg.momentum < 1:
-    raise ConfigError(f'--momentum must be in [0, 1), got {cfg.momentum}.')
-  if cfg.tl1_a <= 0:
-    raise ConfigError(f'--tl1_a must be positive, got {cfg.tl1_a}.')
-  if cfg.log_every_steps <= 0:
-    raise ConfigError('--log_every_steps must be positive.')
-  if cfg.eval_every_epochs <= 0:
-    raise ConfigError('--eval_every_epochs must be positive.')
-  if cfg.keep_checkpoints < 2:
-    raise ConfigError(
-        f'--keep_checkpoints must be >= 2 (got {cfg.keep_checkpoints}): the '
-        'previous checkpoint must survive a write interrupted by a kill.')
-  if not cfg.workdir:
-    raise ConfigError('--workdir is required.')
-
-  sparse = registry.METHODS[cfg.method].sparse
-  if cfg.regularizer == 'sparsity':
-    has_reg = cfg.target_sparsity > 0
-    if not 0 <= cfg.target_sparsity < 1:
-      raise ConfigError(f'--target_sparsity must be in [0, 1), got '
-                        f'{cfg.target_sparsity}.')
-    end = registry.target_end_epoch(cfg)
-    if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
-      raise ConfigError(
-          f'--regularizer sparsity needs 0 <= --target_begin_epoch '
-          f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
-          f'--epochs ({cfg.epochs:g}).')
-  else:
-    has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
-  # ASR needs a sparse phase that made exact zeros.
-  if cfg.asr_epochs > 0:
-    if not sparse:
-      raise ConfigError(
-          f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
-          f'sparse phase, but --method {cfg.method} has none: use --method '
-          f'{" / ".join(m.name for m in registry.METHODS.values() if m.sparse)}'
-          ' with --lam > 0, or set --asr_epochs 0.')
-    if cfg.epochs <= 0:
-      raise ConfigError('ASR without a sparse phase: --asr_epochs > 0 needs '
-                        '--epochs > 0 of the sparse method before it.')
-    if not has_reg:
-      raise ConfigError(
-          'ASR without a sparse phase: with --regularizer '
-          f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
-          'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
-          '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.')
-  method = registry.get(cfg.method)
-  if method.check is not None:
-    try:
-      method.check(cfg)
-    except ValueError as e:
-      raise ConfigError(str(e)) from e
-  if method.from_run:
-    if not cfg.init_from and need_init_from:
-      raise ConfigError(
-          f'--method {cfg.method} prunes a trained model then fine-tunes it: '
-          'pass --init_from RUN_DIR of a dense (sgd) or rda run.')
-    if not 0 <= cfg.prune_sparsity < 1:
-      raise ConfigError(
-          f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.')
-  if cfg.method == 'gmp':
-    if not 0 <= cfg.gmp_sparsity < 1:
-      raise ConfigError(
-          f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.')
-    end = registry.gmp_end_epoch(cfg)
-    if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
-      raise ConfigError(
-          f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
-          f'--gmp_end_epoch ({end:g}) <= --epochs ({cfg.epochs:g}).')
-    if cfg.gmp_frequency <= 0:
-      raise ConfigError('--gmp_frequency must be positive.')
-  if cfg.init_from and not os.path.isdir(cfg.init_from):
-    raise ConfigError(f'--init_from {cfg.init_from!r} is not a directory.')
-  check_workdir_path(cfg.workdir)
-
-  # Options the chosen method ignores, when set explicitly.
-  bad = sorted(set(explicit) & method.ignores)
-  if bad:
-    raise ConfigError(
-        f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
-        '; drop them or choose the method that does ('
-        f'{registry.options_summary()}).')
-  # The constraint has no λ; the target options mean nothing without it.
-  target_opts = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
-  if cfg.regularizer == 'sparsity' and set(explicit) & {'lam', 'lam2'}:
-    raise ConfigError(
-        '--regularizer sparsity constrains the sparsity itself and has no '
-        'strength: drop --lam / --lam2 and set --target_sparsity (and its '
-        'ramp, --target_begin_epoch / --target_end_epoch).')
-  if cfg.regularizer != 'sparsity' and set(explicit) & target_opts:
-    bad = ', '.join('--' + o for o in sorted(set(explicit) & target_opts))
-    raise ConfigError(
-        f'{bad} set the target of --regularizer sparsity, but the '
-        f'regularizer is {cfg.regularizer}: add --regularizer sparsity, or '
-        f'drop them and set --lam.')
-  if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
-    raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
-                      '(the group strength; --lam is the l1 strength).')
-  return cfg
-
-
-def check_workdir_path(workdir: str) -> None:
-  """``workdir`` is a directory, or one that can be created (nothing is left
-  behind by the check)."""
-  path = os.path.abspath(workdir)
-  if os.path.exists(path):
-    if not os.path.isdir(path):
-      raise ConfigError(f'--workdir {workdir!r} is a file, not a directory: '
-                        'choose another path.')
-    if not os.access(path, os.W_OK):
-      raise ConfigError(f'--workdir {workdir!r} is not writable.')
-    return
-  parent = path
-  while not os.path.exists(parent):
-    parent = os.path.dirname(parent)
-  if not os.path.isdir(parent):
-    raise ConfigError(f'--workdir {workdir!r}: {parent!r} is a file, so the '
-                      'run directory cannot be created under it.')
-  try:
-    probe = tempfile.mkdtemp(dir=parent, prefix='.rda_probe_')
-    os.rmdir(probe)
-  except OSError as e:
-    raise ConfigError(f'--workdir {workdir!r} cannot be created under '
-                      f'{parent!r}: {e.strerror or e}.') from e
-
-
-def check_workdir(cfg: Config) -> Config | None:
-  """Checks that ``cfg.workdir`` is new or was made by an equivalent config.
-
-  Returns:
-    The config stored in the run directory, or None for a new run.
-
-  Raises:
-    ConfigError: the run directory holds a run of a different config.
-  """
-  path = os.path.join(cfg.workdir, 'config.json')
-  if not os.path.exists(path):
-    ckpts = os.path.join(cfg.workdir, 'checkpoints')
-    if os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)):
-      raise ConfigError(
-          f'The run directory {cfg.workdir} has checkpoints but no '
-          'config.json, so nothing says which config made them: restore its '
-          'config.json, or choose a new --workdir.')
-    return None
-  try:
-    with open(path) as f:
-      stored = Config.from_dict(json.load(f))
-  except (OSError, ValueError, TypeError) as e:
-    raise ConfigError(f'Cannot read the run config {path}: {e}') from e
-  diffs = semantic_diff(stored, cfg)
-  if diffs:
-    lines = '\n'.join(f'  --{k}: run has {a!r}, now {b!r}' for k, a, b in diffs)
-    raise ConfigError(
-        f'The run directory {cfg.workdir} holds a run of a different config:\n'
-        f'{lines}\nResume it with the same options (e.g. --config {path} '
-        '--stop_at_step 0), or choose a new --workdir.')
-  return stored
 
 
 def semantic_diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:

@@ -26,6 +26,7 @@ import jax
 import optax
 
 import rda_optax
+from rda_optax import pruning
 from train import input_pipeline
 from train import registry
 from train.config import Config, ConfigError
@@ -260,7 +261,6 @@ def kernel_init(cfg: Config):
 
 def prune(cfg: Config, params: Any) -> Any:
   """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
-  from rda_optax import pruning  # pylint: disable=import-outside-toplevel
   masks = pruning.magnitude_masks(params, cfg.prune_sparsity,
                                   scope=cfg.prune_scope,
                                   mask=leaf_mask(cfg.select))

@@ -26,6 +26,7 @@ import math
 import os
 from typing import Any, Iterable
 
+import jax
 import numpy as np
 
 METRICS_FILE = 'metrics.jsonl'
@@ -176,7 +177,6 @@ class Averager:
   def result(self) -> dict[str, float]:
     if not self._items:
       return {}
-    import jax
     items = jax.device_get(self._items)
     total: dict[str, float] = {}
     for it in items:

@@ -18,12 +18,16 @@ into ``<workdir>/report/``:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from typing import Any
 
+from rda_optax import sparsity as sparsity_lib
+from train import checkpoint as ckpt_lib
 from train import config as config_lib
+from train import methods
 from train import metrics as metrics_lib
 
 REPORT_DIR = 'report'
@@ -152,8 +156,6 @@ def write_report(cfg: config_lib.Config, params: Any,
   Returns:
     The summary dict (also written to ``summary.json``).
   """
-  from rda_optax import sparsity as sparsity_lib  # pylint: disable=import-outside-toplevel
-  from train import methods  # pylint: disable=import-outside-toplevel
   out = os.path.join(cfg.workdir, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
   mask = methods.leaf_mask(cfg.select)
@@ -240,7 +242,6 @@ _HYPERS = ('lr', 'gamma', 'lam', 'target_sparsity', 'momentum')
 
 def main(argv: list[str] | None = None) -> int:
   """``python -m train.report RUN_DIR``: rebuild a run's report."""
-  import argparse  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(
       prog='python -m train.report',
       description='Rebuild the report of a run (sparsity table, summary, '
@@ -248,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('run', help='a run directory (--workdir of python -m '
                       'train)')
   run = parser.parse_args(argv).run
-  from train import checkpoint as ckpt_lib  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(run):
     print(f'error: {run} is not a run directory (a --workdir of python -m '
           'train).', file=sys.stderr)
