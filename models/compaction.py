@@ -28,11 +28,18 @@ Two things can force a zero channel to stay:
   that is zero in one writer but used by another is reported in
   ``kept_residual``.
 
+A **pre-activation** reader (Wide-ResNet: ``conv(relu(bn(x)))``) sees a
+removed stream channel (exactly 0: its writers have no bias and no batch
+norm) as the constant ``relu(bn(0))`` of its own batch norm; the padding rule
+applies to that constant, and a reader with neither bias nor batch norm
+after it (a projection shortcut) cannot absorb a nonzero one, so the channel
+then stays (``kept_constant``). The batch norms in front of the readers are
+cut with the channel.
+
 Supported: :class:`~models.lenet.LeNet5`, :class:`~models.lenet.LeNet300100`,
 :class:`~models.vgg.VGG`, :class:`~models.resnet.ResNet` (basic and
-bottleneck blocks, both stems) and, for the inner channels of its blocks only
-(``conv1`` outputs; the pre-activation residual streams stay as they are),
-:class:`~models.wide_resnet.WideResNet`.
+bottleneck blocks, both stems) and :class:`~models.wide_resnet.WideResNet`
+(the inner channels of its blocks and its pre-activation residual streams).
 """
 
 import dataclasses
@@ -68,13 +75,15 @@ class _Reader:
   ``exact``: a constant input channel shifts every output position by the same
   amount (no zero padding inside any window). ``flatten``: a dense layer reading
   a flattened (H, W, C) map. ``bn``: the batch norm after it, the fold target
-  when the layer has no bias.
+  when the layer has no bias. ``pre_bn``: a batch norm (then a ReLU) between
+  the space and the layer (pre-activation).
   """
 
   name: str
   exact: bool
   bn: Optional[str] = None
   flatten: bool = False
+  pre_bn: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -220,24 +229,51 @@ def _resnet_plan(model: resnet.ResNet) -> _Plan:
 
 
 def _wide_resnet_plan(model: wide_resnet.WideResNet) -> _Plan:
-  # Inner channels only: conv1 -> bn2 -> ReLU -> (dropout) -> conv2 (padded).
-  # The pre-activation residual streams are left as they are.
+  # Inner channels: conv1 -> bn2 -> ReLU -> (dropout) -> conv2 (padded).
+  # Residual streams (pre-activation): the stem conv opens one; each block
+  # reads it through bn1 -> ReLU (conv1, padded; the projection shortcut,
+  # 1x1) and adds conv2 into it, or opens the next with its shortcut.
   n = (model.depth - 4) // 6
   k = model.widen_factor
   widths = tuple(model.widths) if model.widths is not None else (
       16, 16 * k, 32 * k, 64 * k)
-  spaces = []
+  projections = tuple(model.projections) if model.projections is not None \
+      else tuple(g > 0 or widths[0] != widths[1] for g in range(3))
+  stream = _Space('stream:stem', [_Step([_Writer('conv1')], relu=False)])
+  spaces, group_spaces, inner = [stream], [], []
   for g in range(3):
     for b in range(n):
       block = f'group{g + 1}_block{b}'
+      feed = stream.steps[-1]
+      feed.readers.append(_Reader(f'{block}/conv1', exact=False,
+                                  bn=f'{block}/bn2', pre_bn=f'{block}/bn1'))
       spaces.append(_Space(f'{block}/conv1', [_Step(
           [_Writer(f'{block}/conv1', f'{block}/bn2')], relu=True,
           readers=[_Reader(f'{block}/conv2', exact=False)])]))
+      inner.append(spaces[-1].name)
+      if b == 0 and projections[g]:
+        feed.readers.append(_Reader(f'{block}/shortcut_conv', exact=True,
+                                    pre_bn=f'{block}/bn1'))
+        stream = _Space(f'stream:group{g + 1}', [_Step(
+            [_Writer(f'{block}/conv2'), _Writer(f'{block}/shortcut_conv')],
+            relu=False)])
+        spaces.append(stream)
+      else:
+        if b == 0:
+          stream.name += f'+group{g + 1}'
+        stream.steps.append(_Step([_Writer(f'{block}/conv2')], relu=False,
+                                  residual=True))
+    group_spaces.append(stream)
+  # The head: bn -> ReLU -> global mean -> fc (a constant folds exactly).
+  stream.steps[-1].readers.append(_Reader('fc', exact=True, pre_bn='bn'))
+  stem_space = spaces[0]
 
   def rebuild(w):
-    return model.clone(block_widths=tuple(
-        tuple(w[f'group{g + 1}_block{b}/conv1'] for b in range(n))
-        for g in range(3)), widths=widths)
+    return model.clone(
+        widths=(w[stem_space.name], *(w[s.name] for s in group_spaces)),
+        block_widths=tuple(tuple(w[f'group{g + 1}_block{b}/conv1']
+                                 for b in range(n)) for g in range(3)),
+        projections=projections)
 
   return _Plan(spaces, rebuild)
 
@@ -255,7 +291,7 @@ def _plan(model: nn.Module) -> _Plan:
     return _wide_resnet_plan(model)
   raise NotImplementedError(
       f'Channel compaction supports LeNet5, LeNet300100, VGG, ResNet and '
-      f'WideResNet (inner channels), not {type(model).__name__}.')
+      f'WideResNet, not {type(model).__name__}.')
 
 
 # --------------------------------------------------------------------------
@@ -358,13 +394,31 @@ def _writer_constant(params, stats, writer: _Writer, eps: float) -> np.ndarray:
   value = (layer['bias'].astype(np.float64) if 'bias' in layer
            else np.zeros(width))
   if writer.bn is not None:
-    bn = _node(params, writer.bn)
-    st = _node(stats, writer.bn)
-    scale = bn['scale'].astype(np.float64) if 'scale' in bn else 1.0
-    shift = bn['bias'].astype(np.float64) if 'bias' in bn else 0.0
-    value = ((value - st['mean'].astype(np.float64))
-             * scale / np.sqrt(st['var'].astype(np.float64) + eps) + shift)
+    value = _bn_apply(params, stats, writer.bn, value, eps)
   return value
+
+
+def _bn_apply(params, stats, bn_name: str, value: np.ndarray,
+              eps: float) -> np.ndarray:
+  bn = _node(params, bn_name)
+  st = _node(stats, bn_name)
+  scale = bn['scale'].astype(np.float64) if 'scale' in bn else 1.0
+  shift = bn['bias'].astype(np.float64) if 'bias' in bn else 0.0
+  return ((value - st['mean'].astype(np.float64))
+          * scale / np.sqrt(st['var'].astype(np.float64) + eps) + shift)
+
+
+def _reader_input(params, stats, reader: _Reader, value: np.ndarray,
+                  eps: float) -> np.ndarray:
+  """What ``reader`` sees of constant channels ``value`` of its space."""
+  if reader.pre_bn is None:
+    return value
+  return np.maximum(_bn_apply(params, stats, reader.pre_bn, value, eps), 0.0)
+
+
+def _absorbs(params, reader: _Reader) -> bool:
+  """``reader`` has a bias or a batch norm after it to fold a constant into."""
+  return 'bias' in _node(params, reader.name) or reader.bn is not None
 
 
 def _fold(params, stats, reader: _Reader, value: np.ndarray) -> None:
@@ -397,6 +451,13 @@ def _slice_writer(params, stats, writer: _Writer, keep: np.ndarray) -> None:
     st = _node(stats, writer.bn)
     for key in list(st):
       st[key] = st[key][keep]
+
+
+def _slice_bn(params, stats, bn_name: str, keep: np.ndarray) -> None:
+  for tree in (params, stats):
+    node = _node(tree, bn_name)
+    for key in list(node):
+      node[key] = node[key][keep]
 
 
 def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
@@ -449,8 +510,10 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
       values.append(previous)
     blocked = np.zeros_like(all_zero)
     for step, value in zip(space.steps, values):
-      if any(not r.exact for r in step.readers):
-        blocked |= all_zero & (value != 0)
+      for r in step.readers:
+        if not r.exact or not _absorbs(orig_params, r):
+          seen = _reader_input(orig_params, orig_stats, r, value, eps)
+          blocked |= all_zero & (seen != 0)
     removable = all_zero & ~blocked
     minimum = np.zeros_like(removable)
     if removable.all():
@@ -463,16 +526,22 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
   for space, writers, zero, all_zero, blocked, removable, minimum, values in (
       decisions):
     for step, value in zip(space.steps, values):
-      constant = np.where(removable, value, 0.0)
-      if np.any(constant != 0):
-        for reader in step.readers:
+      for reader in step.readers:
+        constant = np.where(
+            removable,
+            _reader_input(orig_params, orig_stats, reader, value, eps), 0.0)
+        if np.any(constant != 0):
           _fold(params, stats, reader, constant)
     keep = ~removable
+    pre_bns = set()
     for step in space.steps:
       for w in step.writers:
         _slice_writer(params, stats, w, keep)
       for reader in step.readers:
         _slice_reader(params, reader, keep)
+        if reader.pre_bn is not None and reader.pre_bn not in pre_bns:
+          pre_bns.add(reader.pre_bn)
+          _slice_bn(params, stats, reader.pre_bn, keep)
     new_widths[space.name] = int(keep.sum())
     idx = lambda mask: tuple(int(i) for i in np.flatnonzero(mask))
     for w in writers:

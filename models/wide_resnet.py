@@ -71,6 +71,9 @@ class WideResNet(nn.Module):
     block_widths: ``block_widths[g][b]`` = channels of ``conv1`` of block
       ``b`` of group ``g`` (default: the group width); channel compaction
       builds smaller models through it.
+    projections: whether the first block of each group has the 1x1
+      projection shortcut (default: where the stride or the width changes);
+      compaction keeps the original's, whatever the new widths.
     kernel_init: initializer of every conv and dense kernel.
     axis_name: pmap/vmap axis over which batch statistics are averaged.
     dtype: computation dtype; logits are float32.
@@ -83,6 +86,7 @@ class WideResNet(nn.Module):
   dropout_rate: float = 0.0
   widths: Optional[Sequence[int]] = None
   block_widths: Optional[Sequence[Sequence[int]]] = None
+  projections: Optional[Sequence[bool]] = None
   kernel_init: Callable = default_kernel_init
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
@@ -109,11 +113,15 @@ class WideResNet(nn.Module):
     for g in range(3):
       for b in range(n):
         strides = 2 if g > 0 and b == 0 else 1
+        if self.projections is not None:
+          projection = b == 0 and bool(self.projections[g])
+        else:
+          projection = b == 0 and (strides != 1 or in_width != widths[g + 1])
         x = WideBasicBlock(
             features=widths[g + 1], conv=conv, norm=norm, strides=strides,
             width=(self.block_widths[g][b] if self.block_widths is not None
                    else None),
-            projection=b == 0 and (strides != 1 or in_width != widths[g + 1]),
+            projection=projection,
             dropout_rate=self.dropout_rate, train=train,
             name=f'group{g + 1}_block{b}')(x)
         in_width = widths[g + 1]

@@ -147,8 +147,53 @@ def test_compact_wide_resnet_inner_channels():
   layer = result['group2_block0/conv1']
   assert {0, 1} <= set(layer.removed) and 2 in layer.kept_constant
   assert result.model.block_widths[1][0] == layer.kept
-  assert [l.name for l in result.layers] == [
+  assert [l.name for l in result.layers if l.space == l.name] == [
       f'group{g}_block0/conv1' for g in (1, 2, 3)]
+
+
+def test_compact_wide_resnet_residual_streams():
+  """Pre-activation streams: a channel zero in every writer goes when each
+  reader's relu(bn(0)) is 0 or foldable; the batch norms in front go too."""
+  model = models.WideResNet(depth=16, widen_factor=2)  # 2 blocks a group
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  p = variables['params']
+  # Stem stream: channels 0, 1 silent after g1b0's bn1 (removed); channel 2
+  # reads as a positive constant into the padded conv1 (kept).
+  p['conv1']['kernel'][..., [0, 1, 2]] = 0
+  p['group1_block0']['bn1']['scale'][[0, 1, 2]] = 0.1
+  p['group1_block0']['bn1']['bias'][[0, 1, 2]] = [-5.0, -5.0, 3.0]
+  # Group-2 stream: channel 3 zero in the projection block's conv2 and
+  # shortcut and in block 1's conv2, silent after block 1's bn1 and the bn1
+  # of group 3's first block (removed); channel 4 zero in the first two
+  # writers only (kept: block 1 writes it).
+  for conv in ('group2_block0/conv2', 'group2_block0/shortcut_conv',
+               'group2_block1/conv2'):
+    _node(p, conv)['kernel'][..., 3] = 0
+  for conv in ('group2_block0/conv2', 'group2_block0/shortcut_conv'):
+    _node(p, conv)['kernel'][..., 4] = 0
+  for bn in ('group2_block1/bn1', 'group3_block0/bn1'):
+    _node(p, bn)['scale'][3] = 0.1
+    _node(p, bn)['bias'][3] = -5.0
+  # Group-3 stream, channel 5: silent after block 1's bn1; the head reads
+  # it through bn -> relu -> mean -> fc as a positive constant, folded into
+  # fc's bias.
+  for conv in ('group3_block0/conv2', 'group3_block0/shortcut_conv',
+               'group3_block1/conv2'):
+    _node(p, conv)['kernel'][..., 5] = 0
+  p['group3_block1']['bn1']['scale'][5] = 0.1
+  p['group3_block1']['bn1']['bias'][5] = -5.0
+  p['bn']['bias'][5] = 2.0
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  assert result['conv1'].removed == (0, 1)
+  assert result['conv1'].kept_constant == (2,)
+  assert result['group2_block0/conv2'].removed == (3,)
+  assert result['group2_block0/conv2'].kept_residual == (4,)
+  assert result['group3_block1/conv2'].removed == (5,)
+  assert result.model.widths == (14, 32, 63, 127)
+  assert result.model.projections == (True, True, True)
+  new = result.variables
+  assert new['params']['group1_block0']['bn1']['scale'].shape == (14,)
+  assert new['batch_stats']['bn']['mean'].shape == (127,)
 
 
 def test_compact_unsupported_model():
