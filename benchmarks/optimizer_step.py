@@ -3,8 +3,10 @@
 Times one jitted ``update + apply_updates`` (parameters and state donated,
 as in a real train step) for each optimizer, alternating the optimizers
 within each round so that machine noise hits them alike, and reports the
-median time per step, the ratio to ``optax.sgd(lr, momentum=0.9)`` and the
-optimizer-state bytes per parameter byte.
+median time per step, the ratio to ``optax.sgd(lr, momentum=0.9)``, the
+optimizer-state bytes per parameter byte, and what XLA's cost analysis of the
+compiled step says it moves: bytes accessed per parameter and the number of
+fusions (the floor a memory-bound step cannot go under).
 
     python benchmarks/optimizer_step.py            # CPU here, GPU if present
     python benchmarks/optimizer_step.py --rounds 40 --steps 10 --dtype bfloat16
@@ -79,6 +81,19 @@ def optimizers(lr: float, lam: float):
   }
 
 
+def compiled_cost(step, params, state, grads) -> tuple[float, int]:
+  """Bytes accessed (XLA's cost analysis) and fusion count of the step."""
+  compiled = step.lower(params, state, grads).compile()
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  text = compiled.as_text() or ''
+  fusions = sum(1 for line in text.splitlines()
+                if ' fusion(' in line and not line.lstrip().startswith('ROOT')
+                and '= ' in line and not line.startswith('  %fused'))
+  return float((cost or {}).get('bytes accessed', float('nan'))), fusions
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--rounds', type=int, default=30)
@@ -108,10 +123,11 @@ def main(argv=None):
     params = jax.tree.map(jnp.copy, params0)
     state = opt.init(params)
     state_bytes = tree_bytes(state)
+    moved, fusions = compiled_cost(step, params, state, grads)
     params, state = step(params, state, grads)  # Compile + warm up.
     jax.block_until_ready(params)
     runs[name] = dict(step=step, carry=(params, state), times=[],
-                      state_bytes=state_bytes)
+                      state_bytes=state_bytes, moved=moved, fusions=fusions)
 
   for _ in range(args.rounds):
     for name, run in runs.items():  # Alternate optimizers within a round.
@@ -132,14 +148,16 @@ def main(argv=None):
         f'{args.steps} steps; ratio = median over rounds of the round\'s '
         f'time / SGD\'s time in the same round.\n')
   print('| optimizer | ms / step (median) | ratio to SGD+momentum (median) | '
-        'ratio, quartiles | state bytes / param byte |')
-  print('|---|---:|---:|---:|---:|')
+        'ratio, quartiles | state bytes / param byte | '
+        'bytes accessed / param (XLA) | fusions |')
+  print('|---|---:|---:|---:|---:|---:|---:|')
   for name, run in runs.items():
     ratios = [t / r for t, r in zip(run['times'], ref_times)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
     print(f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
           f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
-          f'{run["state_bytes"] / param_bytes:.2f} |')
+          f'{run["state_bytes"] / param_bytes:.2f} | '
+          f'{run["moved"] / n_params:.1f} | {run["fusions"]} |')
   return runs
 
 
