@@ -21,7 +21,7 @@ import inspect
 import json
 import os
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 from train import registry
 from train.presets import PRESETS
@@ -35,6 +35,23 @@ ASR_LR_SCHEDULES = ('constant', 'cosine')
 GROUPS = ('output', 'input')
 PRUNE_SCOPES = ('layer', 'global')
 DTYPES = ('float32', 'bfloat16', 'float16')
+
+
+class ScheduleSpec(NamedTuple):
+  """One hyper-parameter's schedule: ``--{name}`` and its three options.
+
+  The CLI keeps flat flags (``--lr_schedule piecewise --lr_boundaries
+  100,150 --lr_scales 0.1,0.1``); code reads them as one value through
+  :meth:`Config.schedule`.
+  """
+  name: str            # 'lr', 'gamma' or 'lam'.
+  base: float          # --{name}: the value at step 0.
+  kind: str            # --{name}_schedule.
+  boundaries: tuple[float, ...]  # --{name}_boundaries (epochs).
+  scales: tuple[float, ...]      # --{name}_scales.
+
+
+SCHEDULED = ('lr', 'gamma', 'lam')  # The hyper-parameters with a schedule.
 
 
 class ConfigError(ValueError):
@@ -246,6 +263,15 @@ class Config:
     if unknown:
       raise ConfigError(f'Unknown config fields {unknown}; known: {sorted(names)}')
     return cls(**{k: coerce(names[k], v) for k, v in d.items()})
+
+  def schedule(self, name: str) -> ScheduleSpec:
+    """The schedule of ``name`` (one of :data:`SCHEDULED`)."""
+    if name not in SCHEDULED:
+      raise KeyError(f'{name!r} has no schedule; scheduled: {SCHEDULED}.')
+    return ScheduleSpec(name, getattr(self, name),
+                        getattr(self, f'{name}_schedule'),
+                        getattr(self, f'{name}_boundaries'),
+                        getattr(self, f'{name}_scales'))
 
   @property
   def eval_batch(self) -> int:

@@ -14,9 +14,9 @@ import os
 import tempfile
 
 from train import registry
-from train.config import (ASR_LR_SCHEDULES, ASR_OPTIMIZERS, DTYPES, GROUPS,
-                          PRUNE_SCOPES, REGULARIZERS, SCHEDULES, Config,
-                          ConfigError, FIELDS, semantic_diff)
+from train.config import (ASR_LR_SCHEDULES, ASR_OPTIMIZERS, DTYPES, FIELDS,
+                          GROUPS, PRUNE_SCOPES, REGULARIZERS, SCHEDULED,
+                          SCHEDULES, Config, ConfigError, semantic_diff)
 
 
 # ---------------------------------------------------------------------------
@@ -66,11 +66,9 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if any(e < 0 for e in cfg.restart_epochs):
     raise ConfigError(f'--restart_epochs must be epochs >= 0, got '
                       f'{list(cfg.restart_epochs)}.')
-  for h in ('lr', 'gamma', 'lam'):
-    _choice(f'{h}_schedule', getattr(cfg, f'{h}_schedule'), SCHEDULES)
-    bounds = getattr(cfg, f'{h}_boundaries')
-    scales = getattr(cfg, f'{h}_scales')
-    kind = getattr(cfg, f'{h}_schedule')
+  for h in SCHEDULED:
+    _, _, kind, bounds, scales = cfg.schedule(h)
+    _choice(f'{h}_schedule', kind, SCHEDULES)
     if kind == 'piecewise':
       if not bounds or len(bounds) != len(scales):
         raise ConfigError(

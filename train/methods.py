@@ -124,10 +124,9 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   """The lr, gamma and lam schedules of a run (only those the method uses)."""
   out: dict[str, float | Schedule] = {}
   for name in registry.get(cfg.method).schedules:
-    out[name] = make_schedule(
-        getattr(cfg, name), getattr(cfg, f'{name}_schedule'),
-        getattr(cfg, f'{name}_boundaries'), getattr(cfg, f'{name}_scales'),
-        phases, cfg.warmup_epochs)
+    spec = cfg.schedule(name)
+    out[name] = make_schedule(spec.base, spec.kind, spec.boundaries,
+                              spec.scales, phases, cfg.warmup_epochs)
   if cfg.regularizer == 'sparsity' and 'lam' in out:
     # The constraint has no λ: its strength is the target sparsity's ramp.
     del out['lam']
