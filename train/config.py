@@ -11,6 +11,16 @@ The checks of a config before any work are :mod:`train.config_checks`.
 Epoch-valued options (``epochs``, ``*_boundaries``, ``warmup_epochs``, ...)
 are converted to steps with the number of steps per epoch,
 ``num_train_examples // batch_size`` (or ``steps_per_epoch`` when set).
+
+Why a dataclass and argparse rather than ``ml_collections`` and absl flags
+(as flax/examples use): each field is declared once, with its type, its
+default and its docstring, and the CLI flags, the ``--help`` text, type
+coercion, validation and the ``config.json`` of a run all derive from that
+declaration; ``ml_collections`` would add a second source of defaults
+(``get_config()`` files beside the dataclass) and a dependency, and absl's
+global flag registry gets in the way of calling ``train.cli.main(argv)``
+several times in one process, as the tests do. Presets play the role of the
+examples' config files (:mod:`train.presets`).
 """
 
 from __future__ import annotations
