@@ -53,8 +53,9 @@ LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 @dataclasses.dataclass(frozen=True)
 class Run:
   """One ``python -m train`` run of the sweep."""
-  method: str     # Curve name (rmda, rda, han_global, ...).
-  variant: str    # Hyper-parameters other than the strength.
+
+  method: str  # Curve name (rmda, rda, han_global, ...).
+  variant: str  # Hyper-parameters other than the strength.
   strength: float  # λ, or the target sparsity of a pruning method.
   seed: int
   flags: tuple[str, ...]
@@ -78,18 +79,19 @@ def _flags(d: dict[str, Any]) -> tuple[str, ...]:
 @dataclasses.dataclass(frozen=True)
 class Setting:
   """A model / dataset / budget and each method's grid."""
-  base: dict[str, Any]          # model, dataset, batch size, ...
-  epochs: float                 # The total budget of every method.
-  sparse_epochs: float          # Sparse phase (then ASR) / dense phase of han.
-  lams: dict[str, tuple[float, ...]]      # Strength grids of rmda, rda, prox.
+
+  base: dict[str, Any]  # model, dataset, batch size, ...
+  epochs: float  # The total budget of every method.
+  sparse_epochs: float  # Sparse phase (then ASR) / dense phase of han.
+  lams: dict[str, tuple[float, ...]]  # Strength grids of rmda, rda, prox.
   variants: dict[str, dict[str, dict[str, Any]]]
   levels: tuple[float, ...] = LEVELS
   note: str = ''
   plot_depth: float = 15.0  # How far below dense the plot may reach (points).
 
-
-  def runs(self, seeds, methods=None, strengths=None,
-           variants=None) -> list[Run]:
+  def runs(
+      self, seeds, methods=None, strengths=None, variants=None
+  ) -> list[Run]:
     """The sweep's runs (optionally only some methods, strengths, variants)."""
     out = self._runs(seeds, methods)
     if variants:
@@ -97,7 +99,8 @@ class Setting:
       out = [r for r in out if keep_v(r)]
     if strengths:
       keep = lambda r: r.method == 'dense' or any(
-          math.isclose(r.strength, s, rel_tol=1e-6) for s in strengths)
+          math.isclose(r.strength, s, rel_tol=1e-6) for s in strengths
+      )
       needed = {r.needs for r in out if keep(r) and r.needs is not None}
       out = [r for r in out if keep(r) or r in needed]
     return out
@@ -106,44 +109,138 @@ class Setting:
     out = []
     ft = self.epochs - self.sparse_epochs
     for method, variants in self.variants.items():
-      if methods and method not in methods and not (
-          method == 'dense' and any(m.startswith('han') for m in methods)):
+      if (
+          methods
+          and method not in methods
+          and not (
+              method == 'dense' and any(m.startswith('han') for m in methods)
+          )
+      ):
         continue
       for vname, v in variants.items():
         for seed in seeds:
           common = {**self.base, 'seed': seed}
           if method == 'dense':
-            out.append(Run(method, vname, 0.0, seed, _flags(
-                {**common, 'method': 'sgd', 'epochs': self.epochs,
-                 'asr_epochs': 0, **v})))
+            out.append(
+                Run(
+                    method,
+                    vname,
+                    0.0,
+                    seed,
+                    _flags(
+                        {
+                            **common,
+                            'method': 'sgd',
+                            'epochs': self.epochs,
+                            'asr_epochs': 0,
+                            **v,
+                        }
+                    ),
+                )
+            )
           elif method.startswith('han'):
-            parent = Run('dense', 'parent', 0.0, seed, _flags(
-                {**common, 'method': 'sgd', 'epochs': self.sparse_epochs,
-                 'asr_epochs': 0, **self.variants['dense']['cosine']}))
+            parent = Run(
+                'dense',
+                'parent',
+                0.0,
+                seed,
+                _flags(
+                    {
+                        **common,
+                        'method': 'sgd',
+                        'epochs': self.sparse_epochs,
+                        'asr_epochs': 0,
+                        **self.variants['dense']['cosine'],
+                    }
+                ),
+            )
             if parent not in out:
               out.append(parent)
             for level in self.levels:
-              out.append(Run(method, vname, level, seed, _flags(
-                  {**common, 'method': 'han', 'epochs': ft, 'asr_epochs': 0,
-                   'prune_sparsity': level, **v}), needs=parent))
+              out.append(
+                  Run(
+                      method,
+                      vname,
+                      level,
+                      seed,
+                      _flags(
+                          {
+                              **common,
+                              'method': 'han',
+                              'epochs': ft,
+                              'asr_epochs': 0,
+                              'prune_sparsity': level,
+                              **v,
+                          }
+                      ),
+                      needs=parent,
+                  )
+              )
           elif method == 'rmda_target':
             # RMDA whose prox is the projection onto the level (--regularizer
             # sparsity): a pruning-style target, a sparse phase then ASR.
             for level in self.levels:
-              out.append(Run(method, vname, level, seed, _flags(
-                  {**common, 'method': 'rmda', 'regularizer': 'sparsity',
-                   'epochs': self.sparse_epochs, 'asr_epochs': ft,
-                   'target_sparsity': level, **_ASR_SAME, **v})))
+              out.append(
+                  Run(
+                      method,
+                      vname,
+                      level,
+                      seed,
+                      _flags(
+                          {
+                              **common,
+                              'method': 'rmda',
+                              'regularizer': 'sparsity',
+                              'epochs': self.sparse_epochs,
+                              'asr_epochs': ft,
+                              'target_sparsity': level,
+                              **_ASR_SAME,
+                              **v,
+                          }
+                      ),
+                  )
+              )
           elif method == 'gmp':
             for level in self.levels:
-              out.append(Run(method, vname, level, seed, _flags(
-                  {**common, 'method': 'gmp', 'epochs': self.epochs,
-                   'asr_epochs': 0, 'gmp_sparsity': level, **v})))
+              out.append(
+                  Run(
+                      method,
+                      vname,
+                      level,
+                      seed,
+                      _flags(
+                          {
+                              **common,
+                              'method': 'gmp',
+                              'epochs': self.epochs,
+                              'asr_epochs': 0,
+                              'gmp_sparsity': level,
+                              **v,
+                          }
+                      ),
+                  )
+              )
           else:  # Regularization methods: a λ grid, sparse phase then ASR.
             for lam in self.lams[method]:
-              out.append(Run(method, vname, lam, seed, _flags(
-                  {**common, 'method': method, 'epochs': self.sparse_epochs,
-                   'asr_epochs': ft, 'lam': lam, **_ASR_SAME, **v})))
+              out.append(
+                  Run(
+                      method,
+                      vname,
+                      lam,
+                      seed,
+                      _flags(
+                          {
+                              **common,
+                              'method': method,
+                              'epochs': self.sparse_epochs,
+                              'asr_epochs': ft,
+                              'lam': lam,
+                              **_ASR_SAME,
+                              **v,
+                          }
+                      ),
+                  )
+              )
     return out
 
 
@@ -153,53 +250,82 @@ _ASR_SAME = {'asr_optimizer': 'same', 'asr_restart': True}
 
 
 def _geom(lo: float, hi: float, n: int) -> tuple[float, ...]:
-  return tuple(float(f'{lo * (hi / lo) ** (i / (n - 1)):.3g}')
-               for i in range(n))
+  return tuple(
+      float(f'{lo * (hi / lo) ** (i / (n - 1)):.3g}') for i in range(n)
+  )
 
 
 _DENSE = {'cosine': {'lr': 0.1, 'momentum': 0.9, 'lr_schedule': 'cosine'}}
 
+
 def _han(lrs, scope):
-  return {f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine',
-                        'prune_scope': scope} for lr in lrs}
+  return {
+      f'lr{lr:g}': {'lr': lr, 'lr_schedule': 'cosine', 'prune_scope': scope}
+      for lr in lrs
+  }
 
 
 def _rmda_target(lr, begin, end, asr_lr=0.03, lr_schedule=None):
   """RMDA projected on the level (global ranking), the ramp from ``begin``
   to ``end`` (epochs), then ASR by SGD at ``asr_lr`` (cosine)."""
   schedule = {'lr_schedule': lr_schedule} if lr_schedule else {}
-  return {'lr': lr, **schedule, 'momentum': 0.9, 'init_scale': 0.0,
-          'prune_scope': 'global', 'target_begin_epoch': begin,
-          'target_end_epoch': end, 'asr_optimizer': 'sgd', 'asr_lr': asr_lr,
-          'asr_lr_schedule': 'cosine'}
+  return {
+      'lr': lr,
+      **schedule,
+      'momentum': 0.9,
+      'init_scale': 0.0,
+      'prune_scope': 'global',
+      'target_begin_epoch': begin,
+      'target_end_epoch': end,
+      'asr_optimizer': 'sgd',
+      'asr_lr': asr_lr,
+      'asr_lr_schedule': 'cosine',
+  }
 
 
 def _gmp(ends, lr=0.1):
-  return {f'end{e:g}': {'lr': lr, 'lr_schedule': 'cosine',
-                        'gmp_begin_epoch': 1.0, 'gmp_end_epoch': e,
-                        'prune_scope': 'global', 'gmp_frequency': 50}
-          for e in ends}
+  return {
+      f'end{e:g}': {
+          'lr': lr,
+          'lr_schedule': 'cosine',
+          'gmp_begin_epoch': 1.0,
+          'gmp_end_epoch': e,
+          'prune_scope': 'global',
+          'gmp_frequency': 50,
+      }
+      for e in ends
+  }
 
 
 SETTINGS: dict[str, Setting] = {
     # LeNet-300-100 on MNIST, 12 epochs in all (8 + 4).
     'lenet300': Setting(
         base={'model': 'lenet300_100', 'dataset': 'mnist', 'batch_size': 128},
-        epochs=12.0, sparse_epochs=8.0, plot_depth=4.0,
+        epochs=12.0,
+        sparse_epochs=8.0,
+        plot_depth=4.0,
         # Extra λ fill the widest sparsity gaps of the geometric grid (the
         # comparison takes a point at or above each level).
-        lams={'rmda': tuple(sorted(_geom(1e-4, 2e-3, 12) +
-                                   (3.4e-4, 4.1e-4, 4.5e-4, 1.5e-3))),
-              'rda': _geom(5e-4, 5e-3, 5),
-              'prox_sgd': _geom(1e-4, 2e-3, 5)},
+        lams={
+            'rmda': tuple(
+                sorted(_geom(1e-4, 2e-3, 12) + (3.4e-4, 4.1e-4, 4.5e-4, 1.5e-3))
+            ),
+            'rda': _geom(5e-4, 5e-3, 5),
+            'prox_sgd': _geom(1e-4, 2e-3, 5),
+        },
         variants={
             'dense': _DENSE,
             # benchmarks/tuning/lenet300_rmda_*.txt: He init, η = 0.2,
             # μ = 0.9, then 4 epochs of frozen-zero SGD (0.03, cosine).
             'rmda': {
-                'default': {'lr': 0.2, 'momentum': 0.9, 'init_scale': 0.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                            'asr_lr_schedule': 'cosine'},
+                'default': {
+                    'lr': 0.2,
+                    'momentum': 0.9,
+                    'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
             },
             # RMDA projected on the level (--regularizer sparsity), the ramp
             # over the first 6 of its 8 epochs, then ASR as rmda's.
@@ -207,35 +333,61 @@ SETTINGS: dict[str, Setting] = {
             # Fine-tuning lr 0.003 was worse than 0.01 at every level; the
             # grid goes past the best rate (0.2) at every level.
             'han_global': _han((0.01, 0.03, 0.1, 0.2, 0.4), 'global'),
-            'gmp': {**_gmp((6.0, 9.0)), **{
-                f'{k}_lr0.2': dict(v, lr=0.2) for k, v in _gmp((6.0,)).items()}},
+            'gmp': {
+                **_gmp((6.0, 9.0)),
+                **{
+                    f'{k}_lr0.2': dict(v, lr=0.2)
+                    for k, v in _gmp((6.0,)).items()
+                },
+            },
             # benchmarks/tuning/lenet300_rda_1.txt: γ < 1 diverges; γ = 1,
             # s = 1, with ASR as in the paper (RDA restarted) or by SGD.
-            'rda': {'paper': {'gamma': 1.0, 'init_scale': 1.0},
-                    'sgd_asr': {'gamma': 1.0, 'init_scale': 1.0,
-                                'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                                'asr_lr_schedule': 'cosine'}},
+            'rda': {
+                'paper': {'gamma': 1.0, 'init_scale': 1.0},
+                'sgd_asr': {
+                    'gamma': 1.0,
+                    'init_scale': 1.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
+            },
             'prox_sgd': {'momentum': {'lr': 0.1, 'momentum': 0.9}},
             # Per-layer ranking is far behind global at every level (seed 0,
             # lr 0.003-0.03); its best fine-tuning rate there.
             'han_layer': _han((0.1,), 'layer'),
-        }),
+        },
+    ),
     # LeNet-5-Caffe on MNIST, 30 epochs in all (20 + 10). This model (no
     # ReLU after its convolutions) diverges with SGD at lr 0.1 and at 0.03
     # (momentum 0.9, step 100): SGD-based runs use Han et al.'s 0.01.
     'lenet5': Setting(
-        base={'model': 'lenet5', 'dataset': 'mnist', 'batch_size': 128,
-              'eval_every_epochs': 5},
-        epochs=30.0, sparse_epochs=20.0,
-        lams={'rmda': _geom(2e-4, 1.2e-3, 6), 'rda': _geom(1e-3, 3e-2, 5),
-              'prox_sgd': _geom(1e-4, 2e-3, 4)},
+        base={
+            'model': 'lenet5',
+            'dataset': 'mnist',
+            'batch_size': 128,
+            'eval_every_epochs': 5,
+        },
+        epochs=30.0,
+        sparse_epochs=20.0,
+        lams={
+            'rmda': _geom(2e-4, 1.2e-3, 6),
+            'rda': _geom(1e-3, 3e-2, 5),
+            'prox_sgd': _geom(1e-4, 2e-3, 4),
+        },
         variants={
-            'dense': {'cosine': {'lr': 0.01, 'momentum': 0.9,
-                                 'lr_schedule': 'cosine'}},
+            'dense': {
+                'cosine': {'lr': 0.01, 'momentum': 0.9, 'lr_schedule': 'cosine'}
+            },
             'rmda': {
-                'default': {'lr': 0.05, 'momentum': 0.9, 'init_scale': 0.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.01,
-                            'asr_lr_schedule': 'cosine'},
+                'default': {
+                    'lr': 0.05,
+                    'momentum': 0.9,
+                    'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.01,
+                    'asr_lr_schedule': 'cosine',
+                },
             },
             # The preset mnist_lenet5_rmda's recipe (ASR at 0.03), the
             # level reached along the ramp from epoch 1 to 15.
@@ -245,32 +397,54 @@ SETTINGS: dict[str, Setting] = {
             'rda': {'paper': {'gamma': 10.0, 'init_scale': 1.0}},
             'prox_sgd': {'momentum': {'lr': 0.01, 'momentum': 0.9}},
             'han_layer': _han((0.003, 0.01), 'layer'),
-        }),
+        },
+    ),
     # CIFAR-10 at CPU scale: the JPEG copy of CIFAR-10 in ../shared/data
     # (cifar10_jpg), He et al.'s ResNet-8 (78k parameters; 30 epochs take
     # about 25 minutes on 2 cores, ResNet-20's take 70), 30 epochs (20 + 10),
     # random crop and flip. Dense SGD and Han's parent use the usual CIFAR
     # recipe (lr 0.1, momentum 0.9, cosine, weight decay 5e-4 on kernels).
     'cifar_resnet8': Setting(
-        base={'model': 'resnet8', 'dataset': 'cifar10_jpg', 'batch_size': 128,
-              'eval_every_epochs': 5},
-        epochs=30.0, sparse_epochs=20.0,
+        base={
+            'model': 'resnet8',
+            'dataset': 'cifar10_jpg',
+            'batch_size': 128,
+            'eval_every_epochs': 5,
+        },
+        epochs=30.0,
+        sparse_epochs=20.0,
         lams={'rmda': _geom(1e-4, 3.2e-3, 6), 'rda': (), 'prox_sgd': ()},
-        levels=(0.90, 0.95, 0.97, 0.98), plot_depth=16.0,
+        levels=(0.90, 0.95, 0.97, 0.98),
+        plot_depth=16.0,
         variants={
-            'dense': {'cosine': {'lr': 0.1, 'momentum': 0.9,
-                                 'lr_schedule': 'cosine',
-                                 'weight_decay': 5e-4}},
+            'dense': {
+                'cosine': {
+                    'lr': 0.1,
+                    'momentum': 0.9,
+                    'lr_schedule': 'cosine',
+                    'weight_decay': 5e-4,
+                }
+            },
             'rmda': {
-                'default': {'lr': 0.1, 'momentum': 0.9, 'init_scale': 0.0,
-                            'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                            'asr_lr_schedule': 'cosine'},
+                'default': {
+                    'lr': 0.1,
+                    'momentum': 0.9,
+                    'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
                 # The learning rate annealed through the sparse phase too
                 # (cosine over the run), as the dense baseline's is.
-                'cosine': {'lr': 0.1, 'lr_schedule': 'cosine',
-                           'momentum': 0.9, 'init_scale': 0.0,
-                           'asr_optimizer': 'sgd', 'asr_lr': 0.03,
-                           'asr_lr_schedule': 'cosine'},
+                'cosine': {
+                    'lr': 0.1,
+                    'lr_schedule': 'cosine',
+                    'momentum': 0.9,
+                    'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
             },
             # RMDA projected on the target sparsity (global ranking), the
             # ramp from epoch 1 to 15 as gmp's, then ASR as above.
@@ -279,20 +453,27 @@ SETTINGS: dict[str, Setting] = {
             # does: η = 0.1 trains like SGD at 0.01), cosine as dense.
             'rmda_target': {
                 'default': _rmda_target(0.1, 1.0, 15.0),
-                'lr1_cosine': _rmda_target(1.0, 1.0, 15.0,
-                                           lr_schedule='cosine'),
+                'lr1_cosine': _rmda_target(
+                    1.0, 1.0, 15.0, lr_schedule='cosine'
+                ),
             },
-            'han_global': {k: dict(v, weight_decay=5e-4) for k, v in
-                           _han((0.01, 0.03), 'global').items()},
-            'gmp': {k: dict(v, weight_decay=5e-4) for k, v in
-                    _gmp((15.0,), lr=0.1).items()},
-        }),
+            'han_global': {
+                k: dict(v, weight_decay=5e-4)
+                for k, v in _han((0.01, 0.03), 'global').items()
+            },
+            'gmp': {
+                k: dict(v, weight_decay=5e-4)
+                for k, v in _gmp((15.0,), lr=0.1).items()
+            },
+        },
+    ),
 }
 
 
 # ---------------------------------------------------------------------------
 # Running.
 # ---------------------------------------------------------------------------
+
 
 def run_dir(out: str, run: Run) -> str:
   path = os.path.join(out, 'runs', run.name.replace('/', '_'))
@@ -321,7 +502,8 @@ def finished(out: str, run: Run) -> dict[str, Any] | None:
   if ran is not None and flags_of(ran) != flags_of(' '.join(command(out, run))):
     raise RuntimeError(
         f'{folder} was run with other flags than the sweep now gives '
-        f'({ran!r}); remove it to run it again.')
+        f'({ran!r}); remove it to run it again.'
+    )
   evals = train_metrics.read_records(folder, 'eval')
   return evals[-1] if evals else None
 
@@ -332,11 +514,17 @@ def execute(out: str, run: Run) -> dict[str, Any]:
     return rec
   cmd = command(out, run)
   t0 = time.perf_counter()
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
-             os.environ.get('PYTHONPATH', ''))
-  proc = subprocess.run([sys.executable, *cmd[1:], '--no-progress',
-                         '--no-report'], cwd=ROOT, env=env,
-                        capture_output=True, text=True)
+  env = dict(
+      os.environ,
+      PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
+  )
+  proc = subprocess.run(
+      [sys.executable, *cmd[1:], '--no-progress', '--no-report'],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+  )
   if proc.returncode:
     raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
   wall = time.perf_counter() - t0
@@ -348,17 +536,24 @@ def execute(out: str, run: Run) -> dict[str, Any]:
 def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
   with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done')) as f:
     wall = json.load(f).get('wall_s')
-  return {'method': run.method, 'variant': run.variant,
-          'strength': run.strength, 'seed': run.seed,
-          'test_top1': rec['test_top1'], 'sparsity': rec['sparsity'],
-          'total_sparsity': rec.get('total_sparsity'),
-          'epoch': rec['epoch'], 'wall_s': wall,
-          'command': ' '.join(command(out, run))}
+  return {
+      'method': run.method,
+      'variant': run.variant,
+      'strength': run.strength,
+      'seed': run.seed,
+      'test_top1': rec['test_top1'],
+      'sparsity': rec['sparsity'],
+      'total_sparsity': rec.get('total_sparsity'),
+      'epoch': rec['epoch'],
+      'wall_s': wall,
+      'command': ' '.join(command(out, run)),
+  }
 
 
 # ---------------------------------------------------------------------------
 # Tables and plot.
 # ---------------------------------------------------------------------------
+
 
 def aggregate(records):
   """(method, variant, strength) -> mean/std of accuracy and sparsity."""
@@ -369,11 +564,13 @@ def aggregate(records):
   for key, rs in groups.items():
     acc = [r['test_top1'] for r in rs]
     sp = [r['sparsity'] for r in rs]
-    out[key] = {'acc': statistics.mean(acc),
-                'acc_std': statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                'sparsity': statistics.mean(sp),
-                'sparsity_std': statistics.stdev(sp) if len(sp) > 1 else 0.0,
-                'seeds': len(rs)}
+    out[key] = {
+        'acc': statistics.mean(acc),
+        'acc_std': statistics.stdev(acc) if len(acc) > 1 else 0.0,
+        'sparsity': statistics.mean(sp),
+        'sparsity_std': statistics.stdev(sp) if len(sp) > 1 else 0.0,
+        'seeds': len(rs),
+    }
   return out
 
 
@@ -390,23 +587,45 @@ def at_levels(agg, levels):
         continue
       best = table.setdefault(method, {}).get(level)
       if best is None or a['acc'] > best[0]:
-        table[method][level] = (a['acc'], a['acc_std'], a['sparsity'],
-                                variant, strength, a['seeds'])
+        table[method][level] = (
+            a['acc'],
+            a['acc_std'],
+            a['sparsity'],
+            variant,
+            strength,
+            a['seeds'],
+        )
   return table
 
 
 def markdown(setting_name, setting, records, agg) -> str:
   table = at_levels(agg, setting.levels)
-  methods = [m for m in ('rmda', 'rmda_target', 'rda', 'prox_sgd', 'gmp',
-                         'han_global', 'han_layer') if m in table]
-  lines = [f'Setting `{setting_name}`: {setting.base}, {setting.epochs:g} '
-           f'epochs for every method. Machine: {platform.platform()}, '
-           f'{os.cpu_count()} CPUs, JAX on {_device()}; '
-           f'{datetime.date.today()}.', '']
+  methods = [
+      m
+      for m in (
+          'rmda',
+          'rmda_target',
+          'rda',
+          'prox_sgd',
+          'gmp',
+          'han_global',
+          'han_layer',
+      )
+      if m in table
+  ]
+  lines = [
+      f'Setting `{setting_name}`: {setting.base}, {setting.epochs:g} '
+      f'epochs for every method. Machine: {platform.platform()}, '
+      f'{os.cpu_count()} CPUs, JAX on {_device()}; '
+      f'{datetime.date.today()}.',
+      '',
+  ]
   if 'dense' in table:
     d = table['dense'][setting.levels[0]]
-    lines += [f'Dense SGD reference: {d[0]:.2%} ± {d[1]:.2%} '
-              f'({d[5]} seeds).', '']
+    lines += [
+        f'Dense SGD reference: {d[0]:.2%} ± {d[1]:.2%} ' f'({d[5]} seeds).',
+        '',
+    ]
   lines.append('| sparsity ≥ | ' + ' | '.join(methods) + ' |')
   lines.append('|---:|' + '---:|' * len(methods))
   most = max((e[5] for m in methods for e in table[m].values()), default=0)
@@ -414,65 +633,115 @@ def markdown(setting_name, setting, records, agg) -> str:
     cells = []
     for m in methods:
       e = table[m].get(level)
-      seeds = '' if e is None or e[5] == most else f' ({e[5]} seed{"s" * (e[5] > 1)})'
-      cells.append('—' if e is None else
-                   f'{e[0]:.2%} ± {e[1]:.2%} @ {e[2]:.2%}{seeds}')
+      seeds = (
+          ''
+          if e is None or e[5] == most
+          else f' ({e[5]} seed{"s" * (e[5] > 1)})'
+      )
+      cells.append(
+          '—' if e is None else f'{e[0]:.2%} ± {e[1]:.2%} @ {e[2]:.2%}{seeds}'
+      )
     lines.append(f'| {level:.1%} | ' + ' | '.join(cells) + ' |')
-  lines += ['', 'Each cell: mean test top-1 ± std over seeds @ mean kernel '
-            'sparsity, the best point of the method whose mean sparsity is '
-            'at least the level. The point chosen (variant, strength):', '']
+  lines += [
+      '',
+      'Each cell: mean test top-1 ± std over seeds @ mean kernel '
+      'sparsity, the best point of the method whose mean sparsity is '
+      'at least the level. The point chosen (variant, strength):',
+      '',
+  ]
   for m in methods:
-    chosen = ', '.join(f'{lv:.1%}: {e[3]} / {e[4]:g}'
-                       for lv, e in sorted(table[m].items()))
+    chosen = ', '.join(
+        f'{lv:.1%}: {e[3]} / {e[4]:g}' for lv, e in sorted(table[m].items())
+    )
     lines.append(f'- {m}: {chosen}')
-  lines += ['', 'Sparsity and accuracy against the strength λ of each '
-            'regularization method (mean over seeds): how to pick λ for a '
-            'target sparsity.', '']
+  lines += [
+      '',
+      'Sparsity and accuracy against the strength λ of each '
+      'regularization method (mean over seeds): how to pick λ for a '
+      'target sparsity.',
+      '',
+  ]
   for m in ('rmda', 'rda', 'prox_sgd'):
     for variant in sorted({k[1] for k in agg if k[0] == m}):
-      pts = sorted((k[2], a) for k, a in agg.items()
-                   if k[0] == m and k[1] == variant)
+      pts = sorted(
+          (k[2], a) for k, a in agg.items() if k[0] == m and k[1] == variant
+      )
       if not pts:
         continue
-      lines.append(f'| {m} / {variant}: λ | ' +
-                   ' | '.join(f'{lam:g}' for lam, _ in pts) + ' |')
+      lines.append(
+          f'| {m} / {variant}: λ | '
+          + ' | '.join(f'{lam:g}' for lam, _ in pts)
+          + ' |'
+      )
       lines.append('|---|' + '---:|' * len(pts))
-      lines.append('| sparsity | ' + ' | '.join(
-          f'{a["sparsity"]:.2%}' for _, a in pts) + ' |')
-      lines.append('| test top-1 | ' + ' | '.join(
-          f'{a["acc"]:.2%}' for _, a in pts) + ' |')
+      lines.append(
+          '| sparsity | '
+          + ' | '.join(f'{a["sparsity"]:.2%}' for _, a in pts)
+          + ' |'
+      )
+      lines.append(
+          '| test top-1 | '
+          + ' | '.join(f'{a["acc"]:.2%}' for _, a in pts)
+          + ' |'
+      )
       lines.append('')
   return '\n'.join(lines) + '\n'
 
 
 def plot(path, setting, agg) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   fig, ax = plt.subplots(figsize=(7.5, 4.8))
   x_of = lambda s: -math.log10(max(1 - s, 1e-4))
-  styles = {'rmda': 'C3', 'rmda_target': 'C6', 'rda': 'C1', 'prox_sgd': 'C4',
-            'gmp': 'C2', 'han_global': 'C0', 'han_layer': 'C9'}
+  styles = {
+      'rmda': 'C3',
+      'rmda_target': 'C6',
+      'rda': 'C1',
+      'prox_sgd': 'C4',
+      'gmp': 'C2',
+      'han_global': 'C0',
+      'han_layer': 'C9',
+  }
   table = at_levels(agg, setting.levels)
   for method, color in styles.items():
     # The frontier: the best variant per level (as in the table), plus every
     # point of the method faintly.
-    pts = sorted(((k[2], a) for k, a in agg.items() if k[0] == method),
-                 key=lambda t: t[0])
+    pts = sorted(
+        ((k[2], a) for k, a in agg.items() if k[0] == method),
+        key=lambda t: t[0],
+    )
     if not pts:
       continue
-    ax.scatter([x_of(a['sparsity']) for _, a in pts],
-               [100 * a['acc'] for _, a in pts], s=8, color=color, alpha=0.3)
+    ax.scatter(
+        [x_of(a['sparsity']) for _, a in pts],
+        [100 * a['acc'] for _, a in pts],
+        s=8,
+        color=color,
+        alpha=0.3,
+    )
     best = sorted(table.get(method, {}).items())
     if best:
-      ax.errorbar([x_of(e[2]) for _, e in best],
-                  [100 * e[0] for _, e in best],
-                  yerr=[100 * e[1] for _, e in best], color=color,
-                  marker='o', capsize=3, label=method)
+      ax.errorbar(
+          [x_of(e[2]) for _, e in best],
+          [100 * e[0] for _, e in best],
+          yerr=[100 * e[1] for _, e in best],
+          color=color,
+          marker='o',
+          capsize=3,
+          label=method,
+      )
   dense = table.get('dense', {}).get(setting.levels[0])
   if dense:
-    ax.axhline(100 * dense[0], color='gray', ls='--', lw=1,
-               label=f'dense SGD ({100 * dense[0]:.2f}%)')
+    ax.axhline(
+        100 * dense[0],
+        color='gray',
+        ls='--',
+        lw=1,
+        label=f'dense SGD ({100 * dense[0]:.2f}%)',
+    )
   ticks = [0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998]
   ax.set_xticks([x_of(t) for t in ticks], [f'{100 * t:g}' for t in ticks])
   ax.set_xlabel('kernel sparsity (%)')
@@ -480,17 +749,27 @@ def plot(path, setting, agg) -> None:
   # The interesting band: within a few points of dense (worse curves run
   # off the bottom; the tables have every number).
   top = 100 * dense[0] if dense else max(100 * a['acc'] for a in agg.values())
-  lowest = min((100 * e[0] for m, t in table.items() if m != 'dense'
-                for e in t.values()), default=top)
+  lowest = min(
+      (
+          100 * e[0]
+          for m, t in table.items()
+          if m != 'dense'
+          for e in t.values()
+      ),
+      default=top,
+  )
   # 4 points below dense, or down to the lowest point of any curve, but at
   # most the setting's plot_depth below dense.
-  ax.set_ylim(max(min(top - 4.0, lowest - 0.5), top - setting.plot_depth),
-              top + 0.4)
+  ax.set_ylim(
+      max(min(top - 4.0, lowest - 0.5), top - setting.plot_depth), top + 0.4
+  )
   ax.set_xlim(x_of(0.85), x_of(0.998))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc='lower left')
-  ax.set_title(f'{setting.base.get("model")} / {setting.base.get("dataset")}, '
-               f'{setting.epochs:g} epochs (mean ± std over seeds)')
+  ax.set_title(
+      f'{setting.base.get("model")} / {setting.base.get("dataset")}, '
+      f'{setting.epochs:g} epochs (mean ± std over seeds)'
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -499,6 +778,7 @@ def plot(path, setting, agg) -> None:
 def _device() -> str:
   try:
     import jax  # pylint: disable=import-outside-toplevel
+
     return str(jax.devices()[0].device_kind)
   except Exception:  # pylint: disable=broad-except
     return 'unknown'
@@ -507,32 +787,52 @@ def _device() -> str:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       description=__doc__.splitlines()[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument('setting', choices=sorted(SETTINGS))
   parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-  parser.add_argument('--methods', nargs='+', default=None,
-                      help='only these curves (han_* also run their dense '
-                      'parents)')
-  parser.add_argument('--strengths', type=float, nargs='+', default=None,
-                      help='only these strengths (λ of a regularization '
-                      'method, target sparsity of a pruning one)')
-  parser.add_argument('--variants', nargs='+', default=None,
-                      help='only these hyper-parameter variants (e.g. '
-                      'cosine, lr0.03)')
-  parser.add_argument('--out', default=None,
-                      help='output folder (default benchmarks/results/'
-                      'frontier_<setting>)')
-  parser.add_argument('--report', action='store_true',
-                      help='only rebuild tables and plot from finished runs')
-  parser.add_argument('--list', action='store_true',
-                      help='print the commands of the sweep and exit')
+  parser.add_argument(
+      '--methods',
+      nargs='+',
+      default=None,
+      help='only these curves (han_* also run their dense ' 'parents)',
+  )
+  parser.add_argument(
+      '--strengths',
+      type=float,
+      nargs='+',
+      default=None,
+      help='only these strengths (λ of a regularization '
+      'method, target sparsity of a pruning one)',
+  )
+  parser.add_argument(
+      '--variants',
+      nargs='+',
+      default=None,
+      help='only these hyper-parameter variants (e.g. ' 'cosine, lr0.03)',
+  )
+  parser.add_argument(
+      '--out',
+      default=None,
+      help='output folder (default benchmarks/results/' 'frontier_<setting>)',
+  )
+  parser.add_argument(
+      '--report',
+      action='store_true',
+      help='only rebuild tables and plot from finished runs',
+  )
+  parser.add_argument(
+      '--list',
+      action='store_true',
+      help='print the commands of the sweep and exit',
+  )
   args = parser.parse_args(argv)
   setting = SETTINGS[args.setting]
-  out = args.out or os.path.join(ROOT, 'benchmarks', 'results',
-                                 f'frontier_{args.setting}')
+  out = args.out or os.path.join(
+      ROOT, 'benchmarks', 'results', f'frontier_{args.setting}'
+  )
   os.makedirs(out, exist_ok=True)
-  runs = setting.runs(args.seeds, args.methods, args.strengths,
-                      args.variants)
+  runs = setting.runs(args.seeds, args.methods, args.strengths, args.variants)
   if args.list:
     for r in runs:
       print(' '.join(command(out, r)))
@@ -541,8 +841,11 @@ def main(argv=None) -> int:
     if args.report:
       continue
     rec = execute(out, run)
-    print(f'[{i + 1}/{len(runs)}] {run.name}: top-1 {rec["test_top1"]:.4f} '
-          f'sparsity {rec["sparsity"]:.4f}', flush=True)
+    print(
+        f'[{i + 1}/{len(runs)}] {run.name}: top-1 {rec["test_top1"]:.4f} '
+        f'sparsity {rec["sparsity"]:.4f}',
+        flush=True,
+    )
   # The tables cover every finished run of the setting (all methods, seeds
   # 0-2 and any given), whatever this invocation ran.
   records = []

@@ -32,16 +32,19 @@ from flax import traverse_util
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-DEFAULT_MODELS = ('lenet5,lenet300_100,resnet18,resnet50,vgg16,wrn28_10,'
-                  'resnet18_imagenet,resnet50_imagenet,vgg16_imagenet')
+DEFAULT_MODELS = (
+    'lenet5,lenet300_100,resnet18,resnet50,vgg16,wrn28_10,'
+    'resnet18_imagenet,resnet50_imagenet,vgg16_imagenet'
+)
 DEFAULT_COMPACT = 'lenet5,resnet18,vgg16,resnet50'
 
 
 def random_variables(model, input_shape, seed=0):
   """Variables shaped like ``model.init``'s, filled by numpy (fast)."""
   x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
-  abstract = jax.eval_shape(functools.partial(model.init, train=False),
-                            jax.random.key(0), x)
+  abstract = jax.eval_shape(
+      functools.partial(model.init, train=False), jax.random.key(0), x
+  )
   rng = np.random.default_rng(seed)
 
   def fill(path, leaf):
@@ -49,7 +52,8 @@ def random_variables(model, input_shape, seed=0):
     if name == 'kernel':
       fan_in = math.prod(leaf.shape[:-1])
       value = rng.standard_normal(leaf.shape, np.float32) * math.sqrt(
-          2 / fan_in)
+          2 / fan_in
+      )
     elif name in ('scale', 'var'):
       value = rng.uniform(0.5, 1.5, leaf.shape)
     else:
@@ -74,7 +78,7 @@ def zero_half_channels(variables, classifier):
       continue
     if name == 'kernel':
       value[..., half:] = 0
-    elif name == 'bias':          # conv/dense bias or batch-norm shift
+    elif name == 'bias':  # conv/dense bias or batch-norm shift
       value[half:] = -1.0
       if f'{layer}/mean' in stats:
         stats[f'{layer}/mean'][half:] = 0.0
@@ -107,37 +111,59 @@ def timers(*pairs, repeats, warmup=1):
 
 def machine() -> str:
   device = jax.devices()[0]
-  cpus = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-          else os.cpu_count())
-  load = ', '.join(f'{l:.1f}' for l in os.getloadavg()) if hasattr(
-      os, 'getloadavg') else 'n/a'
-  return (f'{platform.platform()} | {platform.processor() or platform.machine()}'
-          f' | {cpus} CPU(s) usable (os.cpu_count={os.cpu_count()}) | '
-          f'jax {jax.__version__} on {device.platform}:{device.device_kind} | '
-          f'load average {load}')
+  cpus = (
+      len(os.sched_getaffinity(0))
+      if hasattr(os, 'sched_getaffinity')
+      else os.cpu_count()
+  )
+  load = (
+      ', '.join(f'{l:.1f}' for l in os.getloadavg())
+      if hasattr(os, 'getloadavg')
+      else 'n/a'
+  )
+  return (
+      f'{platform.platform()} | {platform.processor() or platform.machine()}'
+      f' | {cpus} CPU(s) usable (os.cpu_count={os.cpu_count()}) | '
+      f'jax {jax.__version__} on {device.platform}:{device.device_kind} | '
+      f'load average {load}'
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--models', default=DEFAULT_MODELS,
-                      help='comma-separated registry names, or "all"')
-  parser.add_argument('--compact', default=DEFAULT_COMPACT,
-                      help='models for the compaction comparison ("" = none)')
+  parser.add_argument(
+      '--models',
+      default=DEFAULT_MODELS,
+      help='comma-separated registry names, or "all"',
+  )
+  parser.add_argument(
+      '--compact',
+      default=DEFAULT_COMPACT,
+      help='models for the compaction comparison ("" = none)',
+  )
   parser.add_argument('--batch', type=int, default=8)
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--dtype', default='float32',
-                      choices=('float32', 'bfloat16'))
+  parser.add_argument(
+      '--dtype', default='float32', choices=('float32', 'bfloat16')
+  )
   args = parser.parse_args(argv)
   dtype = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[args.dtype]
-  names = (models.names() if args.models == 'all'
-           else [n for n in args.models.split(',') if n])
+  names = (
+      models.names()
+      if args.models == 'all'
+      else [n for n in args.models.split(',') if n]
+  )
   compact_names = [n for n in args.compact.split(',') if n]
 
   print(f'Machine: {machine()}\n')
-  print(f'Forward pass, eval mode, batch {args.batch}, {args.dtype}, best of '
-        f'{args.repeats}:\n')
-  print('| model | input | params | MMACs/image | ms/batch | images/s | '
-        'GMAC/s |')
+  print(
+      f'Forward pass, eval mode, batch {args.batch}, {args.dtype}, best of '
+      f'{args.repeats}:\n'
+  )
+  print(
+      '| model | input | params | MMACs/image | ms/batch | images/s | '
+      'GMAC/s |'
+  )
   print('|---|---|---:|---:|---:|---:|---:|')
   for name in names:
     model = models.create(name, dtype=dtype)
@@ -145,21 +171,31 @@ def main(argv=None):
     variables = random_variables(model, shape)
     n_params = sum(v.size for v in jax.tree.leaves(variables['params']))
     macs = models.flops(model, variables, shape).dense_total
-    x = jnp.asarray(np.random.default_rng(1).standard_normal(
-        (args.batch,) + shape, np.float32))
+    x = jnp.asarray(
+        np.random.default_rng(1).standard_normal(
+            (args.batch,) + shape, np.float32
+        )
+    )
     [(seconds, _)] = timers((model, variables, x), repeats=args.repeats)
-    print(f'| {name} | {"x".join(map(str, shape))} | {n_params:,} | '
-          f'{macs / 1e6:,.1f} | {seconds * 1e3:.2f} | '
-          f'{args.batch / seconds:.1f} | {macs * args.batch / seconds / 1e9:.1f}'
-          ' |', flush=True)
+    print(
+        f'| {name} | {"x".join(map(str, shape))} | {n_params:,} | '
+        f'{macs / 1e6:,.1f} | {seconds * 1e3:.2f} | '
+        f'{args.batch / seconds:.1f} | {macs * args.batch / seconds / 1e9:.1f}'
+        ' |',
+        flush=True,
+    )
 
   if not compact_names:
     return
-  print(f'\nCompaction: half of the channels of every layer removed, batch '
-        f'{args.batch}, {args.dtype}, best of {args.repeats} (interleaved):\n')
-  print('| model | params before -> after | MMACs/image before -> after | '
-        'MAC ratio | ms before -> after | measured speedup | '
-        'speedup / MAC ratio | max abs diff |')
+  print(
+      f'\nCompaction: half of the channels of every layer removed, batch '
+      f'{args.batch}, {args.dtype}, best of {args.repeats} (interleaved):\n'
+  )
+  print(
+      '| model | params before -> after | MMACs/image before -> after | '
+      'MAC ratio | ms before -> after | measured speedup | '
+      'speedup / MAC ratio | max abs diff |'
+  )
   print('|---|---:|---:|---:|---:|---:|---:|---:|')
   for name in compact_names:
     model = models.create(name, dtype=dtype)
@@ -171,16 +207,23 @@ def main(argv=None):
     n1 = sum(v.size for v in jax.tree.leaves(result.variables['params']))
     m0 = models.flops(model, variables, shape).dense_total
     m1 = models.flops(result.model, result.variables, shape).dense_total
-    x = jnp.asarray(np.random.default_rng(1).standard_normal(
-        (args.batch,) + shape, np.float32))
-    (t0, y0), (t1, y1) = timers((model, variables, x),
-                                (result.model, result.variables, x),
-                                repeats=args.repeats)
+    x = jnp.asarray(
+        np.random.default_rng(1).standard_normal(
+            (args.batch,) + shape, np.float32
+        )
+    )
+    (t0, y0), (t1, y1) = timers(
+        (model, variables, x),
+        (result.model, result.variables, x),
+        repeats=args.repeats,
+    )
     diff = float(jnp.max(jnp.abs(y0 - y1)))
-    print(f'| {name} | {n0:,} -> {n1:,} | {m0 / 1e6:,.1f} -> {m1 / 1e6:,.1f} | '
-          f'{m0 / m1:.2f} | {t0 * 1e3:.2f} -> {t1 * 1e3:.2f} | '
-          f'{t0 / t1:.2f} | {(t0 / t1) / (m0 / m1):.2f} | {diff:.1e} |',
-          flush=True)
+    print(
+        f'| {name} | {n0:,} -> {n1:,} | {m0 / 1e6:,.1f} -> {m1 / 1e6:,.1f} | '
+        f'{m0 / m1:.2f} | {t0 * 1e3:.2f} -> {t1 * 1e3:.2f} | '
+        f'{t0 / t1:.2f} | {(t0 / t1) / (m0 / m1):.2f} | {diff:.1e} |',
+        flush=True,
+    )
 
 
 if __name__ == '__main__':

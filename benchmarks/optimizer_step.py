@@ -30,8 +30,11 @@ import rda_optax
 
 def resnet18_shapes(num_classes: int = 10) -> dict[str, tuple[int, ...]]:
   """Parameter shapes of ResNet-18 with a CIFAR stem (11,173,962 params)."""
-  shapes = {'conv1/kernel': (3, 3, 3, 64), 'bn1/scale': (64,),
-            'bn1/bias': (64,)}
+  shapes = {
+      'conv1/kernel': (3, 3, 3, 64),
+      'bn1/scale': (64,),
+      'bn1/bias': (64,),
+  }
   c_in = 64
   for stage, c in enumerate((64, 128, 256, 512), start=1):
     for block in range(2):
@@ -54,8 +57,10 @@ def resnet18_shapes(num_classes: int = 10) -> dict[str, tuple[int, ...]]:
 
 def make_tree(shapes, dtype, seed):
   keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
-  return {name: (0.05 * jax.random.normal(k, s)).astype(dtype)
-          for k, (name, s) in zip(keys, shapes.items())}
+  return {
+      name: (0.05 * jax.random.normal(k, s)).astype(dtype)
+      for k, (name, s) in zip(keys, shapes.items())
+  }
 
 
 def tree_bytes(tree) -> int:
@@ -67,17 +72,23 @@ def optimizers(lr: float, lam: float):
       'optax.sgd(momentum=0.9)': optax.sgd(lr, momentum=0.9),
       'rda(l1)': rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam)),
       'prox_sgd(l1, momentum=0.9)': rda_optax.prox_sgd(
-          lr, rda_optax.l1(lam), momentum=0.9),
+          lr, rda_optax.l1(lam), momentum=0.9
+      ),
       'rda(group_lasso)': rda_optax.rda(
-          gamma=1.0, regularizer=rda_optax.group_lasso(lam)),
+          gamma=1.0, regularizer=rda_optax.group_lasso(lam)
+      ),
       'asr(rda(l1))': rda_optax.asr(
-          rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam))),
-      'rmda(l1, momentum=0.9)': rda_optax.rmda(lr, rda_optax.l1(lam),
-                                               momentum=0.9),
-      'rmda(l1, momentum=0)': rda_optax.rmda(lr, rda_optax.l1(lam),
-                                             momentum=0.0),
+          rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(lam))
+      ),
+      'rmda(l1, momentum=0.9)': rda_optax.rmda(
+          lr, rda_optax.l1(lam), momentum=0.9
+      ),
+      'rmda(l1, momentum=0)': rda_optax.rmda(
+          lr, rda_optax.l1(lam), momentum=0.0
+      ),
       'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
-          lr, rda_optax.sparsity_constraint(0.95), momentum=0.9),
+          lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
+      ),
   }
 
 
@@ -88,21 +99,32 @@ def compiled_cost(step, params, state, grads) -> tuple[float, int]:
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
   text = compiled.as_text() or ''
-  fusions = sum(1 for line in text.splitlines()
-                if ' fusion(' in line and not line.lstrip().startswith('ROOT')
-                and '= ' in line and not line.startswith('  %fused'))
+  fusions = sum(
+      1
+      for line in text.splitlines()
+      if ' fusion(' in line
+      and not line.lstrip().startswith('ROOT')
+      and '= ' in line
+      and not line.startswith('  %fused')
+  )
   return float((cost or {}).get('bytes accessed', float('nan'))), fusions
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--rounds', type=int, default=30)
-  parser.add_argument('--steps', type=int, default=5,
-                      help='steps timed together within a round')
-  parser.add_argument('--dtype', default='float32',
-                      choices=['float32', 'bfloat16'])
-  parser.add_argument('--only', nargs='*', default=None,
-                      help='substrings of optimizer names to run')
+  parser.add_argument(
+      '--steps', type=int, default=5, help='steps timed together within a round'
+  )
+  parser.add_argument(
+      '--dtype', default='float32', choices=['float32', 'bfloat16']
+  )
+  parser.add_argument(
+      '--only',
+      nargs='*',
+      default=None,
+      help='substrings of optimizer names to run',
+  )
   args = parser.parse_args(argv)
   dtype = jnp.dtype(args.dtype)
   shapes = resnet18_shapes()
@@ -111,14 +133,19 @@ def main(argv=None):
   n_params = sum(int(np.prod(s)) for s in shapes.values())
   opts = optimizers(lr=0.1, lam=1e-6)
   if args.only:
-    opts = {k: v for k, v in opts.items()
-            if k.startswith('optax') or any(o in k for o in args.only)}
+    opts = {
+        k: v
+        for k, v in opts.items()
+        if k.startswith('optax') or any(o in k for o in args.only)
+    }
 
   runs = {}
   for name, opt in opts.items():
+
     def step(params, state, grads, opt=opt):
       updates, state = opt.update(grads, state, params)
       return optax.apply_updates(params, updates), state
+
     step = jax.jit(step, donate_argnums=(0, 1))
     params = jax.tree.map(jnp.copy, params0)
     state = opt.init(params)
@@ -126,8 +153,14 @@ def main(argv=None):
     moved, fusions = compiled_cost(step, params, state, grads)
     params, state = step(params, state, grads)  # Compile + warm up.
     jax.block_until_ready(params)
-    runs[name] = dict(step=step, carry=(params, state), times=[],
-                      state_bytes=state_bytes, moved=moved, fusions=fusions)
+    runs[name] = dict(
+        step=step,
+        carry=(params, state),
+        times=[],
+        state_bytes=state_bytes,
+        moved=moved,
+        fusions=fusions,
+    )
 
   for _ in range(args.rounds):
     for name, run in runs.items():  # Alternate optimizers within a round.
@@ -142,22 +175,28 @@ def main(argv=None):
   ref_times = runs['optax.sgd(momentum=0.9)']['times']
   param_bytes = tree_bytes(params0)
   dev = jax.devices()[0]
-  print(f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
-        f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
-        f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
-        f'{args.steps} steps; ratio = median over rounds of the round\'s '
-        f'time / SGD\'s time in the same round.\n')
-  print('| optimizer | ms / step (median) | ratio to SGD+momentum (median) | '
-        'ratio, quartiles | state bytes / param byte | '
-        'bytes accessed / param (XLA) | fusions |')
+  print(
+      f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
+      f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
+      f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
+      f"{args.steps} steps; ratio = median over rounds of the round's "
+      f"time / SGD's time in the same round.\n"
+  )
+  print(
+      '| optimizer | ms / step (median) | ratio to SGD+momentum (median) | '
+      'ratio, quartiles | state bytes / param byte | '
+      'bytes accessed / param (XLA) | fusions |'
+  )
   print('|---|---:|---:|---:|---:|---:|---:|')
   for name, run in runs.items():
     ratios = [t / r for t, r in zip(run['times'], ref_times)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
-    print(f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
-          f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
-          f'{run["state_bytes"] / param_bytes:.2f} | '
-          f'{run["moved"] / n_params:.1f} | {run["fusions"]} |')
+    print(
+        f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
+        f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
+        f'{run["state_bytes"] / param_bytes:.2f} | '
+        f'{run["moved"] / n_params:.1f} | {run["fusions"]} |'
+    )
   return runs
 
 

@@ -51,12 +51,16 @@ def main(argv=None):
   bisect = jax.jit(lambda t: constraint.prox_tree(t, selected, 1.0))
   by_sort = jax.jit(lambda t: sort_projection(t, args.sparsity))
   n = sum(x.size for x in tree.values())
-  print(f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, JAX '
-        f'{jax.__version__} on {jax.devices()[0].platform}; {n:,} weights, '
-        f'sparsity {args.sparsity}, median of {args.rounds} calls.\n')
+  print(
+      f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, JAX '
+      f'{jax.__version__} on {jax.devices()[0].platform}; {n:,} weights, '
+      f'sparsity {args.sparsity}, median of {args.rounds} calls.\n'
+  )
   print('| threshold | ms per projection |')
   print('|---|---:|')
-  print(f'| bisection (rda_optax) | {median_ms(bisect, tree, args.rounds):.2f} |')
+  print(
+      f'| bisection (rda_optax) | {median_ms(bisect, tree, args.rounds):.2f} |'
+  )
   print(f'| jnp.sort | {median_ms(by_sort, tree, args.rounds):.2f} |')
 
 

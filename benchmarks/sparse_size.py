@@ -37,9 +37,18 @@ LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
 def frontier_runs(setting: str) -> list[str]:
-  runs = sorted(glob.glob(os.path.join(
-      ROOT, 'benchmarks', 'results', f'frontier_{setting}', 'runs',
-      'rmda_*_seed0')))
+  runs = sorted(
+      glob.glob(
+          os.path.join(
+              ROOT,
+              'benchmarks',
+              'results',
+              f'frontier_{setting}',
+              'runs',
+              'rmda_*_seed0',
+          )
+      )
+  )
   found = []
   for run in runs:
     evals = metrics_lib.read_records(run, 'eval')
@@ -60,8 +69,9 @@ def measure(run: str) -> dict:
   summary = rda_optax.sparsity_summary(params)
   with tempfile.TemporaryDirectory() as tmp:
     dense_path = os.path.join(tmp, 'dense.npz')
-    leaves = {str(i): np.asarray(x) for i, x in
-              enumerate(jax.tree.leaves(params))}
+    leaves = {
+        str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))
+    }
     np.savez(dense_path, **leaves)
     path = os.path.join(tmp, 'sparse.npz')
     t0 = time.perf_counter()
@@ -69,15 +79,19 @@ def measure(run: str) -> dict:
     t1 = time.perf_counter()
     back = rda_optax.load_sparse(path, like=params)
     t2 = time.perf_counter()
-    exact = all(np.asarray(a).tobytes() == np.asarray(b).tobytes() for a, b in
-                zip(jax.tree.leaves(params),
-                    jax.tree.leaves(back)))
-    return {'run': os.path.relpath(run, ROOT),
-            'sparsity': summary['regularized/sparsity'],
-            'dense_bytes': os.path.getsize(dense_path),
-            'sparse_bytes': os.path.getsize(path),
-            'save_ms': 1e3 * (t1 - t0), 'load_ms': 1e3 * (t2 - t1),
-            'exact': exact}
+    exact = all(
+        np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back))
+    )
+    return {
+        'run': os.path.relpath(run, ROOT),
+        'sparsity': summary['regularized/sparsity'],
+        'dense_bytes': os.path.getsize(dense_path),
+        'sparse_bytes': os.path.getsize(path),
+        'save_ms': 1e3 * (t1 - t0),
+        'load_ms': 1e3 * (t2 - t1),
+        'exact': exact,
+    }
 
 
 def main(argv=None) -> int:
@@ -91,15 +105,19 @@ def main(argv=None) -> int:
   if not runs:
     parser.error('give run directories or --frontier SETTING')
   print(f'Machine: {platform.platform()}, {os.cpu_count()} CPUs.\n')
-  print('| run | kernel sparsity | dense .npz | sparse file | ratio | '
-        'save | load | bit-identical |')
+  print(
+      '| run | kernel sparsity | dense .npz | sparse file | ratio | '
+      'save | load | bit-identical |'
+  )
   print('|---|---:|---:|---:|---:|---:|---:|:---:|')
   for run in runs:
     m = measure(run)
-    print(f"| `{m['run']}` | {m['sparsity']:.2%} | {m['dense_bytes']:,} B | "
-          f"{m['sparse_bytes']:,} B | 1/{m['dense_bytes'] / m['sparse_bytes']:.1f}"
-          f" | {m['save_ms']:.0f} ms | {m['load_ms']:.0f} ms | "
-          f"{'yes' if m['exact'] else 'NO'} |")
+    print(
+        f"| `{m['run']}` | {m['sparsity']:.2%} | {m['dense_bytes']:,} B | "
+        f"{m['sparse_bytes']:,} B | 1/{m['dense_bytes'] / m['sparse_bytes']:.1f}"
+        f" | {m['save_ms']:.0f} ms | {m['load_ms']:.0f} ms | "
+        f"{'yes' if m['exact'] else 'NO'} |"
+    )
   return 0
 
 

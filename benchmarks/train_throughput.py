@@ -40,14 +40,21 @@ from train import train_step as step_lib  # noqa: E402
 
 METHODS = {
     'sgd': dict(method='sgd', lr=0.01, momentum=0.9, lam=0.0, asr_epochs=0),
-    'prox_sgd': dict(method='prox_sgd', lr=0.01, momentum=0.9, lam=1e-5,
-                     asr_epochs=0),
+    'prox_sgd': dict(
+        method='prox_sgd', lr=0.01, momentum=0.9, lam=1e-5, asr_epochs=0
+    ),
     'rda': dict(method='rda', gamma=20.0, lam=1e-5, asr_epochs=0),
     'rda+asr': dict(method='rda', gamma=20.0, lam=1e-5, asr_epochs=1),
-    'rmda': dict(method='rmda', lr=0.05, momentum=0.9, lam=1e-5,
-                 asr_epochs=0),
-    'rmda+asr': dict(method='rmda', lr=0.05, momentum=0.9, lam=1e-5,
-                     asr_epochs=1, asr_optimizer='sgd', asr_lr=0.01),
+    'rmda': dict(method='rmda', lr=0.05, momentum=0.9, lam=1e-5, asr_epochs=0),
+    'rmda+asr': dict(
+        method='rmda',
+        lr=0.05,
+        momentum=0.9,
+        lam=1e-5,
+        asr_epochs=1,
+        asr_optimizer='sgd',
+        asr_lr=0.01,
+    ),
 }
 
 
@@ -58,30 +65,42 @@ def _shape(model_name: str) -> str:
 def machine() -> str:
   dev = jax.devices()[0]
   if dev.platform == 'cpu':
-    return (f'CPU {platform.processor() or platform.machine()}, '
-            f'{os.cpu_count()} cores, {jax.device_count()} JAX device(s)')
+    return (
+        f'CPU {platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} cores, {jax.device_count()} JAX device(s)'
+    )
   return f'{jax.device_count()} x {dev.device_kind} ({dev.platform})'
 
 
 def build(model_name: str, method: str, batch: int, asr_start: int):
   cfg = config_lib.get_config(
-      None, model=model_name, dataset=f'synthetic:{_shape(model_name)}:10',
-      batch_size=batch, steps_per_epoch=max(asr_start, 1), epochs=1,
-      init_scale=2.0, workdir='/tmp/unused', **METHODS[method])
+      None,
+      model=model_name,
+      dataset=f'synthetic:{_shape(model_name)}:10',
+      batch_size=batch,
+      steps_per_epoch=max(asr_start, 1),
+      epochs=1,
+      init_scale=2.0,
+      workdir='/tmp/unused',
+      **METHODS[method],
+  )
   config_checks.validate(cfg)
-  data = data_lib.synthetic_data(cfg.dataset, global_batch=batch,
-                                 num_train=batch * 2, num_eval=batch)
+  data = data_lib.synthetic_data(
+      cfg.dataset, global_batch=batch, num_train=batch * 2, num_eval=batch
+  )
   model = step_lib.create_model(cfg, data.num_classes)
   phases = methods.make_phases(cfg, data.num_train_examples)
   tx, _ = methods.create_optimizer(cfg, phases)
-  state = state_lib.create_train_state(jax.random.key(0), cfg, model,
-                                       data.image_shape, tx)
+  state = state_lib.create_train_state(
+      jax.random.key(0), cfg, model, data.image_shape, tx
+  )
   state = state_lib.replicate(state)
   step = step_lib.make_p_train_step(data, cfg, jax.random.key(1))
   batches = data.train_batches(0)
   sharding = jax.sharding.NamedSharding(
       jax.sharding.Mesh(np.array(jax.local_devices()), (state_lib.AXIS,)),
-      jax.sharding.PartitionSpec(state_lib.AXIS))
+      jax.sharding.PartitionSpec(state_lib.AXIS),
+  )
   device_batches = [jax.device_put(next(batches), sharding) for _ in range(2)]
   return state, step, device_batches
 
@@ -98,11 +117,19 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--models', default='lenet5,resnet18')
   p.add_argument('--methods', default='sgd,prox_sgd,rda,rda+asr')
-  p.add_argument('--batch_size', type=int, default=0,
-                 help='global batch (0: 128 for LeNet-5, 32 for ResNet-18 on '
-                 'CPU, 128 on accelerators)')
-  p.add_argument('--steps', type=int, default=0,
-                 help='timed steps per round (0: chosen per model)')
+  p.add_argument(
+      '--batch_size',
+      type=int,
+      default=0,
+      help='global batch (0: 128 for LeNet-5, 32 for ResNet-18 on '
+      'CPU, 128 on accelerators)',
+  )
+  p.add_argument(
+      '--steps',
+      type=int,
+      default=0,
+      help='timed steps per round (0: chosen per model)',
+  )
   p.add_argument('--rounds', type=int, default=5)
   args = p.parse_args(argv)
   on_cpu = jax.devices()[0].platform == 'cpu'
@@ -120,8 +147,11 @@ def main(argv=None) -> int:
       t = time.perf_counter()
       state, _ = time_steps(state, step, batches, 3)  # Compile and warm up.
       states[m] = state
-      print(f'{model_name} {m}: compiled + 3 steps in '
-            f'{time.perf_counter() - t:.1f}s', file=sys.stderr)
+      print(
+          f'{model_name} {m}: compiled + 3 steps in '
+          f'{time.perf_counter() - t:.1f}s',
+          file=sys.stderr,
+      )
     rates = {m: [] for m in names}
     for _ in range(args.rounds):
       for m in names:
@@ -132,19 +162,29 @@ def main(argv=None) -> int:
       med = statistics.median(rates[m])
       # The ratio of each round to SGD's rate in the same round, so that drift
       # in the machine's speed between rounds cancels; median over rounds.
-      ratio = (statistics.median(r / b for r, b in zip(rates[m], rates['sgd']))
-               if 'sgd' in rates else float('nan'))
-      rows.append((model_name, m, batch, med, min(rates[m]), max(rates[m]),
-                   ratio))
-  print(f'\nTrain-step throughput on {machine()}; jax {jax.__version__}; '
-        f'median of {args.rounds} alternating rounds; ratio = median over '
-        f'rounds of the method\'s rate / SGD\'s rate in the same round.\n')
-  print('| model | method | global batch | images/s (median) | min | max | '
-        'ratio to SGD |')
+      ratio = (
+          statistics.median(r / b for r, b in zip(rates[m], rates['sgd']))
+          if 'sgd' in rates
+          else float('nan')
+      )
+      rows.append(
+          (model_name, m, batch, med, min(rates[m]), max(rates[m]), ratio)
+      )
+  print(
+      f'\nTrain-step throughput on {machine()}; jax {jax.__version__}; '
+      f'median of {args.rounds} alternating rounds; ratio = median over '
+      f"rounds of the method's rate / SGD's rate in the same round.\n"
+  )
+  print(
+      '| model | method | global batch | images/s (median) | min | max | '
+      'ratio to SGD |'
+  )
   print('|---|---|---:|---:|---:|---:|---:|')
   for model_name, m, batch, med, lo, hi, ratio in rows:
-    print(f'| {model_name} | {m} | {batch} | {med:.0f} | {lo:.0f} | {hi:.0f} | '
-          f'{ratio:.3f} |')
+    print(
+        f'| {model_name} | {m} | {batch} | {med:.0f} | {lo:.0f} | {hi:.0f} | '
+        f'{ratio:.3f} |'
+    )
   return 0
 
 

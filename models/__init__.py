@@ -22,25 +22,68 @@ try:
 except ImportError as _e:
   raise ImportError(
       'models needs Flax: install the models extra, e.g. pip install -e '
-      '".[models]" in the checkout (or ".[all]").') from _e
+      '".[models]" in the checkout (or ".[all]").'
+  ) from _e
 
 from models.compaction import CompactionResult, LayerCompaction, compact
 from models.flops import FlopReport, LayerFlops, flops, trace_layers
 from models.layers import adaptive_avg_pool, default_kernel_init
 from models.lenet import LeNet5, LeNet300100
-from models.registry import (DATASET_INPUT_SHAPES, REGISTRY, ModelEntry,
-                             create, default_input_shape, get_entry, names)
-from models.resnet import (BasicBlock, BottleneckBlock, ResNet, ResNet18,
-                           ResNet34, ResNet50, ResNetWidths, resolve_widths)
+from models.registry import (
+    DATASET_INPUT_SHAPES,
+    REGISTRY,
+    ModelEntry,
+    create,
+    default_input_shape,
+    get_entry,
+    names,
+)
+from models.resnet import (
+    BasicBlock,
+    BottleneckBlock,
+    ResNet,
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    ResNetWidths,
+    resolve_widths,
+)
 from models.vgg import VGG, VGG11, VGG13, VGG16, VGG19
 from models.wide_resnet import WRN28_10, WideBasicBlock, WideResNet
 
 __all__ = [
-    'BasicBlock', 'BottleneckBlock', 'CompactionResult', 'DATASET_INPUT_SHAPES',
-    'FlopReport', 'LayerCompaction', 'LayerFlops', 'LeNet300100', 'LeNet5',
-    'ModelEntry', 'REGISTRY', 'ResNet', 'ResNet18', 'ResNet34', 'ResNet50',
-    'ResNetWidths', 'VGG', 'VGG11', 'VGG13', 'VGG16', 'VGG19', 'WRN28_10',
-    'WideBasicBlock', 'WideResNet', 'adaptive_avg_pool', 'compact', 'create',
-    'default_input_shape', 'default_kernel_init', 'flops', 'get_entry', 'names',
-    'resolve_widths', 'trace_layers',
+    'BasicBlock',
+    'BottleneckBlock',
+    'CompactionResult',
+    'DATASET_INPUT_SHAPES',
+    'FlopReport',
+    'LayerCompaction',
+    'LayerFlops',
+    'LeNet300100',
+    'LeNet5',
+    'ModelEntry',
+    'REGISTRY',
+    'ResNet',
+    'ResNet18',
+    'ResNet34',
+    'ResNet50',
+    'ResNetWidths',
+    'VGG',
+    'VGG11',
+    'VGG13',
+    'VGG16',
+    'VGG19',
+    'WRN28_10',
+    'WideBasicBlock',
+    'WideResNet',
+    'adaptive_avg_pool',
+    'compact',
+    'create',
+    'default_input_shape',
+    'default_kernel_init',
+    'flops',
+    'get_entry',
+    'names',
+    'resolve_widths',
+    'trace_layers',
 ]

@@ -54,7 +54,6 @@ from flax import traverse_util
 from models import lenet, resnet, vgg, wide_resnet
 from models.layers import BN_EPSILON
 
-
 # --------------------------------------------------------------------------
 # Channel graph description.
 
@@ -116,24 +115,54 @@ class _Plan:
 
 def _lenet5_plan(model: lenet.LeNet5) -> _Plan:
   spaces = [
-      _Space('conv1', [_Step([_Writer('conv1')], model.conv_relu,
-                             [_Reader('conv2', exact=True)])]),
-      _Space('conv2', [_Step([_Writer('conv2')], model.conv_relu,
-                             [_Reader('fc1', exact=True, flatten=True)])]),
-      _Space('fc1', [_Step([_Writer('fc1')], True,
-                           [_Reader('fc2', exact=True)])]),
+      _Space(
+          'conv1',
+          [
+              _Step(
+                  [_Writer('conv1')],
+                  model.conv_relu,
+                  [_Reader('conv2', exact=True)],
+              )
+          ],
+      ),
+      _Space(
+          'conv2',
+          [
+              _Step(
+                  [_Writer('conv2')],
+                  model.conv_relu,
+                  [_Reader('fc1', exact=True, flatten=True)],
+              )
+          ],
+      ),
+      _Space(
+          'fc1', [_Step([_Writer('fc1')], True, [_Reader('fc2', exact=True)])]
+      ),
   ]
-  return _Plan(spaces, lambda w: model.clone(
-      features=(w['conv1'], w['conv2'], w['fc1'])))
+  return _Plan(
+      spaces, lambda w: model.clone(features=(w['conv1'], w['conv2'], w['fc1']))
+  )
 
 
 def _mlp_plan(model: lenet.LeNet300100) -> _Plan:
   n = len(model.features)
-  spaces = [_Space(f'fc{i}', [_Step([_Writer(f'fc{i}')], True,
-                                    [_Reader(f'fc{i + 1}', exact=True)])])
-            for i in range(1, n + 1)]
-  return _Plan(spaces, lambda w: model.clone(
-      features=tuple(w[f'fc{i}'] for i in range(1, n + 1))))
+  spaces = [
+      _Space(
+          f'fc{i}',
+          [
+              _Step(
+                  [_Writer(f'fc{i}')], True, [_Reader(f'fc{i + 1}', exact=True)]
+              )
+          ],
+      )
+      for i in range(1, n + 1)
+  ]
+  return _Plan(
+      spaces,
+      lambda w: model.clone(
+          features=tuple(w[f'fc{i}'] for i in range(1, n + 1))
+      ),
+  )
 
 
 def _vgg_plan(model: vgg.VGG) -> _Plan:
@@ -147,12 +176,19 @@ def _vgg_plan(model: vgg.VGG) -> _Plan:
       reader = _Reader('fc', exact=True)
     else:
       reader = _Reader('fc1', exact=True, flatten=True)
-    spaces.append(_Space(f'conv{k}', [_Step([_Writer(f'conv{k}', f'bn{k}')],
-                                            True, [reader])]))
+    spaces.append(
+        _Space(
+            f'conv{k}', [_Step([_Writer(f'conv{k}', f'bn{k}')], True, [reader])]
+        )
+    )
   if model.variant == 'imagenet':
     for i in range(1, len(model.hidden) + 1):
-      spaces.append(_Space(f'fc{i}', [_Step([_Writer(f'fc{i}')], True,
-                                            [_Reader(f'fc{i + 1}', True)])]))
+      spaces.append(
+          _Space(
+              f'fc{i}',
+              [_Step([_Writer(f'fc{i}')], True, [_Reader(f'fc{i + 1}', True)])],
+          )
+      )
 
   def rebuild(w):
     widths = iter(w[f'conv{k}'] for k in range(1, n_conv + 1))
@@ -182,29 +218,58 @@ def _resnet_plan(model: resnet.ResNet) -> _Plan:
       # (conv, its bn, the conv reading it, that reader's bn, reader exact?)
       if bottleneck:
         first_exact = True  # 1x1 conv1 has no padding
-        inner = [('conv1', 'bn1', 'conv2', 'bn2', False),
-                 ('conv2', 'bn2', 'conv3', 'bn3', True)]
+        inner = [
+            ('conv1', 'bn1', 'conv2', 'bn2', False),
+            ('conv2', 'bn2', 'conv3', 'bn3', True),
+        ]
         last = ('conv3', 'bn3')
       else:
         first_exact = False  # 3x3 conv1 with zero padding
         inner = [('conv1', 'bn1', 'conv2', 'bn2', False)]
         last = ('conv2', 'bn2')
       feed.readers.append(
-          _Reader(f'{block}/conv1', first_exact, f'{block}/bn1'))
+          _Reader(f'{block}/conv1', first_exact, f'{block}/bn1')
+      )
       for k, (conv, bn, reader, reader_bn, exact) in enumerate(inner):
         name = f'{block}/{conv}'
-        spaces.append(_Space(name, [_Step(
-            [_Writer(name, f'{block}/{bn}')], relu=True,
-            readers=[_Reader(f'{block}/{reader}', exact,
-                             f'{block}/{reader_bn}')])]))
+        spaces.append(
+            _Space(
+                name,
+                [
+                    _Step(
+                        [_Writer(name, f'{block}/{bn}')],
+                        relu=True,
+                        readers=[
+                            _Reader(
+                                f'{block}/{reader}',
+                                exact,
+                                f'{block}/{reader_bn}',
+                            )
+                        ],
+                    )
+                ],
+            )
+        )
         inner_spaces.append((i, j, k, name))
       out = _Writer(f'{block}/{last[0]}', f'{block}/{last[1]}')
       if j == 0 and widths.projections[i]:
-        feed.readers.append(_Reader(f'{block}/downsample_conv', True,
-                                    f'{block}/downsample_bn'))
-        stream = _Space(f'stream:layer{i + 1}', [_Step(
-            [out, _Writer(f'{block}/downsample_conv', f'{block}/downsample_bn')],
-            relu=True)])
+        feed.readers.append(
+            _Reader(f'{block}/downsample_conv', True, f'{block}/downsample_bn')
+        )
+        stream = _Space(
+            f'stream:layer{i + 1}',
+            [
+                _Step(
+                    [
+                        out,
+                        _Writer(
+                            f'{block}/downsample_conv', f'{block}/downsample_bn'
+                        ),
+                    ],
+                    relu=True,
+                )
+            ],
+        )
         spaces.append(stream)
       else:
         if j == 0:
@@ -221,9 +286,11 @@ def _resnet_plan(model: resnet.ResNet) -> _Plan:
     return model.clone(
         stem_width=w[stem_space.name],
         stage_widths=tuple(w[s.name] for s in stage_space),
-        block_widths=tuple(tuple(tuple(ws) for ws in stage)
-                           for stage in blocks),
-        projections=widths.projections)
+        block_widths=tuple(
+            tuple(tuple(ws) for ws in stage) for stage in blocks
+        ),
+        projections=widths.projections,
+    )
 
   return _Plan(spaces, rebuild)
 
@@ -235,34 +302,66 @@ def _wide_resnet_plan(model: wide_resnet.WideResNet) -> _Plan:
   # 1x1) and adds conv2 into it, or opens the next with its shortcut.
   n = (model.depth - 4) // 6
   k = model.widen_factor
-  widths = tuple(model.widths) if model.widths is not None else (
-      16, 16 * k, 32 * k, 64 * k)
-  projections = tuple(model.projections) if model.projections is not None \
+  widths = (
+      tuple(model.widths)
+      if model.widths is not None
+      else (16, 16 * k, 32 * k, 64 * k)
+  )
+  projections = (
+      tuple(model.projections)
+      if model.projections is not None
       else tuple(g > 0 or widths[0] != widths[1] for g in range(3))
+  )
   stream = _Space('stream:stem', [_Step([_Writer('conv1')], relu=False)])
   spaces, group_spaces, inner = [stream], [], []
   for g in range(3):
     for b in range(n):
       block = f'group{g + 1}_block{b}'
       feed = stream.steps[-1]
-      feed.readers.append(_Reader(f'{block}/conv1', exact=False,
-                                  bn=f'{block}/bn2', pre_bn=f'{block}/bn1'))
-      spaces.append(_Space(f'{block}/conv1', [_Step(
-          [_Writer(f'{block}/conv1', f'{block}/bn2')], relu=True,
-          readers=[_Reader(f'{block}/conv2', exact=False)])]))
+      feed.readers.append(
+          _Reader(
+              f'{block}/conv1',
+              exact=False,
+              bn=f'{block}/bn2',
+              pre_bn=f'{block}/bn1',
+          )
+      )
+      spaces.append(
+          _Space(
+              f'{block}/conv1',
+              [
+                  _Step(
+                      [_Writer(f'{block}/conv1', f'{block}/bn2')],
+                      relu=True,
+                      readers=[_Reader(f'{block}/conv2', exact=False)],
+                  )
+              ],
+          )
+      )
       inner.append(spaces[-1].name)
       if b == 0 and projections[g]:
-        feed.readers.append(_Reader(f'{block}/shortcut_conv', exact=True,
-                                    pre_bn=f'{block}/bn1'))
-        stream = _Space(f'stream:group{g + 1}', [_Step(
-            [_Writer(f'{block}/conv2'), _Writer(f'{block}/shortcut_conv')],
-            relu=False)])
+        feed.readers.append(
+            _Reader(f'{block}/shortcut_conv', exact=True, pre_bn=f'{block}/bn1')
+        )
+        stream = _Space(
+            f'stream:group{g + 1}',
+            [
+                _Step(
+                    [
+                        _Writer(f'{block}/conv2'),
+                        _Writer(f'{block}/shortcut_conv'),
+                    ],
+                    relu=False,
+                )
+            ],
+        )
         spaces.append(stream)
       else:
         if b == 0:
           stream.name += f'+group{g + 1}'
-        stream.steps.append(_Step([_Writer(f'{block}/conv2')], relu=False,
-                                  residual=True))
+        stream.steps.append(
+            _Step([_Writer(f'{block}/conv2')], relu=False, residual=True)
+        )
     group_spaces.append(stream)
   # The head: bn -> ReLU -> global mean -> fc (a constant folds exactly).
   stream.steps[-1].readers.append(_Reader('fc', exact=True, pre_bn='bn'))
@@ -271,9 +370,12 @@ def _wide_resnet_plan(model: wide_resnet.WideResNet) -> _Plan:
   def rebuild(w):
     return model.clone(
         widths=(w[stem_space.name], *(w[s.name] for s in group_spaces)),
-        block_widths=tuple(tuple(w[f'group{g + 1}_block{b}/conv1']
-                                 for b in range(n)) for g in range(3)),
-        projections=projections)
+        block_widths=tuple(
+            tuple(w[f'group{g + 1}_block{b}/conv1'] for b in range(n))
+            for g in range(3)
+        ),
+        projections=projections,
+    )
 
   return _Plan(spaces, rebuild)
 
@@ -291,7 +393,8 @@ def _plan(model: nn.Module) -> _Plan:
     return _wide_resnet_plan(model)
   raise NotImplementedError(
       f'Channel compaction supports LeNet5, LeNet300100, VGG, ResNet and '
-      f'WideResNet, not {type(model).__name__}.')
+      f'WideResNet, not {type(model).__name__}.'
+  )
 
 
 # --------------------------------------------------------------------------
@@ -360,14 +463,17 @@ class CompactionResult:
 
   def table(self) -> str:
     """Markdown table of the per-layer report."""
-    lines = ['| layer | space | channels | zero | removed | kept (residual) '
-             '| kept (constant) | kept (minimum) |',
-             '|---|---|---:|---:|---:|---:|---:|---:|']
+    lines = [
+        '| layer | space | channels | zero | removed | kept (residual) '
+        '| kept (constant) | kept (minimum) |',
+        '|---|---|---:|---:|---:|---:|---:|---:|',
+    ]
     for l in self.layers:
       lines.append(
           f'| {l.name} | {l.space} | {l.channels} -> {l.kept} | {len(l.zero)} '
           f'| {len(l.removed)} | {len(l.kept_residual)} '
-          f'| {len(l.kept_constant)} | {len(l.kept_minimum)} |')
+          f'| {len(l.kept_constant)} | {len(l.kept_minimum)} |'
+      )
     return '\n'.join(lines)
 
 
@@ -391,25 +497,29 @@ def _writer_constant(params, stats, writer: _Writer, eps: float) -> np.ndarray:
   """Per-channel output of ``writer`` (after its BN) when its kernel is 0."""
   layer = _node(params, writer.name)
   width = layer['kernel'].shape[-1]
-  value = (layer['bias'].astype(np.float64) if 'bias' in layer
-           else np.zeros(width))
+  value = (
+      layer['bias'].astype(np.float64) if 'bias' in layer else np.zeros(width)
+  )
   if writer.bn is not None:
     value = _bn_apply(params, stats, writer.bn, value, eps)
   return value
 
 
-def _bn_apply(params, stats, bn_name: str, value: np.ndarray,
-              eps: float) -> np.ndarray:
+def _bn_apply(
+    params, stats, bn_name: str, value: np.ndarray, eps: float
+) -> np.ndarray:
   bn = _node(params, bn_name)
   st = _node(stats, bn_name)
   scale = bn['scale'].astype(np.float64) if 'scale' in bn else 1.0
   shift = bn['bias'].astype(np.float64) if 'bias' in bn else 0.0
-  return ((value - st['mean'].astype(np.float64))
-          * scale / np.sqrt(st['var'].astype(np.float64) + eps) + shift)
+  return (value - st['mean'].astype(np.float64)) * scale / np.sqrt(
+      st['var'].astype(np.float64) + eps
+  ) + shift
 
 
-def _reader_input(params, stats, reader: _Reader, value: np.ndarray,
-                  eps: float) -> np.ndarray:
+def _reader_input(
+    params, stats, reader: _Reader, value: np.ndarray, eps: float
+) -> np.ndarray:
   """What ``reader`` sees of constant channels ``value`` of its space."""
   if reader.pre_bn is None:
     return value
@@ -427,16 +537,19 @@ def _fold(params, stats, reader: _Reader, value: np.ndarray) -> None:
   kernel = layer['kernel'].astype(np.float64)
   if reader.flatten:
     kernel = kernel.reshape(-1, value.shape[0], kernel.shape[-1])
-  delta = np.einsum('co,c->o', kernel.reshape(-1, *kernel.shape[-2:]).sum(0),
-                    value)
+  delta = np.einsum(
+      'co,c->o', kernel.reshape(-1, *kernel.shape[-2:]).sum(0), value
+  )
   if 'bias' in layer:
     layer['bias'] = (layer['bias'] + delta).astype(layer['bias'].dtype)
   elif reader.bn is not None:
     st = _node(stats, reader.bn)
     st['mean'] = (st['mean'] - delta).astype(st['mean'].dtype)
   else:
-    raise ValueError(f'{reader.name} has neither a bias nor a batch norm to '
-                     'absorb a removed constant channel.')
+    raise ValueError(
+        f'{reader.name} has neither a bias nor a batch norm to '
+        'absorb a removed constant channel.'
+    )
 
 
 def _slice_writer(params, stats, writer: _Writer, keep: np.ndarray) -> None:
@@ -471,8 +584,9 @@ def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
   layer['kernel'] = kernel
 
 
-def compact(model: nn.Module, variables: Mapping[str, Any],
-            eps: float = BN_EPSILON) -> CompactionResult:
+def compact(
+    model: nn.Module, variables: Mapping[str, Any], eps: float = BN_EPSILON
+) -> CompactionResult:
   """Removes all-zero output channels / neurons and builds a smaller model.
 
   Args:
@@ -502,8 +616,10 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
     all_zero = np.logical_and.reduce(list(zero.values()))
     values, previous = [], None
     for step in space.steps:
-      total = sum(_writer_constant(orig_params, orig_stats, w, eps)
-                  for w in step.writers)
+      total = sum(
+          _writer_constant(orig_params, orig_stats, w, eps)
+          for w in step.writers
+      )
       if step.residual:
         total = total + previous
       previous = np.maximum(total, 0.0) if step.relu else total
@@ -519,17 +635,28 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
     if removable.all():
       minimum[0] = True
       removable[0] = False
-    decisions.append((space, writers, zero, all_zero, blocked, removable,
-                      minimum, values))
+    decisions.append(
+        (space, writers, zero, all_zero, blocked, removable, minimum, values)
+    )
 
   report, new_widths = [], {}
-  for space, writers, zero, all_zero, blocked, removable, minimum, values in (
-      decisions):
+  for (
+      space,
+      writers,
+      zero,
+      all_zero,
+      blocked,
+      removable,
+      minimum,
+      values,
+  ) in decisions:
     for step, value in zip(space.steps, values):
       for reader in step.readers:
         constant = np.where(
             removable,
-            _reader_input(orig_params, orig_stats, reader, value, eps), 0.0)
+            _reader_input(orig_params, orig_stats, reader, value, eps),
+            0.0,
+        )
         if np.any(constant != 0):
           _fold(params, stats, reader, constant)
     keep = ~removable
@@ -545,11 +672,19 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
     new_widths[space.name] = int(keep.sum())
     idx = lambda mask: tuple(int(i) for i in np.flatnonzero(mask))
     for w in writers:
-      report.append(LayerCompaction(
-          name=w.name, space=space.name, channels=int(keep.shape[0]),
-          kept=int(keep.sum()), zero=idx(zero[w.name]), removed=idx(removable),
-          kept_residual=idx(zero[w.name] & ~all_zero),
-          kept_constant=idx(blocked), kept_minimum=idx(minimum)))
+      report.append(
+          LayerCompaction(
+              name=w.name,
+              space=space.name,
+              channels=int(keep.shape[0]),
+              kept=int(keep.sum()),
+              zero=idx(zero[w.name]),
+              removed=idx(removable),
+              kept_residual=idx(zero[w.name] & ~all_zero),
+              kept_constant=idx(blocked),
+              kept_minimum=idx(minimum),
+          )
+      )
 
   order = {}
   for path in traverse_util.flatten_dict(dict(variables['params']), sep='/'):
@@ -561,5 +696,6 @@ def compact(model: nn.Module, variables: Mapping[str, Any],
   for key in variables:
     if key not in new_variables:
       new_variables[key] = variables[key]
-  return CompactionResult(plan.rebuild(new_widths), new_variables,
-                          tuple(report))
+  return CompactionResult(
+      plan.rebuild(new_widths), new_variables, tuple(report)
+  )

@@ -80,34 +80,44 @@ class FlopReport:
     for layer in self.layers:
       if layer.name == name:
         return layer
-    raise KeyError(f'No conv/dense layer {name!r}; layers: '
-                   f'{", ".join(l.name for l in self.layers)}')
+    raise KeyError(
+        f'No conv/dense layer {name!r}; layers: '
+        f'{", ".join(l.name for l in self.layers)}'
+    )
 
   def as_dict(self) -> Dict[str, Any]:
     """Plain-dict form: ``{"layers": [{name, dense_macs, sparse_macs, ...}],
     "dense_total": ..., "sparse_total": ...}``."""
     return {
-        'layers': [dict(dataclasses.asdict(l), density=l.density)
-                   for l in self.layers],
+        'layers': [
+            dict(dataclasses.asdict(l), density=l.density) for l in self.layers
+        ],
         'dense_total': self.dense_total,
         'sparse_total': self.sparse_total,
     }
 
   def table(self) -> str:
     """A markdown table of the per-layer counts and totals."""
-    lines = ['| layer | output | dense MACs | sparse MACs | density |',
-             '|---|---|---:|---:|---:|']
+    lines = [
+        '| layer | output | dense MACs | sparse MACs | density |',
+        '|---|---|---:|---:|---:|',
+    ]
     for l in self.layers:
-      lines.append(f'| {l.name} | {"x".join(map(str, l.output_shape))} | '
-                   f'{l.dense_macs:,} | {l.sparse_macs:,} | {l.density:.3f} |')
-    lines.append(f'| **total** | | {self.dense_total:,} | '
-                 f'{self.sparse_total:,} | '
-                 f'{self.sparse_total / max(self.dense_total, 1):.3f} |')
+      lines.append(
+          f'| {l.name} | {"x".join(map(str, l.output_shape))} | '
+          f'{l.dense_macs:,} | {l.sparse_macs:,} | {l.density:.3f} |'
+      )
+    lines.append(
+        f'| **total** | | {self.dense_total:,} | '
+        f'{self.sparse_total:,} | '
+        f'{self.sparse_total / max(self.dense_total, 1):.3f} |'
+    )
     return '\n'.join(lines)
 
 
-def trace_layers(model: nn.Module, input_shape: Sequence[int],
-                 dtype=jnp.float32) -> List[Dict[str, Any]]:
+def trace_layers(
+    model: nn.Module, input_shape: Sequence[int], dtype=jnp.float32
+) -> List[Dict[str, Any]]:
   """Shapes seen by every ``nn.Conv``/``nn.Dense`` call of ``model``.
 
   Args:
@@ -127,21 +137,26 @@ def trace_layers(model: nn.Module, input_shape: Sequence[int],
     out = next_fun(*args, **kwargs)
     module = context.module
     if context.method_name == '__call__' and isinstance(
-        module, (nn.Conv, nn.Dense)):
+        module, (nn.Conv, nn.Dense)
+    ):
       x = args[0]
       kernel = module.get_variable('params', 'kernel')
-      records.append(dict(
-          name='/'.join(module.path),
-          kind='conv' if isinstance(module, nn.Conv) else 'dense',
-          input_shape=tuple(x.shape[1:]),
-          output_shape=tuple(out.shape[1:]),
-          kernel_shape=tuple(kernel.shape)))
+      records.append(
+          dict(
+              name='/'.join(module.path),
+              kind='conv' if isinstance(module, nn.Conv) else 'dense',
+              input_shape=tuple(x.shape[1:]),
+              output_shape=tuple(out.shape[1:]),
+              kernel_shape=tuple(kernel.shape),
+          )
+      )
     return out
 
   x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), dtype)
   with nn.intercept_methods(interceptor):
-    jax.eval_shape(functools.partial(model.init, train=False),
-                   jax.random.key(0), x)
+    jax.eval_shape(
+        functools.partial(model.init, train=False), jax.random.key(0), x
+    )
   return records
 
 
@@ -152,8 +167,9 @@ def _lookup(tree: Mapping[str, Any], path: str):
   return node
 
 
-def flops(model: nn.Module, variables: Mapping[str, Any],
-          input_shape: Sequence[int]) -> FlopReport:
+def flops(
+    model: nn.Module, variables: Mapping[str, Any], input_shape: Sequence[int]
+) -> FlopReport:
   """Dense and sparse MAC counts of every conv and dense layer.
 
   Args:
@@ -179,11 +195,17 @@ def flops(model: nn.Module, variables: Mapping[str, Any],
     if kernel.shape != rec['kernel_shape']:
       raise ValueError(
           f'{rec["name"]}: kernel has shape {kernel.shape} but the model '
-          f'builds {rec["kernel_shape"]} for input shape {tuple(input_shape)}.')
+          f'builds {rec["kernel_shape"]} for input shape {tuple(input_shape)}.'
+      )
     positions = math.prod(rec['output_shape'][:-1])
-    layers.append(LayerFlops(
-        name=rec['name'], kind=rec['kind'], kernel_shape=kernel.shape,
-        output_shape=rec['output_shape'],
-        dense_macs=int(positions * kernel.size),
-        sparse_macs=int(positions * np.count_nonzero(kernel))))
+    layers.append(
+        LayerFlops(
+            name=rec['name'],
+            kind=rec['kind'],
+            kernel_shape=kernel.shape,
+            output_shape=rec['output_shape'],
+            dense_macs=int(positions * kernel.size),
+            sparse_macs=int(positions * np.count_nonzero(kernel)),
+        )
+    )
   return FlopReport(tuple(layers))

@@ -21,7 +21,9 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def adaptive_avg_pool(x: jnp.ndarray, output_size: Sequence[int]) -> jnp.ndarray:
+def adaptive_avg_pool(
+    x: jnp.ndarray, output_size: Sequence[int]
+) -> jnp.ndarray:
   """Adaptive average pooling of an NHWC tensor (``torch.nn.AdaptiveAvgPool2d``).
 
   Output cell ``i`` averages input rows ``floor(i*H/out)`` to

@@ -41,11 +41,21 @@ class LeNet5(nn.Module):
     """Logits for NHWC inputs ``x`` (``train`` is accepted for uniformity)."""
     del train  # no dropout or batch norm
     conv = lambda f, name: nn.Conv(
-        f, (5, 5), padding='VALID', kernel_init=self.kernel_init,
-        dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+        f,
+        (5, 5),
+        padding='VALID',
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=name,
+    )
     dense = lambda f, name: nn.Dense(
-        f, kernel_init=self.kernel_init, dtype=self.dtype,
-        param_dtype=self.param_dtype, name=name)
+        f,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=name,
+    )
     act = nn.relu if self.conv_relu else (lambda y: y)
     x = conv(self.features[0], 'conv1')(x)
     x = nn.max_pool(act(x), (2, 2), strides=(2, 2))
@@ -85,10 +95,19 @@ class LeNet300100(nn.Module):
     del train
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.features):
-      x = nn.Dense(width, kernel_init=self.kernel_init, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f'fc{i + 1}')(x)
+      x = nn.Dense(
+          width,
+          kernel_init=self.kernel_init,
+          dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          name=f'fc{i + 1}',
+      )(x)
       x = nn.relu(x)
-    x = nn.Dense(self.num_classes, kernel_init=self.kernel_init,
-                 dtype=self.dtype, param_dtype=self.param_dtype,
-                 name=f'fc{len(self.features) + 1}')(x)
+    x = nn.Dense(
+        self.num_classes,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=f'fc{len(self.features) + 1}',
+    )(x)
     return jnp.asarray(x, jnp.float32)

@@ -69,57 +69,96 @@ class ModelEntry:
     """The stem/variant (``"cifar"`` or ``"imagenet"``) selected by kwargs."""
     if self.variant_field is None:
       return None
-    return kwargs.get(self.variant_field,
-                      self.defaults.get(self.variant_field, 'cifar'))
+    return kwargs.get(
+        self.variant_field, self.defaults.get(self.variant_field, 'cifar')
+    )
 
   def input_shape(self, kwargs: Mapping[str, Any] = None) -> Tuple[int, ...]:
     """Default shape (H, W, C) of one input example for these kwargs."""
     if self.cls in (lenet.LeNet5, lenet.LeNet300100):
       return _MNIST_SHAPE
-    return (_IMAGENET_SHAPE if self.variant(kwargs or {}) == 'imagenet'
-            else _CIFAR_SHAPE)
+    return (
+        _IMAGENET_SHAPE
+        if self.variant(kwargs or {}) == 'imagenet'
+        else _CIFAR_SHAPE
+    )
 
 
 def _entries():
   entries = {}
 
   def add(name, cls, description, fixed=None, variant_field=None, **defaults):
-    entries[name] = ModelEntry(name, cls, dict(fixed or {}), defaults,
-                               description, variant_field)
+    entries[name] = ModelEntry(
+        name, cls, dict(fixed or {}), defaults, description, variant_field
+    )
 
-  add('lenet5', lenet.LeNet5,
-      'LeNet-5-Caffe (conv 20, conv 50, dense 500) for 28x28x1 inputs')
+  add(
+      'lenet5',
+      lenet.LeNet5,
+      'LeNet-5-Caffe (conv 20, conv 50, dense 500) for 28x28x1 inputs',
+  )
   add('lenet300_100', lenet.LeNet300100, 'LeNet-300-100 multilayer perceptron')
-  blocks = {18: ((2, 2, 2, 2), resnet.BasicBlock),
-            34: ((3, 4, 6, 3), resnet.BasicBlock),
-            50: ((3, 4, 6, 3), resnet.BottleneckBlock)}
+  blocks = {
+      18: ((2, 2, 2, 2), resnet.BasicBlock),
+      34: ((3, 4, 6, 3), resnet.BasicBlock),
+      50: ((3, 4, 6, 3), resnet.BottleneckBlock),
+  }
   for depth, (stages, block) in blocks.items():
     fixed = dict(stage_sizes=stages, block_cls=block)
-    add(f'resnet{depth}', resnet.ResNet,
+    add(
+        f'resnet{depth}',
+        resnet.ResNet,
         f'ResNet-{depth} (stem="cifar": 3x3 stem, or "imagenet")',
-        fixed, 'stem', stem='cifar')
-    add(f'resnet{depth}_imagenet', resnet.ResNet,
+        fixed,
+        'stem',
+        stem='cifar',
+    )
+    add(
+        f'resnet{depth}_imagenet',
+        resnet.ResNet,
         f'ResNet-{depth} with the ImageNet stem (7x7/2 conv + max-pool)',
-        fixed, 'stem', stem='imagenet')
+        fixed,
+        'stem',
+        stem='imagenet',
+    )
   # He et al.'s CIFAR ResNets (6n + 2 layers; widths 16, 32, 64) with
   # projection shortcuts where the shape changes: small enough for CPUs
   # (ResNet-8, n = 1, trains 30 CIFAR-10 epochs in about 25 min on 2 cores).
   for depth in (8, 20, 32, 44, 56):
     n = (depth - 2) // 6
-    add(f'resnet{depth}', resnet.ResNet,
+    add(
+        f'resnet{depth}',
+        resnet.ResNet,
         f'CIFAR ResNet-{depth} (3 stages of {n} basic blocks, 16/32/64 wide)',
-        dict(stage_sizes=(n, n, n), block_cls=resnet.BasicBlock,
-             num_filters=16), 'stem', stem='cifar')
+        dict(
+            stage_sizes=(n, n, n), block_cls=resnet.BasicBlock, num_filters=16
+        ),
+        'stem',
+        stem='cifar',
+    )
   for depth, cfg in vgg.CONFIGS.items():
-    add(f'vgg{depth}', vgg.VGG,
+    add(
+        f'vgg{depth}',
+        vgg.VGG,
         f'VGG-{depth} with batch norm (variant="cifar" or "imagenet")',
-        dict(cfg=cfg), 'variant', variant='cifar')
-    add(f'vgg{depth}_imagenet', vgg.VGG,
+        dict(cfg=cfg),
+        'variant',
+        variant='cifar',
+    )
+    add(
+        f'vgg{depth}_imagenet',
+        vgg.VGG,
         f'VGG-{depth} with batch norm, torchvision ImageNet classifier',
-        dict(cfg=cfg), 'variant', variant='imagenet')
-  add('wrn28_10', wide_resnet.WideResNet,
+        dict(cfg=cfg),
+        'variant',
+        variant='imagenet',
+    )
+  add(
+      'wrn28_10',
+      wide_resnet.WideResNet,
       'Wide-ResNet-28-10 (pre-activation; dropout_rate option)',
-      dict(depth=28, widen_factor=10))
+      dict(depth=28, widen_factor=10),
+  )
   return entries
 
 
@@ -147,8 +186,11 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def _constructor_fields(cls) -> Tuple[str, ...]:
-  return tuple(f.name for f in dataclasses.fields(cls)
-               if f.init and f.name not in ('parent', 'name'))
+  return tuple(
+      f.name
+      for f in dataclasses.fields(cls)
+      if f.init and f.name not in ('parent', 'name')
+  )
 
 
 def create(name: str, num_classes: Optional[int] = None, **kwargs) -> nn.Module:
@@ -174,29 +216,36 @@ def create(name: str, num_classes: Optional[int] = None, **kwargs) -> nn.Module:
       accepted ones).
   """
   entry = get_entry(name)
-  accepted = [f for f in _constructor_fields(entry.cls) if f not in entry.fixed
-              and f != 'num_classes']
+  accepted = [
+      f
+      for f in _constructor_fields(entry.cls)
+      if f not in entry.fixed and f != 'num_classes'
+  ]
   for key in kwargs:
     if key in entry.fixed:
       raise TypeError(
           f'{name!r} fixes {key}={entry.fixed[key]!r}; build '
-          f'models.{entry.cls.__name__}(...) directly for another value.')
+          f'models.{entry.cls.__name__}(...) directly for another value.'
+      )
     if key not in accepted:
       raise TypeError(
           f'{name!r} ({entry.cls.__name__}) got an unexpected argument '
-          f'{key!r}. Accepted: num_classes, {", ".join(accepted)}.')
+          f'{key!r}. Accepted: num_classes, {", ".join(accepted)}.'
+      )
   merged = {**entry.defaults, **kwargs}
   for key, choices in _CHOICES.items():
     if key in merged and merged[key] not in choices:
       raise ValueError(
-          f'{name!r}: {key} must be one of {choices}, got {merged[key]!r}.')
+          f'{name!r}: {key} must be one of {choices}, got {merged[key]!r}.'
+      )
   if num_classes is None:
     num_classes = 1000 if entry.variant(merged) == 'imagenet' else 10
   return entry.cls(num_classes=num_classes, **entry.fixed, **merged)
 
 
-def default_input_shape(name: str, dataset: Optional[str] = None,
-                        **kwargs) -> Tuple[int, ...]:
+def default_input_shape(
+    name: str, dataset: Optional[str] = None, **kwargs
+) -> Tuple[int, ...]:
   """Shape (H, W, C) of one input example, to initialise a model.
 
   Args:
@@ -216,7 +265,9 @@ def default_input_shape(name: str, dataset: Optional[str] = None,
     squash = lambda s: s.lower().replace('-', '').replace('_', '')
     shapes = {squash(k): v for k, v in DATASET_INPUT_SHAPES.items()}
     if squash(dataset) not in shapes:
-      raise ValueError(f'Unknown dataset hint {dataset!r}; known: '
-                       f'{", ".join(DATASET_INPUT_SHAPES)}.')
+      raise ValueError(
+          f'Unknown dataset hint {dataset!r}; known: '
+          f'{", ".join(DATASET_INPUT_SHAPES)}.'
+      )
     return shapes[squash(dataset)]
   return entry.input_shape({**entry.defaults, **kwargs})

@@ -7,8 +7,13 @@ from typing import Callable, Optional, Sequence, Tuple
 import jax.numpy as jnp
 from flax import linen as nn
 
-from models.layers import (BN_EPSILON, BN_MOMENTUM, Dtype, ModuleDef,
-                           default_kernel_init)
+from models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    Dtype,
+    ModuleDef,
+    default_kernel_init,
+)
 
 STEMS = ('cifar', 'imagenet')
 
@@ -39,15 +44,17 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    y = self.conv(self.widths[0], (3, 3), self.strides, padding=1,
-                  name='conv1')(x)
+    y = self.conv(
+        self.widths[0], (3, 3), self.strides, padding=1, name='conv1'
+    )(x)
     y = nn.relu(self.norm(name='bn1')(y))
     y = self.conv(self.features, (3, 3), 1, padding=1, name='conv2')(y)
     y = self.norm(name='bn2', scale_init=_last_scale_init(self))(y)
     residual = x
     if self.projection:
-      residual = self.conv(self.features, (1, 1), self.strides, padding=0,
-                           name='downsample_conv')(x)
+      residual = self.conv(
+          self.features, (1, 1), self.strides, padding=0, name='downsample_conv'
+      )(x)
       residual = self.norm(name='downsample_bn')(residual)
     return nn.relu(residual + y)
 
@@ -81,22 +88,27 @@ class BottleneckBlock(nn.Module):
   def __call__(self, x):
     y = self.conv(self.widths[0], (1, 1), 1, padding=0, name='conv1')(x)
     y = nn.relu(self.norm(name='bn1')(y))
-    y = self.conv(self.widths[1], (3, 3), self.strides, padding=1,
-                  name='conv2')(y)
+    y = self.conv(
+        self.widths[1], (3, 3), self.strides, padding=1, name='conv2'
+    )(y)
     y = nn.relu(self.norm(name='bn2')(y))
     y = self.conv(self.features, (1, 1), 1, padding=0, name='conv3')(y)
     y = self.norm(name='bn3', scale_init=_last_scale_init(self))(y)
     residual = x
     if self.projection:
-      residual = self.conv(self.features, (1, 1), self.strides, padding=0,
-                           name='downsample_conv')(x)
+      residual = self.conv(
+          self.features, (1, 1), self.strides, padding=0, name='downsample_conv'
+      )(x)
       residual = self.norm(name='downsample_bn')(residual)
     return nn.relu(residual + y)
 
 
 def _last_scale_init(block):
-  return (nn.initializers.zeros_init() if block.zero_init_residual
-          else nn.initializers.ones_init())
+  return (
+      nn.initializers.zeros_init()
+      if block.zero_init_residual
+      else nn.initializers.ones_init()
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,26 +134,41 @@ def resolve_widths(model: 'ResNet') -> ResNetWidths:
   n_inner = 1 if expansion == 1 else 2
   base = [model.num_filters * 2**i for i in range(len(model.stage_sizes))]
   stem = model.stem_width if model.stem_width is not None else model.num_filters
-  stages = (tuple(model.stage_widths) if model.stage_widths is not None
-            else tuple(b * expansion for b in base))
+  stages = (
+      tuple(model.stage_widths)
+      if model.stage_widths is not None
+      else tuple(b * expansion for b in base)
+  )
   if model.block_widths is not None:
-    blocks = tuple(tuple(tuple(w) for w in stage) for stage in model.block_widths)
+    blocks = tuple(
+        tuple(tuple(w) for w in stage) for stage in model.block_widths
+    )
   else:
-    blocks = tuple(tuple((b,) * n_inner for _ in range(n))
-                   for b, n in zip(base, model.stage_sizes))
-  if len(stages) != len(model.stage_sizes) or len(blocks) != len(stages) or any(
-      len(bs) != n or any(len(w) != n_inner for w in bs)
-      for bs, n in zip(blocks, model.stage_sizes)):
+    blocks = tuple(
+        tuple((b,) * n_inner for _ in range(n))
+        for b, n in zip(base, model.stage_sizes)
+    )
+  if (
+      len(stages) != len(model.stage_sizes)
+      or len(blocks) != len(stages)
+      or any(
+          len(bs) != n or any(len(w) != n_inner for w in bs)
+          for bs, n in zip(blocks, model.stage_sizes)
+      )
+  ):
     raise ValueError(
         f'ResNet widths do not match stage_sizes={tuple(model.stage_sizes)}: '
         f'stage_widths={stages}, block_widths={blocks} (each block needs '
-        f'{n_inner} inner width(s)).')
+        f'{n_inner} inner width(s)).'
+    )
   if model.projections is not None:
     projections = tuple(bool(p) for p in model.projections)
   else:
     ins = (stem,) + stages[:-1]
-    projections = tuple(i > 0 or c_in != c_out
-                        for i, (c_in, c_out) in enumerate(zip(ins, stages)))
+    projections = tuple(
+        i > 0 or c_in != c_out
+        for i, (c_in, c_out) in enumerate(zip(ins, stages))
+    )
   return ResNetWidths(stem, stages, blocks, projections)
 
 
@@ -192,13 +219,22 @@ class ResNet(nn.Module):
     if self.stem not in STEMS:
       raise ValueError(f'stem must be one of {STEMS}, got {self.stem!r}')
     widths = resolve_widths(self)
-    conv = functools.partial(nn.Conv, use_bias=False,
-                             kernel_init=self.kernel_init, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                             axis_name=self.axis_name, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    conv = functools.partial(
+        nn.Conv,
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
+    norm = functools.partial(
+        nn.BatchNorm,
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        axis_name=self.axis_name,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
     if self.stem == 'cifar':
       x = conv(widths.stem, (3, 3), 1, padding=1, name='conv1')(x)
     else:
@@ -216,16 +252,25 @@ class ResNet(nn.Module):
             strides=2 if i > 0 and j == 0 else 1,
             projection=j == 0 and widths.projections[i],
             zero_init_residual=self.zero_init_residual,
-            name=f'layer{i + 1}_block{j}')(x)
+            name=f'layer{i + 1}_block{j}',
+        )(x)
     x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dense(self.num_classes, kernel_init=self.kernel_init,
-                 dtype=self.dtype, param_dtype=self.param_dtype, name='fc')(x)
+    x = nn.Dense(
+        self.num_classes,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name='fc',
+    )(x)
     return jnp.asarray(x, jnp.float32)
 
 
-ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),
-                             block_cls=BasicBlock)
-ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
-                             block_cls=BasicBlock)
-ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
-                             block_cls=BottleneckBlock)
+ResNet18 = functools.partial(
+    ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock
+)
+ResNet34 = functools.partial(
+    ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock
+)
+ResNet50 = functools.partial(
+    ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BottleneckBlock
+)

@@ -6,8 +6,13 @@ from typing import Callable, Optional, Sequence, Union
 import jax.numpy as jnp
 from flax import linen as nn
 
-from models.layers import (BN_EPSILON, BN_MOMENTUM, Dtype, adaptive_avg_pool,
-                           default_kernel_init)
+from models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    Dtype,
+    adaptive_avg_pool,
+    default_kernel_init,
+)
 
 VARIANTS = ('cifar', 'imagenet')
 
@@ -15,12 +20,66 @@ VARIANTS = ('cifar', 'imagenet')
 #: max-pool.
 CONFIGS = {
     11: (64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'),
-    13: (64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512,
-         'M'),
-    16: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M',
-         512, 512, 512, 'M'),
-    19: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512,
-         512, 'M', 512, 512, 512, 512, 'M'),
+    13: (
+        64,
+        64,
+        'M',
+        128,
+        128,
+        'M',
+        256,
+        256,
+        'M',
+        512,
+        512,
+        'M',
+        512,
+        512,
+        'M',
+    ),
+    16: (
+        64,
+        64,
+        'M',
+        128,
+        128,
+        'M',
+        256,
+        256,
+        256,
+        'M',
+        512,
+        512,
+        512,
+        'M',
+        512,
+        512,
+        512,
+        'M',
+    ),
+    19: (
+        64,
+        64,
+        'M',
+        128,
+        128,
+        'M',
+        256,
+        256,
+        256,
+        256,
+        'M',
+        512,
+        512,
+        512,
+        512,
+        'M',
+        512,
+        512,
+        512,
+        512,
+        'M',
+    ),
 }
 
 
@@ -68,22 +127,39 @@ class VGG(nn.Module):
     """Logits for NHWC images ``x``; ``train`` enables dropout / batch stats."""
     if self.variant not in VARIANTS:
       raise ValueError(
-          f'variant must be one of {VARIANTS}, got {self.variant!r}')
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                             axis_name=self.axis_name, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
-    dense = functools.partial(nn.Dense, kernel_init=self.kernel_init,
-                              dtype=self.dtype, param_dtype=self.param_dtype)
+          f'variant must be one of {VARIANTS}, got {self.variant!r}'
+      )
+    norm = functools.partial(
+        nn.BatchNorm,
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        axis_name=self.axis_name,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
+    dense = functools.partial(
+        nn.Dense,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
     k = 0
     for item in self.cfg:
       if item == 'M':
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
         continue
       k += 1
-      x = nn.Conv(item, (3, 3), padding=1, use_bias=self.conv_bias,
-                  kernel_init=self.kernel_init, dtype=self.dtype,
-                  param_dtype=self.param_dtype, name=f'conv{k}')(x)
+      x = nn.Conv(
+          item,
+          (3, 3),
+          padding=1,
+          use_bias=self.conv_bias,
+          kernel_init=self.kernel_init,
+          dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          name=f'conv{k}',
+      )(x)
       x = nn.relu(norm(name=f'bn{k}')(x))
     if self.variant == 'cifar':
       x = jnp.mean(x, axis=(1, 2))

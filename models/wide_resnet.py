@@ -6,8 +6,13 @@ from typing import Callable, Optional, Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from models.layers import (BN_EPSILON, BN_MOMENTUM, Dtype, ModuleDef,
-                           default_kernel_init)
+from models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    Dtype,
+    ModuleDef,
+    default_kernel_init,
+)
 
 
 class WideBasicBlock(nn.Module):
@@ -47,8 +52,9 @@ class WideBasicBlock(nn.Module):
       y = nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
     y = self.conv(self.features, (3, 3), 1, padding=1, name='conv2')(y)
     if self.projection:
-      x = self.conv(self.features, (1, 1), self.strides, padding=0,
-                    name='shortcut_conv')(o)
+      x = self.conv(
+          self.features, (1, 1), self.strides, padding=0, name='shortcut_conv'
+      )(o)
     return x + y
 
 
@@ -99,15 +105,27 @@ class WideResNet(nn.Module):
       raise ValueError(f'WideResNet depth must be 6n + 4, got {self.depth}')
     n = (self.depth - 4) // 6
     k = self.widen_factor
-    widths = tuple(self.widths) if self.widths is not None else (
-        16, 16 * k, 32 * k, 64 * k)
-    conv = functools.partial(nn.Conv, use_bias=False,
-                             kernel_init=self.kernel_init, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                             axis_name=self.axis_name, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    widths = (
+        tuple(self.widths)
+        if self.widths is not None
+        else (16, 16 * k, 32 * k, 64 * k)
+    )
+    conv = functools.partial(
+        nn.Conv,
+        use_bias=False,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
+    norm = functools.partial(
+        nn.BatchNorm,
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        axis_name=self.axis_name,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+    )
     x = conv(widths[0], (3, 3), 1, padding=1, name='conv1')(x)
     in_width = widths[0]
     for g in range(3):
@@ -118,17 +136,30 @@ class WideResNet(nn.Module):
         else:
           projection = b == 0 and (strides != 1 or in_width != widths[g + 1])
         x = WideBasicBlock(
-            features=widths[g + 1], conv=conv, norm=norm, strides=strides,
-            width=(self.block_widths[g][b] if self.block_widths is not None
-                   else None),
+            features=widths[g + 1],
+            conv=conv,
+            norm=norm,
+            strides=strides,
+            width=(
+                self.block_widths[g][b]
+                if self.block_widths is not None
+                else None
+            ),
             projection=projection,
-            dropout_rate=self.dropout_rate, train=train,
-            name=f'group{g + 1}_block{b}')(x)
+            dropout_rate=self.dropout_rate,
+            train=train,
+            name=f'group{g + 1}_block{b}',
+        )(x)
         in_width = widths[g + 1]
     x = nn.relu(norm(name='bn')(x))
     x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dense(self.num_classes, kernel_init=self.kernel_init,
-                 dtype=self.dtype, param_dtype=self.param_dtype, name='fc')(x)
+    x = nn.Dense(
+        self.num_classes,
+        kernel_init=self.kernel_init,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name='fc',
+    )(x)
     return jnp.asarray(x, jnp.float32)
 
 

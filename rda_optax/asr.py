@@ -16,6 +16,7 @@ from rda_optax.validation import check_update_args
 
 class FreezeZerosState(NamedTuple):
   """State of :func:`freeze_zeros`: ``keep`` is True where a weight may move."""
+
   keep: Any
 
 
@@ -32,6 +33,7 @@ class ASRState(NamedTuple):
       one).
     retraining: whether retraining has started (bool).
   """
+
   count: jax.Array
   freeze: Any
   inner_state: Any
@@ -39,8 +41,9 @@ class ASRState(NamedTuple):
   retraining: Any = None
 
   def holds_sparse_point(self) -> bool:
-    return (sparse_point.has_sparse_point(self.inner_state) or
-            sparse_point.has_sparse_point(self.retrain_state))
+    return sparse_point.has_sparse_point(
+        self.inner_state
+    ) or sparse_point.has_sparse_point(self.retrain_state)
 
   def sparse_point(self, params: Any = None) -> Any:
     """The sparse model of the optimizer that is training now."""
@@ -52,9 +55,13 @@ class ASRState(NamedTuple):
     # unchanged may hold stale values there (see _unzeroed_passthrough).
     keep = _full_keep(self.freeze, point)
     return jax.tree.map(
-        lambda x, k: x if k is None else jnp.where(
-            k | ~self.retraining, x, jnp.zeros_like(x)),
-        point, keep, is_leaf=lambda x: x is None)
+        lambda x, k: x
+        if k is None
+        else jnp.where(k | ~self.retraining, x, jnp.zeros_like(x)),
+        point,
+        keep,
+        is_leaf=lambda x: x is None,
+    )
 
 
 def _landed(p, u):
@@ -91,9 +98,11 @@ def freeze_zeros() -> optax.GradientTransformationExtraArgs:
     del extra_args
     check_update_args('freeze_zeros', updates, params)
     updates = jax.tree.map(
-        lambda u, k: jnp.where(k, u, jnp.zeros_like(u)), updates, state.keep)
-    keep = jax.tree.map(lambda k, p, u: k & (_landed(p, u) != 0), state.keep,
-                        params, updates)
+        lambda u, k: jnp.where(k, u, jnp.zeros_like(u)), updates, state.keep
+    )
+    keep = jax.tree.map(
+        lambda k, p, u: k & (_landed(p, u) != 0), state.keep, params, updates
+    )
     return updates, FreezeZerosState(keep=keep)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -107,7 +116,8 @@ def _full_keep(freeze_state, params):
   """Aligns the masked keep tree with ``params`` (None for unselected)."""
   keep = freeze_state.inner_state.keep
   leaves = jax.tree.leaves(
-      keep, is_leaf=lambda x: isinstance(x, optax.MaskedNode))
+      keep, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+  )
   leaves = [None if isinstance(k, optax.MaskedNode) else k for k in leaves]
   return jax.tree.unflatten(jax.tree.structure(params), leaves)
 
@@ -125,16 +135,20 @@ def _unzeroed_passthrough(view: Any, new: Any, raw: Any) -> Any:
   view_leaves = jax.tree.leaves(view)
   new_leaves, treedef = jax.tree.flatten(new)
   raw_leaves = jax.tree.leaves(raw)
-  if len(view_leaves) != len(new_leaves) or len(raw_leaves) != len(
-      view_leaves):
+  if len(view_leaves) != len(new_leaves) or len(raw_leaves) != len(view_leaves):
     return new
-  return jax.tree.unflatten(treedef, [
-      r if n is v else n
-      for v, n, r in zip(view_leaves, new_leaves, raw_leaves)])
+  return jax.tree.unflatten(
+      treedef,
+      [
+          r if n is v else n
+          for v, n, r in zip(view_leaves, new_leaves, raw_leaves)
+      ],
+  )
 
 
-def zero_frozen_moments(transform: optax.GradientTransformation,
-                        state: Any, keep: Any) -> Any:
+def zero_frozen_moments(
+    transform: optax.GradientTransformation, state: Any, keep: Any
+) -> Any:
   """Zeroes frozen entries in every params-shaped tree inside ``state``.
 
   Momentum buffers, Adam moments and RDA's centre and gradient sum are trees
@@ -147,12 +161,15 @@ def zero_frozen_moments(transform: optax.GradientTransformation,
   are; the masked updates still keep their weights at zero.
   """
   # None (a leaf that is not frozen) becomes a Python True: keep everything.
-  full = jax.tree.map(lambda k: True if k is None else k, keep,
-                      is_leaf=lambda x: x is None)
+  full = jax.tree.map(
+      lambda k: True if k is None else k, keep, is_leaf=lambda x: x is None
+  )
   return optax.tree_utils.tree_map_params(
       transform,
       lambda x, k: x if k is True else jnp.where(k, x, jnp.zeros_like(x)),
-      state, full)
+      state,
+      full,
+  )
 
 
 def asr(
@@ -228,31 +245,41 @@ def asr(
     He et al., *Make ℓ1 Regularization Effective in Training Sparse CNN*,
     2020, §4.2.
   """
-  if (not isinstance(start_step, (int, np.integer)) or
-      isinstance(start_step, bool) or not 0 <= start_step < 2**31 - 1):
+  if (
+      not isinstance(start_step, (int, np.integer))
+      or isinstance(start_step, bool)
+      or not 0 <= start_step < 2**31 - 1
+  ):
     raise ValueError(
         f'asr start_step must be an int in [0, 2**31 - 1) (the update count, '
-        f'an int32, at which retraining starts), got {start_step!r}.')
+        f'an int32, at which retraining starts), got {start_step!r}.'
+    )
   start_step = int(start_step)
   if not hasattr(inner, 'init') or not hasattr(inner, 'update'):
     raise TypeError(
         'asr wraps an optax GradientTransformation, e.g. '
-        'rda_optax.asr(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(1e-5))).')
+        'rda_optax.asr(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(1e-5))).'
+    )
   inner = optax.with_extra_args_support(inner)
   if retrain is not None:
     if not hasattr(retrain, 'init') or not hasattr(retrain, 'update'):
-      raise TypeError('asr retrain must be an optax GradientTransformation, '
-                      'e.g. optax.sgd(0.01, momentum=0.9).')
+      raise TypeError(
+          'asr retrain must be an optax GradientTransformation, '
+          'e.g. optax.sgd(0.01, momentum=0.9).'
+      )
     retrain = optax.with_extra_args_support(retrain)
-  freeze = optax.masked(freeze_zeros(),
-                        lambda p: selection.resolve_mask(mask, p))
+  freeze = optax.masked(
+      freeze_zeros(), lambda p: selection.resolve_mask(mask, p)
+  )
 
   def init_fn(params):
     return ASRState(
-        count=jnp.zeros([], jnp.int32), freeze=freeze.init(params),
+        count=jnp.zeros([], jnp.int32),
+        freeze=freeze.init(params),
         inner_state=inner.init(params),
         retrain_state=None if retrain is None else retrain.init(params),
-        retraining=jnp.asarray(start_step == 0))
+        retraining=jnp.asarray(start_step == 0),
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     check_update_args('asr', updates, params)
@@ -271,27 +298,37 @@ def asr(
       starting = state.count == start_step
       if jump:
         base = jax.lax.cond(
-            starting, lambda s: sparse_point.sparse_params(s, params),
-            lambda s: params, inner_state)
-      freeze_state = jax.lax.cond(starting, lambda s: freeze.init(base),
-                                  lambda s: s, state.freeze)
+            starting,
+            lambda s: sparse_point.sparse_params(s, params),
+            lambda s: params,
+            inner_state,
+        )
+      freeze_state = jax.lax.cond(
+          starting, lambda s: freeze.init(base), lambda s: s, state.freeze
+      )
       if retrain is not None:
-        retrain_state = jax.lax.cond(starting, lambda s: retrain.init(base),
-                                     lambda s: s, retrain_state)
+        retrain_state = jax.lax.cond(
+            starting, lambda s: retrain.init(base), lambda s: s, retrain_state
+        )
       elif restart_inner:
-        inner_state = jax.lax.cond(starting, lambda s: inner.init(base),
-                                   lambda s: s, state.inner_state)
+        inner_state = jax.lax.cond(
+            starting, lambda s: inner.init(base), lambda s: s, state.inner_state
+        )
     keep = _full_keep(freeze_state, base)
     # Frozen entries: no gradient in, no memory kept, no update out.
     eff_keep = jax.tree.map(lambda k: k | ~active, keep)
     grads = jax.tree.map(
         lambda g, k: g if k is None else jnp.where(k, g, jnp.zeros_like(g)),
-        updates, eff_keep, is_leaf=lambda x: x is None)
+        updates,
+        eff_keep,
+        is_leaf=lambda x: x is None,
+    )
     if retrain is None:
       view = zero_frozen_moments(inner, inner_state, eff_keep)
       new_updates, new_state = inner.update(grads, view, base, **extra_args)
       inner_state = _unzeroed_passthrough(view, new_state, inner_state)
     else:
+
       def retrain_step(states):
         i_state, r_state = states
         view = zero_frozen_moments(retrain, r_state, keep)
@@ -307,11 +344,11 @@ def asr(
       if always:
         new_updates, states = retrain_step(states)
       else:
-        new_updates, states = jax.lax.cond(active, retrain_step, inner_step,
-                                           states)
+        new_updates, states = jax.lax.cond(
+            active, retrain_step, inner_step, states
+        )
       inner_state, retrain_state = states
-    frozen_updates, new_freeze = freeze.update(new_updates, freeze_state,
-                                               base)
+    frozen_updates, new_freeze = freeze.update(new_updates, freeze_state, base)
     if not always:
       frozen_updates = _tree_where(active, frozen_updates, new_updates)
       new_freeze = _tree_where(active, new_freeze, freeze_state)
@@ -320,10 +357,16 @@ def asr(
       # (zero where the two coincide; exact zeros land on exact zeros).
       frozen_updates = jax.tree.map(
           lambda b, p, u: ((b - p) + u).astype(jnp.asarray(p).dtype),
-          base, params, frozen_updates)
+          base,
+          params,
+          frozen_updates,
+      )
     return frozen_updates, ASRState(
-        count=optax.safe_increment(state.count), freeze=new_freeze,
-        inner_state=inner_state, retrain_state=retrain_state,
-        retraining=active)
+        count=optax.safe_increment(state.count),
+        freeze=new_freeze,
+        inner_state=inner_state,
+        retrain_state=retrain_state,
+        retraining=active,
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

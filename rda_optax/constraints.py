@@ -70,12 +70,14 @@ class SparsityConstraint(regs.Regularizer):
       raise ValueError(
           f'sparsity_constraint needs a sparsity in [0, 1) (the fraction of '
           f'the selected weights set to zero, e.g. 0.9) or a schedule of the '
-          f'step count, got sparsity={self.sparsity!r}.')
+          f'step count, got sparsity={self.sparsity!r}.'
+      )
     if self.scope not in ('global', 'layer'):
       raise ValueError(
           f'sparsity_constraint scope must be "global" (one magnitude '
           f'threshold over all the selected leaves) or "layer" (each leaf '
-          f'reaches the sparsity), got scope={self.scope!r}.')
+          f'reaches the sparsity), got scope={self.scope!r}.'
+      )
 
   def value(self, x, count=0):
     del x, count
@@ -96,11 +98,14 @@ class SparsityConstraint(regs.Regularizer):
     keep = pruning.magnitude_masks(tree, s, scope=scope, mask=selected)
     return jax.tree.map(
         lambda x, m: jnp.where(m, x, jnp.zeros((), jnp.asarray(x).dtype)),
-        tree, keep)
+        tree,
+        keep,
+    )
 
 
-def sparsity_constraint(sparsity: regs.ScalarOrSchedule,
-                        scope: Scope = 'global') -> SparsityConstraint:
+def sparsity_constraint(
+    sparsity: regs.ScalarOrSchedule, scope: Scope = 'global'
+) -> SparsityConstraint:
   r"""Constrain the selected weights to a sparsity ``s`` (projection prox).
 
   .. math::

@@ -81,10 +81,18 @@ def rda_uniform(
     value = float(scale)
   except (TypeError, ValueError) as e:
     raise ValueError(
-        f'rda_uniform: scale must be a positive number, got {scale!r}.') from e
+        f'rda_uniform: scale must be a positive number, got {scale!r}.'
+    ) from e
   if not (math.isfinite(value) and value > 0):
     raise ValueError(
-        f'rda_uniform: scale must be a finite positive number, got {scale!r}.')
+        f'rda_uniform: scale must be a finite positive number, got {scale!r}.'
+    )
   return jax.nn.initializers.variance_scaling(
-      value, 'fan_in', 'uniform', in_axis=in_axis, out_axis=out_axis,
-      batch_axis=batch_axis, dtype=dtype)
+      value,
+      'fan_in',
+      'uniform',
+      in_axis=in_axis,
+      out_axis=out_axis,
+      batch_axis=batch_axis,
+      dtype=dtype,
+  )

@@ -22,6 +22,7 @@ class ProxSGDState(NamedTuple):
     momentum: the momentum buffer ``d_{n−1}`` (in the parameters' dtypes), or
       ``optax.EmptyState``-like ``()`` when ``momentum`` is ``None``.
   """
+
   count: jax.Array
   momentum: Any
 
@@ -90,8 +91,11 @@ def prox_sgd(
       buf = ()
     else:
       buf = jax.tree.map(
-          lambda p: jnp.zeros(jnp.shape(p), accumulator_dtype or
-                              jnp.asarray(p).dtype), params)
+          lambda p: jnp.zeros(
+              jnp.shape(p), accumulator_dtype or jnp.asarray(p).dtype
+          ),
+          params,
+      )
     return ProxSGDState(count=jnp.zeros([], jnp.int32), momentum=buf)
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -102,8 +106,11 @@ def prox_sgd(
     if momentum is None:
       direction, buf = updates, ()
     else:
-      buf = jax.tree.map(lambda d, g: (momentum * d + g).astype(d.dtype),
-                         state.momentum, updates)
+      buf = jax.tree.map(
+          lambda d, g: (momentum * d + g).astype(d.dtype),
+          state.momentum,
+          updates,
+      )
       if nesterov:
         direction = jax.tree.map(lambda g, d: g + momentum * d, updates, buf)
       else:
@@ -119,8 +126,13 @@ def prox_sgd(
       v = regularizer.prox_tree(v, selected, lr, state.count)
     deltas = jax.tree.map(
         lambda x, p: (x.astype(jnp.asarray(p).dtype) - jnp.asarray(p)).astype(
-            jnp.asarray(p).dtype), v, params)
-    return deltas, ProxSGDState(count=optax.safe_increment(state.count),
-                                momentum=buf)
+            jnp.asarray(p).dtype
+        ),
+        v,
+        params,
+    )
+    return deltas, ProxSGDState(
+        count=optax.safe_increment(state.count), momentum=buf
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -79,11 +79,13 @@ def _check_scope(scope: Any) -> None:
     raise ValueError(
         f'Unknown pruning scope {scope!r}: use "layer" (prune each selected '
         'leaf to the sparsity) or "global" (rank all selected leaves '
-        'together).')
+        'together).'
+    )
 
 
-def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
-                    frequency) -> None:
+def _check_schedule(
+    final_sparsity, begin_step, end_step, initial_sparsity, frequency
+) -> None:
   _check_sparsity('final_sparsity', final_sparsity)
   _check_sparsity('initial_sparsity', initial_sparsity)
   s_f = validation.static_number('final_sparsity', final_sparsity)
@@ -91,7 +93,8 @@ def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
   if s_f is not None and s_i is not None and s_i > s_f:
     raise ValueError(
         f'initial_sparsity ({initial_sparsity!r}) must not exceed '
-        f'final_sparsity ({final_sparsity!r}).')
+        f'final_sparsity ({final_sparsity!r}).'
+    )
   t0 = validation.static_number('begin_step', begin_step)
   t1 = validation.static_number('end_step', end_step)
   dt = validation.static_number('frequency', frequency)
@@ -102,10 +105,12 @@ def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
     raise ValueError(f'begin_step must be >= 0, got {begin_step!r}.')
   if t0 is not None and t1 is not None and t0 > t1:
     raise ValueError(
-        f'begin_step ({begin_step!r}) must not exceed end_step ({end_step!r}).')
+        f'begin_step ({begin_step!r}) must not exceed end_step ({end_step!r}).'
+    )
   if dt is not None and dt <= 0:
     raise ValueError(
-        f'frequency must be a positive integer, got {frequency!r}.')
+        f'frequency must be a positive integer, got {frequency!r}.'
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -180,8 +185,14 @@ def _prune_smallest(scores: jax.Array, k: Any) -> jax.Array:
   return jnp.logical_not(prune).reshape(scores.shape)
 
 
-def _masks_from_scores(scores: Any, selected: Any, sparsity: Any,
-                       scope: str, *, per_leaf: bool = False) -> Any:
+def _masks_from_scores(
+    scores: Any,
+    selected: Any,
+    sparsity: Any,
+    scope: str,
+    *,
+    per_leaf: bool = False,
+) -> Any:
   """Keep-masks with the structure of ``scores`` (one bool array per leaf).
 
   ``sparsity`` is a scalar, or with ``per_leaf=True`` a list with one value
@@ -194,8 +205,9 @@ def _masks_from_scores(scores: Any, selected: Any, sparsity: Any,
   idx = [i for i, s in enumerate(sel) if s]
   if scope == 'layer':
     for i in idx:
-      out[i] = _prune_smallest(leaves[i],
-                               _num_pruned(sparsities[i], leaves[i].size))
+      out[i] = _prune_smallest(
+          leaves[i], _num_pruned(sparsities[i], leaves[i].size)
+      )
   elif idx:
     dtype = jnp.result_type(jnp.float32, *[leaves[i].dtype for i in idx])
     flat = jnp.concatenate([leaves[i].ravel().astype(dtype) for i in idx])
@@ -203,20 +215,22 @@ def _masks_from_scores(scores: Any, selected: Any, sparsity: Any,
     offset = 0
     for i in idx:
       size = leaves[i].size
-      out[i] = keep[offset:offset + size].reshape(leaves[i].shape)
+      out[i] = keep[offset : offset + size].reshape(leaves[i].shape)
       offset += size
   return treedef.unflatten(out)
 
 
 def _broadcast_prefix(prefix: Any, tree: Any, what: str) -> Any:
   try:
-    return jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub),
-                        prefix, tree)
+    return jax.tree.map(
+        lambda v, sub: jax.tree.map(lambda _: v, sub), prefix, tree
+    )
   except (ValueError, TypeError) as e:
     raise ValueError(
         f'The per-leaf {what} tree does not match the parameters: pass a '
         'number or a tree with the structure of the params (or a prefix of '
-        f'it). ({e})') from e
+        f'it). ({e})'
+    ) from e
 
 
 def magnitude_masks(
@@ -287,7 +301,8 @@ def magnitude_masks(
     if scope == 'global':
       raise ValueError(
           'A per-leaf sparsity tree needs scope="layer"; scope="global" takes '
-          'one sparsity for all the selected leaves.')
+          'one sparsity for all the selected leaves.'
+      )
     full = _broadcast_prefix(sparsity, params, 'sparsity')
     sparsity = jax.tree.structure(params).flatten_up_to(full)
     for s in sparsity:
@@ -295,8 +310,9 @@ def magnitude_masks(
   else:
     _check_sparsity('sparsity', sparsity)
   scores = jax.tree.map(jnp.abs, params)
-  return _masks_from_scores(scores, selected, sparsity, scope,
-                            per_leaf=per_leaf)
+  return _masks_from_scores(
+      scores, selected, sparsity, scope, per_leaf=per_leaf
+  )
 
 
 def apply_masks(params: Any, masks: Any) -> Any:
@@ -318,15 +334,18 @@ def apply_masks(params: Any, masks: Any) -> Any:
   """
   return jax.tree.map(
       lambda p, m: jnp.where(m, p, jnp.zeros((), jnp.asarray(p).dtype)),
-      params, masks)
+      params,
+      masks,
+  )
 
 
 # ---------------------------------------------------------------------------
 # Zhu & Gupta gradual pruning.
 
 
-def _zhu_gupta(step, final_sparsity, begin_step, end_step, initial_sparsity,
-               frequency) -> jax.Array:
+def _zhu_gupta(
+    step, final_sparsity, begin_step, end_step, initial_sparsity, frequency
+) -> jax.Array:
   t = jnp.asarray(step, jnp.int32)
   t0 = jnp.asarray(begin_step, jnp.int32)
   t1 = jnp.asarray(end_step, jnp.int32)
@@ -393,10 +412,12 @@ def zhu_gupta_sparsity(
     Zhu & Gupta, `To prune, or not to prune: exploring the efficacy of
     pruning for model compression <https://arxiv.org/abs/1710.01878>`_, 2017.
   """
-  _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
-                  frequency)
-  return _zhu_gupta(step, final_sparsity, begin_step, end_step,
-                    initial_sparsity, frequency)
+  _check_schedule(
+      final_sparsity, begin_step, end_step, initial_sparsity, frequency
+  )
+  return _zhu_gupta(
+      step, final_sparsity, begin_step, end_step, initial_sparsity, frequency
+  )
 
 
 class GradualPruningState(NamedTuple):
@@ -504,8 +525,9 @@ def gradual_magnitude_pruning(
     pruning for model compression <https://arxiv.org/abs/1710.01878>`_, 2017.
   """
   _check_scope(scope)
-  _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity,
-                  frequency)
+  _check_schedule(
+      final_sparsity, begin_step, end_step, initial_sparsity, frequency
+  )
 
   def init_fn(params):
     masks = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
@@ -522,20 +544,27 @@ def gradual_magnitude_pruning(
     prune_now = (t >= t0) & (t <= t1) & (((t - t0) % dt == 0) | (t == t1))
 
     def recompute():
-      s = _zhu_gupta(t, final_sparsity, begin_step, end_step,
-                     initial_sparsity, frequency)
+      s = _zhu_gupta(
+          t, final_sparsity, begin_step, end_step, initial_sparsity, frequency
+      )
       # Magnitudes after this update (as optax.apply_updates computes them);
       # already-pruned entries rank first, so the pruned set only grows.
       scores = jax.tree.map(
           lambda p, u, m: jnp.where(
-              m, jnp.abs((p + u).astype(jnp.asarray(p).dtype)), -1),
-          params, updates, state.masks)
+              m, jnp.abs((p + u).astype(jnp.asarray(p).dtype)), -1
+          ),
+          params,
+          updates,
+          state.masks,
+      )
       return _masks_from_scores(scores, selected, s, scope)
 
     masks = jax.lax.cond(prune_now, recompute, lambda: state.masks)
     new_updates = jax.tree.map(
-        lambda u, p, m: jnp.where(m, u, -p), updates, params, masks)
+        lambda u, p, m: jnp.where(m, u, -p), updates, params, masks
+    )
     return new_updates, GradualPruningState(
-        count=optax.safe_increment(t), masks=masks)
+        count=optax.safe_increment(t), masks=masks
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -26,20 +26,24 @@ class RDAState(NamedTuple):
       (float32 by default, also for bfloat16 parameters, so that millions of
       small gradients add up without losing precision).
   """
+
   count: jax.Array
   init_params: Any
   grad_sum: Any
 
 
-def dual_point(init_params, grad_sum, inv_beta, regularizer, selected, t,
-               count):
+def dual_point(
+    init_params, grad_sum, inv_beta, regularizer, selected, t, count
+):
   """``prox_{tλR}(w0 − G/β)`` in float32 (or wider), over a whole tree: the
   closed form that RDA and RMDA share. The prox applies to the ``selected``
   leaves (all of them together, so that a regularizer coupling leaves can);
   none when ``regularizer`` is None."""
+
   def centre(w0, gsum):
     wc = jnp.promote_types(w0.dtype, jnp.float32)
     return w0.astype(wc) - gsum.astype(wc) * inv_beta
+
   v = jax.tree.map(centre, init_params, grad_sum)
   if regularizer is not None:
     v = regularizer.prox_tree(v, selected, t, count)
@@ -115,9 +119,12 @@ def rda(
     Sparse CNN*, Comput. Optim. Appl. 2020 (Algorithm 2).
   """
   validation.check_positive(
-      'rda', 'gamma', gamma,
+      'rda',
+      'gamma',
+      gamma,
       'β_n = γ√n; typical values are 0.1 to 10, and a schedule may change it '
-      'during training.')
+      'during training.',
+  )
   regs.check_regularizer('rda', regularizer)
 
   def init_fn(params):
@@ -127,7 +134,9 @@ def rda(
         # A copy, not an alias: train steps donate params and state together.
         init_params=jax.tree.map(lambda p: jnp.array(p, copy=True), params),
         grad_sum=jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params))
+            lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
+        ),
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
@@ -138,17 +147,29 @@ def rda(
     beta = regs.value_at(gamma, state.count) * jnp.sqrt(n)
     inv_beta = 1 / beta
     t = n * inv_beta  # Weight of λR in the prox.
-    grad_sum = jax.tree.map(lambda s, g: s + g.astype(s.dtype),
-                            state.grad_sum, updates)
+    grad_sum = jax.tree.map(
+        lambda s, g: s + g.astype(s.dtype), state.grad_sum, updates
+    )
 
-    v = dual_point(state.init_params, grad_sum, inv_beta, regularizer,
-                   selected, t, state.count)
-    new_params = jax.tree.map(lambda x, w0: x.astype(w0.dtype), v,
-                              state.init_params)
+    v = dual_point(
+        state.init_params,
+        grad_sum,
+        inv_beta,
+        regularizer,
+        selected,
+        t,
+        state.count,
+    )
+    new_params = jax.tree.map(
+        lambda x, w0: x.astype(w0.dtype), v, state.init_params
+    )
     deltas = jax.tree.map(
         lambda w, p: (w - jnp.asarray(p)).astype(jnp.asarray(p).dtype),
-        new_params, params)
-    return deltas, RDAState(count=count_inc, init_params=state.init_params,
-                            grad_sum=grad_sum)
+        new_params,
+        params,
+    )
+    return deltas, RDAState(
+        count=count_inc, init_params=state.init_params, grad_sum=grad_sum
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

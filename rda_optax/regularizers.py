@@ -67,7 +67,8 @@ def check_nonnegative(name: str, hyper: ScalarOrSchedule) -> None:
   if not v >= 0 or math.isinf(v):
     raise ValueError(
         f'{name} must be a finite number >= 0 or an optax schedule, got '
-        f'{hyper!r}. Pass e.g. {name}=1e-5 or {name}=optax.constant_schedule(1e-5).')
+        f'{hyper!r}. Pass e.g. {name}=1e-5 or {name}=optax.constant_schedule(1e-5).'
+    )
 
 
 def check_groups(groups: str) -> None:
@@ -75,7 +76,8 @@ def check_groups(groups: str) -> None:
     raise ValueError(
         f'Unknown group axis groups={groups!r}: use "output" (a conv output '
         'channel / dense output neuron, the last axis) or "input" (a conv input '
-        'channel / dense input neuron, axis -2).')
+        'channel / dense input neuron, axis -2).'
+    )
 
 
 def _compute_dtype(x: jax.Array) -> Any:
@@ -129,9 +131,11 @@ def tl1_threshold(y: jax.Array, t: jax.Array, a: float) -> jax.Array:
   arg = 1 - 27 * t * a * (a + 1) / (2 * (a + ay) ** 3)
   phi = jnp.arccos(jnp.clip(arg, -1, 1))
   g = jnp.sign(y) * (2 / 3 * (a + ay) * jnp.cos(phi / 3) - 2 * a / 3 + ay / 3)
-  thr = jnp.where(t <= a * a / (2 * (a + 1)),
-                  t * (a + 1) / a,
-                  jnp.sqrt(jnp.maximum(2 * t * (a + 1), 0)) - a / 2)
+  thr = jnp.where(
+      t <= a * a / (2 * (a + 1)),
+      t * (a + 1) / a,
+      jnp.sqrt(jnp.maximum(2 * t * (a + 1), 0)) - a / 2,
+  )
   return jnp.where((ay > thr) & (t > 0), g, jnp.where(t > 0, 0, y))
 
 
@@ -156,24 +160,26 @@ class Regularizer:
   def prox(self, x: jax.Array, t: Any, count: Any = 0) -> jax.Array:
     raise NotImplementedError
 
-  def prox_tree(self, tree: Any, selected: Any, t: Any,
-                count: Any = 0) -> Any:
+  def prox_tree(self, tree: Any, selected: Any, t: Any, count: Any = 0) -> Any:
     """:meth:`prox` on every leaf of ``tree`` that ``selected`` marks
     (``selected`` a tree of Python bools, see
     :func:`rda_optax.selection.resolve_mask`); the others are returned as they
     are. Optimizers call this, so that a regularizer coupling several leaves
     (:func:`rda_optax.sparsity_constraint` with ``scope="global"``) can
     override it."""
-    return jax.tree.map(lambda x, s: self.prox(x, t, count) if s else x,
-                        tree, selected)
+    return jax.tree.map(
+        lambda x, s: self.prox(x, t, count) if s else x, tree, selected
+    )
 
   # Shared plumbing: compute in float32 (or wider), return the leaf's dtype.
-  def _apply(self, fn: Callable[[jax.Array], jax.Array],
-             x: jax.Array) -> jax.Array:
+  def _apply(
+      self, fn: Callable[[jax.Array], jax.Array], x: jax.Array
+  ) -> jax.Array:
     x = jnp.asarray(x)
     # Integer inputs give floats: a prox is not an integer operation.
-    out = x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else (
-        _compute_dtype(x))
+    out = (
+        x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else (_compute_dtype(x))
+    )
     return fn(x.astype(_compute_dtype(x))).astype(out)
 
 
@@ -189,7 +195,8 @@ class L1(Regularizer):
   def value(self, x, count=0):
     x = jnp.asarray(x)
     return value_at(self.strength, count) * jnp.sum(
-        jnp.abs(x.astype(_compute_dtype(x))))
+        jnp.abs(x.astype(_compute_dtype(x)))
+    )
 
   def prox(self, x, t, count=0):
     thr = t * value_at(self.strength, count)
@@ -210,7 +217,8 @@ class L0(Regularizer):
 
   def value(self, x, count=0):
     return value_at(self.strength, count) * jnp.count_nonzero(x).astype(
-        jnp.float32)
+        jnp.float32
+    )
 
   def prox(self, x, t, count=0):
     thr = jnp.sqrt(2 * t * value_at(self.strength, count))
@@ -257,16 +265,16 @@ class SparseGroupLasso(Regularizer):
   def value(self, x, count=0):
     x = jnp.asarray(x)
     norms, n_g = group_norms(x, self.groups)
-    return (value_at(self.l1_strength, count) *
-            jnp.sum(jnp.abs(x.astype(_compute_dtype(x)))) +
-            value_at(self.group_strength, count) * math.sqrt(n_g) *
-            jnp.sum(norms))
+    return value_at(self.l1_strength, count) * jnp.sum(
+        jnp.abs(x.astype(_compute_dtype(x)))
+    ) + value_at(self.group_strength, count) * math.sqrt(n_g) * jnp.sum(norms)
 
   def prox(self, x, t, count=0):
     t1 = t * value_at(self.l1_strength, count)
     t2 = t * value_at(self.group_strength, count)
     return self._apply(
-        lambda v: group_shrink(soft_threshold(v, t1), t2, self.groups), x)
+        lambda v: group_shrink(soft_threshold(v, t1), t2, self.groups), x
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,25 +313,32 @@ class TransformedL1(Regularizer):
     check_nonnegative('strength', self.strength)
     check_nonnegative('group_strength', self.group_strength)
     check_groups(self.groups)
-    if not (isinstance(self.a, (int, float)) and self.a > 0 and
-            math.isfinite(self.a)):
+    if not (
+        isinstance(self.a, (int, float))
+        and self.a > 0
+        and math.isfinite(self.a)
+    ):
       raise ValueError(
           f'transformed_l1 needs a finite a > 0 (a → 0 approaches ℓ0, a → ∞ '
-          f'approaches ℓ1), got a={self.a!r}.')
+          f'approaches ℓ1), got a={self.a!r}.'
+      )
     if self.group_prox not in ('search', 'composition'):
       raise ValueError(
           f'group_prox must be "search" (exact up to tolerance) or '
-          f'"composition" (fast approximation), got {self.group_prox!r}.')
+          f'"composition" (fast approximation), got {self.group_prox!r}.'
+      )
     if self.search_points < 2 or self.search_refinements < 0:
-      raise ValueError('search_points must be >= 2 and search_refinements >= 0.')
+      raise ValueError(
+          'search_points must be >= 2 and search_refinements >= 0.'
+      )
 
   def value(self, x, count=0):
     x = jnp.asarray(x)
     xc = x.astype(_compute_dtype(x))
     norms, n_g = group_norms(x, self.groups)
-    return (value_at(self.strength, count) * tl1_penalty(xc, self.a) +
-            value_at(self.group_strength, count) * math.sqrt(n_g) *
-            jnp.sum(norms))
+    return value_at(self.strength, count) * tl1_penalty(xc, self.a) + value_at(
+        self.group_strength, count
+    ) * math.sqrt(n_g) * jnp.sum(norms)
 
   def prox(self, x, t, count=0):
     t1 = t * value_at(self.strength, count)
@@ -348,7 +363,8 @@ class TransformedL1(Regularizer):
 
     def objective(y):
       per = 0.5 * jnp.square(y - v) + t1 * (a + 1) * jnp.abs(y) / (
-          a + jnp.abs(y))
+          a + jnp.abs(y)
+      )
       norms = jnp.sqrt(jnp.sum(jnp.square(y), axis=axes, keepdims=True))
       return jnp.sum(per, axis=axes, keepdims=True) + c2 * norms
 
@@ -361,8 +377,10 @@ class TransformedL1(Regularizer):
       best_obj, best_s = carry
       obj = objective(candidate(jnp.full(shape, s)))
       better = obj < best_obj
-      return (jnp.where(better, obj, best_obj),
-              jnp.where(better, s, best_s)), None
+      return (
+          jnp.where(better, obj, best_obj),
+          jnp.where(better, s, best_s),
+      ), None
 
     init = (jnp.full(shape, jnp.inf, v.dtype), jnp.ones(shape, v.dtype))
     (best_obj, best_s), _ = jax.lax.scan(scan_grid, init, grid)
@@ -386,8 +404,8 @@ class TransformedL1(Regularizer):
       return (lo, hi, best_obj, best_s), None
 
     (_, _, best_obj, best_s), _ = jax.lax.scan(
-        refine, (lo, hi, best_obj, best_s), None,
-        length=self.search_refinements)
+        refine, (lo, hi, best_obj, best_s), None, length=self.search_refinements
+    )
     y = candidate(best_s)
     return jnp.where(zero_obj <= best_obj, jnp.zeros_like(v), y)
 
@@ -414,8 +432,9 @@ def l0(strength: ScalarOrSchedule) -> L0:
   return L0(strength)
 
 
-def group_lasso(strength: ScalarOrSchedule,
-                groups: Groups = 'output') -> GroupLasso:
+def group_lasso(
+    strength: ScalarOrSchedule, groups: Groups = 'output'
+) -> GroupLasso:
   """Group lasso ``λ Σ_g √n_g ‖x_g‖₂`` over output or input channels/neurons.
 
   Example:
@@ -428,19 +447,22 @@ def group_lasso(strength: ScalarOrSchedule,
   return GroupLasso(strength, groups)
 
 
-def sparse_group_lasso(l1_strength: ScalarOrSchedule,
-                       group_strength: ScalarOrSchedule,
-                       groups: Groups = 'output') -> SparseGroupLasso:
+def sparse_group_lasso(
+    l1_strength: ScalarOrSchedule,
+    group_strength: ScalarOrSchedule,
+    groups: Groups = 'output',
+) -> SparseGroupLasso:
   """Sparse group lasso ``λ₁‖x‖₁ + λ₂ Σ_g √n_g‖x_g‖₂`` with its exact prox."""
   return SparseGroupLasso(l1_strength, group_strength, groups)
 
 
-def transformed_l1(strength: ScalarOrSchedule,
-                   a: float = 1.0,
-                   group_strength: ScalarOrSchedule = 0.0,
-                   groups: Groups = 'output',
-                   group_prox: Literal['search', 'composition'] = 'search',
-                   ) -> TransformedL1:
+def transformed_l1(
+    strength: ScalarOrSchedule,
+    a: float = 1.0,
+    group_strength: ScalarOrSchedule = 0.0,
+    groups: Groups = 'output',
+    group_prox: Literal['search', 'composition'] = 'search',
+) -> TransformedL1:
   """Transformed ℓ1 ``λ Σ ρ_a(x_i)`` (+ optional group term), see the class.
 
   Example:
@@ -451,8 +473,12 @@ def transformed_l1(strength: ScalarOrSchedule,
   return TransformedL1(strength, a, group_strength, groups, group_prox)
 
 
-def penalty(params: Any, regularizer: Regularizer | None, count: Any = 0,
-            mask: selection.MaskOrFn = None) -> jax.Array:
+def penalty(
+    params: Any,
+    regularizer: Regularizer | None,
+    count: Any = 0,
+    mask: selection.MaskOrFn = None,
+) -> jax.Array:
   """``Σ λ·R(leaf)`` over the leaves selected by ``mask`` (default kernels).
 
   Use it to log the full objective ``loss + penalty``.
@@ -460,19 +486,24 @@ def penalty(params: Any, regularizer: Regularizer | None, count: Any = 0,
   if regularizer is None:
     return jnp.zeros((), jnp.float32)
   mask = selection.resolve_mask(mask, params)
-  terms = [regularizer.value(p, count)
-           for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
-           if m]
+  terms = [
+      regularizer.value(p, count)
+      for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
+      if m
+  ]
   return sum(terms, jnp.zeros((), jnp.float32))
 
 
-def check_regularizer(owner: str, regularizer: Any,
-                      allow_none: bool = True) -> None:
+def check_regularizer(
+    owner: str, regularizer: Any, allow_none: bool = True
+) -> None:
   """Raises ``TypeError`` unless ``regularizer`` is a :class:`Regularizer`
   (or None, when allowed)."""
-  if (regularizer is None and allow_none) or isinstance(regularizer,
-                                                        Regularizer):
+  if (regularizer is None and allow_none) or isinstance(
+      regularizer, Regularizer
+  ):
     return
   raise TypeError(
       f'{owner} needs a rda_optax.Regularizer such as rda_optax.l1(1e-5) or '
-      f'rda_optax.l0(1e-4), got {type(regularizer).__name__}.')
+      f'rda_optax.l0(1e-4), got {type(regularizer).__name__}.'
+  )

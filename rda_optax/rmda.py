@@ -35,6 +35,7 @@ class RMDAState(NamedTuple):
       the parameters are then ``w̃_k`` themselves. Read it with
       :func:`rda_optax.sparse_params`.
   """
+
   count: jax.Array
   k: jax.Array
   alpha: jax.Array
@@ -50,16 +51,21 @@ class RMDAState(NamedTuple):
     if self.prox_params is not None:
       return self.prox_params
     if params is None:
-      raise ValueError('rmda(momentum=0) keeps no copy of its prox point: it '
-                       'is the parameters; pass params=.')
+      raise ValueError(
+          'rmda(momentum=0) keeps no copy of its prox point: it '
+          'is the parameters; pass params=.'
+      )
     return params
 
 
 def _statically_zero(momentum: Any) -> bool:
   # Only a Python number: optax.inject_hyperparams passes arrays, whose value
   # may change, so the state must then keep the prox point.
-  return momentum is None or (isinstance(momentum, (int, float)) and
-                              not isinstance(momentum, bool) and momentum == 0)
+  return momentum is None or (
+      isinstance(momentum, (int, float))
+      and not isinstance(momentum, bool)
+      and momentum == 0
+  )
 
 
 def rmda(
@@ -152,20 +158,28 @@ def rmda(
     Identification and Variance Reduction*, ICLR 2022 (Algorithm 1).
   """
   validation.check_positive(
-      'rmda', 'learning_rate', learning_rate,
-      'The newest gradient moves the weights by learning_rate, as in SGD.')
+      'rmda',
+      'learning_rate',
+      learning_rate,
+      'The newest gradient moves the weights by learning_rate, as in SGD.',
+  )
   mu = validation.concrete_float(momentum) if momentum is not None else 0.0
   if mu is not None and not 0 <= mu < 1:
     raise ValueError(
         f'rmda needs momentum in [0, 1) (c = 1 - momentum is the weight of '
         f'the new prox point; 0.9 is typical, 0 gives exact zeros at every '
-        f'step), got momentum={momentum!r}.')
+        f'step), got momentum={momentum!r}.'
+    )
   regs.check_regularizer('rmda', regularizer)
   restarts = tuple(restart_steps)
-  if any(not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 0
-         for r in restarts):
-    raise ValueError(f'rmda restart_steps must be update counts (ints >= 0), '
-                     f'got {restart_steps!r}.')
+  if any(
+      not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 0
+      for r in restarts
+  ):
+    raise ValueError(
+        f'rmda restart_steps must be update counts (ints >= 0), '
+        f'got {restart_steps!r}.'
+    )
   restarts = tuple(sorted({int(r) for r in restarts}))
   keep_prox = not _statically_zero(momentum)
 
@@ -179,8 +193,10 @@ def rmda(
         # Copies, not aliases: train steps donate params and state together.
         init_params=copy(params),
         grad_sum=jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params),
-        prox_params=copy(params) if keep_prox else None)
+            lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
+        ),
+        prox_params=copy(params) if keep_prox else None,
+    )
 
   def restart(state, params):
     fresh = init_fn(params)
@@ -193,15 +209,19 @@ def rmda(
     if restarts:
       state = jax.lax.cond(
           jnp.isin(state.count, jnp.asarray(restarts, jnp.int32)),
-          lambda s: restart(s, params), lambda s: s, state)
+          lambda s: restart(s, params),
+          lambda s: s,
+          state,
+      )
     k = optax.safe_increment(state.k)
     sqrt_k = jnp.sqrt(k.astype(jnp.float32))
     s = regs.value_at(learning_rate, state.count).astype(jnp.float32) * sqrt_k
     alpha = state.alpha + s
     inv_beta = 1 / sqrt_k
     t = alpha * inv_beta  # Weight of λR in the prox.
-    grad_sum = jax.tree.map(lambda gs, g: gs + s * g.astype(gs.dtype),
-                            state.grad_sum, updates)
+    grad_sum = jax.tree.map(
+        lambda gs, g: gs + s * g.astype(gs.dtype), state.grad_sum, updates
+    )
     c = 1.0 if not keep_prox else 1 - regs.value_at(momentum, state.count)
 
     def interpolate(p, v):
@@ -210,17 +230,33 @@ def rmda(
         return v.astype(p.dtype)
       return ((1 - c) * p.astype(v.dtype) + c * v).astype(p.dtype)
 
-    v = dual_point(state.init_params, grad_sum, inv_beta, regularizer,
-                   selected, t, state.count)
+    v = dual_point(
+        state.init_params,
+        grad_sum,
+        inv_beta,
+        regularizer,
+        selected,
+        t,
+        state.count,
+    )
     new_params = jax.tree.map(interpolate, params, v)
-    prox_params = (jax.tree.map(lambda x, p: x.astype(jnp.asarray(p).dtype),
-                                v, params) if keep_prox else None)
+    prox_params = (
+        jax.tree.map(lambda x, p: x.astype(jnp.asarray(p).dtype), v, params)
+        if keep_prox
+        else None
+    )
     deltas = jax.tree.map(
         lambda w, p: (w - jnp.asarray(p)).astype(jnp.asarray(p).dtype),
-        new_params, params)
+        new_params,
+        params,
+    )
     return deltas, RMDAState(
-        count=optax.safe_increment(state.count), k=k, alpha=alpha,
-        init_params=state.init_params, grad_sum=grad_sum,
-        prox_params=prox_params)
+        count=optax.safe_increment(state.count),
+        k=k,
+        alpha=alpha,
+        init_params=state.init_params,
+        grad_sum=grad_sum,
+        prox_params=prox_params,
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

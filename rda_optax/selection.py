@@ -47,19 +47,24 @@ def resolve_mask(mask: MaskOrFn, params: Any) -> Any:
     mask = mask(params)
   try:
     full = jax.tree.map(
-        lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params,
-        is_leaf=lambda x: x is None)
+        lambda m, sub: jax.tree.map(lambda _: m, sub),
+        mask,
+        params,
+        is_leaf=lambda x: x is None,
+    )
   except (ValueError, TypeError) as e:
     raise ValueError(
         'The leaf-selection mask does not match the parameters: pass a tree of '
         'booleans with the same structure as the params (or a prefix of it), '
         'or a callable params -> such a tree. '
         f'Mask structure: {jax.tree.structure(mask)}; params structure: '
-        f'{jax.tree.structure(params)}. ({e})') from e
+        f'{jax.tree.structure(params)}. ({e})'
+    ) from e
   for leaf in jax.tree.leaves(full):
     if not isinstance(leaf, (bool, np.bool_)):
       raise ValueError(
           'Leaf-selection mask leaves must be Python booleans chosen from '
           f'static information (shapes, names), got {type(leaf).__name__}: '
-          'for a per-element mask use rda_optax.asr or pruning masks instead.')
+          'for a per-element mask use rda_optax.asr or pruning masks instead.'
+      )
   return jax.tree.map(bool, full)

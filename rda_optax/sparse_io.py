@@ -56,8 +56,8 @@ class SparseFormatError(ValueError):
 
 
 class _Encoded(NamedTuple):
-  code: str                        # 'bitmask' | 'indices' | 'dense'
-  arrays: dict[str, np.ndarray]    # What the file stores for this leaf.
+  code: str  # 'bitmask' | 'indices' | 'dense'
+  arrays: dict[str, np.ndarray]  # What the file stores for this leaf.
   nnz: int
 
 
@@ -82,15 +82,27 @@ def _path_entries(path) -> list[list[Any]]:
 
 
 def _path_str(entries) -> str:
-  return ''.join(f'[{k!r}]' if kind == 'dict' else
-                 f'[{k}]' if kind == 'seq' else f'.{k}'
-                 for kind, k in entries) or '<root>'
+  return (
+      ''.join(
+          f'[{k!r}]'
+          if kind == 'dict'
+          else f'[{k}]'
+          if kind == 'seq'
+          else f'.{k}'
+          for kind, k in entries
+      )
+      or '<root>'
+  )
 
 
 def _raw(x: np.ndarray) -> np.ndarray:
   """The array's bytes, one row per element (for bitwise comparisons)."""
-  return np.ascontiguousarray(x).reshape(-1).view(np.uint8).reshape(
-      x.size, x.dtype.itemsize)
+  return (
+      np.ascontiguousarray(x)
+      .reshape(-1)
+      .view(np.uint8)
+      .reshape(x.size, x.dtype.itemsize)
+  )
 
 
 def _encode(x: np.ndarray) -> _Encoded:
@@ -110,10 +122,15 @@ def _encode(x: np.ndarray) -> _Encoded:
   if code == 'dense':
     return _Encoded(code, {'values': flat.view(np.uint8)}, nnz)
   if code == 'bitmask':
-    return _Encoded(code, {'mask': np.packbits(nonzero), 'values': values},
-                    nnz)
-  return _Encoded(code, {'indices': np.flatnonzero(nonzero).astype(
-      index_dtype), 'values': values}, nnz)
+    return _Encoded(code, {'mask': np.packbits(nonzero), 'values': values}, nnz)
+  return _Encoded(
+      code,
+      {
+          'indices': np.flatnonzero(nonzero).astype(index_dtype),
+          'values': values,
+      },
+      nnz,
+  )
 
 
 def _crc(x: np.ndarray) -> int:
@@ -124,8 +141,9 @@ def _dtype(name: str) -> np.dtype:
   return jnp.dtype(name)  # Knows bfloat16 and the other ml_dtypes.
 
 
-def save_sparse(path: str | os.PathLike, tree: Any, *,
-                compress: bool = False) -> None:
+def save_sparse(
+    path: str | os.PathLike, tree: Any, *, compress: bool = False
+) -> None:
   """Writes ``tree`` to ``path`` (an ``.npz`` file) in the sparse format.
 
   The file is written atomically (a temporary file in the same folder, then
@@ -141,22 +159,33 @@ def save_sparse(path: str | os.PathLike, tree: Any, *,
   """
   path = os.fspath(path)
   leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
-  header = {'format': FORMAT, 'version': VERSION, 'treedef': str(treedef),
-            'leaves': []}
+  header = {
+      'format': FORMAT,
+      'version': VERSION,
+      'treedef': str(treedef),
+      'leaves': [],
+  }
   members: dict[str, np.ndarray] = {}
   for i, (key_path, leaf) in enumerate(leaves):
     x = np.asarray(jax.device_get(leaf))
     enc = _encode(x)
-    header['leaves'].append({
-        'path': _path_entries(key_path), 'shape': list(x.shape),
-        'dtype': x.dtype.name, 'code': enc.code, 'nnz': enc.nnz,
-        'crc32': _crc(x)})
+    header['leaves'].append(
+        {
+            'path': _path_entries(key_path),
+            'shape': list(x.shape),
+            'dtype': x.dtype.name,
+            'code': enc.code,
+            'nnz': enc.nnz,
+            'crc32': _crc(x),
+        }
+    )
     for name, arr in enc.arrays.items():
       members[f'{i}.{name}'] = arr
   members[_HEADER] = np.frombuffer(json.dumps(header).encode(), np.uint8)
   folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path),
-                             suffix='.tmp')
+  fd, tmp = tempfile.mkstemp(
+      dir=folder, prefix='.' + os.path.basename(path), suffix='.tmp'
+  )
   try:
     with os.fdopen(fd, 'wb') as f:
       (np.savez_compressed if compress else np.savez)(f, **members)
@@ -178,32 +207,43 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
   try:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
       members = {k: npz[k] for k in npz.files}
-  except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
-          zlib.error) as e:
+  except (
+      zipfile.BadZipFile,
+      ValueError,
+      OSError,
+      EOFError,
+      KeyError,
+      zlib.error,
+  ) as e:
     raise SparseFormatError(
         f'{path} is not a readable sparse file (truncated or corrupted? '
-        f'{type(e).__name__}: {e}).') from e
+        f'{type(e).__name__}: {e}).'
+    ) from e
   if _HEADER not in members:
     raise SparseFormatError(
         f'{path} has no {_HEADER} member: not written by '
-        'rda_optax.save_sparse.')
+        'rda_optax.save_sparse.'
+    )
   try:
     header = json.loads(members.pop(_HEADER).tobytes().decode())
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
     raise SparseFormatError(f'{path}: its header is corrupted ({e}).') from e
   if header.get('format') != FORMAT:
     raise SparseFormatError(
-        f'{path} is not a {FORMAT} file (format {header.get("format")!r}).')
+        f'{path} is not a {FORMAT} file (format {header.get("format")!r}).'
+    )
   if header.get('version') != VERSION:
     raise SparseFormatError(
         f'{path} has format version {header.get("version")!r}; this '
         f'rda_optax reads version {VERSION} (upgrade rda-optax to read '
-        'newer files).')
+        'newer files).'
+    )
   return header, members
 
 
-def _decode(path: str, i: int, meta: dict[str, Any],
-            members: dict[str, np.ndarray]) -> np.ndarray:
+def _decode(
+    path: str, i: int, meta: dict[str, Any], members: dict[str, np.ndarray]
+) -> np.ndarray:
   where = f'{path}: leaf {_path_str(meta["path"])}'
   try:
     dtype = _dtype(meta['dtype'])
@@ -257,6 +297,7 @@ def _nest(items: list[tuple[list[list[Any]], np.ndarray]]) -> Any:
     if node and all(kind == 'seq' for kind, _ in node):
       return [build(node[k]) for k in sorted(node, key=lambda k: k[1])]
     return {key: build(v) for (_, key), v in node.items()}
+
   return build(root)
 
 
@@ -286,8 +327,9 @@ def load_sparse(path: str | os.PathLike, like: Any = None) -> Any:
   want, treedef = jax.tree_util.tree_flatten_with_path(like)
   problems = []
   if len(want) != len(metas):
-    problems.append(f'the file has {len(metas)} arrays, the template '
-                    f'{len(want)}')
+    problems.append(
+        f'the file has {len(metas)} arrays, the template ' f'{len(want)}'
+    )
   for (key_path, leaf), meta in zip(want, metas):
     name = _path_str(_path_entries(key_path))
     if _path_entries(key_path) != meta['path']:
@@ -295,17 +337,23 @@ def load_sparse(path: str | os.PathLike, like: Any = None) -> Any:
       continue
     shape = tuple(np.shape(leaf))
     if shape != tuple(meta['shape']):
-      problems.append(f'{name}: shape {tuple(meta["shape"])} in the file, '
-                      f'{shape} in the template')
+      problems.append(
+          f'{name}: shape {tuple(meta["shape"])} in the file, '
+          f'{shape} in the template'
+      )
     dtype = jnp.dtype(getattr(leaf, 'dtype', np.asarray(leaf).dtype))
     if dtype.name != meta['dtype']:
-      problems.append(f'{name}: dtype {meta["dtype"]} in the file, '
-                      f'{dtype.name} in the template')
+      problems.append(
+          f'{name}: dtype {meta["dtype"]} in the file, '
+          f'{dtype.name} in the template'
+      )
   if problems:
     shown = '; '.join(problems[:5]) + (
-        f'; and {len(problems) - 5} more' if len(problems) > 5 else '')
+        f'; and {len(problems) - 5} more' if len(problems) > 5 else ''
+    )
     raise SparseFormatError(
-        f'{path} does not match the template tree: {shown}.')
+        f'{path} does not match the template tree: {shown}.'
+    )
   return jax.tree_util.tree_unflatten(treedef, arrays)
 
 
@@ -322,5 +370,8 @@ def sparse_size(tree: Any) -> dict[str, int | float]:
     x = np.asarray(jax.device_get(leaf))
     sparse += sum(a.nbytes for a in _encode(x).arrays.values())
     dense += x.nbytes
-  return {'sparse_bytes': sparse, 'dense_bytes': dense,
-          'ratio': sparse / dense if dense else float('nan')}
+  return {
+      'sparse_bytes': sparse,
+      'dense_bytes': dense,
+      'ratio': sparse / dense if dense else float('nan'),
+  }

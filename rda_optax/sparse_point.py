@@ -17,14 +17,18 @@ import jax
 
 
 def _is_sparse_state(x: Any) -> bool:
-  return isinstance(x, tuple) and callable(getattr(type(x), 'sparse_point',
-                                                   None))
+  return isinstance(x, tuple) and callable(
+      getattr(type(x), 'sparse_point', None)
+  )
 
 
 def sparse_states(state: Any) -> list[Any]:
   """The outermost states in ``state`` that hold a sparse point."""
-  return [s for s in jax.tree.leaves(state, is_leaf=_is_sparse_state)
-          if _is_sparse_state(s)]
+  return [
+      s
+      for s in jax.tree.leaves(state, is_leaf=_is_sparse_state)
+      if _is_sparse_state(s)
+  ]
 
 
 def has_sparse_point(state: Any) -> bool:
@@ -64,7 +68,8 @@ def sparse_params(state: Any, params: Any = None) -> Any:
         f'Expected exactly one rmda, variable_splitting or asr state in the '
         f'optimizer state, found {len(found)}'
         + ('' if found else '; pass params= to fall back to the parameters')
-        + '.')
+        + '.'
+    )
   if not found:
     return params
   return found[0].sparse_point(params)

@@ -115,9 +115,11 @@ def _leaf_counts(x: jax.Array) -> tuple[jax.Array, ...]:
   all_axes = tuple(range(x.ndim))
   out_alive = jnp.any(nz, axis=all_axes[:-1])
   in_alive = jnp.any(nz, axis=all_axes[:-2] + all_axes[-1:])
-  return (nonzeros,
-          jnp.sum(~out_alive, dtype=jnp.int32),
-          jnp.sum(~in_alive, dtype=jnp.int32))
+  return (
+      nonzeros,
+      jnp.sum(~out_alive, dtype=jnp.int32),
+      jnp.sum(~in_alive, dtype=jnp.int32),
+  )
 
 
 @jax.jit
@@ -165,12 +167,23 @@ def layer_sparsity(params: Any, mask: Any = None) -> list[LayerSparsity]:
     nonzeros = int(c[0])
     kw = {}
     if x.ndim > 1:
-      kw = dict(channels=int(x.shape[-1]), zero_channels=int(c[1]),
-                input_channels=int(x.shape[-2]), zero_input_channels=int(c[2]))
-    records.append(LayerSparsity(
-        path=path, shape=tuple(int(d) for d in x.shape), size=size,
-        nonzeros=nonzeros, sparsity=_ratio(size - nonzeros, size),
-        regularized=bool(sel), **kw))
+      kw = dict(
+          channels=int(x.shape[-1]),
+          zero_channels=int(c[1]),
+          input_channels=int(x.shape[-2]),
+          zero_input_channels=int(c[2]),
+      )
+    records.append(
+        LayerSparsity(
+            path=path,
+            shape=tuple(int(d) for d in x.shape),
+            size=size,
+            nonzeros=nonzeros,
+            sparsity=_ratio(size - nonzeros, size),
+            regularized=bool(sel),
+            **kw,
+        )
+    )
   return records
 
 
@@ -189,11 +202,14 @@ def _totals(records: list[LayerSparsity]) -> _Totals:
   nonzeros = sum(r.nonzeros for r in records)
   kernels = [r for r in records if r.channels is not None]
   return _Totals(
-      size=size, nonzeros=nonzeros, sparsity=_ratio(size - nonzeros, size),
+      size=size,
+      nonzeros=nonzeros,
+      sparsity=_ratio(size - nonzeros, size),
       channels=sum(r.channels for r in kernels),
       zero_channels=sum(r.zero_channels for r in kernels),
       input_channels=sum(r.input_channels for r in kernels),
-      zero_input_channels=sum(r.zero_input_channels for r in kernels))
+      zero_input_channels=sum(r.zero_input_channels for r in kernels),
+  )
 
 
 def sparsity_summary(
@@ -249,24 +265,31 @@ def sparsity_summary(
       out[f'{key}/channel_sparsity'] = r.channel_sparsity
       out[f'{key}/input_channel_sparsity'] = r.input_channel_sparsity
   reg = _totals([r for r in records if r.regularized])
-  out.update({
-      'regularized/size': reg.size,
-      'regularized/nonzeros': reg.nonzeros,
-      'regularized/sparsity': reg.sparsity,
-      'regularized/channels': reg.channels,
-      'regularized/zero_channels': reg.zero_channels,
-      'regularized/channel_sparsity': _ratio(reg.zero_channels, reg.channels),
-      'regularized/input_channels': reg.input_channels,
-      'regularized/zero_input_channels': reg.zero_input_channels,
-      'regularized/input_channel_sparsity': _ratio(
-          reg.zero_input_channels, reg.input_channels),
-  })
+  out.update(
+      {
+          'regularized/size': reg.size,
+          'regularized/nonzeros': reg.nonzeros,
+          'regularized/sparsity': reg.sparsity,
+          'regularized/channels': reg.channels,
+          'regularized/zero_channels': reg.zero_channels,
+          'regularized/channel_sparsity': _ratio(
+              reg.zero_channels, reg.channels
+          ),
+          'regularized/input_channels': reg.input_channels,
+          'regularized/zero_input_channels': reg.zero_input_channels,
+          'regularized/input_channel_sparsity': _ratio(
+              reg.zero_input_channels, reg.input_channels
+          ),
+      }
+  )
   tot = _totals(records)
-  out.update({
-      'total/size': tot.size,
-      'total/nonzeros': tot.nonzeros,
-      'total/sparsity': tot.sparsity,
-  })
+  out.update(
+      {
+          'total/size': tot.size,
+          'total/nonzeros': tot.nonzeros,
+          'total/sparsity': tot.sparsity,
+      }
+  )
   return out
 
 
@@ -305,23 +328,55 @@ def sparsity_table(
   """
   if records is None:
     records = layer_sparsity(params, mask)
-  header = ('layer', 'shape', 'params', 'nonzeros', 'sparsity %',
-            'zero out-ch %', 'zero in-ch %')
+  header = (
+      'layer',
+      'shape',
+      'params',
+      'nonzeros',
+      'sparsity %',
+      'zero out-ch %',
+      'zero in-ch %',
+  )
   rows = []
   for r in records:
-    rows.append((r.path + ('*' if r.regularized else ''), str(r.shape),
-                 str(r.size), str(r.nonzeros), _pct(r.sparsity),
-                 _pct(r.channel_sparsity), _pct(r.input_channel_sparsity)))
+    rows.append(
+        (
+            r.path + ('*' if r.regularized else ''),
+            str(r.shape),
+            str(r.size),
+            str(r.nonzeros),
+            _pct(r.sparsity),
+            _pct(r.channel_sparsity),
+            _pct(r.input_channel_sparsity),
+        )
+    )
   reg = _totals([r for r in records if r.regularized])
-  rows.append(('regularized (*)', '', str(reg.size), str(reg.nonzeros),
-               _pct(reg.sparsity),
-               _pct(_ratio(reg.zero_channels, reg.channels)),
-               _pct(_ratio(reg.zero_input_channels, reg.input_channels))))
+  rows.append(
+      (
+          'regularized (*)',
+          '',
+          str(reg.size),
+          str(reg.nonzeros),
+          _pct(reg.sparsity),
+          _pct(_ratio(reg.zero_channels, reg.channels)),
+          _pct(_ratio(reg.zero_input_channels, reg.input_channels)),
+      )
+  )
   tot = _totals(records)
-  rows.append(('total', '', str(tot.size), str(tot.nonzeros),
-               _pct(tot.sparsity), '-', '-'))
-  widths = [max(len(row[i]) for row in [header, *rows])
-            for i in range(len(header))]
+  rows.append(
+      (
+          'total',
+          '',
+          str(tot.size),
+          str(tot.nonzeros),
+          _pct(tot.sparsity),
+          '-',
+          '-',
+      )
+  )
+  widths = [
+      max(len(row[i]) for row in [header, *rows]) for i in range(len(header))
+  ]
 
   def fmt(row):
     cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]

@@ -25,6 +25,7 @@ class SplittingState(NamedTuple):
       it with :func:`sparse_params`.
     inner_state: the wrapped optimizer's state.
   """
+
   count: jax.Array
   aux: Any
   inner_state: Any
@@ -97,8 +98,7 @@ def variable_splitting(
     Bui, Park, Zhang, Qi & Xin, *ℓ0 Regularized Structured Sparsity
     Convolutional Neural Networks*, arXiv 1912.07868.
   """
-  regs.check_regularizer('variable_splitting', regularizer,
-                               allow_none=False)
+  regs.check_regularizer('variable_splitting', regularizer, allow_none=False)
   validation.check_positive('variable_splitting', 'beta', beta)
   regs.check_nonnegative('group_strength', group_strength)
   regs.check_groups(groups)
@@ -110,9 +110,11 @@ def variable_splitting(
     return regularizer.prox_tree(params, selected, 1 / b, count)
 
   def init_fn(params):
-    return SplittingState(count=jnp.zeros([], jnp.int32),
-                          aux=prox_all(params, 0),
-                          inner_state=inner.init(params))
+    return SplittingState(
+        count=jnp.zeros([], jnp.int32),
+        aux=prox_all(params, 0),
+        inner_state=inner.init(params),
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     check_update_args('variable_splitting', updates, params)
@@ -131,12 +133,13 @@ def variable_splitting(
       return (g + extra).astype(g.dtype)
 
     grads = jax.tree.map(coupled, updates, params, state.aux, selected)
-    new_updates, inner_state = inner.update(grads, state.inner_state, params,
-                                            **extra_args)
+    new_updates, inner_state = inner.update(
+        grads, state.inner_state, params, **extra_args
+    )
     new_w = optax.apply_updates(params, new_updates)
     count = optax.safe_increment(state.count)
-    return new_updates, SplittingState(count=count,
-                                       aux=prox_all(new_w, state.count),
-                                       inner_state=inner_state)
+    return new_updates, SplittingState(
+        count=count, aux=prox_all(new_w, state.count), inner_state=inner_state
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -36,8 +36,10 @@ def static_number(name: str, value: Any) -> float | None:
 def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
   """Raises ``ValueError`` unless a constant ``value`` is ``> 0``."""
   if isinstance(value, (str, bytes)):
-    raise TypeError(f'{owner} needs {name} as a number or an optax schedule, '
-                    f'got the string {value!r}: pass {name}={value}.')
+    raise TypeError(
+        f'{owner} needs {name} as a number or an optax schedule, '
+        f'got the string {value!r}: pass {name}={value}.'
+    )
   v = concrete_float(value)
   if callable(value):
     # A schedule: its first value (a γ or rate of 0 divides by zero).
@@ -46,18 +48,24 @@ def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:
     except Exception:  # pylint: disable=broad-except
       v = None
   if v is not None and not 0 < v < float('inf'):
-    got = (f'a schedule whose value at step 0 is {v}' if callable(value)
-           else f'{name}={value!r}')
-    raise ValueError(f'{owner} needs a finite {name} > 0 (or an optax '
-                     f'schedule of such values), got {got}.'
-                     f'{" " + hint if hint else ""}')
+    got = (
+        f'a schedule whose value at step 0 is {v}'
+        if callable(value)
+        else f'{name}={value!r}'
+    )
+    raise ValueError(
+        f'{owner} needs a finite {name} > 0 (or an optax '
+        f'schedule of such values), got {got}.'
+        f'{" " + hint if hint else ""}'
+    )
 
 
 def missing_params_error(owner: str) -> ValueError:
   return ValueError(
       f'{owner} needs the current parameters: call '
       f'`update(grads, state, params)` (optax passes them when you use '
-      f'`optimizer.update(grads, opt_state, params)`).')
+      f'`optimizer.update(grads, opt_state, params)`).'
+  )
 
 
 def check_tree_match(owner: str, tree: Any, params: Any) -> None:
@@ -66,7 +74,8 @@ def check_tree_match(owner: str, tree: Any, params: Any) -> None:
         f'{owner}: the gradients and parameters have different tree '
         f'structures ({jax.tree.structure(tree)} vs '
         f'{jax.tree.structure(params)}); pass gradients of the same parameters '
-        'the optimizer was initialised with.')
+        'the optimizer was initialised with.'
+    )
 
 
 def check_update_args(owner: str, updates: Any, params: Any) -> None:
@@ -80,9 +89,11 @@ def check_update_args(owner: str, updates: Any, params: Any) -> None:
       raise ValueError(
           f'{owner}: the gradient of {jax.tree_util.keystr(path)} has shape '
           f'{jnp.shape(u)} but the parameter has shape {jnp.shape(p)}; pass '
-          'gradients of the parameters themselves.')
+          'gradients of the parameters themselves.'
+      )
     if not jnp.issubdtype(jnp.result_type(p), jnp.inexact):
       raise TypeError(
           f'{owner}: parameter {jax.tree_util.keystr(path)} is of integer '
           f'type {jnp.result_type(p)}; train floating-point parameters '
-          '(e.g. jnp.asarray(p, jnp.float32)).')
+          '(e.g. jnp.asarray(p, jnp.float32)).'
+      )

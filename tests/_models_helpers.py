@@ -19,8 +19,9 @@ import models
 
 def _abstract_variables(model, input_shape):
   x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
-  return jax.eval_shape(functools.partial(model.init, train=False),
-                        jax.random.key(0), x)
+  return jax.eval_shape(
+      functools.partial(model.init, train=False), jax.random.key(0), x
+  )
 
 
 def _count(tree):
@@ -50,7 +51,8 @@ def fake_variables(model, input_shape, seed=0):
     return np.asarray(value, dtype)
 
   return jax.tree_util.tree_map_with_path(
-      fill, _abstract_variables(model, input_shape))
+      fill, _abstract_variables(model, input_shape)
+  )
 
 
 def _node(tree, path):
@@ -76,8 +78,9 @@ def zero_random_channels(variables, rng, frac=0.4, skip=('fc', 'fc2', 'fc3')):
 
 
 def _forward(model, variables, x):
-  return np.asarray(jax.jit(functools.partial(model.apply, train=False))(
-      variables, x))
+  return np.asarray(
+      jax.jit(functools.partial(model.apply, train=False))(variables, x)
+  )
 
 
 def assert_compaction_exact(model, variables, input_shape, seed=1):
@@ -86,8 +89,9 @@ def assert_compaction_exact(model, variables, input_shape, seed=1):
   x = jax.random.normal(jax.random.key(seed), (3,) + tuple(input_shape))
   before = _forward(model, variables, x)
   after = _forward(result.model, result.variables, x)
-  np.testing.assert_allclose(after, before, rtol=1e-4,
-                             atol=1e-4 * np.abs(before).max())
+  np.testing.assert_allclose(
+      after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max()
+  )
   assert type(result.model) is type(model)
   # The report is consistent with the variables.
   for layer in result.layers:
@@ -98,5 +102,3 @@ def assert_compaction_exact(model, variables, input_shape, seed=1):
     assert not set(layer.removed) & set(layer.kept_residual)
     assert not set(layer.removed) & set(layer.kept_constant)
   return result
-
-

@@ -22,6 +22,7 @@ PYTHON = sys.executable
 
 class TinyBN(nn.Module):
   """Conv-BN-ReLU x2, mean pool, dense: small, with batch-norm statistics."""
+
   num_classes: int = 10
   axis_name: str | None = 'batch'
 
@@ -29,8 +30,11 @@ class TinyBN(nn.Module):
   def __call__(self, x, train: bool = False):
     for f, s in ((8, 1), (8, 2)):
       x = nn.Conv(f, (3, 3), strides=s, use_bias=False)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                       axis_name=self.axis_name if train else None)(x)
+      x = nn.BatchNorm(
+          use_running_average=not train,
+          momentum=0.9,
+          axis_name=self.axis_name if train else None,
+      )(x)
       x = nn.relu(x)
     x = x.mean(axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
@@ -46,8 +50,11 @@ def env_with_devices(n: int | None) -> dict[str, str]:
   env = dict(os.environ)
   env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
   env['JAX_PLATFORMS'] = 'cpu'
-  flags = [f for f in env.get('XLA_FLAGS', '').split()
-           if 'force_host_platform_device_count' not in f]
+  flags = [
+      f
+      for f in env.get('XLA_FLAGS', '').split()
+      if 'force_host_platform_device_count' not in f
+  ]
   if n:
     flags.append(f'--xla_force_host_platform_device_count={n}')
   env['XLA_FLAGS'] = ' '.join(flags)
@@ -60,38 +67,58 @@ def train_cmd(args, tiny_bn: bool = False, mock_data: int = 0) -> list[str]:
     opts = ['--tiny_bn'] if tiny_bn else []
     if mock_data:
       opts += ['--mock_data', str(mock_data)]
-    return [PYTHON, os.path.join(REPO, 'tests', '_train_driver.py'), *opts,
-            '--', *args]
+    return [
+        PYTHON,
+        os.path.join(REPO, 'tests', '_train_driver.py'),
+        *opts,
+        '--',
+        *args,
+    ]
   return [PYTHON, '-m', 'train', *args]
 
 
-def run_train(args, *, devices: int | None = 1, tiny_bn: bool = False,
-              mock_data: int = 0, timeout: float = 300, check: bool = True
-              ) -> subprocess.CompletedProcess:
+def run_train(
+    args,
+    *,
+    devices: int | None = 1,
+    tiny_bn: bool = False,
+    mock_data: int = 0,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
   """Runs a training job in a fresh process with ``devices`` CPU devices.
 
   ``tiny_bn``: train :class:`TinyBN`; ``mock_data``: inside
   ``tfds.testing.mock_data(num_examples=mock_data)``.
   """
-  proc = subprocess.run(train_cmd(args, tiny_bn, mock_data), cwd=REPO,
-                        env=env_with_devices(devices), capture_output=True,
-                        text=True, timeout=timeout)
+  proc = subprocess.run(
+      train_cmd(args, tiny_bn, mock_data),
+      cwd=REPO,
+      env=env_with_devices(devices),
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
   if check and proc.returncode != 0:
     raise AssertionError(
         f'training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
-        f'{proc.stderr[-6000:]}')
+        f'{proc.stderr[-6000:]}'
+    )
   return proc
 
 
 def final_variables(workdir: str) -> dict:
   from train import checkpoint as ckpt_lib
+
   return ckpt_lib.load_variables(workdir)
 
 
 def full_checkpoint(workdir: str, step: int | None = None):
   from train import checkpoint as ckpt_lib
-  c = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'),
-                           read_only=True, async_save=False)
+
+  c = ckpt_lib.Checkpoints(
+      os.path.join(workdir, 'checkpoints'), read_only=True, async_save=False
+  )
   try:
     return c.restore_raw(step)
   finally:
@@ -100,25 +127,31 @@ def full_checkpoint(workdir: str, step: int | None = None):
 
 def flat(tree) -> dict[str, np.ndarray]:
   import jax
-  return {jax.tree_util.keystr(k): np.asarray(v)
-          for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+  return {
+      jax.tree_util.keystr(k): np.asarray(v)
+      for k, v in jax.tree_util.tree_leaves_with_path(tree)
+  }
 
 
 def main(argv: list[str]) -> int:
-  opts = argv[:argv.index('--')] if '--' in argv else []
-  args = argv[argv.index('--') + 1:] if '--' in argv else argv
+  opts = argv[: argv.index('--')] if '--' in argv else []
+  args = argv[argv.index('--') + 1 :] if '--' in argv else argv
   mock = None
   if '--mock_data' in opts:
     import tensorflow_datasets as tfds
+
     n = int(opts[opts.index('--mock_data') + 1])
     mock = tfds.testing.mock_data(num_examples=n)
     mock.__enter__()
   from train import cli
+
   if '--tiny_bn' not in opts:
     return cli.main(args)
   from train import config as config_lib
   from train import config_checks
   from train import train as train_lib
+
   try:
     cfg, explicit, _ = cli.parse_config(args)
     config_checks.validate(cfg, explicit)

@@ -37,8 +37,9 @@ def test_projection_vs_brute_force(sparsity, seed):
   got = np.asarray(rda_optax.sparsity_constraint(sparsity).prox(v, t=1.0))
   _, want_obj = brute_force_projection(v, round(sparsity * v.size))
   assert np.sum(got == 0) == round(sparsity * v.size)
-  np.testing.assert_allclose(0.5 * np.sum((got - v) ** 2), want_obj,
-                             rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(
+      0.5 * np.sum((got - v) ** 2), want_obj, rtol=1e-6, atol=1e-7
+  )
   kept = got != 0
   np.testing.assert_array_equal(got[kept], v[kept])  # A projection: no shrink.
 
@@ -46,9 +47,11 @@ def test_projection_vs_brute_force(sparsity, seed):
 @pytest.mark.parametrize('scope', ['global', 'layer'])
 def test_tree_projection_vs_brute_force(scope):
   rng = np.random.default_rng(3)
-  tree = {'a': rng.normal(size=(2, 3)).astype(np.float32),
-          'b': 3 * rng.normal(size=(3, 2)).astype(np.float32),
-          'bias': rng.normal(size=(3,)).astype(np.float32)}
+  tree = {
+      'a': rng.normal(size=(2, 3)).astype(np.float32),
+      'b': 3 * rng.normal(size=(3, 2)).astype(np.float32),
+      'bias': rng.normal(size=(3,)).astype(np.float32),
+  }
   selected = {'a': True, 'b': True, 'bias': False}
   c = rda_optax.sparsity_constraint(0.5, scope=scope)
   got = jax.tree.map(np.asarray, c.prox_tree(tree, selected, t=1.0))
@@ -57,7 +60,8 @@ def test_tree_projection_vs_brute_force(scope):
     joint = np.concatenate([tree['a'].ravel(), tree['b'].ravel()])
     want, _ = brute_force_projection(joint, 6)
     np.testing.assert_array_equal(
-        np.concatenate([got['a'].ravel(), got['b'].ravel()]), want)
+        np.concatenate([got['a'].ravel(), got['b'].ravel()]), want
+    )
   else:
     for k in ('a', 'b'):
       want, _ = brute_force_projection(tree[k], 3)
@@ -65,8 +69,12 @@ def test_tree_projection_vs_brute_force(scope):
 
 
 def test_schedule_dtype_and_jit():
-  sched = functools.partial(rda_optax.zhu_gupta_sparsity, final_sparsity=0.5,
-                            begin_step=0, end_step=10)
+  sched = functools.partial(
+      rda_optax.zhu_gupta_sparsity,
+      final_sparsity=0.5,
+      begin_step=0,
+      end_step=10,
+  )
   c = rda_optax.sparsity_constraint(sched)
   v = jnp.arange(1.0, 9.0, dtype=jnp.bfloat16).reshape(2, 4)
   out0 = jax.jit(lambda x, n: c.prox(x, 1.0, n))(v, 0)
@@ -95,19 +103,28 @@ def np_project_global(tree, sparsity):
   flat[order[:k_zero]] = 0
   out, offset = dict(tree), 0
   for k in keys:
-    out[k] = flat[offset:offset + tree[k].size].reshape(tree[k].shape)
+    out[k] = flat[offset : offset + tree[k].size].reshape(tree[k].shape)
     offset += tree[k].size
   return out
 
 
 @pytest.mark.parametrize('momentum', [0.0, 0.9])
 def test_rmda_with_the_constraint_matches_numpy(momentum):
-  sched = functools.partial(rda_optax.zhu_gupta_sparsity, final_sparsity=0.8,
-                            begin_step=0, end_step=20)
+  sched = functools.partial(
+      rda_optax.zhu_gupta_sparsity,
+      final_sparsity=0.8,
+      begin_step=0,
+      end_step=20,
+  )
   lr = 0.1
   params, grads = random_params(), random_grads(40)
-  traj, state = run(rda_optax.rmda(lr, rda_optax.sparsity_constraint(sched),
-                                   momentum=momentum), params, grads)
+  traj, state = run(
+      rda_optax.rmda(
+          lr, rda_optax.sparsity_constraint(sched), momentum=momentum
+      ),
+      params,
+      grads,
+  )
 
   # np_rmda's prox is per leaf; the global projection couples the leaves, so
   # transcribe the step here (the same formulas as np_rmda, λ unused).
@@ -125,27 +142,36 @@ def test_rmda_with_the_constraint_matches_numpy(momentum):
     for k in SHAPES:
       w[k] = momentum * w[k] + (1 - momentum) * wt[k]
     for k in SHAPES:
-      np.testing.assert_allclose(traj[n][k], w[k], rtol=2e-5, atol=2e-6,
-                                 err_msg=f'step {n}, {k}')
+      np.testing.assert_allclose(
+          traj[n][k], w[k], rtol=2e-5, atol=2e-6, err_msg=f'step {n}, {k}'
+      )
   sparse = rda_optax.sparse_params(state, traj[-1])
   n_sel = sum(np.size(sparse[k]) for k in SHAPES if k != 'bias')
-  n_zero = sum(int(np.sum(np.asarray(sparse[k]) == 0))
-               for k in SHAPES if k != 'bias')
+  n_zero = sum(
+      int(np.sum(np.asarray(sparse[k]) == 0)) for k in SHAPES if k != 'bias'
+  )
   assert n_zero == round(0.8 * n_sel)
 
 
 def test_np_rmda_agrees_for_a_per_layer_constraint():
   """With scope='layer' the prox is per leaf: the shared transcription
   applies as it is."""
+
   def np_layer(v, thr, s=0.5):
     del thr
     k_zero = round(s * v.size)
     flat = v.ravel().copy()
     flat[np.argsort(np.abs(flat), kind='stable')[:k_zero]] = 0
     return flat.reshape(v.shape)
+
   params, grads = random_params(), random_grads(25)
-  traj, _ = run(rda_optax.rmda(0.05, rda_optax.sparsity_constraint(
-      0.5, scope='layer'), momentum=0.9), params, grads)
+  traj, _ = run(
+      rda_optax.rmda(
+          0.05, rda_optax.sparsity_constraint(0.5, scope='layer'), momentum=0.9
+      ),
+      params,
+      grads,
+  )
   want, _ = np_rmda(params, grads, 0.05, 0.9, np_layer, 1.0)
   for n in (0, 10, 24):
     for k in SHAPES:
@@ -160,12 +186,17 @@ def test_prox_sgd_with_the_constraint_is_iht_and_recovers_a_sparse_signal():
   a = rng.normal(size=(m, n)) / np.sqrt(m)
   x_true = np.zeros(n)
   x_true[rng.choice(n, k, replace=False)] = rng.choice([-1.0, 1.0], k) * (
-      1 + rng.random(k))
+      1 + rng.random(k)
+  )
   y = a @ x_true
   a, y = jnp.asarray(a, jnp.float32), jnp.asarray(y, jnp.float32)
   loss = lambda p: 0.5 * jnp.sum((a @ p['x'][:, 0] - y) ** 2)
-  opt = rda_optax.prox_sgd(0.5, rda_optax.sparsity_constraint(1 - k / n),
-                           momentum=None, mask={'x': True})
+  opt = rda_optax.prox_sgd(
+      0.5,
+      rda_optax.sparsity_constraint(1 - k / n),
+      momentum=None,
+      mask={'x': True},
+  )
   params = {'x': jnp.zeros((n, 1))}
   state = opt.init(params)
 
@@ -180,9 +211,9 @@ def test_prox_sgd_with_the_constraint_is_iht_and_recovers_a_sparse_signal():
 
 
 def test_splitting_keeps_the_projection_of_w():
-  opt = rda_optax.variable_splitting(optax.sgd(0.1),
-                                     rda_optax.sparsity_constraint(0.75),
-                                     beta=1.0)
+  opt = rda_optax.variable_splitting(
+      optax.sgd(0.1), rda_optax.sparsity_constraint(0.75), beta=1.0
+  )
   params = {'w': jnp.arange(1.0, 9.0).reshape(2, 4), 'b': jnp.ones(2)}
   state = opt.init(params)
   v = rda_optax.sparse_params(state)
@@ -193,18 +224,25 @@ def test_splitting_keeps_the_projection_of_w():
 def test_inject_hyperparams_and_multisteps():
   params, grads = random_params(), random_grads(6)
   opt = optax.inject_hyperparams(rda_optax.rmda)(
-      learning_rate=0.1, momentum=0.0,
-      regularizer=rda_optax.sparsity_constraint(0.5))
+      learning_rate=0.1,
+      momentum=0.0,
+      regularizer=rda_optax.sparsity_constraint(0.5),
+  )
   traj, _ = run(opt, params, grads)
-  ref, _ = run(rda_optax.rmda(0.1, rda_optax.sparsity_constraint(0.5),
-                              momentum=0.0), params, grads)
+  ref, _ = run(
+      rda_optax.rmda(0.1, rda_optax.sparsity_constraint(0.5), momentum=0.0),
+      params,
+      grads,
+  )
   for k in SHAPES:
     np.testing.assert_allclose(traj[-1][k], ref[-1][k], rtol=1e-6)
-  multi = optax.MultiSteps(rda_optax.rmda(
-      0.1, rda_optax.sparsity_constraint(0.5), momentum=0.0),
-      every_k_schedule=2)
+  multi = optax.MultiSteps(
+      rda_optax.rmda(0.1, rda_optax.sparsity_constraint(0.5), momentum=0.0),
+      every_k_schedule=2,
+  )
   traj2, _ = run(multi, params, grads)
   sel = sum(np.size(traj2[-1][k]) for k in SHAPES if k != 'bias')
-  zeros = sum(int(np.sum(np.asarray(traj2[-1][k]) == 0))
-              for k in SHAPES if k != 'bias')
+  zeros = sum(
+      int(np.sum(np.asarray(traj2[-1][k]) == 0)) for k in SHAPES if k != 'bias'
+  )
   assert zeros == round(0.5 * sel)

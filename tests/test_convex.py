@@ -27,15 +27,23 @@ def problem():
   del sklearn
   from sklearn.datasets import load_digits
   from sklearn.linear_model import LogisticRegression
+
   x, y = load_digits(return_X_y=True)
   x = x / 16.0
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
-    clf = LogisticRegression(penalty='l1', C=1 / (LAM * len(y)),
-                             solver='saga', tol=1e-10, max_iter=20000)
+    clf = LogisticRegression(
+        penalty='l1',
+        C=1 / (LAM * len(y)),
+        solver='saga',
+        tol=1e-10,
+        max_iter=20000,
+    )
     clf.fit(x, y)
-  ref = {'w': jnp.asarray(clf.coef_.T, jnp.float32),
-         'b': jnp.asarray(clf.intercept_, jnp.float32)}
+  ref = {
+      'w': jnp.asarray(clf.coef_.T, jnp.float32),
+      'b': jnp.asarray(clf.intercept_, jnp.float32),
+  }
   return jnp.asarray(x, jnp.float32), jax.nn.one_hot(y, 10), ref
 
 
@@ -53,13 +61,16 @@ def full_batch(opt, params, x, y, steps):
     g = jax.grad(loss)(p, x, y)
     u, s = opt.update(g, s, p)
     return (optax.apply_updates(p, u), s), None
+
   run = jax.jit(lambda c: jax.lax.scan(body, c, None, length=steps)[0])
   return run((params, opt.init(params)))[0]
 
 
 def init_params(seed=0):
-  return {'w': 0.01 * jax.random.normal(jax.random.PRNGKey(seed), (64, 10)),
-          'b': jnp.zeros(10)}
+  return {
+      'w': 0.01 * jax.random.normal(jax.random.PRNGKey(seed), (64, 10)),
+      'b': jnp.zeros(10),
+  }
 
 
 def assert_optimal(params, x, y, ref):
@@ -73,9 +84,13 @@ def assert_optimal(params, x, y, ref):
 
 def test_prox_sgd_reaches_the_optimum():
   x, y, ref = problem()
-  params = full_batch(rda_optax.prox_sgd(learning_rate=1.0,
-                                         regularizer=rda_optax.l1(LAM)),
-                      init_params(), x, y, steps=20000)
+  params = full_batch(
+      rda_optax.prox_sgd(learning_rate=1.0, regularizer=rda_optax.l1(LAM)),
+      init_params(),
+      x,
+      y,
+      steps=20000,
+  )
   assert_optimal(params, x, y, ref)
 
 
@@ -87,9 +102,13 @@ def test_rda_reaches_the_optimum():
   """
   x, y, ref = problem()
   gamma = lambda count: 0.5 / jnp.sqrt(count + 1.0)
-  params = full_batch(rda_optax.rda(gamma=gamma,
-                                    regularizer=rda_optax.l1(LAM)),
-                      init_params(), x, y, steps=10000)
+  params = full_batch(
+      rda_optax.rda(gamma=gamma, regularizer=rda_optax.l1(LAM)),
+      init_params(),
+      x,
+      y,
+      steps=10000,
+  )
   assert_optimal(params, x, y, ref)
 
 

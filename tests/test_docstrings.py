@@ -5,8 +5,15 @@ import importlib
 
 import pytest
 
-MODULES = ['asr', 'prox_sgd', 'rda', 'regularizers', 'selection', 'sparse_io',
-           'splitting']
+MODULES = [
+    'asr',
+    'prox_sgd',
+    'rda',
+    'regularizers',
+    'selection',
+    'sparse_io',
+    'splitting',
+]
 
 
 @pytest.mark.parametrize('name', MODULES)

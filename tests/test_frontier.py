@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope='module')
 def frontier():
   spec = importlib.util.spec_from_file_location(
-      'frontier', os.path.join(ROOT, 'benchmarks', 'frontier.py'))
+      'frontier', os.path.join(ROOT, 'benchmarks', 'frontier.py')
+  )
   mod = importlib.util.module_from_spec(spec)
   sys.modules['frontier'] = mod  # Its dataclasses look their module up.
   spec.loader.exec_module(mod)
@@ -45,18 +46,28 @@ def test_every_method_has_the_same_budget(frontier, setting):
 
 def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
   recs = []
+
   def add(method, strength, accs, sps, variant='v'):
     for seed, (a, s) in enumerate(zip(accs, sps)):
-      recs.append(dict(method=method, variant=variant, strength=strength,
-                       seed=seed, test_top1=a, sparsity=s))
-  add('rmda', 1e-4, [0.98, 0.98], [0.94, 0.96])   # mean 0.95
+      recs.append(
+          dict(
+              method=method,
+              variant=variant,
+              strength=strength,
+              seed=seed,
+              test_top1=a,
+              sparsity=s,
+          )
+      )
+
+  add('rmda', 1e-4, [0.98, 0.98], [0.94, 0.96])  # mean 0.95
   add('rmda', 2e-4, [0.97, 0.97], [0.97, 0.975])  # mean 0.9725
   add('rmda', 3e-4, [0.90, 0.90], [0.99, 0.99])
   add('han_global', 0.95, [0.975, 0.985], [0.95, 0.95])
   add('dense', 0.0, [0.99, 0.99], [0.0, 0.0], variant='cosine')
   add('dense', 0.0, [0.5, 0.5], [0.0, 0.0], variant='parent')
   table = frontier.at_levels(frontier.aggregate(recs), (0.95, 0.97, 0.99))
-  assert table['rmda'][0.95][0] == pytest.approx(0.98)   # 1e-4 (mean 0.95)
+  assert table['rmda'][0.95][0] == pytest.approx(0.98)  # 1e-4 (mean 0.95)
   assert table['rmda'][0.97][4] == 2e-4  # Overshoots to 0.9725: still taken.
   assert table['rmda'][0.99][0] == pytest.approx(0.90)
   assert table['han_global'][0.95][1] == pytest.approx(0.00707, abs=1e-4)
@@ -66,10 +77,14 @@ def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
 
 def test_markdown_and_plot(frontier, tmp_path):
   s = frontier.SETTINGS['lenet300']
-  recs = [dict(method=m, variant='v', strength=st, seed=0, test_top1=a,
-               sparsity=sp) for m, st, a, sp in (
-                   ('rmda', 1e-3, 0.97, 0.97), ('han_global', 0.97, 0.96, 0.97),
-                   ('dense', 0.0, 0.98, 0.0))]
+  recs = [
+      dict(method=m, variant='v', strength=st, seed=0, test_top1=a, sparsity=sp)
+      for m, st, a, sp in (
+          ('rmda', 1e-3, 0.97, 0.97),
+          ('han_global', 0.97, 0.96, 0.97),
+          ('dense', 0.0, 0.98, 0.0),
+      )
+  ]
   agg = frontier.aggregate(recs)
   md = frontier.markdown('lenet300', s, recs, agg)
   assert '| 97.0% | 97.00% ± 0.00% @ 97.00% | 96.00% ± 0.00% @ 97.00% |' in md
@@ -83,7 +98,8 @@ def test_rmda_target_runs_project_on_each_level(frontier, setting):
   runs = [r for r in s.runs([0]) if r.method == 'rmda_target']
   for variant in s.variants['rmda_target']:
     assert sorted(r.strength for r in runs if r.variant == variant) == sorted(
-        s.levels)
+        s.levels
+    )
   for r in runs:
     f = list(r.flags)
     assert f[f.index('--method') + 1] == 'rmda'
@@ -92,11 +108,11 @@ def test_rmda_target_runs_project_on_each_level(frontier, setting):
     assert float(f[f.index('--epochs') + 1]) == s.sparse_epochs
 
 
-def test_a_finished_run_is_recognised_from_another_checkout(frontier,
-                                                            tmp_path):
+def test_a_finished_run_is_recognised_from_another_checkout(frontier, tmp_path):
   """Same flags, run directory spelled differently: finished; other flags:
   refused."""
   import json
+
   s = frontier.SETTINGS['lenet300']
   run = [r for r in s.runs([0]) if r.method == 'rmda_target'][0]
   out = str(tmp_path)

@@ -24,7 +24,7 @@ def project_modules() -> dict[str, str]:
         if not fname.endswith('.py'):
           continue
         rel = os.path.relpath(os.path.join(dirpath, fname), REPO)
-        parts = rel[:-len('.py')].split(os.sep)
+        parts = rel[: -len('.py')].split(os.sep)
         if parts[-1] == '__init__':
           parts = parts[:-1]
         modules['.'.join(parts)] = os.path.join(dirpath, fname)
@@ -38,7 +38,7 @@ def _base(module: str, is_package: bool, node: ast.ImportFrom) -> str:
   parts = module.split('.')
   if not is_package:
     parts = parts[:-1]
-  parts = parts[:len(parts) - (node.level - 1)]
+  parts = parts[: len(parts) - (node.level - 1)]
   return '.'.join(parts + ([node.module] if node.module else []))
 
 
@@ -80,7 +80,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     path.append(node)
     for nxt in sorted(graph.get(node, ())):
       if state.get(nxt) == 1:
-        return path[path.index(nxt):] + [nxt]
+        return path[path.index(nxt) :] + [nxt]
       if nxt not in state:
         cycle = visit(nxt)
         if cycle:
@@ -105,8 +105,12 @@ def test_graph_sees_the_project():
 
 def test_find_cycle_names_the_cycle():
   assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
-  assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c',
-                                                              'a']
+  assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == [
+      'a',
+      'b',
+      'c',
+      'a',
+  ]
 
 
 def test_no_import_cycles():

@@ -10,9 +10,10 @@ import pytest
 from rda_optax.initializers import rda_uniform
 
 
-@pytest.mark.parametrize('shape, fan_in', [((3, 3, 16, 32), 144),
-                                           ((256, 10), 256),
-                                           ((5, 5, 1, 6), 25)])
+@pytest.mark.parametrize(
+    'shape, fan_in',
+    [((3, 3, 16, 32), 144), ((256, 10), 256), ((5, 5, 1, 6), 25)],
+)
 @pytest.mark.parametrize('scale', [1.0, 10.0])
 def test_bounds_are_exactly_sqrt_3s_over_fan_in(shape, fan_in, scale):
   w = np.asarray(rda_uniform(scale)(jax.random.key(0), shape))
@@ -26,14 +27,16 @@ def test_matches_variance_scaling_exactly():
   key = jax.random.key(3)
   ours = rda_uniform(7.0)(key, (3, 3, 8, 4))
   ref = jax.nn.initializers.variance_scaling(7.0, 'fan_in', 'uniform')(
-      key, (3, 3, 8, 4))
+      key, (3, 3, 8, 4)
+  )
   np.testing.assert_array_equal(ours, ref)
 
 
 def test_empirical_variance_is_scale_over_fan_in():
   scale, fan_in = 5.0, 512
-  w = np.asarray(rda_uniform(scale)(jax.random.key(1), (fan_in, 2048)),
-                 np.float64)
+  w = np.asarray(
+      rda_uniform(scale)(jax.random.key(1), (fan_in, 2048)), np.float64
+  )
   assert abs(w.mean()) < 0.01 * math.sqrt(scale / fan_in)
   np.testing.assert_allclose(w.var(), scale / fan_in, rtol=0.02)
 
@@ -51,8 +54,9 @@ def test_custom_axes():
   assert float(jnp.max(jnp.abs(w))) <= math.sqrt(3 * 3.0 / 300)
 
 
-@pytest.mark.parametrize('scale', [0.0, -1.0, float('nan'), float('inf'),
-                                   'big', None])
+@pytest.mark.parametrize(
+    'scale', [0.0, -1.0, float('nan'), float('inf'), 'big', None]
+)
 def test_invalid_scale(scale):
   with pytest.raises(ValueError, match='scale'):
     rda_uniform(scale)
@@ -76,5 +80,6 @@ def test_flax_dense_and_conv():
 def test_docstring_examples():
   import doctest
   from rda_optax import initializers
+
   result = doctest.testmod(initializers)
   assert result.failed == 0 and result.attempted > 0

@@ -31,19 +31,28 @@ def test_compact_lenet5_folds_constant_channels(conv_relu):
 
 def test_compact_lenet300_100():
   model = models.LeNet300100()
-  variables = zero_random_channels(fake_variables(model, (28, 28, 1)),
-                                   np.random.default_rng(0), skip=('fc3',))
+  variables = zero_random_channels(
+      fake_variables(model, (28, 28, 1)),
+      np.random.default_rng(0),
+      skip=('fc3',),
+  )
   result = assert_compaction_exact(model, variables, (28, 28, 1))
   assert result.model.features[0] < 300 and result.model.features[1] < 100
 
 
-@pytest.mark.parametrize('variant,conv_bias', [('cifar', True),
-                                               ('imagenet', False)])
+@pytest.mark.parametrize(
+    'variant,conv_bias', [('cifar', True), ('imagenet', False)]
+)
 def test_compact_vgg_random_channels(variant, conv_bias):
-  model = models.VGG(cfg=(8, 'M', 8, 16, 'M', 16), variant=variant,
-                     hidden=(12, 12), conv_bias=conv_bias)
-  variables = zero_random_channels(fake_variables(model, (16, 16, 3)),
-                                   np.random.default_rng(3))
+  model = models.VGG(
+      cfg=(8, 'M', 8, 16, 'M', 16),
+      variant=variant,
+      hidden=(12, 12),
+      conv_bias=conv_bias,
+  )
+  variables = zero_random_channels(
+      fake_variables(model, (16, 16, 3)), np.random.default_rng(3)
+  )
   result = assert_compaction_exact(model, variables, (16, 16, 3))
   assert sum(len(l.removed) for l in result.layers) > 0
   assert sum(len(l.kept_constant) for l in result.layers) > 0
@@ -59,9 +68,9 @@ def test_compact_vgg_padding_rule():
   p['conv1']['kernel'][..., [0, 1]] = 0
   p['conv1']['bias'][[0, 1]] = 0.0
   s['bn1']['mean'][[0, 1]] = 0.0
-  p['bn1']['bias'][[0, 1]] = [1.0, -1.0]   # relu -> 1 (kept), 0 (removed)
+  p['bn1']['bias'][[0, 1]] = [1.0, -1.0]  # relu -> 1 (kept), 0 (removed)
   p['conv2']['kernel'][..., [2]] = 0
-  p['bn2']['bias'][2] = 2.0                # read by the classifier: folded
+  p['bn2']['bias'][2] = 2.0  # read by the classifier: folded
   result = assert_compaction_exact(model, variables, (8, 8, 3))
   assert result['conv1'].zero == (0, 1)
   assert result['conv1'].removed == (1,)
@@ -82,14 +91,18 @@ def test_compact_keeps_one_channel():
 def test_compact_resnet_basic_random_channels(stem):
   model = models.ResNet(stage_sizes=(2, 2), num_filters=4, stem=stem)
   shape = (16, 16, 3)
-  variables = zero_random_channels(fake_variables(model, shape),
-                                   np.random.default_rng(1), frac=0.5)
+  variables = zero_random_channels(
+      fake_variables(model, shape), np.random.default_rng(1), frac=0.5
+  )
   result = assert_compaction_exact(model, variables, shape)
   assert result.model.projections == (False, True)
   # Layers writing one residual stream share their channels.
   stream = [l for l in result.layers if l.space == 'stream:stem+layer1']
   assert [l.name for l in stream] == [
-      'conv1', 'layer1_block0/conv2', 'layer1_block1/conv2']
+      'conv1',
+      'layer1_block0/conv2',
+      'layer1_block1/conv2',
+  ]
   assert len({l.kept for l in stream}) == 1
   assert sum(len(l.kept_residual) for l in result.layers) > 0
 
@@ -99,15 +112,18 @@ def test_compact_resnet_residual_stream():
   model = models.ResNet(stage_sizes=(2, 1), num_filters=4)
   variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
   p = variables['params']
-  writers = [('conv1', 'bn1'), ('layer1_block0/conv2', 'layer1_block0/bn2'),
-             ('layer1_block1/conv2', 'layer1_block1/bn2')]
+  writers = [
+      ('conv1', 'bn1'),
+      ('layer1_block0/conv2', 'layer1_block0/bn2'),
+      ('layer1_block1/conv2', 'layer1_block1/bn2'),
+  ]
   for conv, bn in writers:
     _node(p, conv)['kernel'][..., [0, 1]] = 0
-    _node(p, bn)['bias'][[0, 1]] = -5.0       # relu(constant) = 0 everywhere
-  _node(p, 'layer1_block1/conv2')['kernel'][..., 2] = 0   # zero in one writer
+    _node(p, bn)['bias'][[0, 1]] = -5.0  # relu(constant) = 0 everywhere
+  _node(p, 'layer1_block1/conv2')['kernel'][..., 2] = 0  # zero in one writer
   p['layer2_block0']['conv2']['kernel'][..., 3] = 0
   p['layer2_block0']['downsample_conv']['kernel'][..., 3] = 0
-  p['layer2_block0']['bn2']['bias'][3] = 0.8   # constant read only by fc
+  p['layer2_block0']['bn2']['bias'][3] = 0.8  # constant read only by fc
   result = assert_compaction_exact(model, variables, (8, 8, 3))
   for conv, _ in writers:
     assert result[conv].removed == (0, 1)
@@ -118,11 +134,16 @@ def test_compact_resnet_residual_stream():
 
 
 def test_compact_resnet_bottleneck_folds_through_1x1():
-  model = models.ResNet(stage_sizes=(1, 2), num_filters=4,
-                        block_cls=models.BottleneckBlock, stem='imagenet')
+  model = models.ResNet(
+      stage_sizes=(1, 2),
+      num_filters=4,
+      block_cls=models.BottleneckBlock,
+      stem='imagenet',
+  )
   shape = (16, 16, 3)
-  variables = zero_random_channels(fake_variables(model, shape),
-                                   np.random.default_rng(2), frac=0.5)
+  variables = zero_random_channels(
+      fake_variables(model, shape), np.random.default_rng(2), frac=0.5
+  )
   p = variables['params']
   # conv2 -> conv3 is 1x1: a positive constant is folded, not kept.
   p['layer2_block1']['conv2']['kernel'][..., 0] = 0
@@ -137,8 +158,9 @@ def test_compact_resnet_bottleneck_folds_through_1x1():
 
 def test_compact_wide_resnet_inner_channels():
   model = models.WideResNet(depth=10, widen_factor=2, dropout_rate=0.3)
-  variables = zero_random_channels(fake_variables(model, (8, 8, 3)),
-                                   np.random.default_rng(4), frac=0.5)
+  variables = zero_random_channels(
+      fake_variables(model, (8, 8, 3)), np.random.default_rng(4), frac=0.5
+  )
   p = variables['params']
   p['group2_block0']['conv1']['kernel'][..., :3] = 0
   p['group2_block0']['bn2']['bias'][:3] = [-3.0, -3.0, 3.0]
@@ -148,7 +170,8 @@ def test_compact_wide_resnet_inner_channels():
   assert {0, 1} <= set(layer.removed) and 2 in layer.kept_constant
   assert result.model.block_widths[1][0] == layer.kept
   assert [l.name for l in result.layers if l.space == l.name] == [
-      f'group{g}_block0/conv1' for g in (1, 2, 3)]
+      f'group{g}_block0/conv1' for g in (1, 2, 3)
+  ]
 
 
 def test_compact_wide_resnet_residual_streams():
@@ -166,8 +189,11 @@ def test_compact_wide_resnet_residual_streams():
   # shortcut and in block 1's conv2, silent after block 1's bn1 and the bn1
   # of group 3's first block (removed); channel 4 zero in the first two
   # writers only (kept: block 1 writes it).
-  for conv in ('group2_block0/conv2', 'group2_block0/shortcut_conv',
-               'group2_block1/conv2'):
+  for conv in (
+      'group2_block0/conv2',
+      'group2_block0/shortcut_conv',
+      'group2_block1/conv2',
+  ):
     _node(p, conv)['kernel'][..., 3] = 0
   for conv in ('group2_block0/conv2', 'group2_block0/shortcut_conv'):
     _node(p, conv)['kernel'][..., 4] = 0
@@ -177,8 +203,11 @@ def test_compact_wide_resnet_residual_streams():
   # Group-3 stream, channel 5: silent after block 1's bn1; the head reads
   # it through bn -> relu -> mean -> fc as a positive constant, folded into
   # fc's bias.
-  for conv in ('group3_block0/conv2', 'group3_block0/shortcut_conv',
-               'group3_block1/conv2'):
+  for conv in (
+      'group3_block0/conv2',
+      'group3_block0/shortcut_conv',
+      'group3_block1/conv2',
+  ):
     _node(p, conv)['kernel'][..., 5] = 0
   p['group3_block1']['bn1']['scale'][5] = 0.1
   p['group3_block1']['bn1']['bias'][5] = -5.0

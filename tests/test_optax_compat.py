@@ -8,24 +8,35 @@ import pytest
 
 import rda_optax
 
-PARAMS = {'dense': {'kernel': jnp.asarray(
-    np.random.default_rng(0).normal(size=(4, 3)), jnp.float32),
-                    'bias': jnp.zeros(3)}}
+PARAMS = {
+    'dense': {
+        'kernel': jnp.asarray(
+            np.random.default_rng(0).normal(size=(4, 3)), jnp.float32
+        ),
+        'bias': jnp.zeros(3),
+    }
+}
 GRADS = jax.tree.map(lambda p: jnp.full_like(p, 0.3), PARAMS)
 
 OPTIMIZERS = {
     'rda': lambda: rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1)),
-    'prox_sgd': lambda: rda_optax.prox_sgd(0.1, rda_optax.l1(0.1),
-                                           momentum=0.9),
-    'asr_rda': lambda: rda_optax.asr(rda_optax.rda(
-        gamma=1.0, regularizer=rda_optax.group_lasso(0.1)), start_step=2),
+    'prox_sgd': lambda: rda_optax.prox_sgd(
+        0.1, rda_optax.l1(0.1), momentum=0.9
+    ),
+    'asr_rda': lambda: rda_optax.asr(
+        rda_optax.rda(gamma=1.0, regularizer=rda_optax.group_lasso(0.1)),
+        start_step=2,
+    ),
     'asr_sgd': lambda: rda_optax.asr(optax.sgd(0.1, momentum=0.9)),
     'rmda': lambda: rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9),
-    'rmda_no_momentum': lambda: rda_optax.rmda(0.1, rda_optax.l1(0.1),
-                                               momentum=0.0),
+    'rmda_no_momentum': lambda: rda_optax.rmda(
+        0.1, rda_optax.l1(0.1), momentum=0.0
+    ),
     'asr_rmda_sgd': lambda: rda_optax.asr(
-        rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9), start_step=2,
-        retrain=optax.sgd(0.1, momentum=0.9)),
+        rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9),
+        start_step=2,
+        retrain=optax.sgd(0.1, momentum=0.9),
+    ),
 }
 
 
@@ -43,33 +54,40 @@ def test_chain_with_clipping_and_extra_args(name):
   params, _ = steps(opt)
   # Extra arguments (as optax.contrib / line searches pass) are accepted.
   opt_x = OPTIMIZERS[name]()
-  params_x, _ = steps(optax.chain(optax.clip_by_global_norm(1.0), opt_x),
-                      value=jnp.asarray(1.0))
-  np.testing.assert_allclose(params['dense']['kernel'],
-                             params_x['dense']['kernel'])
+  params_x, _ = steps(
+      optax.chain(optax.clip_by_global_norm(1.0), opt_x), value=jnp.asarray(1.0)
+  )
+  np.testing.assert_allclose(
+      params['dense']['kernel'], params_x['dense']['kernel']
+  )
   assert isinstance(OPTIMIZERS[name](), optax.GradientTransformationExtraArgs)
 
 
 def test_inject_hyperparams_rda_and_prox_sgd():
   opt = optax.inject_hyperparams(rda_optax.rda)(
-      gamma=1.0, regularizer=rda_optax.l1(0.1))
+      gamma=1.0, regularizer=rda_optax.l1(0.1)
+  )
   params, state = steps(opt)
   ref, _ = steps(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1)))
-  np.testing.assert_allclose(params['dense']['kernel'],
-                             ref['dense']['kernel'], rtol=1e-6)
+  np.testing.assert_allclose(
+      params['dense']['kernel'], ref['dense']['kernel'], rtol=1e-6
+  )
   state.hyperparams['gamma'] = jnp.asarray(2.0)  # Changed mid-run.
   updates, _ = opt.update(GRADS, state, params)
   assert updates['dense']['kernel'].shape == (4, 3)
 
   sched = optax.exponential_decay(0.1, 1, 0.5)
   opt = optax.inject_hyperparams(rda_optax.prox_sgd)(
-      learning_rate=sched, regularizer=rda_optax.l1(0.1), momentum=0.9)
+      learning_rate=sched, regularizer=rda_optax.l1(0.1), momentum=0.9
+  )
   _, state = steps(opt)  # The value used by the 3rd update: 0.1 · 0.5².
   assert float(state.hyperparams['learning_rate']) == pytest.approx(0.025)
   # A callable leaf-selection mask is not a schedule: mark it static.
   opt = optax.inject_hyperparams(rda_optax.rda, static_args=('mask',))(
-      gamma=1.0, regularizer=rda_optax.l1(0.1),
-      mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+      gamma=1.0,
+      regularizer=rda_optax.l1(0.1),
+      mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p),
+  )
   steps(opt)
 
 
@@ -78,18 +96,21 @@ def test_multisteps_accumulates(name):
   k = 3
   opt = optax.MultiSteps(OPTIMIZERS[name](), every_k_schedule=k)
   params, state = steps(opt, n=k - 1)
-  np.testing.assert_array_equal(params['dense']['kernel'],
-                                PARAMS['dense']['kernel'])
+  np.testing.assert_array_equal(
+      params['dense']['kernel'], PARAMS['dense']['kernel']
+  )
   params, _ = steps(opt, params=params, n=1)  # (from a fresh state: 1 step)
   multi, _ = steps(opt, n=k)
   single, _ = steps(OPTIMIZERS[name](), n=1)
-  np.testing.assert_allclose(multi['dense']['kernel'],
-                             single['dense']['kernel'], rtol=1e-6)
+  np.testing.assert_allclose(
+      multi['dense']['kernel'], single['dense']['kernel'], rtol=1e-6
+  )
 
 
 def test_masked_by_optax():
-  opt = optax.masked(OPTIMIZERS['rda'](), {'dense': {'kernel': True,
-                                                    'bias': False}})
+  opt = optax.masked(
+      OPTIMIZERS['rda'](), {'dense': {'kernel': True, 'bias': False}}
+  )
   params, _ = steps(opt)
   assert (np.asarray(params['dense']['kernel']) == 0).any()
 
@@ -114,8 +135,10 @@ def test_state_structure_stable_under_cond(name):
 
   @jax.jit
   def maybe_update(pred, state):
-    return jax.lax.cond(pred, lambda s: opt.update(GRADS, s, PARAMS)[1],
-                        lambda s: s, state)
+    return jax.lax.cond(
+        pred, lambda s: opt.update(GRADS, s, PARAMS)[1], lambda s: s, state
+    )
+
   s1 = maybe_update(True, state)
   s0 = maybe_update(False, state)
   assert jax.tree.structure(s1) == jax.tree.structure(state)
@@ -134,11 +157,13 @@ def test_inside_pmap(name):
     grads = jax.lax.pmean(grads, 'i')
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state
+
   step = jax.pmap(step, axis_name='i')
   new, _ = step(params, state, replicate(GRADS))
   single, _ = steps(opt, n=1)
-  np.testing.assert_allclose(new['dense']['kernel'][0],
-                             single['dense']['kernel'], rtol=1e-6)
+  np.testing.assert_allclose(
+      new['dense']['kernel'][0], single['dense']['kernel'], rtol=1e-6
+  )
 
 
 # ------------------------------------------------------------------- Flax
@@ -146,6 +171,7 @@ def test_inside_pmap(name):
 
 def digits_batch():
   from sklearn.datasets import load_digits
+
   x, y = load_digits(return_X_y=True)
   return jnp.asarray(x[:512] / 16.0, jnp.float32), jnp.asarray(y[:512])
 
@@ -155,6 +181,7 @@ def test_flax_linen_train_state():
   from flax.training import train_state
 
   class MLP(nn.Module):
+
     @nn.compact
     def __call__(self, x):
       x = nn.relu(nn.Dense(64, kernel_init=rda_optax.rda_uniform(2.0))(x))
@@ -164,8 +191,9 @@ def test_flax_linen_train_state():
   model = MLP()
   params = model.init(jax.random.PRNGKey(0), x)['params']
   tx = rda_optax.rda(gamma=0.5, regularizer=rda_optax.l1(3e-3))
-  state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                        tx=tx)
+  state = train_state.TrainState.create(
+      apply_fn=model.apply, params=params, tx=tx
+  )
 
   def accuracy(p):
     return float((model.apply({'params': p}, x).argmax(-1) == y).mean())
@@ -175,6 +203,7 @@ def test_flax_linen_train_state():
     def loss_fn(p):
       logits = state.apply_fn({'params': p}, x)
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
     return state.apply_gradients(grads=jax.grad(loss_fn)(state.params))
 
   acc0 = accuracy(state.params)
@@ -189,6 +218,7 @@ def test_flax_nnx_optimizer():
   from flax import nnx
 
   class MLP(nnx.Module):
+
     def __init__(self, rngs):
       self.l1 = nnx.Linear(64, 64, rngs=rngs)
       self.l2 = nnx.Linear(64, 10, rngs=rngs)
@@ -198,14 +228,17 @@ def test_flax_nnx_optimizer():
 
   x, y = digits_batch()
   model = MLP(nnx.Rngs(0))
-  opt = nnx.Optimizer(model, rda_optax.prox_sgd(
-      0.3, rda_optax.l1(5e-3), momentum=0.9), wrt=nnx.Param)
+  opt = nnx.Optimizer(
+      model,
+      rda_optax.prox_sgd(0.3, rda_optax.l1(5e-3), momentum=0.9),
+      wrt=nnx.Param,
+  )
 
   @nnx.jit
   def train_step(model, opt):
     def loss_fn(model):
-      return optax.softmax_cross_entropy_with_integer_labels(model(x),
-                                                             y).mean()
+      return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
     grads = nnx.grad(loss_fn)(model)
     opt.update(model, grads)
 
@@ -227,6 +260,7 @@ def test_params_and_state_can_be_donated_together(name):
   def step(params, state):
     updates, state = opt.update(GRADS, state, params)
     return optax.apply_updates(params, updates), state
+
   donated = jax.jit(step, donate_argnums=(0, 1))
   plain = jax.jit(step)
   ref_params = jax.tree.map(jnp.copy, PARAMS)
@@ -235,6 +269,7 @@ def test_params_and_state_can_be_donated_together(name):
     params, state = donated(params, state)
     ref_params, ref_state = plain(ref_params, ref_state)
   # Donation (buffers reused in place) changes nothing in the results.
-  for a, b in zip(jax.tree.leaves((params, state)),
-                  jax.tree.leaves((ref_params, ref_state))):
+  for a, b in zip(
+      jax.tree.leaves((params, state)), jax.tree.leaves((ref_params, ref_state))
+  ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

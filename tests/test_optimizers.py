@@ -17,14 +17,21 @@ SHAPES = {'conv': (3, 3, 2, 4), 'dense': (6, 5), 'bias': (5,)}
 
 def random_params(seed=0):
   rng = np.random.default_rng(seed)
-  return {k: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32)
-          for k, s in SHAPES.items()}
+  return {
+      k: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32)
+      for k, s in SHAPES.items()
+  }
 
 
 def random_grads(steps, seed=1):
   rng = np.random.default_rng(seed)
-  return [{k: rng.normal(scale=0.5, size=s).astype(np.float32)
-           for k, s in SHAPES.items()} for _ in range(steps)]
+  return [
+      {
+          k: rng.normal(scale=0.5, size=s).astype(np.float32)
+          for k, s in SHAPES.items()
+      }
+      for _ in range(steps)
+  ]
 
 
 def run(opt, params, grads, jit=True):
@@ -44,7 +51,7 @@ def np_soft(v, thr):
 
 def np_group_out(v, thr):
   axes = tuple(range(v.ndim - 1))
-  norms = np.sqrt((v ** 2).sum(axis=axes, keepdims=True))
+  norms = np.sqrt((v**2).sum(axis=axes, keepdims=True))
   n_g = math.prod(v.shape[:-1])
   return v * np.maximum(0, 1 - thr * math.sqrt(n_g) / np.maximum(norms, 1e-30))
 
@@ -56,13 +63,15 @@ def np_group_out(v, thr):
 @pytest.mark.parametrize('kind', ['l1', 'group', 'none'])
 def test_rda_matches_numpy_transcription(gamma, kind):
   lam = 0.02
-  reg = {'l1': rda_optax.l1(lam), 'group': rda_optax.group_lasso(lam),
-         'none': None}[kind]
+  reg = {
+      'l1': rda_optax.l1(lam),
+      'group': rda_optax.group_lasso(lam),
+      'none': None,
+  }[kind]
   prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
   params = random_params()
   grads = random_grads(60)
-  traj, state = run(rda_optax.rda(gamma=gamma, regularizer=reg), params,
-                    grads)
+  traj, state = run(rda_optax.rda(gamma=gamma, regularizer=reg), params, grads)
   w0 = jax.tree.map(np.asarray, params)
   G = {k: np.zeros(s) for k, s in SHAPES.items()}
   for n, g in enumerate(grads, start=1):
@@ -82,8 +91,9 @@ def test_rda_threshold_grows_like_sqrt_n():
   """With zero gradients, the ℓ1 threshold λ√n/γ eventually zeroes w0."""
   params = {'w': jnp.array([[0.5, -0.2], [0.05, 1.0]])}
   zero = [{'w': np.zeros((2, 2), np.float32)}] * 400
-  traj, _ = run(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.01)),
-                params, zero)
+  traj, _ = run(
+      rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.01)), params, zero
+  )
   for n in (1, 100, 400):
     want = np_soft(np.asarray(params['w']), 0.01 * math.sqrt(n))
     np.testing.assert_allclose(traj[n - 1]['w'], want, rtol=1e-5, atol=1e-7)
@@ -95,20 +105,25 @@ def test_rda_schedules_for_gamma_and_lambda():
   lam = optax.piecewise_constant_schedule(0.01, {4: 3.0})
   params = random_params()
   grads = random_grads(8)
-  traj, _ = run(rda_optax.rda(gamma=gamma, regularizer=rda_optax.l1(lam)),
-                params, grads)
+  traj, _ = run(
+      rda_optax.rda(gamma=gamma, regularizer=rda_optax.l1(lam)), params, grads
+  )
   G = sum(g['dense'] for g in grads)
   n = 8
   beta = float(gamma(n - 1)) * math.sqrt(n)
-  want = np_soft(np.asarray(params['dense']) - G / beta,
-                 n * float(lam(n - 1)) / beta)
+  want = np_soft(
+      np.asarray(params['dense']) - G / beta, n * float(lam(n - 1)) / beta
+  )
   np.testing.assert_allclose(traj[-1]['dense'], want, rtol=1e-5, atol=1e-6)
 
 
 def test_rda_updates_land_exactly_on_zero():
   params = random_params()
-  traj, _ = run(rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.3)),
-                params, random_grads(5))
+  traj, _ = run(
+      rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.3)),
+      params,
+      random_grads(5),
+  )
   # Soft-thresholded entries are exactly 0.0, not 1e-9.
   for w in traj:
     small = np.abs(w['conv']) < 1e-6
@@ -119,16 +134,23 @@ def test_rda_updates_land_exactly_on_zero():
 # ---------------------------------------------------------------- Prox-SGD
 
 
-@pytest.mark.parametrize('momentum, nesterov', [(None, False), (0.9, False),
-                                                (0.9, True)])
+@pytest.mark.parametrize(
+    'momentum, nesterov', [(None, False), (0.9, False), (0.9, True)]
+)
 def test_prox_sgd_matches_numpy_transcription(momentum, nesterov):
   lam, sched = 0.05, optax.cosine_decay_schedule(0.1, 40)
   params = random_params()
   grads = random_grads(40)
-  traj, _ = run(rda_optax.prox_sgd(learning_rate=sched,
-                                   regularizer=rda_optax.l1(lam),
-                                   momentum=momentum, nesterov=nesterov),
-                params, grads)
+  traj, _ = run(
+      rda_optax.prox_sgd(
+          learning_rate=sched,
+          regularizer=rda_optax.l1(lam),
+          momentum=momentum,
+          nesterov=nesterov,
+      ),
+      params,
+      grads,
+  )
   w = jax.tree.map(np.asarray, params)
   d = {k: np.zeros(s) for k, s in SHAPES.items()}
   for n, g in enumerate(grads):
@@ -147,8 +169,7 @@ def test_prox_sgd_matches_numpy_transcription(momentum, nesterov):
 def test_prox_sgd_without_regularizer_equals_optax_sgd():
   params = random_params()
   grads = random_grads(10)
-  a, _ = run(rda_optax.prox_sgd(learning_rate=0.1, momentum=0.9), params,
-             grads)
+  a, _ = run(rda_optax.prox_sgd(learning_rate=0.1, momentum=0.9), params, grads)
   b, _ = run(optax.sgd(0.1, momentum=0.9), params, grads)
   for x, y in zip(a, b):
     for k in SHAPES:
@@ -158,14 +179,18 @@ def test_prox_sgd_without_regularizer_equals_optax_sgd():
 # --------------------------------------------------------------------- ASR
 
 
-@pytest.mark.parametrize('inner', [
-    lambda: optax.sgd(0.05),
-    lambda: optax.sgd(0.05, momentum=0.9),
-    lambda: optax.sgd(0.05, momentum=0.9, nesterov=True),
-    lambda: optax.adam(1e-2),
-    lambda: rda_optax.prox_sgd(0.05, rda_optax.l1(0.01), momentum=0.9),
-    lambda: rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.01)),
-], ids=['sgd', 'momentum', 'nesterov', 'adam', 'prox_sgd', 'rda'])
+@pytest.mark.parametrize(
+    'inner',
+    [
+        lambda: optax.sgd(0.05),
+        lambda: optax.sgd(0.05, momentum=0.9),
+        lambda: optax.sgd(0.05, momentum=0.9, nesterov=True),
+        lambda: optax.adam(1e-2),
+        lambda: rda_optax.prox_sgd(0.05, rda_optax.l1(0.01), momentum=0.9),
+        lambda: rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.01)),
+    ],
+    ids=['sgd', 'momentum', 'nesterov', 'adam', 'prox_sgd', 'rda'],
+)
 def test_asr_frozen_weights_stay_zero(inner):
   params = random_params()
   params['conv'] = params['conv'] * (np.abs(params['conv']) > 0.2)
@@ -206,7 +231,9 @@ def test_asr_is_sticky_and_zeroes_momentum():
 
 def _asr_by_hand(inner, params, grads, start_step):
   """ASR written out: zero the inner state at frozen entries, then step."""
-  asr_lib = importlib.import_module('rda_optax.asr')  # (rda_optax.asr is the function)
+  asr_lib = importlib.import_module(
+      'rda_optax.asr'
+  )  # (rda_optax.asr is the function)
   state, keep, traj = inner.init(params), None, []
   for n, g in enumerate(grads):
     g = jax.tree.map(jnp.asarray, g)
@@ -214,16 +241,22 @@ def _asr_by_hand(inner, params, grads, start_step):
       keep = {k: (v != 0) if v.ndim > 1 else None for k, v in params.items()}
     if keep is not None:
       state = asr_lib.zero_frozen_moments(inner, state, keep)
-      g = {k: v if keep[k] is None else jnp.where(keep[k], v, 0)
-           for k, v in g.items()}
+      g = {
+          k: v if keep[k] is None else jnp.where(keep[k], v, 0)
+          for k, v in g.items()
+      }
     u, state = inner.update(g, state, params)
     if keep is not None:
-      u = {k: v if keep[k] is None else jnp.where(keep[k], v, 0)
-           for k, v in u.items()}
+      u = {
+          k: v if keep[k] is None else jnp.where(keep[k], v, 0)
+          for k, v in u.items()
+      }
     params = optax.apply_updates(params, u)
     if keep is not None:
-      keep = {k: None if m is None else m & (params[k] != 0)
-              for k, m in keep.items()}
+      keep = {
+          k: None if m is None else m & (params[k] != 0)
+          for k, m in keep.items()
+      }
     traj.append(jax.tree.map(np.asarray, params))
   return traj
 
@@ -237,7 +270,8 @@ def test_asr_zeroes_what_the_inner_sees(inner):
   params = random_params()
   make = {
       'sparse_group_lasso': lambda: rda_optax.rda(
-          gamma=1.0, regularizer=rda_optax.sparse_group_lasso(0.05, 0.05)),
+          gamma=1.0, regularizer=rda_optax.sparse_group_lasso(0.05, 0.05)
+      ),
       'rmda': lambda: rda_optax.rmda(0.1, rda_optax.l1(0.2), momentum=0.0),
   }[inner]
   opt = rda_optax.asr(make(), start_step=10, restart_inner=False)
@@ -257,8 +291,11 @@ def test_asr_zeroes_what_the_inner_sees(inner):
 def test_asr_sparse_point_is_zero_where_frozen():
   # RMDA with momentum keeps its sparse point apart from the parameters; under
   # asr every frozen entry of it is zero, whatever the stored centre holds.
-  opt = rda_optax.asr(rda_optax.rmda(0.1, rda_optax.l1(0.2), momentum=0.9),
-                      start_step=10, restart_inner=False)
+  opt = rda_optax.asr(
+      rda_optax.rmda(0.1, rda_optax.l1(0.2), momentum=0.9),
+      start_step=10,
+      restart_inner=False,
+  )
   traj, state = run(opt, random_params(), random_grads(30))
   point = state.sparse_point()
   for k in ('conv', 'dense'):
@@ -273,8 +310,11 @@ def test_asr_start_step_with_rda(restart):
   grads = random_grads(30)
   params = random_params()
   reg = rda_optax.l1(0.05)
-  opt = rda_optax.asr(rda_optax.rda(gamma=1.0, regularizer=reg),
-                      start_step=10, restart_inner=restart)
+  opt = rda_optax.asr(
+      rda_optax.rda(gamma=1.0, regularizer=reg),
+      start_step=10,
+      restart_inner=restart,
+  )
   traj, state = run(opt, params, grads)
   plain, _ = run(rda_optax.rda(gamma=1.0, regularizer=reg), params, grads)
   # Before start_step: exactly plain RDA.
@@ -295,12 +335,15 @@ def test_asr_start_step_with_rda(restart):
   live = ~frozen
   if restart:  # The centre is the sparse weights at step 10; 20 steps since.
     assert int(inner.count) == 20
-    np.testing.assert_array_equal(np.asarray(inner.init_params['conv'])[live],
-                                  traj[9]['conv'][live])
+    np.testing.assert_array_equal(
+        np.asarray(inner.init_params['conv'])[live], traj[9]['conv'][live]
+    )
   else:
     assert int(inner.count) == 30
-    np.testing.assert_array_equal(np.asarray(inner.init_params['conv'])[live],
-                                  np.asarray(params['conv'])[live])
+    np.testing.assert_array_equal(
+        np.asarray(inner.init_params['conv'])[live],
+        np.asarray(params['conv'])[live],
+    )
 
 
 def test_asr_rda_group_prox_sees_frozen_weights_as_zero():
@@ -313,8 +356,11 @@ def test_asr_rda_group_prox_sees_frozen_weights_as_zero():
   lam1, lam2, gamma = 0.05, 0.02, 1.0
   w0 = np.array([[0.5, 0.8], [0.4, 0.6], [0.5, 0.3]], np.float32)
   params = {'w': jnp.asarray(w0)}
-  opt = rda_optax.asr(rda_optax.rda(
-      gamma=gamma, regularizer=rda_optax.sparse_group_lasso(lam1, lam2)))
+  opt = rda_optax.asr(
+      rda_optax.rda(
+          gamma=gamma, regularizer=rda_optax.sparse_group_lasso(lam1, lam2)
+      )
+  )
   state = opt.init(params)
   g1 = np.zeros((3, 2), np.float32)
   g1[0, 0] = 0.5  # w0 − G/β = 0 at step 1: frozen from then on.
@@ -335,9 +381,10 @@ def test_asr_rda_group_prox_sees_frozen_weights_as_zero():
 
 def test_freeze_zeros_with_optax_masked():
   params = {'k': jnp.array([0.0, 1.0]), 'b': jnp.array([0.0, 1.0])}
-  opt = optax.chain(optax.sgd(1.0),
-                    optax.masked(rda_optax.freeze_zeros(),
-                                 {'k': True, 'b': False}))
+  opt = optax.chain(
+      optax.sgd(1.0),
+      optax.masked(rda_optax.freeze_zeros(), {'k': True, 'b': False}),
+  )
   state = opt.init(params)
   u, state = opt.update({'k': jnp.ones(2), 'b': jnp.ones(2)}, state, params)
   new = optax.apply_updates(params, u)
@@ -348,30 +395,37 @@ def test_freeze_zeros_with_optax_masked():
 # ------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize('make, match', [
-    (lambda: rda_optax.rda(gamma=0.0), 'gamma > 0'),
-    (lambda: rda_optax.rda(gamma=-1.0), 'gamma > 0'),
-    (lambda: rda_optax.rda(gamma=1.0, regularizer=0.1), 'Regularizer'),
-    (lambda: rda_optax.prox_sgd(learning_rate=0.0), 'learning_rate'),
-    (lambda: rda_optax.prox_sgd(0.1, momentum=1.5), 'momentum'),
-    (lambda: rda_optax.prox_sgd(0.1, nesterov=True), 'nesterov'),
-    (lambda: rda_optax.asr(optax.sgd(0.1), start_step=-1), 'start_step'),
-    (lambda: rda_optax.asr('sgd'), 'GradientTransformation'),
-    (lambda: rda_optax.rda(gamma=float('inf')), 'finite gamma'),
-    (lambda: rda_optax.rda(gamma=float('nan')), 'finite gamma'),
-    (lambda: rda_optax.rda(gamma='1.0'), 'number or an optax schedule'),
-    (lambda: rda_optax.prox_sgd(learning_rate=float('inf')), 'finite'),
-])
+@pytest.mark.parametrize(
+    'make, match',
+    [
+        (lambda: rda_optax.rda(gamma=0.0), 'gamma > 0'),
+        (lambda: rda_optax.rda(gamma=-1.0), 'gamma > 0'),
+        (lambda: rda_optax.rda(gamma=1.0, regularizer=0.1), 'Regularizer'),
+        (lambda: rda_optax.prox_sgd(learning_rate=0.0), 'learning_rate'),
+        (lambda: rda_optax.prox_sgd(0.1, momentum=1.5), 'momentum'),
+        (lambda: rda_optax.prox_sgd(0.1, nesterov=True), 'nesterov'),
+        (lambda: rda_optax.asr(optax.sgd(0.1), start_step=-1), 'start_step'),
+        (lambda: rda_optax.asr('sgd'), 'GradientTransformation'),
+        (lambda: rda_optax.rda(gamma=float('inf')), 'finite gamma'),
+        (lambda: rda_optax.rda(gamma=float('nan')), 'finite gamma'),
+        (lambda: rda_optax.rda(gamma='1.0'), 'number or an optax schedule'),
+        (lambda: rda_optax.prox_sgd(learning_rate=float('inf')), 'finite'),
+    ],
+)
 def test_invalid_hyperparameters(make, match):
   with pytest.raises((ValueError, TypeError), match=match):
     make()
 
 
-@pytest.mark.parametrize('opt', [
-    rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1)),
-    rda_optax.prox_sgd(0.1, rda_optax.l1(0.1)),
-    rda_optax.asr(optax.sgd(0.1)),
-], ids=['rda', 'prox_sgd', 'asr'])
+@pytest.mark.parametrize(
+    'opt',
+    [
+        rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1)),
+        rda_optax.prox_sgd(0.1, rda_optax.l1(0.1)),
+        rda_optax.asr(optax.sgd(0.1)),
+    ],
+    ids=['rda', 'prox_sgd', 'asr'],
+)
 def test_missing_params_and_mismatched_trees(opt):
   params = random_params()
   state = opt.init(params)
@@ -383,8 +437,9 @@ def test_missing_params_and_mismatched_trees(opt):
 
 
 def test_mask_selection_errors_are_clear():
-  opt = rda_optax.rda(gamma=1.0, regularizer=rda_optax.l1(0.1),
-                      mask={'nope': True})
+  opt = rda_optax.rda(
+      gamma=1.0, regularizer=rda_optax.l1(0.1), mask={'nope': True}
+  )
   params = random_params()
   state = opt.init(params)
   with pytest.raises(ValueError, match='mask does not match'):
@@ -402,10 +457,13 @@ def test_bad_values_reported_by_the_library():
   with pytest.raises(ValueError, match='value at step 0 is 0.0'):
     rda_optax.rda(gamma=optax.linear_schedule(0.0, 1.0, 10))
   params = {'w': jnp.ones((2, 3))}
-  for opt in (rda_optax.rda(1.0, rda_optax.l1(0.1)),
-              rda_optax.rmda(0.1, rda_optax.l1(0.1)),
-              rda_optax.gradual_magnitude_pruning(0.5, begin_step=0,
-                                                  end_step=10, frequency=1)):
+  for opt in (
+      rda_optax.rda(1.0, rda_optax.l1(0.1)),
+      rda_optax.rmda(0.1, rda_optax.l1(0.1)),
+      rda_optax.gradual_magnitude_pruning(
+          0.5, begin_step=0, end_step=10, frequency=1
+      ),
+  ):
     state = opt.init(params)
     with pytest.raises(ValueError, match=r"gradient of \['w'\] has shape"):
       opt.update({'w': jnp.ones((3, 2))}, state, params)

@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), 'README.md')
+README = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'README.md'
+)
 
 
 def python_blocks():
@@ -26,7 +27,9 @@ def test_readme_python_blocks_run_in_order(capsys):
     try:
       exec(compile(block, f'README.md block {i}', 'exec'), namespace)  # pylint: disable=exec-used
     except Exception as e:  # pylint: disable=broad-except
-      pytest.fail(f'README python block {i} failed: {type(e).__name__}: {e}\n'
-                  f'{block}')
+      pytest.fail(
+          f'README python block {i} failed: {type(e).__name__}: {e}\n'
+          f'{block}'
+      )
   assert 'sparse' in namespace and 'logits' in namespace
   capsys.readouterr()

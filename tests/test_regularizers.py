@@ -36,20 +36,25 @@ def np_penalty(reg, x):
     return reg.strength * math.sqrt(n) * norms.sum()
   if isinstance(reg, regs.SparseGroupLasso):
     norms, n = np_group_norms(x, reg.groups)
-    return (reg.l1_strength * np.abs(x).sum() +
-            reg.group_strength * math.sqrt(n) * norms.sum())
+    return (
+        reg.l1_strength * np.abs(x).sum()
+        + reg.group_strength * math.sqrt(n) * norms.sum()
+    )
   if isinstance(reg, regs.TransformedL1):
     norms, n = np_group_norms(x, reg.groups)
     a = reg.a
-    return (reg.strength * ((a + 1) * np.abs(x) / (a + np.abs(x))).sum() +
-            reg.group_strength * math.sqrt(n) * norms.sum())
+    return (
+        reg.strength * ((a + 1) * np.abs(x) / (a + np.abs(x))).sum()
+        + reg.group_strength * math.sqrt(n) * norms.sum()
+    )
   raise TypeError(reg)
 
 
 def prox_objective(reg, y, v, t):
   y = np.asarray(y, np.float64)
   return 0.5 * float(np.sum((y - np.asarray(v, np.float64)) ** 2)) + t * float(
-      np_penalty(reg, y))
+      np_penalty(reg, y)
+  )
 
 
 def brute_force_scalar(reg, v, t, lo=-6.0, hi=6.0, n=120001):
@@ -66,11 +71,17 @@ def brute_force_scalar(reg, v, t, lo=-6.0, hi=6.0, n=120001):
   return np.reshape(out, np.shape(v))
 
 
-@pytest.mark.parametrize('reg', [rda_optax.l1(0.7), rda_optax.l0(0.7),
-                                 rda_optax.transformed_l1(0.7, a=0.5),
-                                 rda_optax.transformed_l1(0.3, a=3.0),
-                                 rda_optax.transformed_l1(2.0, a=1.0)],
-                         ids=['l1', 'l0', 'tl1_a0.5', 'tl1_a3', 'tl1_a1'])
+@pytest.mark.parametrize(
+    'reg',
+    [
+        rda_optax.l1(0.7),
+        rda_optax.l0(0.7),
+        rda_optax.transformed_l1(0.7, a=0.5),
+        rda_optax.transformed_l1(0.3, a=3.0),
+        rda_optax.transformed_l1(2.0, a=1.0),
+    ],
+    ids=['l1', 'l0', 'tl1_a0.5', 'tl1_a3', 'tl1_a1'],
+)
 @pytest.mark.parametrize('t', [0.1, 1.0, 2.5])
 def test_elementwise_prox_vs_grid(reg, t):
   v = RNG.normal(scale=2.0, size=(40,))
@@ -86,29 +97,42 @@ def test_elementwise_prox_vs_grid(reg, t):
 
 def test_elementwise_zero_and_sign_structure():
   v = jnp.linspace(-3, 3, 61)
-  for reg in [rda_optax.l1(0.5), rda_optax.l0(0.5),
-              rda_optax.transformed_l1(0.5, a=1.0)]:
+  for reg in [
+      rda_optax.l1(0.5),
+      rda_optax.l0(0.5),
+      rda_optax.transformed_l1(0.5, a=1.0),
+  ]:
     y = reg.prox(v, 1.0)
     assert bool(jnp.all(jnp.sign(y) * jnp.sign(v) >= 0))
     assert bool(jnp.all(jnp.abs(y) <= jnp.abs(v) + 1e-6))
     assert int(jnp.sum(y == 0)) > 0  # Exact zeros.
-  np.testing.assert_allclose(rda_optax.l1(0.5).prox(v, 1.0),
-                             np.sign(v) * np.maximum(np.abs(v) - 0.5, 0),
-                             atol=1e-6)
-  np.testing.assert_array_equal(rda_optax.l0(0.5).prox(v, 1.0),
-                                np.where(np.abs(v) > 1.0, v, 0))
+  np.testing.assert_allclose(
+      rda_optax.l1(0.5).prox(v, 1.0),
+      np.sign(v) * np.maximum(np.abs(v) - 0.5, 0),
+      atol=1e-6,
+  )
+  np.testing.assert_array_equal(
+      rda_optax.l0(0.5).prox(v, 1.0), np.where(np.abs(v) > 1.0, v, 0)
+  )
 
 
 def _minimize_group(reg, v, t, starts=8, seed=0):
   """Multi-start minimisation of the prox objective (Powell, derivative free)."""
   rng = np.random.default_rng(seed)
   f = lambda y: prox_objective(reg, y.reshape(v.shape), v, t)
-  best = min([optimize.minimize(f, x0, method='Powell',
-                                options=dict(xtol=1e-7, ftol=1e-10,
-                                             maxfev=20000))
-              for x0 in [v.ravel(), np.zeros(v.size)] +
-              [rng.normal(size=v.size) * np.abs(v).max()
-               for _ in range(starts)]], key=lambda r: r.fun)
+  best = min(
+      [
+          optimize.minimize(
+              f,
+              x0,
+              method='Powell',
+              options=dict(xtol=1e-7, ftol=1e-10, maxfev=20000),
+          )
+          for x0 in [v.ravel(), np.zeros(v.size)]
+          + [rng.normal(size=v.size) * np.abs(v).max() for _ in range(starts)]
+      ],
+      key=lambda r: r.fun,
+  )
   return min(best.fun, f(np.zeros(v.size)))
 
 
@@ -136,16 +160,18 @@ def test_group_prox_vs_brute_force(name, shape, t):
 def test_group_lasso_closed_form_and_zero_groups():
   w = jnp.array([[3.0, 0.1, 0.0], [4.0, 0.1, 1.0]])  # dense (in=2, out=3)
   y = rda_optax.group_lasso(0.5).prox(w, 1.0)
-  np.testing.assert_allclose(y[:, 0], np.array([3.0, 4.0]) *
-                             (1 - 0.5 * math.sqrt(2) / 5), rtol=1e-6)
+  np.testing.assert_allclose(
+      y[:, 0], np.array([3.0, 4.0]) * (1 - 0.5 * math.sqrt(2) / 5), rtol=1e-6
+  )
   np.testing.assert_array_equal(y[:, 1], 0)  # Whole output neuron removed.
   # Input groups are rows.
   y_in = rda_optax.group_lasso(0.5, groups='input').prox(w, 1.0)
   norms = np.linalg.norm(np.asarray(w), axis=1)
   np.testing.assert_allclose(
-      y_in, np.asarray(w) * np.maximum(0, 1 - 0.5 * math.sqrt(3) / norms)[:,
-                                                                          None],
-      rtol=1e-6)
+      y_in,
+      np.asarray(w) * np.maximum(0, 1 - 0.5 * math.sqrt(3) / norms)[:, None],
+      rtol=1e-6,
+  )
   # Conv output channels: the last axis.
   k = jnp.asarray(RNG.normal(size=(3, 3, 4, 5)), jnp.float32)
   k = k.at[..., 2].multiply(0.01)
@@ -158,8 +184,9 @@ def test_sparse_group_lasso_is_exact_composition():
   v = jnp.asarray(RNG.normal(size=(6, 4)), jnp.float32)
   sgl = rda_optax.sparse_group_lasso(0.2, 0.3)
   y = sgl.prox(v, 1.0)
-  composed = rda_optax.group_lasso(0.3).prox(rda_optax.l1(0.2).prox(v, 1.0),
-                                             1.0)
+  composed = rda_optax.group_lasso(0.3).prox(
+      rda_optax.l1(0.2).prox(v, 1.0), 1.0
+  )
   np.testing.assert_allclose(y, composed, rtol=1e-6)
 
 
@@ -169,12 +196,15 @@ def test_tl1_group_search_beats_composition():
   for seed in range(20):
     v = np.random.default_rng(seed).normal(size=(4, 3))
     exact = rda_optax.transformed_l1(0.4, a=0.5, group_strength=0.3)
-    approx = rda_optax.transformed_l1(0.4, a=0.5, group_strength=0.3,
-                                      group_prox='composition')
-    fe = prox_objective(exact, exact.prox(jnp.asarray(v, jnp.float32), 1.0),
-                        v, 1.0)
-    fa = prox_objective(exact, approx.prox(jnp.asarray(v, jnp.float32), 1.0),
-                        v, 1.0)
+    approx = rda_optax.transformed_l1(
+        0.4, a=0.5, group_strength=0.3, group_prox='composition'
+    )
+    fe = prox_objective(
+        exact, exact.prox(jnp.asarray(v, jnp.float32), 1.0), v, 1.0
+    )
+    fa = prox_objective(
+        exact, approx.prox(jnp.asarray(v, jnp.float32), 1.0), v, 1.0
+    )
     assert fe <= fa + 1e-5
     worse += fa > fe + 1e-4
   assert worse > 0  # The composition really is suboptimal somewhere.
@@ -183,9 +213,13 @@ def test_tl1_group_search_beats_composition():
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16, jnp.float16])
 def test_prox_preserves_dtype(dtype):
   v = jnp.asarray(RNG.normal(size=(3, 3, 2, 4)), dtype)
-  for reg in [rda_optax.l1(0.1), rda_optax.l0(0.1), rda_optax.group_lasso(0.1),
-              rda_optax.sparse_group_lasso(0.1, 0.1),
-              rda_optax.transformed_l1(0.1, group_strength=0.1)]:
+  for reg in [
+      rda_optax.l1(0.1),
+      rda_optax.l0(0.1),
+      rda_optax.group_lasso(0.1),
+      rda_optax.sparse_group_lasso(0.1, 0.1),
+      rda_optax.transformed_l1(0.1, group_strength=0.1),
+  ]:
     y = jax.jit(reg.prox)(v, 1.0)
     assert y.dtype == dtype
     assert reg.value(v).dtype == jnp.float32
@@ -210,20 +244,32 @@ def test_schedules_are_evaluated_at_count():
 def test_penalty_sums_selected_leaves():
   params = {'k': jnp.array([[1.0, -2.0]]), 'b': jnp.array([5.0])}
   assert float(rda_optax.penalty(params, rda_optax.l1(0.5))) == 1.5
-  assert float(rda_optax.penalty(params, rda_optax.l1(0.5),
-                                 mask=lambda p: {'k': True, 'b': True})) == 4.0
+  assert (
+      float(
+          rda_optax.penalty(
+              params, rda_optax.l1(0.5), mask=lambda p: {'k': True, 'b': True}
+          )
+      )
+      == 4.0
+  )
   assert float(rda_optax.penalty(params, None)) == 0.0
 
 
-@pytest.mark.parametrize('make, match', [
-    (lambda: rda_optax.l1(-1.0), 'strength'),
-    (lambda: rda_optax.l0(float('nan')), 'strength'),
-    (lambda: rda_optax.group_lasso(0.1, groups='rows'), 'group axis'),
-    (lambda: rda_optax.sparse_group_lasso(0.1, -0.1), 'group_strength'),
-    (lambda: rda_optax.transformed_l1(0.1, a=0.0), 'a > 0'),
-    (lambda: rda_optax.transformed_l1(0.1, a=-2.0), 'a > 0'),
-    (lambda: rda_optax.transformed_l1(0.1, group_prox='exact'), 'group_prox'),
-])
+@pytest.mark.parametrize(
+    'make, match',
+    [
+        (lambda: rda_optax.l1(-1.0), 'strength'),
+        (lambda: rda_optax.l0(float('nan')), 'strength'),
+        (lambda: rda_optax.group_lasso(0.1, groups='rows'), 'group axis'),
+        (lambda: rda_optax.sparse_group_lasso(0.1, -0.1), 'group_strength'),
+        (lambda: rda_optax.transformed_l1(0.1, a=0.0), 'a > 0'),
+        (lambda: rda_optax.transformed_l1(0.1, a=-2.0), 'a > 0'),
+        (
+            lambda: rda_optax.transformed_l1(0.1, group_prox='exact'),
+            'group_prox',
+        ),
+    ],
+)
 def test_invalid_hyperparameters(make, match):
   with pytest.raises(ValueError, match=match):
     make()

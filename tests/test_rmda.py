@@ -11,8 +11,14 @@ import pytest
 
 import rda_optax
 from test_convex import full_batch, init_params, objective, problem, LAM
-from test_optimizers import (SHAPES, np_group_out, np_soft, random_grads,
-                             random_params, run)
+from test_optimizers import (
+    SHAPES,
+    np_group_out,
+    np_soft,
+    random_grads,
+    random_params,
+    run,
+)
 
 
 def np_rmda(params, grads, lr, mom, prox, lam, restarts=()):
@@ -24,7 +30,12 @@ def np_rmda(params, grads, lr, mom, prox, lam, restarts=()):
   traj, tilde = [], []
   for n, g in enumerate(grads):
     if n in restarts:
-      w0, G, alpha, k_ = dict(w), {k: np.zeros(s) for k, s in SHAPES.items()}, 0.0, 0
+      w0, G, alpha, k_ = (
+          dict(w),
+          {k: np.zeros(s) for k, s in SHAPES.items()},
+          0.0,
+          0,
+      )
     k_ += 1
     eta = lr(n) if callable(lr) else lr
     c = 1 - (mom(n) if callable(mom) else mom)
@@ -46,18 +57,29 @@ def np_rmda(params, grads, lr, mom, prox, lam, restarts=()):
 @pytest.mark.parametrize('momentum', [0.0, 0.9, 'schedule'])
 def test_rmda_matches_numpy_transcription(kind, momentum):
   lam = 0.2 if kind == 'group' else 0.05
-  reg = {'l1': rda_optax.l1(lam), 'group': rda_optax.group_lasso(lam),
-         'none': None}[kind]
+  reg = {
+      'l1': rda_optax.l1(lam),
+      'group': rda_optax.group_lasso(lam),
+      'none': None,
+  }[kind]
   prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
-  mom = (optax.linear_schedule(0.5, 0.9, 30) if momentum == 'schedule'
-         else momentum)
+  mom = (
+      optax.linear_schedule(0.5, 0.9, 30)
+      if momentum == 'schedule'
+      else momentum
+  )
   lr = optax.cosine_decay_schedule(0.1, 60)
   params = random_params()
   grads = random_grads(60)
   traj, state = run(rda_optax.rmda(lr, reg, momentum=mom), params, grads)
-  want, tilde = np_rmda(params, grads, lambda n: float(lr(n)),
-                        (lambda n: float(mom(n))) if callable(mom) else mom,
-                        prox, lam)
+  want, tilde = np_rmda(
+      params,
+      grads,
+      lambda n: float(lr(n)),
+      (lambda n: float(mom(n))) if callable(mom) else mom,
+      prox,
+      lam,
+  )
   for got, ref in zip(traj, want):
     for k in SHAPES:
       np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6)
@@ -72,23 +94,25 @@ def test_rmda_matches_numpy_transcription(kind, momentum):
       np.testing.assert_array_equal(sparse['conv'], traj[-1]['conv'])
       assert state.prox_params is None  # No copy kept.
     else:
-      assert (traj[-1]['conv'] == 0).sum() < (np.asarray(sparse['conv']) ==
-                                              0).sum()
+      assert (traj[-1]['conv'] == 0).sum() < (
+          np.asarray(sparse['conv']) == 0
+      ).sum()
 
 
 def test_rmda_restarts_recentre_and_reset_the_sums():
   params, grads = random_params(), random_grads(40)
-  opt = rda_optax.rmda(0.05, rda_optax.l1(0.05), momentum=0.5,
-                       restart_steps=(15, 30))
+  opt = rda_optax.rmda(
+      0.05, rda_optax.l1(0.05), momentum=0.5, restart_steps=(15, 30)
+  )
   traj, state = run(opt, params, grads)
-  want, _ = np_rmda(params, grads, 0.05, 0.5, np_soft, 0.05,
-                    restarts=(15, 30))
+  want, _ = np_rmda(params, grads, 0.05, 0.5, np_soft, 0.05, restarts=(15, 30))
   for got, ref in zip(traj, want):
     for k in SHAPES:
       np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6)
   assert int(state.count) == 40 and int(state.k) == 10
-  np.testing.assert_allclose(state.init_params['dense'], traj[29]['dense'],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+      state.init_params['dense'], traj[29]['dense'], rtol=1e-6
+  )
 
 
 def test_newest_gradient_moves_the_prox_point_by_the_learning_rate():
@@ -130,8 +154,9 @@ def test_rmda_converges_on_a_convex_problem():
   is built for is stochastic training, where that averaging is the point.)
   """
   x, y, ref = problem()
-  opt = rda_optax.rmda(learning_rate=0.5, regularizer=rda_optax.l1(LAM),
-                       momentum=0.0)
+  opt = rda_optax.rmda(
+      learning_rate=0.5, regularizer=rda_optax.l1(LAM), momentum=0.0
+  )
   gaps = []
   for steps in (2000, 20000):
     params = full_batch(opt, init_params(), x, y, steps)
@@ -147,8 +172,9 @@ def test_rmda_converges_on_a_convex_problem():
 def test_asr_starts_retraining_from_the_prox_point():
   params, grads = random_params(), random_grads(12)
   inner = rda_optax.rmda(0.05, rda_optax.l1(0.2), momentum=0.9)
-  opt = rda_optax.asr(inner, start_step=6,
-                      retrain=optax.sgd(0.01, momentum=0.9))
+  opt = rda_optax.asr(
+      inner, start_step=6, retrain=optax.sgd(0.01, momentum=0.9)
+  )
   traj, state = run(opt, params, grads)
   # The same RMDA run alone gives the prox point at step 6.
   ref_traj, ref_state = run(inner, params, grads[:6])
@@ -159,19 +185,22 @@ def test_asr_starts_retraining_from_the_prox_point():
   for t in traj[6:]:  # Every step of retraining keeps the prox point's zeros.
     assert (t['conv'][frozen] == 0).all()
   # Step 7 = the prox point plus one masked SGD step.
-  want = np.where(frozen, 0, np.asarray(w_tilde['conv']) -
-                  0.01 * grads[6]['conv'])
+  want = np.where(
+      frozen, 0, np.asarray(w_tilde['conv']) - 0.01 * grads[6]['conv']
+  )
   np.testing.assert_allclose(traj[6]['conv'], want, rtol=1e-5, atol=1e-7)
   # After the switch, the sparse model is the parameters.
-  np.testing.assert_array_equal(rda_optax.sparse_params(state, traj[-1])['conv'],
-                                traj[-1]['conv'])
+  np.testing.assert_array_equal(
+      rda_optax.sparse_params(state, traj[-1])['conv'], traj[-1]['conv']
+  )
   assert bool(state.retraining)
 
 
 def test_asr_restarted_rmda_keeps_frozen_zeros():
   params, grads = random_params(), random_grads(20)
-  opt = rda_optax.asr(rda_optax.rmda(0.05, rda_optax.l1(0.2), momentum=0.9),
-                      start_step=8)
+  opt = rda_optax.asr(
+      rda_optax.rmda(0.05, rda_optax.l1(0.2), momentum=0.9), start_step=8
+  )
   traj, state = run(opt, params, grads)
   zeros = np.asarray(rda_optax.sparse_params(state, traj[-1])['conv']) == 0
   start_zeros = traj[8]['conv'] == 0
@@ -194,14 +223,17 @@ def test_sparse_params_errors():
     rda_optax.sparse_params(rda_optax.rmda(0.1, momentum=0).init(params))
 
 
-@pytest.mark.parametrize('make, match', [
-    (lambda: rda_optax.rmda(0.0), 'learning_rate > 0'),
-    (lambda: rda_optax.rmda(0.1, momentum=1.0), 'momentum in'),
-    (lambda: rda_optax.rmda(0.1, momentum=-0.1), 'momentum in'),
-    (lambda: rda_optax.rmda(0.1, regularizer=1e-4), 'Regularizer'),
-    (lambda: rda_optax.rmda(0.1, restart_steps=(-1,)), 'restart_steps'),
-    (lambda: rda_optax.asr(optax.sgd(0.1), retrain='sgd'), 'retrain'),
-])
+@pytest.mark.parametrize(
+    'make, match',
+    [
+        (lambda: rda_optax.rmda(0.0), 'learning_rate > 0'),
+        (lambda: rda_optax.rmda(0.1, momentum=1.0), 'momentum in'),
+        (lambda: rda_optax.rmda(0.1, momentum=-0.1), 'momentum in'),
+        (lambda: rda_optax.rmda(0.1, regularizer=1e-4), 'Regularizer'),
+        (lambda: rda_optax.rmda(0.1, restart_steps=(-1,)), 'restart_steps'),
+        (lambda: rda_optax.asr(optax.sgd(0.1), retrain='sgd'), 'retrain'),
+    ],
+)
 def test_invalid_hyperparameters(make, match):
   with pytest.raises((ValueError, TypeError), match=match):
     make()
@@ -209,7 +241,8 @@ def test_invalid_hyperparameters(make, match):
 
 def test_inject_hyperparams_and_bf16():
   opt = optax.inject_hyperparams(rda_optax.rmda)(
-      learning_rate=0.1, regularizer=rda_optax.l1(0.1), momentum=0.9)
+      learning_rate=0.1, regularizer=rda_optax.l1(0.1), momentum=0.9
+  )
   ref = rda_optax.rmda(0.1, rda_optax.l1(0.1), momentum=0.9)
   params, grads = random_params(), random_grads(5)
   got, s1 = run(opt, params, grads)
@@ -223,9 +256,14 @@ def test_inject_hyperparams_and_bf16():
   assert state.prox_params['conv'].dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize('make', [
-    lambda: rda_optax.rmda(0.1, rda_optax.l1(0.01), momentum=0.9),
-    lambda: rda_optax.rda(1.0, rda_optax.l1(0.01))], ids=['rmda', 'rda'])
+@pytest.mark.parametrize(
+    'make',
+    [
+        lambda: rda_optax.rmda(0.1, rda_optax.l1(0.01), momentum=0.9),
+        lambda: rda_optax.rda(1.0, rda_optax.l1(0.01)),
+    ],
+    ids=['rmda', 'rda'],
+)
 def test_a_nan_gradient_poisons_the_sum_unless_guarded(make):
   params, grads = random_params(), random_grads(3)
   bad = jax.tree.map(lambda g: np.full_like(g, np.nan), grads[1])
@@ -235,6 +273,5 @@ def test_a_nan_gradient_poisons_the_sum_unless_guarded(make):
   guarded = optax.apply_if_finite(make(), max_consecutive_errors=3)
   traj_g, state = run(guarded, params, seq)
   want, _ = run(make(), params, [grads[0], grads[2]])
-  np.testing.assert_allclose(traj_g[-1]['dense'], want[-1]['dense'],
-                             rtol=1e-6)
+  np.testing.assert_allclose(traj_g[-1]['dense'], want[-1]['dense'], rtol=1e-6)
   assert int(state.total_notfinite) == 1

@@ -23,15 +23,22 @@ def sparse_array(shape, density, dtype=np.float32, seed=0):
 
 def same_bits(a, b):
   a, b = np.asarray(a), np.asarray(b)
-  return (a.dtype == b.dtype and a.shape == b.shape and
-          a.tobytes() == b.tobytes())
+  return (
+      a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+  )
 
 
 def mlp(density, seed=0):
-  return {'fc1': {'kernel': sparse_array((784, 300), density, seed=seed),
-                  'bias': sparse_array((300,), 1.0, seed=seed + 1)},
-          'fc2': {'kernel': sparse_array((300, 100), density, seed=seed + 2),
-                  'bias': np.zeros(100, np.float32)}}
+  return {
+      'fc1': {
+          'kernel': sparse_array((784, 300), density, seed=seed),
+          'bias': sparse_array((300,), 1.0, seed=seed + 1),
+      },
+      'fc2': {
+          'kernel': sparse_array((300, 100), density, seed=seed + 2),
+          'bias': np.zeros(100, np.float32),
+      },
+  }
 
 
 def test_round_trip_is_bit_identical_for_every_dtype_and_shape(tmp_path):
@@ -51,8 +58,9 @@ def test_round_trip_is_bit_identical_for_every_dtype_and_shape(tmp_path):
   path = tmp_path / 'tree.npz'
   rda_optax.save_sparse(path, tree)
   back = rda_optax.load_sparse(path, like=tree)
-  for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(tree),
-                       jax.tree.leaves(back)):
+  for (p, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(tree), jax.tree.leaves(back)
+  ):
     assert same_bits(a, b), p
   # Without a template: nested dicts and lists, same keys.
   plain = rda_optax.load_sparse(path)
@@ -67,14 +75,18 @@ def test_template_structure_is_kept():
     w: np.ndarray
     b: np.ndarray
 
-  tree = (Pair(sparse_array((10, 10), 0.1), np.ones(10, np.float32)),
-          {'x': np.zeros(3, np.float32)})
+  tree = (
+      Pair(sparse_array((10, 10), 0.1), np.ones(10, np.float32)),
+      {'x': np.zeros(3, np.float32)},
+  )
   import tempfile
+
   path = os.path.join(tempfile.mkdtemp(), 'pair.npz')
   rda_optax.save_sparse(path, tree)
   back = rda_optax.load_sparse(
-      path, like=jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-                              tree))
+      path,
+      like=jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree),
+  )
   assert isinstance(back[0], Pair)
   assert same_bits(back[0].w, tree[0].w)
 
@@ -94,8 +106,9 @@ def test_each_array_gets_its_smallest_position_code():
   assert big.code == 'indices' and big.arrays['indices'].dtype == np.uint32
 
 
-@pytest.mark.parametrize('density, at_most', [
-    (0.10, 1 / 7.5), (0.05, 1 / 12), (0.01, 1 / 40)])
+@pytest.mark.parametrize(
+    'density, at_most', [(0.10, 1 / 7.5), (0.05, 1 / 12), (0.01, 1 / 40)]
+)
 def test_size_against_dense_float32(tmp_path, density, at_most):
   tree = mlp(density)
   size = rda_optax.sparse_size(tree)
@@ -112,17 +125,20 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
   rda_optax.save_sparse(path, mlp(0.05))
   rda_optax.save_sparse(path, mlp(0.05, seed=3))  # Overwrite in place.
   assert os.listdir(tmp_path) == ['m.npz']
-  assert same_bits(rda_optax.load_sparse(path)['fc1']['kernel'],
-                   mlp(0.05, seed=3)['fc1']['kernel'])
+  assert same_bits(
+      rda_optax.load_sparse(path)['fc1']['kernel'],
+      mlp(0.05, seed=3)['fc1']['kernel'],
+  )
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):
   path = tmp_path / 'm.npz'
   rda_optax.save_sparse(path, mlp(0.05))
   data = path.read_bytes()
-  path.write_bytes(data[:len(data) // 2])
-  with pytest.raises(rda_optax.SparseFormatError,
-                     match='not a readable sparse file'):
+  path.write_bytes(data[: len(data) // 2])
+  with pytest.raises(
+      rda_optax.SparseFormatError, match='not a readable sparse file'
+  ):
     rda_optax.load_sparse(path)
 
 
@@ -149,8 +165,10 @@ def test_tampered_member_with_valid_zip_is_caught_by_the_checksum(tmp_path):
   members['0.values'] = members['0.values'].copy()
   members['0.values'][5] ^= 1  # A valid zip, wrong numbers.
   np.savez(path, **members)
-  with pytest.raises(rda_optax.SparseFormatError,
-                     match=r"\['w'\] is corrupted \(checksum mismatch\)"):
+  with pytest.raises(
+      rda_optax.SparseFormatError,
+      match=r"\['w'\] is corrupted \(checksum mismatch\)",
+  ):
     rda_optax.load_sparse(path)
   members['0.values'] = members['0.values'][:-4]  # Values and mask disagree.
   np.savez(path, **members)
@@ -171,15 +189,18 @@ def test_other_versions_and_formats_are_refused(tmp_path):
   path = tmp_path / 'm.npz'
   rda_optax.save_sparse(path, mlp(0.05))
   _rewrite_header(path, version=2)
-  with pytest.raises(rda_optax.SparseFormatError,
-                     match='format version 2; this rda_optax reads version 1'):
+  with pytest.raises(
+      rda_optax.SparseFormatError,
+      match='format version 2; this rda_optax reads version 1',
+  ):
     rda_optax.load_sparse(path)
   _rewrite_header(path, version=1, format='something-else')
   with pytest.raises(rda_optax.SparseFormatError, match='is not a'):
     rda_optax.load_sparse(path)
   np.savez(tmp_path / 'plain.npz', w=np.zeros(3))
-  with pytest.raises(rda_optax.SparseFormatError,
-                     match='not written by rda_optax.save_sparse'):
+  with pytest.raises(
+      rda_optax.SparseFormatError, match='not written by rda_optax.save_sparse'
+  ):
     rda_optax.load_sparse(tmp_path / 'plain.npz')
   (tmp_path / 'text.npz').write_text('hello')
   with pytest.raises(rda_optax.SparseFormatError):
@@ -194,9 +215,11 @@ def test_a_file_that_does_not_match_the_template_is_refused(tmp_path):
   rda_optax.save_sparse(path, tree)
   wrong_shape = jax.tree.map(lambda x: x, tree)
   wrong_shape['fc2']['kernel'] = np.zeros((100, 300), np.float32)
-  with pytest.raises(rda_optax.SparseFormatError,
-                     match=r"\['fc2'\]\['kernel'\]: shape \(300, 100\) in the "
-                     r"file, \(100, 300\) in the template"):
+  with pytest.raises(
+      rda_optax.SparseFormatError,
+      match=r"\['fc2'\]\['kernel'\]: shape \(300, 100\) in the "
+      r'file, \(100, 300\) in the template',
+  ):
     rda_optax.load_sparse(path, like=wrong_shape)
   wrong_dtype = jax.tree.map(lambda x: x.astype(np.float16), tree)
   with pytest.raises(rda_optax.SparseFormatError, match='dtype float32 in'):

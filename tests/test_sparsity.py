@@ -14,33 +14,41 @@ from rda_optax.sparsity import sparsity_table
 
 def _small_variables():
   conv = np.ones((2, 2, 3, 4), np.float32)
-  conv[..., 1] = 0.0          # output channel 1 is all zero
-  conv[..., 3] = 0.0          # output channel 3 is all zero
-  conv[:, :, 0, :] = 0.0      # input channel 0 is all zero
-  conv[0, 0, 1, 0] = 0.0      # one more isolated zero
+  conv[..., 1] = 0.0  # output channel 1 is all zero
+  conv[..., 3] = 0.0  # output channel 3 is all zero
+  conv[:, :, 0, :] = 0.0  # input channel 0 is all zero
+  conv[0, 0, 1, 0] = 0.0  # one more isolated zero
   dense = np.arange(1.0, 13.0, dtype=np.float32).reshape(4, 3)
-  dense[2, :] = 0.0           # input neuron 2 is all zero
-  dense[:, 0] = 0.0           # output neuron 0 is all zero
+  dense[2, :] = 0.0  # input neuron 2 is all zero
+  dense[:, 0] = 0.0  # output neuron 0 is all zero
   return {
       'params': {
-          'Conv_0': {'kernel': jnp.asarray(conv),
-                     'bias': jnp.asarray([0.0, 1.0, 0.0, 2.0])},
-          'Dense_0': {'kernel': jnp.asarray(dense),
-                      'bias': jnp.zeros(3, jnp.bfloat16)},
+          'Conv_0': {
+              'kernel': jnp.asarray(conv),
+              'bias': jnp.asarray([0.0, 1.0, 0.0, 2.0]),
+          },
+          'Dense_0': {
+              'kernel': jnp.asarray(dense),
+              'bias': jnp.zeros(3, jnp.bfloat16),
+          },
       },
       'batch_stats': {'mean': jnp.zeros(4)},
   }
 
 
 # Hand counts for _small_variables().
-CONV_NNZ = 2 * 2 * 2 * 2 - 1   # channels 0, 2 x input channels 1, 2, minus one
-DENSE_NNZ = 3 * 2              # rows 0, 1, 3 x columns 1, 2
+CONV_NNZ = 2 * 2 * 2 * 2 - 1  # channels 0, 2 x input channels 1, 2, minus one
+DENSE_NNZ = 3 * 2  # rows 0, 1, 3 x columns 1, 2
 
 
 def test_layer_records_hand_computed():
   recs = {r.path: r for r in layer_sparsity(_small_variables())}
-  assert sorted(recs) == ['Conv_0/bias', 'Conv_0/kernel', 'Dense_0/bias',
-                          'Dense_0/kernel']
+  assert sorted(recs) == [
+      'Conv_0/bias',
+      'Conv_0/kernel',
+      'Dense_0/bias',
+      'Dense_0/kernel',
+  ]
   conv = recs['Conv_0/kernel']
   assert isinstance(conv, LayerSparsity)
   assert conv.shape == (2, 2, 3, 4) and conv.size == 48
@@ -77,7 +85,8 @@ def test_summary_hand_computed():
   assert s['regularized/size'] == 48 + 12
   assert s['regularized/nonzeros'] == CONV_NNZ + DENSE_NNZ
   assert s['regularized/sparsity'] == pytest.approx(
-      1 - (CONV_NNZ + DENSE_NNZ) / 60)
+      1 - (CONV_NNZ + DENSE_NNZ) / 60
+  )
   assert s['regularized/channels'] == 4 + 3
   assert s['regularized/zero_channels'] == 2 + 1
   assert s['regularized/channel_sparsity'] == pytest.approx(3 / 7)
@@ -86,7 +95,8 @@ def test_summary_hand_computed():
   assert s['total/size'] == 48 + 4 + 12 + 3
   assert s['total/nonzeros'] == CONV_NNZ + DENSE_NNZ + 2
   assert s['total/sparsity'] == pytest.approx(
-      1 - (CONV_NNZ + DENSE_NNZ + 2) / 67)
+      1 - (CONV_NNZ + DENSE_NNZ + 2) / 67
+  )
   for k, v in s.items():
     assert isinstance(k, str)
     assert type(v) in (int, float), (k, type(v))
@@ -105,12 +115,13 @@ def test_custom_masks():
   s = sparsity_summary(variables, only_conv)
   assert s['regularized/size'] == 48 + 4
   assert s['regularized/nonzeros'] == CONV_NNZ + 2
-  assert s['regularized/channels'] == 4     # the bias has no channels
+  assert s['regularized/channels'] == 4  # the bias has no channels
   # A mask for the whole variables dict and a callable also work.
   s2 = sparsity_summary(variables, {'params': only_conv, 'batch_stats': False})
   assert s2 == s
   s3 = sparsity_summary(
-      variables, lambda p: jax.tree.map(lambda x: x.ndim == 4, p))
+      variables, lambda p: jax.tree.map(lambda x: x.ndim == 4, p)
+  )
   assert s3['regularized/size'] == 48
   with pytest.raises(ValueError, match='mask'):
     sparsity_summary(variables, {'nope': True})
@@ -137,9 +148,13 @@ def test_table_rows_and_totals():
   assert len(lines) == 1 + 4 + 2
   conv_line = next(l for l in lines if l.startswith('Conv_0/kernel*'))
   assert '(2, 2, 3, 4)' in conv_line
-  assert conv_line.split()[-5:] == ['48', str(CONV_NNZ),
-                                    f'{100 * (1 - CONV_NNZ / 48):.2f}',
-                                    '50.00', '33.33']
+  assert conv_line.split()[-5:] == [
+      '48',
+      str(CONV_NNZ),
+      f'{100 * (1 - CONV_NNZ / 48):.2f}',
+      '50.00',
+      '33.33',
+  ]
   assert lines[-2].startswith('regularized')
   assert lines[-2].split()[-5:-3] == ['60', str(CONV_NNZ + DENSE_NNZ)]
   assert lines[-1].startswith('total') and ' 67 ' in lines[-1]
@@ -193,5 +208,6 @@ def test_one_compilation_on_resnet18_sized_tree():
 def test_docstring_examples():
   import doctest
   from rda_optax import sparsity
+
   result = doctest.testmod(sparsity, optionflags=doctest.NORMALIZE_WHITESPACE)
   assert result.failed == 0 and result.attempted > 0

@@ -24,10 +24,20 @@ from train import train_step as step_lib
 
 from _train_driver import TinyBN, flat
 
-BASE = dict(method='rda', dataset='synthetic', batch_size=16,
-            steps_per_epoch=4, epochs=1,
-            asr_epochs=1, lam=1e-3, gamma=1.0, init_scale=2.0,
-            log_every_steps=2, progress=False, async_checkpointing=False)
+BASE = dict(
+    method='rda',
+    dataset='synthetic',
+    batch_size=16,
+    steps_per_epoch=4,
+    epochs=1,
+    asr_epochs=1,
+    lam=1e-3,
+    gamma=1.0,
+    init_scale=2.0,
+    log_every_steps=2,
+    progress=False,
+    async_checkpointing=False,
+)
 
 
 def make_cfg(tmp_path, name='run', **kw):
@@ -37,14 +47,20 @@ def make_cfg(tmp_path, name='run', **kw):
 
 
 def tiny_data(cfg):
-  return data_lib.synthetic_data(cfg.dataset, global_batch=cfg.batch_size,
-                                 eval_global_batch=cfg.eval_batch, seed=cfg.seed,
-                                 num_train=256, num_eval=40)
+  return data_lib.synthetic_data(
+      cfg.dataset,
+      global_batch=cfg.batch_size,
+      eval_global_batch=cfg.eval_batch,
+      seed=cfg.seed,
+      num_train=256,
+      num_eval=40,
+  )
 
 
 def run(cfg, model=None):
-  return train_lib.train_and_evaluate(cfg, model=model or TinyBN(),
-                                      data=tiny_data(cfg))
+  return train_lib.train_and_evaluate(
+      cfg, model=model or TinyBN(), data=tiny_data(cfg)
+  )
 
 
 def test_two_steps_change_params_and_report_metrics(tmp_path):
@@ -52,11 +68,15 @@ def test_two_steps_change_params_and_report_metrics(tmp_path):
   model = TinyBN()
   data = tiny_data(cfg)
   init_params, _ = state_lib.initialized(
-      jax.random.split(jax.random.key(cfg.seed))[0], data.image_shape, model)
+      jax.random.split(jax.random.key(cfg.seed))[0], data.image_shape, model
+  )
   state = train_lib.train_and_evaluate(cfg, model=model, data=data)
   assert int(state.step) == 2
-  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
-                       init_params, state.params)
+  moved = jax.tree.map(
+      lambda a, b: float(np.abs(np.asarray(a) - b).max()),
+      init_params,
+      state.params,
+  )
   assert all(v > 0 for v in jax.tree.leaves(moved))
   assert state.batch_stats  # Updated batch-norm statistics are kept.
   train_rec = metrics_lib.read_records(cfg.workdir, 'train')
@@ -75,34 +95,54 @@ def test_run_directory_contents(tmp_path):
   assert [r['step'] for r in evals] == [4, 8]
   assert [r['phase'] for r in evals] == ['main', 'asr']
   last = evals[-1]
-  for key in ('test_top1', 'test_top5', 'test_loss', 'train_top1', 'sparsity',
-              'total_sparsity', 'layers'):
+  for key in (
+      'test_top1',
+      'test_top5',
+      'test_loss',
+      'train_top1',
+      'sparsity',
+      'total_sparsity',
+      'layers',
+  ):
     assert key in last, key
   assert 0 < last['sparsity'] < 1  # l1 with lam 1e-3 makes zeros.
-  assert set(last['layers']) == {'Conv_0/kernel', 'Conv_1/kernel',
-                                 'Dense_0/kernel'}
+  assert set(last['layers']) == {
+      'Conv_0/kernel',
+      'Conv_1/kernel',
+      'Dense_0/kernel',
+  }
   trains = metrics_lib.read_records(wd, 'train')
   assert any(r.get('images_per_sec', 0) > 0 for r in trains)
   assert os.listdir(os.path.join(wd, 'tensorboard'))
-  assert ckpt_lib.Checkpoints(os.path.join(wd, 'checkpoints'),
-                              read_only=True).all_steps() == [4, 8]
+  assert ckpt_lib.Checkpoints(
+      os.path.join(wd, 'checkpoints'), read_only=True
+  ).all_steps() == [4, 8]
   rep = os.path.join(wd, 'report')
-  for f in ('sparsity_table.txt', 'summary.json', 'report.md', 'accuracy.png',
-            'sparsity.png', 'layer_sparsity.png'):
+  for f in (
+      'sparsity_table.txt',
+      'summary.json',
+      'report.md',
+      'accuracy.png',
+      'sparsity.png',
+      'layer_sparsity.png',
+  ):
     assert os.path.getsize(os.path.join(rep, f)) > 0, f
   summary = json.load(open(os.path.join(rep, 'summary.json')))
   assert summary['sparsity'] == pytest.approx(last['sparsity'])
-  assert 'Dense_0/kernel*' in open(os.path.join(rep,
-                                                'sparsity_table.txt')).read()
+  assert (
+      'Dense_0/kernel*' in open(os.path.join(rep, 'sparsity_table.txt')).read()
+  )
   # `python -m train.report RUN_DIR` rebuilds the report from the run dir.
   shutil.rmtree(rep)
   assert report.main([wd]) == 0
   assert os.path.getsize(os.path.join(rep, 'layer_sparsity.png')) > 0
   assert json.load(open(os.path.join(rep, 'summary.json')))['sparsity'] == (
-      pytest.approx(last['sparsity']))
+      pytest.approx(last['sparsity'])
+  )
   # The rebuilt report keeps the run's last hyper-parameters.
-  assert '- last hyper-parameters: ' in open(os.path.join(rep,
-                                                          'report.md')).read()
+  assert (
+      '- last hyper-parameters: ' in open(os.path.join(rep, 'report.md')).read()
+  )
 
 
 def test_rerunning_a_finished_run_says_so(tmp_path, capsys):
@@ -116,8 +156,7 @@ def test_rerunning_a_finished_run_says_so(tmp_path, capsys):
   assert '# Report' in out and '- last hyper-parameters: ' in out
 
 
-def test_report_of_a_missing_or_foreign_directory_is_one_line(tmp_path,
-                                                              capsys):
+def test_report_of_a_missing_or_foreign_directory_is_one_line(tmp_path, capsys):
   assert report.main([str(tmp_path / 'nowhere')]) == 2
   err = capsys.readouterr().err
   assert err.count('\n') == 1 and 'is not a run directory' in err
@@ -127,11 +166,19 @@ def test_report_of_a_missing_or_foreign_directory_is_one_line(tmp_path,
 
 
 def test_asr_freezes_zeros_of_the_rda_phase(tmp_path):
-  cfg = make_cfg(tmp_path, epochs=1, asr_epochs=1, checkpoint_every_steps=1,
-                 keep_checkpoints=10, report=False, lam=1e-2)
+  cfg = make_cfg(
+      tmp_path,
+      epochs=1,
+      asr_epochs=1,
+      checkpoint_every_steps=1,
+      keep_checkpoints=10,
+      report=False,
+      lam=1e-2,
+  )
   run(cfg)
-  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
-                           read_only=True)
+  c = ckpt_lib.Checkpoints(
+      os.path.join(cfg.workdir, 'checkpoints'), read_only=True
+  )
   for name in ('Conv_1', 'Dense_0'):
     k4 = c.restore_raw(4)['params'][name]['kernel']
     k8 = c.restore_raw(8)['params'][name]['kernel']
@@ -155,22 +202,36 @@ def test_resume_is_bit_identical(tmp_path):
   a, b = flat(full.opt_state), flat(resumed.opt_state)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-  steps = [r['step'] for r in metrics_lib.read_records(part_cfg.workdir,
-                                                       'eval')]
+  steps = [
+      r['step'] for r in metrics_lib.read_records(part_cfg.workdir, 'eval')
+  ]
   assert steps == [4, 8]
 
 
-@pytest.mark.parametrize('method,extra', [
-    ('sgd', dict(asr_epochs=0, lr=0.05)),
-    ('prox_sgd', dict(lr=0.05, lam=1e-2)),
-    ('rda', dict(regularizer='group_lasso', lam=0.5)),
-    ('rda', dict(regularizer='tl1', lam=1e-2, asr_restart=True)),
-    ('gmp', dict(asr_epochs=0, lr=0.05, gmp_sparsity=0.5, gmp_frequency=1,
-                 gmp_end_epoch=0.5, epochs=1, prune_scope='layer')),
-    ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
-    ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.0, asr_optimizer='sgd')),
-    ('rmda', dict(lr=0.05, lam=5e-2, asr_epochs=0, restart_epochs=(0.5,))),
-])
+@pytest.mark.parametrize(
+    'method,extra',
+    [
+        ('sgd', dict(asr_epochs=0, lr=0.05)),
+        ('prox_sgd', dict(lr=0.05, lam=1e-2)),
+        ('rda', dict(regularizer='group_lasso', lam=0.5)),
+        ('rda', dict(regularizer='tl1', lam=1e-2, asr_restart=True)),
+        (
+            'gmp',
+            dict(
+                asr_epochs=0,
+                lr=0.05,
+                gmp_sparsity=0.5,
+                gmp_frequency=1,
+                gmp_end_epoch=0.5,
+                epochs=1,
+                prune_scope='layer',
+            ),
+        ),
+        ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
+        ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.0, asr_optimizer='sgd')),
+        ('rmda', dict(lr=0.05, lam=5e-2, asr_epochs=0, restart_epochs=(0.5,))),
+    ],
+)
 def test_methods(tmp_path, method, extra):
   kw = dict(method=method, report=False)
   kw.update(extra)
@@ -179,8 +240,9 @@ def test_methods(tmp_path, method, extra):
   cfg = make_cfg(tmp_path, **kw)
   config_checks.validate(cfg)
   state = run(cfg)
-  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
-             if np.ndim(p) > 1]
+  kernels = [
+      np.asarray(p) for p in jax.tree.leaves(state.params) if np.ndim(p) > 1
+  ]
   assert all(np.all(np.isfinite(k)) for k in kernels)
   zeros = sum(int((k == 0).sum()) for k in kernels)
   if method == 'sgd':
@@ -195,12 +257,22 @@ def test_methods(tmp_path, method, extra):
 def test_rmda_is_evaluated_reported_and_saved_at_its_sparse_point(tmp_path):
   """With momentum, RMDA's iterate is not sparse, its prox point is: the
   logged sparsity, the evals and the final state are the prox point's."""
-  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
-                 asr_epochs=0, epochs=2, report=False)
+  cfg = make_cfg(
+      tmp_path,
+      method='rmda',
+      lr=0.05,
+      lam=5e-2,
+      momentum=0.9,
+      asr_epochs=0,
+      epochs=2,
+      report=False,
+  )
   state = run(cfg)
   import rda_optax
-  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
-             if np.ndim(p) > 1]
+
+  kernels = [
+      np.asarray(p) for p in jax.tree.leaves(state.params) if np.ndim(p) > 1
+  ]
   zeros = sum(int((k == 0).sum()) for k in kernels)
   size = sum(k.size for k in kernels)
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
@@ -211,20 +283,34 @@ def test_rmda_is_evaluated_reported_and_saved_at_its_sparse_point(tmp_path):
   for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(a, b)
   # Mid-run, the parameters themselves are the (dense) interpolated iterate.
-  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
-                           read_only=True)
+  c = ckpt_lib.Checkpoints(
+      os.path.join(cfg.workdir, 'checkpoints'), read_only=True
+  )
   mid = c.restore_raw(4)
   c.close()
   mid_kernels = [p for p in jax.tree.leaves(mid['params']) if np.ndim(p) > 1]
-  assert sum(int((k == 0).sum()) for k in mid_kernels) < evals[0]['sparsity'] * size
+  assert (
+      sum(int((k == 0).sum()) for k in mid_kernels)
+      < evals[0]['sparsity'] * size
+  )
   assert 'lr' in metrics_lib.read_records(cfg.workdir, 'train')[-1]
   del rda_optax
 
 
 def test_rmda_asr_with_sgd_retraining_freezes_the_prox_points_zeros(tmp_path):
-  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
-                 asr_optimizer='sgd', asr_lr=0.01, asr_lr_schedule='cosine',
-                 checkpoint_every_steps=1, keep_checkpoints=10, report=False)
+  cfg = make_cfg(
+      tmp_path,
+      method='rmda',
+      lr=0.05,
+      lam=5e-2,
+      momentum=0.9,
+      asr_optimizer='sgd',
+      asr_lr=0.01,
+      asr_lr_schedule='cosine',
+      checkpoint_every_steps=1,
+      keep_checkpoints=10,
+      report=False,
+  )
   state = run(cfg)
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   assert evals[0]['sparsity'] > 0
@@ -232,17 +318,26 @@ def test_rmda_asr_with_sgd_retraining_freezes_the_prox_points_zeros(tmp_path):
   assert evals[1]['sparsity'] >= evals[0]['sparsity']
   trains = metrics_lib.read_records(cfg.workdir, 'train')
   assert trains[-1]['lr'] == pytest.approx(
-      0.01 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))  # Cosine over the 4 ASR steps.
-  kernels = [np.asarray(p) for p in jax.tree.leaves(state.params)
-             if np.ndim(p) > 1]
+      0.01 * 0.5 * (1 + np.cos(np.pi * 3 / 4))
+  )  # Cosine over the 4 ASR steps.
+  kernels = [
+      np.asarray(p) for p in jax.tree.leaves(state.params) if np.ndim(p) > 1
+  ]
   size = sum(k.size for k in kernels)
   assert evals[1]['sparsity'] == pytest.approx(
-      sum(int((k == 0).sum()) for k in kernels) / size)
+      sum(int((k == 0).sum()) for k in kernels) / size
+  )
 
 
 def test_rmda_resume_is_bit_identical(tmp_path):
-  kw = dict(method='rmda', lr=0.05, lam=5e-2, momentum=0.9,
-            asr_optimizer='sgd', report=False)
+  kw = dict(
+      method='rmda',
+      lr=0.05,
+      lam=5e-2,
+      momentum=0.9,
+      asr_optimizer='sgd',
+      report=False,
+  )
   full = run(make_cfg(tmp_path, 'full', **kw))
   part_cfg = make_cfg(tmp_path, 'part', **kw)
   run(part_cfg.replace(stop_at_step=5))
@@ -253,32 +348,58 @@ def test_rmda_resume_is_bit_identical(tmp_path):
 
 
 def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):
-  dense = make_cfg(tmp_path, 'dense', method='sgd', asr_epochs=0, lam=0.0,
-                   lr=0.05, report=False)
+  dense = make_cfg(
+      tmp_path,
+      'dense',
+      method='sgd',
+      asr_epochs=0,
+      lam=0.0,
+      lr=0.05,
+      report=False,
+  )
   run(dense)
-  han = make_cfg(tmp_path, 'han', method='han', asr_epochs=0, lam=0.0,
-                 lr=0.01, init_from=dense.workdir, prune_sparsity=0.8,
-                 prune_scope='layer', report=False)
+  han = make_cfg(
+      tmp_path,
+      'han',
+      method='han',
+      asr_epochs=0,
+      lam=0.0,
+      lr=0.01,
+      init_from=dense.workdir,
+      prune_sparsity=0.8,
+      prune_scope='layer',
+      report=False,
+  )
   config_checks.validate(han)
   state = run(han)
   for name in ('Conv_1', 'Dense_0'):
     k = np.asarray(state.params[name]['kernel'])
     assert float((k == 0).mean()) == pytest.approx(0.8, abs=0.01), name
-  glob = run(han.replace(workdir=str(tmp_path / 'han_global'),
-                         prune_scope='global'))
-  kernels = [np.asarray(p) for p in jax.tree.leaves(glob.params)
-             if np.ndim(p) > 1]
+  glob = run(
+      han.replace(workdir=str(tmp_path / 'han_global'), prune_scope='global')
+  )
+  kernels = [
+      np.asarray(p) for p in jax.tree.leaves(glob.params) if np.ndim(p) > 1
+  ]
   zeros = sum(int((k == 0).sum()) for k in kernels)
   assert zeros / sum(k.size for k in kernels) == pytest.approx(0.8, abs=0.01)
   src = ckpt_lib.load_variables(dense.workdir)
   # Fine-tuning moved the kept weights.
-  assert not np.array_equal(src['params']['Dense_0']['bias'],
-                            state.params['Dense_0']['bias'])
+  assert not np.array_equal(
+      src['params']['Dense_0']['bias'], state.params['Dense_0']['bias']
+  )
 
 
 def test_init_from_a_different_model_is_a_clear_error(tmp_path):
-  dense = make_cfg(tmp_path, 'dense', method='sgd', asr_epochs=0, lam=0.0,
-                   report=False, epochs=0.5)
+  dense = make_cfg(
+      tmp_path,
+      'dense',
+      method='sgd',
+      asr_epochs=0,
+      lam=0.0,
+      report=False,
+      epochs=0.5,
+  )
   run(dense)
   other = make_cfg(tmp_path, 'other', init_from=dense.workdir, report=False)
   with pytest.raises(config_lib.ConfigError, match='do not fit this model'):
@@ -288,8 +409,16 @@ def test_init_from_a_different_model_is_a_clear_error(tmp_path):
 def test_lenet5_from_models(tmp_path):
   models = pytest.importorskip('models')
   assert 'lenet5' in models.REGISTRY
-  cfg = make_cfg(tmp_path, model='lenet5', report=False, epochs=3,
-                 asr_epochs=1, lam=1e-4, gamma=10, init_scale=1)
+  cfg = make_cfg(
+      tmp_path,
+      model='lenet5',
+      report=False,
+      epochs=3,
+      asr_epochs=1,
+      lam=1e-4,
+      gamma=10,
+      init_scale=1,
+  )
   state = train_lib.train_and_evaluate(cfg, data=tiny_data(cfg))
   assert int(state.step) == 16
   assert not state.batch_stats
@@ -299,20 +428,31 @@ def test_lenet5_from_models(tmp_path):
 
 
 def test_divergence_stops_with_a_clear_error_and_keeps_the_good_checkpoint(
-    tmp_path):
+    tmp_path,
+):
   """γ tiny: RDA's step 1/(γ√n) explodes; the run stops, exit 3 from the CLI,
   and no checkpoint of the diverged state is written."""
-  cfg = make_cfg(tmp_path, gamma=1e-38, epochs=2, asr_epochs=0, report=False,
-                 log_every_steps=1, checkpoint_every_steps=1)
+  cfg = make_cfg(
+      tmp_path,
+      gamma=1e-38,
+      epochs=2,
+      asr_epochs=0,
+      report=False,
+      log_every_steps=1,
+      checkpoint_every_steps=1,
+  )
   with pytest.raises(config_lib.Diverged, match='raise --gamma') as e:
     run(cfg)
   assert 'training diverged at step' in str(e.value)
-  c = ckpt_lib.Checkpoints(os.path.join(cfg.workdir, 'checkpoints'),
-                           read_only=True)
+  c = ckpt_lib.Checkpoints(
+      os.path.join(cfg.workdir, 'checkpoints'), read_only=True
+  )
   for step in c.all_steps():
     tree = c.restore_raw(step)
-    assert all(np.isfinite(np.asarray(x)).all()
-               for x in jax.tree.leaves(tree['params']))
+    assert all(
+        np.isfinite(np.asarray(x)).all()
+        for x in jax.tree.leaves(tree['params'])
+    )
   c.close()
 
 
@@ -327,8 +467,13 @@ def _corrupt(path):
 @pytest.mark.parametrize('damage', ['truncated', 'empty'])
 def test_resume_skips_an_unreadable_checkpoint(tmp_path, damage, capsys):
   full = run(make_cfg(tmp_path, 'full', report=False))
-  cfg = make_cfg(tmp_path, 'part', report=False, checkpoint_every_steps=1,
-                 keep_checkpoints=10)
+  cfg = make_cfg(
+      tmp_path,
+      'part',
+      report=False,
+      checkpoint_every_steps=1,
+      keep_checkpoints=10,
+  )
   run(cfg.replace(stop_at_step=5))
   newest = os.path.join(cfg.workdir, 'checkpoints', '5')
   if damage == 'truncated':
@@ -348,8 +493,9 @@ def test_resume_skips_an_unreadable_checkpoint(tmp_path, damage, capsys):
 
 
 def test_resume_with_no_readable_checkpoint_is_one_clear_error(tmp_path):
-  cfg = make_cfg(tmp_path, report=False, checkpoint_every_steps=1,
-                 keep_checkpoints=2)
+  cfg = make_cfg(
+      tmp_path, report=False, checkpoint_every_steps=1, keep_checkpoints=2
+  )
   run(cfg.replace(stop_at_step=3))
   ckdir = os.path.join(cfg.workdir, 'checkpoints')
   for step in os.listdir(ckdir):
@@ -359,22 +505,37 @@ def test_resume_with_no_readable_checkpoint_is_one_clear_error(tmp_path):
     run(cfg)
 
 
-def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(
-    tmp_path):
+def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(tmp_path):
   """RMDA's prox point is not the trained iterate: its running statistics
   are measured anew (first conv's BN mean = the batch mean of its inputs)."""
   import optax
-  cfg = make_cfg(tmp_path, method='rmda', lr=0.05, momentum=0.9, lam=1e-3,
-                 asr_epochs=0, report=False)
+
+  cfg = make_cfg(
+      tmp_path,
+      method='rmda',
+      lr=0.05,
+      momentum=0.9,
+      lam=1e-3,
+      asr_epochs=0,
+      report=False,
+  )
   data = tiny_data(cfg)
   model = TinyBN()
-  params, stats = state_lib.initialized(jax.random.key(0), data.image_shape,
-                                        model)
+  params, stats = state_lib.initialized(
+      jax.random.key(0), data.image_shape, model
+  )
   wrong = jax.tree.map(lambda x: x + 3.0, stats)  # Someone else's statistics.
-  state = state_lib.TrainState.create(apply_fn=model.apply, params=params,
-                                      tx=optax.identity(), batch_stats=wrong)
-  out = state_lib.unreplicate(step_lib.recalibrate_batch_stats(
-      step_lib.make_p_bn_step(data), state_lib.replicate(state), data))
+  state = state_lib.TrainState.create(
+      apply_fn=model.apply,
+      params=params,
+      tx=optax.identity(),
+      batch_stats=wrong,
+  )
+  out = state_lib.unreplicate(
+      step_lib.recalibrate_batch_stats(
+          step_lib.make_p_bn_step(data), state_lib.replicate(state), data
+      )
+  )
   # The first conv's outputs on the same batches, averaged as Flax's
   # BatchNorm does (decay 0.9 a pass), from the wrong statistics.
   expected = np.asarray(wrong['BatchNorm_0']['mean'], np.float64)
@@ -384,14 +545,16 @@ def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(
     batch = next(batches)
     images = data.preprocess(batch['image'][0], jax.random.key(0), False)
     y = jax.lax.conv_general_dilated(
-        images, conv, (1, 1), 'SAME',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+        images, conv, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
     expected = 0.9 * expected + 0.1 * np.asarray(y.mean(axis=(0, 1, 2)))
-  np.testing.assert_allclose(out.batch_stats['BatchNorm_0']['mean'], expected,
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+      out.batch_stats['BatchNorm_0']['mean'], expected, rtol=1e-4, atol=1e-5
+  )
   # The training run itself: with momentum the final (sparse) model is saved
   # with statistics of its own, different from the iterate's.
   run(cfg)
   final = ckpt_lib.load_variables(cfg.workdir)
   assert final['batch_stats'] and all(
-      np.all(np.isfinite(x)) for x in jax.tree.leaves(final['batch_stats']))
+      np.all(np.isfinite(x)) for x in jax.tree.leaves(final['batch_stats'])
+  )

@@ -17,8 +17,12 @@ from train import methods
 from train.config import ConfigError
 
 PAPER_S = {  # Paper 002, Table 3.
-    'cifar10_resnet18': 10, 'cifar10_vgg16': 20, 'cifar10_vgg19': 10,
-    'cifar100_resnet18': 2, 'cifar100_vgg16': 60, 'cifar100_vgg19': 40,
+    'cifar10_resnet18': 10,
+    'cifar10_vgg16': 20,
+    'cifar10_vgg19': 10,
+    'cifar100_resnet18': 2,
+    'cifar100_vgg16': 60,
+    'cifar100_vgg19': 40,
     'imagenet_resnet18': 2,
 }
 
@@ -44,7 +48,10 @@ def test_paper_presets():
   # RDA's init applies to rda only (the paper initialises Prox-SGD like SGD).
   sgd = config_lib.get_config('cifar10_resnet18', method='sgd')
   assert sgd.effective_init_scale == 0
-  assert config_lib.get_config(method='rda', init_scale=0).effective_init_scale == 2
+  assert (
+      config_lib.get_config(method='rda', init_scale=0).effective_init_scale
+      == 2
+  )
 
 
 def test_default_is_short_mnist_rmda_asr():
@@ -57,13 +64,39 @@ def test_default_is_short_mnist_rmda_asr():
 
 
 def test_cli_overrides_and_types():
-  cfg, explicit, _ = cli.parse_config([
-      '--model', 'resnet18', '--dataset', 'cifar10', '--method', 'rda',
-      '--asr_epochs', '2', '--lam', '1e-6', '--gamma', '1.0',
-      '--init_scale', '10', '--epochs', '10', '--batch_size', '128',
-      '--regularizer', 'l1', '--workdir', 'runs/x', '--no-progress',
-      '--lam_schedule', 'piecewise', '--lam_boundaries', '5,8',
-      '--lam_scales', '2,0.5'])
+  cfg, explicit, _ = cli.parse_config(
+      [
+          '--model',
+          'resnet18',
+          '--dataset',
+          'cifar10',
+          '--method',
+          'rda',
+          '--asr_epochs',
+          '2',
+          '--lam',
+          '1e-6',
+          '--gamma',
+          '1.0',
+          '--init_scale',
+          '10',
+          '--epochs',
+          '10',
+          '--batch_size',
+          '128',
+          '--regularizer',
+          'l1',
+          '--workdir',
+          'runs/x',
+          '--no-progress',
+          '--lam_schedule',
+          'piecewise',
+          '--lam_boundaries',
+          '5,8',
+          '--lam_scales',
+          '2,0.5',
+      ]
+  )
   assert cfg.model == 'resnet18' and cfg.asr_epochs == 2.0
   assert cfg.lam == 1e-6 and cfg.batch_size == 128 and cfg.progress is False
   assert cfg.lam_boundaries == (5.0, 8.0) and cfg.lam_scales == (2.0, 0.5)
@@ -72,8 +105,12 @@ def test_cli_overrides_and_types():
 
 
 def test_config_json_round_trip(tmp_path):
-  cfg = config_lib.get_config('cifar10_resnet18', lr_boundaries=(1.0, 2.0),
-                              lr_scales=(0.1, 0.1), lr_schedule='piecewise')
+  cfg = config_lib.get_config(
+      'cifar10_resnet18',
+      lr_boundaries=(1.0, 2.0),
+      lr_scales=(0.1, 0.1),
+      lr_schedule='piecewise',
+  )
   path = tmp_path / 'config.json'
   config_lib.write_config(cfg, str(path))
   assert config_lib.load_config(str(path)) == cfg
@@ -90,9 +127,12 @@ def test_schedules_in_epochs():
   assert np.isclose(pw(29), 0.1) and np.isclose(pw(30), 0.01)
   assert np.isclose(pw(60), 0.005)
   cos = methods.make_schedule(1.0, 'cosine', (), (), phases)
-  assert np.isclose(cos(0), 1.0) and np.isclose(cos(50), 0.5) and cos(100) < 1e-6
-  wc = methods.make_schedule(1.0, 'warmup_cosine', (), (), phases,
-                             warmup_epochs=1)
+  assert (
+      np.isclose(cos(0), 1.0) and np.isclose(cos(50), 0.5) and cos(100) < 1e-6
+  )
+  wc = methods.make_schedule(
+      1.0, 'warmup_cosine', (), (), phases, warmup_epochs=1
+  )
   assert np.isclose(wc(0), 0.0) and np.isclose(wc(10), 1.0)
   lin = methods.make_schedule(2.0, 'linear', (), (0.5,), phases)
   assert np.isclose(lin(100), 1.0)
@@ -107,8 +147,10 @@ def test_phases_and_asr_start():
 
 
 def test_leaf_selection():
-  params = {'Conv_0': {'kernel': np.ones((3, 3, 1, 2)), 'bias': np.ones(2)},
-            'Dense_0': {'kernel': np.ones((4, 2)), 'bias': np.ones(2)}}
+  params = {
+      'Conv_0': {'kernel': np.ones((3, 3, 1, 2)), 'bias': np.ones(2)},
+      'Dense_0': {'kernel': np.ones((4, 2)), 'bias': np.ones(2)},
+  }
   assert methods.leaf_mask('kernels') is None
   conv = methods.leaf_mask('conv')(params)
   assert conv['Conv_0']['kernel'] and not conv['Dense_0']['kernel']
@@ -120,17 +162,34 @@ def test_leaf_selection():
     methods.leaf_mask('([')
 
 
-@pytest.mark.parametrize('method,regularizer,asr', [
-    ('sgd', 'none', 0), ('prox_sgd', 'l1', 0), ('rda', 'l1', 1),
-    ('rda', 'group_lasso', 0), ('rda', 'sparse_group_lasso', 1),
-    ('prox_sgd', 'tl1', 1), ('gmp', 'none', 0), ('rda', 'l0', 0),
-    ('rmda', 'l1', 1), ('rmda', 'group_lasso', 0)])
+@pytest.mark.parametrize(
+    'method,regularizer,asr',
+    [
+        ('sgd', 'none', 0),
+        ('prox_sgd', 'l1', 0),
+        ('rda', 'l1', 1),
+        ('rda', 'group_lasso', 0),
+        ('rda', 'sparse_group_lasso', 1),
+        ('prox_sgd', 'tl1', 1),
+        ('gmp', 'none', 0),
+        ('rda', 'l0', 0),
+        ('rmda', 'l1', 1),
+        ('rmda', 'group_lasso', 0),
+    ],
+)
 def test_create_optimizer(method, regularizer, asr):
   import jax.numpy as jnp
   import optax
-  cfg = config_lib.get_config(method=method, regularizer=regularizer,
-                              asr_epochs=asr, lam=1e-3, lam2=1e-3,
-                              weight_decay=1e-4, steps_per_epoch=5)
+
+  cfg = config_lib.get_config(
+      method=method,
+      regularizer=regularizer,
+      asr_epochs=asr,
+      lam=1e-3,
+      lam2=1e-3,
+      weight_decay=1e-4,
+      steps_per_epoch=5,
+  )
   config_checks.validate(cfg)
   tx, hypers = methods.create_optimizer(cfg, methods.make_phases(cfg, 100))
   params = {'k': jnp.ones((3, 4)), 'b': jnp.zeros(4)}
@@ -144,6 +203,7 @@ def test_create_optimizer(method, regularizer, asr):
 def jax_tree_ones(tree):
   import jax
   import jax.numpy as jnp
+
   return jax.tree.map(jnp.ones_like, tree)
 
 
@@ -151,39 +211,56 @@ def jax_tree_ones(tree):
 # Bad input: clear errors, exit status 2, before any work.
 # ---------------------------------------------------------------------------
 
+
 def run_cli(argv, capsys):
   status = cli.main(argv)
   err = capsys.readouterr().err
   return status, err
 
 
-@pytest.mark.parametrize('argv,message', [
-    (['--preset', 'nope'], "Unknown preset 'nope'"),
-    (['--method', 'adam'], "Unknown method 'adam'"),
-    (['--regularizer', 'l3'], "Unknown regularizer 'l3'"),
-    (['--lr_schedule', 'step'], "Unknown lr_schedule 'step'"),
-    (['--epochs', 'ten'], "--epochs: cannot read 'ten'"),
-    (['--method', 'sgd', '--asr_epochs', '1'], 'ASR'),
-    (['--epochs', '0', '--asr_epochs', '1'], 'ASR without a sparse phase'),
-    (['--lam', '0', '--asr_epochs', '1'], 'makes no zeros to freeze'),
-    (['--method', 'han', '--asr_epochs', '0'], '--init_from'),
-    (['--method', 'sgd', '--asr_epochs', '0', '--gamma', '2'],
-     'does not use --gamma'),
-    (['--method', 'prox_sgd', '--init_scale', '5'],
-     'does not use --init_scale'),
-    (['--lr_schedule', 'piecewise', '--method', 'prox_sgd'], 'piecewise'),
-    (['--keep_checkpoints', '1'], 'keep_checkpoints'),
-    (['--batch_size', '0'], 'batch_size'),
-    (['--num_processes', '2'], 'Multi-host'),
-    (['--method', 'rda', '--gamma', 'nan'], '--gamma must be a finite'),
-    (['--lam', 'inf'], '--lam must be a finite'),
-    (['--lam2', 'nan'], '--lam2 must be a finite'),
-    (['--init_scale', 'nan'], '--init_scale must be a finite'),
-    (['--tl1_a', 'nan'], '--tl1_a must be a finite'),
-    (['--epochs', 'inf'], '--epochs must be a finite'),
-    (['--lr_schedule', 'piecewise', '--lr_boundaries', '1,nan',
-      '--lr_scales', '0.1,0.1'], '--lr_boundaries must be a finite'),
-])
+@pytest.mark.parametrize(
+    'argv,message',
+    [
+        (['--preset', 'nope'], "Unknown preset 'nope'"),
+        (['--method', 'adam'], "Unknown method 'adam'"),
+        (['--regularizer', 'l3'], "Unknown regularizer 'l3'"),
+        (['--lr_schedule', 'step'], "Unknown lr_schedule 'step'"),
+        (['--epochs', 'ten'], "--epochs: cannot read 'ten'"),
+        (['--method', 'sgd', '--asr_epochs', '1'], 'ASR'),
+        (['--epochs', '0', '--asr_epochs', '1'], 'ASR without a sparse phase'),
+        (['--lam', '0', '--asr_epochs', '1'], 'makes no zeros to freeze'),
+        (['--method', 'han', '--asr_epochs', '0'], '--init_from'),
+        (
+            ['--method', 'sgd', '--asr_epochs', '0', '--gamma', '2'],
+            'does not use --gamma',
+        ),
+        (
+            ['--method', 'prox_sgd', '--init_scale', '5'],
+            'does not use --init_scale',
+        ),
+        (['--lr_schedule', 'piecewise', '--method', 'prox_sgd'], 'piecewise'),
+        (['--keep_checkpoints', '1'], 'keep_checkpoints'),
+        (['--batch_size', '0'], 'batch_size'),
+        (['--num_processes', '2'], 'Multi-host'),
+        (['--method', 'rda', '--gamma', 'nan'], '--gamma must be a finite'),
+        (['--lam', 'inf'], '--lam must be a finite'),
+        (['--lam2', 'nan'], '--lam2 must be a finite'),
+        (['--init_scale', 'nan'], '--init_scale must be a finite'),
+        (['--tl1_a', 'nan'], '--tl1_a must be a finite'),
+        (['--epochs', 'inf'], '--epochs must be a finite'),
+        (
+            [
+                '--lr_schedule',
+                'piecewise',
+                '--lr_boundaries',
+                '1,nan',
+                '--lr_scales',
+                '0.1,0.1',
+            ],
+            '--lr_boundaries must be a finite',
+        ),
+    ],
+)
 def test_bad_options(argv, message, capsys, tmp_path):
   status, err = run_cli(argv + ['--workdir', str(tmp_path / 'run')], capsys)
   assert status == 2
@@ -193,20 +270,23 @@ def test_bad_options(argv, message, capsys, tmp_path):
 
 def test_unknown_model(capsys, tmp_path):
   pytest.importorskip('models')
-  status, err = run_cli(['--model', 'resnet19', '--workdir', str(tmp_path)],
-                        capsys)
+  status, err = run_cli(
+      ['--model', 'resnet19', '--workdir', str(tmp_path)], capsys
+  )
   assert status == 2 and "Unknown model 'resnet19'" in err and 'resnet18' in err
 
 
 def test_unknown_dataset(capsys, tmp_path):
-  status, err = run_cli(['--dataset', 'mnistt', '--workdir', str(tmp_path)],
-                        capsys)
+  status, err = run_cli(
+      ['--dataset', 'mnistt', '--workdir', str(tmp_path)], capsys
+  )
   assert status == 2 and "Unknown dataset 'mnistt'" in err
 
 
 def test_batch_not_divisible(monkeypatch):
   import jax
   from train import train as train_lib
+
   monkeypatch.setattr(jax, 'device_count', lambda: 8)
   with pytest.raises(ConfigError, match='not divisible by the 8 devices'):
     train_lib.check_runtime(config_lib.get_config(batch_size=100))
@@ -219,8 +299,10 @@ def test_run_directory_of_another_config(capsys, tmp_path):
   config_lib.write_config(cfg, str(run / 'config.json'))
   # Same config (and non-semantic changes) pass.
   assert config_checks.check_workdir(cfg.replace(progress=False)) == cfg
-  status, err = run_cli(['--workdir', str(run), '--dataset', 'synthetic',
-                         '--lam', '0.0123'], capsys)
+  status, err = run_cli(
+      ['--workdir', str(run), '--dataset', 'synthetic', '--lam', '0.0123'],
+      capsys,
+  )
   assert status == 2
   assert 'holds a run of a different config' in err and '--lam' in err
   assert json.loads((run / 'config.json').read_text())['lam'] == cfg.lam
@@ -232,9 +314,9 @@ def test_print_config(capsys):
   assert out['model'] == 'vgg16' and out['init_scale'] == 20
 
 
-
-def test_print_config_shows_the_data_folders_in_effect(capsys, monkeypatch,
-                                                       tmp_path):
+def test_print_config_shows_the_data_folders_in_effect(
+    capsys, monkeypatch, tmp_path
+):
   monkeypatch.setenv('RDA_MANUAL_DIR', str(tmp_path / 'manual'))
   monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
   assert cli.main(['--print_config']) == 0
@@ -257,6 +339,7 @@ def test_print_config_refuses_an_unknown_model(capsys):
   assert cli.main(['--model', 'resnet99', '--print_config']) == 2
   assert "Unknown model 'resnet99'" in capsys.readouterr().err
 
+
 def test_list_presets(capsys):
   assert cli.main(['--list_presets']) == 0
   out = capsys.readouterr().out
@@ -268,8 +351,13 @@ def test_list_presets(capsys):
 
 def test_help_mentions_fields():
   text = cli.build_parser().format_help()
-  for flag in ('--asr_epochs', '--init_scale', '--coordinator_address',
-               '--manual_dir', '--select'):
+  for flag in (
+      '--asr_epochs',
+      '--init_scale',
+      '--coordinator_address',
+      '--manual_dir',
+      '--select',
+  ):
     assert flag in text
   assert os.path.basename(cli.__file__) == 'cli.py'
 
@@ -288,13 +376,30 @@ def test_other_methods_run_with_the_default_preset(method, tmp_path):
 
 def test_rmda_flags_and_their_checks():
   cfg, explicit, _ = cli.parse_config(
-      ['--method', 'rmda', '--lr', '0.1', '--momentum', '0.9', '--lam', '1e-3',
-       '--asr_optimizer', 'sgd', '--asr_lr', '0.02', '--restart_epochs', '4'])
+      [
+          '--method',
+          'rmda',
+          '--lr',
+          '0.1',
+          '--momentum',
+          '0.9',
+          '--lam',
+          '1e-3',
+          '--asr_optimizer',
+          'sgd',
+          '--asr_lr',
+          '0.02',
+          '--restart_epochs',
+          '4',
+      ]
+  )
   config_checks.validate(cfg, explicit)
   assert cfg.asr_epochs > 0 and cfg.restart_epochs == (4.0,)
-  for argv, match in ((['--asr_optimizer', 'adam'], 'asr_optimizer'),
-                      (['--asr_lr', '0'], 'asr_lr'),
-                      (['--restart_epochs', '-1'], 'restart_epochs')):
+  for argv, match in (
+      (['--asr_optimizer', 'adam'], 'asr_optimizer'),
+      (['--asr_lr', '0'], 'asr_lr'),
+      (['--restart_epochs', '-1'], 'restart_epochs'),
+  ):
     cfg, explicit, _ = cli.parse_config(['--method', 'rmda', *argv])
     with pytest.raises(config_lib.ConfigError, match=match):
       config_checks.validate(cfg, explicit)
@@ -313,19 +418,27 @@ def test_every_option_has_help_beyond_its_name():
   assert "'(none)'" not in parser.format_help()
 
 
-@pytest.mark.parametrize('code, message', [
-    ("import runpy; runpy.run_module('train', run_name='__main__')",
-     'install the train extra'),
-    ('import models', 'install the models extra'),
-])
+@pytest.mark.parametrize(
+    'code, message',
+    [
+        (
+            "import runpy; runpy.run_module('train', run_name='__main__')",
+            'install the train extra',
+        ),
+        ('import models', 'install the models extra'),
+    ],
+)
 def test_missing_extras_name_the_extra(code, message):
   import subprocess
   import sys
+
   hide = "import sys; sys.modules['flax'] = None; "
-  proc = subprocess.run([sys.executable, '-c', hide + code],
-                        capture_output=True, text=True,
-                        cwd=os.path.dirname(os.path.dirname(
-                            os.path.abspath(__file__))))
+  proc = subprocess.run(
+      [sys.executable, '-c', hide + code],
+      capture_output=True,
+      text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  )
   assert proc.returncode != 0
   assert message in proc.stderr, proc.stderr[-2000:]
 
@@ -342,10 +455,28 @@ def test_bad_paths_are_one_line_errors_before_any_work(tmp_path, capsys):
       (['--workdir', str(afile)], 'is a file, not a directory'),
       (['--workdir', str(afile / 'sub')], 'is a file, so the run directory'),
       (['--workdir', '/proc/rda_optax_test/x'], 'cannot be created'),
-      (['--method', 'han', '--init_from', str(empty), '--workdir',
-        str(tmp_path / 'w1')], 'cannot read a checkpoint there'),
-      (['--method', 'han', '--init_from', str(tmp_path / 'garbage'),
-        '--workdir', str(tmp_path / 'w2')], 'cannot read a checkpoint there'),
+      (
+          [
+              '--method',
+              'han',
+              '--init_from',
+              str(empty),
+              '--workdir',
+              str(tmp_path / 'w1'),
+          ],
+          'cannot read a checkpoint there',
+      ),
+      (
+          [
+              '--method',
+              'han',
+              '--init_from',
+              str(tmp_path / 'garbage'),
+              '--workdir',
+              str(tmp_path / 'w2'),
+          ],
+          'cannot read a checkpoint there',
+      ),
   ]
   for argv, message in cases:
     status, err = run_cli(argv, capsys)
@@ -368,8 +499,16 @@ def test_a_different_config_is_refused_with_a_resume_hint(tmp_path, capsys):
   status, err = run_cli(['--workdir', str(run), '--lam', '1e-3'], capsys)
   assert status == 2 and '--stop_at_step 0' in err
   # The hint works: the stored config with the stop lifted is accepted.
-  status, err = run_cli(['--config', str(run / 'config.json'),
-                         '--stop_at_step', '0', '--print_config'], capsys)
+  status, err = run_cli(
+      [
+          '--config',
+          str(run / 'config.json'),
+          '--stop_at_step',
+          '0',
+          '--print_config',
+      ],
+      capsys,
+  )
   assert status == 0
 
 
@@ -381,11 +520,32 @@ def test_epochs_that_round_to_no_sparse_phase_are_refused():
 
 def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
   status, err = run_cli(
-      ['--method', 'rda', '--gamma', '1e-38', '--dataset', 'synthetic',
-       '--model', 'lenet300_100', '--steps_per_epoch', '10', '--epochs', '2',
-       '--asr_epochs', '1', '--batch_size', '16', '--log_every_steps', '1',
-       '--no-progress', '--no-report', '--workdir', str(tmp_path / 'run')],
-      capsys)
+      [
+          '--method',
+          'rda',
+          '--gamma',
+          '1e-38',
+          '--dataset',
+          'synthetic',
+          '--model',
+          'lenet300_100',
+          '--steps_per_epoch',
+          '10',
+          '--epochs',
+          '2',
+          '--asr_epochs',
+          '1',
+          '--batch_size',
+          '16',
+          '--log_every_steps',
+          '1',
+          '--no-progress',
+          '--no-report',
+          '--workdir',
+          str(tmp_path / 'run'),
+      ],
+      capsys,
+  )
   assert status == 3
   line = [l for l in err.splitlines() if l.startswith('python -m train:')]
   assert line and 'training diverged at step' in line[0]
@@ -395,10 +555,18 @@ def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
 def test_logged_hyper_parameters_follow_the_optimizers_counts():
   phases = methods.Phases(steps_per_epoch=10, main_steps=20, asr_steps=10)
   # ASR by SGD: its own cosine from asr_lr over the ASR phase.
-  cfg = config_lib.get_config(None, method='rmda', lr=0.2,
-                              lr_schedule='cosine', lam=1e-3, epochs=2,
-                              asr_epochs=1, asr_optimizer='sgd', asr_lr=0.03,
-                              asr_lr_schedule='cosine')
+  cfg = config_lib.get_config(
+      None,
+      method='rmda',
+      lr=0.2,
+      lr_schedule='cosine',
+      lam=1e-3,
+      epochs=2,
+      asr_epochs=1,
+      asr_optimizer='sgd',
+      asr_lr=0.03,
+      asr_lr_schedule='cosine',
+  )
   tx, hypers = methods.create_optimizer(cfg, phases)
   values = methods.logged_hypers(cfg, phases, hypers)
   assert values(0) == {'lr': pytest.approx(0.2), 'lam': pytest.approx(1e-3)}
@@ -414,7 +582,8 @@ def test_logged_hyper_parameters_follow_the_optimizers_counts():
   tx, hypers = methods.create_optimizer(on, phases)
   values = methods.logged_hypers(on, phases, hypers)
   assert values(20)['lr'] == pytest.approx(
-      0.2 * 0.5 * (1 + np.cos(np.pi * 20 / 30)))
+      0.2 * 0.5 * (1 + np.cos(np.pi * 20 / 30))
+  )
 
 
 def test_one_source_of_defaults():

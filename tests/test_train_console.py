@@ -37,8 +37,11 @@ def test_progress_bar_is_off_when_stderr_is_not_a_terminal(monkeypatch):
 
 def test_filtered_stderr_fd_drops_tensorflow_start_up_lines_only(capfd):
   with console.filtered_stderr_fd():
-    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is '
-                b'called are written to STDERR\n')
+    os.write(
+        2,
+        b'WARNING: All log messages before absl::InitializeLog() is '
+        b'called are written to STDERR\n',
+    )
     os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\n')
     os.write(2, b'a real problem\n')
   err = capfd.readouterr().err

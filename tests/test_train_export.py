@@ -21,27 +21,46 @@ from train import train as train_lib  # noqa: E402
 def train_structured(tmp_path, model, dataset, lam, name='run', **kw):
   """A few steps of RMDA with group lasso on output channels (zero channels)."""
   cfg = config_lib.get_config(
-      None, model=model, dataset=dataset, method='rmda', lr=0.05,
-      momentum=0.9, regularizer='group_lasso', groups='output', lam=lam,
-      batch_size=32, steps_per_epoch=8, epochs=2, asr_epochs=1,
-      asr_optimizer='sgd', asr_lr=0.01, log_every_steps=4, progress=False,
-      report=False, async_checkpointing=False,
-      workdir=str(tmp_path / name), **kw)
+      None,
+      model=model,
+      dataset=dataset,
+      method='rmda',
+      lr=0.05,
+      momentum=0.9,
+      regularizer='group_lasso',
+      groups='output',
+      lam=lam,
+      batch_size=32,
+      steps_per_epoch=8,
+      epochs=2,
+      asr_epochs=1,
+      asr_optimizer='sgd',
+      asr_lr=0.01,
+      log_every_steps=4,
+      progress=False,
+      report=False,
+      async_checkpointing=False,
+      workdir=str(tmp_path / name),
+      **kw,
+  )
   train_lib.train_and_evaluate(cfg)
   return cfg
 
 
 @pytest.fixture(scope='module')
 def lenet5_run(tmp_path_factory):
-  return train_structured(tmp_path_factory.mktemp('lenet5'), 'lenet5',
-                          'synthetic:28x28x1:10', lam=0.15)
+  return train_structured(
+      tmp_path_factory.mktemp('lenet5'),
+      'lenet5',
+      'synthetic:28x28x1:10',
+      lam=0.15,
+  )
 
 
 def test_export_is_smaller_and_computes_the_same_logits(lenet5_run, tmp_path):
   out = str(tmp_path / 'export')
   meta = export.export_run(lenet5_run.workdir, out)
-  assert sorted(os.listdir(out)) == ['export.md', 'model.json',
-                                     'variables.npz']
+  assert sorted(os.listdir(out)) == ['export.md', 'model.json', 'variables.npz']
   assert meta['channel_sparsity'] > 0.3
   assert meta['macs']['exported'] < meta['macs']['dense'] / 2
   assert meta['parameters']['exported'] < meta['parameters']['dense'] / 2
@@ -51,21 +70,27 @@ def test_export_is_smaller_and_computes_the_same_logits(lenet5_run, tmp_path):
   model, variables, loaded_meta = export.load_export(out)
   assert loaded_meta == json.load(open(os.path.join(out, 'model.json')))
   import models
+
   sparse = ckpt_lib.load_variables(lenet5_run.workdir)
   original = models.create('lenet5', num_classes=10)
-  x = np.random.default_rng(1).uniform(size=(16, 28, 28, 1)).astype(
-      np.float32)
+  x = np.random.default_rng(1).uniform(size=(16, 28, 28, 1)).astype(np.float32)
   want = original.apply({'params': sparse['params']}, x, train=False)
   got = model.apply(variables, x, train=False)
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
   text = open(os.path.join(out, 'export.md')).read()
-  for needle in ('weight sparsity', 'MACs per example', 'dense float32',
-                 '## Channels per layer', 'conv1'):
+  for needle in (
+      'weight sparsity',
+      'MACs per example',
+      'dense float32',
+      '## Channels per layer',
+      'conv1',
+  ):
     assert needle in text, needle
 
 
-def test_eval_export_matches_the_runs_own_evaluation(lenet5_run, tmp_path,
-                                                     capsys):
+def test_eval_export_matches_the_runs_own_evaluation(
+    lenet5_run, tmp_path, capsys
+):
   out = str(tmp_path / 'export')
   export.export_run(lenet5_run.workdir, out)
   capsys.readouterr()
@@ -77,13 +102,11 @@ def test_eval_export_matches_the_runs_own_evaluation(lenet5_run, tmp_path,
 
 
 def test_resnet_with_batch_norm_exports_exactly(tmp_path):
-  cfg = train_structured(tmp_path, 'resnet8', 'synthetic:32x32x3:10',
-                         lam=0.05)
+  cfg = train_structured(tmp_path, 'resnet8', 'synthetic:32x32x3:10', lam=0.05)
   meta = export.export_run(cfg.workdir, time_batch=4)
   assert meta['max_abs_logit_diff'] < 1e-3
   assert meta['cpu_inference']['speedup'] > 0
-  model, variables, _ = export.load_export(os.path.join(cfg.workdir,
-                                                        'export'))
+  model, variables, _ = export.load_export(os.path.join(cfg.workdir, 'export'))
   assert 'batch_stats' in variables
   assert model.num_classes == 10
 
@@ -112,7 +135,7 @@ def test_a_damaged_export_is_refused(lenet5_run, tmp_path, capsys):
   json.dump(meta, open(meta_path, 'w'))
   path = os.path.join(out, 'variables.npz')
   data = open(path, 'rb').read()
-  open(path, 'wb').write(data[:len(data) // 3])
+  open(path, 'wb').write(data[: len(data) // 3])
   with pytest.raises(export.ExportError, match='truncated or corrupted'):
     export.load_export(out)
   assert cli.main(['--eval_export', out]) == 2

@@ -16,11 +16,33 @@ import pytest
 from _train_driver import REPO, final_variables, flat, run_train
 from train import metrics as metrics_lib
 
-ARGS = ['--method', 'rda', '--dataset', 'synthetic', '--batch_size', '32',
-        '--eval_batch_size',
-        '48', '--steps_per_epoch', '2', '--epochs', '1', '--asr_epochs', '1',
-        '--lam', '3e-3', '--gamma', '2', '--init_scale', '2', '--no-progress',
-        '--no-report', '--log_every_steps', '1', '--no-async_checkpointing']
+ARGS = [
+    '--method',
+    'rda',
+    '--dataset',
+    'synthetic',
+    '--batch_size',
+    '32',
+    '--eval_batch_size',
+    '48',
+    '--steps_per_epoch',
+    '2',
+    '--epochs',
+    '1',
+    '--asr_epochs',
+    '1',
+    '--lam',
+    '3e-3',
+    '--gamma',
+    '2',
+    '--init_scale',
+    '2',
+    '--no-progress',
+    '--no-report',
+    '--log_every_steps',
+    '1',
+    '--no-async_checkpointing',
+]
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -31,7 +53,8 @@ def test_eight_devices_match_one(tmp_path):
   a, b = final_variables(one), final_variables(eight)
   assert a['step'] == b['step'] == 4
   fa, fb = flat({'p': a['params'], 's': a['batch_stats']}), flat(
-      {'p': b['params'], 's': b['batch_stats']})
+      {'p': b['params'], 's': b['batch_stats']}
+  )
   assert set(fa) == set(fb)
   assert any("['s']" in k for k in fa)  # Batch-norm statistics compared too.
   for k in fa:
@@ -42,8 +65,9 @@ def test_eight_devices_match_one(tmp_path):
   eb = metrics_lib.read_records(eight, 'eval')
   for ra, rb in zip(ea, eb):
     for key in ('test_loss', 'test_top1', 'test_top5', 'sparsity'):
-      np.testing.assert_allclose(rb[key], ra[key], rtol=1e-4, atol=1e-5,
-                                 err_msg=key)
+      np.testing.assert_allclose(
+          rb[key], ra[key], rtol=1e-4, atol=1e-5, err_msg=key
+      )
   assert 'error' not in out.stderr.lower()
 
 
@@ -51,15 +75,30 @@ def test_augmentation_keys_do_not_depend_on_the_device_count(tmp_path):
   """Mock CIFAR-10 with random crop + flip: each example's augmentation key is
   fold_in(step key, its index in the global batch), so 8 devices train like 1.
   """
-  args = ['--method', 'rda', '--dataset', 'cifar10',
-          '--data_dir', str(tmp_path / 'tfds'),
-          '--batch_size', '16', '--epochs', '1', '--asr_epochs', '1',
-          '--lam', '3e-3', '--gamma', '2', '--no-progress', '--no-report',
-          '--no-async_checkpointing']
+  args = [
+      '--method',
+      'rda',
+      '--dataset',
+      'cifar10',
+      '--data_dir',
+      str(tmp_path / 'tfds'),
+      '--batch_size',
+      '16',
+      '--epochs',
+      '1',
+      '--asr_epochs',
+      '1',
+      '--lam',
+      '3e-3',
+      '--gamma',
+      '2',
+      '--no-progress',
+      '--no-report',
+      '--no-async_checkpointing',
+  ]
   one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
   run_train(args + ['--workdir', one], devices=1, tiny_bn=True, mock_data=32)
-  run_train(args + ['--workdir', eight], devices=8, tiny_bn=True,
-            mock_data=32)
+  run_train(args + ['--workdir', eight], devices=8, tiny_bn=True, mock_data=32)
   a, b = final_variables(one), final_variables(eight)
   assert a['step'] == b['step'] == 4
   fa, fb = flat(a['params']), flat(b['params'])
@@ -68,40 +107,75 @@ def test_augmentation_keys_do_not_depend_on_the_device_count(tmp_path):
 
 
 SHARED_DATA = os.environ.get(
-    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data')
+)
 MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
-                    reason=f'MNIST archives not found in {MNIST_DIR}')
+@pytest.mark.skipif(
+    not os.path.isdir(MNIST_DIR),
+    reason=f'MNIST archives not found in {MNIST_DIR}',
+)
 @pytest.mark.parametrize('devices', [4, 8])
 def test_default_job_runs_hundreds_of_steps_on_simulated_devices(
-    devices, tmp_path):
+    devices, tmp_path
+):
   """The default job with its default logging (a host sync every 100 steps)
   used to abort on 4+ simulated CPU devices: an all-reduce rendezvous timed
   out under unbounded asynchronous dispatch."""
   run = str(tmp_path / 'run')
-  run_train(['--manual_dir', MNIST_DIR, '--data_dir', str(tmp_path / 'tfds'),
-             '--steps_per_epoch', '150', '--epochs', '2', '--asr_epochs', '1',
-             '--workdir', run, '--no-progress', '--no-report'],
-            devices=devices, timeout=900)
+  run_train(
+      [
+          '--manual_dir',
+          MNIST_DIR,
+          '--data_dir',
+          str(tmp_path / 'tfds'),
+          '--steps_per_epoch',
+          '150',
+          '--epochs',
+          '2',
+          '--asr_epochs',
+          '1',
+          '--workdir',
+          run,
+          '--no-progress',
+          '--no-report',
+      ],
+      devices=devices,
+      timeout=900,
+  )
   last = metrics_lib.read_records(run, 'eval')[-1]
   assert last['step'] == 450 and np.isfinite(last['test_loss'])
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
-                    reason=f'MNIST archives not found in {MNIST_DIR}')
+@pytest.mark.skipif(
+    not os.path.isdir(MNIST_DIR),
+    reason=f'MNIST archives not found in {MNIST_DIR}',
+)
 def test_default_job_on_four_devices_stays_at_rounding_level(tmp_path):
   """1 and 4 devices reduce the gradient mean in different orders (rounding
   differences of ~1e-7). The default job (RMDA) keeps them at that level over
   100 steps; the paper's RDA at γ = 1 amplifies them (first steps of size
   1/(γ√n) ≈ 1): 1e-6 after 10 steps, weights differing by ~1.7 and ~16,000
   zeros in one run only after 100 (measured; docs in README)."""
-  common = ['--manual_dir', MNIST_DIR, '--data_dir', str(tmp_path / 'tfds'),
-            '--steps_per_epoch', '50', '--epochs', '1', '--asr_epochs', '1',
-            '--log_every_steps', '1', '--no-progress', '--no-report']
+  common = [
+      '--manual_dir',
+      MNIST_DIR,
+      '--data_dir',
+      str(tmp_path / 'tfds'),
+      '--steps_per_epoch',
+      '50',
+      '--epochs',
+      '1',
+      '--asr_epochs',
+      '1',
+      '--log_every_steps',
+      '1',
+      '--no-progress',
+      '--no-report',
+  ]
   one, four = str(tmp_path / 'one'), str(tmp_path / 'four')
   run_train(common + ['--workdir', one], devices=1, timeout=600)
   run_train(common + ['--workdir', four], devices=4, timeout=600)

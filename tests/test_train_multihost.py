@@ -15,15 +15,43 @@ import subprocess
 import numpy as np
 import pytest
 
-from _train_driver import (REPO, env_with_devices, final_variables, flat,
-                           free_port, run_train, train_cmd)
+from _train_driver import (
+    REPO,
+    env_with_devices,
+    final_variables,
+    flat,
+    free_port,
+    run_train,
+    train_cmd,
+)
 from train import metrics as metrics_lib
 
-ARGS = ['--method', 'rda', '--dataset', 'synthetic', '--batch_size', '32',
-        '--eval_batch_size',
-        '48', '--steps_per_epoch', '2', '--epochs', '1', '--asr_epochs', '1',
-        '--lam', '3e-3', '--gamma', '2', '--init_scale', '2', '--no-progress',
-        '--no-report', '--log_every_steps', '1']
+ARGS = [
+    '--method',
+    'rda',
+    '--dataset',
+    'synthetic',
+    '--batch_size',
+    '32',
+    '--eval_batch_size',
+    '48',
+    '--steps_per_epoch',
+    '2',
+    '--epochs',
+    '1',
+    '--asr_epochs',
+    '1',
+    '--lam',
+    '3e-3',
+    '--gamma',
+    '2',
+    '--init_scale',
+    '2',
+    '--no-progress',
+    '--no-report',
+    '--log_every_steps',
+    '1',
+]
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -34,12 +62,26 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
   port = free_port()
   procs = []
   for pid in range(2):
-    args = ARGS + ['--workdir', multi, '--coordinator_address',
-                   f'127.0.0.1:{port}', '--num_processes', '2',
-                   '--process_id', str(pid)]
-    procs.append(subprocess.Popen(
-        train_cmd(args, tiny_bn=True), cwd=REPO, env=env_with_devices(2),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    args = ARGS + [
+        '--workdir',
+        multi,
+        '--coordinator_address',
+        f'127.0.0.1:{port}',
+        '--num_processes',
+        '2',
+        '--process_id',
+        str(pid),
+    ]
+    procs.append(
+        subprocess.Popen(
+            train_cmd(args, tiny_bn=True),
+            cwd=REPO,
+            env=env_with_devices(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    )
   outs = []
   try:
     for p in procs:
@@ -50,8 +92,9 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
         p.kill()
   for p, (out, err) in zip(procs, outs):
     if p.returncode:
-      pytest.fail(f'process failed ({p.returncode}):\n{out[-2000:]}\n'
-                  f'{err[-5000:]}')
+      pytest.fail(
+          f'process failed ({p.returncode}):\n{out[-2000:]}\n' f'{err[-5000:]}'
+      )
 
   a, b = final_variables(single), final_variables(multi)
   assert a['step'] == b['step'] == 4

@@ -18,19 +18,49 @@ import time
 import numpy as np
 import pytest
 
-from _train_driver import (REPO, env_with_devices, flat, full_checkpoint,
-                           run_train, train_cmd)
+from _train_driver import (
+    REPO,
+    env_with_devices,
+    flat,
+    full_checkpoint,
+    run_train,
+    train_cmd,
+)
 from train import checkpoint as ckpt_lib
 from train import metrics as metrics_lib
 
 pytest.importorskip('models')
 
-ARGS = ['--method', 'rda', '--model', 'lenet5', '--dataset', 'synthetic',
-        '--batch_size', '16',
-        '--steps_per_epoch', '40', '--epochs', '3', '--asr_epochs', '2',
-        '--lam', '1e-3', '--gamma', '20', '--init_scale', '2',
-        '--checkpoint_every_steps', '4', '--log_every_steps', '4',
-        '--keep_checkpoints', '2', '--no-progress', '--no-report']
+ARGS = [
+    '--method',
+    'rda',
+    '--model',
+    'lenet5',
+    '--dataset',
+    'synthetic',
+    '--batch_size',
+    '16',
+    '--steps_per_epoch',
+    '40',
+    '--epochs',
+    '3',
+    '--asr_epochs',
+    '2',
+    '--lam',
+    '1e-3',
+    '--gamma',
+    '20',
+    '--init_scale',
+    '2',
+    '--checkpoint_every_steps',
+    '4',
+    '--log_every_steps',
+    '4',
+    '--keep_checkpoints',
+    '2',
+    '--no-progress',
+    '--no-report',
+]
 TOTAL = 200
 
 
@@ -42,9 +72,14 @@ def _checkpoint_steps(workdir):
 
 
 def _kill_during_training(workdir, min_step, timeout=240):
-  proc = subprocess.Popen(train_cmd(ARGS + ['--workdir', workdir]), cwd=REPO,
-                          env=env_with_devices(1), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+      train_cmd(ARGS + ['--workdir', workdir]),
+      cwd=REPO,
+      env=env_with_devices(1),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
   start = time.time()
   try:
     while time.time() - start < timeout:
@@ -74,8 +109,9 @@ def test_kill_resume_is_bit_identical(tmp_path):
   assert left and left[-1] < TOTAL  # Killed before the end.
   # An interrupted write may have left an Orbax temporary directory; the
   # complete checkpoints are still there.
-  complete = ckpt_lib.Checkpoints(os.path.join(run, 'checkpoints'),
-                                  read_only=True).latest_step()
+  complete = ckpt_lib.Checkpoints(
+      os.path.join(run, 'checkpoints'), read_only=True
+  ).latest_step()
   assert complete is not None and complete >= 60
 
   run_train(ARGS + ['--workdir', run])

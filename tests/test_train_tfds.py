@@ -25,17 +25,29 @@ tfds = pytest.importorskip('tensorflow_datasets')
 pytest.importorskip('train.input_pipeline')
 
 SHARED_DATA = os.environ.get(
-    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+    'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data')
+)
 MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 
 def test_a_few_steps_on_mock_cifar10(tmp_path):
   cfg = config_lib.get_config(
-      None, method='rda', dataset='cifar10', data_dir=str(tmp_path / 'tfds'),
+      None,
+      method='rda',
+      dataset='cifar10',
+      data_dir=str(tmp_path / 'tfds'),
       batch_size=8,
-      eval_batch_size=16, epochs=1, asr_epochs=1, lam=1e-2, gamma=2.0,
-      init_scale=2.0, workdir=str(tmp_path / 'run'), progress=False,
-      async_checkpointing=False, log_every_steps=1)
+      eval_batch_size=16,
+      epochs=1,
+      asr_epochs=1,
+      lam=1e-2,
+      gamma=2.0,
+      init_scale=2.0,
+      workdir=str(tmp_path / 'run'),
+      progress=False,
+      async_checkpointing=False,
+      log_every_steps=1,
+  )
   with tfds.testing.mock_data(num_examples=24):
     state = train_lib.train_and_evaluate(cfg, model=TinyBN())
   assert int(state.step) == 6  # 24 // 8 = 3 steps per epoch, 1 + 1 epochs.
@@ -47,18 +59,39 @@ def test_a_few_steps_on_mock_cifar10(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
-                    reason=f'MNIST archives not found in {MNIST_DIR}')
+@pytest.mark.skipif(
+    not os.path.isdir(MNIST_DIR),
+    reason=f'MNIST archives not found in {MNIST_DIR}',
+)
 def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
   run = str(tmp_path / 'run')
-  proc = run_train(['--manual_dir', MNIST_DIR, '--data_dir',
-                    str(tmp_path / 'tfds'), '--epochs', '2', '--asr_epochs',
-                    '1', '--workdir', run], devices=None, timeout=600)
+  proc = run_train(
+      [
+          '--manual_dir',
+          MNIST_DIR,
+          '--data_dir',
+          str(tmp_path / 'tfds'),
+          '--epochs',
+          '2',
+          '--asr_epochs',
+          '1',
+          '--workdir',
+          run,
+      ],
+      devices=None,
+      timeout=600,
+  )
   # What a log file gets (no terminal): our lines, no library noise, no bars.
   console = proc.stdout + proc.stderr
   assert 'Preparing mnist once, from the manual folder' in console
-  for noise in ('Downloading and preparing', 'has no dataset_info.json',
-                'oneDNN', 'absl::InitializeLog', 'Dl Completed', '\r'):
+  for noise in (
+      'Downloading and preparing',
+      'has no dataset_info.json',
+      'oneDNN',
+      'absl::InitializeLog',
+      'Dl Completed',
+      '\r',
+  ):
     assert noise not in console, (noise, console[:2000])
   evals = [l for l in proc.stdout.splitlines() if l.startswith('epoch ')]
   assert len(evals) == 3 and all('test top-1' in l for l in evals)
@@ -67,26 +100,41 @@ def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
   assert last['test_top1'] >= 0.90, last
   assert last['sparsity'] >= 0.30, last
   params = final_variables(run)['params']
-  zeros = sum(int((np.asarray(p) == 0).sum()) for p in
-              [params[k]['kernel'] for k in params])
+  zeros = sum(
+      int((np.asarray(p) == 0).sum())
+      for p in [params[k]['kernel'] for k in params]
+  )
   assert zeros > 0
   assert config_lib.load_config(run).model == 'lenet300_100'
 
 
-@pytest.mark.skipif(not os.path.isdir(MNIST_DIR),
-                    reason=f'MNIST archives not found in {MNIST_DIR}')
+@pytest.mark.skipif(
+    not os.path.isdir(MNIST_DIR),
+    reason=f'MNIST archives not found in {MNIST_DIR}',
+)
 def test_a_truncated_archive_is_a_one_line_error(tmp_path, capsys):
   import shutil
   from train import cli
+
   manual = tmp_path / 'manual'
   shutil.copytree(MNIST_DIR, manual)
   bad = manual / 'train-images-idx3-ubyte.gz'
   with open(bad, 'r+b') as f:
     f.truncate(bad.stat().st_size // 2)
-  status = cli.main(['--manual_dir', str(manual), '--data_dir',
-                     str(tmp_path / 'tfds'), '--workdir', str(tmp_path / 'run'),
-                     '--no-progress'])
+  status = cli.main(
+      [
+          '--manual_dir',
+          str(manual),
+          '--data_dir',
+          str(tmp_path / 'tfds'),
+          '--workdir',
+          str(tmp_path / 'run'),
+          '--no-progress',
+      ]
+  )
   err = capsys.readouterr().err
   assert status == 2
   line = [l for l in err.splitlines() if l.startswith('python -m train:')][0]
-  assert 'train-images-idx3-ubyte.gz does not match its published checksum' in line
+  assert (
+      'train-images-idx3-ubyte.gz does not match its published checksum' in line
+  )

@@ -42,10 +42,12 @@ from train.config_checks import validate
 def train_and_evaluate(cfg, **kwargs):
   """See :func:`train.train.train_and_evaluate`."""
   from train import train as _train  # pylint: disable=import-outside-toplevel
+
   return _train.train_and_evaluate(cfg, **kwargs)
 
 
 def main(argv=None):
   """See :func:`train.cli.main`."""
   from train import cli  # pylint: disable=import-outside-toplevel
+
   return cli.main(argv)

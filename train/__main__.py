@@ -21,8 +21,11 @@ if __name__ == '__main__':
   # The training job needs the [train] extra; say so instead of a bare
   # ModuleNotFoundError deep inside an import.
   if missing := _missing():
-    sys.exit(f'python -m train needs {", ".join(missing)}: install the train '
-             'extra, e.g. pip install -e ".[train]" in the checkout (or '
-             '".[all]" for the tests too).')
+    sys.exit(
+        f'python -m train needs {", ".join(missing)}: install the train '
+        'extra, e.g. pip install -e ".[train]" in the checkout (or '
+        '".[all]" for the tests too).'
+    )
   from train.cli import main  # pylint: disable=g-import-not-at-top
+
   sys.exit(main())

@@ -40,27 +40,31 @@ def random_flip(images: jax.Array, key: jax.Array) -> jax.Array:
   return jnp.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
 
 
-def random_crop(images: jax.Array, key: jax.Array,
-                padding: int = 4) -> jax.Array:
+def random_crop(
+    images: jax.Array, key: jax.Array, padding: int = 4
+) -> jax.Array:
   """Random HxW crop of each NHWC image zero-padded by ``padding`` pixels.
 
   Offsets are uniform in [0, 2 * padding] along each axis, independently per
   example.
   """
   n, h, w, c = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding),
-                            (0, 0)))
+  padded = jnp.pad(
+      images, ((0, 0), (padding, padding), (padding, padding), (0, 0))
+  )
   key_y, key_x = jax.random.split(key)
   ys = jax.random.randint(key_y, (n,), 0, 2 * padding + 1)
   xs = jax.random.randint(key_x, (n,), 0, 2 * padding + 1)
   zero = jnp.zeros((), ys.dtype)
-  crop = lambda image, y, x: jax.lax.dynamic_slice(image, (y, x, zero),
-                                                   (h, w, c))
+  crop = lambda image, y, x: jax.lax.dynamic_slice(
+      image, (y, x, zero), (h, w, c)
+  )
   return jax.vmap(crop)(padded, ys, xs)
 
 
-def random_crop_flip(images: jax.Array, key: jax.Array,
-                     padding: int = 4) -> jax.Array:
+def random_crop_flip(
+    images: jax.Array, key: jax.Array, padding: int = 4
+) -> jax.Array:
   """CIFAR augmentation: padded random crop then random horizontal flip."""
   key_crop, key_flip = jax.random.split(key)
   return random_flip(random_crop(images, key_crop, padding), key_flip)
@@ -76,12 +80,19 @@ def _resolve(dataset) -> dataset_registry.DatasetInfo:
     return dataset
   if isinstance(dataset, str):
     return dataset_registry.get_info(dataset)
-  raise TypeError(f'dataset must be a name or a DatasetInfo, got '
-                  f'{type(dataset).__name__}')
+  raise TypeError(
+      f'dataset must be a name or a DatasetInfo, got '
+      f'{type(dataset).__name__}'
+  )
 
 
-def preprocess(images: jax.Array, key: jax.Array | None, dataset, train: bool,
-               dtype=jnp.float32) -> jax.Array:
+def preprocess(
+    images: jax.Array,
+    key: jax.Array | None,
+    dataset,
+    train: bool,
+    dtype=jnp.float32,
+) -> jax.Array:
   """uint8 images (..., H, W, C) -> augmented (if ``train``), normalised.
 
   ``dataset``: a name (``'cifar10'``...) or a ``DatasetInfo`` (needed for

@@ -54,8 +54,14 @@ class Checkpoints:
     ckpts.close()
   """
 
-  def __init__(self, directory: str, *, keep: int = 3,
-               async_save: bool = True, read_only: bool = False):
+  def __init__(
+      self,
+      directory: str,
+      *,
+      keep: int = 3,
+      async_save: bool = True,
+      read_only: bool = False,
+  ):
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max(int(keep), 2),
@@ -84,8 +90,9 @@ class Checkpoints:
       self._unreadable.discard(step)
     elif step in self._mngr.all_steps():
       return False
-    return self._mngr.save(int(step), args=ocp.args.StandardSave(
-        host_copy(tree)), force=force)
+    return self._mngr.save(
+        int(step), args=ocp.args.StandardSave(host_copy(tree)), force=force
+    )
 
   def restore(self, step: int, template: Any) -> Any:
     """Restores checkpoint ``step`` into the structure of ``template``.
@@ -113,28 +120,39 @@ class Checkpoints:
       except Exception as e:  # pylint: disable=broad-except
         # Orbax / tensorstore raise many types (ValueError, OSError,
         # KeyError, their own); the first line says which.
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else (
-            type(e).__name__)
+        first = (
+            str(e).strip().splitlines()[0][:200]
+            if str(e).strip()
+            else (type(e).__name__)
+        )
         bad.append(step)
         self._unreadable.add(step)
         # The manager may keep state from the failed read (an empty folder
         # makes it expect several items): start a fresh one.
         self._mngr.close()
-        self._mngr = ocp.CheckpointManager(self.directory,
-                                           options=self._options)
-        print(f'warning: checkpoint step {step} in {self.directory} is '
-              f'unreadable ({type(e).__name__}: {first}); trying an older '
-              'one.', file=sys.stderr)
+        self._mngr = ocp.CheckpointManager(
+            self.directory, options=self._options
+        )
+        print(
+            f'warning: checkpoint step {step} in {self.directory} is '
+            f'unreadable ({type(e).__name__}: {first}); trying an older '
+            'one.',
+            file=sys.stderr,
+        )
         continue
       if bad:
-        print(f'warning: resuming from step {step}, the newest readable '
-              f'checkpoint (unreadable: {bad}).', file=sys.stderr)
+        print(
+            f'warning: resuming from step {step}, the newest readable '
+            f'checkpoint (unreadable: {bad}).',
+            file=sys.stderr,
+        )
       return restored
     if steps:
       raise UnreadableCheckpoints(
           f'No checkpoint in {self.directory} can be read (steps {steps}): '
           f'remove that folder to start the run again, or choose a new '
-          '--workdir.')
+          '--workdir.'
+      )
     return None
 
   def restore_raw(self, step: int | None = None) -> Any:
@@ -177,16 +195,21 @@ def load_variables(path: str) -> dict[str, Any]:
   directory = find_checkpoint_dir(path)
   # Orbax notes each read-only option it adjusts (three absl warnings per
   # load): reading is what this function is for.
-  console.drop_absl_warnings('CheckpointManagerOptions.read_only=True',
-                             'Given directory is read only')
+  console.drop_absl_warnings(
+      'CheckpointManagerOptions.read_only=True', 'Given directory is read only'
+  )
   ckpts = Checkpoints(directory, read_only=True, async_save=False)
   try:
     step = ckpts.latest_step()
     if step is None:
       raise FileNotFoundError(
-          f'No complete checkpoint under {path!r} (looked in {directory}).')
+          f'No complete checkpoint under {path!r} (looked in {directory}).'
+      )
     raw = ckpts.restore_raw(step)
   finally:
     ckpts.close()
-  return {'params': raw['params'], 'batch_stats': raw.get('batch_stats') or {},
-          'step': int(np.asarray(raw.get('step', 0)))}
+  return {
+      'params': raw['params'],
+      'batch_stats': raw.get('batch_stats') or {},
+      'step': int(np.asarray(raw.get('step', 0))),
+  }

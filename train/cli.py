@@ -47,29 +47,46 @@ def build_parser() -> argparse.ArgumentParser:
       prog='python -m train',
       description='Train a sparse network (RDA, Prox-SGD, ASR, magnitude '
       'pruning baselines) on a TFDS dataset.',
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--preset', default=None,
-                      help='Preset to start from: ' +
-                      ', '.join(sorted(config_lib.PRESETS)))
-  parser.add_argument('--config', default=None,
-                      help='JSON config to start from (a run\'s config.json '
-                      'or run directory) instead of a preset.')
-  parser.add_argument('--list_presets', action='store_true',
-                      help='List the presets and exit.')
-  parser.add_argument('--print_config', action='store_true',
-                      help='Print the resolved config as JSON and exit.')
-  parser.add_argument('--eval_export', default=None, metavar='EXPORT_DIR',
-                      help='Evaluate a model exported by python -m '
-                      'train.export on the test split of its dataset (or of '
-                      '--dataset; the data options apply) and exit.')
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument(
+      '--preset',
+      default=None,
+      help='Preset to start from: ' + ', '.join(sorted(config_lib.PRESETS)),
+  )
+  parser.add_argument(
+      '--config',
+      default=None,
+      help="JSON config to start from (a run's config.json "
+      'or run directory) instead of a preset.',
+  )
+  parser.add_argument(
+      '--list_presets', action='store_true', help='List the presets and exit.'
+  )
+  parser.add_argument(
+      '--print_config',
+      action='store_true',
+      help='Print the resolved config as JSON and exit.',
+  )
+  parser.add_argument(
+      '--eval_export',
+      default=None,
+      metavar='EXPORT_DIR',
+      help='Evaluate a model exported by python -m '
+      'train.export on the test split of its dataset (or of '
+      '--dataset; the data options apply) and exit.',
+  )
   group = parser.add_argument_group(
-      'config (train.config.Config; defaults are those of the default preset)')
+      'config (train.config.Config; defaults are those of the default preset)'
+  )
   defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
     help_text = config_lib.field_doc(name) or name
     if name == 'method':  # The methods, as train.registry declares them.
-      help_text = '; '.join(f'{m.name}: {m.summary}'
-                            for m in registry.METHODS.values()) + '.'
+      help_text = (
+          '; '.join(f'{m.name}: {m.summary}' for m in registry.METHODS.values())
+          + '.'
+      )
     value = getattr(defaults, name)
     if isinstance(value, tuple):
       value = ','.join(f'{v:g}' for v in value)
@@ -77,16 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
     help_text = help_text.replace('%', '%%')  # argparse %-formats help.
     kind = str(field.type)
     if kind.startswith('bool'):
-      group.add_argument(f'--{name}', action=argparse.BooleanOptionalAction,
-                         default=argparse.SUPPRESS, help=help_text)
+      group.add_argument(
+          f'--{name}',
+          action=argparse.BooleanOptionalAction,
+          default=argparse.SUPPRESS,
+          help=help_text,
+      )
     else:
-      group.add_argument(f'--{name}', default=argparse.SUPPRESS,
-                         metavar=name.upper(), help=help_text)
+      group.add_argument(
+          f'--{name}',
+          default=argparse.SUPPRESS,
+          metavar=name.upper(),
+          help=help_text,
+      )
   return parser
 
 
-def parse_config(argv: list[str] | None = None
-                 ) -> tuple[config_lib.Config | None, set[str], Any]:
+def parse_config(
+    argv: list[str] | None = None,
+) -> tuple[config_lib.Config | None, set[str], Any]:
   """``(config, explicitly_set_fields, args)`` from the command line.
 
   The config is None for ``--list_presets``.
@@ -99,8 +125,9 @@ def parse_config(argv: list[str] | None = None
   if args.list_presets:
     return None, set(), args
   explicit = {k: v for k, v in vars(args).items() if k in config_lib.FIELDS}
-  values = {k: config_lib.coerce(config_lib.FIELDS[k], v)
-            for k, v in explicit.items()}
+  values = {
+      k: config_lib.coerce(config_lib.FIELDS[k], v) for k, v in explicit.items()
+  }
   if args.config and args.preset:
     raise config_lib.ConfigError('Give --preset or --config, not both.')
   if args.config:
@@ -108,12 +135,16 @@ def parse_config(argv: list[str] | None = None
   else:
     cfg = config_lib.get_config(args.preset, **values)
   # Multi-host settings from the environment when not given as flags.
-  env = {'coordinator_address': 'JAX_COORDINATOR_ADDRESS',
-         'num_processes': 'JAX_NUM_PROCESSES', 'process_id': 'JAX_PROCESS_ID'}
+  env = {
+      'coordinator_address': 'JAX_COORDINATOR_ADDRESS',
+      'num_processes': 'JAX_NUM_PROCESSES',
+      'process_id': 'JAX_PROCESS_ID',
+  }
   for name, var in env.items():
     if name not in explicit and os.environ.get(var):
-      cfg = cfg.replace(**{name: config_lib.coerce(config_lib.FIELDS[name],
-                                                   os.environ[var])})
+      cfg = cfg.replace(
+          **{name: config_lib.coerce(config_lib.FIELDS[name], os.environ[var])}
+      )
   return cfg, set(explicit), args
 
 
@@ -121,27 +152,36 @@ def initialize_distributed(cfg: config_lib.Config) -> None:
   """``jax.distributed.initialize`` when the config names several processes."""
   if cfg.num_processes <= 1 and not cfg.coordinator_address:
     return
-  if cfg.num_processes <= 1 or cfg.process_id < 0 or not cfg.coordinator_address:
+  if (
+      cfg.num_processes <= 1
+      or cfg.process_id < 0
+      or not cfg.coordinator_address
+  ):
     raise config_lib.ConfigError(
         'Multi-host training needs --coordinator_address HOST:PORT, '
         '--num_processes N (> 1) and --process_id I (0 <= I < N); got '
-        f'{cfg.coordinator_address!r}, {cfg.num_processes}, {cfg.process_id}.')
+        f'{cfg.coordinator_address!r}, {cfg.num_processes}, {cfg.process_id}.'
+    )
   if cfg.process_id >= cfg.num_processes:
     raise config_lib.ConfigError(
         f'--process_id {cfg.process_id} must be < --num_processes '
-        f'{cfg.num_processes}.')
+        f'{cfg.num_processes}.'
+    )
   import jax  # pylint: disable=import-outside-toplevel
   # CPU collectives across processes need Gloo (no effect on GPU / TPU).
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(cfg.coordinator_address,
-                             num_processes=cfg.num_processes,
-                             process_id=cfg.process_id)
+  jax.distributed.initialize(
+      cfg.coordinator_address,
+      num_processes=cfg.num_processes,
+      process_id=cfg.process_id,
+  )
 
 
 def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   """All checks that need no devices: options, model, dataset, run dir."""
   from train import data as data_lib  # pylint: disable=import-outside-toplevel
   from train import train as train_lib  # pylint: disable=import-outside-toplevel
+
   config_checks.validate(cfg, explicit)
   train_lib.check_model(cfg)
   data_lib.check_dataset(cfg)
@@ -158,40 +198,58 @@ def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
   """
   from train import dataset_registry  # pylint: disable=import-outside-toplevel
   from train import train as train_lib  # pylint: disable=import-outside-toplevel
+
   config_checks.validate(cfg, explicit, need_init_from=False)
   train_lib.check_model(cfg)
   name = cfg.dataset.split(':')[0]
-  if (not cfg.data_dir and name in dataset_registry.DATASETS and
-      name != 'cifar10_jpg'):
+  if (
+      not cfg.data_dir
+      and name in dataset_registry.DATASETS
+      and name != 'cifar10_jpg'
+  ):
     cfg = cfg.replace(data_dir=dataset_registry.default_data_dir(None))
   if not cfg.manual_dir:
     cfg = cfg.replace(
-        manual_dir=dataset_registry.resolve_manual_dir(None, name))
+        manual_dir=dataset_registry.resolve_manual_dir(None, name)
+    )
   print(cfg.to_json())
   if cfg.method == 'han' and not cfg.init_from:
-    print('note: --method han prunes a trained model: running it needs '
-          '--init_from RUN_DIR of a dense (sgd) or rda run.', file=sys.stderr)
+    print(
+        'note: --method han prunes a trained model: running it needs '
+        '--init_from RUN_DIR of a dense (sgd) or rda run.',
+        file=sys.stderr,
+    )
 
 
 def describe_preset(name: str) -> str:
   """One line: model / dataset / method, epochs, and the preset's settings."""
   p = config_lib.PRESETS[name]
   cfg = config_lib.get_config(name)
-  epochs = f'{cfg.epochs:g}' + (f' + {cfg.asr_epochs:g} ASR'
-                                if cfg.asr_epochs else '')
+  epochs = f'{cfg.epochs:g}' + (
+      f' + {cfg.asr_epochs:g} ASR' if cfg.asr_epochs else ''
+  )
   shown = ('model', 'dataset', 'method', 'epochs', 'asr_epochs')
   ignored = registry.get(cfg.method).ignores  # Values for other methods.
   if not p:  # The default job: the dataclass defaults its method reads.
-    p = {k: getattr(cfg, k) for k in
-         sorted(registry.get(cfg.method).reads - {'lr_schedule'}) +
-         ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
-         if k in config_lib.FIELDS and getattr(cfg, k) not in ((), '')
-         and not (k == 'lam2' and not cfg.lam2)}
-  rest = ' '.join(f'--{k} {v}' for k, v in p.items() if k not in shown and
-                  k not in ('log_every_steps', 'eval_every_epochs') and
-                  k not in ignored)
-  return (f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
-          f'{epochs} epochs: {rest}')
+    p = {
+        k: getattr(cfg, k)
+        for k in sorted(registry.get(cfg.method).reads - {'lr_schedule'})
+        + ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
+        if k in config_lib.FIELDS
+        and getattr(cfg, k) not in ((), '')
+        and not (k == 'lam2' and not cfg.lam2)
+    }
+  rest = ' '.join(
+      f'--{k} {v}'
+      for k, v in p.items()
+      if k not in shown
+      and k not in ('log_every_steps', 'eval_every_epochs')
+      and k not in ignored
+  )
+  return (
+      f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
+      f'{epochs} epochs: {rest}'
+  )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,11 +265,13 @@ def main(argv: list[str] | None = None) -> int:
       return 0
     if args.eval_export:
       from train import export  # pylint: disable=import-outside-toplevel
+
       export.evaluate_export(args.eval_export, cfg, explicit)
       return 0
     check(cfg, explicit)
     initialize_distributed(cfg)
     from train import train as train_lib  # pylint: disable=import-outside-toplevel
+
     train_lib.check_runtime(cfg)
     train_lib.train_and_evaluate(cfg)
   except config_lib.ConfigError as e:

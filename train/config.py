@@ -36,10 +36,23 @@ from typing import Any, NamedTuple
 from train import registry
 from train.presets import PRESETS
 
-REGULARIZERS = ('none', 'l1', 'l0', 'group_lasso', 'sparse_group_lasso', 'tl1',
-                'sparsity')
-SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear',
-             'warmup')
+REGULARIZERS = (
+    'none',
+    'l1',
+    'l0',
+    'group_lasso',
+    'sparse_group_lasso',
+    'tl1',
+    'sparsity',
+)
+SCHEDULES = (
+    'constant',
+    'piecewise',
+    'cosine',
+    'warmup_cosine',
+    'linear',
+    'warmup',
+)
 ASR_OPTIMIZERS = ('same', 'sgd')
 ASR_LR_SCHEDULES = ('constant', 'cosine')
 GROUPS = ('output', 'input')
@@ -54,11 +67,12 @@ class ScheduleSpec(NamedTuple):
   100,150 --lr_scales 0.1,0.1``); code reads them as one value through
   :meth:`Config.schedule`.
   """
-  name: str            # 'lr', 'gamma' or 'lam'.
-  base: float          # --{name}: the value at step 0.
-  kind: str            # --{name}_schedule.
+
+  name: str  # 'lr', 'gamma' or 'lam'.
+  base: float  # --{name}: the value at step 0.
+  kind: str  # --{name}_schedule.
   boundaries: tuple[float, ...]  # --{name}_boundaries (epochs).
-  scales: tuple[float, ...]      # --{name}_scales.
+  scales: tuple[float, ...]  # --{name}_scales.
 
 
 SCHEDULED = ('lr', 'gamma', 'lam')  # The hyper-parameters with a schedule.
@@ -260,8 +274,10 @@ class Config:
     return dataclasses.replace(self, **changes)
 
   def to_dict(self) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(self).items()
+    }
 
   def to_json(self) -> str:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -271,17 +287,22 @@ class Config:
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(names))
     if unknown:
-      raise ConfigError(f'Unknown config fields {unknown}; known: {sorted(names)}')
+      raise ConfigError(
+          f'Unknown config fields {unknown}; known: {sorted(names)}'
+      )
     return cls(**{k: coerce(names[k], v) for k, v in d.items()})
 
   def schedule(self, name: str) -> ScheduleSpec:
     """The schedule of ``name`` (one of :data:`SCHEDULED`)."""
     if name not in SCHEDULED:
       raise KeyError(f'{name!r} has no schedule; scheduled: {SCHEDULED}.')
-    return ScheduleSpec(name, getattr(self, name),
-                        getattr(self, f'{name}_schedule'),
-                        getattr(self, f'{name}_boundaries'),
-                        getattr(self, f'{name}_scales'))
+    return ScheduleSpec(
+        name,
+        getattr(self, name),
+        getattr(self, f'{name}_schedule'),
+        getattr(self, f'{name}_boundaries'),
+        getattr(self, f'{name}_scales'),
+    )
 
   @property
   def eval_batch(self) -> int:
@@ -300,13 +321,25 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 # Fields that do not change the trained parameters: they may differ when a run
 # directory is resumed.
-NON_SEMANTIC_FIELDS = frozenset({
-    'workdir', 'data_dir', 'manual_dir', 'eval_batch_size', 'eval_every_epochs',
-    'log_every_steps', 'checkpoint_every_steps', 'keep_checkpoints',
-    'stop_at_step',
-    'async_checkpointing', 'progress', 'report', 'coordinator_address',
-    'num_processes', 'process_id',
-})
+NON_SEMANTIC_FIELDS = frozenset(
+    {
+        'workdir',
+        'data_dir',
+        'manual_dir',
+        'eval_batch_size',
+        'eval_every_epochs',
+        'log_every_steps',
+        'checkpoint_every_steps',
+        'keep_checkpoints',
+        'stop_at_step',
+        'async_checkpointing',
+        'progress',
+        'report',
+        'coordinator_address',
+        'num_processes',
+        'process_id',
+    }
+)
 
 
 def field_doc(name: str) -> str:
@@ -322,9 +355,13 @@ def _parse_field_docs() -> dict[str, str]:
   body = ast.parse(src).body[0].body
   docs = {}
   for a, b in zip(body, body[1:]):
-    if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and
-        isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) and
-        isinstance(b.value.value, str)):
+    if (
+        isinstance(a, ast.AnnAssign)
+        and isinstance(a.target, ast.Name)
+        and isinstance(b, ast.Expr)
+        and isinstance(b.value, ast.Constant)
+        and isinstance(b.value.value, str)
+    ):
       docs[a.target.id] = ' '.join(b.value.value.split())
   return docs
 
@@ -344,7 +381,8 @@ def coerce(field: dataclasses.Field, value: Any) -> Any:
     if isinstance(e, ConfigError):
       raise
     raise ConfigError(
-        f'--{field.name}: cannot read {value!r} as {field.type} ({e}).') from e
+        f'--{field.name}: cannot read {value!r} as {field.type} ({e}).'
+    ) from e
 
 
 def _coerce(field: dataclasses.Field, value: Any) -> Any:
@@ -395,7 +433,8 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
   name = preset or 'default'
   if name not in PRESETS:
     raise ConfigError(
-        f'Unknown preset {name!r}. Known presets: {", ".join(sorted(PRESETS))}.')
+        f'Unknown preset {name!r}. Known presets: {", ".join(sorted(PRESETS))}.'
+    )
   values = dict(PRESETS[name])
   unknown = sorted(set(overrides) - set(FIELDS))
   if unknown:

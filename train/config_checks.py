@@ -14,23 +14,39 @@ import os
 import tempfile
 
 from train import registry
-from train.config import (ASR_LR_SCHEDULES, ASR_OPTIMIZERS, DTYPES, FIELDS,
-                          GROUPS, PRUNE_SCOPES, REGULARIZERS, SCHEDULED,
-                          SCHEDULES, Config, ConfigError, semantic_diff)
-
+from train.config import (
+    ASR_LR_SCHEDULES,
+    ASR_OPTIMIZERS,
+    DTYPES,
+    FIELDS,
+    GROUPS,
+    PRUNE_SCOPES,
+    REGULARIZERS,
+    SCHEDULED,
+    SCHEDULES,
+    Config,
+    ConfigError,
+    semantic_diff,
+)
 
 # ---------------------------------------------------------------------------
 # Validation (static: needs neither devices nor data).
 # ---------------------------------------------------------------------------
 
+
 def _choice(name: str, value: str, choices) -> None:
   if value not in choices:
     raise ConfigError(
-        f'Unknown {name} {value!r}. Choose one of: {", ".join(choices)}.')
+        f'Unknown {name} {value!r}. Choose one of: {", ".join(choices)}.'
+    )
 
 
-def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
-             *, need_init_from: bool = True) -> Config:
+def validate(
+    cfg: Config,
+    explicit: frozenset[str] | set[str] = frozenset(),
+    *,
+    need_init_from: bool = True,
+) -> Config:
   """Checks a config for errors that need neither devices nor data.
 
   Args:
@@ -57,15 +73,18 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
     value = getattr(cfg, name)
     values = value if isinstance(value, tuple) else (value,)
     if str(f.type).startswith(('float', 'tuple')) and not all(
-        math.isfinite(v) for v in values):
+        math.isfinite(v) for v in values
+    ):
       raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
   _choice('asr_optimizer', cfg.asr_optimizer, ASR_OPTIMIZERS)
   _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
   if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
     raise ConfigError(f'--asr_lr must be positive, got {cfg.asr_lr}.')
   if any(e < 0 for e in cfg.restart_epochs):
-    raise ConfigError(f'--restart_epochs must be epochs >= 0, got '
-                      f'{list(cfg.restart_epochs)}.')
+    raise ConfigError(
+        f'--restart_epochs must be epochs >= 0, got '
+        f'{list(cfg.restart_epochs)}.'
+    )
   for h in SCHEDULED:
     _, _, kind, bounds, scales = cfg.schedule(h)
     _choice(f'{h}_schedule', kind, SCHEDULES)
@@ -75,23 +94,40 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
             f'--{h}_schedule piecewise needs --{h}_boundaries (epochs) and '
             f'--{h}_scales (factors) of the same length, got {list(bounds)} '
             f'and {list(scales)}, e.g. --{h}_boundaries 100,150 '
-            f'--{h}_scales 0.1,0.1.')
+            f'--{h}_scales 0.1,0.1.'
+        )
       if any(b < 0 for b in bounds) or list(bounds) != sorted(bounds):
-        raise ConfigError(f'--{h}_boundaries must be increasing epochs >= 0, '
-                          f'got {list(bounds)}.')
+        raise ConfigError(
+            f'--{h}_boundaries must be increasing epochs >= 0, '
+            f'got {list(bounds)}.'
+        )
     elif kind == 'linear':
       if len(scales) != 1 or bounds:
-        raise ConfigError(f'--{h}_schedule linear takes one end factor: '
-                          f'--{h}_scales 0.01 (and no boundaries).')
+        raise ConfigError(
+            f'--{h}_schedule linear takes one end factor: '
+            f'--{h}_scales 0.01 (and no boundaries).'
+        )
     elif bounds or scales:
-      raise ConfigError(f'--{h}_boundaries / --{h}_scales are for a piecewise '
-                        f'or linear schedule; --{h}_schedule is {kind}.')
+      raise ConfigError(
+          f'--{h}_boundaries / --{h}_scales are for a piecewise '
+          f'or linear schedule; --{h}_schedule is {kind}.'
+      )
   if cfg.batch_size <= 0 or cfg.eval_batch_size < 0:
     raise ConfigError(f'--batch_size must be positive, got {cfg.batch_size}.')
-  for name in ('epochs', 'asr_epochs', 'warmup_epochs', 'lam', 'lam2',
-               'weight_decay', 'label_smoothing', 'steps_per_epoch',
-               'gmp_begin_epoch', 'init_scale', 'stop_at_step',
-               'checkpoint_every_steps'):
+  for name in (
+      'epochs',
+      'asr_epochs',
+      'warmup_epochs',
+      'lam',
+      'lam2',
+      'weight_decay',
+      'label_smoothing',
+      'steps_per_epoch',
+      'gmp_begin_epoch',
+      'init_scale',
+      'stop_at_step',
+      'checkpoint_every_steps',
+  ):
     if getattr(cfg, name) < 0:
       raise ConfigError(f'--{name} must be >= 0, got {getattr(cfg, name)}.')
   if cfg.epochs + cfg.asr_epochs <= 0:
@@ -99,8 +135,10 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if not math.isfinite(cfg.lr) or cfg.lr <= 0:
     raise ConfigError(f'--lr must be positive, got {cfg.lr}.')
   if cfg.gamma <= 0:
-    raise ConfigError(f'--gamma must be positive, got {cfg.gamma} '
-                      '(RDA steps with 1/(gamma*sqrt(n))).')
+    raise ConfigError(
+        f'--gamma must be positive, got {cfg.gamma} '
+        '(RDA steps with 1/(gamma*sqrt(n))).'
+    )
   if not 0 <= cfg.momentum < 1:
     raise ConfigError(f'--momentum must be in [0, 1), got {cfg.momentum}.')
   if cfg.tl1_a <= 0:
@@ -112,7 +150,8 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if cfg.keep_checkpoints < 2:
     raise ConfigError(
         f'--keep_checkpoints must be >= 2 (got {cfg.keep_checkpoints}): the '
-        'previous checkpoint must survive a write interrupted by a kill.')
+        'previous checkpoint must survive a write interrupted by a kill.'
+    )
   if not cfg.workdir:
     raise ConfigError('--workdir is required.')
 
@@ -120,14 +159,16 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
   if cfg.regularizer == 'sparsity':
     has_reg = cfg.target_sparsity > 0
     if not 0 <= cfg.target_sparsity < 1:
-      raise ConfigError(f'--target_sparsity must be in [0, 1), got '
-                        f'{cfg.target_sparsity}.')
+      raise ConfigError(
+          f'--target_sparsity must be in [0, 1), got ' f'{cfg.target_sparsity}.'
+      )
     end = registry.target_end_epoch(cfg)
     if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
       raise ConfigError(
           f'--regularizer sparsity needs 0 <= --target_begin_epoch '
           f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
-          f'--epochs ({cfg.epochs:g}).')
+          f'--epochs ({cfg.epochs:g}).'
+      )
   else:
     has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
   # ASR needs a sparse phase that made exact zeros.
@@ -137,16 +178,20 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
           f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
           f'sparse phase, but --method {cfg.method} has none: use --method '
           f'{" / ".join(m.name for m in registry.METHODS.values() if m.sparse)}'
-          ' with --lam > 0, or set --asr_epochs 0.')
+          ' with --lam > 0, or set --asr_epochs 0.'
+      )
     if cfg.epochs <= 0:
-      raise ConfigError('ASR without a sparse phase: --asr_epochs > 0 needs '
-                        '--epochs > 0 of the sparse method before it.')
+      raise ConfigError(
+          'ASR without a sparse phase: --asr_epochs > 0 needs '
+          '--epochs > 0 of the sparse method before it.'
+      )
     if not has_reg:
       raise ConfigError(
           'ASR without a sparse phase: with --regularizer '
           f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
           'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
-          '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.')
+          '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.'
+      )
   method = registry.get(cfg.method)
   if method.check is not None:
     try:
@@ -157,19 +202,23 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
     if not cfg.init_from and need_init_from:
       raise ConfigError(
           f'--method {cfg.method} prunes a trained model then fine-tunes it: '
-          'pass --init_from RUN_DIR of a dense (sgd) or rda run.')
+          'pass --init_from RUN_DIR of a dense (sgd) or rda run.'
+      )
     if not 0 <= cfg.prune_sparsity < 1:
       raise ConfigError(
-          f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.')
+          f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.'
+      )
   if cfg.method == 'gmp':
     if not 0 <= cfg.gmp_sparsity < 1:
       raise ConfigError(
-          f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.')
+          f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.'
+      )
     end = registry.gmp_end_epoch(cfg)
     if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
       raise ConfigError(
           f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
-          f'--gmp_end_epoch ({end:g}) <= --epochs ({cfg.epochs:g}).')
+          f'--gmp_end_epoch ({end:g}) <= --epochs ({cfg.epochs:g}).'
+      )
     if cfg.gmp_frequency <= 0:
       raise ConfigError('--gmp_frequency must be positive.')
   if cfg.init_from and not os.path.isdir(cfg.init_from):
@@ -182,23 +231,28 @@ def validate(cfg: Config, explicit: frozenset[str] | set[str] = frozenset(),
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
         '; drop them or choose the method that does ('
-        f'{registry.options_summary()}).')
+        f'{registry.options_summary()}).'
+    )
   # The constraint has no λ; the target options mean nothing without it.
   target_opts = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
   if cfg.regularizer == 'sparsity' and set(explicit) & {'lam', 'lam2'}:
     raise ConfigError(
         '--regularizer sparsity constrains the sparsity itself and has no '
         'strength: drop --lam / --lam2 and set --target_sparsity (and its '
-        'ramp, --target_begin_epoch / --target_end_epoch).')
+        'ramp, --target_begin_epoch / --target_end_epoch).'
+    )
   if cfg.regularizer != 'sparsity' and set(explicit) & target_opts:
     bad = ', '.join('--' + o for o in sorted(set(explicit) & target_opts))
     raise ConfigError(
         f'{bad} set the target of --regularizer sparsity, but the '
         f'regularizer is {cfg.regularizer}: add --regularizer sparsity, or '
-        f'drop them and set --lam.')
+        f'drop them and set --lam.'
+    )
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
-    raise ConfigError('--regularizer sparse_group_lasso needs --lam2 > 0 '
-                      '(the group strength; --lam is the l1 strength).')
+    raise ConfigError(
+        '--regularizer sparse_group_lasso needs --lam2 > 0 '
+        '(the group strength; --lam is the l1 strength).'
+    )
   return cfg
 
 
@@ -208,8 +262,10 @@ def check_workdir_path(workdir: str) -> None:
   path = os.path.abspath(workdir)
   if os.path.exists(path):
     if not os.path.isdir(path):
-      raise ConfigError(f'--workdir {workdir!r} is a file, not a directory: '
-                        'choose another path.')
+      raise ConfigError(
+          f'--workdir {workdir!r} is a file, not a directory: '
+          'choose another path.'
+      )
     if not os.access(path, os.W_OK):
       raise ConfigError(f'--workdir {workdir!r} is not writable.')
     return
@@ -217,14 +273,18 @@ def check_workdir_path(workdir: str) -> None:
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
   if not os.path.isdir(parent):
-    raise ConfigError(f'--workdir {workdir!r}: {parent!r} is a file, so the '
-                      'run directory cannot be created under it.')
+    raise ConfigError(
+        f'--workdir {workdir!r}: {parent!r} is a file, so the '
+        'run directory cannot be created under it.'
+    )
   try:
     probe = tempfile.mkdtemp(dir=parent, prefix='.rda_probe_')
     os.rmdir(probe)
   except OSError as e:
-    raise ConfigError(f'--workdir {workdir!r} cannot be created under '
-                      f'{parent!r}: {e.strerror or e}.') from e
+    raise ConfigError(
+        f'--workdir {workdir!r} cannot be created under '
+        f'{parent!r}: {e.strerror or e}.'
+    ) from e
 
 
 def check_workdir(cfg: Config) -> Config | None:
@@ -243,7 +303,8 @@ def check_workdir(cfg: Config) -> Config | None:
       raise ConfigError(
           f'The run directory {cfg.workdir} has checkpoints but no '
           'config.json, so nothing says which config made them: restore its '
-          'config.json, or choose a new --workdir.')
+          'config.json, or choose a new --workdir.'
+      )
     return None
   try:
     with open(path) as f:
@@ -256,5 +317,6 @@ def check_workdir(cfg: Config) -> Config | None:
     raise ConfigError(
         f'The run directory {cfg.workdir} holds a run of a different config:\n'
         f'{lines}\nResume it with the same options (e.g. --config {path} '
-        '--stop_at_step 0), or choose a new --workdir.')
+        '--stop_at_step 0), or choose a new --workdir.'
+    )
   return stored

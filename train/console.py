@@ -87,8 +87,11 @@ def filtered_stderr_fd(noise: Sequence[str] = TF_STARTUP_NOISE):
         os.close(saved)
       tmp.seek(0)
       text = tmp.read().decode(errors='replace')
-      kept = [line for line in text.splitlines(keepends=True)
-              if not any(n in line for n in noise)]
+      kept = [
+          line
+          for line in text.splitlines(keepends=True)
+          if not any(n in line for n in noise)
+      ]
       if kept:
         sys.stderr.write(''.join(kept))
         sys.stderr.flush()

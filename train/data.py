@@ -41,6 +41,7 @@ Batch = dict[str, np.ndarray]
 @dataclasses.dataclass
 class Data:
   """A dataset as the training loop sees it (see the module docstring)."""
+
   name: str
   num_classes: int
   image_shape: tuple[int, int, int]
@@ -51,12 +52,18 @@ class Data:
   preprocess: Callable[[Any, Any, bool], Any]
 
 
-def make_data(dataset: Dataset, batch_size: int, *,
-              eval_batch: int | None = None, seed: int = 0,
-              prefetch_size: int = 2, axis_name: str = 'batch',
-              process_index: int | None = None,
-              process_count: int | None = None,
-              local_device_count: int | None = None) -> Data:
+def make_data(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    eval_batch: int | None = None,
+    seed: int = 0,
+    prefetch_size: int = 2,
+    axis_name: str = 'batch',
+    process_index: int | None = None,
+    process_count: int | None = None,
+    local_device_count: int | None = None,
+) -> Data:
   """The :class:`Data` of a loaded dataset.
 
   Fails now, not in the loop, on a batch size that the devices do not
@@ -80,29 +87,42 @@ def make_data(dataset: Dataset, batch_size: int, *,
   """
   info = dataset.info
   eval_batch = eval_batch or batch_size
-  topology = dict(zip(
-      ('process_index', 'process_count', 'local_device_count'),
-      input_pipeline.topology(process_index, process_count,
-                              local_device_count)))
+  topology = dict(
+      zip(
+          ('process_index', 'process_count', 'local_device_count'),
+          input_pipeline.topology(
+              process_index, process_count, local_device_count
+          ),
+      )
+  )
   for batch in (batch_size, eval_batch):
-    input_pipeline.per_device_batch_size(batch, topology['process_count'],
-                                         topology['local_device_count'])
+    input_pipeline.per_device_batch_size(
+        batch, topology['process_count'], topology['local_device_count']
+    )
   input_pipeline.steps_per_epoch(info.num_train, batch_size)
 
   def placed(batches):
     if not prefetch_size:
       return batches
-    return prefetch.prefetch_to_device(batches, prefetch_size,
-                                       axis_name=axis_name)
+    return prefetch.prefetch_to_device(
+        batches, prefetch_size, axis_name=axis_name
+    )
 
   def train_iter(start_step: int = 0):
-    return placed(input_pipeline.train_batches(
-        dataset.train, batch_size, seed=seed, start_step=start_step,
-        **topology))
+    return placed(
+        input_pipeline.train_batches(
+            dataset.train,
+            batch_size,
+            seed=seed,
+            start_step=start_step,
+            **topology,
+        )
+    )
 
   def eval_iter():
-    return placed(input_pipeline.eval_batches(dataset.eval, eval_batch,
-                                              **topology))
+    return placed(
+        input_pipeline.eval_batches(dataset.eval, eval_batch, **topology)
+    )
 
   preprocess_fn = dataset.preprocess
   if preprocess_fn is None:
@@ -110,18 +130,30 @@ def make_data(dataset: Dataset, batch_size: int, *,
     def preprocess_fn(images, key, train):
       return augment.preprocess(images, key, info, train)
 
-  return Data(info.name, info.num_classes, tuple(info.image_shape),
-              info.num_train, info.num_eval, train_iter, eval_iter,
-              preprocess_fn)
+  return Data(
+      info.name,
+      info.num_classes,
+      tuple(info.image_shape),
+      info.num_train,
+      info.num_eval,
+      train_iter,
+      eval_iter,
+      preprocess_fn,
+  )
 
 
-def synthetic_data(name: str = 'synthetic', *, global_batch: int,
-                   eval_global_batch: int | None = None, seed: int = 0,
-                   num_train: int = synthetic_source.NUM_TRAIN,
-                   num_eval: int = synthetic_source.NUM_EVAL,
-                   local_devices: int | None = None,
-                   process_index: int | None = None,
-                   process_count: int | None = None) -> Data:
+def synthetic_data(
+    name: str = 'synthetic',
+    *,
+    global_batch: int,
+    eval_global_batch: int | None = None,
+    seed: int = 0,
+    num_train: int = synthetic_source.NUM_TRAIN,
+    num_eval: int = synthetic_source.NUM_EVAL,
+    local_devices: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Data:
   """The in-memory dataset ``synthetic[:HxWxC][:classes]``, host batches.
 
   See :mod:`train.synthetic_source` for the data and
@@ -143,16 +175,24 @@ def synthetic_data(name: str = 'synthetic', *, global_batch: int,
   Returns:
     Its data, batches in numpy (not prefetched).
   """
-  dataset = synthetic_source.load_synthetic(name, num_train=num_train,
-                                            num_eval=num_eval)
-  return make_data(dataset, global_batch, eval_batch=eval_global_batch,
-                   seed=seed, prefetch_size=0, process_index=process_index,
-                   process_count=process_count,
-                   local_device_count=local_devices)
+  dataset = synthetic_source.load_synthetic(
+      name, num_train=num_train, num_eval=num_eval
+  )
+  return make_data(
+      dataset,
+      global_batch,
+      eval_batch=eval_global_batch,
+      seed=seed,
+      prefetch_size=0,
+      process_index=process_index,
+      process_count=process_count,
+      local_device_count=local_devices,
+  )
 
 
-def create_data(cfg, *, prefetch_size: int = 2,
-                axis_name: str = 'batch') -> Data:
+def create_data(
+    cfg, *, prefetch_size: int = 2, axis_name: str = 'batch'
+) -> Data:
   """The :class:`Data` of ``cfg``.
 
   Args:
@@ -179,11 +219,20 @@ def create_data(cfg, *, prefetch_size: int = 2,
       if eval_split == 'test' and info.eval_split != 'test':
         eval_split = info.eval_split
     dataset = sources.load_dataset(
-        cfg.dataset, data_dir=cfg.data_dir, manual_dir=cfg.manual_dir,
-        train_split=train_split, eval_split=eval_split)
-  return make_data(dataset, cfg.batch_size,
-                   eval_batch=getattr(cfg, 'eval_batch', None), seed=cfg.seed,
-                   prefetch_size=prefetch_size, axis_name=axis_name)
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        manual_dir=cfg.manual_dir,
+        train_split=train_split,
+        eval_split=eval_split,
+    )
+  return make_data(
+      dataset,
+      cfg.batch_size,
+      eval_batch=getattr(cfg, 'eval_batch', None),
+      seed=cfg.seed,
+      prefetch_size=prefetch_size,
+      axis_name=axis_name,
+  )
 
 
 def check_dataset(cfg) -> None:

@@ -107,51 +107,115 @@ class TfdsSpec:
   host_crop: bool = False
 
 
-MNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
-               't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+MNIST_FILES = (
+    'train-images-idx3-ubyte.gz',
+    'train-labels-idx1-ubyte.gz',
+    't10k-images-idx3-ubyte.gz',
+    't10k-labels-idx1-ubyte.gz',
+)
 
 TFDS_SPECS = {
     'mnist': TfdsSpec(
-        'mnist', MNIST_FILES, 'https://storage.googleapis.com/cvdf-datasets/'
-        'mnist/train-labels-idx1-ubyte.gz'),
+        'mnist',
+        MNIST_FILES,
+        'https://storage.googleapis.com/cvdf-datasets/'
+        'mnist/train-labels-idx1-ubyte.gz',
+    ),
     'fashion_mnist': TfdsSpec(
-        'fashion_mnist', MNIST_FILES,
+        'fashion_mnist',
+        MNIST_FILES,
         'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
-        'train-labels-idx1-ubyte.gz'),
+        'train-labels-idx1-ubyte.gz',
+    ),
     'cifar10': TfdsSpec(
-        'cifar10', ('cifar-10-binary.tar.gz',),
-        'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'),
+        'cifar10',
+        ('cifar-10-binary.tar.gz',),
+        'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+    ),
     'cifar100': TfdsSpec(
-        'cifar100', ('cifar-100-binary.tar.gz',),
-        'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz'),
+        'cifar100',
+        ('cifar-100-binary.tar.gz',),
+        'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
+    ),
     # ImageNet is never downloaded by TFDS: the archives must be in the
     # manual folder.
     'imagenet2012': TfdsSpec(
         'imagenet2012',
-        ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar'), None,
-        host_crop=True),
+        ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar'),
+        None,
+        host_crop=True,
+    ),
 }
 
 DATASETS: dict[str, DatasetInfo] = {
-    'mnist': DatasetInfo('mnist', 10, (28, 28, 1), 'train', 'test', 60_000,
-                         10_000, *MEAN_STD['mnist'], AUG_NONE),
+    'mnist': DatasetInfo(
+        'mnist',
+        10,
+        (28, 28, 1),
+        'train',
+        'test',
+        60_000,
+        10_000,
+        *MEAN_STD['mnist'],
+        AUG_NONE,
+    ),
     'fashion_mnist': DatasetInfo(
-        'fashion_mnist', 10, (28, 28, 1), 'train', 'test', 60_000, 10_000,
-        *MEAN_STD['fashion_mnist'], AUG_NONE),
-    'cifar10': DatasetInfo('cifar10', 10, (32, 32, 3), 'train', 'test',
-                           50_000, 10_000, *MEAN_STD['cifar10'],
-                           AUG_CROP_FLIP),
-    'cifar100': DatasetInfo('cifar100', 100, (32, 32, 3), 'train', 'test',
-                            50_000, 10_000, *MEAN_STD['cifar100'],
-                            AUG_CROP_FLIP),
+        'fashion_mnist',
+        10,
+        (28, 28, 1),
+        'train',
+        'test',
+        60_000,
+        10_000,
+        *MEAN_STD['fashion_mnist'],
+        AUG_NONE,
+    ),
+    'cifar10': DatasetInfo(
+        'cifar10',
+        10,
+        (32, 32, 3),
+        'train',
+        'test',
+        50_000,
+        10_000,
+        *MEAN_STD['cifar10'],
+        AUG_CROP_FLIP,
+    ),
+    'cifar100': DatasetInfo(
+        'cifar100',
+        100,
+        (32, 32, 3),
+        'train',
+        'test',
+        50_000,
+        10_000,
+        *MEAN_STD['cifar100'],
+        AUG_CROP_FLIP,
+    ),
     'imagenet2012': DatasetInfo(
-        'imagenet2012', 1000, (224, 224, 3), 'train', 'validation',
-        1_281_167, 50_000, *MEAN_STD['imagenet'], AUG_FLIP),
+        'imagenet2012',
+        1000,
+        (224, 224, 3),
+        'train',
+        'validation',
+        1_281_167,
+        50_000,
+        *MEAN_STD['imagenet'],
+        AUG_FLIP,
+    ),
     # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
     # train.sources.load_dataset.
-    'cifar10_jpg': DatasetInfo('cifar10_jpg', 10, (32, 32, 3), 'train',
-                               'test', 50_000, 10_000, *MEAN_STD['cifar10'],
-                               AUG_CROP_FLIP),
+    'cifar10_jpg': DatasetInfo(
+        'cifar10_jpg',
+        10,
+        (32, 32, 3),
+        'train',
+        'test',
+        50_000,
+        10_000,
+        *MEAN_STD['cifar10'],
+        AUG_CROP_FLIP,
+    ),
 }
 TFDS_DATASETS = tuple(TFDS_SPECS)
 IMAGEFOLDER_PREFIX = 'imagefolder:'
@@ -159,8 +223,10 @@ IMAGEFOLDER_PREFIX = 'imagefolder:'
 
 def unknown_dataset_message(name: str) -> str:
   """The error message of a dataset name no source knows."""
-  return (f'Unknown dataset {name!r}; known: {sorted(DATASETS)} or '
-          "'imagefolder:<path>'")
+  return (
+      f'Unknown dataset {name!r}; known: {sorted(DATASETS)} or '
+      "'imagefolder:<path>'"
+  )
 
 
 def get_info(name: str) -> DatasetInfo:
@@ -179,8 +245,10 @@ def get_info(name: str) -> DatasetInfo:
   if name in DATASETS:
     return DATASETS[name]
   if name.startswith(IMAGEFOLDER_PREFIX):
-    raise ValueError(f'{name!r}: metadata of an image folder is known only '
-                     'after loading it (use load_dataset(name).info)')
+    raise ValueError(
+        f'{name!r}: metadata of an image folder is known only '
+        'after loading it (use load_dataset(name).info)'
+    )
   raise ValueError(unknown_dataset_message(name))
 
 
@@ -194,7 +262,8 @@ def default_data_dir(data_dir) -> str:
   if data_dir:
     return os.path.expanduser(os.fspath(data_dir))
   return os.path.expanduser(
-      os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
+      os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets'
+  )
 
 
 def shared_data_dir() -> str | None:
@@ -205,8 +274,11 @@ def shared_data_dir() -> str | None:
     None when that folder does not exist.
   """
   path = os.environ.get(SHARED_DATA_ENV) or os.path.join(
-      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
-      'shared', 'data')
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      os.pardir,
+      'shared',
+      'data',
+  )
   path = os.path.normpath(os.path.expanduser(path))
   return path if os.path.isdir(path) else None
 
@@ -226,8 +298,7 @@ def resolve_manual_dir(manual_dir, name: str | None = None) -> str | None:
   if manual_dir is None and name in TFDS_SPECS and shared_data_dir():
     candidate = os.path.join(shared_data_dir(), name)
     files = TFDS_SPECS[name].manual_files
-    if files and all(os.path.exists(os.path.join(candidate, f))
-                     for f in files):
+    if files and all(os.path.exists(os.path.join(candidate, f)) for f in files):
       log.info('Using the offline copy of %s in %s', name, candidate)
       manual_dir = candidate
   return os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
@@ -249,8 +320,9 @@ class Source(Protocol):
   def __len__(self) -> int:
     ...
 
-  def get_batch(self, indices: np.ndarray,
-                seeds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  def get_batch(
+      self, indices: np.ndarray, seeds: np.ndarray | None = None
+  ) -> dict[str, np.ndarray]:
     ...
 
 
@@ -265,7 +337,8 @@ class ArraySource:
   def __init__(self, images: np.ndarray, labels: np.ndarray):
     if images.ndim != 4 or images.dtype != np.uint8:
       raise ValueError(
-          f'images must be uint8 NHWC, got {images.dtype} {images.shape}')
+          f'images must be uint8 NHWC, got {images.dtype} {images.shape}'
+      )
     if len(images) != len(labels):
       raise ValueError(f'{len(images)} images but {len(labels)} labels')
     self.images = images
@@ -279,8 +352,10 @@ class ArraySource:
     """The examples ``indices`` as ``{'image', 'label'}``."""
     del seeds  # Deterministic decoding; augmentation happens on the device.
     indices = np.asarray(indices, np.int64)
-    return {'image': np.asarray(self.images[indices]),
-            'label': self.labels[indices]}
+    return {
+        'image': np.asarray(self.images[indices]),
+        'label': self.labels[indices],
+    }
 
 
 @dataclasses.dataclass

@@ -64,9 +64,14 @@ def decode_fixed(data: bytes, channels: int) -> np.ndarray:
   return to_hwc(np.asarray(image))
 
 
-def random_resized_crop_box(rng: np.random.Generator, width: int,
-                            height: int, scale=(0.08, 1.0),
-                            ratio=(3 / 4, 4 / 3), attempts: int = 10):
+def random_resized_crop_box(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    attempts: int = 10,
+):
   """Inception-style crop box (x, y, w, h).
 
   The area fraction is uniform in ``scale`` and the log aspect ratio in
@@ -106,15 +111,17 @@ def random_resized_crop_box(rng: np.random.Generator, width: int,
   return (width - w) // 2, (height - h) // 2, w, h
 
 
-def center_crop_box(width: int, height: int, image_size: int,
-                    crop_padding: int = 32):
+def center_crop_box(
+    width: int, height: int, image_size: int, crop_padding: int = 32
+):
   """Central square of side ``image_size / (image_size + crop_padding)``
   times the short side, as a box ``(x, y, w, h)``.
 
   The same as the Flax ImageNet example (224 out of a 256 short side).
   """
-  side = int(round(image_size / (image_size + crop_padding) *
-                   min(width, height)))
+  side = int(
+      round(image_size / (image_size + crop_padding) * min(width, height))
+  )
   side = max(1, side)
   return (width - side) // 2, (height - side) // 2, side, side
 
@@ -141,8 +148,10 @@ def decode_crop_resize(data: bytes, image_size: int, box_fn) -> np.ndarray:
   # pixels wide/high.
   scale = min(w, h) / image_size
   if image.format == 'JPEG' and scale >= 2:
-    image.draft('RGB', (max(1, math.ceil(width / scale)),
-                        max(1, math.ceil(height / scale))))
+    image.draft(
+        'RGB',
+        (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale))),
+    )
   sx, sy = image.size[0] / width, image.size[1] / height
   if image.mode != 'RGB':
     image = image.convert('RGB')
@@ -168,9 +177,14 @@ class TFDSImageSource:
     num_workers: decoding threads (default :func:`default_workers`).
   """
 
-  def __init__(self, data_source: Sequence[Any],
-               image_shape: tuple[int, int, int], *, crop: str | None = None,
-               num_workers: int | None = None):
+  def __init__(
+      self,
+      data_source: Sequence[Any],
+      image_shape: tuple[int, int, int],
+      *,
+      crop: str | None = None,
+      num_workers: int | None = None,
+  ):
     if crop not in (None, 'random_resized', 'center'):
       raise ValueError(f'crop={crop!r}')
     self.data_source = data_source
@@ -184,25 +198,31 @@ class TFDSImageSource:
     return len(self.data_source)
 
   def _decode(self, data, seed) -> np.ndarray:
-    if (isinstance(data, np.ndarray) and data.dtype == np.uint8 and
-        data.ndim >= 2):
+    if (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim >= 2
+    ):
       # Already decoded (e.g. tfds.testing.mock_data without TF).
       image = to_hwc(data)
       if self.crop is None:
         return image
-      data = png_bytes(Image.fromarray(
-          image if image.shape[-1] == 3 else image[..., 0]))
+      data = png_bytes(
+          Image.fromarray(image if image.shape[-1] == 3 else image[..., 0])
+      )
     elif isinstance(data, np.ndarray):  # Scalar bytes object array.
       data = data.item()
     size = self.image_shape[0]
     if self.crop is None:
       return decode_fixed(data, self.image_shape[-1])
     if self.crop == 'center':
-      return decode_crop_resize(data, size,
-                                lambda w, h: center_crop_box(w, h, size))
+      return decode_crop_resize(
+          data, size, lambda w, h: center_crop_box(w, h, size)
+      )
     rng = np.random.default_rng(int(seed))
     return decode_crop_resize(
-        data, size, lambda w, h: random_resized_crop_box(rng, w, h))
+        data, size, lambda w, h: random_resized_crop_box(rng, w, h)
+    )
 
   def _read(self, indices: np.ndarray, seeds: np.ndarray):
     keys = [int(i) for i in indices]
@@ -217,7 +237,8 @@ class TFDSImageSource:
       if image.shape != self.image_shape:
         raise ValueError(
             f'decoded image of shape {image.shape}, expected '
-            f'{self.image_shape} (variable-size images need a crop mode)')
+            f'{self.image_shape} (variable-size images need a crop mode)'
+        )
       images[k] = image
       labels[k] = item['label']
     return images, labels
@@ -241,12 +262,18 @@ class TFDSImageSource:
     else:
       with self._lock:
         if self._pool is None:
-          self._pool = ThreadPoolExecutor(self.num_workers,
-                                          thread_name_prefix='rda-decode')
+          self._pool = ThreadPoolExecutor(
+              self.num_workers, thread_name_prefix='rda-decode'
+          )
       bounds = np.linspace(0, n, chunks + 1).astype(int)
-      parts = list(self._pool.map(
-          lambda ab: self._read(indices[ab[0]:ab[1]], seeds[ab[0]:ab[1]]),
-          zip(bounds[:-1], bounds[1:])))
+      parts = list(
+          self._pool.map(
+              lambda ab: self._read(
+                  indices[ab[0] : ab[1]], seeds[ab[0] : ab[1]]
+              ),
+              zip(bounds[:-1], bounds[1:]),
+          )
+      )
       images = np.concatenate([p[0] for p in parts])
       labels = np.concatenate([p[1] for p in parts])
     return {'image': images, 'label': labels}
@@ -258,6 +285,6 @@ class TFDSImageSource:
     labels = np.empty((n,), np.int32)
     for start in range(0, n, chunk):
       batch = self.get_batch(np.arange(start, min(n, start + chunk)))
-      images[start:start + chunk] = batch['image']
-      labels[start:start + chunk] = batch['label']
+      images[start : start + chunk] = batch['image']
+      labels[start : start + chunk] = batch['label']
     return ArraySource(images, labels)

@@ -50,7 +50,6 @@ from train import train as train_lib
 from train import train_state as state_lib
 from train import train_step as step_lib
 
-
 FORMAT = 'rda-optax-export'
 VERSION = 1
 TOLERANCE = 1e-3  # Largest |logit difference| accepted (float32 rounding).
@@ -88,7 +87,8 @@ def _changed_fields(reference, module) -> dict[str, Any]:
     except TypeError as e:
       raise ExportError(
           f'Cannot export {type(module).__name__}: its field {f.name} '
-          f'({e}) changed in compaction and is not a plain value.') from e
+          f'({e}) changed in compaction and is not a plain value.'
+      ) from e
   return out
 
 
@@ -111,11 +111,15 @@ def _num_classes(model_name: str, params, input_shape) -> int:
   from a 1-class model's."""
   one = models.create(model_name, num_classes=1)
   shapes = jax.eval_shape(
-      lambda: one.init(jax.random.key(0), jnp.zeros((1,) + input_shape),
-                       train=False))['params']
+      lambda: one.init(
+          jax.random.key(0), jnp.zeros((1,) + input_shape), train=False
+      )
+  )['params']
   flat_want = jax.tree_util.tree_leaves_with_path(shapes)
-  flat_have = {jax.tree_util.keystr(p): x for p, x in
-               jax.tree_util.tree_leaves_with_path(params)}
+  flat_have = {
+      jax.tree_util.keystr(p): x
+      for p, x in jax.tree_util.tree_leaves_with_path(params)
+  }
   for path, want in flat_want:
     have = flat_have.get(jax.tree_util.keystr(path))
     if have is not None and want.shape[-1:] == (1,) and have.shape[-1:] != (1,):
@@ -149,8 +153,9 @@ def _time_apply(model, variables, x, repeats: int = 20) -> float:
   return sorted(times)[len(times) // 2]
 
 
-def export_run(run: str, out: str | None = None, *,
-               time_batch: int = 0) -> dict[str, Any]:
+def export_run(
+    run: str, out: str | None = None, *, time_batch: int = 0
+) -> dict[str, Any]:
   """Exports the final model of ``run``; returns the summary (model.json).
 
   Args:
@@ -173,20 +178,21 @@ def export_run(run: str, out: str | None = None, *,
   except (ValueError, KeyError, NotImplementedError) as e:
     raise ExportError(f'Cannot compact {cfg.model}: {e}') from e
   fields = _changed_fields(model, result.model)
-  rebuilt = models.create(cfg.model, num_classes=num_classes,
-                          **_tuples_in(fields))
+  rebuilt = models.create(
+      cfg.model, num_classes=num_classes, **_tuples_in(fields)
+  )
   # The export must compute what the sparse model computes.
   x = _fixed_batch(input_shape)
   want = np.asarray(model.apply(variables, x, train=False), np.float64)
-  got = np.asarray(rebuilt.apply(result.variables, x, train=False),
-                   np.float64)
+  got = np.asarray(rebuilt.apply(result.variables, x, train=False), np.float64)
   max_diff = float(np.max(np.abs(want - got)))
   scale = float(np.max(np.abs(want))) or 1.0
   if not max_diff <= TOLERANCE * max(1.0, scale):
     raise ExportError(
         f'The compacted {cfg.model} differs from the sparse model by '
         f'{max_diff:.3g} on a test batch (tolerance {TOLERANCE:g}): not '
-        'exported. Please report this with the run directory.')
+        'exported. Please report this with the run directory.'
+    )
 
   macs_before = models.flops(model, variables, input_shape)
   macs_after = models.flops(rebuilt, result.variables, input_shape)
@@ -198,30 +204,53 @@ def export_run(run: str, out: str | None = None, *,
     shutil.rmtree(tmp)
   os.makedirs(tmp)
   rda_optax.save_sparse(os.path.join(tmp, 'variables.npz'), result.variables)
-  dense_bytes = sum(int(np.asarray(v).size) * 4
-                    for v in jax.tree.leaves(variables))
+  dense_bytes = sum(
+      int(np.asarray(v).size) * 4 for v in jax.tree.leaves(variables)
+  )
   meta = {
-      'format': FORMAT, 'version': VERSION, 'model': cfg.model,
-      'num_classes': num_classes, 'fields': fields,
-      'input_shape': list(input_shape), 'dataset': cfg.dataset,
-      'source': {'run': os.path.abspath(run), 'step': loaded.get('step'),
-                 'method': cfg.method},
+      'format': FORMAT,
+      'version': VERSION,
+      'model': cfg.model,
+      'num_classes': num_classes,
+      'fields': fields,
+      'input_shape': list(input_shape),
+      'dataset': cfg.dataset,
+      'source': {
+          'run': os.path.abspath(run),
+          'step': loaded.get('step'),
+          'method': cfg.method,
+      },
       'weight_sparsity': summary['regularized/sparsity'],
       'channel_sparsity': summary['regularized/channel_sparsity'],
-      'parameters': {'dense': int(sum(np.asarray(v).size for v in
-                                      jax.tree.leaves(variables['params']))),
-                     'exported': int(sum(np.asarray(v).size for v in
-                                         jax.tree.leaves(
-                                             result.variables['params']))),
-                     'nonzero': int(sum(np.count_nonzero(v) for v in
-                                        jax.tree.leaves(
-                                            result.variables['params'])))},
-      'macs': {'dense': macs_before.dense_total,
-               'exported': macs_after.dense_total,
-               'nonzero': macs_after.sparse_total},
-      'bytes': {'dense_float32': dense_bytes,
-                'exported': os.path.getsize(os.path.join(tmp,
-                                                         'variables.npz'))},
+      'parameters': {
+          'dense': int(
+              sum(
+                  np.asarray(v).size
+                  for v in jax.tree.leaves(variables['params'])
+              )
+          ),
+          'exported': int(
+              sum(
+                  np.asarray(v).size
+                  for v in jax.tree.leaves(result.variables['params'])
+              )
+          ),
+          'nonzero': int(
+              sum(
+                  np.count_nonzero(v)
+                  for v in jax.tree.leaves(result.variables['params'])
+              )
+          ),
+      },
+      'macs': {
+          'dense': macs_before.dense_total,
+          'exported': macs_after.dense_total,
+          'nonzero': macs_after.sparse_total,
+      },
+      'bytes': {
+          'dense_float32': dense_bytes,
+          'exported': os.path.getsize(os.path.join(tmp, 'variables.npz')),
+      },
       'max_abs_logit_diff': max_diff,
   }
   if time_batch:
@@ -229,10 +258,13 @@ def export_run(run: str, out: str | None = None, *,
     t_dense = _time_apply(model, variables, xb)
     t_exp = _time_apply(rebuilt, result.variables, xb)
     meta['cpu_inference'] = {
-        'batch': time_batch, 'device': str(jax.devices()[0].device_kind),
-        'dense_s': t_dense, 'exported_s': t_exp,
+        'batch': time_batch,
+        'device': str(jax.devices()[0].device_kind),
+        'dense_s': t_dense,
+        'exported_s': t_exp,
         'speedup': t_dense / t_exp,
-        'mac_ratio': macs_before.dense_total / max(macs_after.dense_total, 1)}
+        'mac_ratio': macs_before.dense_total / max(macs_after.dense_total, 1),
+    }
   with open(os.path.join(tmp, 'model.json'), 'w') as f:
     json.dump(meta, f, indent=2)
   with open(os.path.join(tmp, 'export.md'), 'w') as f:
@@ -252,7 +284,8 @@ def _markdown(meta, result, before, after) -> str:
   p = meta['parameters']
   lines = [
       f'# Export of {meta["model"]} ({meta["source"]["method"]}, step '
-      f'{meta["source"]["step"]})', '',
+      f'{meta["source"]["step"]})',
+      '',
       f'- source run: `{meta["source"]["run"]}`',
       f'- weight sparsity (selected leaves): {meta["weight_sparsity"]:.2%}; '
       f'all-zero output channels: {meta["channel_sparsity"]:.2%}',
@@ -272,12 +305,25 @@ def _markdown(meta, result, before, after) -> str:
         f'- inference ({c["device"]}, batch {c["batch"]}): dense '
         f'{1e3 * c["dense_s"]:.2f} ms, exported {1e3 * c["exported_s"]:.2f} '
         f'ms: ×{c["speedup"]:.2f} faster for ×{c["mac_ratio"]:.2f} fewer '
-        f'MACs ({c["speedup"] / c["mac_ratio"]:.2f} of the MAC reduction)')
-  lines += ['', 'Rebuild it:', '', '```python',
-            'from train import export',
-            'model, variables, meta = export.load_export(EXPORT_DIR)', '```',
-            '', '## Channels per layer', '', result.table(), '',
-            '## MACs per layer (compacted model)', '', after.table()]
+        f'MACs ({c["speedup"] / c["mac_ratio"]:.2f} of the MAC reduction)'
+    )
+  lines += [
+      '',
+      'Rebuild it:',
+      '',
+      '```python',
+      'from train import export',
+      'model, variables, meta = export.load_export(EXPORT_DIR)',
+      '```',
+      '',
+      '## Channels per layer',
+      '',
+      result.table(),
+      '',
+      '## MACs per layer (compacted model)',
+      '',
+      after.table(),
+  ]
   return '\n'.join(lines)
 
 
@@ -293,26 +339,38 @@ def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     with open(meta_path) as f:
       meta = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
-    raise ExportError(f'{path} is not a readable export ({e}); make one '
-                      'with python -m train.export RUN_DIR.') from e
+    raise ExportError(
+        f'{path} is not a readable export ({e}); make one '
+        'with python -m train.export RUN_DIR.'
+    ) from e
   if meta.get('format') != FORMAT or meta.get('version') != VERSION:
     raise ExportError(
         f'{meta_path}: format {meta.get("format")!r} version '
         f'{meta.get("version")!r}; this code reads {FORMAT} version '
-        f'{VERSION}.')
+        f'{VERSION}.'
+    )
   try:
-    model = models.create(meta['model'], num_classes=meta['num_classes'],
-                          **_tuples_in(meta['fields']))
+    model = models.create(
+        meta['model'],
+        num_classes=meta['num_classes'],
+        **_tuples_in(meta['fields']),
+    )
   except (ValueError, TypeError, KeyError) as e:
     raise ExportError(f'{meta_path} describes no buildable model: {e}') from e
-  template = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1,) + tuple(meta['input_shape'])),
-      train=False))
-  template = {k: v for k, v in template.items()
-              if k in ('params', 'batch_stats')}
+  template = jax.eval_shape(
+      lambda: model.init(
+          jax.random.key(0),
+          jnp.zeros((1,) + tuple(meta['input_shape'])),
+          train=False,
+      )
+  )
+  template = {
+      k: v for k, v in template.items() if k in ('params', 'batch_stats')
+  }
   try:
-    variables = rda_optax.load_sparse(os.path.join(path, 'variables.npz'),
-                                      like=template)
+    variables = rda_optax.load_sparse(
+        os.path.join(path, 'variables.npz'), like=template
+    )
   except rda_optax.SparseFormatError as e:
     raise ExportError(str(e)) from e
   return model, variables, meta
@@ -337,21 +395,32 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
     cfg = cfg.replace(dataset=meta['dataset'])
   data = train_lib.create_data(cfg)
   if tuple(data.image_shape) != tuple(meta['input_shape']) or (
-      data.num_classes != meta['num_classes']):
+      data.num_classes != meta['num_classes']
+  ):
     raise config_lib.ConfigError(
         f'The export in {path} takes {tuple(meta["input_shape"])} inputs and '
         f'{meta["num_classes"]} classes; {cfg.dataset} has '
-        f'{tuple(data.image_shape)} and {data.num_classes}.')
+        f'{tuple(data.image_shape)} and {data.num_classes}.'
+    )
   state = state_lib.TrainState.create(
-      apply_fn=model.apply, params=variables['params'], tx=optax.identity(),
-      batch_stats=variables.get('batch_stats', {}))
-  metrics = train_lib.evaluate(step_lib.make_p_eval_step(data),
-                               state_lib.replicate(state), data,
-                               cfg.eval_batch)
-  print(f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
-        f'parameters) on {cfg.dataset}: test top-1 '
-        f'{metrics["test_top1"]:.4f} top-5 {metrics["test_top5"]:.4f} loss '
-        f'{metrics["test_loss"]:.4f}', flush=True)
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=optax.identity(),
+      batch_stats=variables.get('batch_stats', {}),
+  )
+  metrics = train_lib.evaluate(
+      step_lib.make_p_eval_step(data),
+      state_lib.replicate(state),
+      data,
+      cfg.eval_batch,
+  )
+  print(
+      f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
+      f'parameters) on {cfg.dataset}: test top-1 '
+      f'{metrics["test_top1"]:.4f} top-5 {metrics["test_top5"]:.4f} loss '
+      f'{metrics["test_loss"]:.4f}',
+      flush=True,
+  )
   return metrics
 
 
@@ -360,18 +429,29 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m train.export',
       description='Export the final sparse model of a run, compacted and '
-      'compressed (model.json, variables.npz, export.md).')
-  parser.add_argument('run', help='a run directory (--workdir of python -m '
-                      'train)')
-  parser.add_argument('--out', default=None,
-                      help='export folder (default: RUN/export)')
-  parser.add_argument('--time', type=int, default=0, metavar='BATCH',
-                      help='also time CPU inference of the dense and the '
-                      'exported model on a batch of this size')
+      'compressed (model.json, variables.npz, export.md).',
+  )
+  parser.add_argument(
+      'run', help='a run directory (--workdir of python -m ' 'train)'
+  )
+  parser.add_argument(
+      '--out', default=None, help='export folder (default: RUN/export)'
+  )
+  parser.add_argument(
+      '--time',
+      type=int,
+      default=0,
+      metavar='BATCH',
+      help='also time CPU inference of the dense and the '
+      'exported model on a batch of this size',
+  )
   args = parser.parse_args(argv)
   if not os.path.isdir(args.run):
-    print(f'error: {args.run} is not a run directory (a --workdir of '
-          'python -m train).', file=sys.stderr)
+    print(
+        f'error: {args.run} is not a run directory (a --workdir of '
+        'python -m train).',
+        file=sys.stderr,
+    )
     return 2
   try:
     meta = export_run(args.run, args.out, time_batch=args.time)
@@ -382,8 +462,10 @@ def main(argv: list[str] | None = None) -> int:
   with open(os.path.join(out, 'export.md')) as f:
     text = f.read()
   print(text.split('\nRebuild it:')[0].rstrip())
-  print(f'\nwritten to {out}/ (model.json, variables.npz, export.md); '
-        f'{meta["bytes"]["exported"]:,} bytes of variables.')
+  print(
+      f'\nwritten to {out}/ (model.json, variables.npz, export.md); '
+      f'{meta["bytes"]["exported"]:,} bytes of variables.'
+  )
   return 0
 
 

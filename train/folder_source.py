@@ -40,8 +40,17 @@ from train.decode import to_hwc
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.ppm',
-                    '.tif', '.tiff')
+IMAGE_EXTENSIONS = (
+    '.jpg',
+    '.jpeg',
+    '.png',
+    '.bmp',
+    '.gif',
+    '.webp',
+    '.ppm',
+    '.tif',
+    '.tiff',
+)
 _CACHE_FORMAT_VERSION = 1
 _EVAL_SPLIT_NAMES = ('test', 'val', 'validation')
 _ARCHIVE = r'\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$'
@@ -53,19 +62,29 @@ def _is_archive(path: str) -> bool:
 
 def _folder_key(path: str, image_size, max_per_class) -> str:
   stat = os.stat(path)
-  parts = [os.path.abspath(path), str(stat.st_size), str(int(stat.st_mtime)),
-           str(image_size), str(max_per_class), str(_CACHE_FORMAT_VERSION)]
+  parts = [
+      os.path.abspath(path),
+      str(stat.st_size),
+      str(int(stat.st_mtime)),
+      str(image_size),
+      str(max_per_class),
+      str(_CACHE_FORMAT_VERSION),
+  ]
   if os.path.isdir(path):  # A copied/edited folder changes these.
     for split in sorted(os.listdir(path)):
       split_path = os.path.join(path, split)
       if os.path.isdir(split_path):
-        parts += [split, str(int(os.stat(split_path).st_mtime)),
-                  str(len(os.listdir(split_path)))]
+        parts += [
+            split,
+            str(int(os.stat(split_path).st_mtime)),
+            str(len(os.listdir(split_path))),
+        ]
   return hashlib.sha1('|'.join(parts).encode()).hexdigest()[:12]
 
 
-def image_folder_cache_dir(path, data_dir=None, image_size=None,
-                           max_per_class=None) -> str:
+def image_folder_cache_dir(
+    path, data_dir=None, image_size=None, max_per_class=None
+) -> str:
   """The default cache folder of an image folder.
 
   Args:
@@ -80,13 +99,15 @@ def image_folder_cache_dir(path, data_dir=None, image_size=None,
   path = os.path.expanduser(os.fspath(path))
   stem = re.sub(_ARCHIVE, '', os.path.basename(path.rstrip('/')))
   key = _folder_key(path, image_size, max_per_class)
-  return os.path.join(default_data_dir(data_dir), 'rda_imagefolder',
-                      f'{stem}-{key}')
+  return os.path.join(
+      default_data_dir(data_dir), 'rda_imagefolder', f'{stem}-{key}'
+  )
 
 
 def _split_class_file(relpath: str):
-  parts = [p for p in relpath.replace('\\', '/').split('/')
-           if p not in ('', '.')]
+  parts = [
+      p for p in relpath.replace('\\', '/').split('/') if p not in ('', '.')
+  ]
   if len(parts) < 3:
     return None
   split, cls, fname = parts[-3:]
@@ -113,12 +134,12 @@ def _iter_image_files(path: str):
           if key is not None:
             yield (*key, archive.extractfile(member).read())
   else:
-    raise ValueError(
-        f'{path} is neither a folder nor a .tar/.tar.gz archive')
+    raise ValueError(f'{path} is neither a folder nor a .tar/.tar.gz archive')
 
 
-def _channel_stats(images: np.ndarray,
-                   chunk: int = 4096) -> tuple[list[float], list[float]]:
+def _channel_stats(
+    images: np.ndarray, chunk: int = 4096
+) -> tuple[list[float], list[float]]:
   """Per-channel mean and std of the [0, 1] pixels of uint8 NHWC images.
 
   Chunked, to keep the memory low.
@@ -126,7 +147,7 @@ def _channel_stats(images: np.ndarray,
   total = np.zeros(images.shape[-1])
   squares = np.zeros(images.shape[-1])
   for start in range(0, len(images), chunk):
-    part = images[start:start + chunk].astype(np.float32) / 255.0
+    part = images[start : start + chunk].astype(np.float32) / 255.0
     total += part.sum(axis=(0, 1, 2), dtype=np.float64)
     squares += np.square(part).sum(axis=(0, 1, 2), dtype=np.float64)
   count = max(1, images.size // images.shape[-1])
@@ -135,9 +156,14 @@ def _channel_stats(images: np.ndarray,
   return mean.tolist(), std.tolist()
 
 
-def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
-                             max_per_class: int | None = None,
-                             num_workers: int | None = None) -> str:
+def build_image_folder_cache(
+    path,
+    cache_dir,
+    *,
+    image_size: int | None = None,
+    max_per_class: int | None = None,
+    num_workers: int | None = None,
+) -> str:
   """Decodes an image folder once into ``cache_dir``.
 
   The cache is a uint8 .npy per split plus meta.json; it is written to a
@@ -163,7 +189,8 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
     files.setdefault(split, {}).setdefault(cls, {})[fname] = data
   if not files:
     raise DatasetNotFoundError(
-        f'no images found as <split>/<class>/<image> under {path}')
+        f'no images found as <split>/<class>/<image> under {path}'
+    )
   classes = sorted({c for split in files.values() for c in split})
   class_index = {c: i for i, c in enumerate(classes)}
 
@@ -182,9 +209,13 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
   tmp_dir = f'{cache_dir}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
   os.makedirs(tmp_dir)
   meta: dict[str, Any] = {
-      'source': os.path.abspath(path), 'classes': classes, 'splits': {},
-      'image_size': image_size, 'max_per_class': max_per_class,
-      'version': _CACHE_FORMAT_VERSION}
+      'source': os.path.abspath(path),
+      'classes': classes,
+      'splits': {},
+      'image_size': image_size,
+      'max_per_class': max_per_class,
+      'version': _CACHE_FORMAT_VERSION,
+  }
   try:
     with ThreadPoolExecutor(num_workers or default_workers()) as pool:
       for split in sorted(files):
@@ -193,24 +224,32 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
           names = sorted(files[split][cls])[:max_per_class]
           blobs += [files[split][cls][n] for n in names]
           labels += [class_index[cls]] * len(names)
-        chunks = [blobs[i:i + 1024] for i in range(0, len(blobs), 1024)]
-        images = [im for part in
-                  pool.map(lambda c: [decode(b) for b in c], chunks)
-                  for im in part]
+        chunks = [blobs[i : i + 1024] for i in range(0, len(blobs), 1024)]
+        images = [
+            im
+            for part in pool.map(lambda c: [decode(b) for b in c], chunks)
+            for im in part
+        ]
         shapes = {im.shape for im in images}
         if len(shapes) != 1:
           raise ValueError(
               f'{path}/{split}: images of different sizes '
               f'{sorted(shapes)[:4]}...; pass image_size=N to resize them '
-              'to N×N')
+              'to N×N'
+          )
         array = np.stack(images)
         np.save(os.path.join(tmp_dir, f'{split}_images.npy'), array)
-        np.save(os.path.join(tmp_dir, f'{split}_labels.npy'),
-                np.asarray(labels, np.int32))
+        np.save(
+            os.path.join(tmp_dir, f'{split}_labels.npy'),
+            np.asarray(labels, np.int32),
+        )
         mean, std = _channel_stats(array)
-        meta['splits'][split] = {'num_examples': len(labels),
-                                 'image_shape': list(array.shape[1:]),
-                                 'mean': mean, 'std': std}
+        meta['splits'][split] = {
+            'num_examples': len(labels),
+            'image_shape': list(array.shape[1:]),
+            'mean': mean,
+            'std': std,
+        }
         del images, array
     with open(os.path.join(tmp_dir, 'meta.json'), 'w') as f:
       json.dump(meta, f, indent=1)
@@ -225,11 +264,18 @@ def build_image_folder_cache(path, cache_dir, *, image_size: int | None = None,
   return cache_dir
 
 
-def load_image_folder(path, *, name: str | None = None, cache_dir=None,
-                      data_dir=None, image_size: int | None = None,
-                      max_per_class: int | None = None,
-                      num_workers: int | None = None, mean_std=None,
-                      augmentation: str | None = None) -> Dataset:
+def load_image_folder(
+    path,
+    *,
+    name: str | None = None,
+    cache_dir=None,
+    data_dir=None,
+    image_size: int | None = None,
+    max_per_class: int | None = None,
+    num_workers: int | None = None,
+    mean_std=None,
+    augmentation: str | None = None,
+) -> Dataset:
   """Loads ``root/<split>/<class>/<image>`` (folder or tar) via a .npy cache.
 
   The train split is ``train``; the eval split the first of ``test``,
@@ -255,28 +301,37 @@ def load_image_folder(path, *, name: str | None = None, cache_dir=None,
     raise DatasetNotFoundError(f'image folder {path} does not exist')
   name = name or IMAGEFOLDER_PREFIX + path
   if cache_dir is None:
-    cache_dir = image_folder_cache_dir(path, data_dir, image_size,
-                                       max_per_class)
+    cache_dir = image_folder_cache_dir(
+        path, data_dir, image_size, max_per_class
+    )
   cache_dir = os.fspath(cache_dir)
   if not os.path.exists(os.path.join(cache_dir, 'meta.json')):
     log.info('Decoding image folder %s into %s (once)', path, cache_dir)
-    build_image_folder_cache(path, cache_dir, image_size=image_size,
-                             max_per_class=max_per_class,
-                             num_workers=num_workers)
+    build_image_folder_cache(
+        path,
+        cache_dir,
+        image_size=image_size,
+        max_per_class=max_per_class,
+        num_workers=num_workers,
+    )
   with open(os.path.join(cache_dir, 'meta.json')) as f:
     meta = json.load(f)
   splits = meta['splits']
   if 'train' not in splits:
     raise DatasetNotFoundError(
-        f"{path}: no 'train' split (found {sorted(splits)})")
+        f"{path}: no 'train' split (found {sorted(splits)})"
+    )
   eval_split = next((s for s in _EVAL_SPLIT_NAMES if s in splits), None)
   if eval_split is None:
-    raise DatasetNotFoundError(f'{path}: no eval split {_EVAL_SPLIT_NAMES} '
-                               f'(found {sorted(splits)})')
+    raise DatasetNotFoundError(
+        f'{path}: no eval split {_EVAL_SPLIT_NAMES} '
+        f'(found {sorted(splits)})'
+    )
 
   def source(split):
-    images = np.load(os.path.join(cache_dir, f'{split}_images.npy'),
-                     mmap_mode='r')
+    images = np.load(
+        os.path.join(cache_dir, f'{split}_images.npy'), mmap_mode='r'
+    )
     labels = np.load(os.path.join(cache_dir, f'{split}_labels.npy'))
     return ArraySource(images, labels)
 
@@ -287,32 +342,45 @@ def load_image_folder(path, *, name: str | None = None, cache_dir=None,
   if augmentation is None:
     augmentation = AUG_CROP_FLIP if max(shape[:2]) <= 64 else AUG_FLIP
   info = DatasetInfo(
-      name=name, num_classes=len(meta['classes']), image_shape=shape,
-      train_split='train', eval_split=eval_split, num_train=len(train),
-      num_eval=len(evaluation), mean=tuple(mean_std[0]),
-      std=tuple(mean_std[1]), augmentation=augmentation,
-      class_names=tuple(meta['classes']))
+      name=name,
+      num_classes=len(meta['classes']),
+      image_shape=shape,
+      train_split='train',
+      eval_split=eval_split,
+      num_train=len(train),
+      num_eval=len(evaluation),
+      mean=tuple(mean_std[0]),
+      std=tuple(mean_std[1]),
+      augmentation=augmentation,
+      class_names=tuple(meta['classes']),
+  )
   return Dataset(info, train, evaluation)
 
 
-def prepare_image_folder(path, *, data_dir=None, image_size=None,
-                         max_per_class=None) -> str:
+def prepare_image_folder(
+    path, *, data_dir=None, image_size=None, max_per_class=None
+) -> str:
   """Builds the default cache of an image folder unless it exists.
 
   Returns:
     The cache folder.
   """
   path = os.path.expanduser(path)
-  cache_dir = image_folder_cache_dir(path, data_dir, image_size,
-                                     max_per_class)
+  cache_dir = image_folder_cache_dir(path, data_dir, image_size, max_per_class)
   if not os.path.exists(os.path.join(cache_dir, 'meta.json')):
-    build_image_folder_cache(path, cache_dir, image_size=image_size,
-                             max_per_class=max_per_class)
+    build_image_folder_cache(
+        path, cache_dir, image_size=image_size, max_per_class=max_per_class
+    )
   return cache_dir
 
 
-_CIFAR10_JPG_NAMES = ('cifar10-jpg.tar.gz', 'cifar10-jpg.tgz',
-                      'cifar10-jpg.tar', 'cifar10-jpg', 'cifar10_jpg')
+_CIFAR10_JPG_NAMES = (
+    'cifar10-jpg.tar.gz',
+    'cifar10-jpg.tgz',
+    'cifar10-jpg.tar',
+    'cifar10-jpg',
+    'cifar10_jpg',
+)
 
 
 def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
@@ -328,12 +396,16 @@ def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
     that is the copy itself, or the copy under one of its usual names inside
     it.
   """
-  candidates = [c for c in (resolve_manual_dir(manual_dir), data_dir,
-                            shared_data_dir()) if c]
+  candidates = [
+      c
+      for c in (resolve_manual_dir(manual_dir), data_dir, shared_data_dir())
+      if c
+  ]
   for base in candidates:
     base = os.path.expanduser(os.fspath(base))
-    if ((_is_archive(base) and os.path.isfile(base)) or
-        os.path.isdir(os.path.join(base, 'train'))):
+    if (_is_archive(base) and os.path.isfile(base)) or os.path.isdir(
+        os.path.join(base, 'train')
+    ):
       return base
     for fname in _CIFAR10_JPG_NAMES:
       if os.path.exists(os.path.join(base, fname)):
@@ -344,4 +416,5 @@ def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
       f"{candidates or 'any folder'}: pass --manual_dir DIR (or "
       f'manual_dir=DIR, or {MANUAL_DIR_ENV}=DIR) where DIR is the folder or '
       f".tar.gz or contains one of {', '.join(_CIFAR10_JPG_NAMES)}; or use "
-      "'imagefolder:<path>'.")
+      "'imagefolder:<path>'."
+  )

@@ -50,17 +50,35 @@ import jax
 import numpy as np
 
 from train import augment
+
 # Re-exported: the pipeline's public names.
 from train.dataset_registry import (  # noqa: F401
-    AUG_CROP_FLIP, AUG_FLIP, AUG_NONE, DATASETS, MANUAL_DIR_ENV, ArraySource,
-    Dataset, DatasetInfo, DatasetNotFoundError, Source, get_info)
+    AUG_CROP_FLIP,
+    AUG_FLIP,
+    AUG_NONE,
+    DATASETS,
+    MANUAL_DIR_ENV,
+    ArraySource,
+    Dataset,
+    DatasetInfo,
+    DatasetNotFoundError,
+    Source,
+    get_info,
+)
 from train.decode import TFDSImageSource  # noqa: F401
 from train.folder_source import load_image_folder  # noqa: F401
 from train.prefetch import (  # noqa: F401
-    Prefetcher, device_sharding, prefetch, prefetch_to_device,
-    shard_to_devices)
+    Prefetcher,
+    device_sharding,
+    prefetch,
+    prefetch_to_device,
+    shard_to_devices,
+)
 from train.sources import (  # noqa: F401
-    check_dataset, load_dataset, prepare_dataset)
+    check_dataset,
+    load_dataset,
+    prepare_dataset,
+)
 
 Batch = dict[str, np.ndarray]
 
@@ -69,8 +87,9 @@ Batch = dict[str, np.ndarray]
 # ---------------------------------------------------------------------------
 
 
-def topology(process_index=None, process_count=None,
-             local_device_count=None) -> tuple[int, int, int]:
+def topology(
+    process_index=None, process_count=None, local_device_count=None
+) -> tuple[int, int, int]:
   """``(process_index, process_count, local_device_count)``.
 
   Each argument defaults to JAX's (``jax.process_index()``...).
@@ -83,12 +102,14 @@ def topology(process_index=None, process_count=None,
     local_device_count = jax.local_device_count()
   if not 0 <= process_index < process_count:
     raise ValueError(
-        f'process_index {process_index} not in [0, {process_count})')
+        f'process_index {process_index} not in [0, {process_count})'
+    )
   return int(process_index), int(process_count), int(local_device_count)
 
 
-def per_device_batch_size(global_batch_size: int, process_count: int,
-                          local_device_count: int) -> int:
+def per_device_batch_size(
+    global_batch_size: int, process_count: int, local_device_count: int
+) -> int:
   """The per-device share of a global batch.
 
   Args:
@@ -108,7 +129,8 @@ def per_device_batch_size(global_batch_size: int, process_count: int,
         f'The global batch size {global_batch_size} must be a positive '
         f'multiple of the total device count {devices} ({process_count} '
         f'process(es) x {local_device_count} local devices); use e.g. '
-        f'{max(devices, global_batch_size // devices * devices)}.')
+        f'{max(devices, global_batch_size // devices * devices)}.'
+    )
   return global_batch_size // devices
 
 
@@ -122,12 +144,14 @@ def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
   """
   if global_batch_size > num_examples:
     raise ValueError(
-        f'global batch {global_batch_size} > {num_examples} train examples')
+        f'global batch {global_batch_size} > {num_examples} train examples'
+    )
   return num_examples // global_batch_size
 
 
-def num_eval_steps(num_examples: int, global_batch_size: int,
-                   process_count: int | None = None) -> int:
+def num_eval_steps(
+    num_examples: int, global_batch_size: int, process_count: int | None = None
+) -> int:
   """Eval batches per host (the same on every host).
 
   Args:
@@ -141,26 +165,32 @@ def num_eval_steps(num_examples: int, global_batch_size: int,
   if process_count is None:
     process_count = jax.process_count()
   if global_batch_size % process_count:
-    raise ValueError(f'eval batch {global_batch_size} not divisible by '
-                     f'{process_count} processes')
+    raise ValueError(
+        f'eval batch {global_batch_size} not divisible by '
+        f'{process_count} processes'
+    )
   host_batch = global_batch_size // process_count
   largest_shard = -(-num_examples // process_count)
   return max(1, -(-largest_shard // host_batch))
 
 
-def eval_shard(num_examples: int, process_index: int,
-               process_count: int) -> tuple[int, int]:
+def eval_shard(
+    num_examples: int, process_index: int, process_count: int
+) -> tuple[int, int]:
   """The contiguous eval rows ``[lo, hi)`` of a host.
 
   The hosts' shards partition the split.
   """
-  return (process_index * num_examples // process_count,
-          (process_index + 1) * num_examples // process_count)
+  return (
+      process_index * num_examples // process_count,
+      (process_index + 1) * num_examples // process_count,
+  )
 
 
 def _layout(x: np.ndarray, local_device_count: int) -> np.ndarray:
-  return x.reshape((local_device_count, x.shape[0] // local_device_count) +
-                   x.shape[1:])
+  return x.reshape(
+      (local_device_count, x.shape[0] // local_device_count) + x.shape[1:]
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -171,23 +201,31 @@ def _layout(x: np.ndarray, local_device_count: int) -> np.ndarray:
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The train order of an epoch: depends only on (seed, epoch)."""
   return np.random.default_rng([int(seed), int(epoch)]).permutation(
-      num_examples)
+      num_examples
+  )
 
 
-def global_batch_indices(num_examples: int, global_batch_size: int,
-                         seed: int, step: int) -> np.ndarray:
+def global_batch_indices(
+    num_examples: int, global_batch_size: int, seed: int, step: int
+) -> np.ndarray:
   """Example indices of the global train batch of ``step`` (all hosts)."""
   spe = steps_per_epoch(num_examples, global_batch_size)
   epoch, pos = divmod(int(step), spe)
   perm = epoch_permutation(num_examples, seed, epoch)
-  return perm[pos * global_batch_size:(pos + 1) * global_batch_size]
+  return perm[pos * global_batch_size : (pos + 1) * global_batch_size]
 
 
-def train_batches(source: Source, global_batch_size: int, *, seed: int,
-                  start_step: int = 0, num_steps: int | None = None,
-                  process_index: int | None = None,
-                  process_count: int | None = None,
-                  local_device_count: int | None = None) -> Iterator[Batch]:
+def train_batches(
+    source: Source,
+    global_batch_size: int,
+    *,
+    seed: int,
+    start_step: int = 0,
+    num_steps: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    local_device_count: int | None = None,
+) -> Iterator[Batch]:
   """This host's share of the global train batches from ``start_step`` on.
 
   The order depends only on ``(seed, step)`` (see the module docstring);
@@ -223,19 +261,26 @@ def train_batches(source: Source, global_batch_size: int, *, seed: int,
     epoch, pos = divmod(step, spe)
     if epoch != cached_epoch:
       cached_epoch, perm = epoch, epoch_permutation(n, seed, epoch)
-    indices = perm[pos * global_batch_size:(pos + 1) * global_batch_size]
+    indices = perm[pos * global_batch_size : (pos + 1) * global_batch_size]
     seeds = np.random.default_rng([int(seed), epoch, pos, 1]).integers(
-        0, 2**63 - 1, size=global_batch_size, dtype=np.int64)
+        0, 2**63 - 1, size=global_batch_size, dtype=np.int64
+    )
     batch = source.get_batch(indices[rows], seeds[rows])
-    yield {'image': _layout(batch['image'], ldc),
-           'label': _layout(batch['label'], ldc)}
+    yield {
+        'image': _layout(batch['image'], ldc),
+        'label': _layout(batch['label'], ldc),
+    }
     step += 1
 
 
-def eval_batches(source: Source, global_batch_size: int, *,
-                 process_index: int | None = None,
-                 process_count: int | None = None,
-                 local_device_count: int | None = None) -> Iterator[Batch]:
+def eval_batches(
+    source: Source,
+    global_batch_size: int,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    local_device_count: int | None = None,
+) -> Iterator[Batch]:
   """This host's eval batches.
 
   Every example of the split is in exactly one host's batches. Each host
@@ -269,8 +314,11 @@ def eval_batches(source: Source, global_batch_size: int, *,
       part = source.get_batch(rows[:k])
       image[:k] = part['image']
       label[:k] = part['label']
-    yield {'image': _layout(image, ldc), 'label': _layout(label, ldc),
-           'mask': _layout(real.astype(np.float32), ldc)}
+    yield {
+        'image': _layout(image, ldc),
+        'label': _layout(label, ldc),
+        'mask': _layout(real.astype(np.float32), ldc),
+    }
 
 
 def preprocess(images, key, dataset, train: bool, dtype=None):
@@ -294,26 +342,38 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m train.input_pipeline',
       description='Prepare a dataset once (TFDS array_record / image-folder '
-      'cache) or show it.')
+      'cache) or show it.',
+  )
   parser.add_argument('command', choices=('prepare', 'info'))
   parser.add_argument(
-      'dataset', help=f"{', '.join(sorted(DATASETS))} or imagefolder:<path>")
+      'dataset', help=f"{', '.join(sorted(DATASETS))} or imagefolder:<path>"
+  )
   parser.add_argument('--data_dir', default=None)
-  parser.add_argument('--manual_dir', default=None,
-                      help=f'manual download folder (env {MANUAL_DIR_ENV})')
+  parser.add_argument(
+      '--manual_dir',
+      default=None,
+      help=f'manual download folder (env {MANUAL_DIR_ENV})',
+  )
   parser.add_argument('--no_download', action='store_true')
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO)
   try:
     if args.command == 'prepare':
-      path = prepare_dataset(args.dataset, data_dir=args.data_dir,
-                             manual_dir=args.manual_dir,
-                             download=not args.no_download)
+      path = prepare_dataset(
+          args.dataset,
+          data_dir=args.data_dir,
+          manual_dir=args.manual_dir,
+          download=not args.no_download,
+      )
       print(f'{args.dataset}: prepared in {path}')
     else:
-      ds = load_dataset(args.dataset, data_dir=args.data_dir,
-                        manual_dir=args.manual_dir,
-                        download=not args.no_download, in_memory=False)
+      ds = load_dataset(
+          args.dataset,
+          data_dir=args.data_dir,
+          manual_dir=args.manual_dir,
+          download=not args.no_download,
+          in_memory=False,
+      )
       info = {k: v for k, v in vars(ds.info).items() if k != 'class_names'}
       print(json.dumps(info, indent=1))
   except (DatasetNotFoundError, ImportError, ValueError) as e:

@@ -37,9 +37,10 @@ Schedule = Callable[[Any], Any]
 @dataclasses.dataclass(frozen=True)
 class Phases:
   """Step counts of a run."""
+
   steps_per_epoch: int
   main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
-  asr_steps: int   # ASR after it.
+  asr_steps: int  # ASR after it.
 
   @property
   def total_steps(self) -> int:
@@ -57,30 +58,41 @@ def make_phases(cfg: Config, num_train_examples: int) -> Phases:
   """Steps per epoch and per phase for a dataset of ``num_train_examples``."""
   try:
     spe = cfg.steps_per_epoch or input_pipeline.steps_per_epoch(
-        num_train_examples, cfg.batch_size)
+        num_train_examples, cfg.batch_size
+    )
   except ValueError:  # Fewer examples than one batch.
     spe = 0
   if spe <= 0:
     raise ConfigError(
         f'The train split has {num_train_examples} examples, fewer than one '
-        f'batch of {cfg.batch_size}: lower --batch_size.')
-  phases = Phases(spe, int(round(cfg.epochs * spe)),
-                  int(round(cfg.asr_epochs * spe)))
+        f'batch of {cfg.batch_size}: lower --batch_size.'
+    )
+  phases = Phases(
+      spe, int(round(cfg.epochs * spe)), int(round(cfg.asr_epochs * spe))
+  )
   if phases.asr_steps and not phases.main_steps:
     raise ConfigError(
         f'--epochs {cfg.epochs:g} is {cfg.epochs * spe:.2f} steps of '
         f'{spe} per epoch, which rounds to no sparse phase before ASR: '
-        'raise --epochs, or set --asr_epochs 0.')
+        'raise --epochs, or set --asr_epochs 0.'
+    )
   if not phases.total_steps:
-    raise ConfigError(f'--epochs {cfg.epochs:g} and --asr_epochs '
-                      f'{cfg.asr_epochs:g} round to no step at {spe} steps '
-                      'per epoch.')
+    raise ConfigError(
+        f'--epochs {cfg.epochs:g} and --asr_epochs '
+        f'{cfg.asr_epochs:g} round to no step at {spe} steps '
+        'per epoch.'
+    )
   return phases
 
 
-def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
-                  scales: tuple[float, ...], phases: Phases,
-                  warmup_epochs: float = 0.0) -> float | Schedule:
+def make_schedule(
+    base: float,
+    kind: str,
+    boundaries: tuple[float, ...],
+    scales: tuple[float, ...],
+    phases: Phases,
+    warmup_epochs: float = 0.0,
+) -> float | Schedule:
   """An Optax schedule (or a constant) from epoch-valued options.
 
   Args:
@@ -110,10 +122,12 @@ def make_schedule(base: float, kind: str, boundaries: tuple[float, ...],
   if kind == 'warmup_cosine':
     warm = int(round(warmup_epochs * spe))
     return optax.warmup_cosine_decay_schedule(
-        0.0, float(base), warmup_steps=warm, decay_steps=max(total, warm + 1))
+        0.0, float(base), warmup_steps=warm, decay_steps=max(total, warm + 1)
+    )
   if kind == 'linear':
-    return optax.linear_schedule(float(base), float(base) * float(scales[0]),
-                                 transition_steps=total)
+    return optax.linear_schedule(
+        float(base), float(base) * float(scales[0]), transition_steps=total
+    )
   if kind == 'warmup':
     warm = int(round(warmup_epochs * spe))
     return optax.linear_schedule(0.0, float(base), transition_steps=warm)
@@ -125,25 +139,37 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   out: dict[str, float | Schedule] = {}
   for name in registry.get(cfg.method).schedules:
     spec = cfg.schedule(name)
-    out[name] = make_schedule(spec.base, spec.kind, spec.boundaries,
-                              spec.scales, phases, cfg.warmup_epochs)
+    out[name] = make_schedule(
+        spec.base,
+        spec.kind,
+        spec.boundaries,
+        spec.scales,
+        phases,
+        cfg.warmup_epochs,
+    )
   if cfg.regularizer == 'sparsity' and 'lam' in out:
     # The constraint has no λ: its strength is the target sparsity's ramp.
     del out['lam']
     begin = int(round(cfg.target_begin_epoch * phases.steps_per_epoch))
     end = int(round(registry.target_end_epoch(cfg) * phases.steps_per_epoch))
     out['target_sparsity'] = functools.partial(
-        rda_optax.zhu_gupta_sparsity, final_sparsity=cfg.target_sparsity,
-        begin_step=begin, end_step=max(end, begin))
+        rda_optax.zhu_gupta_sparsity,
+        final_sparsity=cfg.target_sparsity,
+        begin_step=begin,
+        end_step=max(end, begin),
+    )
   if phases.asr_steps and cfg.asr_optimizer == 'sgd':
     out['asr_lr'] = (
         optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
-        if cfg.asr_lr_schedule == 'cosine' else float(cfg.asr_lr))
+        if cfg.asr_lr_schedule == 'cosine'
+        else float(cfg.asr_lr)
+    )
   return out
 
 
-def logged_hypers(cfg: Config, phases: Phases, hypers: dict[str, Any]
-                  ) -> Callable[[int], dict[str, float]]:
+def logged_hypers(
+    cfg: Config, phases: Phases, hypers: dict[str, Any]
+) -> Callable[[int], dict[str, float]]:
   """``step -> {'lr': ..., 'lam': ...}``: the values the optimizer applies.
 
   The schedules of :func:`create_optimizer` are indexed by the count of the
@@ -161,6 +187,7 @@ def logged_hypers(cfg: Config, phases: Phases, hypers: dict[str, Any]
     if in_asr and retrain_sgd:
       return {'lr': value_at(hypers['asr_lr'], count)}
     return {k: value_at(v, count) for k, v in hypers.items() if k != 'asr_lr'}
+
   return values
 
 
@@ -192,13 +219,17 @@ def leaf_mask(select: str) -> Callable[[Any], Any] | None:
   try:
     pattern = re.compile(select)
   except re.error as e:
-    raise ConfigError(f'--select {select!r} is not kernels, conv, dense or a '
-                      f'valid regular expression: {e}') from e
+    raise ConfigError(
+        f'--select {select!r} is not kernels, conv, dense or a '
+        f'valid regular expression: {e}'
+    ) from e
 
   def by_path(params):
     def match(path, _):
       return bool(pattern.search(path_str(path)))
+
     return jax.tree_util.tree_map_with_path(match, params)
+
   return by_path
 
 
@@ -215,8 +246,9 @@ def path_str(path) -> str:
   return '/'.join(parts)
 
 
-def create_optimizer(cfg: Config, phases: Phases
-                     ) -> tuple[optax.GradientTransformation, dict[str, Any]]:
+def create_optimizer(
+    cfg: Config, phases: Phases
+) -> tuple[optax.GradientTransformation, dict[str, Any]]:
   """The optimizer of a run and the hyper-parameter schedules it uses.
 
   Returns:
@@ -227,24 +259,32 @@ def create_optimizer(cfg: Config, phases: Phases
   method = registry.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
   mask = leaf_mask(cfg.select)
-  inner = method.build(registry.BuildContext(cfg, hypers, mask,
-                                             phases.steps_per_epoch))
+  inner = method.build(
+      registry.BuildContext(cfg, hypers, mask, phases.steps_per_epoch)
+  )
 
   if cfg.weight_decay:
     # Added to the gradient before the method (and before gmp's pruning,
     # which must stay last; nothing may rescale RDA's update after it).
     decay_mask = mask if mask is not None else rda_optax.default_mask
     inner = optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay, decay_mask), inner)
+        optax.add_decayed_weights(cfg.weight_decay, decay_mask), inner
+    )
   if method.from_run:  # The pruned zeros stay frozen from the first step.
     tx = rda_optax.asr(inner, mask=mask, start_step=0)
   elif cfg.asr_epochs > 0:
     retrain = None
     if cfg.asr_optimizer == 'sgd':
-      retrain = optax.sgd(hypers['asr_lr'], momentum=cfg.momentum or None,
-                          nesterov=cfg.nesterov)
-    tx = rda_optax.asr(inner, mask=mask, start_step=phases.main_steps,
-                       restart_inner=cfg.asr_restart, retrain=retrain)
+      retrain = optax.sgd(
+          hypers['asr_lr'], momentum=cfg.momentum or None, nesterov=cfg.nesterov
+      )
+    tx = rda_optax.asr(
+        inner,
+        mask=mask,
+        start_step=phases.main_steps,
+        restart_inner=cfg.asr_restart,
+        retrain=retrain,
+    )
   else:
     tx = inner
   return tx, hypers
@@ -260,7 +300,10 @@ def kernel_init(cfg: Config):
 
 def prune(cfg: Config, params: Any) -> Any:
   """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
-  masks = pruning.magnitude_masks(params, cfg.prune_sparsity,
-                                  scope=cfg.prune_scope,
-                                  mask=leaf_mask(cfg.select))
+  masks = pruning.magnitude_masks(
+      params,
+      cfg.prune_sparsity,
+      scope=cfg.prune_scope,
+      mask=leaf_mask(cfg.select),
+  )
   return pruning.apply_masks(params, masks)

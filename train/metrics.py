@@ -95,8 +95,14 @@ class MetricWriter:
     tensorboard: also write TensorBoard events.
   """
 
-  def __init__(self, workdir: str, *, enabled: bool = True,
-               resume_step: int = 0, tensorboard: bool = True):
+  def __init__(
+      self,
+      workdir: str,
+      *,
+      enabled: bool = True,
+      resume_step: int = 0,
+      tensorboard: bool = True,
+  ):
     self.enabled = enabled
     self.path = os.path.join(workdir, METRICS_FILE)
     self._tb = None
@@ -107,14 +113,18 @@ class MetricWriter:
     if tensorboard:
       from tensorboardX import SummaryWriter
       # Drops events of an interrupted run after its last checkpoint.
-      self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR),
-                               purge_step=resume_step + 1)
+      self._tb = SummaryWriter(
+          os.path.join(workdir, TENSORBOARD_DIR), purge_step=resume_step + 1
+      )
 
   def _truncate_after(self, step: int) -> None:
     if not os.path.exists(self.path):
       return
-    keep = [r for r in read_records(os.path.dirname(self.path))
-            if int(r.get('step', 0)) <= step]
+    keep = [
+        r
+        for r in read_records(os.path.dirname(self.path))
+        if int(r.get('step', 0)) <= step
+    ]
     tmp = self.path + '.tmp'
     with open(tmp, 'w') as f:
       for r in keep:
@@ -135,7 +145,7 @@ class MetricWriter:
         if k == 'step':
           continue
         if k.startswith('layers/'):
-          tag = 'layer_sparsity/' + k[len('layers/'):]
+          tag = 'layer_sparsity/' + k[len('layers/') :]
         else:
           tag = f'{kind}/{k}'
         self._tb.add_scalar(tag, v, step)
@@ -187,8 +197,14 @@ class Averager:
     return {k: v / count for k, v in total.items()}
 
 
-def progress_bar(total: int, initial: int = 0, enabled: bool = True,
-                 desc: str = 'train', unit: str = 'step', leave: bool = True):
+def progress_bar(
+    total: int,
+    initial: int = 0,
+    enabled: bool = True,
+    desc: str = 'train',
+    unit: str = 'step',
+    leave: bool = True,
+):
   """A tqdm bar on a terminal only.
 
   Disabled off process 0, with ``--no-progress``, and when stderr is not a
@@ -197,17 +213,29 @@ def progress_bar(total: int, initial: int = 0, enabled: bool = True,
   """
   from tqdm.auto import tqdm
   from train import console  # pylint: disable=import-outside-toplevel
+
   enabled = enabled and console.is_terminal()
-  return tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
-              unit=unit, dynamic_ncols=True, mininterval=1.0, leave=leave)
+  return tqdm(
+      total=total,
+      initial=initial,
+      disable=not enabled,
+      desc=desc,
+      unit=unit,
+      dynamic_ncols=True,
+      mininterval=1.0,
+      leave=leave,
+  )
 
 
 def postfix(record: dict[str, Any]) -> dict[str, str]:
   """The live fields of the progress bar from a train record."""
   out = {}
-  for key, name, fmt in (('loss', 'loss', '{:.3f}'), ('top1', 'acc', '{:.3f}'),
-                         ('sparsity', 'sparsity', '{:.3f}'),
-                         ('images_per_sec', 'img/s', '{:.0f}')):
+  for key, name, fmt in (
+      ('loss', 'loss', '{:.3f}'),
+      ('top1', 'acc', '{:.3f}'),
+      ('sparsity', 'sparsity', '{:.3f}'),
+      ('images_per_sec', 'img/s', '{:.0f}'),
+  ):
     v = record.get(key)
     if v is not None and isinstance(v, (int, float)) and math.isfinite(v):
       out[name] = fmt.format(v)

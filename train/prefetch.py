@@ -37,8 +37,9 @@ def _put(q: queue.Queue, stop: threading.Event, item) -> bool:
   return False
 
 
-def _produce(iterator, q: queue.Queue, stop: threading.Event,
-             transform) -> None:
+def _produce(
+    iterator, q: queue.Queue, stop: threading.Event, transform
+) -> None:
   # A plain function (not a method), so the thread holds no reference to the
   # Prefetcher and dropping the Prefetcher stops the thread (see
   # Prefetcher.__del__).
@@ -70,8 +71,12 @@ class Prefetcher:
     transform: applied to each item in the thread.
   """
 
-  def __init__(self, iterator: Iterable, buffer_size: int = 2,
-               transform: Callable[[Any], Any] | None = None):
+  def __init__(
+      self,
+      iterator: Iterable,
+      buffer_size: int = 2,
+      transform: Callable[[Any], Any] | None = None,
+  ):
     if buffer_size < 1:
       raise ValueError('buffer_size must be >= 1')
     self._queue: queue.Queue = queue.Queue(maxsize=buffer_size)
@@ -80,7 +85,9 @@ class Prefetcher:
     self._thread = threading.Thread(
         target=_produce,
         args=(iter(iterator), self._queue, self._stop, transform),
-        daemon=True, name='rda-prefetch')
+        daemon=True,
+        name='rda-prefetch',
+    )
     self._thread.start()
 
   def __iter__(self):
@@ -139,8 +146,7 @@ def device_sharding(devices=None, axis_name: str = 'batch'):
   """
   devices = list(jax.local_devices() if devices is None else devices)
   mesh = jax.sharding.Mesh(np.array(devices), (axis_name,))
-  return jax.sharding.NamedSharding(mesh,
-                                    jax.sharding.PartitionSpec(axis_name))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(axis_name))
 
 
 def shard_to_devices(batch, devices=None, axis_name: str = 'batch'):
@@ -164,8 +170,12 @@ def shard_to_devices(batch, devices=None, axis_name: str = 'batch'):
   return jax.tree.map(lambda x: jax.device_put(x, sharding), batch)
 
 
-def prefetch_to_device(iterator: Iterable, buffer_size: int = 2,
-                       devices=None, axis_name: str = 'batch') -> Prefetcher:
+def prefetch_to_device(
+    iterator: Iterable,
+    buffer_size: int = 2,
+    devices=None,
+    axis_name: str = 'batch',
+) -> Prefetcher:
   """A thread that builds batches AND copies them to the devices.
 
   Args:

@@ -20,14 +20,33 @@ from typing import Any, Callable
 
 # Options whose use depends on the method: set explicitly for a method that
 # does not read them, they are an error (a value meant for another method).
-METHOD_OPTIONS = frozenset({
-    'lr', 'lr_schedule', 'gamma', 'gamma_schedule', 'lam', 'lam2',
-    'regularizer', 'momentum', 'nesterov', 'init_scale', 'restart_epochs',
-    'prune_sparsity', 'gmp_sparsity', 'gmp_begin_epoch', 'gmp_end_epoch',
-    'gmp_frequency', 'split_optimizer', 'beta', 'beta_growth',
-    'beta_every_epochs', 'target_sparsity', 'target_begin_epoch',
-    'target_end_epoch',
-})
+METHOD_OPTIONS = frozenset(
+    {
+        'lr',
+        'lr_schedule',
+        'gamma',
+        'gamma_schedule',
+        'lam',
+        'lam2',
+        'regularizer',
+        'momentum',
+        'nesterov',
+        'init_scale',
+        'restart_epochs',
+        'prune_sparsity',
+        'gmp_sparsity',
+        'gmp_begin_epoch',
+        'gmp_end_epoch',
+        'gmp_frequency',
+        'split_optimizer',
+        'beta',
+        'beta_growth',
+        'beta_every_epochs',
+        'target_sparsity',
+        'target_begin_epoch',
+        'target_end_epoch',
+    }
+)
 SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
 
 
@@ -43,6 +62,7 @@ class BuildContext:
     mask: the leaf selection of ``--select`` (None = the library default).
     steps_per_epoch: to turn epoch-valued options into steps.
   """
+
   cfg: Any
   hypers: dict[str, Any]
   mask: Any
@@ -54,19 +74,25 @@ class BuildContext:
   def sgd(self):
     """SGD with the run's lr, momentum and Nesterov flag."""
     import optax  # pylint: disable=import-outside-toplevel
-    return optax.sgd(self.hypers['lr'], momentum=self.cfg.momentum or None,
-                     nesterov=self.cfg.nesterov)
+
+    return optax.sgd(
+        self.hypers['lr'],
+        momentum=self.cfg.momentum or None,
+        nesterov=self.cfg.nesterov,
+    )
 
   def regularizer(self):
     """The rda_optax regularizer of ``--regularizer`` with strength λ (for
     ``sparsity``: the constraint on the ramp to ``--target_sparsity``)."""
     import rda_optax  # pylint: disable=import-outside-toplevel
+
     cfg = self.cfg
     if cfg.regularizer == 'none':
       return None
     if cfg.regularizer == 'sparsity':
-      return rda_optax.sparsity_constraint(self.hypers['target_sparsity'],
-                                           scope=cfg.prune_scope)
+      return rda_optax.sparsity_constraint(
+          self.hypers['target_sparsity'], scope=cfg.prune_scope
+      )
     lam = self.hypers['lam']
     if cfg.regularizer == 'l1':
       return rda_optax.l1(lam)
@@ -79,8 +105,11 @@ class BuildContext:
     if cfg.regularizer == 'tl1':
       kw = dict(a=cfg.tl1_a)
       if cfg.lam2:
-        kw.update(group_strength=cfg.lam2, groups=cfg.groups,
-                  group_prox=cfg.tl1_group_prox)
+        kw.update(
+            group_strength=cfg.lam2,
+            groups=cfg.groups,
+            group_prox=cfg.tl1_group_prox,
+        )
       return rda_optax.transformed_l1(lam, **kw)
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
 
@@ -105,6 +134,7 @@ class Method:
     check: ``cfg -> None``, raising ``ValueError`` for settings this method
       cannot use (beyond the options it reads).
   """
+
   name: str
   summary: str
   reads: frozenset[str]
@@ -130,28 +160,39 @@ class Method:
 # Builders.
 # ---------------------------------------------------------------------------
 
+
 def _sgd(ctx: BuildContext):
   return ctx.sgd()
 
 
 def _prox_sgd(ctx: BuildContext):
   import rda_optax  # pylint: disable=import-outside-toplevel
+
   return rda_optax.prox_sgd(
-      ctx.hypers['lr'], ctx.regularizer(), momentum=ctx.cfg.momentum or None,
-      nesterov=ctx.cfg.nesterov, mask=ctx.mask)
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      momentum=ctx.cfg.momentum or None,
+      nesterov=ctx.cfg.nesterov,
+      mask=ctx.mask,
+  )
 
 
 def _rda(ctx: BuildContext):
   import rda_optax  # pylint: disable=import-outside-toplevel
+
   return rda_optax.rda(ctx.hypers['gamma'], ctx.regularizer(), mask=ctx.mask)
 
 
 def _rmda(ctx: BuildContext):
   import rda_optax  # pylint: disable=import-outside-toplevel
+
   return rda_optax.rmda(
-      ctx.hypers['lr'], ctx.regularizer(), momentum=ctx.cfg.momentum,
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      momentum=ctx.cfg.momentum,
       mask=ctx.mask,
-      restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs))
+      restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs),
+  )
 
 
 def _ramp_end(end_epoch: float, epochs: float) -> float:
@@ -172,33 +213,53 @@ def gmp_end_epoch(cfg) -> float:
 def _gmp(ctx: BuildContext):
   import optax  # pylint: disable=import-outside-toplevel
   import rda_optax  # pylint: disable=import-outside-toplevel
+
   cfg = ctx.cfg
   begin = ctx.steps(cfg.gmp_begin_epoch)
   return optax.chain(
       ctx.sgd(),
       rda_optax.gradual_magnitude_pruning(
-          cfg.gmp_sparsity, begin_step=begin,
+          cfg.gmp_sparsity,
+          begin_step=begin,
           end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
-          frequency=cfg.gmp_frequency, scope=cfg.prune_scope, mask=ctx.mask))
+          frequency=cfg.gmp_frequency,
+          scope=cfg.prune_scope,
+          mask=ctx.mask,
+      ),
+  )
 
 
 def _splitting(ctx: BuildContext):
   import optax  # pylint: disable=import-outside-toplevel
   import rda_optax  # pylint: disable=import-outside-toplevel
+
   cfg, lam = ctx.cfg, ctx.hypers['lam']
-  inner = (optax.adam(ctx.hypers['lr']) if cfg.split_optimizer == 'adam'
-           else ctx.sgd())
-  penalty = {'l0': rda_optax.l0, 'l1': rda_optax.l1,
-             'tl1': lambda v: rda_optax.transformed_l1(v, a=cfg.tl1_a)}[
-                 cfg.regularizer](lam)
+  inner = (
+      optax.adam(ctx.hypers['lr'])
+      if cfg.split_optimizer == 'adam'
+      else ctx.sgd()
+  )
+  penalty = {
+      'l0': rda_optax.l0,
+      'l1': rda_optax.l1,
+      'tl1': lambda v: rda_optax.transformed_l1(v, a=cfg.tl1_a),
+  }[cfg.regularizer](lam)
   beta = cfg.beta
   if cfg.beta_every_epochs > 0:
     beta = optax.exponential_decay(
-        cfg.beta, transition_steps=max(ctx.steps(cfg.beta_every_epochs), 1),
-        decay_rate=cfg.beta_growth, staircase=True)
+        cfg.beta,
+        transition_steps=max(ctx.steps(cfg.beta_every_epochs), 1),
+        decay_rate=cfg.beta_growth,
+        staircase=True,
+    )
   return rda_optax.variable_splitting(
-      inner, penalty, beta, group_strength=cfg.lam2, groups=cfg.groups,
-      mask=ctx.mask)
+      inner,
+      penalty,
+      beta,
+      group_strength=cfg.lam2,
+      groups=cfg.groups,
+      mask=ctx.mask,
+  )
 
 
 def _check_splitting(cfg) -> None:
@@ -206,49 +267,101 @@ def _check_splitting(cfg) -> None:
     raise ValueError(
         f'--method splitting keeps V = prox(W) of an l0, l1 or tl1 penalty '
         f'(--regularizer l0 | l1 | tl1), not {cfg.regularizer}; its group '
-        'term on W is --lam2.')
+        'term on W is --lam2.'
+    )
   if cfg.split_optimizer not in ('adam', 'sgd'):
-    raise ValueError(f'--split_optimizer must be adam or sgd, got '
-                     f'{cfg.split_optimizer!r}.')
+    raise ValueError(
+        f'--split_optimizer must be adam or sgd, got '
+        f'{cfg.split_optimizer!r}.'
+    )
   if not cfg.beta > 0 or not cfg.beta_growth >= 1:
-    raise ValueError(f'--beta must be > 0 and --beta_growth >= 1 (β grows), '
-                     f'got {cfg.beta} and {cfg.beta_growth}.')
+    raise ValueError(
+        f'--beta must be > 0 and --beta_growth >= 1 (β grows), '
+        f'got {cfg.beta} and {cfg.beta_growth}.'
+    )
   if cfg.beta_every_epochs < 0:
     raise ValueError('--beta_every_epochs must be >= 0 (0: constant β).')
 
 
 _SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
-_REG_OPTIONS = frozenset({'lam', 'lam2', 'regularizer', 'target_sparsity',
-                          'target_begin_epoch', 'target_end_epoch'})
+_REG_OPTIONS = frozenset(
+    {
+        'lam',
+        'lam2',
+        'regularizer',
+        'target_sparsity',
+        'target_begin_epoch',
+        'target_end_epoch',
+    }
+)
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method('sgd', 'dense SGD with momentum (the reference)', _SGD_OPTIONS,
-           _sgd),
-    Method('prox_sgd', 'proximal SGD (soft threshold after each step)',
-           _SGD_OPTIONS | _REG_OPTIONS, _prox_sgd, sparse=True),
-    Method('rda', 'regularized dual averaging centred at the initial weights '
-           '(He et al.)',
-           _REG_OPTIONS | {'gamma', 'gamma_schedule', 'init_scale'}, _rda,
-           sparse=True, init_scale_default=2.0,
-           divergence_hint='raise --gamma (RDA steps with 1/(gamma*sqrt(n)))'),
-    Method('rmda', 'RDA with a learning rate and momentum (modernized dual '
-           'averaging)',
-           _REG_OPTIONS | {'lr', 'lr_schedule', 'momentum', 'init_scale',
-                           'restart_epochs'}, _rmda,
-           sparse=True, init_scale_default=0.0),
-    Method('han', 'magnitude prune --init_from, then fine-tune with the zeros '
-           'frozen (Han et al.)', _SGD_OPTIONS | {'prune_sparsity'}, _sgd,
-           from_run=True),
-    Method('splitting', 'variable splitting: train W, keep its sparse copy '
-           'V = prox(W) of an l0 / l1 / tl1 penalty, with a group term '
-           '(--lam2) on W (Bui et al., paper 001)',
-           _SGD_OPTIONS | _REG_OPTIONS | {'split_optimizer', 'beta',
-                                          'beta_growth', 'beta_every_epochs'},
-           _splitting, sparse=True, check=_check_splitting),
-    Method('gmp', 'gradual magnitude pruning (Zhu & Gupta)',
-           _SGD_OPTIONS | {'gmp_sparsity', 'gmp_begin_epoch',
-                           'gmp_end_epoch', 'gmp_frequency'}, _gmp),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            'sgd', 'dense SGD with momentum (the reference)', _SGD_OPTIONS, _sgd
+        ),
+        Method(
+            'prox_sgd',
+            'proximal SGD (soft threshold after each step)',
+            _SGD_OPTIONS | _REG_OPTIONS,
+            _prox_sgd,
+            sparse=True,
+        ),
+        Method(
+            'rda',
+            'regularized dual averaging centred at the initial weights '
+            '(He et al.)',
+            _REG_OPTIONS | {'gamma', 'gamma_schedule', 'init_scale'},
+            _rda,
+            sparse=True,
+            init_scale_default=2.0,
+            divergence_hint='raise --gamma (RDA steps with 1/(gamma*sqrt(n)))',
+        ),
+        Method(
+            'rmda',
+            'RDA with a learning rate and momentum (modernized dual '
+            'averaging)',
+            _REG_OPTIONS
+            | {'lr', 'lr_schedule', 'momentum', 'init_scale', 'restart_epochs'},
+            _rmda,
+            sparse=True,
+            init_scale_default=0.0,
+        ),
+        Method(
+            'han',
+            'magnitude prune --init_from, then fine-tune with the zeros '
+            'frozen (Han et al.)',
+            _SGD_OPTIONS | {'prune_sparsity'},
+            _sgd,
+            from_run=True,
+        ),
+        Method(
+            'splitting',
+            'variable splitting: train W, keep its sparse copy '
+            'V = prox(W) of an l0 / l1 / tl1 penalty, with a group term '
+            '(--lam2) on W (Bui et al., paper 001)',
+            _SGD_OPTIONS
+            | _REG_OPTIONS
+            | {'split_optimizer', 'beta', 'beta_growth', 'beta_every_epochs'},
+            _splitting,
+            sparse=True,
+            check=_check_splitting,
+        ),
+        Method(
+            'gmp',
+            'gradual magnitude pruning (Zhu & Gupta)',
+            _SGD_OPTIONS
+            | {
+                'gmp_sparsity',
+                'gmp_begin_epoch',
+                'gmp_end_epoch',
+                'gmp_frequency',
+            },
+            _gmp,
+        ),
+    )
+}
 
 
 def get(name: str) -> Method:
@@ -256,12 +369,14 @@ def get(name: str) -> Method:
   try:
     return METHODS[name]
   except KeyError:
-    raise ValueError(f'Unknown method {name!r}. Choose one of: '
-                     f'{", ".join(METHODS)}.') from None
+    raise ValueError(
+        f'Unknown method {name!r}. Choose one of: ' f'{", ".join(METHODS)}.'
+    ) from None
 
 
 def options_summary() -> str:
   """'rda: gamma, lam, ...; rmda: ...': what each method reads."""
   return '; '.join(
       f'{m.name}: {", ".join(sorted(o for o in m.reads if not o.endswith("_schedule")))}'
-      for m in METHODS.values())
+      for m in METHODS.values()
+  )

@@ -35,8 +35,10 @@ REPORT_DIR = 'report'
 
 def _plt():
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -67,17 +69,29 @@ def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   ep = [r['epoch'] for r in evals]
-  for key, label in (('test_top1', 'test top-1'), ('train_top1', 'train top-1'),
-                     ('test_top5', 'test top-5')):
+  for key, label in (
+      ('test_top1', 'test top-1'),
+      ('train_top1', 'train top-1'),
+      ('test_top5', 'test top-5'),
+  ):
     ys = [r.get(key) for r in evals]
     if any(y is not None for y in ys):
-      ax.plot(ep, [float('nan') if y is None else y for y in ys], marker='o',
-              ms=3, label=label)
+      ax.plot(
+          ep,
+          [float('nan') if y is None else y for y in ys],
+          marker='o',
+          ms=3,
+          label=label,
+      )
   _finish_epoch_plot(plt, fig, ax, evals, path, title, 'accuracy')
 
 
-def plot_sparsity(evals: list[dict[str, Any]], trains: list[dict[str, Any]],
-                  path: str, title: str) -> None:
+def plot_sparsity(
+    evals: list[dict[str, Any]],
+    trains: list[dict[str, Any]],
+    path: str,
+    title: str,
+) -> None:
   """Sparsity over epochs; the legend and a note give the final values.
 
   The two evaluated curves (selected leaves, all parameters) are often a
@@ -89,33 +103,53 @@ def plot_sparsity(evals: list[dict[str, Any]], trains: list[dict[str, Any]],
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   pct = lambda v: float('nan') if v is None else 100 * v
   if trains:
-    ax.plot([r['epoch'] for r in trains],
-            [pct(r.get('sparsity')) for r in trains], lw=1, alpha=0.45,
-            color='tab:blue', label='selected leaves (train log)')
+    ax.plot(
+        [r['epoch'] for r in trains],
+        [pct(r.get('sparsity')) for r in trains],
+        lw=1,
+        alpha=0.45,
+        color='tab:blue',
+        label='selected leaves (train log)',
+    )
   ep = [r['epoch'] for r in evals]
   final = evals[-1] if evals else {}
   for key, label, style in (
-      ('sparsity', 'selected leaves', dict(color='tab:blue', marker='o',
-                                           ms=4, lw=1.8)),
-      ('total_sparsity', 'all parameters', dict(color='tab:red', marker='s',
-                                                ms=3, lw=1.2, ls='--',
-                                                mfc='none'))):
+      (
+          'sparsity',
+          'selected leaves',
+          dict(color='tab:blue', marker='o', ms=4, lw=1.8),
+      ),
+      (
+          'total_sparsity',
+          'all parameters',
+          dict(color='tab:red', marker='s', ms=3, lw=1.2, ls='--', mfc='none'),
+      ),
+  ):
     last = final.get(key)
     if last is not None:
       label = f'{label} (final {100 * last:.2f}%)'
     ax.plot(ep, [pct(r.get(key)) for r in evals], label=label, **style)
   if final.get('sparsity') is not None:
-    ax.annotate(f'{100 * final["sparsity"]:.2f}% zeros',
-                (final['epoch'], 100 * final['sparsity']),
-                textcoords='offset points', xytext=(-6, -16), ha='right',
-                fontsize=8)
+    ax.annotate(
+        f'{100 * final["sparsity"]:.2f}% zeros',
+        (final['epoch'], 100 * final['sparsity']),
+        textcoords='offset points',
+        xytext=(-6, -16),
+        ha='right',
+        fontsize=8,
+    )
   ax.set_ylim(-2, 102)
-  _finish_epoch_plot(plt, fig, ax, evals, path, title,
-                     'sparsity (% of exact zeros)')
+  _finish_epoch_plot(
+      plt, fig, ax, evals, path, title, 'sparsity (% of exact zeros)'
+  )
 
 
-def plot_layers(layers: dict[str, float], path: str, title: str,
-                sizes: dict[str, int] | None = None) -> None:
+def plot_layers(
+    layers: dict[str, float],
+    path: str,
+    title: str,
+    sizes: dict[str, int] | None = None,
+) -> None:
   """Final sparsity per layer, each bar labelled with its value.
 
   With ``sizes`` (weights per layer) the label also gives the nonzeros,
@@ -134,9 +168,15 @@ def plot_layers(layers: dict[str, float], path: str, title: str,
       left = round(sizes[n] * (1 - layers[n]))
       text += f'  ({left:,} of {sizes[n]:,} nonzero)'
     inside = v > 55
-    ax.text(v - 1 if inside else v + 1, y, text, va='center',
-            ha='right' if inside else 'left', fontsize=7,
-            color='white' if inside else 'black')
+    ax.text(
+        v - 1 if inside else v + 1,
+        y,
+        text,
+        va='center',
+        ha='right' if inside else 'left',
+        fontsize=7,
+        color='white' if inside else 'black',
+    )
   ax.set_yticks(ys)
   ax.set_yticklabels(names, fontsize=7)
   ax.invert_yaxis()
@@ -149,8 +189,11 @@ def plot_layers(layers: dict[str, float], path: str, title: str,
   plt.close(fig)
 
 
-def write_report(cfg: config_lib.Config, params: Any,
-                 last_train: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_report(
+    cfg: config_lib.Config,
+    params: Any,
+    last_train: dict[str, Any] | None = None,
+) -> dict[str, Any]:
   """Writes ``<workdir>/report/`` for the final ``params`` (host arrays).
 
   Returns:
@@ -170,13 +213,20 @@ def write_report(cfg: config_lib.Config, params: Any,
   final = evals[-1] if evals else {}
   ips = [r['images_per_sec'] for r in trains if r.get('images_per_sec')]
   summary = {
-      'model': cfg.model, 'dataset': cfg.dataset, 'method': cfg.method,
-      'asr_epochs': cfg.asr_epochs, 'regularizer': cfg.regularizer,
-      'steps': final.get('step'), 'epochs': final.get('epoch'),
-      'test_top1': final.get('test_top1'), 'test_top5': final.get('test_top5'),
+      'model': cfg.model,
+      'dataset': cfg.dataset,
+      'method': cfg.method,
+      'asr_epochs': cfg.asr_epochs,
+      'regularizer': cfg.regularizer,
+      'steps': final.get('step'),
+      'epochs': final.get('epoch'),
+      'test_top1': final.get('test_top1'),
+      'test_top5': final.get('test_top5'),
       'test_loss': final.get('test_loss'),
-      'best_test_top1': max((r['test_top1'] for r in evals
-                             if r.get('test_top1') is not None), default=None),
+      'best_test_top1': max(
+          (r['test_top1'] for r in evals if r.get('test_top1') is not None),
+          default=None,
+      ),
       'sparsity': summary_sp['regularized/sparsity'],
       'total_sparsity': summary_sp['total/sparsity'],
       'channel_sparsity': summary_sp['regularized/channel_sparsity'],
@@ -189,7 +239,8 @@ def write_report(cfg: config_lib.Config, params: Any,
     json.dump(metrics_lib._jsonable(summary), f, indent=2, sort_keys=True)  # pylint: disable=protected-access
 
   title = f'{cfg.model} / {cfg.dataset} / {cfg.method}' + (
-      ' + ASR' if cfg.asr_epochs else '')
+      ' + ASR' if cfg.asr_epochs else ''
+  )
   pngs = []
   if evals:
     plot_accuracy(evals, os.path.join(out, 'accuracy.png'), title)
@@ -197,16 +248,20 @@ def write_report(cfg: config_lib.Config, params: Any,
     pngs += ['accuracy.png', 'sparsity.png']
   layers = {r.path: r.sparsity for r in records if r.regularized}
   if layers:
-    plot_layers(layers, os.path.join(out, 'layer_sparsity.png'),
-                f'{title}: final sparsity per layer',
-                sizes={r.path: r.size for r in records if r.regularized})
+    plot_layers(
+        layers,
+        os.path.join(out, 'layer_sparsity.png'),
+        f'{title}: final sparsity per layer',
+        sizes={r.path: r.size for r in records if r.regularized},
+    )
     pngs.append('layer_sparsity.png')
 
   def pct(x):
     return '-' if x is None else f'{100 * x:.2f}%'
 
   lines = [
-      f'# Report: {title}', '',
+      f'# Report: {title}',
+      '',
       f'- run directory: `{os.path.abspath(cfg.workdir)}`',
       f'- steps: {summary["steps"]} ({(summary["epochs"] or 0):.2f} epochs)',
       f'- test top-1: {pct(summary["test_top1"])}, top-5: '
@@ -218,13 +273,18 @@ def write_report(cfg: config_lib.Config, params: Any,
       f'all-zero output channels: {pct(summary["channel_sparsity"])}',
   ]
   if summary['median_images_per_sec']:
-    lines.append(f'- training throughput (median): '
-                 f'{summary["median_images_per_sec"]:.0f} images/s')
+    lines.append(
+        f'- training throughput (median): '
+        f'{summary["median_images_per_sec"]:.0f} images/s'
+    )
   # The run's last logged hyper-parameters (also when the report is rebuilt
   # from the run directory, or printed again for a finished run).
   last_train = last_train or (trains[-1] if trains else None)
-  hypers = [f'{k} = {last_train[k]:.4g}' for k in _HYPERS
-            if last_train and isinstance(last_train.get(k), (int, float))]
+  hypers = [
+      f'{k} = {last_train[k]:.4g}'
+      for k in _HYPERS
+      if last_train and isinstance(last_train.get(k), (int, float))
+  ]
   if hypers:
     lines.append('- last hyper-parameters: ' + ', '.join(hypers))
   head = len(lines)
@@ -245,13 +305,18 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m train.report',
       description='Rebuild the report of a run (sparsity table, summary, '
-      'plots) from its metrics and newest checkpoint.')
-  parser.add_argument('run', help='a run directory (--workdir of python -m '
-                      'train)')
+      'plots) from its metrics and newest checkpoint.',
+  )
+  parser.add_argument(
+      'run', help='a run directory (--workdir of python -m ' 'train)'
+  )
   run = parser.parse_args(argv).run
   if not os.path.isdir(run):
-    print(f'error: {run} is not a run directory (a --workdir of python -m '
-          'train).', file=sys.stderr)
+    print(
+        f'error: {run} is not a run directory (a --workdir of python -m '
+        'train).',
+        file=sys.stderr,
+    )
     return 2
   try:
     cfg = config_lib.load_config(run).replace(workdir=run)

@@ -30,22 +30,31 @@ def check_dataset(name: str) -> None:
   """Raises ValueError for a dataset name no source can load (no I/O)."""
   if name in DATASETS or is_synthetic(name):
     return
-  if (name.startswith(IMAGEFOLDER_PREFIX) and
-      len(name) > len(IMAGEFOLDER_PREFIX)):
+  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
+      IMAGEFOLDER_PREFIX
+  ):
     return
   raise ValueError(
       f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} "
       "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
-      '.tar.gz).')
+      '.tar.gz).'
+  )
 
 
-def load_dataset(name: str, *, data_dir=None, manual_dir=None,
-                 download: bool = True, image_size: int | None = None,
-                 in_memory: bool | None = None,
-                 num_workers: int | None = None,
-                 max_per_class: int | None = None, cache_dir=None,
-                 train_split: str | None = None,
-                 eval_split: str | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    *,
+    data_dir=None,
+    manual_dir=None,
+    download: bool = True,
+    image_size: int | None = None,
+    in_memory: bool | None = None,
+    num_workers: int | None = None,
+    max_per_class: int | None = None,
+    cache_dir=None,
+    train_split: str | None = None,
+    eval_split: str | None = None,
+) -> Dataset:
   """Loads a dataset by name, preparing it first if needed.
 
   Names: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
@@ -78,31 +87,55 @@ def load_dataset(name: str, *, data_dir=None, manual_dir=None,
     ``Dataset(info, train, eval)``.
   """
   if name in TFDS_SPECS:
-    return load_tfds(name, data_dir=data_dir, manual_dir=manual_dir,
-                     download=download, image_size=image_size,
-                     in_memory=in_memory, num_workers=num_workers,
-                     train_split=train_split, eval_split=eval_split)
+    return load_tfds(
+        name,
+        data_dir=data_dir,
+        manual_dir=manual_dir,
+        download=download,
+        image_size=image_size,
+        in_memory=in_memory,
+        num_workers=num_workers,
+        train_split=train_split,
+        eval_split=eval_split,
+    )
   if name == 'cifar10_jpg':
     path = find_cifar10_jpg(manual_dir, data_dir)
     info = DATASETS['cifar10_jpg']
     return load_image_folder(
-        path, name=name, cache_dir=cache_dir, data_dir=data_dir,
-        image_size=image_size, max_per_class=max_per_class,
-        num_workers=num_workers, mean_std=(info.mean, info.std),
-        augmentation=info.augmentation)
+        path,
+        name=name,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        image_size=image_size,
+        max_per_class=max_per_class,
+        num_workers=num_workers,
+        mean_std=(info.mean, info.std),
+        augmentation=info.augmentation,
+    )
   if name.startswith(IMAGEFOLDER_PREFIX):
     return load_image_folder(
-        name[len(IMAGEFOLDER_PREFIX):], name=name, cache_dir=cache_dir,
-        data_dir=data_dir, image_size=image_size,
-        max_per_class=max_per_class, num_workers=num_workers)
+        name[len(IMAGEFOLDER_PREFIX) :],
+        name=name,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        image_size=image_size,
+        max_per_class=max_per_class,
+        num_workers=num_workers,
+    )
   if is_synthetic(name):
     return load_synthetic(name)
   raise ValueError(unknown_dataset_message(name))
 
 
-def prepare_dataset(name: str, *, data_dir=None, manual_dir=None,
-                    download: bool = True, image_size: int | None = None,
-                    max_per_class: int | None = None) -> str:
+def prepare_dataset(
+    name: str,
+    *,
+    data_dir=None,
+    manual_dir=None,
+    download: bool = True,
+    image_size: int | None = None,
+    max_per_class: int | None = None,
+) -> str:
   """Prepares a dataset once.
 
   TFDS datasets as array_record, image folders as their .npy cache.
@@ -119,12 +152,19 @@ def prepare_dataset(name: str, *, data_dir=None, manual_dir=None,
     The prepared folder.
   """
   if name in TFDS_SPECS:
-    return prepare_tfds(name, data_dir=data_dir, manual_dir=manual_dir,
-                        download=download)
+    return prepare_tfds(
+        name, data_dir=data_dir, manual_dir=manual_dir, download=download
+    )
   if name == 'cifar10_jpg' or name.startswith(IMAGEFOLDER_PREFIX):
-    path = (find_cifar10_jpg(manual_dir, data_dir) if name == 'cifar10_jpg'
-            else name[len(IMAGEFOLDER_PREFIX):])
-    return prepare_image_folder(path, data_dir=data_dir,
-                                image_size=image_size,
-                                max_per_class=max_per_class)
+    path = (
+        find_cifar10_jpg(manual_dir, data_dir)
+        if name == 'cifar10_jpg'
+        else name[len(IMAGEFOLDER_PREFIX) :]
+    )
+    return prepare_image_folder(
+        path,
+        data_dir=data_dir,
+        image_size=image_size,
+        max_per_class=max_per_class,
+    )
   raise ValueError(unknown_dataset_message(name))

@@ -35,8 +35,12 @@ def preprocess(images, key, train):
   return images.astype(jnp.float32) / 255.0
 
 
-def load_synthetic(name: str = 'synthetic', *, num_train: int = NUM_TRAIN,
-                   num_eval: int = NUM_EVAL) -> Dataset:
+def load_synthetic(
+    name: str = 'synthetic',
+    *,
+    num_train: int = NUM_TRAIN,
+    num_eval: int = NUM_EVAL,
+) -> Dataset:
   """The synthetic dataset ``name``.
 
   The images do not depend on any seed: the train split is always the
@@ -53,12 +57,13 @@ def load_synthetic(name: str = 'synthetic', *, num_train: int = NUM_TRAIN,
   m = SYNTHETIC_NAME.match(name)
   if not m:
     raise ValueError(f'Not a synthetic dataset name: {name!r}')
-  h, w, c = (int(m.group(i)) if m.group(i) else d
-             for i, d in ((1, 28), (2, 28), (3, 1)))
+  h, w, c = (
+      int(m.group(i)) if m.group(i) else d
+      for i, d in ((1, 28), (2, 28), (3, 1))
+  )
   classes = int(m.group(4)) if m.group(4) else 10
   rng = np.random.default_rng(1234)
-  templates = rng.integers(0, 2, size=(classes, h, w, c),
-                           dtype=np.int64) * 192
+  templates = rng.integers(0, 2, size=(classes, h, w, c), dtype=np.int64) * 192
 
   def make(n, offset):
     r = np.random.default_rng(offset)
@@ -67,6 +72,16 @@ def load_synthetic(name: str = 'synthetic', *, num_train: int = NUM_TRAIN,
     images = (templates[labels] + noise).clip(0, 255).astype(np.uint8)
     return ArraySource(images, labels)
 
-  info = DatasetInfo(name, classes, (h, w, c), 'train', 'test', num_train,
-                     num_eval, (0.0,) * c, (1.0,) * c, AUG_NONE)
+  info = DatasetInfo(
+      name,
+      classes,
+      (h, w, c),
+      'train',
+      'test',
+      num_train,
+      num_eval,
+      (0.0,) * c,
+      (1.0,) * c,
+      AUG_NONE,
+  )
   return Dataset(info, make(num_train, 1), make(num_eval, 2), preprocess)

@@ -57,8 +57,10 @@ def _tfds():
     # pylint: disable-next=import-outside-toplevel
     import tensorflow_datasets as tfds
   except ImportError as e:  # pragma: no cover - train extra missing
-    raise ImportError('TFDS datasets need tensorflow-datasets: '
-                      "pip install 'rda-optax[train]'") from e
+    raise ImportError(
+        'TFDS datasets need tensorflow-datasets: '
+        "pip install 'rda-optax[train]'"
+    ) from e
   console.drop_absl_warnings('has no dataset_info.json')
   return tfds
 
@@ -79,7 +81,8 @@ def _require_tensorflow(name: str) -> None:
         'prepared dataset does not need TensorFlow: you can also prepare it '
         'on another machine '
         f'(python -m train.input_pipeline prepare {name} --data_dir DIR) and '
-        'copy DIR here (then pass --data_dir DIR).')
+        'copy DIR here (then pass --data_dir DIR).'
+    )
 
 
 def probe_url(url: str, timeout: float = 4.0) -> str | None:
@@ -102,6 +105,7 @@ def probe_url(url: str, timeout: float = 4.0) -> str | None:
     try:
       # requests comes with tensorflow-datasets; only the probe needs it.
       import requests  # pylint: disable=import-outside-toplevel
+
       response = requests.head(url, timeout=timeout, allow_redirects=True)
       ok = response.status_code < 400 or response.status_code == 405
       result.append(None if ok else f'HTTP {response.status_code} from {url}')
@@ -124,8 +128,9 @@ def _missing_files_text(name: str) -> str:
 
 
 def _missing_message(name: str, data_dir: str | None, reason: str) -> str:
-  where = data_dir or ('the default TFDS data_dir (TFDS_DATA_DIR or '
-                       '~/tensorflow_datasets)')
+  where = data_dir or (
+      'the default TFDS data_dir (TFDS_DATA_DIR or ' '~/tensorflow_datasets)'
+  )
   return (
       f'Dataset {name!r} is not prepared in {where}, and {reason}.\n'
       'Supply it in one of two ways:\n'
@@ -137,17 +142,25 @@ def _missing_message(name: str, data_dir: str | None, reason: str) -> str:
       "prepared with file_format='array_record' (e.g. made on a machine "
       'with internet with '
       f'`python -m train.input_pipeline prepare {name} --data_dir DIR`, '
-      'then copied).')
+      'then copied).'
+  )
 
 
 def _tfds_builder(name: str, data_dir):
   tfds = _tfds()
-  return tfds.builder(TFDS_SPECS[name].tfds_name, data_dir=data_dir,
-                      file_format='array_record')
+  return tfds.builder(
+      TFDS_SPECS[name].tfds_name, data_dir=data_dir, file_format='array_record'
+  )
 
 
-def prepare_tfds(name: str, *, data_dir=None, manual_dir=None,
-                 download: bool = True, probe_timeout: float = 4.0) -> str:
+def prepare_tfds(
+    name: str,
+    *,
+    data_dir=None,
+    manual_dir=None,
+    download: bool = True,
+    probe_timeout: float = 4.0,
+) -> str:
   """Prepares a TFDS dataset as array_record (no-op if already prepared).
 
   Args:
@@ -169,7 +182,8 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None,
   """
   if name not in TFDS_SPECS:
     raise ValueError(
-        f'{name!r} is not a TFDS dataset known here: {sorted(TFDS_SPECS)}')
+        f'{name!r} is not a TFDS dataset known here: {sorted(TFDS_SPECS)}'
+    )
   spec = TFDS_SPECS[name]
   data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else None
   builder = _tfds_builder(name, data_dir)
@@ -177,34 +191,55 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None,
     return os.fspath(builder.data_dir)
   manual_dir = resolve_manual_dir(manual_dir, name)
   if manual_dir is not None:
-    missing = [f for f in spec.manual_files
-               if not os.path.exists(os.path.join(manual_dir, f))]
+    missing = [
+        f
+        for f in spec.manual_files
+        if not os.path.exists(os.path.join(manual_dir, f))
+    ]
     if missing:
-      raise DatasetNotFoundError(_missing_message(
-          name, data_dir,
-          f"the manual folder {manual_dir} lacks {', '.join(missing)}"))
+      raise DatasetNotFoundError(
+          _missing_message(
+              name,
+              data_dir,
+              f"the manual folder {manual_dir} lacks {', '.join(missing)}",
+          )
+      )
   elif spec.probe_url is None:
-    instructions = ' '.join((builder.MANUAL_DOWNLOAD_INSTRUCTIONS or
-                             '').split())
-    raise DatasetNotFoundError(_missing_message(
-        name, data_dir, 'it cannot be downloaded automatically (TFDS: ' +
-        instructions + ')'))
+    instructions = ' '.join(
+        (builder.MANUAL_DOWNLOAD_INSTRUCTIONS or '').split()
+    )
+    raise DatasetNotFoundError(
+        _missing_message(
+            name,
+            data_dir,
+            'it cannot be downloaded automatically (TFDS: '
+            + instructions
+            + ')',
+        )
+    )
   elif not download:
-    raise DatasetNotFoundError(_missing_message(name, data_dir,
-                                                'download=False'))
+    raise DatasetNotFoundError(
+        _missing_message(name, data_dir, 'download=False')
+    )
   else:
     reason = probe_url(spec.probe_url, probe_timeout)
     if reason is not None:
-      raise DatasetNotFoundError(_missing_message(
-          name, data_dir,
-          f'it cannot be downloaded: this machine seems offline ({reason})'))
+      raise DatasetNotFoundError(
+          _missing_message(
+              name,
+              data_dir,
+              f'it cannot be downloaded: this machine seems offline ({reason})',
+          )
+      )
   _require_tensorflow(name)
   tfds = _tfds()
   config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  source = (f'the manual folder {manual_dir}' if manual_dir
-            else 'the internet')
-  print(f'Preparing {name} once, from {source}, into {builder.data_dir} ...',
-        file=sys.stderr, flush=True)
+  source = f'the manual folder {manual_dir}' if manual_dir else 'the internet'
+  print(
+      f'Preparing {name} once, from {source}, into {builder.data_dir} ...',
+      file=sys.stderr,
+      flush=True,
+  )
   if manual_dir or not console.is_terminal():
     # Local files take seconds; in a log file the bars are only noise.
     tfds.disable_progress_bar()
@@ -213,19 +248,30 @@ def prepare_tfds(name: str, *, data_dir=None, manual_dir=None,
     # TFDS prints "Downloading and preparing dataset Unknown size ..." and
     # a closing line to stdout: the lines above and below say it plainly.
     with contextlib.redirect_stdout(io.StringIO()):
-      builder.download_and_prepare(download_config=config,
-                                   file_format='array_record')
+      builder.download_and_prepare(
+          download_config=config, file_format='array_record'
+      )
   except OSError as e:  # requests.ConnectionError is an OSError.
-    raise DatasetNotFoundError(_missing_message(
-        name, data_dir, f'downloading failed ({e})')) from e
-  print(f'Prepared {name} in {time.perf_counter() - start:.0f} s.',
-        file=sys.stderr, flush=True)
+    raise DatasetNotFoundError(
+        _missing_message(name, data_dir, f'downloading failed ({e})')
+    ) from e
+  print(
+      f'Prepared {name} in {time.perf_counter() - start:.0f} s.',
+      file=sys.stderr,
+      flush=True,
+  )
   return os.fspath(builder.data_dir)
 
 
-def open_tfds_split(name: str, split: str, *, data_dir=None,
-                    image_size: int | None = None, train: bool = False,
-                    num_workers: int | None = None) -> TFDSImageSource:
+def open_tfds_split(
+    name: str,
+    split: str,
+    *,
+    data_dir=None,
+    image_size: int | None = None,
+    train: bool = False,
+    num_workers: int | None = None,
+) -> TFDSImageSource:
   """Opens a prepared TFDS split for random access, without TensorFlow.
 
   Args:
@@ -251,34 +297,47 @@ def open_tfds_split(name: str, split: str, *, data_dir=None,
     crop = 'random_resized' if train else 'center'
   kwargs['decoders'] = {'image': tfds.decode.SkipDecoding()}
   try:
-    data_source = tfds.data_source(spec.tfds_name, split=split,
-                                   data_dir=data_dir, download=False,
-                                   **kwargs)
-  except (NotImplementedError, AssertionError, FileNotFoundError,
-          ValueError) as e:
+    data_source = tfds.data_source(
+        spec.tfds_name, split=split, data_dir=data_dir, download=False, **kwargs
+    )
+  except (
+      NotImplementedError,
+      AssertionError,
+      FileNotFoundError,
+      ValueError,
+  ) as e:
     builder = _tfds_builder(name, data_dir)
     if builder.is_prepared():
       raise DatasetNotFoundError(
           f'{name!r} is prepared in {builder.data_dir} but cannot be read '
           f'with tfds.data_source ({e}). It must be prepared with '
           "file_format='array_record': use another --data_dir (or delete "
-          'that folder) and prepare again.') from e
-    raise DatasetNotFoundError(_missing_message(
-        name, data_dir, 'it was not prepared')) from e
-  return TFDSImageSource(data_source, shape, crop=crop,
-                         num_workers=num_workers)
+          'that folder) and prepare again.'
+      ) from e
+    raise DatasetNotFoundError(
+        _missing_message(name, data_dir, 'it was not prepared')
+    ) from e
+  return TFDSImageSource(data_source, shape, crop=crop, num_workers=num_workers)
 
 
 def _is_small(info: DatasetInfo, limit_bytes: float = 4 * 2**30) -> bool:
-  return ((info.num_train + info.num_eval) * math.prod(info.image_shape) <=
-          limit_bytes)
+  return (info.num_train + info.num_eval) * math.prod(
+      info.image_shape
+  ) <= limit_bytes
 
 
-def load_tfds(name: str, *, data_dir=None, manual_dir=None,
-              download: bool = True, image_size: int | None = None,
-              in_memory: bool | None = None, num_workers: int | None = None,
-              train_split: str | None = None,
-              eval_split: str | None = None) -> Dataset:
+def load_tfds(
+    name: str,
+    *,
+    data_dir=None,
+    manual_dir=None,
+    download: bool = True,
+    image_size: int | None = None,
+    in_memory: bool | None = None,
+    num_workers: int | None = None,
+    train_split: str | None = None,
+    eval_split: str | None = None,
+) -> Dataset:
   """Prepares (if needed) and opens a TFDS dataset.
 
   The arguments are those of :func:`train.sources.load_dataset`.
@@ -290,28 +349,50 @@ def load_tfds(name: str, *, data_dir=None, manual_dir=None,
   train_split = train_split or info.train_split
   eval_split = eval_split or info.eval_split
   try:  # Already prepared (also what tfds.testing.mock_data provides).
-    train = open_tfds_split(name, train_split, data_dir=data_dir,
-                            image_size=image_size, train=True,
-                            num_workers=num_workers)
+    train = open_tfds_split(
+        name,
+        train_split,
+        data_dir=data_dir,
+        image_size=image_size,
+        train=True,
+        num_workers=num_workers,
+    )
   except (DatasetNotFoundError, KeyError):  # TFDS 4.9.10: "splits is empty".
     if _tfds_builder(name, data_dir).is_prepared():
       raise  # Prepared in the wrong format: the message says what to do.
-    prepare_tfds(name, data_dir=data_dir, manual_dir=manual_dir,
-                 download=download)
-    train = open_tfds_split(name, train_split, data_dir=data_dir,
-                            image_size=image_size, train=True,
-                            num_workers=num_workers)
-  evaluation = open_tfds_split(name, eval_split, data_dir=data_dir,
-                               image_size=image_size, train=False,
-                               num_workers=num_workers)
-  info = dataclasses.replace(info, image_shape=train.image_shape,
-                             num_train=len(train), num_eval=len(evaluation),
-                             train_split=train_split, eval_split=eval_split)
+    prepare_tfds(
+        name, data_dir=data_dir, manual_dir=manual_dir, download=download
+    )
+    train = open_tfds_split(
+        name,
+        train_split,
+        data_dir=data_dir,
+        image_size=image_size,
+        train=True,
+        num_workers=num_workers,
+    )
+  evaluation = open_tfds_split(
+      name,
+      eval_split,
+      data_dir=data_dir,
+      image_size=image_size,
+      train=False,
+      num_workers=num_workers,
+  )
+  info = dataclasses.replace(
+      info,
+      image_shape=train.image_shape,
+      num_train=len(train),
+      num_eval=len(evaluation),
+      train_split=train_split,
+      eval_split=eval_split,
+  )
   if in_memory is None:
     in_memory = not TFDS_SPECS[name].host_crop and _is_small(info)
   if in_memory:
     if TFDS_SPECS[name].host_crop:
-      raise ValueError('in_memory=True is not supported for datasets with '
-                       'host-side crops')
+      raise ValueError(
+          'in_memory=True is not supported for datasets with ' 'host-side crops'
+      )
     train, evaluation = train.to_memory(), evaluation.to_memory()
   return Dataset(info, train, evaluation)

@@ -50,29 +50,37 @@ def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
     return
   ckpts.wait()
   good = ckpts.latest_step()
-  kept = (f'the last good checkpoint (step {good}) is kept in '
-          f'{cfg.workdir}/checkpoints' if good is not None else
-          'no checkpoint was written before it')
+  kept = (
+      f'the last good checkpoint (step {good}) is kept in '
+      f'{cfg.workdir}/checkpoints'
+      if good is not None
+      else 'no checkpoint was written before it'
+  )
   hint = registry.get(cfg.method).divergence_hint
   raise config_lib.Diverged(
       f'training diverged at step {step} ({what}: {value}); {kept}. '
-      f'Start a new --workdir with a smaller step: {hint}.')
+      f'Start a new --workdir with a smaller step: {hint}.'
+  )
 
 
 # ---------------------------------------------------------------------------
 # Checks before any work.
 # ---------------------------------------------------------------------------
 
+
 def check_runtime(cfg: config_lib.Config) -> None:
   """Device-dependent checks (batch divisibility)."""
   n = jax.device_count()
-  for name, b in (('--batch_size', cfg.batch_size),
-                  ('--eval_batch_size', cfg.eval_batch)):
+  for name, b in (
+      ('--batch_size', cfg.batch_size),
+      ('--eval_batch_size', cfg.eval_batch),
+  ):
     if b % n:
       raise config_lib.ConfigError(
           f'{name} {b} is not divisible by the {n} devices '
           f'({jax.process_count()} process(es) x {jax.local_device_count()} '
-          f'local): use a multiple of {n}.')
+          f'local): use a multiple of {n}.'
+      )
 
 
 def check_model(cfg: config_lib.Config) -> None:
@@ -81,12 +89,14 @@ def check_model(cfg: config_lib.Config) -> None:
   if known is not None and cfg.model not in known:
     raise config_lib.ConfigError(
         f'Unknown model {cfg.model!r}. Known models: '
-        f'{", ".join(sorted(known))}.')
+        f'{", ".join(sorted(known))}.'
+    )
 
 
 # ---------------------------------------------------------------------------
 # Data, evaluation, sparsity.
 # ---------------------------------------------------------------------------
+
 
 def create_data(cfg: config_lib.Config) -> data_lib.Data:
   """The run's data; a dataset that cannot be loaded is a ConfigError."""
@@ -98,28 +108,43 @@ def create_data(cfg: config_lib.Config) -> data_lib.Data:
     # The input pipeline's DatasetNotFoundError is a ValueError; its message
     # says how to pass a manual download folder.
     raise config_lib.ConfigError(
-        f'Cannot load dataset {cfg.dataset!r}: {e}') from e
+        f'Cannot load dataset {cfg.dataset!r}: {e}'
+    ) from e
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ != 'NonMatchingChecksumError':
       raise
     # A damaged or truncated archive in the manual / download folder.
-    got = [line.strip() for line in str(e).splitlines()
-           if 'filename=' in line and line.strip().startswith('* Got')]
+    got = [
+        line.strip()
+        for line in str(e).splitlines()
+        if 'filename=' in line and line.strip().startswith('* Got')
+    ]
     name = got[0].split("filename='")[-1].rstrip("')") if got else 'a file'
     raise config_lib.ConfigError(
         f'Cannot prepare dataset {cfg.dataset!r}: {name} does not match '
         'its published checksum (truncated or damaged); replace it with '
         'the original archive (in --manual_dir or the TFDS download '
-        'folder).') from e
+        'folder).'
+    ) from e
 
 
-def evaluate(p_eval_step, state, data: data_lib.Data, eval_batch: int,
-             progress: bool = False) -> dict[str, float]:
+def evaluate(
+    p_eval_step,
+    state,
+    data: data_lib.Data,
+    eval_batch: int,
+    progress: bool = False,
+) -> dict[str, float]:
   """Loss / top-1 / top-5 over the whole eval split (every example once)."""
   avg = metrics_lib.Averager()
   total = -(-data.num_eval_examples // eval_batch)
-  with metrics_lib.progress_bar(total, enabled=progress and total > 20,
-                                desc='eval', unit='batch', leave=False) as bar:
+  with metrics_lib.progress_bar(
+      total,
+      enabled=progress and total > 20,
+      desc='eval',
+      unit='batch',
+      leave=False,
+  ) as bar:
     batches = data.eval_batches()
     try:
       in_flight: collections.deque = collections.deque()
@@ -137,7 +162,9 @@ def evaluate(p_eval_step, state, data: data_lib.Data, eval_batch: int,
 
 def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
   """Sparsity of the selected leaves, of all params, and per selected layer."""
-  records = rda_optax.sparsity.layer_sparsity(params, methods.leaf_mask(cfg.select))
+  records = rda_optax.sparsity.layer_sparsity(
+      params, methods.leaf_mask(cfg.select)
+  )
   summary = rda_optax.sparsity.sparsity_summary(params, records=records)
   return {
       'sparsity': summary['regularized/sparsity'],
@@ -150,6 +177,7 @@ def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # The loop.
 # ---------------------------------------------------------------------------
+
 
 class _Throughput:
   """Images per second between log lines, without compile, eval or saves."""
@@ -167,8 +195,11 @@ class _Throughput:
 
   def record(self) -> dict[str, float]:
     now = time.perf_counter()
-    out = ({'images_per_sec': self.steps * self.global_batch /
-            (now - self.since)} if self.steps else {})
+    out = (
+        {'images_per_sec': self.steps * self.global_batch / (now - self.since)}
+        if self.steps
+        else {}
+    )
     self.since, self.steps = now, 0
     return out
 
@@ -191,20 +222,24 @@ class _Run:
     config_checks.check_workdir(cfg)
     self.cfg = cfg
     self.is_main = jax.process_index() == 0
-    init_variables = (state_lib.load_init_variables(cfg.init_from)
-                      if cfg.init_from else None)
+    init_variables = (
+        state_lib.load_init_variables(cfg.init_from) if cfg.init_from else None
+    )
     self.data = data = create_data(cfg) if data is None else data
     self.phases = methods.make_phases(cfg, data.num_train_examples)
     if model is None:
       model = step_lib.create_model(cfg, data.num_classes)
     tx, hypers = methods.create_optimizer(cfg, self.phases)
     init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
-    state = state_lib.create_train_state(init_key, cfg, model,
-                                         data.image_shape, tx, init_variables)
+    state = state_lib.create_train_state(
+        init_key, cfg, model, data.image_shape, tx, init_variables
+    )
 
     self.ckpts = ckpt_lib.Checkpoints(
-        os.path.join(cfg.workdir, 'checkpoints'), keep=cfg.keep_checkpoints,
-        async_save=cfg.async_checkpointing)
+        os.path.join(cfg.workdir, 'checkpoints'),
+        keep=cfg.keep_checkpoints,
+        async_save=cfg.async_checkpointing,
+    )
     try:
       restored = self.ckpts.restore_latest(state_lib.state_tree(state))
     except ckpt_lib.UnreadableCheckpoints as e:
@@ -216,7 +251,8 @@ class _Run:
     if self.is_main:
       config_lib.write_config(cfg, os.path.join(cfg.workdir, 'config.json'))
     self.writer = metrics_lib.MetricWriter(
-        cfg.workdir, enabled=self.is_main, resume_step=self.step_offset)
+        cfg.workdir, enabled=self.is_main, resume_step=self.step_offset
+    )
     if self.step_offset == 0:
       self.writer.write_hparams(cfg.to_dict())
 
@@ -225,19 +261,31 @@ class _Run:
     # it needs batch-norm statistics of its own (when it differs from the
     # weights: not during ASR by SGD).
     self.has_sparse_point = rda_optax.sparse_point.has_sparse_point(
-        state.opt_state)
+        state.opt_state
+    )
     self.p_sparse = jax.pmap(rda_optax.sparse_params, axis_name=AXIS)
-    self.p_bn_step = (step_lib.make_p_bn_step(data)
-                      if self.has_sparse_point and
-                      jax.tree.leaves(state.batch_stats) else None)
-    self.p_differs = jax.pmap(lambda a, b: jnp.any(jnp.stack(
-        [jnp.any(x != y) for x, y in zip(jax.tree.leaves(a),
-                                         jax.tree.leaves(b))])),
-                              axis_name=AXIS)
+    self.p_bn_step = (
+        step_lib.make_p_bn_step(data)
+        if self.has_sparse_point and jax.tree.leaves(state.batch_stats)
+        else None
+    )
+    self.p_differs = jax.pmap(
+        lambda a, b: jnp.any(
+            jnp.stack(
+                [
+                    jnp.any(x != y)
+                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+                ]
+            )
+        ),
+        axis_name=AXIS,
+    )
     self.p_finite = jax.pmap(
-        lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
-                                     for x in jax.tree.leaves(p)])),
-        axis_name=AXIS)
+        lambda p: jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])
+        ),
+        axis_name=AXIS,
+    )
     self.state = state_lib.replicate(state)
     self.p_train_step = step_lib.make_p_train_step(data, cfg, train_key)
     self.p_eval_step = step_lib.make_p_eval_step(data)
@@ -254,35 +302,57 @@ class _Run:
   def with_model(self, model) -> TrainState:
     """The state with ``model`` as its parameters (BN statistics refitted)."""
     new = self.state.replace(params=model)
-    if (self.p_bn_step is not None and
-        bool(self.p_differs(model, self.state.params)[0])):
+    if self.p_bn_step is not None and bool(
+        self.p_differs(model, self.state.params)[0]
+    ):
       new = step_lib.recalibrate_batch_stats(self.p_bn_step, new, self.data)
     return new
 
   # -- Logging, evaluation, checkpoints. ------------------------------------
 
-  def log_train(self, step: int, model, averages: dict[str, float],
-                throughput: _Throughput) -> dict[str, Any]:
+  def log_train(
+      self,
+      step: int,
+      model,
+      averages: dict[str, float],
+      throughput: _Throughput,
+  ) -> dict[str, Any]:
     done = step + 1
     sparsity = sparsity_record(state_lib.unreplicate(model), self.cfg)
-    record = {'type': 'train', 'step': done,
-              'epoch': self.phases.epoch(done), 'phase': self.phases.phase(step),
-              **averages, 'sparsity': sparsity['sparsity'],
-              **self.hyper_values(step), **throughput.record()}
+    record = {
+        'type': 'train',
+        'step': done,
+        'epoch': self.phases.epoch(done),
+        'phase': self.phases.phase(step),
+        **averages,
+        'sparsity': sparsity['sparsity'],
+        **self.hyper_values(step),
+        **throughput.record(),
+    }
     self.check_finite(record['loss'], 'training loss', done)
     self.writer.write(record)
     return record
 
-  def evaluate(self, step: int, eval_state: TrainState,
-               train_averages: dict[str, float]) -> dict[str, Any]:
+  def evaluate(
+      self, step: int, eval_state: TrainState, train_averages: dict[str, float]
+  ) -> dict[str, Any]:
     done = step + 1
     params = ckpt_lib.host_copy(state_lib.unreplicate(eval_state.params))
-    record = {'type': 'eval', 'step': done, 'epoch': self.phases.epoch(done),
-              'phase': self.phases.phase(step),
-              **{f'train_{k}': v for k, v in train_averages.items()},
-              **evaluate(self.p_eval_step, eval_state, self.data,
-                         self.cfg.eval_batch, self.is_main and self.cfg.progress),
-              **sparsity_record(params, self.cfg)}
+    record = {
+        'type': 'eval',
+        'step': done,
+        'epoch': self.phases.epoch(done),
+        'phase': self.phases.phase(step),
+        **{f'train_{k}': v for k, v in train_averages.items()},
+        **evaluate(
+            self.p_eval_step,
+            eval_state,
+            self.data,
+            self.cfg.eval_batch,
+            self.is_main and self.cfg.progress,
+        ),
+        **sparsity_record(params, self.cfg),
+    }
     self.check_finite(record['test_loss'], 'test loss', done)
     self.writer.write(record)
     self.writer.flush()
@@ -292,8 +362,9 @@ class _Run:
     # A checkpoint is a state to come back to: never one with NaN weights.
     if not bool(self.p_finite(self.state.params)[0]):
       self.check_finite(float('nan'), 'non-finite weights', done)
-    self.ckpts.save(done, state_lib.state_tree(
-        state_lib.unreplicate(self.state)))
+    self.ckpts.save(
+        done, state_lib.state_tree(state_lib.unreplicate(self.state))
+    )
 
   def check_finite(self, value: float, what: str, step: int) -> None:
     _check_finite(value, what, step, self.cfg, self.ckpts)
@@ -305,17 +376,22 @@ class _Run:
     cfg, phases = self.cfg, self.phases
     total = phases.total_steps
     if self.is_main and self.step_offset >= total:
-      print(f'{cfg.workdir} is already complete ({self.step_offset} of '
-            f'{total} steps): nothing to train. Its report follows; use '
-            'another --workdir to train again.', flush=True)
-    eval_every = max(int(round(cfg.eval_every_epochs *
-                               phases.steps_per_epoch)), 1)
+      print(
+          f'{cfg.workdir} is already complete ({self.step_offset} of '
+          f'{total} steps): nothing to train. Its report follows; use '
+          'another --workdir to train again.',
+          flush=True,
+      )
+    eval_every = max(
+        int(round(cfg.eval_every_epochs * phases.steps_per_epoch)), 1
+    )
     end = min(total, cfg.stop_at_step) if cfg.stop_at_step else total
     in_flight: collections.deque = collections.deque()
     train_avg, epoch_avg = metrics_lib.Averager(), metrics_lib.Averager()
     throughput = _Throughput(cfg.batch_size)
-    bar = metrics_lib.progress_bar(total, self.step_offset,
-                                   self.is_main and cfg.progress)
+    bar = metrics_lib.progress_bar(
+        total, self.step_offset, self.is_main and cfg.progress
+    )
     batches = self.data.train_batches(self.step_offset)
     last_record: dict[str, Any] = {}
     try:
@@ -334,12 +410,16 @@ class _Run:
         bar.update(1)
         done = step + 1
 
-        is_eval = done % eval_every == 0 or done == total or (
-            phases.asr_steps and done == phases.main_steps)
+        is_eval = (
+            done % eval_every == 0
+            or done == total
+            or (phases.asr_steps and done == phases.main_steps)
+        )
         if done % cfg.log_every_steps == 0 or is_eval:  # (every eval logs)
           model = self.model_params()  # The exactly sparse model, once.
-          last_record = self.log_train(step, model, train_avg.result(),
-                                       throughput)
+          last_record = self.log_train(
+              step, model, train_avg.result(), throughput
+          )
           bar.set_postfix(metrics_lib.postfix(last_record), refresh=False)
 
         final_sparse = done == total and self.has_sparse_point
@@ -352,8 +432,10 @@ class _Run:
             bar.write(_eval_line(record))
           self.save(done)
           throughput.restart()  # Exclude eval and checkpoint time.
-        elif (cfg.checkpoint_every_steps and
-              done % cfg.checkpoint_every_steps == 0) or done == end:
+        elif (
+            cfg.checkpoint_every_steps
+            and done % cfg.checkpoint_every_steps == 0
+        ) or done == end:
           t_save = time.perf_counter()
           self.save(done)
           throughput.exclude(time.perf_counter() - t_save)
@@ -371,8 +453,9 @@ class _Run:
     self.writer.close()
 
 
-def train_and_evaluate(cfg: config_lib.Config, *, model=None,
-                       data: data_lib.Data | None = None) -> TrainState:
+def train_and_evaluate(
+    cfg: config_lib.Config, *, model=None, data: data_lib.Data | None = None
+) -> TrainState:
   """Trains and evaluates; the run directory is ``cfg.workdir``.
 
   Resumes from the newest checkpoint of the run directory. Returns the final
@@ -391,8 +474,10 @@ def train_and_evaluate(cfg: config_lib.Config, *, model=None,
 
 
 def _eval_line(r: dict[str, Any]) -> str:
-  return (f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
-          f"test top-1 {r.get('test_top1', float('nan')):.4f} "
-          f"top-5 {r.get('test_top5', float('nan')):.4f} "
-          f"loss {r.get('test_loss', float('nan')):.4f} | "
-          f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})")
+  return (
+      f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
+      f"test top-1 {r.get('test_top1', float('nan')):.4f} "
+      f"top-5 {r.get('test_top5', float('nan')):.4f} "
+      f"loss {r.get('test_loss', float('nan')):.4f} | "
+      f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})"
+  )

@@ -28,22 +28,30 @@ AXIS = 'batch'  # The pmap axis of every step.
 
 class TrainState(train_state.TrainState):
   """Flax's train state plus the models' batch-norm statistics."""
+
   batch_stats: Any = None
 
 
 def initialized(key, image_shape, model):
   """``(params, batch_stats)`` of ``model`` for NHWC inputs of ``image_shape``."""
+
   @jax.jit
   def init(rng, x):
     return model.init({'params': rng, 'dropout': rng}, x, train=False)
+
   variables = init(key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
   variables = flax.core.unfreeze(variables)
   return variables['params'], variables.get('batch_stats', {})
 
 
-def create_train_state(key, cfg: config_lib.Config, model, image_shape,
-                       tx: optax.GradientTransformation,
-                       init_variables: dict | None = None) -> TrainState:
+def create_train_state(
+    key,
+    cfg: config_lib.Config,
+    model,
+    image_shape,
+    tx: optax.GradientTransformation,
+    init_variables: dict | None = None,
+) -> TrainState:
   """A fresh train state (on the host's default device, not replicated).
 
   ``init_variables`` (from ``--init_from``) replaces the initial params and
@@ -51,15 +59,21 @@ def create_train_state(key, cfg: config_lib.Config, model, image_shape,
   """
   params, batch_stats = initialized(key, image_shape, model)
   if init_variables is not None:
-    params = _load_matching('params', params, init_variables['params'],
-                            cfg.init_from)
+    params = _load_matching(
+        'params', params, init_variables['params'], cfg.init_from
+    )
     if batch_stats:
-      batch_stats = _load_matching('batch_stats', batch_stats,
-                                   init_variables['batch_stats'], cfg.init_from)
+      batch_stats = _load_matching(
+          'batch_stats',
+          batch_stats,
+          init_variables['batch_stats'],
+          cfg.init_from,
+      )
   if registry.get(cfg.method).from_run:
     params = methods.prune(cfg, params)
-  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                           batch_stats=batch_stats)
+  return TrainState.create(
+      apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats
+  )
 
 
 def load_init_variables(path: str) -> dict[str, Any]:
@@ -71,40 +85,54 @@ def load_init_variables(path: str) -> dict[str, Any]:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     raise config_lib.ConfigError(
         f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
-        'the run directory of a finished run.') from e
+        'the run directory of a finished run.'
+    ) from e
 
 
 def _load_matching(what, template, loaded, source):
   """``loaded`` in ``template``'s structure, with a clear error if it differs."""
-  flat_t = flax.traverse_util.flatten_dict(flax.core.unfreeze(template),
-                                           sep='/')
+  flat_t = flax.traverse_util.flatten_dict(
+      flax.core.unfreeze(template), sep='/'
+  )
   flat_l = flax.traverse_util.flatten_dict(dict(loaded), sep='/')
   missing = sorted(set(flat_t) - set(flat_l))
   extra = sorted(set(flat_l) - set(flat_t))
-  shapes = [k for k in flat_t if k in flat_l and
-            np.shape(flat_t[k]) != np.shape(flat_l[k])]
+  shapes = [
+      k
+      for k in flat_t
+      if k in flat_l and np.shape(flat_t[k]) != np.shape(flat_l[k])
+  ]
   if missing or extra or shapes:
     raise config_lib.ConfigError(
         f'--init_from {source}: its {what} do not fit this model '
         f'(missing {missing[:5]}, unexpected {extra[:5]}, shape mismatch '
         f'{shapes[:5]}); train the source run with the same --model and '
-        '--dataset.')
+        '--dataset.'
+    )
   return flax.traverse_util.unflatten_dict(
       {k: jnp.asarray(flat_l[k], dtype=flat_t[k].dtype) for k in flat_t},
-      sep='/')
+      sep='/',
+  )
 
 
 def state_tree(state: TrainState) -> dict[str, Any]:
   """The checkpointed part of a train state (no functions)."""
-  return {'step': state.step, 'params': state.params,
-          'opt_state': state.opt_state, 'batch_stats': state.batch_stats}
+  return {
+      'step': state.step,
+      'params': state.params,
+      'opt_state': state.opt_state,
+      'batch_stats': state.batch_stats,
+  }
 
 
 def replace_from_tree(state: TrainState, tree: dict[str, Any]) -> TrainState:
   as_jnp = lambda t: jax.tree.map(jnp.asarray, t)
-  return state.replace(step=as_jnp(tree['step']), params=as_jnp(tree['params']),
-                       opt_state=as_jnp(tree['opt_state']),
-                       batch_stats=as_jnp(tree['batch_stats']))
+  return state.replace(
+      step=as_jnp(tree['step']),
+      params=as_jnp(tree['params']),
+      opt_state=as_jnp(tree['opt_state']),
+      batch_stats=as_jnp(tree['batch_stats']),
+  )
 
 
 def replicate(tree):

@@ -29,12 +29,16 @@ from train import data as data_lib
 from train import methods
 from train.train_state import AXIS, TrainState
 
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16,
-          'float16': jnp.float16}
+DTYPES = {
+    'float32': jnp.float32,
+    'bfloat16': jnp.bfloat16,
+    'float16': jnp.float16,
+}
 
 # ---------------------------------------------------------------------------
 # Model.
 # ---------------------------------------------------------------------------
+
 
 def create_model(cfg: config_lib.Config, num_classes: int):
   """``models.create`` with the RDA kernel init and the pmap axis name."""
@@ -49,18 +53,18 @@ def create_model(cfg: config_lib.Config, num_classes: int):
   return models.create(cfg.model, **kwargs)
 
 
-
-
 # ---------------------------------------------------------------------------
 # Loss and metrics.
 # ---------------------------------------------------------------------------
+
 
 def cross_entropy(logits, labels, label_smoothing: float = 0.0):
   """Per-example softmax cross-entropy (float32)."""
   logits = logits.astype(jnp.float32)
   if label_smoothing:
     onehot = optax.smooth_labels(
-        jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+        jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing
+    )
     return optax.softmax_cross_entropy(logits, onehot)
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
@@ -92,8 +96,16 @@ def _variables(params, batch_stats):
 # Steps (pmapped).
 # ---------------------------------------------------------------------------
 
-def train_step(state: TrainState, batch, *, base_key, preprocess: Callable,
-               label_smoothing: float = 0.0, axis_name: str = AXIS):
+
+def train_step(
+    state: TrainState,
+    batch,
+    *,
+    base_key,
+    preprocess: Callable,
+    label_smoothing: float = 0.0,
+    axis_name: str = AXIS,
+):
   """One optimizer step on a global batch (call through ``jax.pmap``).
 
   Keys: ``fold_in(base_key, step)``, then per example its index in the
@@ -106,39 +118,62 @@ def train_step(state: TrainState, batch, *, base_key, preprocess: Callable,
   labels = batch['label']
   n = labels.shape[0]
   example_keys = jax.vmap(lambda i: jax.random.fold_in(aug_key, i))(
-      device * n + jnp.arange(n))
+      device * n + jnp.arange(n)
+  )
   images = jax.vmap(lambda x, k: preprocess(x[None], k, True)[0])(
-      batch['image'], example_keys)
+      batch['image'], example_keys
+  )
   dropout_key = jax.random.fold_in(dropout_key, device)
 
   def loss_fn(params):
     out = state.apply_fn(
-        _variables(params, state.batch_stats), images, train=True,
-        mutable=['batch_stats'], rngs={'dropout': dropout_key})
+        _variables(params, state.batch_stats),
+        images,
+        train=True,
+        mutable=['batch_stats'],
+        rngs={'dropout': dropout_key},
+    )
     logits, new_vars = out
     per_example = cross_entropy(logits, labels, label_smoothing)
     return jnp.mean(per_example), (logits, per_example, new_vars)
 
   grads, (logits, per_example, new_vars) = jax.grad(loss_fn, has_aux=True)(
-      state.params)
+      state.params
+  )
   grads = lax.pmean(grads, axis_name)
   new_state = state.apply_gradients(
       grads=grads,
-      batch_stats=flax.core.unfreeze(new_vars).get('batch_stats',
-                                                   state.batch_stats))
-  sums = metric_sums(logits, labels, jnp.ones_like(per_example),
-                     loss=per_example, axis_name=axis_name)
+      batch_stats=flax.core.unfreeze(new_vars).get(
+          'batch_stats', state.batch_stats
+      ),
+  )
+  sums = metric_sums(
+      logits,
+      labels,
+      jnp.ones_like(per_example),
+      loss=per_example,
+      axis_name=axis_name,
+  )
   return new_state, sums
 
 
-def eval_step(state: TrainState, batch, *, preprocess: Callable,
-              axis_name: str = AXIS):
+def eval_step(
+    state: TrainState, batch, *, preprocess: Callable, axis_name: str = AXIS
+):
   """Metric sums of one eval batch; padded examples have ``mask`` 0."""
   images = preprocess(batch['image'], jax.random.key(0), False)
-  logits = state.apply_fn(_variables(state.params, state.batch_stats), images,
-                          train=False, mutable=False)
-  return metric_sums(logits, batch['label'],
-                     batch['mask'].astype(jnp.float32), axis_name=axis_name)
+  logits = state.apply_fn(
+      _variables(state.params, state.batch_stats),
+      images,
+      train=False,
+      mutable=False,
+  )
+  return metric_sums(
+      logits,
+      batch['label'],
+      batch['mask'].astype(jnp.float32),
+      axis_name=axis_name,
+  )
 
 
 # Train-mode forward passes that give a sparse model batch-norm statistics of
@@ -151,16 +186,21 @@ def bn_stats_step(state: TrainState, batch, *, preprocess: Callable):
   train-mode forward pass of its params on ``batch`` (no other change)."""
   images = preprocess(batch['image'], jax.random.key(0), False)
   _, new_vars = state.apply_fn(
-      _variables(state.params, state.batch_stats), images, train=True,
-      mutable=['batch_stats'], rngs={'dropout': jax.random.key(0)})
-  return state.replace(
-      batch_stats=flax.core.unfreeze(new_vars)['batch_stats'])
+      _variables(state.params, state.batch_stats),
+      images,
+      train=True,
+      mutable=['batch_stats'],
+      rngs={'dropout': jax.random.key(0)},
+  )
+  return state.replace(batch_stats=flax.core.unfreeze(new_vars)['batch_stats'])
 
 
-def recalibrate_batch_stats(p_bn_step, state: TrainState,
-                            data: data_lib.Data,
-                            batches: int = BN_RECALIBRATION_BATCHES
-                            ) -> TrainState:
+def recalibrate_batch_stats(
+    p_bn_step,
+    state: TrainState,
+    data: data_lib.Data,
+    batches: int = BN_RECALIBRATION_BATCHES,
+) -> TrainState:
   """Batch-norm statistics for ``state.params`` from the first ``batches``
   training batches (un-augmented, as evaluated), like SWA's ``bn_update``.
 
@@ -185,17 +225,25 @@ def nonzeros(params):
 
 def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
   return jax.pmap(
-      functools.partial(train_step, base_key=base_key,
-                        preprocess=data.preprocess,
-                        label_smoothing=cfg.label_smoothing),
-      axis_name=AXIS, donate_argnums=(0,))
+      functools.partial(
+          train_step,
+          base_key=base_key,
+          preprocess=data.preprocess,
+          label_smoothing=cfg.label_smoothing,
+      ),
+      axis_name=AXIS,
+      donate_argnums=(0,),
+  )
 
 
 def make_p_bn_step(data: data_lib.Data):
-  return jax.pmap(functools.partial(bn_stats_step, preprocess=data.preprocess),
-                  axis_name=AXIS)
+  return jax.pmap(
+      functools.partial(bn_stats_step, preprocess=data.preprocess),
+      axis_name=AXIS,
+  )
 
 
 def make_p_eval_step(data: data_lib.Data):
-  return jax.pmap(functools.partial(eval_step, preprocess=data.preprocess),
-                  axis_name=AXIS)
+  return jax.pmap(
+      functools.partial(eval_step, preprocess=data.preprocess), axis_name=AXIS
+  )
