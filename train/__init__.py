@@ -20,7 +20,7 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   trees, replication over local devices.
 * :mod:`train.train`: :func:`~train.train.train_and_evaluate` (set-up, the
   loop with its logging, evaluation and checkpoints; resumes a run
-  directory).
+  directory); :mod:`train.evaluation`: the eval loop and sparsity records.
 * :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
   pipeline (:mod:`train.input_pipeline`), and an in-memory synthetic dataset.
 * :mod:`train.checkpoint`: Orbax checkpoints

@@ -44,6 +44,7 @@ import rda_optax
 from train import checkpoint as ckpt_lib
 from train import config as config_lib
 from train import dataset_registry
+from train import evaluation
 from train import methods
 from train import synthetic_source
 from train import train as train_lib
@@ -408,7 +409,7 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
       tx=optax.identity(),
       batch_stats=variables.get('batch_stats', {}),
   )
-  metrics = train_lib.evaluate(
+  metrics = evaluation.evaluate(
       step_lib.make_p_eval_step(data),
       state_lib.replicate(state),
       data,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import Any, Iterable
 
 import jax
@@ -249,3 +250,35 @@ def last(records: Iterable[dict[str, Any]], key: str) -> Any:
     if key in r and r[key] is not None:
       value = r[key]
   return value
+
+
+class Throughput:
+  """Images per second between log lines, without compile, eval or saves."""
+
+  def __init__(self, global_batch: int):
+    self.global_batch = global_batch
+    self.since, self.steps = None, 0
+
+  def step(self, sums) -> None:
+    if self.since is None:  # The first step compiles: time from its end.
+      jax.block_until_ready(sums)
+      self.since, self.steps = time.perf_counter(), 0
+    else:
+      self.steps += 1
+
+  def record(self) -> dict[str, float]:
+    now = time.perf_counter()
+    out = (
+        {'images_per_sec': self.steps * self.global_batch / (now - self.since)}
+        if self.steps
+        else {}
+    )
+    self.since, self.steps = now, 0
+    return out
+
+  def restart(self) -> None:
+    self.since = time.perf_counter()
+
+  def exclude(self, seconds: float) -> None:
+    if self.since is not None:
+      self.since += seconds

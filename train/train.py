@@ -40,9 +40,13 @@ from train import registry
 from train import report as report_lib
 from train import train_state as state_lib
 from train import train_step as step_lib
+from train.evaluation import (
+    MAX_STEPS_IN_FLIGHT,
+    eval_line,
+    evaluate,
+    sparsity_record,
+)
 from train.train_state import AXIS, TrainState
-
-MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished train steps.
 
 
 def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
@@ -94,7 +98,7 @@ def check_model(cfg: config_lib.Config) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Data, evaluation, sparsity.
+# Data.
 # ---------------------------------------------------------------------------
 
 
@@ -128,87 +132,9 @@ def create_data(cfg: config_lib.Config) -> data_lib.Data:
     ) from e
 
 
-def evaluate(
-    p_eval_step,
-    state,
-    data: data_lib.Data,
-    eval_batch: int,
-    progress: bool = False,
-) -> dict[str, float]:
-  """Loss / top-1 / top-5 over the whole eval split (every example once)."""
-  avg = metrics_lib.Averager()
-  total = -(-data.num_eval_examples // eval_batch)
-  with metrics_lib.progress_bar(
-      total,
-      enabled=progress and total > 20,
-      desc='eval',
-      unit='batch',
-      leave=False,
-  ) as bar:
-    batches = data.eval_batches()
-    try:
-      in_flight: collections.deque = collections.deque()
-      for batch in batches:
-        sums = p_eval_step(state, batch)
-        in_flight.append(sums)
-        if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # As in training.
-          jax.block_until_ready(in_flight.popleft())
-        avg.add(sums)
-        bar.update(1)
-    finally:
-      data_lib.close(batches)
-  return {f'test_{k}': v for k, v in avg.result().items()}
-
-
-def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
-  """Sparsity of the selected leaves, of all params, and per selected layer."""
-  records = rda_optax.sparsity.layer_sparsity(
-      params, methods.leaf_mask(cfg.select)
-  )
-  summary = rda_optax.sparsity.sparsity_summary(params, records=records)
-  return {
-      'sparsity': summary['regularized/sparsity'],
-      'total_sparsity': summary['total/sparsity'],
-      'channel_sparsity': summary['regularized/channel_sparsity'],
-      'layers': {r.path: r.sparsity for r in records if r.regularized},
-  }
-
-
 # ---------------------------------------------------------------------------
 # The loop.
 # ---------------------------------------------------------------------------
-
-
-class _Throughput:
-  """Images per second between log lines, without compile, eval or saves."""
-
-  def __init__(self, global_batch: int):
-    self.global_batch = global_batch
-    self.since, self.steps = None, 0
-
-  def step(self, sums) -> None:
-    if self.since is None:  # The first step compiles: time from its end.
-      jax.block_until_ready(sums)
-      self.since, self.steps = time.perf_counter(), 0
-    else:
-      self.steps += 1
-
-  def record(self) -> dict[str, float]:
-    now = time.perf_counter()
-    out = (
-        {'images_per_sec': self.steps * self.global_batch / (now - self.since)}
-        if self.steps
-        else {}
-    )
-    self.since, self.steps = now, 0
-    return out
-
-  def restart(self) -> None:
-    self.since = time.perf_counter()
-
-  def exclude(self, seconds: float) -> None:
-    if self.since is not None:
-      self.since += seconds
 
 
 class _Run:
@@ -315,7 +241,7 @@ class _Run:
       step: int,
       model,
       averages: dict[str, float],
-      throughput: _Throughput,
+      throughput: metrics_lib.Throughput,
   ) -> dict[str, Any]:
     done = step + 1
     sparsity = sparsity_record(state_lib.unreplicate(model), self.cfg)
@@ -388,7 +314,7 @@ class _Run:
     end = min(total, cfg.stop_at_step) if cfg.stop_at_step else total
     in_flight: collections.deque = collections.deque()
     train_avg, epoch_avg = metrics_lib.Averager(), metrics_lib.Averager()
-    throughput = _Throughput(cfg.batch_size)
+    throughput = metrics_lib.Throughput(cfg.batch_size)
     bar = metrics_lib.progress_bar(
         total, self.step_offset, self.is_main and cfg.progress
     )
@@ -429,7 +355,7 @@ class _Run:
           eval_state = self.state if final_sparse else self.with_model(model)
           record = self.evaluate(step, eval_state, epoch_avg.result())
           if self.is_main:
-            bar.write(_eval_line(record))
+            bar.write(eval_line(record))
           self.save(done)
           throughput.restart()  # Exclude eval and checkpoint time.
         elif (
@@ -471,13 +397,3 @@ def train_and_evaluate(
     return run.train()
   finally:
     run.close()
-
-
-def _eval_line(r: dict[str, Any]) -> str:
-  return (
-      f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
-      f"test top-1 {r.get('test_top1', float('nan')):.4f} "
-      f"top-5 {r.get('test_top5', float('nan')):.4f} "
-      f"loss {r.get('test_loss', float('nan')):.4f} | "
-      f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})"
-  )

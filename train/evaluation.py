@@ -1,0 +1,77 @@
+"""Evaluation: test metrics over the whole eval split, sparsity records.
+
+The eval loop runs the pmapped eval step of :mod:`train.train_step` over
+every example once (padded batches carry ``mask`` 0); the sparsity record of
+a model is :mod:`rda_optax.sparsity`'s, for the leaves the run regularizes.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import jax
+
+import rda_optax
+from train import config as config_lib
+from train import data as data_lib
+from train import methods
+from train import metrics as metrics_lib
+
+MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished steps (train and eval).
+
+
+def evaluate(
+    p_eval_step,
+    state,
+    data: data_lib.Data,
+    eval_batch: int,
+    progress: bool = False,
+) -> dict[str, float]:
+  """Loss / top-1 / top-5 over the whole eval split (every example once)."""
+  avg = metrics_lib.Averager()
+  total = -(-data.num_eval_examples // eval_batch)
+  with metrics_lib.progress_bar(
+      total,
+      enabled=progress and total > 20,
+      desc='eval',
+      unit='batch',
+      leave=False,
+  ) as bar:
+    batches = data.eval_batches()
+    try:
+      in_flight: collections.deque = collections.deque()
+      for batch in batches:
+        sums = p_eval_step(state, batch)
+        in_flight.append(sums)
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # As in training.
+          jax.block_until_ready(in_flight.popleft())
+        avg.add(sums)
+        bar.update(1)
+    finally:
+      data_lib.close(batches)
+  return {f'test_{k}': v for k, v in avg.result().items()}
+
+
+def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
+  """Sparsity of the selected leaves, of all params, and per selected layer."""
+  records = rda_optax.sparsity.layer_sparsity(
+      params, methods.leaf_mask(cfg.select)
+  )
+  summary = rda_optax.sparsity.sparsity_summary(params, records=records)
+  return {
+      'sparsity': summary['regularized/sparsity'],
+      'total_sparsity': summary['total/sparsity'],
+      'channel_sparsity': summary['regularized/channel_sparsity'],
+      'layers': {r.path: r.sparsity for r in records if r.regularized},
+  }
+
+
+def eval_line(r: dict[str, Any]) -> str:
+  return (
+      f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
+      f"test top-1 {r.get('test_top1', float('nan')):.4f} "
+      f"top-5 {r.get('test_top5', float('nan')):.4f} "
+      f"loss {r.get('test_loss', float('nan')):.4f} | "
+      f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})"
+  )
