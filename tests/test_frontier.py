@@ -75,6 +75,31 @@ def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
   assert table['dense'][0.95][3] == 'cosine'  # The parent is not a result.
 
 
+def test_levels_forgive_one_weight_of_rounding(frontier):
+  # Pruning to 97% of 77k weights keeps one weight too many: 96.99974%.
+  recs = [
+      dict(
+          method='gmp',
+          variant='v',
+          strength=0.97,
+          seed=0,
+          test_top1=0.7,
+          sparsity=0.9699974,
+      ),
+      dict(
+          method='rmda',
+          variant='v',
+          strength=1e-3,
+          seed=0,
+          test_top1=0.8,
+          sparsity=0.9697,
+      ),
+  ]
+  table = frontier.at_levels(frontier.aggregate(recs), (0.97,))
+  assert table['gmp'][0.97][0] == pytest.approx(0.7)
+  assert 'rmda' not in table  # 0.03 points short: not at the level.
+
+
 def test_markdown_and_plot(frontier, tmp_path):
   s = frontier.SETTINGS['lenet300']
   recs = [
