@@ -558,12 +558,7 @@ def _slice_writer(params, stats, writer: _Writer, keep: np.ndarray) -> None:
   if 'bias' in layer:
     layer['bias'] = layer['bias'][keep]
   if writer.bn is not None:
-    bn = _node(params, writer.bn)
-    for key in list(bn):
-      bn[key] = bn[key][keep]
-    st = _node(stats, writer.bn)
-    for key in list(st):
-      st[key] = st[key][keep]
+    _slice_bn(params, stats, writer.bn, keep)
 
 
 def _slice_bn(params, stats, bn_name: str, keep: np.ndarray) -> None:
