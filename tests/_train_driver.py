@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import flax.linen as nn
 import numpy as np
@@ -62,11 +63,24 @@ def env_with_devices(n: int | None) -> dict[str, str]:
   return env
 
 
-def train_cmd(args, tiny_bn: bool = False, mock_data: int = 0) -> list[str]:
-  if tiny_bn or mock_data:
+def train_cmd(
+    args,
+    tiny_bn: bool = False,
+    mock_data: int = 0,
+    block_before_save: tuple[int, str] | None = None,
+) -> list[str]:
+  """The command line of a training job.
+
+  ``block_before_save=(step, marker)``: the job stops at the checkpoint of
+  ``step``, before writing it and after every earlier write has finished,
+  creates the file ``marker`` and blocks there (for a test to kill it).
+  """
+  if tiny_bn or mock_data or block_before_save:
     opts = ['--tiny_bn'] if tiny_bn else []
     if mock_data:
       opts += ['--mock_data', str(mock_data)]
+    if block_before_save:
+      opts += ['--block_before_save', *map(str, block_before_save)]
     return [
         PYTHON,
         os.path.join(REPO, 'tests', '_train_driver.py'),
@@ -134,6 +148,25 @@ def flat(tree) -> dict[str, np.ndarray]:
   }
 
 
+def _block_before_save(block_step: int, marker: str) -> None:
+  """Makes the checkpoint save of ``block_step`` wait for the writes in
+  flight, create ``marker`` and block forever: a known point to kill at."""
+  from train import checkpoint as ckpt_lib
+
+  save = ckpt_lib.Checkpoints.save
+
+  def blocking_save(self, step, tree, **kwargs):
+    if step == block_step:
+      self.wait()
+      with open(marker, 'w') as f:
+        f.write(str(step))
+      while True:
+        time.sleep(60)
+    return save(self, step, tree, **kwargs)
+
+  ckpt_lib.Checkpoints.save = blocking_save
+
+
 def main(argv: list[str]) -> int:
   opts = argv[: argv.index('--')] if '--' in argv else []
   args = argv[argv.index('--') + 1 :] if '--' in argv else argv
@@ -144,6 +177,9 @@ def main(argv: list[str]) -> int:
     n = int(opts[opts.index('--mock_data') + 1])
     mock = tfds.testing.mock_data(num_examples=n)
     mock.__enter__()
+  if '--block_before_save' in opts:
+    i = opts.index('--block_before_save')
+    _block_before_save(int(opts[i + 1]), opts[i + 2])
   from train import cli
 
   if '--tiny_bn' not in opts:

@@ -7,6 +7,8 @@ checks that precede any work).
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -552,7 +554,26 @@ def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
   assert 'raise --gamma' in line[0]
 
 
-def test_logged_hyper_parameters_follow_the_optimizers_counts():
+def _applied(cfg, phases, steps):
+  """{step: the hyper-parameters logged after update ``step``}, by running
+  the run's optimizer on a tiny tree (zero gradients)."""
+
+  tx, _ = methods.create_optimizer(cfg, phases)
+  params = {'k': jnp.ones((3, 4))}
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  out = {}
+  for step in range(max(steps) + 1):
+    _, state = update(zeros, state, params)
+    if step in steps:
+      by_sgd = phases.phase(step) == 'asr' and cfg.asr_optimizer == 'sgd'
+      values = methods.applied_hypers(state, by_sgd)
+      out[step] = {k: float(v) for k, v in values.items()}
+  return out
+
+
+def test_logged_hyper_parameters_are_the_applied_ones():
   phases = methods.Phases(steps_per_epoch=10, main_steps=20, asr_steps=10)
   # ASR by SGD: its own cosine from asr_lr over the ASR phase.
   cfg = config_lib.get_config(
@@ -567,23 +588,43 @@ def test_logged_hyper_parameters_follow_the_optimizers_counts():
       asr_lr=0.03,
       asr_lr_schedule='cosine',
   )
-  tx, hypers = methods.create_optimizer(cfg, phases)
-  values = methods.logged_hypers(cfg, phases, hypers)
-  assert values(0) == {'lr': pytest.approx(0.2), 'lam': pytest.approx(1e-3)}
-  assert values(20) == {'lr': pytest.approx(0.03)}
-  assert values(25)['lr'] == pytest.approx(0.03 * 0.5 * (1 + np.cos(np.pi / 2)))
+  values = _applied(cfg, phases, (0, 20, 25))
+  assert values[0] == {'lr': pytest.approx(0.2), 'lam': pytest.approx(1e-3)}
+  assert values[20] == {'lr': pytest.approx(0.03)}
+  assert values[25]['lr'] == pytest.approx(0.03 * 0.5 * (1 + np.cos(np.pi / 2)))
   # ASR with the method restarted: its schedules restart with its count.
   same = cfg.replace(asr_optimizer='same', asr_restart=True)
-  tx, hypers = methods.create_optimizer(same, phases)
-  values = methods.logged_hypers(same, phases, hypers)
-  assert values(20)['lr'] == pytest.approx(0.2)
+  assert _applied(same, phases, (20,))[20]['lr'] == pytest.approx(0.2)
   # Without the restart the count runs on.
   on = same.replace(asr_restart=False)
-  tx, hypers = methods.create_optimizer(on, phases)
-  values = methods.logged_hypers(on, phases, hypers)
-  assert values(20)['lr'] == pytest.approx(
+  assert _applied(on, phases, (20,))[20]['lr'] == pytest.approx(
       0.2 * 0.5 * (1 + np.cos(np.pi * 20 / 30))
   )
+  # RDA's γ and a piecewise λ, and the target sparsity's ramp.
+  rda = config_lib.get_config(
+      None,
+      method='rda',
+      gamma=2.0,
+      lam=1e-3,
+      lam_schedule='piecewise',
+      lam_boundaries=(1.0,),
+      lam_scales=(0.5,),
+      epochs=3,
+      asr_epochs=0,
+      steps_per_epoch=10,
+  )
+  values = _applied(rda, methods.make_phases(rda, 100), (9, 10))
+  assert values[9] == {'gamma': 2.0, 'lam': pytest.approx(1e-3)}
+  assert values[10]['lam'] == pytest.approx(5e-4)
+  target = cfg.replace(
+      regularizer='sparsity',
+      target_sparsity=0.9,
+      target_begin_epoch=0.0,
+      target_end_epoch=1.0,
+  )
+  values = _applied(target, phases, (0, 10))
+  assert values[0]['target_sparsity'] == pytest.approx(0.0)
+  assert values[10]['target_sparsity'] == pytest.approx(0.9)
 
 
 def test_one_source_of_defaults():

@@ -2,11 +2,12 @@
 
 ``python -m train`` (LeNet-5 of ``models/`` on in-memory synthetic data,
 RDA then ASR, a checkpoint every 4 steps written asynchronously) is killed
-with SIGKILL once it has written a few checkpoints, at a moment that is
-likely to fall inside a checkpoint write. Re-running the same command with
-the same run directory continues from the newest complete checkpoint; the
-final parameters and optimizer state are bit-identical (CPU) to a run that
-was never interrupted, and no step is logged twice.
+with SIGKILL at a known point: blocked at the checkpoint of step 64, after
+logging it and before writing it. Re-running the same command with the same
+run directory continues from the newest complete checkpoint (60); the final
+parameters and optimizer state are bit-identical (CPU) to a run that was
+never interrupted, and no step is logged twice. A kill in the middle of a
+write is :func:`test_interrupted_checkpoint_write_keeps_the_previous_one`.
 """
 
 import os
@@ -71,9 +72,17 @@ def _checkpoint_steps(workdir):
   return sorted(int(n) for n in os.listdir(d) if n.isdigit())
 
 
-def _kill_during_training(workdir, min_step, timeout=240):
+KILL_AT = 64  # A checkpoint step (every 4) of the sparse phase.
+
+
+def _kill_at_step(workdir, step, timeout=240):
+  """Runs the job until it blocks at the checkpoint of ``step`` (every
+  earlier write finished, this one not begun), then kills it with SIGKILL."""
+  marker = os.path.join(os.path.dirname(workdir), 'blocked')
   proc = subprocess.Popen(
-      train_cmd(ARGS + ['--workdir', workdir]),
+      train_cmd(
+          ARGS + ['--workdir', workdir], block_before_save=(step, marker)
+      ),
       cwd=REPO,
       env=env_with_devices(1),
       stdout=subprocess.DEVNULL,
@@ -82,41 +91,34 @@ def _kill_during_training(workdir, min_step, timeout=240):
   )
   start = time.time()
   try:
-    while time.time() - start < timeout:
-      steps = _checkpoint_steps(workdir)
-      if steps and steps[-1] >= min_step:
-        break
+    while not os.path.exists(marker):
       if proc.poll() is not None:
         pytest.fail(f'training ended early: {proc.stderr.read()[-3000:]}')
+      if time.time() - start > timeout:
+        pytest.fail(f'the job did not reach step {step} in {timeout} s')
       time.sleep(0.02)
-    else:
-      pytest.fail('no checkpoint in time')
-    time.sleep(0.05)  # Somewhere in the next steps / checkpoint writes.
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
   finally:
     if proc.poll() is None:
       proc.kill()
   assert proc.returncode == -signal.SIGKILL
-  return _checkpoint_steps(workdir)
 
 
 def test_kill_resume_is_bit_identical(tmp_path):
   ref, run = str(tmp_path / 'ref'), str(tmp_path / 'run')
   run_train(ARGS + ['--workdir', ref])
 
-  left = _kill_during_training(run, min_step=60)
-  assert left and left[-1] < TOTAL  # Killed before the end.
-  # An interrupted write may have left an Orbax temporary directory; the
-  # complete checkpoints are still there.
-  complete = ckpt_lib.Checkpoints(
-      os.path.join(run, 'checkpoints'), read_only=True
-  ).latest_step()
-  assert complete is not None and complete >= 60
+  _kill_at_step(run, KILL_AT)
+  # Killed after logging step 64 and before writing its checkpoint: the run
+  # resumes from step 60 and logs 61-64 again (once).
+  assert _checkpoint_steps(run) == [KILL_AT - 8, KILL_AT - 4]
+  logged = [r['step'] for r in metrics_lib.read_records(run, 'train')]
+  assert logged[-1] == KILL_AT
 
   run_train(ARGS + ['--workdir', run])
   ckdir = os.path.join(run, 'checkpoints')
-  assert not any('tmp' in n for n in os.listdir(ckdir))  # Cleaned up.
+  assert not any('tmp' in n for n in os.listdir(ckdir))
   a, b = full_checkpoint(ref), full_checkpoint(run)
   assert int(a['step']) == int(b['step']) == TOTAL
   fa, fb = flat(a), flat(b)

@@ -167,35 +167,25 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
   return out
 
 
-def logged_hypers(
-    cfg: Config, phases: Phases, hypers: dict[str, Any]
-) -> Callable[[int], dict[str, float]]:
-  """``step -> {'lr': ..., 'lam': ...}``: the values the optimizer applies.
+def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
+  """The lr, γ and λ (or target sparsity) the last update applied.
 
-  The schedules of :func:`create_optimizer` are indexed by the count of the
-  transform that uses them: the method's own count, which restarts at ASR
-  with ``--asr_restart``; ASR by SGD runs its own ``asr_lr`` schedule from
-  the start of the phase. Kept here, beside the ASR wiring it mirrors.
+  Read from the ``optax.inject_hyperparams`` states of
+  :func:`create_optimizer`'s optimizer, so they are the values the update
+  used, schedules and ASR's restarts included: the method's own (``lr``,
+  ``gamma``, ``lam``, ``target_sparsity``), or during ASR by SGD its
+  ``learning_rate``, logged as ``lr``. Values are arrays (a leading device
+  axis in a replicated state).
   """
-  retrain_sgd = 'asr_lr' in hypers
-
-  def values(step: int) -> dict[str, float]:
-    count = step
-    in_asr = phases.phase(step) == 'asr'
-    if in_asr and (cfg.asr_restart or retrain_sgd):
-      count = step - phases.main_steps
-    if in_asr and retrain_sgd:
-      return {'lr': value_at(hypers['asr_lr'], count)}
-    return {k: value_at(v, count) for k, v in hypers.items() if k != 'asr_lr'}
-
-  return values
-
-
-def value_at(schedule: float | Schedule, step: int) -> float:
-  """A schedule's value at ``step`` as a Python float (host side)."""
-  if callable(schedule):
-    return float(schedule(step))
-  return float(schedule)
+  method, retrain = {}, {}
+  for _, hypers in optax.tree_utils.tree_get_all_with_path(
+      opt_state, 'hyperparams'
+  ):
+    if 'learning_rate' in hypers:  # optax.sgd: ASR's retraining.
+      retrain = {'lr': hypers['learning_rate']}
+    else:
+      method = dict(hypers)
+  return retrain if retraining_by_sgd else method
 
 
 @functools.lru_cache(maxsize=None)
@@ -251,16 +241,35 @@ def create_optimizer(
 ) -> tuple[optax.GradientTransformation, dict[str, Any]]:
   """The optimizer of a run and the hyper-parameter schedules it uses.
 
+  The method's optimizer is wrapped in ``optax.inject_hyperparams`` (and so
+  is ASR's SGD), so the values each update applies are in the state
+  (:func:`applied_hypers`).
+
   Returns:
     ``(tx, hypers)``: ``tx`` an Optax transformation that needs ``params`` in
-    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' to a float or schedule
-    (of the method's own step count) for logging.
+    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' (or 'target_sparsity')
+    and 'asr_lr' to the float or schedule given to it.
   """
   method = registry.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
   mask = leaf_mask(cfg.select)
-  inner = method.build(
-      registry.BuildContext(cfg, hypers, mask, phases.steps_per_epoch)
+
+  def build(lr=None, gamma=None, lam=None, target_sparsity=None):
+    # optax.inject_hyperparams calls this at every update with the values of
+    # the schedules at its count (the method's count: it restarts with ASR's
+    # --asr_restart), and keeps them in its state, where logging reads them.
+    values = dict(lr=lr, gamma=gamma, lam=lam, target_sparsity=target_sparsity)
+    return method.build(
+        registry.BuildContext(
+            cfg,
+            {k: v for k, v in values.items() if v is not None},
+            mask,
+            phases.steps_per_epoch,
+        )
+    )
+
+  inner = optax.inject_hyperparams(build)(
+      **{k: v for k, v in hypers.items() if k != 'asr_lr'}
   )
 
   if cfg.weight_decay:
@@ -275,8 +284,10 @@ def create_optimizer(
   elif cfg.asr_epochs > 0:
     retrain = None
     if cfg.asr_optimizer == 'sgd':
-      retrain = optax.sgd(
-          hypers['asr_lr'], momentum=cfg.momentum or None, nesterov=cfg.nesterov
+      retrain = optax.inject_hyperparams(optax.sgd)(
+          learning_rate=hypers['asr_lr'],
+          momentum=cfg.momentum or None,
+          nesterov=cfg.nesterov,
       )
     tx = rda_optax.asr(
         inner,

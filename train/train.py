@@ -155,7 +155,7 @@ class _Run:
     self.phases = methods.make_phases(cfg, data.num_train_examples)
     if model is None:
       model = step_lib.create_model(cfg, data.num_classes)
-    tx, hypers = methods.create_optimizer(cfg, self.phases)
+    tx, _ = methods.create_optimizer(cfg, self.phases)
     init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     state = state_lib.create_train_state(
         init_key, cfg, model, data.image_shape, tx, init_variables
@@ -215,7 +215,6 @@ class _Run:
     self.state = state_lib.replicate(state)
     self.p_train_step = step_lib.make_p_train_step(data, cfg, train_key)
     self.p_eval_step = step_lib.make_p_eval_step(data)
-    self.hyper_values = methods.logged_hypers(cfg, self.phases, hypers)
 
   # -- The sparse model. ----------------------------------------------------
 
@@ -236,6 +235,14 @@ class _Run:
 
   # -- Logging, evaluation, checkpoints. ------------------------------------
 
+  def applied_hypers(self, step: int) -> dict[str, float]:
+    """The lr / γ / λ that update ``step`` applied, from the optimizer state."""
+    retraining_by_sgd = (
+        self.phases.phase(step) == 'asr' and self.cfg.asr_optimizer == 'sgd'
+    )
+    values = methods.applied_hypers(self.state.opt_state, retraining_by_sgd)
+    return {k: float(np.asarray(v)[0]) for k, v in values.items()}
+
   def log_train(
       self,
       step: int,
@@ -252,7 +259,7 @@ class _Run:
         'phase': self.phases.phase(step),
         **averages,
         'sparsity': sparsity['sparsity'],
-        **self.hyper_values(step),
+        **self.applied_hypers(step),
         **throughput.record(),
     }
     self.check_finite(record['loss'], 'training loss', done)
