@@ -33,13 +33,43 @@ checkpoint.
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import os
 import sys
+import textwrap
 from typing import Any
 
 from train import config as config_lib
 from train import config_checks
 from train import registry
+
+
+def field_doc(name: str) -> str:
+  """The docstring written under a field (used as CLI help)."""
+  return _FIELD_DOCS.get(name, '')
+
+
+def _parse_field_docs() -> dict[str, str]:
+  try:
+    src = textwrap.dedent(inspect.getsource(config_lib.Config))
+  except (OSError, TypeError):
+    return {}
+  body = ast.parse(src).body[0].body
+  docs = {}
+  for a, b in zip(body, body[1:]):
+    if (
+        isinstance(a, ast.AnnAssign)
+        and isinstance(a.target, ast.Name)
+        and isinstance(b, ast.Expr)
+        and isinstance(b.value, ast.Constant)
+        and isinstance(b.value.value, str)
+    ):
+      docs[a.target.id] = ' '.join(b.value.value.split())
+  return docs
+
+
+_FIELD_DOCS = _parse_field_docs()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
-    help_text = config_lib.field_doc(name) or name
+    help_text = field_doc(name) or name
     if name == 'method':  # The methods, as train.registry declares them.
       help_text = (
           '; '.join(f'{m.name}: {m.summary}' for m in registry.METHODS.values())
@@ -264,9 +294,9 @@ def main(argv: list[str] | None = None) -> int:
       print_config(cfg, explicit)
       return 0
     if args.eval_export:
-      from train import export  # pylint: disable=import-outside-toplevel
+      from train import exported  # pylint: disable=import-outside-toplevel
 
-      export.evaluate_export(args.eval_export, cfg, explicit)
+      exported.evaluate_export(args.eval_export, cfg, explicit)
       return 0
     check(cfg, explicit)
     initialize_distributed(cfg)

@@ -5,7 +5,8 @@ A run is described by a :class:`Config`. It starts from a preset
 replace single fields (:mod:`train.cli`). The resolved config is written to
 ``<workdir>/config.json``; re-running with the same ``workdir`` resumes the
 run and refuses a config that differs in any field that changes what is
-trained (:data:`NON_SEMANTIC_FIELDS` lists the ones that may change).
+trained (:data:`train.config_checks.NON_SEMANTIC_FIELDS` lists the ones that
+may change).
 The checks of a config before any work are :mod:`train.config_checks`.
 
 Epoch-valued options (``epochs``, ``*_boundaries``, ``warmup_epochs``, ...)
@@ -25,12 +26,9 @@ examples' config files (:mod:`train.presets`).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import json
 import os
-import textwrap
 from typing import Any, NamedTuple
 
 from train import registry
@@ -319,55 +317,6 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
-# Fields that do not change the trained parameters: they may differ when a run
-# directory is resumed.
-NON_SEMANTIC_FIELDS = frozenset(
-    {
-        'workdir',
-        'data_dir',
-        'manual_dir',
-        'eval_batch_size',
-        'eval_every_epochs',
-        'log_every_steps',
-        'checkpoint_every_steps',
-        'keep_checkpoints',
-        'stop_at_step',
-        'async_checkpointing',
-        'progress',
-        'report',
-        'coordinator_address',
-        'num_processes',
-        'process_id',
-    }
-)
-
-
-def field_doc(name: str) -> str:
-  """The docstring written under a field (used as CLI help)."""
-  return _FIELD_DOCS.get(name, '')
-
-
-def _parse_field_docs() -> dict[str, str]:
-  try:
-    src = textwrap.dedent(inspect.getsource(Config))
-  except (OSError, TypeError):
-    return {}
-  body = ast.parse(src).body[0].body
-  docs = {}
-  for a, b in zip(body, body[1:]):
-    if (
-        isinstance(a, ast.AnnAssign)
-        and isinstance(a.target, ast.Name)
-        and isinstance(b, ast.Expr)
-        and isinstance(b.value, ast.Constant)
-        and isinstance(b.value.value, str)
-    ):
-      docs[a.target.id] = ' '.join(b.value.value.split())
-  return docs
-
-
-_FIELD_DOCS = _parse_field_docs()
-
 
 def coerce(field: dataclasses.Field, value: Any) -> Any:
   """Converts a JSON / CLI value to the field's type.
@@ -410,24 +359,6 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
   return value if value is None else str(value)
 
 
-# ---------------------------------------------------------------------------
-# Presets.
-# ---------------------------------------------------------------------------
-
-# The paper (He et al., "Make l1 regularization effective in training sparse
-# CNN") trains with batch 128 and the init scales s of its Table 3. Its γ and λ
-# values did not survive text extraction, and these presets have NOT been run
-# to the end here (no GPU): γ = 1 is our reading of Table 5, and λ = 5e-5 is an
-# estimate (the l1 threshold λ√n/γ reaches ~0.014 after 200 epochs of 390
-# steps, a fraction of a 3x3x512 conv's init bound √(3s/4608) ≈ 0.08 at s = 10;
-# on MNIST, sparsity ~0.9 came with a threshold near the init bound). Tune them
-# with --gamma / --lam. The paper trains 2400 RDA + 1200 ASR epochs (§5; 300
-# with γ/λ changes in §5.2); the presets use the 300-epoch budget.
-# Presets are the default job (the dataclass defaults) with their own values.
-# Those measured before the default became RMDA keep the settings they ran
-# with: the paper's ASR (the method itself, restarted) and the old log rate.
-
-
 def get_config(preset: str | None = None, **overrides: Any) -> Config:
   """The config of a preset (``default`` when None) with field overrides."""
   name = preset or 'default'
@@ -447,18 +378,6 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
     # (sgd, han, gmp) has no zeros of its own to retrain.
     values['asr_epochs'] = 0.0
   return Config.from_dict(values)
-
-
-def semantic_diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
-  """Fields outside NON_SEMANTIC_FIELDS where ``a`` and ``b`` differ."""
-  out = []
-  for name in FIELDS:
-    if name in NON_SEMANTIC_FIELDS:
-      continue
-    va, vb = getattr(a, name), getattr(b, name)
-    if va != vb:
-      out.append((name, va, vb))
-  return out
 
 
 def write_config(cfg: Config, path: str) -> None:

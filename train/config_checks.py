@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+from typing import Any
 
 from train import registry
 from train.config import (
@@ -26,8 +27,42 @@ from train.config import (
     SCHEDULES,
     Config,
     ConfigError,
-    semantic_diff,
 )
+
+# Fields that do not change the trained parameters: they may differ when a run
+# directory is resumed.
+NON_SEMANTIC_FIELDS = frozenset(
+    {
+        'workdir',
+        'data_dir',
+        'manual_dir',
+        'eval_batch_size',
+        'eval_every_epochs',
+        'log_every_steps',
+        'checkpoint_every_steps',
+        'keep_checkpoints',
+        'stop_at_step',
+        'async_checkpointing',
+        'progress',
+        'report',
+        'coordinator_address',
+        'num_processes',
+        'process_id',
+    }
+)
+
+
+def semantic_diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
+  """Fields outside NON_SEMANTIC_FIELDS where ``a`` and ``b`` differ."""
+  out = []
+  for name in FIELDS:
+    if name in NON_SEMANTIC_FIELDS:
+      continue
+    va, vb = getattr(a, name), getattr(b, name)
+    if va != vb:
+      out.append((name, va, vb))
+  return out
+
 
 # ---------------------------------------------------------------------------
 # Validation (static: needs neither devices nor data).

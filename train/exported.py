@@ -1,0 +1,140 @@
+"""Reading an export of :mod:`train.export` back: the model and its variables.
+
+``load_export(DIR)`` returns ``(model, variables, meta)``, refusing with a
+clear :class:`ExportError` a folder that is not an export, another format
+version or variables that do not match the model; ``python -m train
+--eval_export DIR`` (:func:`evaluate_export`) evaluates an export on its
+dataset's test split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import models
+import rda_optax
+from train import config as config_lib
+from train import evaluation
+from train import train as train_lib
+from train import train_state as state_lib
+from train import train_step as step_lib
+
+FORMAT = 'rda-optax-export'
+VERSION = 1
+
+
+class ExportError(ValueError):
+  """A run that cannot be exported, or an export that cannot be read."""
+
+
+def _tuples(value: Any) -> Any:
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def tuples_in(fields: dict[str, Any]) -> dict[str, Any]:
+  return {k: _tuples(v) for k, v in fields.items()}
+
+
+def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+  """``(model, variables, meta)`` of an export folder.
+
+  Raises:
+    ExportError: not an export folder, another version, or variables that do
+      not match the model (a clear message; never a silently wrong model).
+  """
+  meta_path = os.path.join(path, 'model.json')
+  try:
+    with open(meta_path) as f:
+      meta = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ExportError(
+        f'{path} is not a readable export ({e}); make one '
+        'with python -m train.export RUN_DIR.'
+    ) from e
+  if meta.get('format') != FORMAT or meta.get('version') != VERSION:
+    raise ExportError(
+        f'{meta_path}: format {meta.get("format")!r} version '
+        f'{meta.get("version")!r}; this code reads {FORMAT} version '
+        f'{VERSION}.'
+    )
+  try:
+    model = models.create(
+        meta['model'],
+        num_classes=meta['num_classes'],
+        **tuples_in(meta['fields']),
+    )
+  except (ValueError, TypeError, KeyError) as e:
+    raise ExportError(f'{meta_path} describes no buildable model: {e}') from e
+  template = jax.eval_shape(
+      lambda: model.init(
+          jax.random.key(0),
+          jnp.zeros((1,) + tuple(meta['input_shape'])),
+          train=False,
+      )
+  )
+  template = {
+      k: v for k, v in template.items() if k in ('params', 'batch_stats')
+  }
+  try:
+    variables = rda_optax.load_sparse(
+        os.path.join(path, 'variables.npz'), like=template
+    )
+  except rda_optax.SparseFormatError as e:
+    raise ExportError(str(e)) from e
+  return model, variables, meta
+
+
+def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
+  """Test metrics of an export on its dataset (``python -m train
+  --eval_export DIR``); prints one line and returns them.
+
+  ``cfg`` gives the data options (``--data_dir``, ``--manual_dir``,
+  ``--eval_batch_size``); its dataset is the export's unless ``--dataset`` was
+  given explicitly.
+
+  Raises:
+    ConfigError: unreadable export, or data of another shape.
+  """
+  try:
+    model, variables, meta = load_export(path)
+  except ExportError as e:
+    raise config_lib.ConfigError(str(e)) from e
+  if 'dataset' not in explicit:
+    cfg = cfg.replace(dataset=meta['dataset'])
+  data = train_lib.create_data(cfg)
+  if tuple(data.image_shape) != tuple(meta['input_shape']) or (
+      data.num_classes != meta['num_classes']
+  ):
+    raise config_lib.ConfigError(
+        f'The export in {path} takes {tuple(meta["input_shape"])} inputs and '
+        f'{meta["num_classes"]} classes; {cfg.dataset} has '
+        f'{tuple(data.image_shape)} and {data.num_classes}.'
+    )
+  state = state_lib.TrainState.create(
+      apply_fn=model.apply,
+      params=variables['params'],
+      tx=optax.identity(),
+      batch_stats=variables.get('batch_stats', {}),
+  )
+  metrics = evaluation.evaluate(
+      step_lib.make_p_eval_step(data),
+      state_lib.replicate(state),
+      data,
+      cfg.eval_batch,
+  )
+  print(
+      f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
+      f'parameters) on {cfg.dataset}: test top-1 '
+      f'{metrics["test_top1"]:.4f} top-5 {metrics["test_top5"]:.4f} loss '
+      f'{metrics["test_loss"]:.4f}',
+      flush=True,
+  )
+  return metrics
