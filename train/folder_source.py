@@ -1,4 +1,4 @@
-"""Image folders, and the CIFAR-10 JPEG copy found among the data folders.
+"""Image folders (the CIFAR-10 JPEG copy is found by :mod:`train.cifar_jpg_source`).
 
 An image folder (``cifar10_jpg`` or ``imagefolder:<path>``) is
 ``root/<split>/<class>/<file>`` (``.jpg``/``.png``/...), as a directory or
@@ -26,14 +26,11 @@ from PIL import Image
 from train.dataset_registry import AUG_CROP_FLIP
 from train.dataset_registry import AUG_FLIP
 from train.dataset_registry import IMAGEFOLDER_PREFIX
-from train.dataset_registry import MANUAL_DIR_ENV
 from train.dataset_registry import ArraySource
 from train.dataset_registry import Dataset
 from train.dataset_registry import DatasetInfo
 from train.dataset_registry import DatasetNotFoundError
 from train.dataset_registry import default_data_dir
-from train.dataset_registry import resolve_manual_dir
-from train.dataset_registry import shared_data_dir
 from train.decode import default_workers
 from train.decode import open_image
 from train.decode import to_hwc
@@ -56,7 +53,7 @@ _EVAL_SPLIT_NAMES = ('test', 'val', 'validation')
 _ARCHIVE = r'\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$'
 
 
-def _is_archive(path: str) -> bool:
+def is_archive(path: str) -> bool:
   return bool(re.search(_ARCHIVE, path))
 
 
@@ -126,7 +123,7 @@ def _iter_image_files(path: str):
         if key is not None:
           with open(full, 'rb') as f:
             yield (*key, f.read())
-  elif _is_archive(path):
+  elif is_archive(path):
     with tarfile.open(path, 'r|*') as archive:
       for member in archive:
         if member.isfile():
@@ -372,49 +369,3 @@ def prepare_image_folder(
         path, cache_dir, image_size=image_size, max_per_class=max_per_class
     )
   return cache_dir
-
-
-_CIFAR10_JPG_NAMES = (
-    'cifar10-jpg.tar.gz',
-    'cifar10-jpg.tgz',
-    'cifar10-jpg.tar',
-    'cifar10-jpg',
-    'cifar10_jpg',
-)
-
-
-def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
-  """Locates the CIFAR-10 JPEG copy.
-
-  Args:
-    manual_dir: the manual folder (see
-      :func:`train.dataset_registry.resolve_manual_dir`).
-    data_dir: the data folder.
-
-  Returns:
-    The first of the manual folder, ``data_dir`` and the shared data folder
-    that is the copy itself, or the copy under one of its usual names inside
-    it.
-  """
-  candidates = [
-      c
-      for c in (resolve_manual_dir(manual_dir), data_dir, shared_data_dir())
-      if c
-  ]
-  for base in candidates:
-    base = os.path.expanduser(os.fspath(base))
-    if (_is_archive(base) and os.path.isfile(base)) or os.path.isdir(
-        os.path.join(base, 'train')
-    ):
-      return base
-    for fname in _CIFAR10_JPG_NAMES:
-      if os.path.exists(os.path.join(base, fname)):
-        return os.path.join(base, fname)
-  raise DatasetNotFoundError(
-      "Dataset 'cifar10_jpg' (CIFAR-10 as JPEG files, train/<class>/*.jpg "
-      'and test/<class>/*.jpg) was not found in '
-      f"{candidates or 'any folder'}: pass --manual_dir DIR (or "
-      f'manual_dir=DIR, or {MANUAL_DIR_ENV}=DIR) where DIR is the folder or '
-      f".tar.gz or contains one of {', '.join(_CIFAR10_JPG_NAMES)}; or use "
-      "'imagefolder:<path>'."
-  )

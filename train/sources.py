@@ -2,8 +2,8 @@
 
 * TFDS datasets (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
   ``imagenet2012``): :mod:`train.tfds_source`.
-* Image folders (``cifar10_jpg``, ``imagefolder:<path>``):
-  :mod:`train.folder_source`.
+* Image folders (``cifar10_jpg``, found by :mod:`train.cifar_jpg_source`;
+  ``imagefolder:<path>``): :mod:`train.folder_source`.
 * ``synthetic[:HxWxC][:classes]``: :mod:`train.synthetic_source`.
 
 Every source gives a :class:`~train.dataset_registry.Dataset` of two
@@ -17,7 +17,7 @@ from train.dataset_registry import IMAGEFOLDER_PREFIX
 from train.dataset_registry import TFDS_SPECS
 from train.dataset_registry import Dataset
 from train.dataset_registry import unknown_dataset_message
-from train.folder_source import find_cifar10_jpg
+from train.cifar_jpg_source import find_cifar10_jpg
 from train.folder_source import load_image_folder
 from train.folder_source import prepare_image_folder
 from train.synthetic_source import is_synthetic

@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import models
@@ -195,23 +194,8 @@ class _Run:
         if self.has_sparse_point and jax.tree.leaves(state.batch_stats)
         else None
     )
-    self.p_differs = jax.pmap(
-        lambda a, b: jnp.any(
-            jnp.stack(
-                [
-                    jnp.any(x != y)
-                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-                ]
-            )
-        ),
-        axis_name=AXIS,
-    )
-    self.p_finite = jax.pmap(
-        lambda p: jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])
-        ),
-        axis_name=AXIS,
-    )
+    self.p_differs = jax.pmap(step_lib.trees_differ, axis_name=AXIS)
+    self.p_finite = jax.pmap(step_lib.all_finite, axis_name=AXIS)
     self.state = state_lib.replicate(state)
     self.p_train_step = step_lib.make_p_train_step(data, cfg, train_key)
     self.p_eval_step = step_lib.make_p_eval_step(data)

@@ -223,6 +223,19 @@ def nonzeros(params):
   return jax.tree.map(lambda p: jnp.count_nonzero(p).astype(jnp.int32), params)
 
 
+def trees_differ(a, b) -> jax.Array:
+  """Whether two trees of the same structure differ anywhere (a bool)."""
+  leaves = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  return jnp.any(jnp.stack([jnp.any(x != y) for x, y in leaves]))
+
+
+def all_finite(tree) -> jax.Array:
+  """Whether every value of ``tree`` is finite (a bool)."""
+  return jnp.all(
+      jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])
+  )
+
+
 def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
   return jax.pmap(
       functools.partial(
