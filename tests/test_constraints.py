@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import rda_optax
-from test_optimizers import SHAPES, random_grads, random_params, run
+from _optim_helpers import SHAPES, random_grads, random_params, run
 from test_rmda import np_rmda
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import rda_optax
 from test_convex import full_batch, init_params, objective, problem, LAM
-from test_optimizers import (
+from _optim_helpers import (
     SHAPES,
     np_group_out,
     np_soft,

@@ -1,0 +1,51 @@
+"""Shared by the optimizer tests: random trees, a runner, NumPy proxes."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+SHAPES = {'conv': (3, 3, 2, 4), 'dense': (6, 5), 'bias': (5,)}
+
+
+def random_params(seed=0):
+  rng = np.random.default_rng(seed)
+  return {
+      k: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32)
+      for k, s in SHAPES.items()
+  }
+
+
+def random_grads(steps, seed=1):
+  rng = np.random.default_rng(seed)
+  return [
+      {
+          k: rng.normal(scale=0.5, size=s).astype(np.float32)
+          for k, s in SHAPES.items()
+      }
+      for _ in range(steps)
+  ]
+
+
+def run(opt, params, grads, jit=True):
+  state = opt.init(params)
+  update = jax.jit(opt.update) if jit else opt.update
+  traj = []
+  for g in grads:
+    updates, state = update(jax.tree.map(jnp.asarray, g), state, params)
+    params = optax.apply_updates(params, updates)
+    traj.append(jax.tree.map(np.asarray, params))
+  return traj, state
+
+
+def np_soft(v, thr):
+  return np.sign(v) * np.maximum(np.abs(v) - thr, 0)
+
+
+def np_group_out(v, thr):
+  axes = tuple(range(v.ndim - 1))
+  norms = np.sqrt((v**2).sum(axis=axes, keepdims=True))
+  n_g = math.prod(v.shape[:-1])
+  return v * np.maximum(0, 1 - thr * math.sqrt(n_g) / np.maximum(norms, 1e-30))
