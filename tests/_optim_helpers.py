@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import rda_optax
+
 SHAPES = {'conv': (3, 3, 2, 4), 'dense': (6, 5), 'bias': (5,)}
 
 
@@ -49,3 +51,15 @@ def np_group_out(v, thr):
   norms = np.sqrt((v**2).sum(axis=axes, keepdims=True))
   n_g = math.prod(v.shape[:-1])
   return v * np.maximum(0, 1 - thr * math.sqrt(n_g) / np.maximum(norms, 1e-30))
+
+
+def regularizer_and_numpy_prox(kind: str, lam: float):
+  """``(rda_optax regularizer, its NumPy prox (v, t))`` for ``kind`` l1,
+  group (output groups) or none."""
+  reg = {
+      'l1': rda_optax.l1(lam),
+      'group': rda_optax.group_lasso(lam),
+      'none': None,
+  }[kind]
+  prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
+  return reg, prox

@@ -10,19 +10,21 @@ import pytest
 
 import rda_optax
 
-from _optim_helpers import SHAPES, random_params, random_grads, run, np_soft, np_group_out
+from _optim_helpers import (
+    np_soft,
+    random_grads,
+    random_params,
+    regularizer_and_numpy_prox,
+    run,
+    SHAPES,
+)
 
 
 @pytest.mark.parametrize('gamma', [0.5, 3.0])
 @pytest.mark.parametrize('kind', ['l1', 'group', 'none'])
 def test_rda_matches_numpy_transcription(gamma, kind):
   lam = 0.02
-  reg = {
-      'l1': rda_optax.l1(lam),
-      'group': rda_optax.group_lasso(lam),
-      'none': None,
-  }[kind]
-  prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
+  reg, prox = regularizer_and_numpy_prox(kind, lam)
   params = random_params()
   grads = random_grads(60)
   traj, state = run(rda_optax.rda(gamma=gamma, regularizer=reg), params, grads)

@@ -12,12 +12,12 @@ import pytest
 import rda_optax
 from test_convex import full_batch, init_params, objective, problem, LAM
 from _optim_helpers import (
-    SHAPES,
-    np_group_out,
     np_soft,
     random_grads,
     random_params,
+    regularizer_and_numpy_prox,
     run,
+    SHAPES,
 )
 
 
@@ -57,12 +57,7 @@ def np_rmda(params, grads, lr, mom, prox, lam, restarts=()):
 @pytest.mark.parametrize('momentum', [0.0, 0.9, 'schedule'])
 def test_rmda_matches_numpy_transcription(kind, momentum):
   lam = 0.2 if kind == 'group' else 0.05
-  reg = {
-      'l1': rda_optax.l1(lam),
-      'group': rda_optax.group_lasso(lam),
-      'none': None,
-  }[kind]
-  prox = {'l1': np_soft, 'group': np_group_out, 'none': lambda v, t: v}[kind]
+  reg, prox = regularizer_and_numpy_prox(kind, lam)
   mom = (
       optax.linear_schedule(0.5, 0.9, 30)
       if momentum == 'schedule'
