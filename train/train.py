@@ -20,6 +20,7 @@ as a run that was never interrupted.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import time
 from typing import Any
@@ -33,6 +34,7 @@ from train import checkpoint as ckpt_lib
 from train import config as config_lib
 from train import config_checks
 from train import data as data_lib
+from train import divergence
 from train import methods
 from train import metrics as metrics_lib
 from train import registry
@@ -46,25 +48,6 @@ from train.evaluation import (
     sparsity_record,
 )
 from train.train_state import AXIS, TrainState
-
-
-def _check_finite(value: float, what: str, step: int, cfg, ckpts) -> None:
-  if np.isfinite(value):
-    return
-  ckpts.wait()
-  good = ckpts.latest_step()
-  kept = (
-      f'the last good checkpoint (step {good}) is kept in '
-      f'{cfg.workdir}/checkpoints'
-      if good is not None
-      else 'no checkpoint was written before it'
-  )
-  hint = registry.get(cfg.method).divergence_hint
-  raise config_lib.Diverged(
-      f'training diverged at step {step} ({what}: {value}); {kept}. '
-      f'Start a new --workdir with a smaller step: {hint}.'
-  )
-
 
 # ---------------------------------------------------------------------------
 # Checks before any work.
@@ -173,6 +156,7 @@ class _Run:
     if restored is not None:
       state = state_lib.replace_from_tree(state, restored)
     self.step_offset = int(state.step)
+    self.losses: list[float] = []  # Training losses logged by this process.
     if self.is_main:
       config_lib.write_config(cfg, os.path.join(cfg.workdir, 'config.json'))
     self.writer = metrics_lib.MetricWriter(
@@ -247,6 +231,7 @@ class _Run:
         **throughput.record(),
     }
     self.check_finite(record['loss'], 'training loss', done)
+    self.check_not_collapsed(record['loss'], done)
     self.writer.write(record)
     return record
 
@@ -283,8 +268,31 @@ class _Run:
         done, state_lib.state_tree(state_lib.unreplicate(self.state))
     )
 
+  def divergence_hint(self, step: int) -> str:
+    if self.phases.phase(step - 1) == 'asr' and self.cfg.asr_optimizer == 'sgd':
+      return 'lower --asr_lr (the retraining SGD)'
+    return registry.get(self.cfg.method).divergence_hint
+
   def check_finite(self, value: float, what: str, step: int) -> None:
-    _check_finite(value, what, step, self.cfg, self.ckpts)
+    if not np.isfinite(value):
+      hint = self.divergence_hint(step)
+      divergence.raise_diverged(
+          f'{what}: {value}', step, hint, self.cfg, self.ckpts
+      )
+
+  def check_not_collapsed(self, loss: float, step: int) -> None:
+    self.losses.append(loss)
+    if divergence.collapsed(self.losses, self.data.num_classes):
+      chance = math.log(self.data.num_classes)
+      reason = (
+          f'the training loss has stayed at {chance:.3f} = ln '
+          f'{self.data.num_classes}, a constant prediction, for '
+          f'{divergence.COLLAPSE_RECORDS} log records after reaching '
+          f'{min(self.losses):.3f}'
+      )
+      divergence.raise_diverged(
+          reason, step, self.divergence_hint(step), self.cfg, self.ckpts
+      )
 
   # -- The loop. ------------------------------------------------------------
 

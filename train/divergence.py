@@ -1,0 +1,50 @@
+"""When a run has gone wrong: non-finite values, or a collapse to chance.
+
+The loop (:mod:`train.train`) stops a run whose loss or weights are not
+finite, or whose training loss has fallen to that of a constant prediction
+and stayed there (:func:`collapsed`), with :class:`train.config.Diverged`
+(exit status 3 from the CLI): the message names the step, what was seen,
+the last good checkpoint (kept) and what to change.
+"""
+
+from __future__ import annotations
+
+import math
+
+from train import config as config_lib
+
+COLLAPSE_RECORDS = 5  # Train records at chance level that stop a run.
+
+
+def collapsed(losses, num_classes: int, window: int = COLLAPSE_RECORDS) -> bool:
+  """Whether training fell to a constant prediction.
+
+  True when the last ``window`` training losses are all within 1% of the
+  loss of a constant (uniform) prediction, ``ln(num_classes)``, after an
+  earlier one had been below half of it: a network whose units all died (a
+  step too large for it) predicts the same for every input and does not
+  recover, though its loss stays finite.
+  """
+  if num_classes < 2 or len(losses) <= window:
+    return False
+  chance = math.log(num_classes)
+  recent, before = losses[-window:], losses[:-window]
+  return min(before) < 0.5 * chance and all(
+      abs(l - chance) < 0.01 * chance for l in recent
+  )
+
+
+def raise_diverged(reason: str, step: int, hint: str, cfg, ckpts) -> None:
+  """Raises Diverged after the checkpoint writes in flight have finished."""
+  ckpts.wait()
+  good = ckpts.latest_step()
+  kept = (
+      f'the last good checkpoint (step {good}) is kept in '
+      f'{cfg.workdir}/checkpoints'
+      if good is not None
+      else 'no checkpoint was written before it'
+  )
+  raise config_lib.Diverged(
+      f'training diverged at step {step} ({reason}); {kept}. '
+      f'Start a new --workdir with a smaller step: {hint}.'
+  )
