@@ -203,12 +203,14 @@ class _Run:
 
   # -- Logging, evaluation, checkpoints. ------------------------------------
 
+  def retraining_by_sgd(self, step: int) -> bool:
+    """Whether update ``step`` (0-based) is ASR's retraining by SGD."""
+    return self.phases.phase(step) == 'asr' and self.cfg.asr_optimizer == 'sgd'
+
   def applied_hypers(self, step: int) -> dict[str, float]:
     """The lr / γ / λ that update ``step`` applied, from the optimizer state."""
-    retraining_by_sgd = (
-        self.phases.phase(step) == 'asr' and self.cfg.asr_optimizer == 'sgd'
-    )
-    values = methods.applied_hypers(self.state.opt_state, retraining_by_sgd)
+    by_sgd = self.retraining_by_sgd(step)
+    values = methods.applied_hypers(self.state.opt_state, by_sgd)
     return {k: float(np.asarray(v)[0]) for k, v in values.items()}
 
   def log_train(
@@ -269,7 +271,7 @@ class _Run:
     )
 
   def divergence_hint(self, step: int) -> str:
-    if self.phases.phase(step - 1) == 'asr' and self.cfg.asr_optimizer == 'sgd':
+    if self.retraining_by_sgd(step - 1):  # ``step`` counts updates done.
       return 'lower --asr_lr (the retraining SGD)'
     return registry.get(self.cfg.method).divergence_hint
 
