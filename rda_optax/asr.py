@@ -23,11 +23,13 @@ class FreezeZerosState(NamedTuple):
 class ASRState(NamedTuple):
   """State of :func:`asr`.
 
+  The keep mask is not stored: during retraining it is the selected weights'
+  own nonzero pattern, ``w != 0`` (see :func:`asr`).
+
   Attributes:
     count: number of updates applied so far (int32).
-    freeze: the ``optax.masked(freeze_zeros(), mask)`` state; its
-      ``inner_state.keep`` holds one boolean array per selected leaf (and
-      ``optax.MaskedNode`` for the others).
+    selected: one boolean scalar per parameter leaf, True where ASR freezes
+      zeros (chosen by ``mask``).
     inner_state: the wrapped optimizer's state.
     retrain_state: the state of the ``retrain`` optimizer (``None`` without
       one).
@@ -35,7 +37,7 @@ class ASRState(NamedTuple):
   """
 
   count: jax.Array
-  freeze: Any
+  selected: Any
   inner_state: Any
   retrain_state: Any = None
   retraining: Any = None
@@ -46,21 +48,26 @@ class ASRState(NamedTuple):
     ) or sparse_point.has_sparse_point(self.retrain_state)
 
   def sparse_point(self, params: Any = None) -> Any:
-    """The sparse model of the optimizer that is training now."""
+    """The sparse model of the optimizer that is training now.
+
+    During retraining, frozen entries (the selected weights that are zero in
+    ``params``) are zero in it: a buffer the optimizer passes through
+    unchanged may hold stale values there (see ``_unzeroed_passthrough``).
+    Without ``params`` the point is returned as the optimizer keeps it.
+    """
     point = sparse_point.sparse_params(self.inner_state, params)
     if self.retrain_state is not None:
       retrain = sparse_point.sparse_params(self.retrain_state, params)
       point = _tree_where(self.retraining, retrain, point)
-    # Frozen entries are zero: the stored buffers an optimizer passes through
-    # unchanged may hold stale values there (see _unzeroed_passthrough).
-    keep = _full_keep(self.freeze, point)
+    if params is None or point is params:
+      return point
     return jax.tree.map(
-        lambda x, k: x
-        if k is None
-        else jnp.where(k | ~self.retraining, x, jnp.zeros_like(x)),
+        lambda x, p, sel: jnp.where(
+            (p != 0) | ~(sel & self.retraining), x, jnp.zeros_like(x)
+        ),
         point,
-        keep,
-        is_leaf=lambda x: x is None,
+        params,
+        self.selected,
     )
 
 
@@ -112,14 +119,14 @@ def _tree_where(cond, a, b):
   return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
-def _full_keep(freeze_state, params):
-  """Aligns the masked keep tree with ``params`` (None for unselected)."""
-  keep = freeze_state.inner_state.keep
-  leaves = jax.tree.leaves(
-      keep, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+def _where_kept(keep: Any, tree: Any) -> Any:
+  """``tree`` zeroed where ``keep`` is False (leaves whose keep is None pass)."""
+  return jax.tree.map(
+      lambda k, x: x if k is None else jnp.where(k, x, jnp.zeros_like(x)),
+      keep,
+      tree,
+      is_leaf=lambda x: x is None,
   )
-  leaves = [None if isinstance(k, optax.MaskedNode) else k for k in leaves]
-  return jax.tree.unflatten(jax.tree.structure(params), leaves)
 
 
 def _unzeroed_passthrough(view: Any, new: Any, raw: Any) -> Any:
@@ -191,6 +198,13 @@ def asr(
     M \leftarrow (w \neq 0) \text{ at the start}, \qquad
     g \leftarrow M \odot g, \quad u = M \odot \mathrm{inner}(g), \qquad
     M \leftarrow M \wedge (w + u \neq 0).
+
+  Since frozen weights are exactly zero and every weight that lands on zero
+  freezes, the sticky mask is always the weights' own nonzero pattern,
+  :math:`M = (w \neq 0)`: it is computed from ``params`` at each step rather
+  than stored (no mask in the state, no pass to update one). This assumes
+  ``params`` are the weights the previous updates produced, as in every optax
+  loop; a weight changed to nonzero outside the optimizer moves again.
 
   The inner optimizer's params-shaped buffers (momentum, moments, RDA's
   centre and gradient sum) are zeroed at frozen entries at every step, so
@@ -268,14 +282,14 @@ def asr(
           'e.g. optax.sgd(0.01, momentum=0.9).'
       )
     retrain = optax.with_extra_args_support(retrain)
-  freeze = optax.masked(
-      freeze_zeros(), lambda p: selection.resolve_mask(mask, p)
-  )
+
+  def selected_leaves(params):
+    return selection.resolve_mask(mask, params)
 
   def init_fn(params):
     return ASRState(
         count=jnp.zeros([], jnp.int32),
-        freeze=freeze.init(params),
+        selected=jax.tree.map(jnp.asarray, selected_leaves(params)),
         inner_state=inner.init(params),
         retrain_state=None if retrain is None else retrain.init(params),
         retraining=jnp.asarray(start_step == 0),
@@ -285,16 +299,15 @@ def asr(
     check_update_args('asr', updates, params)
     always = start_step == 0
     active = jnp.asarray(True) if always else state.count >= start_step
-    freeze_state, inner_state = state.freeze, state.inner_state
-    retrain_state = state.retrain_state
+    inner_state, retrain_state = state.inner_state, state.retrain_state
     # Retraining starts from the inner optimizer's sparse point, if it keeps
     # one apart from the parameters (static: known from the state's type).
     jump = not always and sparse_point.has_sparse_point(inner_state)
     base = params
     if not always:
-      # When retraining starts, the keep mask is taken from the weights (and
-      # the retraining optimizer started); a cond, so other steps pay nothing.
-      # (With start_step == 0, init already did both from these weights.)
+      # When retraining starts, the retraining optimizer is started from the
+      # weights; a cond, so other steps pay nothing. (With start_step == 0,
+      # init already did it from these weights.)
       starting = state.count == start_step
       if jump:
         base = jax.lax.cond(
@@ -303,9 +316,6 @@ def asr(
             lambda s: params,
             inner_state,
         )
-      freeze_state = jax.lax.cond(
-          starting, lambda s: freeze.init(base), lambda s: s, state.freeze
-      )
       if retrain is not None:
         retrain_state = jax.lax.cond(
             starting, lambda s: retrain.init(base), lambda s: s, retrain_state
@@ -314,17 +324,17 @@ def asr(
         inner_state = jax.lax.cond(
             starting, lambda s: inner.init(base), lambda s: s, state.inner_state
         )
-    keep = _full_keep(freeze_state, base)
-    # Frozen entries: no gradient in, no memory kept, no update out.
-    eff_keep = jax.tree.map(lambda k: k | ~active, keep)
-    grads = jax.tree.map(
-        lambda g, k: g if k is None else jnp.where(k, g, jnp.zeros_like(g)),
-        updates,
-        eff_keep,
-        is_leaf=lambda x: x is None,
+    # The sticky keep mask is the selected weights' nonzero pattern (None:
+    # a leaf that is not selected); before retraining, everything moves.
+    keep = jax.tree.map(
+        lambda b, sel: (b != 0) | ~active if sel else None,
+        base,
+        selected_leaves(base),
     )
+    # Frozen entries: no gradient in, no memory kept, no update out.
+    grads = _where_kept(keep, updates)
     if retrain is None:
-      view = zero_frozen_moments(inner, inner_state, eff_keep)
+      view = zero_frozen_moments(inner, inner_state, keep)
       new_updates, new_state = inner.update(grads, view, base, **extra_args)
       inner_state = _unzeroed_passthrough(view, new_state, inner_state)
     else:
@@ -348,10 +358,7 @@ def asr(
             active, retrain_step, inner_step, states
         )
       inner_state, retrain_state = states
-    frozen_updates, new_freeze = freeze.update(new_updates, freeze_state, base)
-    if not always:
-      frozen_updates = _tree_where(active, frozen_updates, new_updates)
-      new_freeze = _tree_where(active, new_freeze, freeze_state)
+    frozen_updates = _where_kept(keep, new_updates)
     if jump:
       # From the parameters to the sparse point, then the step from there
       # (zero where the two coincide; exact zeros land on exact zeros).
@@ -363,7 +370,7 @@ def asr(
       )
     return frozen_updates, ASRState(
         count=optax.safe_increment(state.count),
-        freeze=new_freeze,
+        selected=state.selected,
         inner_state=inner_state,
         retrain_state=retrain_state,
         retraining=active,

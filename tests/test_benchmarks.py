@@ -1,0 +1,33 @@
+"""The benchmark scripts run (tiny sizes; their figures are in the README)."""
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(
+      name, ROOT / 'benchmarks' / f'{name}.py'
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_mask_read_cost_runs(capsys):
+  _load('mask_read_cost').main(['--rounds', '2', '--shape', '8', '8'])
+  out = capsys.readouterr().out
+  assert '| asr |' in out and '| rda | ' in out
+
+
+def test_mask_read_cost_asr_keeps_zeros_frozen():
+  import jax.numpy as jnp
+
+  bench = _load('mask_read_cost')
+  w = jnp.array([0.0, 1.0, -2.0, 0.0])
+  g = jnp.ones(4)
+  for fn in (bench.asr, bench.asr_new_value):
+    out, _, _, g_sum = fn(w, jnp.int32(1), w, jnp.zeros(4), g)
+    assert float(out[0]) == 0.0 and float(out[3]) == 0.0
+    assert float(g_sum[0]) == 0.0 and float(g_sum[1]) == 1.0
