@@ -418,6 +418,8 @@ class LayerCompaction:
     kept_constant: zero in every writer but kept because their constant
       output is nonzero and is read by a zero-padded convolution.
     kept_minimum: removable but kept so that the layer keeps one channel.
+    kept_padding: removable but kept to round the width up to a multiple of
+      ``width_multiple`` (see :func:`compact`).
   """
 
   name: str
@@ -429,6 +431,7 @@ class LayerCompaction:
   kept_residual: Tuple[int, ...]
   kept_constant: Tuple[int, ...]
   kept_minimum: Tuple[int, ...]
+  kept_padding: Tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -465,14 +468,15 @@ class CompactionResult:
     """Markdown table of the per-layer report."""
     lines = [
         '| layer | space | channels | zero | removed | kept (residual) '
-        '| kept (constant) | kept (minimum) |',
-        '|---|---|---:|---:|---:|---:|---:|---:|',
+        '| kept (constant) | kept (minimum) | kept (padding) |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|',
     ]
     for l in self.layers:
       lines.append(
           f'| {l.name} | {l.space} | {l.channels} -> {l.kept} | {len(l.zero)} '
           f'| {len(l.removed)} | {len(l.kept_residual)} '
-          f'| {len(l.kept_constant)} | {len(l.kept_minimum)} |'
+          f'| {len(l.kept_constant)} | {len(l.kept_minimum)} '
+          f'| {len(l.kept_padding)} |'
       )
     return '\n'.join(lines)
 
@@ -580,7 +584,11 @@ def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
 
 
 def compact(
-    model: nn.Module, variables: Mapping[str, Any], eps: float = BN_EPSILON
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    eps: float = BN_EPSILON,
+    *,
+    width_multiple: int = 1,
 ) -> CompactionResult:
   """Removes all-zero output channels / neurons and builds a smaller model.
 
@@ -588,6 +596,12 @@ def compact(
     model: a LeNet5, LeNet300100, VGG, ResNet or WideResNet module (unbound).
     variables: its variables ``{"params": ..., "batch_stats": ...}``.
     eps: the batch-norm epsilon of the model.
+    width_multiple: round every width that compaction reduces up to a
+      multiple of this (never above the original width), by keeping some
+      removable channels (the lowest-numbered; reported in
+      ``kept_padding``). CPU and GPU convolution kernels are often faster
+      at such widths than at the exact, smaller one
+      (``benchmarks/models_forward.py`` measures it). 1: no padding.
 
   Returns:
     A :class:`CompactionResult`: ``model`` (same class, narrower widths),
@@ -595,6 +609,16 @@ def compact(
     (``train=False``), ``result.model.apply(result.variables, x)`` equals
     ``model.apply(variables, x)`` up to float rounding.
   """
+  if (
+      not isinstance(width_multiple, (int, np.integer))
+      or isinstance(width_multiple, bool)
+      or width_multiple < 1
+  ):
+    raise ValueError(
+        f'width_multiple must be a positive int (1: no padding; e.g. 8), '
+        f'got {width_multiple!r}.'
+    )
+  width_multiple = int(width_multiple)
   plan = _plan(model)
   params = _tree_to_numpy(variables['params'])
   stats = _tree_to_numpy(variables.get('batch_stats', {}))
@@ -630,8 +654,24 @@ def compact(
     if removable.all():
       minimum[0] = True
       removable[0] = False
+    padding = np.zeros_like(removable)
+    kept = int((~removable).sum())
+    if removable.any() and kept % width_multiple:
+      target = min(removable.size, -(-kept // width_multiple) * width_multiple)
+      padding[np.flatnonzero(removable)[: target - kept]] = True
+      removable &= ~padding
     decisions.append(
-        (space, writers, zero, all_zero, blocked, removable, minimum, values)
+        (
+            space,
+            writers,
+            zero,
+            all_zero,
+            blocked,
+            removable,
+            minimum,
+            padding,
+            values,
+        )
     )
 
   report, new_widths = [], {}
@@ -643,6 +683,7 @@ def compact(
       blocked,
       removable,
       minimum,
+      padding,
       values,
   ) in decisions:
     for step, value in zip(space.steps, values):
@@ -678,6 +719,7 @@ def compact(
               kept_residual=idx(zero[w.name] & ~all_zero),
               kept_constant=idx(blocked),
               kept_minimum=idx(minimum),
+              kept_padding=idx(padding),
           )
       )
 

@@ -83,9 +83,9 @@ def _forward(model, variables, x):
   )
 
 
-def assert_compaction_exact(model, variables, input_shape, seed=1):
+def assert_compaction_exact(model, variables, input_shape, seed=1, **kwargs):
   """Compacts and checks eval-mode equality; returns the result."""
-  result = models.compact(model, variables)
+  result = models.compact(model, variables, **kwargs)
   x = jax.random.normal(jax.random.key(seed), (3,) + tuple(input_shape))
   before = _forward(model, variables, x)
   after = _forward(result.model, result.variables, x)
@@ -101,4 +101,5 @@ def assert_compaction_exact(model, variables, input_shape, seed=1):
     assert layer.channels - len(layer.removed) == layer.kept
     assert not set(layer.removed) & set(layer.kept_residual)
     assert not set(layer.removed) & set(layer.kept_constant)
+    assert not set(layer.removed) & set(layer.kept_padding)
   return result

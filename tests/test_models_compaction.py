@@ -29,6 +29,53 @@ def test_compact_lenet5_folds_constant_channels(conv_relu):
   assert result.removed_channels == 3 + 4 + 200
 
 
+def test_compact_lenet5_width_multiple_pads_with_zero_channels():
+  model = models.LeNet5()
+  variables = jax.tree.map(np.array, fake_variables(model, (28, 28, 1)))
+  p = variables['params']
+  p['conv1']['kernel'][..., [1, 5, 6]] = 0  # 17 left: padded to 20 (all)
+  p['conv2']['kernel'][..., 14:] = 0  # 14 left: padded to 16
+  p['fc1']['kernel'][:, 38:] = 0  # 38 left: padded to 40
+  result = assert_compaction_exact(
+      model, variables, (28, 28, 1), width_multiple=8
+  )
+  assert result.model.features == (20, 16, 40)
+  assert result['conv1'].kept_padding == (1, 5, 6)
+  assert result['conv1'].removed == ()
+  assert result['conv2'].kept_padding == (14, 15)
+  assert result['conv2'].removed == tuple(range(16, 50))
+  assert result['fc1'].kept_padding == (38, 39)
+  # Unchanged widths are not padded; multiples already are.
+  plain = models.compact(model, variables)
+  assert plain.model.features == (17, 14, 38)
+  assert all(l.kept_padding == () for l in plain.layers)
+  assert models.compact(model, variables, width_multiple=2).model.features == (
+      18,
+      14,
+      38,
+  )
+
+
+@pytest.mark.parametrize('bad', [0, -8, 2.0, True, '8'])
+def test_compact_rejects_a_bad_width_multiple(bad):
+  model = models.LeNet5()
+  variables = fake_variables(model, (28, 28, 1))
+  with pytest.raises(ValueError, match='width_multiple must be a positive int'):
+    models.compact(model, variables, width_multiple=bad)
+
+
+def test_compact_resnet_width_multiple_keeps_streams_exact():
+  model = models.ResNet(stage_sizes=(2, 2), num_filters=8)
+  shape = (16, 16, 3)
+  variables = zero_random_channels(
+      fake_variables(model, shape), np.random.default_rng(1), frac=0.5
+  )
+  result = assert_compaction_exact(model, variables, shape, width_multiple=4)
+  for layer in result.layers:
+    assert layer.kept % 4 == 0 or layer.kept == layer.channels, layer
+  assert any(l.kept_padding for l in result.layers)
+
+
 def test_compact_lenet300_100():
   model = models.LeNet300100()
   variables = zero_random_channels(

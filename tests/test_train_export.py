@@ -88,6 +88,29 @@ def test_export_is_smaller_and_computes_the_same_logits(lenet5_run, tmp_path):
     assert needle in text, needle
 
 
+def test_export_width_multiple_rounds_widths_and_stays_exact(
+    lenet5_run, tmp_path, capsys
+):
+  plain = export.export_run(
+      lenet5_run.workdir, str(tmp_path / 'plain'), width_multiple=1
+  )
+  out = str(tmp_path / 'padded')
+  assert export.main([lenet5_run.workdir, '--out', out]) == 0  # default 8
+  meta = json.load(open(os.path.join(out, 'model.json')))
+  assert meta['width_multiple'] == 8 and plain['width_multiple'] == 1
+  dense = (20, 50, 500)
+  widths = meta['fields'].get('features', dense)
+  for w, d in zip(widths, dense):
+    assert w % 8 == 0 or w == d, widths
+  assert meta['macs']['exported'] >= plain['macs']['exported']
+  assert meta['max_abs_logit_diff'] < 1e-4
+  assert 'rounded up to multiples of 8' in capsys.readouterr().out
+  with pytest.raises(SystemExit) as e:
+    export.main([lenet5_run.workdir, '--width_multiple', '0'])
+  assert e.value.code == 2
+  assert '--width_multiple must be >= 1' in capsys.readouterr().err
+
+
 def test_eval_export_matches_the_runs_own_evaluation(
     lenet5_run, tmp_path, capsys
 ):

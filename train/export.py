@@ -156,7 +156,11 @@ def _time_apply(model, variables, x, repeats: int = 20) -> float:
 
 
 def export_run(
-    run: str, out: str | None = None, *, time_batch: int = 0
+    run: str,
+    out: str | None = None,
+    *,
+    time_batch: int = 0,
+    width_multiple: int = 8,
 ) -> dict[str, Any]:
   """Exports the final model of ``run``; returns the summary (model.json).
 
@@ -165,6 +169,9 @@ def export_run(
     out: the export folder (default ``run/export``); replaced if present.
     time_batch: if > 0, also time the dense and the exported model's
       forward pass on a batch of this size (CPU inference speed).
+    width_multiple: round each reduced width up to a multiple of this
+      (:func:`models.compact`; default 8, which measured as fast or faster
+      on the CPU, see ``docs/results.md``); 1 keeps the smallest model.
   """
 
   cfg, loaded = _sparse_variables(run)
@@ -176,7 +183,7 @@ def export_run(
   num_classes = _num_classes(cfg.model, variables['params'], input_shape)
   model = models.create(cfg.model, num_classes=num_classes)
   try:
-    result = models.compact(model, variables)
+    result = models.compact(model, variables, width_multiple=width_multiple)
   except (ValueError, KeyError, NotImplementedError) as e:
     raise ExportError(f'Cannot compact {cfg.model}: {e}') from e
   fields = _changed_fields(model, result.model)
@@ -215,6 +222,7 @@ def export_run(
       'model': cfg.model,
       'num_classes': num_classes,
       'fields': fields,
+      'width_multiple': width_multiple,
       'input_shape': list(input_shape),
       'dataset': cfg.dataset,
       'source': {
@@ -288,7 +296,13 @@ def _markdown(meta, result, before, after) -> str:
       f'- weight sparsity (selected leaves): {meta["weight_sparsity"]:.2%}; '
       f'all-zero output channels: {meta["channel_sparsity"]:.2%}',
       f'- parameters: {p["dense"]:,} → {p["exported"]:,} after compaction '
-      f'({p["nonzero"]:,} nonzero)',
+      f'({p["nonzero"]:,} nonzero)'
+      + (
+          f'; reduced widths rounded up to multiples of '
+          f'{meta["width_multiple"]}'
+          if meta.get('width_multiple', 1) > 1
+          else ''
+      ),
       f'- MACs per example: {m["dense"]:,} dense → {m["exported"]:,} '
       f'compacted (×{m["dense"] / max(m["exported"], 1):.2f} fewer); '
       f'{m["nonzero"]:,} with nonzero weights',
@@ -326,7 +340,7 @@ def _markdown(meta, result, before, after) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """``python -m train.export RUN_DIR [--out DIR] [--time B]``."""
+  """``python -m train.export RUN_DIR [--out DIR] [--time B] [--width_multiple M]``."""
   parser = argparse.ArgumentParser(
       prog='python -m train.export',
       description='Export the final sparse model of a run, compacted and '
@@ -346,7 +360,18 @@ def main(argv: list[str] | None = None) -> int:
       help='also time CPU inference of the dense and the '
       'exported model on a batch of this size',
   )
+  parser.add_argument(
+      '--width_multiple',
+      type=int,
+      default=8,
+      metavar='M',
+      help='round every width that compaction reduces up to a multiple of '
+      'M (keeping some all-zero channels): convolution kernels are often '
+      'faster at such widths (default 8); 1 keeps the smallest model',
+  )
   args = parser.parse_args(argv)
+  if args.width_multiple < 1:
+    parser.error('--width_multiple must be >= 1 (1: no padding).')
   if not os.path.isdir(args.run):
     print(
         f'error: {args.run} is not a run directory (a --workdir of '
@@ -355,7 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     return 2
   try:
-    meta = export_run(args.run, args.out, time_batch=args.time)
+    meta = export_run(
+        args.run,
+        args.out,
+        time_batch=args.time,
+        width_multiple=args.width_multiple,
+    )
   except ExportError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
