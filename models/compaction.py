@@ -583,6 +583,22 @@ def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
   layer['kernel'] = kernel
 
 
+@dataclasses.dataclass
+class _Decision:
+  """What :func:`compact` decided for one channel space (boolean masks over
+  its channels) and the constant each step of it carries."""
+
+  space: _Space
+  writers: List[_Writer]
+  zero: Dict[str, np.ndarray]
+  all_zero: np.ndarray
+  blocked: np.ndarray
+  removable: np.ndarray
+  minimum: np.ndarray
+  padding: np.ndarray
+  values: List[np.ndarray]
+
+
 def compact(
     model: nn.Module,
     variables: Mapping[str, Any],
@@ -661,7 +677,7 @@ def compact(
       padding[np.flatnonzero(removable)[: target - kept]] = True
       removable &= ~padding
     decisions.append(
-        (
+        _Decision(
             space,
             writers,
             zero,
@@ -675,17 +691,10 @@ def compact(
     )
 
   report, new_widths = [], {}
-  for (
-      space,
-      writers,
-      zero,
-      all_zero,
-      blocked,
-      removable,
-      minimum,
-      padding,
-      values,
-  ) in decisions:
+  for d in decisions:
+    space, writers, zero, values = d.space, d.writers, d.zero, d.values
+    all_zero, blocked, removable = d.all_zero, d.blocked, d.removable
+    minimum, padding = d.minimum, d.padding
     for step, value in zip(space.steps, values):
       for reader in step.readers:
         constant = np.where(
