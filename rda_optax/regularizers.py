@@ -296,7 +296,10 @@ class TransformedL1(Regularizer):
     prox is thus the best of ``y = 0`` and these candidates over
     ``s ∈ (0, 1]``, found by a grid of ``search_points`` values refined by
     golden-section search in the best cell. Costs about
-    ``search_points + 2·search_refinements`` elementwise thresholdings.
+    ``search_points + 2·search_refinements`` elementwise thresholdings. The
+    defaults (24 + 12: 48 thresholdings) reach the objective of a 400-point
+    grid refined 40 times to within float32 rounding (relative 3e-7) on
+    random groups; 12 + 8 misses by up to 7e-5 (``tests/test_regularizers``).
   * ``"composition"``: group shrinkage of the TL1-thresholded vector; fast
     (one thresholding) but an approximation.
   """
@@ -306,8 +309,8 @@ class TransformedL1(Regularizer):
   group_strength: ScalarOrSchedule = 0.0
   groups: Groups = 'output'
   group_prox: Literal['search', 'composition'] = 'search'
-  search_points: int = 48
-  search_refinements: int = 24
+  search_points: int = 24
+  search_refinements: int = 12
 
   def __post_init__(self):
     check_nonnegative('strength', self.strength)
