@@ -75,6 +75,25 @@ def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
   assert table['dense'][0.95][3] == 'cosine'  # The parent is not a result.
 
 
+def test_levels_prefer_points_with_more_seeds(frontier):
+  # A lucky one-seed point above the level does not beat a three-seed mean.
+  recs = [
+      dict(
+          method='rmda',
+          variant='v',
+          strength=s,
+          seed=seed,
+          test_top1=a,
+          sparsity=s,
+      )
+      for s, accs in ((0.90, (0.990, 0.991, 0.989)), (0.98, (0.993,)))
+      for seed, a in enumerate(accs)
+  ]
+  table = frontier.at_levels(frontier.aggregate(recs), (0.90, 0.98))
+  assert table['rmda'][0.90][4] == 0.90 and table['rmda'][0.90][5] == 3
+  assert table['rmda'][0.98][0] == pytest.approx(0.993)  # Its own level.
+
+
 def test_levels_forgive_one_weight_of_rounding(frontier):
   # Pruning to 97% of 77k weights keeps one weight too many: 96.99974%.
   recs = [
