@@ -117,8 +117,6 @@ def bytes_accessed(model, variables, x) -> float:
   """Bytes the compiled eval-mode forward pass reads and writes (XLA)."""
   fn = jax.jit(functools.partial(model.apply, train=False))
   cost = fn.lower(variables, x).compile().cost_analysis()
-  if isinstance(cost, (list, tuple)):  # Older JAX: one dict per program.
-    cost = cost[0] if cost else {}
   return float((cost or {}).get('bytes accessed', float('nan')))
 
 

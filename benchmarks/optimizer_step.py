@@ -95,9 +95,7 @@ def optimizers(lr: float, lam: float):
 def compiled_cost(step, params, state, grads) -> tuple[float, int]:
   """Bytes accessed (XLA's cost analysis) and fusion count of the step."""
   compiled = step.lower(params, state, grads).compile()
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else {}
+  cost = compiled.cost_analysis()  # A dict since JAX 0.4.30 (we need 0.6).
   text = compiled.as_text() or ''
   fusions = sum(
       1

@@ -692,21 +692,18 @@ def compact(
 
   report, new_widths = [], {}
   for d in decisions:
-    space, writers, zero, values = d.space, d.writers, d.zero, d.values
-    all_zero, blocked, removable = d.all_zero, d.blocked, d.removable
-    minimum, padding = d.minimum, d.padding
-    for step, value in zip(space.steps, values):
+    for step, value in zip(d.space.steps, d.values):
       for reader in step.readers:
         constant = np.where(
-            removable,
+            d.removable,
             _reader_input(orig_params, orig_stats, reader, value, eps),
             0.0,
         )
         if np.any(constant != 0):
           _fold(params, stats, reader, constant)
-    keep = ~removable
+    keep = ~d.removable
     pre_bns = set()
-    for step in space.steps:
+    for step in d.space.steps:
       for w in step.writers:
         _slice_writer(params, stats, w, keep)
       for reader in step.readers:
@@ -714,21 +711,21 @@ def compact(
         if reader.pre_bn is not None and reader.pre_bn not in pre_bns:
           pre_bns.add(reader.pre_bn)
           _slice_bn(params, stats, reader.pre_bn, keep)
-    new_widths[space.name] = int(keep.sum())
+    new_widths[d.space.name] = int(keep.sum())
     idx = lambda mask: tuple(int(i) for i in np.flatnonzero(mask))
-    for w in writers:
+    for w in d.writers:
       report.append(
           LayerCompaction(
               name=w.name,
-              space=space.name,
+              space=d.space.name,
               channels=int(keep.shape[0]),
               kept=int(keep.sum()),
-              zero=idx(zero[w.name]),
-              removed=idx(removable),
-              kept_residual=idx(zero[w.name] & ~all_zero),
-              kept_constant=idx(blocked),
-              kept_minimum=idx(minimum),
-              kept_padding=idx(padding),
+              zero=idx(d.zero[w.name]),
+              removed=idx(d.removable),
+              kept_residual=idx(d.zero[w.name] & ~d.all_zero),
+              kept_constant=idx(d.blocked),
+              kept_minimum=idx(d.minimum),
+              kept_padding=idx(d.padding),
           )
       )
 
