@@ -413,7 +413,11 @@ SETTINGS: dict[str, Setting] = {
         },
         epochs=30.0,
         sparse_epochs=20.0,
-        lams={'rmda': _geom(1e-4, 3.2e-3, 6), 'rda': (), 'prox_sgd': ()},
+        lams={
+            'rmda': _geom(1e-4, 3.2e-3, 6),
+            'rda': (),
+            'prox_sgd': _geom(2.5e-4, 2e-3, 4),
+        },
         levels=(0.90, 0.95, 0.97, 0.98),
         plot_depth=16.0,
         variants={
@@ -441,6 +445,30 @@ SETTINGS: dict[str, Setting] = {
                     'lr_schedule': 'cosine',
                     'momentum': 0.9,
                     'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
+                # η = 1.0, the rate that made the projected RMDA work here
+                # (lr1_cosine below; MDA's interpolation does not amplify
+                # the step as SGD's momentum does).
+                'lr1_cosine': {
+                    'lr': 1.0,
+                    'lr_schedule': 'cosine',
+                    'momentum': 0.9,
+                    'init_scale': 0.0,
+                    'asr_optimizer': 'sgd',
+                    'asr_lr': 0.03,
+                    'asr_lr_schedule': 'cosine',
+                },
+            },
+            # Prox-SGD: the dense recipe's SGD (lr 0.1 cosine, momentum 0.9)
+            # with the ℓ1 prox instead of weight decay, then ASR as RMDA's.
+            'prox_sgd': {
+                'cosine': {
+                    'lr': 0.1,
+                    'lr_schedule': 'cosine',
+                    'momentum': 0.9,
                     'asr_optimizer': 'sgd',
                     'asr_lr': 0.03,
                     'asr_lr_schedule': 'cosine',
