@@ -5,6 +5,9 @@ a dense layer) is zero, that channel no longer depends on the input: in eval
 mode (running batch-norm statistics) it carries a constant ``v`` -- the layer
 bias, pushed through batch norm and the activation:
 ``v = relu(beta - mean * gamma / sqrt(var + eps))`` after a bias-free conv.
+A zero scale ``gamma`` of the batch norm after the layer does the same
+whatever the kernel (``v = relu(beta)``; network slimming, Liu et al. 2017,
+makes such zeros with an l1 penalty on the scales).
 :func:`compact` removes such channels, cuts the matching inputs of the layers
 that read them, and folds ``v`` into those readers: each reader's output moves
 by ``delta_o = sum_{taps, c} kernel[..., c, o] * v_c``, which is added to its
@@ -497,8 +500,25 @@ def _node(tree, path: str):
   return tree
 
 
+def _zero_outputs(params, writer: _Writer) -> np.ndarray:
+  """The output channels of ``writer`` that carry no signal: its kernel is
+  zero there, or the scale of the batch norm after it is (network slimming,
+  Liu et al. 2017: ``scale·(x − μ)/σ + shift`` is then ``shift`` whatever the
+  kernel); either way the channel is the constant of :func:`_writer_constant`.
+  """
+  kernel = _node(params, writer.name)['kernel']
+  zero = np.all(kernel == 0, axis=tuple(range(kernel.ndim - 1)))
+  if writer.bn is not None:
+    bn = _node(params, writer.bn)
+    if 'scale' in bn:
+      zero = zero | (np.asarray(bn['scale']) == 0)
+  return zero
+
+
 def _writer_constant(params, stats, writer: _Writer, eps: float) -> np.ndarray:
-  """Per-channel output of ``writer`` (after its BN) when its kernel is 0."""
+  """Per-channel output of ``writer`` (after its BN) where its kernel or its
+  batch norm's scale is 0 (with a zero scale the batch norm gives its shift,
+  as this formula does; the kernel is not read)."""
   layer = _node(params, writer.name)
   width = layer['kernel'].shape[-1]
   value = (
@@ -646,8 +666,7 @@ def compact(
     writers = [w for step in space.steps for w in step.writers]
     zero = {}
     for w in writers:
-      kernel = _node(orig_params, w.name)['kernel']
-      zero[w.name] = np.all(kernel == 0, axis=tuple(range(kernel.ndim - 1)))
+      zero[w.name] = _zero_outputs(orig_params, w)
     all_zero = np.logical_and.reduce(list(zero.values()))
     values, previous = [], None
     for step in space.steps:

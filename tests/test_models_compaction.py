@@ -180,6 +180,38 @@ def test_compact_resnet_residual_stream():
   assert result.model.stage_widths == (2, 7)
 
 
+def test_compact_removes_channels_of_zero_batch_norm_scale():
+  """A zero BN scale makes its channel the constant shift whatever the
+  kernel (network slimming): such channels go like zero-kernel ones, in a
+  block and across a residual stream (zero scale in one writer, zero kernel
+  in the others), and a nonzero kernel alone keeps its channel."""
+  model = models.ResNet(stage_sizes=(2, 1), num_filters=4)
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  p = variables['params']
+  # Block-internal channels 1 and 3: scale 0, kernel untouched; the shift
+  # is positive, read by a padded 3x3 conv, so only a zero one can go.
+  p['layer1_block0']['bn1']['scale'][[1, 3]] = 0.0
+  p['layer1_block0']['bn1']['bias'][[1, 3]] = [-0.5, 0.7]
+  # Stream channel 2: scale 0 in the stem, kernel 0 in both blocks.
+  p['bn1']['scale'][2] = 0.0
+  for block in ('layer1_block0', 'layer1_block1'):
+    p[block]['conv2']['kernel'][..., 2] = 0
+  for bn in ('bn1', 'layer1_block0/bn2', 'layer1_block1/bn2'):
+    _node(p, bn)['bias'][2] = -3.0
+  # Stage 2 channel 0: scale 0 in conv2's BN, read only by the classifier
+  # (a constant folds there), but the projection shortcut still writes it.
+  p['layer2_block0']['bn2']['scale'][0] = 0.0
+  assert np.all(p['layer1_block0']['conv1']['kernel'][..., [1, 3]] != 0)
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  assert result['layer1_block0/conv1'].zero == (1, 3)
+  assert result['layer1_block0/conv1'].removed == (1,)
+  assert result['layer1_block0/conv1'].kept_constant == (3,)
+  assert result['conv1'].zero == (2,)
+  assert result['conv1'].removed == (2,)
+  assert result['layer2_block0/conv2'].kept_residual == (0,)
+  assert result.model.stem_width == 3
+
+
 def test_compact_resnet_bottleneck_folds_through_1x1():
   model = models.ResNet(
       stage_sizes=(1, 2),
