@@ -93,14 +93,20 @@ def zero_half_channels(variables, classifier):
 
 
 def timers(*pairs, repeats, warmup=1):
-  """Best-of-``repeats`` seconds per jitted eval-mode forward pass of each
-  ``(model, variables, x)``, compile excluded. Runs are interleaved so that
-  the load of a shared machine hits every model alike; the minimum is the
-  least noisy estimate there. Returns ``(seconds, outputs)`` per pair."""
+  """Best-of-``repeats`` seconds per eval-mode forward pass of each
+  ``(model, variables, x)``, compile excluded. Each pass is compiled once
+  (ahead of time); the same executable is timed and gives XLA's byte count.
+  Runs are interleaved so that the load of a shared machine hits every model
+  alike; the minimum is the least noisy estimate there. Returns
+  ``(seconds, outputs, bytes accessed)`` per pair."""
   fns = []
   for model, variables, x in pairs:
-    fn = jax.jit(functools.partial(model.apply, train=False))
     variables = jax.device_put(variables)
+    fn = (
+        jax.jit(functools.partial(model.apply, train=False))
+        .lower(variables, x)
+        .compile()
+    )
     for _ in range(warmup):
       out = fn(variables, x).block_until_ready()
     fns.append((fn, variables, x, out))
@@ -110,13 +116,12 @@ def timers(*pairs, repeats, warmup=1):
       start = time.perf_counter()
       fn(variables, x).block_until_ready()
       times[i].append(time.perf_counter() - start)
-  return [(min(t), f[3]) for t, f in zip(times, fns)]
+  return [(min(t), f[3], bytes_accessed(f[0])) for t, f in zip(times, fns)]
 
 
-def bytes_accessed(model, variables, x) -> float:
-  """Bytes the compiled eval-mode forward pass reads and writes (XLA)."""
-  fn = jax.jit(functools.partial(model.apply, train=False))
-  cost = fn.lower(variables, x).compile().cost_analysis()
+def bytes_accessed(compiled) -> float:
+  """Bytes a compiled executable reads and writes (XLA's cost analysis)."""
+  cost = compiled.cost_analysis()
   return float((cost or {}).get('bytes accessed', float('nan')))
 
 
@@ -193,7 +198,7 @@ def main(argv=None):
             (args.batch,) + shape, np.float32
         )
     )
-    [(seconds, _)] = timers((model, variables, x), repeats=args.repeats)
+    [(seconds, _, _)] = timers((model, variables, x), repeats=args.repeats)
     print(
         f'| {name} | {"x".join(map(str, shape))} | {n_params:,} | '
         f'{macs / 1e6:,.1f} | {seconds * 1e3:.2f} | '
@@ -232,14 +237,12 @@ def main(argv=None):
             (args.batch,) + shape, np.float32
         )
     )
-    (t0, y0), (t1, y1) = timers(
+    (t0, y0, b0), (t1, y1, b1) = timers(
         (model, variables, x),
         (result.model, result.variables, x),
         repeats=args.repeats,
     )
     diff = float(jnp.max(jnp.abs(y0 - y1)))
-    b0 = bytes_accessed(model, variables, x)
-    b1 = bytes_accessed(result.model, result.variables, x)
     print(
         f'| {name} | {n0:,} -> {n1:,} | {m0 / 1e6:,.1f} -> {m1 / 1e6:,.1f} | '
         f'{m0 / m1:.2f} | {b0 / b1:.2f} | {t0 * 1e3:.2f} -> {t1 * 1e3:.2f} | '

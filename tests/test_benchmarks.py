@@ -31,3 +31,28 @@ def test_mask_read_cost_asr_keeps_zeros_frozen():
     out, _, _, g_sum = fn(w, jnp.int32(1), w, jnp.zeros(4), g)
     assert float(out[0]) == 0.0 and float(out[3]) == 0.0
     assert float(g_sum[0]) == 0.0 and float(g_sum[1]) == 1.0
+
+
+def test_models_forward_runs(capsys):
+  """Throughput table and the compaction table (half the channels zeroed):
+  the compacted model's outputs match and XLA's byte count is reported."""
+  _load('models_forward').main(
+      [
+          '--models',
+          'lenet5',
+          '--compact',
+          'lenet5',
+          '--batch',
+          '2',
+          '--repeats',
+          '1',
+          '--width_multiple',
+          '8',
+      ]
+  )
+  out = capsys.readouterr().out
+  row = [l for l in out.splitlines() if l.startswith('| lenet5 |')][-1]
+  cells = [c.strip() for c in row.strip('|').split('|')]
+  mac_ratio, bytes_ratio, diff = float(cells[3]), float(cells[4]), cells[-1]
+  assert mac_ratio > 1.5 and bytes_ratio > 1.0
+  assert float(diff) < 1e-4
