@@ -86,14 +86,16 @@ def prox_sgd(
     raise ValueError('nesterov=True needs a momentum value, e.g. momentum=0.9.')
   regs.check_regularizer('prox_sgd', regularizer)
 
+  acc_dt = validation.dtype_arg(
+      'prox_sgd', 'accumulator_dtype', accumulator_dtype
+  )
+
   def init_fn(params):
     if momentum is None:
       buf = ()
     else:
       buf = jax.tree.map(
-          lambda p: jnp.zeros(
-              jnp.shape(p), accumulator_dtype or jnp.asarray(p).dtype
-          ),
+          lambda p: jnp.zeros(jnp.shape(p), acc_dt or jnp.asarray(p).dtype),
           params,
       )
     return ProxSGDState(count=jnp.zeros([], jnp.int32), momentum=buf)

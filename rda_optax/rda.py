@@ -55,7 +55,7 @@ def rda(
     regularizer: regs.Regularizer | None = None,
     *,
     mask: selection.MaskOrFn = None,
-    grad_sum_dtype: Any = jnp.float32,
+    grad_sum_dtype: Any = 'float32',
 ) -> optax.GradientTransformationExtraArgs:
   r"""Regularized dual averaging with the proximal centre at ``w0``.
 
@@ -106,7 +106,7 @@ def rda(
       ``rda_optax.l1(1e-5)``); ``None`` gives plain dual averaging.
     mask: leaves the regularizer applies to (tree of bools or a callable, as
       in :func:`optax.masked`); default :func:`rda_optax.default_mask`.
-    grad_sum_dtype: dtype of the gradient sum (float32 by default; ``None``
+    grad_sum_dtype: dtype of the gradient sum (``'float32'`` by default; ``None``
       keeps each parameter's dtype).
 
   Returns:
@@ -126,9 +126,10 @@ def rda(
       'during training.',
   )
   regs.check_regularizer('rda', regularizer)
+  sum_dt = validation.dtype_arg('rda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
-    sum_dtype = lambda p: grad_sum_dtype or jnp.asarray(p).dtype
+    sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     return RDAState(
         count=jnp.zeros([], jnp.int32),
         # A copy, not an alias: train steps donate params and state together.

@@ -75,7 +75,7 @@ def rmda(
     *,
     mask: selection.MaskOrFn = None,
     restart_steps: Sequence[int] = (),
-    grad_sum_dtype: Any = jnp.float32,
+    grad_sum_dtype: Any = 'float32',
 ) -> optax.GradientTransformationExtraArgs:
   r"""Regularized modernized dual averaging (RMDA), centred at ``w0``.
 
@@ -145,7 +145,7 @@ def rmda(
       in :func:`optax.masked`); default :func:`rda_optax.default_mask`.
     restart_steps: update counts (0 = the first update) at which to restart
       the dual averaging from the current weights.
-    grad_sum_dtype: dtype of ``G`` (float32 by default; ``None`` keeps each
+    grad_sum_dtype: dtype of ``G`` (``'float32'`` by default; ``None`` keeps each
       parameter's dtype).
 
   Returns:
@@ -182,9 +182,10 @@ def rmda(
     )
   restarts = tuple(sorted({int(r) for r in restarts}))
   keep_prox = not _statically_zero(momentum)
+  sum_dt = validation.dtype_arg('rmda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
-    sum_dtype = lambda p: grad_sum_dtype or jnp.asarray(p).dtype
+    sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     copy = lambda t: jax.tree.map(lambda p: jnp.array(p, copy=True), t)
     return RMDAState(
         count=jnp.zeros([], jnp.int32),

@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def concrete_float(value: Any) -> float | None:
@@ -31,6 +32,33 @@ def static_number(name: str, value: Any) -> float | None:
     return float(value)
   except (TypeError, ValueError) as e:
     raise ValueError(f'{name} must be a number, got {value!r}.') from e
+
+
+def dtype_arg(owner: str, name: str, value: Any) -> Any:
+  """``value`` as a NumPy dtype (``None`` stays ``None``).
+
+  ``optax.inject_hyperparams`` turns every callable argument into a schedule,
+  and a dtype class such as ``jnp.float32`` is callable: the transform would
+  receive ``jnp.float32(count)``, an array, and silently use the parameters'
+  dtype. Such an array is rejected with the fix.
+  """
+  if value is None:
+    return None
+  if isinstance(value, (jax.Array, np.ndarray, np.generic)) or hasattr(
+      value, 'aval'
+  ):
+    raise TypeError(
+        f'{owner} got an array for {name} ({value!r}), not a dtype: '
+        f'optax.inject_hyperparams treats a dtype class such as jnp.float32 '
+        f'as a schedule. Pass the dtype as a string ({name}="float32") or '
+        f'list {name!r} in inject_hyperparams(..., static_args=...).'
+    )
+  try:
+    return jnp.dtype(value)
+  except TypeError as e:
+    raise TypeError(
+        f'{owner} needs a dtype for {name} (e.g. "float32"), got {value!r}.'
+    ) from e
 
 
 def check_positive(owner: str, name: str, value: Any, hint: str = '') -> None:

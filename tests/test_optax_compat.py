@@ -91,6 +91,32 @@ def test_inject_hyperparams_rda_and_prox_sgd():
   steps(opt)
 
 
+@pytest.mark.parametrize('factory', [rda_optax.rda, rda_optax.rmda])
+def test_inject_hyperparams_keeps_the_float32_gradient_sum(factory):
+  """The dtype of the gradient sum is not a hyper-parameter: under
+  inject_hyperparams it stays float32 for bfloat16 params (it used to be a
+  callable default, which optax wraps as a schedule), init compiles, and a
+  dtype class passed through it gets an error naming the fix."""
+  bf16 = jax.tree.map(lambda p: p.astype(jnp.bfloat16), PARAMS)
+  opt = optax.inject_hyperparams(factory)(1.0, rda_optax.l1(0.1))
+  state = jax.jit(opt.init)(bf16)
+  assert 'grad_sum_dtype' not in state.hyperparams
+  assert state.inner_state.grad_sum['dense']['kernel'].dtype == jnp.float32
+  params, _ = steps(opt, params=bf16)
+  assert params['dense']['kernel'].dtype == jnp.bfloat16
+  bad = optax.inject_hyperparams(factory)(
+      1.0, rda_optax.l1(0.1), grad_sum_dtype=jnp.float32
+  )
+  with pytest.raises(TypeError, match='static_args'):
+    bad.init(bf16)
+  fine = optax.inject_hyperparams(factory, static_args=('grad_sum_dtype',))(
+      1.0, rda_optax.l1(0.1), grad_sum_dtype=jnp.float32
+  )
+  assert fine.init(bf16).inner_state.grad_sum['dense']['kernel'].dtype == (
+      jnp.float32
+  )
+
+
 @pytest.mark.parametrize('name', OPTIMIZERS)
 def test_multisteps_accumulates(name):
   k = 3
