@@ -10,7 +10,9 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * :func:`variable_splitting`: ℓ0 / TL1 sparsity through a sparse copy;
 * regularizers :func:`l1`, :func:`l0`, :func:`group_lasso`,
   :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
-  operators, and :func:`sparsity_constraint` (a target sparsity, projected);
+  operators, :func:`sparsity_constraint` (a target sparsity, projected) and
+  :func:`partitioned` (a regularizer per group of leaves, e.g. network
+  slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
   pruning baselines;
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
@@ -24,6 +26,8 @@ from rda_optax.asr import FreezeZerosState
 from rda_optax.constraints import sparsity_constraint
 from rda_optax.constraints import SparsityConstraint
 from rda_optax.initializers import rda_uniform
+from rda_optax.partition import partitioned
+from rda_optax.partition import PartitionedRegularizer
 from rda_optax.prox_sgd import prox_sgd
 from rda_optax.prox_sgd import ProxSGDState
 from rda_optax.pruning import apply_masks

@@ -171,6 +171,17 @@ class Regularizer:
         lambda x, s: self.prox(x, t, count) if s else x, tree, selected
     )
 
+  def value_tree(self, tree: Any, selected: Any, count: Any = 0) -> jax.Array:
+    """``Σ`` of :meth:`value` over the leaves ``selected`` marks (a float32
+    scalar); :func:`penalty` calls this, so that a regularizer of several
+    leaves (:func:`rda_optax.partitioned`) can override it."""
+    terms = [
+        self.value(x, count)
+        for x, s in zip(jax.tree.leaves(tree), jax.tree.leaves(selected))
+        if s
+    ]
+    return sum(terms, jnp.zeros((), jnp.float32))
+
   # Shared plumbing: compute in float32 (or wider), return the leaf's dtype.
   def _apply(
       self, fn: Callable[[jax.Array], jax.Array], x: jax.Array
@@ -489,12 +500,7 @@ def penalty(
   if regularizer is None:
     return jnp.zeros((), jnp.float32)
   mask = selection.resolve_mask(mask, params)
-  terms = [
-      regularizer.value(p, count)
-      for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
-      if m
-  ]
-  return sum(terms, jnp.zeros((), jnp.float32))
+  return regularizer.value_tree(params, mask, count)
 
 
 def check_regularizer(

@@ -16,6 +16,7 @@ MODULES = [
     'asr',
     'constraints',
     'initializers',
+    'partition',
     'prox_sgd',
     'pruning',
     'rda',
