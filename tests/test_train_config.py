@@ -241,6 +241,12 @@ def run_cli(argv, capsys):
             'does not use --init_scale',
         ),
         (['--lr_schedule', 'piecewise', '--method', 'prox_sgd'], 'piecewise'),
+        (
+            ['--method', 'sgd', '--asr_epochs', '0', '--scale_lam', '0.1'],
+            'does not use --scale_lam',
+        ),
+        (['--scale_lam', '-1'], '--scale_lam must be >= 0'),
+        (['--scale_lam', '1e-3'], 'this model has none'),  # LeNet-300-100
         (['--keep_checkpoints', '1'], 'keep_checkpoints'),
         (['--batch_size', '0'], 'batch_size'),
         (['--num_processes', '2'], 'Multi-host'),

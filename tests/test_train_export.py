@@ -20,8 +20,7 @@ from train import train as train_lib  # noqa: E402
 
 def train_structured(tmp_path, model, dataset, lam, name='run', **kw):
   """A few steps of RMDA with group lasso on output channels (zero channels)."""
-  cfg = config_lib.get_config(
-      None,
+  options = dict(
       model=model,
       dataset=dataset,
       method='rmda',
@@ -41,8 +40,8 @@ def train_structured(tmp_path, model, dataset, lam, name='run', **kw):
       report=False,
       async_checkpointing=False,
       workdir=str(tmp_path / name),
-      **kw,
   )
+  cfg = config_lib.get_config(None, **{**options, **kw})
   train_lib.train_and_evaluate(cfg)
   return cfg
 
@@ -132,6 +131,50 @@ def test_resnet_with_batch_norm_exports_exactly(tmp_path):
   model, variables, _ = export.load_export(os.path.join(cfg.workdir, 'export'))
   assert 'batch_stats' in variables
   assert model.num_classes == 10
+
+
+def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
+    tmp_path,
+):
+  """--scale_lam (network slimming): l1 on the batch-norm scales makes
+  exact zeros in them (kernels untouched by it), ASR keeps them at zero, and
+  the export removes the channels they silence, logits unchanged."""
+  cfg = train_structured(
+      tmp_path,
+      'resnet8',
+      'synthetic:32x32x3:10',
+      lam=1e-4,
+      regularizer='l1',
+      lr=0.5,
+      scale_lam=0.2,
+  )
+  params = ckpt_lib.load_variables(cfg.workdir)['params']
+  scales = np.concatenate(
+      [
+          np.asarray(v).ravel()
+          for k, v in _flat(params).items()
+          if k.endswith('/scale')
+      ]
+  )
+  assert np.mean(scales == 0) > 0
+  # The zero scales were made during the sparse phase and kept by ASR.
+  evals = metrics_lib.read_records(cfg.workdir, 'eval')
+  assert any(r.get('phase') == 'asr' for r in evals)
+  meta = export.export_run(cfg.workdir)
+  assert meta['max_abs_logit_diff'] < 1e-3
+  assert meta['channels']['no_signal'] > 0
+  assert meta['channels']['removed'] > 0
+  assert meta['parameters']['exported'] < meta['parameters']['dense']
+
+
+def _flat(tree, prefix=''):
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}/'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):

@@ -267,7 +267,7 @@ def describe_preset(name: str) -> str:
         + ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
         if k in config_lib.FIELDS
         and getattr(cfg, k) not in ((), '')
-        and not (k == 'lam2' and not cfg.lam2)
+        and not (k in ('lam2', 'scale_lam') and not getattr(cfg, k))
     }
   rest = ' '.join(
       f'--{k} {v}'

@@ -200,6 +200,11 @@ class Config:
   tl1_group_prox: str = 'search'
   """tl1 with a group term (--lam2): its prox, search (exact up to a
   tolerance) or composition (TL1 then group thresholding: faster, approximate)."""
+  scale_lam: float = 0.0
+  """ℓ1 strength on the batch-norm scales γ (network slimming), beside
+  --regularizer on the selected kernels: a zero γ makes its channel a
+  constant, which `python -m train.export` removes (rda, rmda, prox_sgd on
+  models with batch norm; 0 = off). Zero scales are frozen by ASR."""
   select: str = 'kernels'
   """Leaves regularized / frozen / pruned: kernels (ndim > 1), conv, dense, or
   a regular expression searched in the leaf path ('Conv_0/kernel')."""

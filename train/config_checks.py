@@ -155,6 +155,7 @@ def validate(
       'warmup_epochs',
       'lam',
       'lam2',
+      'scale_lam',
       'weight_decay',
       'label_smoothing',
       'steps_per_epoch',
@@ -206,6 +207,7 @@ def validate(
       )
   else:
     has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
+  has_reg = has_reg or cfg.scale_lam > 0
   # ASR needs a sparse phase that made exact zeros.
   if cfg.asr_epochs > 0:
     if not sparse:

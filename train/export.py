@@ -262,6 +262,13 @@ def export_run(
           'exported': os.path.getsize(os.path.join(tmp, 'variables.npz')),
       },
       'max_abs_logit_diff': max_diff,
+      # Per layer writing them; a channel carries no signal when its kernel
+      # or the scale of the batch norm after it is zero.
+      'channels': {
+          'total': sum(l.channels for l in result.layers),
+          'no_signal': sum(len(l.zero) for l in result.layers),
+          'removed': sum(len(l.removed) for l in result.layers),
+      },
   }
   if time_batch:
     xb = _fixed_batch(input_shape, time_batch)
@@ -295,6 +302,16 @@ def _markdown(meta, result, before, after) -> str:
       f'- source run: `{meta["source"]["run"]}`',
       f'- weight sparsity (selected leaves): {meta["weight_sparsity"]:.2%}; '
       f'all-zero output channels: {meta["channel_sparsity"]:.2%}',
+      *(
+          [
+              f'- output channels without signal (zero kernel or zero '
+              f'batch-norm scale): {meta["channels"]["no_signal"]:,} of '
+              f'{meta["channels"]["total"]:,}; removed: '
+              f'{meta["channels"]["removed"]:,}'
+          ]
+          if 'channels' in meta
+          else []
+      ),
       f'- parameters: {p["dense"]:,} → {p["exported"]:,} after compaction '
       f'({p["nonzero"]:,} nonzero)'
       + (

@@ -252,7 +252,10 @@ def create_optimizer(
   """
   method = registry.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
-  mask = leaf_mask(cfg.select)
+  # The leaves the method regularizes and ASR freezes: --select's, and with
+  # --scale_lam the batch-norm scales too (weight decay stays on --select's).
+  decay_mask = leaf_mask(cfg.select)
+  mask = registry.with_scales(decay_mask) if cfg.scale_lam else decay_mask
 
   def build(lr=None, gamma=None, lam=None, target_sparsity=None):
     # optax.inject_hyperparams calls this at every update with the values of
@@ -275,9 +278,12 @@ def create_optimizer(
   if cfg.weight_decay:
     # Added to the gradient before the method (and before gmp's pruning,
     # which must stay last; nothing may rescale RDA's update after it).
-    decay_mask = mask if mask is not None else rda_optax.default_mask
     inner = optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay, decay_mask), inner
+        optax.add_decayed_weights(
+            cfg.weight_decay,
+            decay_mask if decay_mask is not None else rda_optax.default_mask,
+        ),
+        inner,
     )
   if method.from_run:  # The pruned zeros stay frozen from the first step.
     tx = rda_optax.asr(inner, mask=mask, start_step=0)

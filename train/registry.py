@@ -28,6 +28,7 @@ METHOD_OPTIONS = frozenset(
         'gamma_schedule',
         'lam',
         'lam2',
+        'scale_lam',
         'regularizer',
         'momentum',
         'nesterov',
@@ -83,7 +84,20 @@ class BuildContext:
 
   def regularizer(self):
     """The rda_optax regularizer of ``--regularizer`` with strength λ (for
-    ``sparsity``: the constraint on the ramp to ``--target_sparsity``)."""
+    ``sparsity``: the constraint on the ramp to ``--target_sparsity``), and
+    with ``--scale_lam``, ℓ1 on the batch-norm scales beside it
+    (:func:`rda_optax.partitioned`; ``mask`` then selects the scales too)."""
+    import rda_optax  # pylint: disable=import-outside-toplevel
+
+    reg = self._weights_regularizer()
+    if not self.cfg.scale_lam:
+      return reg
+    return rda_optax.partitioned(
+        {'weights': reg, 'scales': rda_optax.l1(self.cfg.scale_lam)},
+        scale_labels,
+    )
+
+  def _weights_regularizer(self):
     import rda_optax  # pylint: disable=import-outside-toplevel
 
     cfg = self.cfg
@@ -112,6 +126,44 @@ class BuildContext:
         )
       return rda_optax.transformed_l1(lam, **kw)
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
+
+
+def is_norm_scale(path) -> bool:
+  """A leaf named ``scale``: the γ of a Flax normalization layer."""
+  last = path[-1] if path else None
+  return getattr(last, 'key', getattr(last, 'name', None)) == 'scale'
+
+
+def scale_labels(params):
+  """``'scales'`` for the normalization scales, ``'weights'`` elsewhere;
+  a model without any gets an error naming the fix (``--scale_lam``)."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  labels = jax.tree_util.tree_map_with_path(
+      lambda path, _: 'scales' if is_norm_scale(path) else 'weights', params
+  )
+  if 'scales' not in jax.tree.leaves(labels):
+    raise ValueError(
+        '--scale_lam puts l1 on batch-norm scales, but this model has none '
+        '(no parameter named "scale"): drop --scale_lam, or use a model '
+        'with batch norm (resnet*, vgg*, wrn*).'
+    )
+  return labels
+
+
+def with_scales(mask):
+  """The leaf selection ``mask`` (None: the library default) plus the
+  normalization scales, for ``--scale_lam``."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  def select(params):
+    base = rda_optax.selection.resolve_mask(mask, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, s: bool(s) or is_norm_scale(path), base
+    )
+
+  return select
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +356,7 @@ METHODS: dict[str, Method] = {
         Method(
             'prox_sgd',
             'proximal SGD (soft threshold after each step)',
-            _SGD_OPTIONS | _REG_OPTIONS,
+            _SGD_OPTIONS | _REG_OPTIONS | {'scale_lam'},
             _prox_sgd,
             sparse=True,
         ),
@@ -312,7 +364,8 @@ METHODS: dict[str, Method] = {
             'rda',
             'regularized dual averaging centred at the initial weights '
             '(He et al.)',
-            _REG_OPTIONS | {'gamma', 'gamma_schedule', 'init_scale'},
+            _REG_OPTIONS
+            | {'gamma', 'gamma_schedule', 'init_scale', 'scale_lam'},
             _rda,
             sparse=True,
             init_scale_default=2.0,
@@ -323,7 +376,14 @@ METHODS: dict[str, Method] = {
             'RDA with a learning rate and momentum (modernized dual '
             'averaging)',
             _REG_OPTIONS
-            | {'lr', 'lr_schedule', 'momentum', 'init_scale', 'restart_epochs'},
+            | {
+                'lr',
+                'lr_schedule',
+                'momentum',
+                'init_scale',
+                'restart_epochs',
+                'scale_lam',
+            },
             _rmda,
             sparse=True,
             init_scale_default=0.0,

@@ -70,13 +70,26 @@ def check_runtime(cfg: config_lib.Config) -> None:
 
 
 def check_model(cfg: config_lib.Config) -> None:
-  """The model name exists in ``models``."""
+  """The model name exists in ``models`` (and has batch-norm scales for
+  ``--scale_lam``)."""
   known = getattr(models, 'REGISTRY', None)
   if known is not None and cfg.model not in known:
     raise config_lib.ConfigError(
         f'Unknown model {cfg.model!r}. Known models: '
         f'{", ".join(sorted(known))}.'
     )
+  if cfg.scale_lam:
+    model = models.create(cfg.model)
+    x = jax.ShapeDtypeStruct(
+        (1,) + tuple(models.default_input_shape(cfg.model)), np.float32
+    )
+    shapes = jax.eval_shape(
+        lambda x: model.init(jax.random.key(0), x, train=False), x
+    )
+    try:
+      registry.scale_labels(shapes['params'])
+    except ValueError as e:
+      raise config_lib.ConfigError(str(e)) from e
 
 
 # ---------------------------------------------------------------------------
