@@ -246,6 +246,13 @@ class Setting:
 
 # Every run names the options it relies on: the default preset's values
 # (e.g. its ASR by SGD) must not leak into another method's runs.
+# ASR by SGD as the CIFAR recipe's fine-tuning (lr 0.03, cosine).
+_CIFAR_ASR = {
+    'asr_optimizer': 'sgd',
+    'asr_lr': 0.03,
+    'asr_lr_schedule': 'cosine',
+}
+
 _ASR_SAME = {'asr_optimizer': 'same', 'asr_restart': True}
 
 
@@ -434,9 +441,7 @@ SETTINGS: dict[str, Setting] = {
                     'lr': 0.1,
                     'momentum': 0.9,
                     'init_scale': 0.0,
-                    'asr_optimizer': 'sgd',
-                    'asr_lr': 0.03,
-                    'asr_lr_schedule': 'cosine',
+                    **_CIFAR_ASR,
                 },
                 # The learning rate annealed through the sparse phase too
                 # (cosine over the run), as the dense baseline's is.
@@ -445,9 +450,7 @@ SETTINGS: dict[str, Setting] = {
                     'lr_schedule': 'cosine',
                     'momentum': 0.9,
                     'init_scale': 0.0,
-                    'asr_optimizer': 'sgd',
-                    'asr_lr': 0.03,
-                    'asr_lr_schedule': 'cosine',
+                    **_CIFAR_ASR,
                 },
                 # η = 1.0, the rate that made the projected RMDA work here
                 # (lr1_cosine below; MDA's interpolation does not amplify
@@ -457,9 +460,7 @@ SETTINGS: dict[str, Setting] = {
                     'lr_schedule': 'cosine',
                     'momentum': 0.9,
                     'init_scale': 0.0,
-                    'asr_optimizer': 'sgd',
-                    'asr_lr': 0.03,
-                    'asr_lr_schedule': 'cosine',
+                    **_CIFAR_ASR,
                 },
             },
             # Prox-SGD: the dense recipe's SGD (lr 0.1 cosine, momentum 0.9)
@@ -469,9 +470,7 @@ SETTINGS: dict[str, Setting] = {
                     'lr': 0.1,
                     'lr_schedule': 'cosine',
                     'momentum': 0.9,
-                    'asr_optimizer': 'sgd',
-                    'asr_lr': 0.03,
-                    'asr_lr_schedule': 'cosine',
+                    **_CIFAR_ASR,
                 },
             },
             # RMDA projected on the target sparsity (global ranking), the
