@@ -4,7 +4,8 @@
   network by name ("lenet5", "lenet300_100", "resnet18", "resnet34",
   "resnet50", "vgg11".."vgg19", "wrn28_10", plus "*_imagenet" aliases).
 * :func:`flops`: per-layer dense and sparse multiply-accumulate counts.
-* :func:`compact`: remove all-zero channels to get a smaller, equivalent model.
+* :func:`compact`: remove all-zero channels to get a smaller, equivalent model;
+  :func:`coupled_scales`: the batch-norm scales that share channels.
 
 Calling convention of every model::
 
@@ -25,7 +26,12 @@ except ImportError as _e:
       '".[models]" in the checkout (or ".[all]").'
   ) from _e
 
-from models.compaction import CompactionResult, LayerCompaction, compact
+from models.compaction import (
+    CompactionResult,
+    LayerCompaction,
+    compact,
+    coupled_scales,
+)
 from models.flops import FlopReport, LayerFlops, flops, trace_layers
 from models.layers import adaptive_avg_pool, default_kernel_init
 from models.lenet import LeNet5, LeNet300100
@@ -78,6 +84,7 @@ __all__ = [
     'WideResNet',
     'adaptive_avg_pool',
     'compact',
+    'coupled_scales',
     'create',
     'default_input_shape',
     'default_kernel_init',

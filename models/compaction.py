@@ -603,6 +603,43 @@ def _slice_reader(params, reader: _Reader, keep: np.ndarray) -> None:
   layer['kernel'] = kernel
 
 
+def coupled_scales(
+    model: nn.Module, shifts: bool = False
+) -> Tuple[Tuple[str, ...], ...]:
+  """The batch-norm scales that share channels, one set per channel space.
+
+  Channel ``c`` of a space carries no signal when the scale ``c`` of the
+  batch norm after every layer writing it is zero: for a ResNet residual
+  stream that is the stem's and every block's last batch norm (and the
+  projection's); for a block-internal channel or a VGG layer, one scale.
+  With ``shifts=True`` each set holds the shifts (``.../bias``) too: when
+  they are zero as well the channel is exactly zero, which :func:`compact`
+  removes even where a zero-padded convolution reads it.
+  Paths join keys with ``/`` (``'layer1_block0/bn2/scale'``), as
+  :func:`rda_optax.coupled_group_lasso` takes them; writers without a batch
+  norm after them (LeNet, Wide-ResNet's pre-activation blocks) contribute
+  nothing.
+
+  Example:
+    >>> import models
+    >>> sets = models.coupled_scales(models.create('resnet8'))
+    >>> sets[0]
+    ('bn1/scale', 'layer1_block0/bn2/scale')
+  """
+  sets = []
+  for space in _plan(model).spaces:
+    paths = tuple(
+        f'{w.bn}/{leaf}'
+        for step in space.steps
+        for w in step.writers
+        if w.bn is not None
+        for leaf in (('scale', 'bias') if shifts else ('scale',))
+    )
+    if paths:
+      sets.append(paths)
+  return tuple(sets)
+
+
 @dataclasses.dataclass
 class _Decision:
   """What :func:`compact` decided for one channel space (boolean masks over

@@ -10,7 +10,9 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * :func:`variable_splitting`: ℓ0 / TL1 sparsity through a sparse copy;
 * regularizers :func:`l1`, :func:`l0`, :func:`group_lasso`,
   :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
-  operators, :func:`sparsity_constraint` (a target sparsity, projected) and
+  operators, :func:`coupled_group_lasso` (channel groups spanning leaves,
+  e.g. a residual stream), :func:`sparsity_constraint` (a target sparsity,
+  projected) and
   :func:`partitioned` (a regularizer per group of leaves, e.g. network
   slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
@@ -24,6 +26,8 @@ from rda_optax.asr import asr
 from rda_optax.asr import freeze_zeros
 from rda_optax.asr import FreezeZerosState
 from rda_optax.constraints import sparsity_constraint
+from rda_optax.coupled import coupled_group_lasso
+from rda_optax.coupled import CoupledGroupLasso
 from rda_optax.constraints import SparsityConstraint
 from rda_optax.initializers import rda_uniform
 from rda_optax.partition import partitioned

@@ -15,6 +15,7 @@ import pytest
 MODULES = [
     'asr',
     'constraints',
+    'coupled',
     'initializers',
     'partition',
     'prox_sgd',

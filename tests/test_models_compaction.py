@@ -212,6 +212,49 @@ def test_compact_removes_channels_of_zero_batch_norm_scale():
   assert result.model.stem_width == 3
 
 
+def test_coupled_scales_name_each_spaces_writers_and_empty_a_stream():
+  """models.coupled_scales: every path is a batch-norm scale of the model,
+  each in one set; a stream's set under rda_optax.coupled_group_lasso
+  silences a stream channel in all its writers at once, and compaction then
+  removes it from the stream."""
+  import jax.numpy as jnp
+
+  import rda_optax
+
+  model = models.ResNet(stage_sizes=(2, 1), num_filters=4)
+  variables = jax.tree.map(np.array, fake_variables(model, (8, 8, 3)))
+  sets = models.coupled_scales(model)
+  flat = flax.traverse_util.flatten_dict(variables['params'], sep='/')
+  paths = [p for s in sets for p in s]
+  assert len(paths) == len(set(paths))
+  assert set(paths) == {p for p in flat if p.endswith('/scale')}
+  stream = next(s for s in sets if 'bn1/scale' in s)
+  assert stream == (
+      'bn1/scale',
+      'layer1_block0/bn2/scale',
+      'layer1_block1/bn2/scale',
+  )
+  p = variables['params']
+  for path in stream:
+    _node(p, path.rsplit('/', 1)[0])['scale'][:] = 1.0
+    _node(p, path.rsplit('/', 1)[0])['scale'][1] = 0.01  # weak in all three
+    # A non-positive shift: relu(constant) = 0, so the padded 3x3 convs that
+    # read the stream lose nothing when the channel goes.
+    _node(p, path.rsplit('/', 1)[0])['bias'][1] = -3.0
+  selected = jax.tree_util.tree_map_with_path(
+      lambda path, _: path[-1].key == 'scale', p
+  )
+  reg = rda_optax.coupled_group_lasso(0.1, sets)
+  out = reg.prox_tree(jax.tree.map(jnp.asarray, p), selected, 1.0)
+  variables['params'] = jax.tree.map(np.array, out)
+  for path in stream:
+    scale = _node(variables['params'], path.rsplit('/', 1)[0])['scale']
+    assert scale[1] == 0 and np.all(scale[[0, 2, 3]] != 0)
+  result = assert_compaction_exact(model, variables, (8, 8, 3))
+  assert result['conv1'].removed == (1,)
+  assert result.model.stem_width == 3
+
+
 def test_compact_resnet_bottleneck_folds_through_1x1():
   model = models.ResNet(
       stage_sizes=(1, 2),

@@ -247,6 +247,14 @@ def run_cli(argv, capsys):
         ),
         (['--scale_lam', '-1'], '--scale_lam must be >= 0'),
         (['--scale_lam', '1e-3'], 'this model has none'),  # LeNet-300-100
+        (
+            ['--scale_lam', '1e-3', '--scale_penalty', 'channel'],
+            'this model has none',
+        ),
+        (
+            ['--scale_penalty', 'l2'],
+            '--scale_penalty must be one of l1, channel',
+        ),
         (['--keep_checkpoints', '1'], 'keep_checkpoints'),
         (['--batch_size', '0'], 'batch_size'),
         (['--num_processes', '2'], 'Multi-host'),

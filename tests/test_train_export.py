@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip('models')
 
+import models  # noqa: E402
 import rda_optax  # noqa: E402
 from train import checkpoint as ckpt_lib  # noqa: E402
 from train import cli  # noqa: E402
@@ -133,12 +134,16 @@ def test_resnet_with_batch_norm_exports_exactly(tmp_path):
   assert model.num_classes == 10
 
 
+@pytest.mark.parametrize('penalty', ['l1', 'channel'])
 def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
-    tmp_path,
+    tmp_path, penalty
 ):
-  """--scale_lam (network slimming): l1 on the batch-norm scales makes
-  exact zeros in them (kernels untouched by it), ASR keeps them at zero, and
-  the export removes the channels they silence, logits unchanged."""
+  """--scale_lam (network slimming): its penalty on the batch-norm scales
+  makes exact zeros in them (kernels untouched by it), ASR keeps them at
+  zero, and the export removes the channels they silence, logits
+  unchanged. With --scale_penalty channel a silenced channel's shifts are
+  zero too, in every writer of its space (a residual stream's channel in
+  the stem and every block at once), so every such channel goes."""
   cfg = train_structured(
       tmp_path,
       'resnet8',
@@ -147,24 +152,31 @@ def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
       regularizer='l1',
       lr=0.5,
       scale_lam=0.2,
+      scale_penalty=penalty,
   )
   params = ckpt_lib.load_variables(cfg.workdir)['params']
+  flat = _flat(params)
   scales = np.concatenate(
-      [
-          np.asarray(v).ravel()
-          for k, v in _flat(params).items()
-          if k.endswith('/scale')
-      ]
+      [np.asarray(v).ravel() for k, v in flat.items() if k.endswith('/scale')]
   )
   assert np.mean(scales == 0) > 0
   # The zero scales were made during the sparse phase and kept by ASR.
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   assert any(r.get('phase') == 'asr' for r in evals)
-  meta = export.export_run(cfg.workdir)
+  meta = export.export_run(cfg.workdir, width_multiple=1)
   assert meta['max_abs_logit_diff'] < 1e-3
   assert meta['channels']['no_signal'] > 0
   assert meta['channels']['removed'] > 0
   assert meta['parameters']['exported'] < meta['parameters']['dense']
+  if penalty == 'channel':
+    for group in models.coupled_scales(models.create('resnet8'), shifts=True):
+      members = np.stack([np.asarray(flat[p]) for p in group])
+      zero = np.all(members == 0, axis=0)
+      # A group is all zero or has no zero scale (no partly silenced one).
+      scale_zero = np.stack(
+          [np.asarray(flat[p]) == 0 for p in group if p.endswith('/scale')]
+      )
+      np.testing.assert_array_equal(scale_zero.any(axis=0), zero)
 
 
 def _flat(tree, prefix=''):

@@ -268,6 +268,7 @@ def describe_preset(name: str) -> str:
         if k in config_lib.FIELDS
         and getattr(cfg, k) not in ((), '')
         and not (k in ('lam2', 'scale_lam') and not getattr(cfg, k))
+        and not (k == 'scale_penalty' and not cfg.scale_lam)
     }
   rest = ' '.join(
       f'--{k} {v}'

@@ -205,6 +205,11 @@ class Config:
   --regularizer on the selected kernels: a zero γ makes its channel a
   constant, which `python -m train.export` removes (rda, rmda, prox_sgd on
   models with batch norm; 0 = off). Zero scales are frozen by ASR."""
+  scale_penalty: str = 'l1'
+  """--scale_lam's penalty: l1 (each scale alone, network slimming) or
+  channel (group lasso over the scales and shifts of the batch norms after
+  every layer writing a channel, a residual stream's channel one group: a
+  zero group is an exactly zero channel the export always removes)."""
   select: str = 'kernels'
   """Leaves regularized / frozen / pruned: kernels (ndim > 1), conv, dense, or
   a regular expression searched in the leaf path ('Conv_0/kernel')."""

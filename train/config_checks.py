@@ -177,6 +177,11 @@ def validate(
     )
   if not 0 <= cfg.momentum < 1:
     raise ConfigError(f'--momentum must be in [0, 1), got {cfg.momentum}.')
+  if cfg.scale_penalty not in registry.SCALE_PENALTIES:
+    raise ConfigError(
+        f'--scale_penalty must be one of {", ".join(registry.SCALE_PENALTIES)}'
+        f', got {cfg.scale_penalty!r}.'
+    )
   if cfg.tl1_a <= 0:
     raise ConfigError(f'--tl1_a must be positive, got {cfg.tl1_a}.')
   if cfg.log_every_steps <= 0:

@@ -255,7 +255,7 @@ def create_optimizer(
   # The leaves the method regularizes and ASR freezes: --select's, and with
   # --scale_lam the batch-norm scales too (weight decay stays on --select's).
   decay_mask = leaf_mask(cfg.select)
-  mask = registry.with_scales(decay_mask) if cfg.scale_lam else decay_mask
+  mask = registry.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
 
   def build(lr=None, gamma=None, lam=None, target_sparsity=None):
     # optax.inject_hyperparams calls this at every update with the values of

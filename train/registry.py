@@ -16,6 +16,7 @@ builders import what they build.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 # Options whose use depends on the method: set explicitly for a method that
@@ -29,6 +30,7 @@ METHOD_OPTIONS = frozenset(
         'lam',
         'lam2',
         'scale_lam',
+        'scale_penalty',
         'regularizer',
         'momentum',
         'nesterov',
@@ -85,16 +87,23 @@ class BuildContext:
   def regularizer(self):
     """The rda_optax regularizer of ``--regularizer`` with strength λ (for
     ``sparsity``: the constraint on the ramp to ``--target_sparsity``), and
-    with ``--scale_lam``, ℓ1 on the batch-norm scales beside it
-    (:func:`rda_optax.partitioned`; ``mask`` then selects the scales too)."""
+    with ``--scale_lam`` the batch-norm penalty of ``--scale_penalty`` beside
+    it (:func:`rda_optax.partitioned`; ``mask`` then selects those leaves
+    too)."""
     import rda_optax  # pylint: disable=import-outside-toplevel
 
     reg = self._weights_regularizer()
-    if not self.cfg.scale_lam:
+    cfg = self.cfg
+    if not cfg.scale_lam:
       return reg
+    if cfg.scale_penalty == 'channel':
+      scales = rda_optax.coupled_group_lasso(
+          cfg.scale_lam, coupled_batch_norms(cfg.model)
+      )
+    else:
+      scales = rda_optax.l1(cfg.scale_lam)
     return rda_optax.partitioned(
-        {'weights': reg, 'scales': rda_optax.l1(self.cfg.scale_lam)},
-        scale_labels,
+        {'weights': reg, 'scales': scales}, scale_labels(cfg)
     )
 
   def _weights_regularizer(self):
@@ -128,39 +137,74 @@ class BuildContext:
     raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
 
 
+SCALE_PENALTIES = ('l1', 'channel')
+
+
 def is_norm_scale(path) -> bool:
   """A leaf named ``scale``: the γ of a Flax normalization layer."""
   last = path[-1] if path else None
   return getattr(last, 'key', getattr(last, 'name', None)) == 'scale'
 
 
-def scale_labels(params):
-  """``'scales'`` for the normalization scales, ``'weights'`` elsewhere;
-  a model without any gets an error naming the fix (``--scale_lam``)."""
+@functools.lru_cache(maxsize=None)
+def coupled_batch_norms(model: str) -> tuple[tuple[str, ...], ...]:
+  """``models.coupled_scales(..., shifts=True)`` of the registry model
+  ``model``: per channel space, the scales and shifts of the batch norms
+  after the layers writing it."""
+  import models  # pylint: disable=import-outside-toplevel
+
+  return models.coupled_scales(models.create(model), shifts=True)
+
+
+def scale_leaf(cfg) -> Callable[[Any], bool]:
+  """``path -> bool``: the leaves ``--scale_lam`` penalises (every
+  normalization scale for ``l1``; the writers' batch-norm scales and shifts
+  for ``channel``)."""
+  if cfg.scale_penalty != 'channel':
+    return is_norm_scale
   import jax  # pylint: disable=import-outside-toplevel
 
-  labels = jax.tree_util.tree_map_with_path(
-      lambda path, _: 'scales' if is_norm_scale(path) else 'weights', params
+  paths = {p for s in coupled_batch_norms(cfg.model) for p in s}
+  return lambda path: (
+      jax.tree_util.keystr(path, simple=True, separator='/') in paths
   )
-  if 'scales' not in jax.tree.leaves(labels):
-    raise ValueError(
-        '--scale_lam puts l1 on batch-norm scales, but this model has none '
-        '(no parameter named "scale"): drop --scale_lam, or use a model '
-        'with batch norm (resnet*, vgg*, wrn*).'
+
+
+def scale_labels(cfg) -> Callable[[Any], Any]:
+  """``params -> labels``: ``'scales'`` for the leaves of
+  :func:`scale_leaf`, ``'weights'`` elsewhere; a model without any gets an
+  error naming the fix."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  is_scale = scale_leaf(cfg)
+
+  def labels(params):
+    out = jax.tree_util.tree_map_with_path(
+        lambda path, _: 'scales' if is_scale(path) else 'weights', params
     )
+    if 'scales' not in jax.tree.leaves(out):
+      raise ValueError(
+          '--scale_lam penalises batch-norm scales, but this model has none '
+          '(no batch norm after a conv or dense layer): drop --scale_lam, or '
+          'use a model with batch norm (resnet*, vgg*).'
+      )
+    return out
+
   return labels
 
 
-def with_scales(mask):
+def with_scales(mask, cfg):
   """The leaf selection ``mask`` (None: the library default) plus the
-  normalization scales, for ``--scale_lam``."""
+  leaves of :func:`scale_leaf`, for ``--scale_lam``."""
   import jax  # pylint: disable=import-outside-toplevel
   import rda_optax  # pylint: disable=import-outside-toplevel
+
+  is_scale = scale_leaf(cfg)
 
   def select(params):
     base = rda_optax.selection.resolve_mask(mask, params)
     return jax.tree_util.tree_map_with_path(
-        lambda path, s: bool(s) or is_norm_scale(path), base
+        lambda path, s: bool(s) or is_scale(path), base
     )
 
   return select
@@ -336,6 +380,7 @@ def _check_splitting(cfg) -> None:
 
 
 _SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
+_SCALE_OPTIONS = frozenset({'scale_lam', 'scale_penalty'})
 _REG_OPTIONS = frozenset(
     {
         'lam',
@@ -356,7 +401,7 @@ METHODS: dict[str, Method] = {
         Method(
             'prox_sgd',
             'proximal SGD (soft threshold after each step)',
-            _SGD_OPTIONS | _REG_OPTIONS | {'scale_lam'},
+            _SGD_OPTIONS | _REG_OPTIONS | _SCALE_OPTIONS,
             _prox_sgd,
             sparse=True,
         ),
@@ -365,7 +410,8 @@ METHODS: dict[str, Method] = {
             'regularized dual averaging centred at the initial weights '
             '(He et al.)',
             _REG_OPTIONS
-            | {'gamma', 'gamma_schedule', 'init_scale', 'scale_lam'},
+            | _SCALE_OPTIONS
+            | {'gamma', 'gamma_schedule', 'init_scale'},
             _rda,
             sparse=True,
             init_scale_default=2.0,
@@ -382,8 +428,8 @@ METHODS: dict[str, Method] = {
                 'momentum',
                 'init_scale',
                 'restart_epochs',
-                'scale_lam',
-            },
+            }
+            | _SCALE_OPTIONS,
             _rmda,
             sparse=True,
             init_scale_default=0.0,

@@ -87,7 +87,7 @@ def check_model(cfg: config_lib.Config) -> None:
         lambda x: model.init(jax.random.key(0), x, train=False), x
     )
     try:
-      registry.scale_labels(shapes['params'])
+      registry.scale_labels(cfg)(shapes['params'])
     except ValueError as e:
       raise config_lib.ConfigError(str(e)) from e
 
