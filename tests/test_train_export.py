@@ -163,6 +163,7 @@ def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
   # The zero scales were made during the sparse phase and kept by ASR.
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   assert any(r.get('phase') == 'asr' for r in evals)
+  assert evals[-1]['zero_scales'] == pytest.approx(np.mean(scales == 0))
   meta = export.export_run(cfg.workdir, width_multiple=1)
   assert meta['max_abs_logit_diff'] < 1e-3
   assert meta['channels']['no_signal'] > 0

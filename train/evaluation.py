@@ -11,12 +11,14 @@ import collections
 from typing import Any
 
 import jax
+import numpy as np
 
 import rda_optax
 from train import config as config_lib
 from train import data as data_lib
 from train import methods
 from train import metrics as metrics_lib
+from train import registry
 
 MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished steps (train and eval).
 
@@ -59,12 +61,26 @@ def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
       params, methods.leaf_mask(cfg.select)
   )
   summary = rda_optax.sparsity.sparsity_summary(params, records=records)
-  return {
+  out = {
       'sparsity': summary['regularized/sparsity'],
       'total_sparsity': summary['total/sparsity'],
       'channel_sparsity': summary['regularized/channel_sparsity'],
       'layers': {r.path: r.sparsity for r in records if r.regularized},
   }
+  if cfg.scale_lam:
+    # --scale_lam: the share of batch-norm scales it holds at exactly zero
+    # (each silences a channel of the layer before it).
+    is_scale = registry.scale_leaf(cfg)
+    scales = [
+        np.asarray(x)
+        for path, x in jax.tree_util.tree_flatten_with_path(params)[0]
+        if is_scale(path) and registry.is_norm_scale(path)
+    ]
+    out['zero_scales'] = float(
+        sum(int((x == 0).sum()) for x in scales)
+        / max(sum(x.size for x in scales), 1)
+    )
+  return out
 
 
 def eval_line(r: dict[str, Any]) -> str:
@@ -74,4 +90,9 @@ def eval_line(r: dict[str, Any]) -> str:
       f"top-5 {r.get('test_top5', float('nan')):.4f} "
       f"loss {r.get('test_loss', float('nan')):.4f} | "
       f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})"
+      + (
+          f" | zero batch-norm scales {r['zero_scales']:.4f}"
+          if 'zero_scales' in r
+          else ''
+      )
   )
