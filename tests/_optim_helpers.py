@@ -31,6 +31,33 @@ def random_grads(steps, seed=1):
   ]
 
 
+def normal_like(tree, seed):
+  """Standard normal draws with the shapes and dtypes of ``tree``."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(
+      lambda x: jnp.asarray(
+          rng.normal(size=jnp.shape(x)), jnp.asarray(x).dtype
+      ),
+      tree,
+  )
+
+
+def multistart_min(objective, starts) -> float:
+  """The least value Powell's method (derivative free) reaches from any of
+  ``starts``: the brute-force reference for a prox."""
+  from scipy import optimize  # pylint: disable=import-outside-toplevel
+
+  return min(
+      optimize.minimize(
+          objective,
+          x0,
+          method='Powell',
+          options=dict(xtol=1e-8, ftol=1e-12, maxfev=20000),
+      ).fun
+      for x0 in starts
+  )
+
+
 def run(opt, params, grads, jit=True):
   state = opt.init(params)
   update = jax.jit(opt.update) if jit else opt.update

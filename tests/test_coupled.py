@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from scipy import optimize
 
 import rda_optax
+from _optim_helpers import multistart_min, normal_like
 
 RNG = np.random.default_rng(0)
 
@@ -65,15 +65,10 @@ def test_prox_vs_brute_force(t):
           for x in (got['a']['kernel'], got['b']['scale'], got['c']['kernel'])
       ]
   )
-  best = min(
-      optimize.minimize(
-          objective,
-          x0,
-          method='Powell',
-          options=dict(xtol=1e-8, ftol=1e-12, maxfev=20000),
-      ).fun
-      for x0 in [vflat, np.zeros_like(vflat)]
-      + [RNG.normal(size=vflat.size) for _ in range(3)]
+  best = multistart_min(
+      objective,
+      [vflat, np.zeros_like(vflat)]
+      + [RNG.normal(size=vflat.size) for _ in range(3)],
   )
   assert objective(got_flat) <= best + 1e-4
 
@@ -138,12 +133,7 @@ def test_in_rmda_under_jit_with_a_schedule_and_bf16():
   state = opt.init(params)
   step = jax.jit(opt.update)
   for i in range(6):
-    g = jax.tree.map(
-        lambda x: jnp.asarray(
-            np.random.default_rng(i).normal(size=x.shape), x.dtype
-        ),
-        params,
-    )
+    g = normal_like(params, i)
     u, state = step(g, state, params)
     params = optax.apply_updates(params, u)
   assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(params))

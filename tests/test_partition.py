@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from scipy import optimize
 
 import rda_optax
+from _optim_helpers import multistart_min, normal_like
 
 RNG = np.random.default_rng(0)
 
@@ -91,15 +91,7 @@ def test_prox_vs_brute_force():
   starts = [np.concatenate([v['w'].ravel(), v['g']]), np.zeros(7)] + [
       RNG.normal(size=7) for _ in range(6)
   ]
-  best = min(
-      optimize.minimize(
-          objective,
-          x0,
-          method='Powell',
-          options=dict(xtol=1e-7, ftol=1e-10, maxfev=20000),
-      ).fun
-      for x0 in starts
-  )
+  best = multistart_min(objective, starts)
   assert objective(got_flat) <= best + 1e-4
 
 
@@ -187,12 +179,7 @@ def test_rda_with_partition_equals_two_masked_rdas():
   s1, s2 = part.init(params), two.init(params)
   p1 = p2 = params
   for i in range(5):
-    g = jax.tree.map(
-        lambda x: jnp.asarray(
-            np.random.default_rng(i).normal(size=x.shape), x.dtype
-        ),
-        params,
-    )
+    g = normal_like(params, i)
     u1, s1 = jax.jit(part.update)(g, s1, p1)
     u2, s2 = jax.jit(two.update)(g, s2, p2)
     p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
@@ -224,12 +211,7 @@ def test_schedules_inject_hyperparams_and_asr(method):
   state = tx.init(params)
   step = jax.jit(tx.update)
   for i in range(6):
-    g = jax.tree.map(
-        lambda x: jnp.asarray(
-            np.random.default_rng(i).normal(size=x.shape), x.dtype
-        ),
-        params,
-    )
+    g = normal_like(params, i)
     u, state = step(g, state, params)
     params = optax.apply_updates(params, u)
     if i == 2:
