@@ -45,10 +45,7 @@ import jax.numpy as jnp
 
 from rda_optax import regularizers as regs
 from rda_optax import selection
-
-
-def _path_str(path) -> str:
-  return jax.tree_util.keystr(path, simple=True, separator='/')
+from rda_optax.sparsity import _path_str  # 'a/b/kernel', as the reports
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip('models')
 
+import flax  # noqa: E402
 import models  # noqa: E402
 import rda_optax  # noqa: E402
 from train import checkpoint as ckpt_lib  # noqa: E402
@@ -155,7 +156,7 @@ def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
       scale_penalty=penalty,
   )
   params = ckpt_lib.load_variables(cfg.workdir)['params']
-  flat = _flat(params)
+  flat = flax.traverse_util.flatten_dict(params, sep='/')
   scales = np.concatenate(
       [np.asarray(v).ravel() for k, v in flat.items() if k.endswith('/scale')]
   )
@@ -178,16 +179,6 @@ def test_scale_lam_zeros_batch_norm_scales_and_export_removes_channels(
           [np.asarray(flat[p]) == 0 for p in group if p.endswith('/scale')]
       )
       np.testing.assert_array_equal(scale_zero.any(axis=0), zero)
-
-
-def _flat(tree, prefix=''):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}/'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
