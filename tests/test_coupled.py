@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import rda_optax
-from _optim_helpers import multistart_min, normal_like
+from _optim_helpers import multistart_min, normal_like, run
 
 RNG = np.random.default_rng(0)
 
@@ -130,12 +130,8 @@ def test_in_rmda_under_jit_with_a_schedule_and_bf16():
   opt = rda_optax.rmda(
       0.1, reg, momentum=0.0, mask=lambda p: jax.tree.map(lambda _: True, p)
   )
-  state = opt.init(params)
-  step = jax.jit(opt.update)
-  for i in range(6):
-    g = normal_like(params, i)
-    u, state = step(g, state, params)
-    params = optax.apply_updates(params, u)
+  traj, _ = run(opt, params, [normal_like(params, i) for i in range(6)])
+  params = traj[-1]
   assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(params))
   zero_a = np.all(np.asarray(params['a']['kernel'], np.float32) == 0, axis=0)
   zero_b = np.asarray(params['b']['scale'], np.float32) == 0

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import rda_optax
-from _optim_helpers import multistart_min, normal_like
+from _optim_helpers import multistart_min, normal_like, run
 
 RNG = np.random.default_rng(0)
 
@@ -176,13 +176,8 @@ def _rda_pair(lam_k, lam_s):
 def test_rda_with_partition_equals_two_masked_rdas():
   params = _params()
   part, two = _rda_pair(0.05, 1.0)
-  s1, s2 = part.init(params), two.init(params)
-  p1 = p2 = params
-  for i in range(5):
-    g = normal_like(params, i)
-    u1, s1 = jax.jit(part.update)(g, s1, p1)
-    u2, s2 = jax.jit(two.update)(g, s2, p2)
-    p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+  grads = [normal_like(params, i) for i in range(5)]
+  p1, p2 = run(part, params, grads)[0][-1], run(two, params, grads)[0][-1]
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   assert np.any(np.asarray(p1['bn']['scale']) == 0)
@@ -208,16 +203,10 @@ def test_schedules_inject_hyperparams_and_asr(method):
   )(learning_rate=0.1, regularizer=reg, mask=_select)
   tx = rda_optax.asr(inner, mask=_select, start_step=3)
   params = _params()
-  state = tx.init(params)
-  step = jax.jit(tx.update)
-  for i in range(6):
-    g = normal_like(params, i)
-    u, state = step(g, state, params)
-    params = optax.apply_updates(params, u)
-    if i == 2:
-      frozen = jax.tree.map(lambda x: np.asarray(x) == 0, params)
-      assert frozen['bn']['scale'].any()
-  for z, x in zip(jax.tree.leaves(frozen), jax.tree.leaves(params)):
+  traj, _ = run(tx, params, [normal_like(params, i) for i in range(6)])
+  frozen = jax.tree.map(lambda x: x == 0, traj[2])  # ASR starts at step 3.
+  assert frozen['bn']['scale'].any()
+  for z, x in zip(jax.tree.leaves(frozen), jax.tree.leaves(traj[-1])):
     assert np.all(np.asarray(x)[z] == 0)
 
 
