@@ -637,6 +637,36 @@ def at_levels(agg, levels):
   return table
 
 
+def per_seed(records) -> list[str]:
+  """Markdown rows of every point run with more than one seed, seed by seed.
+
+  The mean ± std of the level table hides whether one method is ahead in
+  every seed or only on average; this table shows it.
+  """
+  groups: dict[tuple, dict[int, float]] = {}
+  for r in records:
+    key = (r['method'], r['variant'], r['strength'])
+    groups.setdefault(key, {})[r['seed']] = r['test_top1']
+  groups = {k: v for k, v in groups.items() if len(v) > 1}
+  if not groups:
+    return []
+  seeds = sorted({s for v in groups.values() for s in v})
+  lines = [
+      'Test top-1 seed by seed (every point run with more than one seed):',
+      '',
+      '| method / variant / strength | '
+      + ' | '.join(f'seed {s}' for s in seeds)
+      + ' |',
+      '|---|' + '---:|' * len(seeds),
+  ]
+  for (method, variant, strength), accs in sorted(groups.items()):
+    cells = [f'{accs[s]:.2%}' if s in accs else '—' for s in seeds]
+    lines.append(
+        f'| {method} / {variant} / {strength:g} | ' + ' | '.join(cells) + ' |'
+    )
+  return lines + ['']
+
+
 def markdown(setting_name, setting, records, agg) -> str:
   table = at_levels(agg, setting.levels)
   methods = [
@@ -693,8 +723,9 @@ def markdown(setting_name, setting, records, agg) -> str:
         f'{lv:.1%}: {e[3]} / {e[4]:g}' for lv, e in sorted(table[m].items())
     )
     lines.append(f'- {m}: {chosen}')
+  lines.append('')
+  lines += per_seed(records)
   lines += [
-      '',
       'Sparsity and accuracy against the strength λ of each '
       'regularization method (mean over seeds): how to pick λ for a '
       'target sparsity.',

@@ -132,8 +132,26 @@ def test_markdown_and_plot(frontier, tmp_path):
   agg = frontier.aggregate(recs)
   md = frontier.markdown('lenet300', s, recs, agg)
   assert '| 97.0% | 97.00% ± 0.00% @ 97.00% | 96.00% ± 0.00% @ 97.00% |' in md
+  assert 'seed by seed' not in md  # One seed each: nothing to show.
   frontier.plot(str(tmp_path / 'f.png'), s, agg)
   assert (tmp_path / 'f.png').stat().st_size > 1000
+
+
+def test_markdown_shows_each_seed_of_a_point_run_with_several(frontier):
+  s = frontier.SETTINGS['lenet300']
+  recs = [
+      dict(method=m, variant='v', strength=st, seed=i, test_top1=a, sparsity=st)
+      for m, st, accs in (
+          ('rmda_target', 0.9, (0.971, 0.972, 0.973)),
+          ('han_global', 0.9, (0.961, 0.962)),
+          ('gmp', 0.9, (0.95,)),
+      )
+      for i, a in enumerate(accs)
+  ]
+  md = frontier.markdown('lenet300', s, recs, frontier.aggregate(recs))
+  assert '| rmda_target / v / 0.9 | 97.10% | 97.20% | 97.30% |' in md
+  assert '| han_global / v / 0.9 | 96.10% | 96.20% | — |' in md
+  assert 'gmp / v' not in md.split('seed by seed')[1]
 
 
 @pytest.mark.parametrize('setting', ['lenet300', 'lenet5', 'cifar_resnet8'])
