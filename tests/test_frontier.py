@@ -41,7 +41,7 @@ def test_every_method_has_the_same_budget(frontier, setting):
       assert _epochs(r) == s.epochs, r.name
   names = [r.name for r in runs]
   assert len(names) == len(set(names))
-  assert all(f'--seed' in r.flags for r in runs)
+  assert all('--seed' in r.flags for r in runs)
 
 
 def test_levels_pick_the_best_point_at_or_above_each_level(frontier):
