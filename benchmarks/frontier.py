@@ -692,7 +692,8 @@ def markdown(setting_name, setting, records, agg) -> str:
   if 'dense' in table:
     d = table['dense'][setting.levels[0]]
     lines += [
-        f'Dense SGD reference: {d[0]:.2%} ± {d[1]:.2%} ' f'({d[5]} seeds).',
+        f'Dense SGD reference: {d[0]:.2%} ± {d[1]:.2%} '
+        f'({d[5]} seed{"s" * (d[5] > 1)}).',
         '',
     ]
   lines.append('| sparsity ≥ | ' + ' | '.join(methods) + ' |')
