@@ -582,13 +582,18 @@ def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def aggregate(records):
-  """(method, variant, strength) -> mean/std of accuracy and sparsity."""
+def by_point(records) -> dict[tuple, list]:
+  """(method, variant, strength) -> the records of that point (its seeds)."""
   groups: dict[tuple, list] = {}
   for r in records:
     groups.setdefault((r['method'], r['variant'], r['strength']), []).append(r)
+  return groups
+
+
+def aggregate(records):
+  """(method, variant, strength) -> mean/std of accuracy and sparsity."""
   out = {}
-  for key, rs in groups.items():
+  for key, rs in by_point(records).items():
     acc = [r['test_top1'] for r in rs]
     sp = [r['sparsity'] for r in rs]
     out[key] = {
@@ -643,11 +648,11 @@ def per_seed(records) -> list[str]:
   The mean ± std of the level table hides whether one method is ahead in
   every seed or only on average; this table shows it.
   """
-  groups: dict[tuple, dict[int, float]] = {}
-  for r in records:
-    key = (r['method'], r['variant'], r['strength'])
-    groups.setdefault(key, {})[r['seed']] = r['test_top1']
-  groups = {k: v for k, v in groups.items() if len(v) > 1}
+  groups = {
+      key: {r['seed']: r['test_top1'] for r in rs}
+      for key, rs in by_point(records).items()
+      if len(rs) > 1
+  }
   if not groups:
     return []
   seeds = sorted({s for v in groups.values() for s in v})
