@@ -724,6 +724,26 @@ def test_image_folder_dir_and_tar(tmp_path):
       f"imagefolder:{root}", data_dir=tmp_path / "data"
   )  # reuses the cache
   assert os.path.getmtime(os.path.join(cache, "meta.json")) == mtime
+  # Images added to a class: a new cache, and the stale one is removed (not
+  # left to fill the disk), while a cache with other options is kept.
+  ip.load_dataset(
+      f"imagefolder:{root}", data_dir=tmp_path / "data", max_per_class=1
+  )
+  subset = folder_source.image_folder_cache_dir(
+      root, tmp_path / "data", max_per_class=1
+  )
+  PIL_Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(
+      root / "train" / "ant" / "zzz.png"
+  )
+  os.utime(root / "train" / "ant", (1, 1))  # A new mtime, however coarse.
+  grown = ip.load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "data")
+  assert grown.info.num_train == 19
+  new_cache = folder_source.image_folder_cache_dir(root, tmp_path / "data")
+  assert new_cache != cache and not os.path.exists(cache)
+  assert sorted(os.listdir(tmp_path / "data" / "rda_imagefolder")) == sorted(
+      os.path.basename(c) for c in (new_cache, subset)
+  )
+  os.remove(root / "train" / "ant" / "zzz.png")
   # The same folder inside a tar.gz (with a top-level folder), subset per class.
   archive = tmp_path / "shapes.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:

@@ -70,12 +70,17 @@ def _folder_key(path: str, image_size, max_per_class) -> str:
   if os.path.isdir(path):  # A copied/edited folder changes these.
     for split in sorted(os.listdir(path)):
       split_path = os.path.join(path, split)
-      if os.path.isdir(split_path):
-        parts += [
-            split,
-            str(int(os.stat(split_path).st_mtime)),
-            str(len(os.listdir(split_path))),
-        ]
+      if not os.path.isdir(split_path):
+        continue
+      parts += [split, str(int(os.stat(split_path).st_mtime))]
+      for cls in sorted(os.listdir(split_path)):  # Images added or removed.
+        cls_path = os.path.join(split_path, cls)
+        if os.path.isdir(cls_path):
+          parts += [
+              cls,
+              str(int(os.stat(cls_path).st_mtime)),
+              str(len(os.listdir(cls_path))),
+          ]
   return hashlib.sha1('|'.join(parts).encode()).hexdigest()[:12]
 
 
@@ -261,6 +266,48 @@ def build_image_folder_cache(
   return cache_dir
 
 
+def _remove_superseded(cache_dir: str) -> list[str]:
+  """Removes the other default caches of the same source and options.
+
+  A default cache is keyed on the source's size and modification times, so
+  an edited, copied or re-mounted source gets a new one; the old ones are
+  stale (they no longer match any source) and each holds a full decoded
+  copy of the data. Processes still reading a removed cache keep their
+  memory maps (the files live until unmapped).
+
+  Returns:
+    The folders removed.
+  """
+  with open(os.path.join(cache_dir, 'meta.json')) as f:
+    meta = json.load(f)
+  ident = lambda m: (
+      m.get('source'),
+      m.get('image_size'),
+      m.get('max_per_class'),
+  )
+  parent = os.path.dirname(os.path.abspath(cache_dir))
+  stem = os.path.basename(os.path.abspath(cache_dir)).rsplit('-', 1)[0]
+  removed = []
+  for other in sorted(os.listdir(parent)):
+    folder = os.path.join(parent, other)
+    if (
+        folder == os.path.abspath(cache_dir)
+        or '.tmp-' in other  # Another process's build in flight.
+        or other.rsplit('-', 1)[0] != stem
+    ):
+      continue
+    try:
+      with open(os.path.join(folder, 'meta.json')) as f:
+        stale = ident(json.load(f)) == ident(meta)
+    except (OSError, ValueError):
+      continue  # Not a cache of ours: left alone.
+    if stale:
+      log.info('Removing the superseded image cache %s', folder)
+      shutil.rmtree(folder, ignore_errors=True)
+      removed.append(folder)
+  return removed
+
+
 def load_image_folder(
     path,
     *,
@@ -282,7 +329,9 @@ def load_image_folder(
     path: the image folder or archive.
     name: the dataset's name (default ``imagefolder:<path>``).
     cache_dir: the cache (default
-      ``<data_dir>/rda_imagefolder/<name>-<hash>``).
+      ``<data_dir>/rda_imagefolder/<stem>-<hash>``, keyed on the source's
+      sizes and times; a new default cache replaces the superseded ones of
+      the same source and options).
     data_dir: the data folder (default TFDS's).
     image_size: resizes every image to this square.
     max_per_class: keeps the first files of each class and split.
@@ -297,7 +346,8 @@ def load_image_folder(
   if not os.path.exists(path):
     raise DatasetNotFoundError(f'image folder {path} does not exist')
   name = name or IMAGEFOLDER_PREFIX + path
-  if cache_dir is None:
+  default_cache = cache_dir is None
+  if default_cache:
     cache_dir = image_folder_cache_dir(
         path, data_dir, image_size, max_per_class
     )
@@ -311,6 +361,8 @@ def load_image_folder(
         max_per_class=max_per_class,
         num_workers=num_workers,
     )
+    if default_cache:
+      _remove_superseded(cache_dir)
   with open(os.path.join(cache_dir, 'meta.json')) as f:
     meta = json.load(f)
   splits = meta['splits']
@@ -368,4 +420,5 @@ def prepare_image_folder(
     build_image_folder_cache(
         path, cache_dir, image_size=image_size, max_per_class=max_per_class
     )
+    _remove_superseded(cache_dir)
   return cache_dir
