@@ -641,6 +641,50 @@ def test_logged_hyper_parameters_are_the_applied_ones():
   assert values[10]['target_sparsity'] == pytest.approx(0.9)
 
 
+@pytest.mark.parametrize('asr_wd', [0.0, 0.1])
+def test_asr_weight_decay_is_the_retraining_sgds(asr_wd):
+  # --weight_decay is the main phase's; ASR's SGD decays by
+  # --asr_weight_decay only, and its frozen zeros stay zero.
+  phases = methods.Phases(steps_per_epoch=2, main_steps=2, asr_steps=2)
+  cfg = config_lib.get_config(
+      None,
+      method='rmda',
+      regularizer='l1',
+      lam=1e-6,
+      lr=0.5,
+      momentum=0.0,
+      epochs=1,
+      asr_epochs=1,
+      asr_lr=0.5,
+      asr_lr_schedule='constant',
+      weight_decay=0.3,
+      asr_weight_decay=asr_wd,
+  )
+  config_checks.validate(cfg)
+  tx, _ = methods.create_optimizer(cfg, phases)
+  params = {'k': jnp.array([[0.0, 2.0], [-4.0, 1.0]]), 'b': jnp.ones(2)}
+  state = tx.init(params)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  for _ in range(phases.main_steps):  # The main phase, zero gradients.
+    _, state = tx.update(zeros, state, params)
+  updates, _ = tx.update(zeros, state, params)  # ASR's first step.
+  np.testing.assert_allclose(
+      updates['k'], -0.5 * asr_wd * params['k'], rtol=1e-6
+  )
+  np.testing.assert_array_equal(updates['b'], 0.0)  # Biases not selected.
+
+
+def test_asr_weight_decay_needs_asr_by_sgd():
+  cfg = config_lib.get_config(
+      None, method='rmda', asr_optimizer='same', asr_weight_decay=1e-4
+  )
+  with pytest.raises(ConfigError, match='--weight_decay'):
+    config_checks.validate(cfg)
+  cfg = config_lib.get_config(None, method='rmda', asr_weight_decay=-1.0)
+  with pytest.raises(ConfigError, match='asr_weight_decay must be >= 0'):
+    config_checks.validate(cfg)
+
+
 def test_one_source_of_defaults():
   # The default job is the dataclass defaults; presets add their own values.
   assert config_lib.PRESETS['default'] == {}

@@ -127,6 +127,10 @@ class Config:
   """Learning rate of --asr_optimizer sgd."""
   asr_lr_schedule: str = 'cosine'
   """constant | cosine (to 0 over the ASR phase), for --asr_optimizer sgd."""
+  asr_weight_decay: float = 0.0
+  """ℓ2 weight decay of --asr_optimizer sgd (the selected leaves; the frozen
+  zeros stay zero). --weight_decay is the main phase's, and ASR's only with
+  --asr_optimizer same."""
   steps_per_epoch: int = 0
   """Override the steps per epoch (0 = train examples // batch_size); for tests."""
 

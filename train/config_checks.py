@@ -115,6 +115,12 @@ def validate(
   _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
   if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
     raise ConfigError(f'--asr_lr must be positive, got {cfg.asr_lr}.')
+  if cfg.asr_weight_decay and cfg.asr_optimizer != 'sgd':
+    raise ConfigError(
+        '--asr_weight_decay is the decay of --asr_optimizer sgd; with '
+        f'--asr_optimizer {cfg.asr_optimizer} ASR retrains with the main '
+        "phase's method, whose decay is --weight_decay."
+    )
   if any(e < 0 for e in cfg.restart_epochs):
     raise ConfigError(
         f'--restart_epochs must be epochs >= 0, got '
@@ -157,6 +163,7 @@ def validate(
       'lam2',
       'scale_lam',
       'weight_decay',
+      'asr_weight_decay',
       'label_smoothing',
       'steps_per_epoch',
       'gmp_begin_epoch',

@@ -9,7 +9,8 @@ resumes from any step. Each method's own optimizer is declared in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
 phase, then adaptive sparse retraining with the same method, or with SGD
 (``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
-adds ``optax.add_decayed_weights`` (selected leaves) before the method.
+adds ``optax.add_decayed_weights`` (selected leaves) before the method;
+``--asr_weight_decay`` before ASR's SGD.
 
 Every hyper-parameter (lr, γ, λ) may be an Optax schedule whose boundaries
 are given in epochs (:func:`make_schedule`).
@@ -295,6 +296,16 @@ def create_optimizer(
           momentum=cfg.momentum or None,
           nesterov=cfg.nesterov,
       )
+      if cfg.asr_weight_decay:
+        retrain = optax.chain(
+            optax.add_decayed_weights(
+                cfg.asr_weight_decay,
+                decay_mask
+                if decay_mask is not None
+                else rda_optax.default_mask,
+            ),
+            retrain,
+        )
     tx = rda_optax.asr(
         inner,
         mask=mask,
