@@ -272,13 +272,22 @@ def _han(lrs, scope):
   }
 
 
-def _rmda_target(lr, begin, end, asr_lr=0.03, lr_schedule=None):
+def _rmda_target(
+    lr, begin, end, asr_lr=0.03, lr_schedule=None, weight_decay=0.0
+):
   """RMDA projected on the level (global ranking), the ramp from ``begin``
-  to ``end`` (epochs), then ASR by SGD at ``asr_lr`` (cosine)."""
+  to ``end`` (epochs), then ASR by SGD at ``asr_lr`` (cosine); with
+  ``weight_decay`` in both phases."""
   schedule = {'lr_schedule': lr_schedule} if lr_schedule else {}
+  decay = (
+      {'weight_decay': weight_decay, 'asr_weight_decay': weight_decay}
+      if weight_decay
+      else {}
+  )
   return {
       'lr': lr,
       **schedule,
+      **decay,
       'momentum': 0.9,
       'init_scale': 0.0,
       'prune_scope': 'global',
@@ -482,6 +491,11 @@ SETTINGS: dict[str, Setting] = {
                 'default': _rmda_target(0.1, 1.0, 15.0),
                 'lr1_cosine': _rmda_target(
                     1.0, 1.0, 15.0, lr_schedule='cosine'
+                ),
+                # The dense recipe's weight decay (5e-4) in both phases, as
+                # gmp and Han have it.
+                'lr1_cosine_wd': _rmda_target(
+                    1.0, 1.0, 15.0, lr_schedule='cosine', weight_decay=5e-4
                 ),
             },
             'han_global': {
