@@ -22,7 +22,8 @@ mean ± std over seeds) and ``<out>/frontier.md`` (the tables).
 candidates are the (variant, strength) points whose mean sparsity over seeds
 is at least L; the method's entry is the best mean accuracy among them (so a
 regularization method that overshoots L is compared at its higher sparsity,
-never the other way round). Every method's grid of variants is chosen on the
+never the other way round), a point never losing to one measured over fewer
+seeds (see ``at_levels``). Every method's grid of variants is chosen on the
 same test split, with comparable effort (see ``SETTINGS``); pruning methods
 hit L exactly. Dense SGD at the full budget is the reference.
 """
@@ -629,30 +630,60 @@ LEVEL_TOLERANCE = 1e-4
 def at_levels(agg, levels):
   """method -> level -> (acc, acc_std, sparsity, variant, strength, seeds).
 
-  At each level, among a method's points whose mean sparsity reaches it,
-  those measured over the most seeds are eligible, and the most accurate of
-  them is taken: the best of several one-seed points would be biased upward
-  against a mean over three seeds.
+  At each level L, a method's candidates are its points whose mean sparsity
+  reaches L. Within L's band (below the next level), those measured over
+  the most seeds are eligible and the most accurate of them is taken; a
+  point above the band (or, when the band is empty, the best of those)
+  replaces it only when it is more accurate over at least as many seeds.
+  So the best of several one-seed points is not compared against a mean
+  over three seeds (it would be biased upward), a three-seed point at a
+  higher level does not stand in for the point at L itself, and a method
+  is never compared below its sparsity.
   """
-  table: dict[str, dict[float, tuple]] = {}
+  levels = sorted(levels)
+  bands = {
+      level: levels[i + 1] if i + 1 < len(levels) else math.inf
+      for i, level in enumerate(levels)
+  }
+  candidates: dict[str, dict[float, list]] = {}
   for (method, variant, strength), a in agg.items():
     if method == 'dense' and variant == 'parent':
       continue
+    point = (
+        a['acc'],
+        a['acc_std'],
+        a['sparsity'],
+        variant,
+        strength,
+        a['seeds'],
+    )
     for level in levels:
-      if a['sparsity'] + LEVEL_TOLERANCE < level and method != 'dense':
+      if method == 'dense':
+        if level == levels[0]:
+          candidates.setdefault(method, {}).setdefault(level, []).append(point)
         continue
-      if method == 'dense' and level != levels[0]:
-        continue
-      best = table.setdefault(method, {}).get(level)
-      if best is None or (a['seeds'], a['acc']) > (best[5], best[0]):
-        table[method][level] = (
-            a['acc'],
-            a['acc_std'],
-            a['sparsity'],
-            variant,
-            strength,
-            a['seeds'],
-        )
+      if a['sparsity'] + LEVEL_TOLERANCE >= level:
+        candidates.setdefault(method, {}).setdefault(level, []).append(point)
+  table: dict[str, dict[float, tuple]] = {}
+  for method, by_level in candidates.items():
+    for level, points in by_level.items():
+      band = [
+          p
+          for p in points
+          if p[2] + LEVEL_TOLERANCE < bands[level] or method == 'dense'
+      ]
+      pick = max(band or points, key=lambda p: (p[5], p[0]))
+      # A point above the band replaces it when it is more accurate over at
+      # least as many seeds (the overshooting method compared at its
+      # higher sparsity).
+      above = [
+          p
+          for p in points
+          if p not in band and p[5] >= pick[5] and p[0] > pick[0]
+      ]
+      table.setdefault(method, {})[level] = max(
+          above, key=lambda p: p[0], default=pick
+      )
   return table
 
 

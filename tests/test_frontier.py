@@ -94,6 +94,27 @@ def test_levels_prefer_points_with_more_seeds(frontier):
   assert table['rmda'][0.98][0] == pytest.approx(0.993)  # Its own level.
 
 
+def test_levels_take_the_point_at_the_level(frontier):
+  # Pruning to each level, the 95% point with more seeds than the 90% one:
+  # at 90% the 90% point is taken, not the three-seed 95% one.
+  recs = [
+      dict(
+          method='gmp',
+          variant='v',
+          strength=s,
+          seed=seed,
+          test_top1=a,
+          sparsity=s,
+      )
+      for s, accs in ((0.90, (0.77,)), (0.95, (0.745, 0.742, 0.744)))
+      for seed, a in enumerate(accs)
+  ]
+  table = frontier.at_levels(frontier.aggregate(recs), (0.90, 0.95, 0.97))
+  assert table['gmp'][0.90][4] == 0.90 and table['gmp'][0.90][5] == 1
+  assert table['gmp'][0.95][5] == 3
+  assert 0.97 not in table['gmp']
+
+
 def test_levels_forgive_one_weight_of_rounding(frontier):
   # Pruning to 97% of 77k weights keeps one weight too many: 96.99974%.
   recs = [
