@@ -667,11 +667,7 @@ def at_levels(agg, levels):
   table: dict[str, dict[float, tuple]] = {}
   for method, by_level in candidates.items():
     for level, points in by_level.items():
-      band = [
-          p
-          for p in points
-          if p[2] + LEVEL_TOLERANCE < bands[level] or method == 'dense'
-      ]
+      band = [p for p in points if p[2] + LEVEL_TOLERANCE < bands[level]]
       pick = max(band or points, key=lambda p: (p[5], p[0]))
       # A point above the band replaces it when it is more accurate over at
       # least as many seeds (the overshooting method compared at its
