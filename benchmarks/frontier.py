@@ -658,11 +658,12 @@ def at_levels(agg, levels):
         a['seeds'],
     )
     for level in levels:
-      if method == 'dense':
-        if level == levels[0]:
-          candidates.setdefault(method, {}).setdefault(level, []).append(point)
-        continue
-      if a['sparsity'] + LEVEL_TOLERANCE >= level:
+      # Dense SGD is the reference, shown at the first level only.
+      if (
+          level == levels[0]
+          if method == 'dense'
+          else a['sparsity'] + LEVEL_TOLERANCE >= level
+      ):
         candidates.setdefault(method, {}).setdefault(level, []).append(point)
   table: dict[str, dict[float, tuple]] = {}
   for method, by_level in candidates.items():

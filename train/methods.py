@@ -276,16 +276,15 @@ def create_optimizer(
       **{k: v for k, v in hypers.items() if k != 'asr_lr'}
   )
 
-  if cfg.weight_decay:
-    # Added to the gradient before the method (and before gmp's pruning,
+  def decayed(rate, tx):
+    # Decay added to the gradient before ``tx`` (and before gmp's pruning,
     # which must stay last; nothing may rescale RDA's update after it).
-    inner = optax.chain(
-        optax.add_decayed_weights(
-            cfg.weight_decay,
-            decay_mask if decay_mask is not None else rda_optax.default_mask,
-        ),
-        inner,
-    )
+    if not rate:
+      return tx
+    leaves = decay_mask if decay_mask is not None else rda_optax.default_mask
+    return optax.chain(optax.add_decayed_weights(rate, leaves), tx)
+
+  inner = decayed(cfg.weight_decay, inner)
   if method.from_run:  # The pruned zeros stay frozen from the first step.
     tx = rda_optax.asr(inner, mask=mask, start_step=0)
   elif cfg.asr_epochs > 0:
@@ -296,16 +295,7 @@ def create_optimizer(
           momentum=cfg.momentum or None,
           nesterov=cfg.nesterov,
       )
-      if cfg.asr_weight_decay:
-        retrain = optax.chain(
-            optax.add_decayed_weights(
-                cfg.asr_weight_decay,
-                decay_mask
-                if decay_mask is not None
-                else rda_optax.default_mask,
-            ),
-            retrain,
-        )
+      retrain = decayed(cfg.asr_weight_decay, retrain)
     tx = rda_optax.asr(
         inner,
         mask=mask,
