@@ -540,8 +540,9 @@ def finished(out: str, run: Run) -> dict[str, Any] | None:
     ran = json.load(f).get('command')
   # The flags must match; the run directory may be spelled relative to
   # another checkout (a sweep run from a second worktree with --out).
-  flags_of = lambda cmd: cmd.split(' --workdir ')[0]
-  if ran is not None and flags_of(ran) != flags_of(' '.join(command(out, run))):
+  if ran is not None and _flags_of(ran) != _flags_of(
+      ' '.join(command(out, run))
+  ):
     raise RuntimeError(
         f'{folder} was run with other flags than the sweep now gives '
         f'({ran!r}); remove it to run it again.'
@@ -573,6 +574,35 @@ def execute(out: str, run: Run) -> dict[str, Any]:
   with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done'), 'w') as f:
     json.dump({'wall_s': wall, 'command': ' '.join(command(out, run))}, f)
   return finished(out, run)
+
+
+def _flags_of(cmd: str) -> str:
+  """A run's command without its run directory (which depends on --out)."""
+  return cmd.split(' --workdir ')[0]
+
+
+def collect(out: str, runs) -> list[dict[str, Any]]:
+  """The records of ``runs``: from their run folders, else from the
+  results.json already in ``out``.
+
+  Run folders are not committed (checkpoints), so a fresh checkout has the
+  published results.json alone: a record whose folder is absent is kept
+  when its command is the one the sweep gives now, so re-running part of a
+  sweep on another machine never drops the rest of its results.
+  """
+  path = os.path.join(out, 'results.json')
+  old = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      old = {_flags_of(r['command']): r for r in json.load(f)}
+  records = []
+  for run in runs:
+    rec = finished(out, run)
+    if rec is not None:
+      records.append(record(out, run, rec))
+    elif _flags_of(' '.join(command(out, run))) in old:
+      records.append(old[_flags_of(' '.join(command(out, run)))])
+  return records
 
 
 def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
@@ -966,12 +996,8 @@ def main(argv=None) -> int:
     )
   # The tables cover every finished run of the setting (all methods, seeds
   # 0-2 and any given), whatever this invocation ran.
-  records = []
-  for run in setting.runs(sorted(set(args.seeds) | {0, 1, 2})):
-    rec = finished(out, run)
-    if rec is not None:
-      records.append(record(out, run, rec))
   path = os.path.join(out, 'results.json')
+  records = collect(out, setting.runs(sorted(set(args.seeds) | {0, 1, 2})))
   with open(path + '.tmp', 'w') as f:
     json.dump(records, f, indent=1)
   os.replace(path + '.tmp', path)

@@ -211,3 +211,22 @@ def test_a_finished_run_is_recognised_from_another_checkout(frontier, tmp_path):
     json.dump({'command': flags + ' --lr 9 --workdir x'}, f)
   with pytest.raises(RuntimeError, match='other flags'):
     frontier.finished(out, run)
+
+
+def test_published_records_survive_a_checkout_without_run_folders(
+    frontier, tmp_path
+):
+  # Run folders are not committed: a sweep resumed on a fresh checkout must
+  # keep the published records of the runs it does not redo, and drop a
+  # record whose command the sweep no longer gives.
+  import json
+
+  s = frontier.SETTINGS['lenet300']
+  runs = s.runs([0], methods=['gmp'], strengths=[0.95])
+  assert len(runs) >= 2
+  out = str(tmp_path)
+  keep = {'command': ' '.join(frontier.command(out, runs[0])), 'top': 1}
+  stale = {'command': 'python -m train --lr 9 --workdir x', 'top': 2}
+  with open(os.path.join(out, 'results.json'), 'w') as f:
+    json.dump([keep, stale], f)
+  assert frontier.collect(out, runs) == [keep]
