@@ -27,11 +27,14 @@ def _epochs(run):
   return get('--epochs') + get('--asr_epochs')
 
 
-@pytest.mark.parametrize('setting', ['lenet300', 'lenet5', 'cifar_resnet8'])
+@pytest.mark.parametrize(
+    'setting', ['lenet300', 'lenet5', 'cifar_resnet8', 'cifar_resnet18_e30']
+)
 def test_every_method_has_the_same_budget(frontier, setting):
   s = frontier.SETTINGS[setting]
   runs = s.runs([0, 1])
-  assert {r.method for r in runs} >= {'dense', 'rmda', 'han_global', 'gmp'}
+  assert {r.method for r in runs} >= {'dense', 'han_global', 'gmp'}
+  assert {r.method for r in runs} & {'rmda', 'rmda_target'}
   for r in runs:
     if r.method.startswith('han'):
       # Dense parent + fine-tuning = the budget.
@@ -175,7 +178,9 @@ def test_markdown_shows_each_seed_of_a_point_run_with_several(frontier):
   assert 'gmp / v' not in md.split('seed by seed')[1]
 
 
-@pytest.mark.parametrize('setting', ['lenet300', 'lenet5', 'cifar_resnet8'])
+@pytest.mark.parametrize(
+    'setting', ['lenet300', 'lenet5', 'cifar_resnet8', 'cifar_resnet18_e30']
+)
 def test_rmda_target_runs_project_on_each_level(frontier, setting):
   s = frontier.SETTINGS[setting]
   runs = [r for r in s.runs([0]) if r.method == 'rmda_target']
@@ -230,3 +235,53 @@ def test_published_records_survive_a_checkout_without_run_folders(
   with open(os.path.join(out, 'results.json'), 'w') as f:
     json.dump([keep, stale], f)
   assert frontier.collect(out, runs) == [keep]
+
+
+@pytest.mark.parametrize('jobs', [1, 3])
+def test_parallel_runs_start_after_their_parent(frontier, monkeypatch, jobs):
+  import threading
+  import time
+
+  s = frontier.SETTINGS['cifar_resnet18_e30']
+  runs = s.runs([0], methods=['han_global', 'gmp'], strengths=[0.95])
+  started, finished, lock = [], [], threading.Lock()
+
+  def fake_execute(out, run):
+    with lock:
+      started.append(run)
+      if run.needs is not None:
+        assert run.needs in finished, run.name
+    time.sleep(0.05)
+    with lock:
+      finished.append(run)
+    return {'test_top1': 0.5, 'sparsity': run.strength}
+
+  monkeypatch.setattr(frontier, 'execute', fake_execute)
+  monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
+  monkeypatch.delenv('XLA_PYTHON_CLIENT_PREALLOCATE', raising=False)
+  assert frontier.execute_all('out', runs, jobs) == []
+  assert sorted(r.name for r in finished) == sorted(r.name for r in runs)
+  if jobs > 1:  # Each process gets its share of the accelerator.
+    assert os.environ['XLA_PYTHON_CLIENT_MEM_FRACTION'] == '0.300'
+    monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION')
+
+
+def test_a_failed_parent_fails_its_children_not_the_rest(frontier, monkeypatch):
+  s = frontier.SETTINGS['cifar_resnet18_e30']
+  runs = s.runs([0], methods=['han_global', 'gmp'], strengths=[0.95])
+
+  def fake_execute(out, run):
+    if run.variant == 'parent':
+      raise RuntimeError('out of memory')
+    if run.method.startswith('han'):
+      raise AssertionError('a child of a failed run must not start')
+    return {'test_top1': 0.5, 'sparsity': run.strength}
+
+  monkeypatch.setattr(frontier, 'execute', fake_execute)
+  monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.2')
+  failed = frontier.execute_all('out', runs, 2)
+  names = {r.name for r, _ in failed}
+  han = {r.name for r in runs if r.method.startswith('han')}
+  assert names == han | {r.name for r in runs if r.variant == 'parent'}
+  with pytest.raises(ValueError, match='--jobs'):
+    frontier.execute_all('out', runs, 0)
