@@ -459,6 +459,34 @@ def test_missing_extras_name_the_extra(code, message):
   assert message in proc.stderr, proc.stderr[-2000:]
 
 
+def test_tfds_is_needed_by_tfds_datasets_only():
+  # An accelerator machine with JAX and Flax but no TFDS trains on an image
+  # folder; a TFDS dataset there says which extra to install.
+  import subprocess
+  import sys
+
+  code = (
+      "import sys; sys.modules['tensorflow_datasets'] = None\n"
+      'import runpy\n'
+      "m = runpy.run_module('train.__main__', run_name='not_main')\n"
+      "assert m['_missing']() == [], m['_missing']()\n"
+      'from train import tfds_source\n'
+      'try:\n'
+      '  tfds_source._tfds()\n'
+      'except ImportError as e:\n'
+      '  print(e)\n'
+  )
+  proc = subprocess.run(
+      [sys.executable, '-c', code],
+      capture_output=True,
+      text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'install the train extra' in proc.stdout
+  assert 'cifar10_jpg do not need it' in proc.stdout
+
+
 def test_bad_paths_are_one_line_errors_before_any_work(tmp_path, capsys):
   afile = tmp_path / 'afile'
   afile.write_text('x')

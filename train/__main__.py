@@ -5,9 +5,12 @@ import sys
 
 
 def _missing() -> list[str]:
-  """The [train] extra's packages that cannot be found (none imported)."""
+  """The [train] extra's packages every run needs that cannot be found (none
+  imported). TFDS is not among them: image folders (``cifar10_jpg``) and
+  synthetic data train without it, and a TFDS dataset without it fails with
+  its own message (:func:`train.tfds_source._tfds`)."""
   out = []
-  for name in ('flax', 'orbax', 'tensorflow_datasets'):
+  for name in ('flax', 'orbax', 'tensorboardX'):
     try:
       found = importlib.util.find_spec(name) is not None
     except ValueError:  # A module set to None in sys.modules: blocked.

@@ -58,8 +58,9 @@ def _tfds():
     import tensorflow_datasets as tfds
   except ImportError as e:  # pragma: no cover - train extra missing
     raise ImportError(
-        'TFDS datasets need tensorflow-datasets: '
-        "pip install 'rda-optax[train]'"
+        'TFDS datasets need tensorflow-datasets: install the train extra, '
+        'e.g. pip install -e ".[train]" in the checkout (image folders such '
+        'as cifar10_jpg do not need it)'
     ) from e
   console.drop_absl_warnings('has no dataset_info.json')
   return tfds
