@@ -601,7 +601,9 @@ def finished(out: str, run: Run) -> dict[str, Any] | None:
   return evals[-1] if evals else None
 
 
-def execute(out: str, run: Run) -> dict[str, Any]:
+def execute(out: str, run: Run, env: dict[str, str] | None = None):
+  """Runs ``run`` (unless finished) with ``env`` added to the environment;
+  returns its final eval record."""
   rec = finished(out, run)
   if rec is not None:
     return rec
@@ -609,6 +611,7 @@ def execute(out: str, run: Run) -> dict[str, Any]:
   t0 = time.perf_counter()
   env = dict(
       os.environ,
+      **(env or {}),
       PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
   )
   proc = subprocess.run(
@@ -650,8 +653,8 @@ def collect(out: str, runs) -> list[dict[str, Any]]:
     rec = finished(out, run)
     if rec is not None:
       records.append(record(out, run, rec))
-    elif _flags_of(' '.join(command(out, run))) in old:
-      records.append(old[_flags_of(' '.join(command(out, run)))])
+    elif (key := _flags_of(' '.join(command(out, run)))) in old:
+      records.append(old[key])
   return records
 
 
@@ -663,12 +666,13 @@ def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
   """
   if jobs < 1:
     raise ValueError(f'--jobs must be at least 1, got {jobs}.')
+  env = {}
   if jobs > 1 and not {
       'XLA_PYTHON_CLIENT_MEM_FRACTION',
       'XLA_PYTHON_CLIENT_PREALLOCATE',
   } & set(os.environ):
     # Each JAX process takes 75% of an accelerator's memory by default.
-    os.environ['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{0.9 / jobs:.3f}'
+    env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{0.9 / jobs:.3f}'
   pending, running, failed, done = list(runs), {}, [], set()
   n = 0
 
@@ -694,7 +698,7 @@ def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
         if run.needs is not None and run.needs not in done:
           failed.append((run, f'{run.needs.name} failed'))
           continue
-        running[pool.submit(execute, out, run)] = run
+        running[pool.submit(execute, out, run, env)] = run
       if not running:
         continue
       finished_now, _ = futures.wait(

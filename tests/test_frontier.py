@@ -246,7 +246,10 @@ def test_parallel_runs_start_after_their_parent(frontier, monkeypatch, jobs):
   runs = s.runs([0], methods=['han_global', 'gmp'], strengths=[0.95])
   started, finished, lock = [], [], threading.Lock()
 
-  def fake_execute(out, run):
+  envs = []
+
+  def fake_execute(out, run, env):
+    envs.append(env)
     with lock:
       started.append(run)
       if run.needs is not None:
@@ -261,16 +264,18 @@ def test_parallel_runs_start_after_their_parent(frontier, monkeypatch, jobs):
   monkeypatch.delenv('XLA_PYTHON_CLIENT_PREALLOCATE', raising=False)
   assert frontier.execute_all('out', runs, jobs) == []
   assert sorted(r.name for r in finished) == sorted(r.name for r in runs)
-  if jobs > 1:  # Each process gets its share of the accelerator.
-    assert os.environ['XLA_PYTHON_CLIENT_MEM_FRACTION'] == '0.300'
-    monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION')
+  # With several at once, each process gets its share of an accelerator.
+  share = {'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.300'} if jobs > 1 else {}
+  assert envs == [share] * len(runs)
+  assert 'XLA_PYTHON_CLIENT_MEM_FRACTION' not in os.environ
 
 
 def test_a_failed_parent_fails_its_children_not_the_rest(frontier, monkeypatch):
   s = frontier.SETTINGS['cifar_resnet18_e30']
   runs = s.runs([0], methods=['han_global', 'gmp'], strengths=[0.95])
 
-  def fake_execute(out, run):
+  def fake_execute(out, run, env):
+    assert env == {}  # The user's own setting is kept.
     if run.variant == 'parent':
       raise RuntimeError('out of memory')
     if run.method.startswith('han'):
