@@ -38,6 +38,7 @@ echo "cache ready after $(($(date +%s) - T0)) s"
 
 # Throughput of JOBS processes at once (the sweep's methods).
 PROBE=$(mktemp -d)
+trap 'rm -rf "$PROBE"' EXIT
 STEPS=${PROBE_STEPS:-250}
 B=(--model resnet18 --dataset cifar10_jpg --batch_size 128 --dtype bfloat16
   --epochs 30 --asr_epochs 0 --lr 0.1 --momentum 0.9 --eval_every_epochs 100
