@@ -56,7 +56,7 @@ def _tfds():
   try:
     # pylint: disable-next=import-outside-toplevel
     import tensorflow_datasets as tfds
-  except ImportError as e:  # pragma: no cover - train extra missing
+  except ImportError as e:  # The train extra is missing.
     raise ImportError(
         'TFDS datasets need tensorflow-datasets: install the train extra, '
         'e.g. pip install -e ".[train]" in the checkout (image folders such '
