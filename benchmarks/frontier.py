@@ -275,17 +275,23 @@ def _han(lrs, scope):
 
 
 def _rmda_target(
-    lr, begin, end, asr_lr=0.03, lr_schedule=None, weight_decay=0.0
+    lr,
+    begin,
+    end,
+    asr_lr=0.03,
+    lr_schedule=None,
+    weight_decay=0.0,
+    asr_weight_decay=None,
 ):
   """RMDA projected on the level (global ranking), the ramp from ``begin``
   to ``end`` (epochs), then ASR by SGD at ``asr_lr`` (cosine); with
-  ``weight_decay`` in both phases."""
+  ``weight_decay`` in both phases (``asr_weight_decay``: ASR's own)."""
   schedule = {'lr_schedule': lr_schedule} if lr_schedule else {}
-  decay = (
-      {'weight_decay': weight_decay, 'asr_weight_decay': weight_decay}
-      if weight_decay
-      else {}
-  )
+  if asr_weight_decay is None:
+    asr_weight_decay = weight_decay
+  decay = {'weight_decay': weight_decay} if weight_decay else {}
+  if asr_weight_decay:
+    decay['asr_weight_decay'] = asr_weight_decay
   return {
       'lr': lr,
       **schedule,
@@ -498,6 +504,17 @@ SETTINGS: dict[str, Setting] = {
                 # gmp and Han have it.
                 'lr1_cosine_wd': _rmda_target(
                     1.0, 1.0, 15.0, lr_schedule='cosine', weight_decay=5e-4
+                ),
+                # ASR as gradual pruning's SGD after its ramp: the rate it
+                # has there (0.05 at epoch 15 of its cosine) and its weight
+                # decay, in ASR only (RMDA's dual sum does not take it).
+                'lr1_cosine_ftgmp': _rmda_target(
+                    1.0,
+                    1.0,
+                    15.0,
+                    asr_lr=0.05,
+                    lr_schedule='cosine',
+                    asr_weight_decay=5e-4,
                 ),
             },
             'han_global': {
