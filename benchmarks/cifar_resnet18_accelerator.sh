@@ -14,6 +14,13 @@
 # last 50 timed), then picks the budget whose runs fit in what is left. COPY_TO, if given,
 # receives the results (results.json, frontier.md, frontier.png, the run
 # logs as runs.tgz). Runs already finished are kept (frontier.py resumes).
+#
+# Environment: SEEDS (default "0"), LEVELS (default "0.95"), METHODS
+# (default "dense han_global rmda_target gmp") choose the sweep's points;
+# EPOCHS (15, 30, 60 or 90) skips the probe and trains that budget; JOBS
+# (default 5) runs at once. E.g. seeds 1 and 2 of the published 60 epochs:
+#
+#   SEEDS="1 2" EPOCHS=60 JOBS=8 bash benchmarks/cifar_resnet18_accelerator.sh 560
 set -u
 LIMIT=${1:-3600}
 COPY_TO=${2:-}
@@ -23,6 +30,18 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}
 JOBS=${JOBS:-5}
+SEEDS=${SEEDS:-0}
+LEVELS=${LEVELS:-0.95}
+METHODS=${METHODS:-dense han_global rmda_target gmp}
+EPOCHS=${EPOCHS:-}
+case "$EPOCHS" in
+  '' | 15 | 30 | 60 | 90) ;;
+  *)
+    echo "EPOCHS must be one of 15, 30, 60, 90 (the settings" \
+      "cifar_resnet18_e<EPOCHS>), got '$EPOCHS'" >&2
+    exit 2
+    ;;
+esac
 
 $PY - <<'EOF' || exit 1
 import jax, flax, optax, numpy
@@ -36,7 +55,9 @@ $PY -c 'from train import cifar_jpg_source as c, folder_source as f
 f.load_image_folder(c.find_cifar10_jpg())' || exit 1
 echo "cache ready after $(($(date +%s) - T0)) s"
 
-# Throughput of JOBS processes at once (the sweep's methods).
+# Throughput of JOBS processes at once (the sweep's methods), unless EPOCHS
+# chose the budget.
+probe() {
 PROBE=$(mktemp -d)
 trap 'rm -rf "$PROBE"' EXIT
 STEPS=${PROBE_STEPS:-250}
@@ -76,12 +97,22 @@ ips, left = $IPS, $LEFT
 fits = [e for e in (90, 60, 30, 15) if e * 50000 / ips + 120 <= left]
 print(fits[0] if fits else 15)")
 echo "probe: $IPS img/s per process with $JOBS at once; ${LEFT}s left: budget $E epochs"
+}
+if [ -n "$EPOCHS" ]; then
+  E=$EPOCHS
+  LEFT=$((LIMIT - ($(date +%s) - T0) - 60))
+  [ $LEFT -lt 60 ] && LEFT=60
+  echo "budget $E epochs (EPOCHS); ${LEFT}s left"
+else
+  probe
+fi
 SETTING=cifar_resnet18_e$E
 OUTDIR=benchmarks/results/frontier_$SETTING
 mkdir -p "$OUTDIR"
-timeout -k 10 $((LEFT + 30)) $PY benchmarks/frontier.py "$SETTING" --seeds 0 \
-  --methods dense han_global rmda_target gmp --strengths 0.95 --jobs $JOBS \
-  2>&1 | tee "$OUTDIR/frontier.log"
+# shellcheck disable=SC2086
+timeout -k 10 $((LEFT + 30)) $PY benchmarks/frontier.py "$SETTING" \
+  --seeds $SEEDS --methods $METHODS --strengths $LEVELS --jobs $JOBS \
+  2>&1 | tee -a "$OUTDIR/frontier.log"
 echo "done after $(($(date +%s) - T0)) s"
 if [ -n "$COPY_TO" ]; then
   mkdir -p "$COPY_TO"
