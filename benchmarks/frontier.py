@@ -642,8 +642,83 @@ def execute(out: str, run: Run, env: dict[str, str] | None = None):
     raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stderr[-3000:]}')
   wall = time.perf_counter() - t0
   with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done'), 'w') as f:
-    json.dump({'wall_s': wall, 'command': ' '.join(command(out, run))}, f)
+    json.dump(
+        {
+            'wall_s': wall,
+            'command': ' '.join(command(out, run)),
+            **provenance(),
+        },
+        f,
+    )
   return finished(out, run)
+
+
+def machine() -> str:
+  """This machine in words: OS, CPU model and count, accelerators.
+
+  Reads no JAX (a sweep's parent process must not take an accelerator's
+  memory from the runs it starts): the GPUs come from ``nvidia-smi``.
+  """
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          cpu = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  words = f'{platform.platform()}, {cpu}, {os.cpu_count()} CPUs'
+  try:
+    gpus = subprocess.run(
+        ['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split('\n')
+  except (OSError, subprocess.SubprocessError):
+    gpus = []
+  gpus = [g.strip() for g in gpus if g.strip()]
+  if gpus:
+    words += ', ' + ', '.join(
+        f'{gpus.count(g)} × {g}' for g in dict.fromkeys(gpus)
+    )
+  return words
+
+
+def provenance() -> dict[str, Any]:
+  """Where and when a run finished, and the code it ran: machine, UTC
+  date-time, git commit (with ``+changes`` when the tree was modified)."""
+  commit = None
+  try:
+    commit = subprocess.run(
+        ['git', 'rev-parse', '--short', 'HEAD'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ['git', 'status', '--porcelain', '--untracked-files=no'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    if dirty:
+      commit += '+changes'
+  except (OSError, subprocess.SubprocessError):
+    pass
+  return {
+      'machine': machine(),
+      'date': datetime.datetime.now(datetime.timezone.utc).strftime(
+          '%Y-%m-%d %H:%M UTC'
+      ),
+      'commit': commit,
+  }
 
 
 def _flags_of(cmd: str) -> str:
@@ -738,7 +813,10 @@ def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
 
 def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
   with open(os.path.join(ROOT, run_dir(out, run), 'frontier_done')) as f:
-    wall = json.load(f).get('wall_s')
+    done = json.load(f)
+  wall = done.get('wall_s')
+  # Where and when it ran (runs made before these were recorded have none).
+  where = {k: done[k] for k in ('machine', 'date', 'commit') if k in done}
   return {
       'method': run.method,
       'variant': run.variant,
@@ -749,6 +827,7 @@ def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:
       'total_sparsity': rec.get('total_sparsity'),
       'epoch': rec['epoch'],
       'wall_s': wall,
+      **where,
       'command': ' '.join(command(out, run)),
   }
 
@@ -875,6 +954,38 @@ def per_seed(records) -> list[str]:
   return lines + ['']
 
 
+def runs_made_on(records) -> list[str]:
+  """Lines naming the machines, dates and commits of the runs."""
+  by_machine: dict[str, list[dict[str, Any]]] = {}
+  unknown = 0
+  for r in records:
+    if r.get('machine'):
+      by_machine.setdefault(r['machine'], []).append(r)
+    else:
+      unknown += 1
+  lines = []
+  for name, recs in by_machine.items():
+    days = sorted({r['date'][:10] for r in recs if r.get('date')})
+    commits = sorted({r['commit'] for r in recs if r.get('commit')})
+    when = (
+        ''
+        if not days
+        else f', {days[0]}'
+        if len(days) == 1
+        else f', {days[0]} to {days[-1]}'
+    )
+    lines.append(
+        f'- {len(recs)} run{"s" * (len(recs) > 1)} on {name}{when}'
+        + (f', commit {", ".join(commits)}' if commits else '')
+    )
+  if unknown:
+    lines.append(
+        f'- {unknown} run{"s" * (unknown > 1)} made before machines were '
+        'recorded per run (docs/results.md dates them)'
+    )
+  return ['Runs:', '', *lines, ''] if lines else []
+
+
 def markdown(setting_name, setting, records, agg) -> str:
   table = at_levels(agg, setting.levels)
   methods = [
@@ -892,8 +1003,10 @@ def markdown(setting_name, setting, records, agg) -> str:
   ]
   lines = [
       f'Setting `{setting_name}`: {setting.base}, {setting.epochs:g} '
-      f'epochs for every method. Machine: {platform.platform()}, '
-      f'{os.cpu_count()} CPUs, JAX on {_device()}; '
+      f'epochs for every method.',
+      '',
+      *runs_made_on(records),
+      f'This report: {machine()}, JAX on {_device()}; '
       f'{datetime.date.today()}.',
       '',
   ]
@@ -966,7 +1079,55 @@ def markdown(setting_name, setting, records, agg) -> str:
           + ' |'
       )
       lines.append('')
+  lams = lambda_at_levels(agg, setting.levels)
+  if lams:
+    names = sorted(lams)
+    lines += [
+        'λ for each level, interpolated (log λ linear in the mean sparsity '
+        'between the two grid points around the level; — outside the '
+        'grid):',
+        '',
+        '| sparsity | ' + ' | '.join(f'{m} / {v}' for m, v in names) + ' |',
+        '|---:|' + '---:|' * len(names),
+    ]
+    for level in setting.levels:
+      cells = [lams[n].get(level) for n in names]
+      lines.append(
+          f'| {level:.1%} | '
+          + ' | '.join(
+              '—' if c is None else f'{c:.1e}'.replace('e-0', 'e-')
+              for c in cells
+          )
+          + ' |'
+      )
+    lines.append('')
   return '\n'.join(lines) + '\n'
+
+
+def lambda_at_levels(agg, levels) -> dict[tuple[str, str], dict[float, float]]:
+  """{(method, variant): {level: λ}} for the regularization methods: log λ
+  interpolated linearly in the mean sparsity between the first two
+  consecutive grid points (by λ) whose sparsities bracket the level."""
+  out = {}
+  for m in ('rmda', 'rda', 'prox_sgd'):
+    for variant in sorted({k[1] for k in agg if k[0] == m}):
+      pts = sorted(
+          (k[2], agg[k]['sparsity'])
+          for k in agg
+          if k[0] == m and k[1] == variant and k[2] > 0
+      )
+      found = {}
+      for level in levels:
+        for (l0, s0), (l1, s1) in zip(pts, pts[1:]):
+          if s0 <= level <= s1 and s1 > s0:
+            t = (level - s0) / (s1 - s0)
+            found[level] = math.exp(
+                math.log(l0) + t * (math.log(l1) - math.log(l0))
+            )
+            break
+      if pts:
+        out[(m, variant)] = found
+  return out
 
 
 def plot(path, setting, agg) -> None:

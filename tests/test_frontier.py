@@ -290,3 +290,79 @@ def test_a_failed_parent_fails_its_children_not_the_rest(frontier, monkeypatch):
   assert names == han | {r.name for r in runs if r.variant == 'parent'}
   with pytest.raises(ValueError, match='--jobs'):
     frontier.execute_all('out', runs, 0)
+
+
+def test_each_record_names_its_machine_date_and_commit(frontier, tmp_path):
+  """A run records where, when and from which commit it ran, and the
+  report lists the machines of its runs (not only the report's own)."""
+  import json
+  import re
+
+  where = frontier.provenance()
+  assert re.fullmatch(r'\d{4}-\d\d-\d\d \d\d:\d\d UTC', where['date'])
+  assert f'{os.cpu_count()} CPUs' in where['machine']
+  assert where['commit'] is None or re.match(r'[0-9a-f]{4,}', where['commit'])
+
+  s = frontier.SETTINGS['lenet300']
+  run = s.runs([0], methods=['gmp'], strengths=[0.95])[0]
+  out = str(tmp_path)
+  folder = os.path.join(frontier.ROOT, frontier.run_dir(out, run))
+  os.makedirs(folder)
+  with open(os.path.join(folder, 'frontier_done'), 'w') as f:
+    json.dump(
+        {
+            'wall_s': 3.0,
+            'command': ' '.join(frontier.command(out, run)),
+            'machine': 'box A',
+            'date': '2026-12-01 02:00 UTC',
+            'commit': 'abc1234',
+        },
+        f,
+    )
+  with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
+    f.write(
+        json.dumps(
+            {'type': 'eval', 'test_top1': 0.9, 'sparsity': 0.95, 'epoch': 12}
+        )
+        + '\n'
+    )
+  (rec,) = frontier.collect(out, [run])
+  assert (rec['machine'], rec['date'], rec['commit']) == (
+      'box A',
+      '2026-12-01 02:00 UTC',
+      'abc1234',
+  )
+  old = dict(rec, seed=1)
+  for k in ('machine', 'date', 'commit'):
+    del old[k]
+  later = dict(rec, seed=2, date='2026-12-03 09:00 UTC', commit='def5678')
+  lines = frontier.runs_made_on([rec, later, old])
+  assert (
+      '- 2 runs on box A, 2026-12-01 to 2026-12-03, commit abc1234, def5678'
+      in lines
+  )
+  assert any(l.startswith('- 1 run made before machines') for l in lines)
+  md = frontier.markdown(
+      'lenet300', s, [rec, later, old], frontier.aggregate([rec, later, old])
+  )
+  assert '2 runs on box A' in md and 'This report: ' in md
+
+
+def test_lambda_for_each_level_is_log_interpolated(frontier):
+  recs = [
+      dict(
+          method='rmda',
+          variant='v',
+          strength=lam,
+          seed=0,
+          test_top1=0.9,
+          sparsity=sp,
+      )
+      for lam, sp in ((1e-4, 0.80), (4e-4, 0.96), (1.6e-3, 0.99))
+  ]
+  lams = frontier.lambda_at_levels(frontier.aggregate(recs), (0.9, 0.98, 0.995))
+  got = lams[('rmda', 'v')]
+  # 0.90 lies 10/16 of the way from 0.80 to 0.96: λ = 1e-4 · 4^(10/16).
+  assert got[0.9] == pytest.approx(1e-4 * 4 ** (10 / 16))
+  assert got[0.98] == pytest.approx(4e-4 * 4 ** (2 / 3))
+  assert 0.995 not in got  # Beyond the grid: not extrapolated.
