@@ -56,3 +56,10 @@ def test_models_forward_runs(capsys):
   mac_ratio, bytes_ratio, diff = float(cells[3]), float(cells[4]), cells[-1]
   assert mac_ratio > 1.5 and bytes_ratio > 1.0
   assert float(diff) < 1e-4
+
+
+def test_projection_runs(capsys):
+  """(The library's search against a stable sort: tests/test_pruning.py.)"""
+  _load('projection').main(['--rounds', '1', '--no_sort'])
+  out = capsys.readouterr().out
+  assert 'counting passes' in out and '| bisection, 32 passes |' in out
