@@ -819,17 +819,13 @@ def test_cifar10_jpg_real_subset(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-  if not HAVE_MNIST:
-    pytest.skip(
-        f"real MNIST archives not found in {MNIST_DIR} (set RDA_SHARED_DATA)"
-    )
-  data_dir = tmp_path_factory.mktemp("tfds")
+def mnist_dir(prepared_mnist):
+  # Prepared once per session (tests/conftest.py); preparing again finds it.
   path = ip.prepare_dataset(
-      "mnist", data_dir=data_dir, manual_dir=MNIST_DIR
-  )  # ~12 s
+      "mnist", data_dir=prepared_mnist, manual_dir=MNIST_DIR
+  )
   assert os.path.exists(os.path.join(path, "dataset_info.json"))
-  return str(data_dir)
+  return prepared_mnist
 
 
 @needs_mnist

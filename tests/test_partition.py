@@ -78,10 +78,13 @@ def test_prox_vs_brute_force():
   t = 1.3
   sel = {'w': True, 'g': True}
 
+  # Jitted: the search evaluates it thousands of times.
+  penalty = jax.jit(lambda y: reg.value_tree(y, sel))
+
   def objective(flat):
     y = {'w': flat[:4].reshape(2, 2), 'g': flat[4:]}
     quad = sum(0.5 * np.sum((y[k] - v[k]) ** 2) for k in v)
-    pen = float(reg.value_tree(jax.tree.map(jnp.asarray, y), sel))
+    pen = float(penalty(jax.tree.map(jnp.asarray, y)))
     return quad + t * pen
 
   got = reg.prox_tree(jax.tree.map(jnp.asarray, v), sel, t)

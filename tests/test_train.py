@@ -187,8 +187,15 @@ def test_asr_freezes_zeros_of_the_rda_phase(tmp_path):
   c.close()
 
 
-def test_resume_is_bit_identical(tmp_path):
-  full = run(make_cfg(tmp_path, 'full', report=False))
+@pytest.fixture(scope='module')
+def base_full(tmp_path_factory):
+  """The BASE job run to its end (no report): the reference the resume
+  tests compare with (flat params, flat optimizer state)."""
+  state = run(make_cfg(tmp_path_factory.mktemp('base'), 'full', report=False))
+  return flat(state.params), flat(state.opt_state)
+
+
+def test_resume_is_bit_identical(tmp_path, base_full):
   part_cfg = make_cfg(tmp_path, 'part', report=False)
   stopped = run(part_cfg.replace(stop_at_step=3))
   assert int(stopped.step) == 3
@@ -196,10 +203,10 @@ def test_resume_is_bit_identical(tmp_path):
   # the same run directory continues from step 3.
   resumed = run(part_cfg)
   assert int(resumed.step) == 8
-  a, b = flat(full.params), flat(resumed.params)
+  a, b = base_full[0], flat(resumed.params)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-  a, b = flat(full.opt_state), flat(resumed.opt_state)
+  a, b = base_full[1], flat(resumed.opt_state)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
   steps = [
@@ -465,8 +472,9 @@ def _corrupt(path):
 
 
 @pytest.mark.parametrize('damage', ['truncated', 'empty'])
-def test_resume_skips_an_unreadable_checkpoint(tmp_path, damage, capsys):
-  full = run(make_cfg(tmp_path, 'full', report=False))
+def test_resume_skips_an_unreadable_checkpoint(
+    tmp_path, damage, capsys, base_full
+):
   cfg = make_cfg(
       tmp_path,
       'part',
@@ -487,7 +495,7 @@ def test_resume_skips_an_unreadable_checkpoint(tmp_path, damage, capsys):
   err = capsys.readouterr().err
   assert 'checkpoint step 5' in err and 'unreadable' in err
   assert int(resumed.step) == 8
-  a, b = flat(full.params), flat(resumed.params)
+  a, b = base_full[0], flat(resumed.params)
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 

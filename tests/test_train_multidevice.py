@@ -119,7 +119,7 @@ MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 )
 @pytest.mark.parametrize('devices', [4, 8])
 def test_default_job_runs_hundreds_of_steps_on_simulated_devices(
-    devices, tmp_path
+    devices, tmp_path, prepared_mnist
 ):
   """The default job with its default logging (a host sync every 100 steps)
   used to abort on 4+ simulated CPU devices: an all-reduce rendezvous timed
@@ -130,7 +130,7 @@ def test_default_job_runs_hundreds_of_steps_on_simulated_devices(
           '--manual_dir',
           MNIST_DIR,
           '--data_dir',
-          str(tmp_path / 'tfds'),
+          prepared_mnist,
           '--steps_per_epoch',
           '150',
           '--epochs',
@@ -154,7 +154,9 @@ def test_default_job_runs_hundreds_of_steps_on_simulated_devices(
     not os.path.isdir(MNIST_DIR),
     reason=f'MNIST archives not found in {MNIST_DIR}',
 )
-def test_default_job_on_four_devices_stays_at_rounding_level(tmp_path):
+def test_default_job_on_four_devices_stays_at_rounding_level(
+    tmp_path, prepared_mnist
+):
   """1 and 4 devices reduce the gradient mean in different orders (rounding
   differences of ~1e-7). The default job (RMDA) keeps them at that level over
   100 steps; the paper's RDA at γ = 1 amplifies them (first steps of size
@@ -164,7 +166,7 @@ def test_default_job_on_four_devices_stays_at_rounding_level(tmp_path):
       '--manual_dir',
       MNIST_DIR,
       '--data_dir',
-      str(tmp_path / 'tfds'),
+      prepared_mnist,
       '--steps_per_epoch',
       '50',
       '--epochs',
