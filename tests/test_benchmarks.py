@@ -62,4 +62,6 @@ def test_projection_runs(capsys):
   """(The library's search against a stable sort: tests/test_pruning.py.)"""
   _load('projection').main(['--rounds', '1', '--no_sort'])
   out = capsys.readouterr().out
-  assert 'counting passes' in out and '| bisection, 32 passes |' in out
+  assert (
+      'counting passes' in out and '| bisection, 32 passes + tie ranks |' in out
+  )
