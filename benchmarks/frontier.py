@@ -687,28 +687,24 @@ def machine() -> str:
   return words
 
 
+def _git(*args: str) -> str:
+  return subprocess.run(
+      ['git', *args],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=30,
+      check=True,
+  ).stdout.strip()
+
+
 def provenance() -> dict[str, Any]:
   """Where and when a run finished, and the code it ran: machine, UTC
   date-time, git commit (with ``+changes`` when the tree was modified)."""
   commit = None
   try:
-    commit = subprocess.run(
-        ['git', 'rev-parse', '--short', 'HEAD'],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ['git', 'status', '--porcelain', '--untracked-files=no'],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.strip()
-    if dirty:
+    commit = _git('rev-parse', '--short', 'HEAD')
+    if _git('status', '--porcelain', '--untracked-files=no'):
       commit += '+changes'
   except (OSError, subprocess.SubprocessError):
     pass
