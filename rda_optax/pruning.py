@@ -197,12 +197,17 @@ def _kth_smallest_key(
      (two counting passes; a bracket the sample got wrong is only wider).
   2. Interpolation on the counts (regula falsi, aimed alternately past
      each end of the bracket so that both ends move) until at most
-     ``gather`` keys lie in the bracket; a safeguard (the ITP method's
-     projection) keeps the number of passes within two of a bisection's
-     whatever the data.
+     ``gather`` keys lie in the bracket. Where a pass finds no key between
+     its pivot and the end it moved (values on a coarse grid: low-precision
+     weights, ties), the next pivot is the edge of the nearest sampled
+     value. A safeguard, the projection of the ITP method (Oliveira &
+     Takahashi, ACM TOMS 47(1), 2020), bounds this phase by the bisection's
+     32 passes plus 2 whatever the data.
   3. One pass counts the bracket's keys in each of 65,536 blocks; the
      blocks holding them (at most ``gather``) are gathered and the answer
      found among them by bisection.
+
+  Float32 weights take 5 to 9 passes in all (tests/test_pruning.py).
 
   Args:
     keys: unsigned integer keys (see :func:`_order_keys`).
