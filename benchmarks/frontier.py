@@ -1051,30 +1051,22 @@ def markdown(setting_name, setting, records, agg) -> str:
       'target sparsity.',
       '',
   ]
-  for m in ('rmda', 'rda', 'prox_sgd'):
-    for variant in sorted({k[1] for k in agg if k[0] == m}):
-      pts = sorted(
-          (k[2], a) for k, a in agg.items() if k[0] == m and k[1] == variant
-      )
-      if not pts:
-        continue
-      lines.append(
-          f'| {m} / {variant}: λ | '
-          + ' | '.join(f'{lam:g}' for lam, _ in pts)
-          + ' |'
-      )
-      lines.append('|---|' + '---:|' * len(pts))
-      lines.append(
-          '| sparsity | '
-          + ' | '.join(f'{a["sparsity"]:.2%}' for _, a in pts)
-          + ' |'
-      )
-      lines.append(
-          '| test top-1 | '
-          + ' | '.join(f'{a["acc"]:.2%}' for _, a in pts)
-          + ' |'
-      )
-      lines.append('')
+  for (m, variant), pts in lambda_curves(agg).items():
+    lines.append(
+        f'| {m} / {variant}: λ | '
+        + ' | '.join(f'{lam:g}' for lam, _ in pts)
+        + ' |'
+    )
+    lines.append('|---|' + '---:|' * len(pts))
+    lines.append(
+        '| sparsity | '
+        + ' | '.join(f'{a["sparsity"]:.2%}' for _, a in pts)
+        + ' |'
+    )
+    lines.append(
+        '| test top-1 | ' + ' | '.join(f'{a["acc"]:.2%}' for _, a in pts) + ' |'
+    )
+    lines.append('')
   lams = lambda_at_levels(agg, setting.levels)
   if lams:
     names = sorted(lams)
@@ -1105,25 +1097,32 @@ def lambda_at_levels(agg, levels) -> dict[tuple[str, str], dict[float, float]]:
   interpolated linearly in the mean sparsity between the first two
   consecutive grid points (by λ) whose sparsities bracket the level."""
   out = {}
+  for name, curve in lambda_curves(agg).items():
+    pts = [(lam, a['sparsity']) for lam, a in curve if lam > 0]
+    found = {}
+    for level in levels:
+      for (l0, s0), (l1, s1) in zip(pts, pts[1:]):
+        if s0 <= level <= s1 and s1 > s0:
+          t = (level - s0) / (s1 - s0)
+          found[level] = math.exp(
+              math.log(l0) + t * (math.log(l1) - math.log(l0))
+          )
+          break
+    if pts:
+      out[name] = found
+  return out
+
+
+def lambda_curves(agg) -> dict[tuple[str, str], list[tuple[float, dict]]]:
+  """{(method, variant): [(λ, aggregate), ...] by λ} for the
+  regularization methods."""
+  curves = {}
   for m in ('rmda', 'rda', 'prox_sgd'):
     for variant in sorted({k[1] for k in agg if k[0] == m}):
-      pts = sorted(
-          (k[2], agg[k]['sparsity'])
-          for k in agg
-          if k[0] == m and k[1] == variant and k[2] > 0
+      curves[(m, variant)] = sorted(
+          (k[2], a) for k, a in agg.items() if k[0] == m and k[1] == variant
       )
-      found = {}
-      for level in levels:
-        for (l0, s0), (l1, s1) in zip(pts, pts[1:]):
-          if s0 <= level <= s1 and s1 > s0:
-            t = (level - s0) / (s1 - s0)
-            found[level] = math.exp(
-                math.log(l0) + t * (math.log(l1) - math.log(l0))
-            )
-            break
-      if pts:
-        out[(m, variant)] = found
-  return out
+  return curves
 
 
 def plot(path, setting, agg) -> None:

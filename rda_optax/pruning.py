@@ -156,17 +156,20 @@ def _count_at_most(keys: jax.Array, p: jax.Array) -> jax.Array:
 
 def _bisect_key(keys: jax.Array, k: jax.Array) -> jax.Array:
   """The ``k``-th smallest of ``keys`` by bisection on the whole key range:
-  one counting pass per bit of the key."""
+  one counting pass per bit of the key (for every rank of an array ``k``
+  at once)."""
   info = jnp.iinfo(keys.dtype)
+  k = jnp.asarray(k)
 
   def body(_, bounds):
     lo, hi = bounds  # Invariant: count(keys <= hi) >= k > count(keys < lo).
     mid = lo + (hi - lo) // 2
-    enough = _count_at_most(keys, mid) >= k
+    count = jnp.sum(keys <= mid[..., None], axis=-1, dtype=jnp.int32)
+    enough = count >= k
     return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
-  lo = jnp.asarray(0, keys.dtype)
-  hi = jnp.asarray(info.max, keys.dtype)
+  lo = jnp.zeros(k.shape, keys.dtype)
+  hi = jnp.full(k.shape, info.max, keys.dtype)
   return jax.lax.fori_loop(0, info.bits, body, (lo, hi))[1]
 
 
@@ -236,7 +239,7 @@ def _kth_smallest_key(
   k = jnp.asarray(k, jnp.int32)
   kf = k.astype(jnp.float32)
 
-  # 1. Pivots from the sample (bisection on it, both ranks in each pass).
+  # 1. Pivots from the sample (bisection on it, both ranks at once).
   sample = keys[:: max(1, n // 16384)]
   m = sample.size
   q = kf / n * m
@@ -244,18 +247,7 @@ def _kth_smallest_key(
   ranks = jnp.clip(jnp.round(jnp.stack([q - 4 * sd, q + 4 * sd])), 1, m)
   ranks = ranks.astype(jnp.int32)
 
-  def sample_body(_, bounds):
-    lo, hi = bounds
-    mid = lo + (hi - lo) // 2
-    enough = (
-        jnp.sum(sample[None, :] <= mid[:, None], axis=1, dtype=jnp.int32)
-        >= ranks
-    )
-    return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
-
-  pivots = jax.lax.fori_loop(
-      0, bits, sample_body, (jnp.zeros(2, ut), jnp.full(2, umax, ut))
-  )[1]
+  pivots = _bisect_key(sample, ranks)
   # Counting the keys *below* the low pivot moves the low end of the
   # bracket onto it even when it is a tie with many copies.
   pivots = pivots.at[0].set(jnp.where(pivots[0] > 0, pivots[0] - 1, 0))
