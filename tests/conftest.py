@@ -11,6 +11,15 @@ SHARED_DATA = os.environ.get(
 MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 
+def pytest_xdist_auto_num_workers(config):
+  """`-n auto` (pyproject's addopts): one worker per usable core, at most
+  four. Each worker holds JAX and TensorFlow, and the end-to-end tests start
+  training subprocesses of their own, so a many-core machine with modest
+  memory must not get one worker per core."""
+  del config
+  return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
 @pytest.fixture(scope='session')
 def prepared_mnist(tmp_path_factory):
   """A TFDS data folder with real MNIST prepared from the manual folder,
