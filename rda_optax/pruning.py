@@ -151,7 +151,9 @@ def _order_keys(x: jax.Array) -> jax.Array:
 
 
 def _count_at_most(keys: jax.Array, p: jax.Array) -> jax.Array:
-  return jnp.sum(keys <= p, dtype=jnp.int32)
+  """How many of the flat ``keys`` are at most ``p`` (for every threshold
+  of an array ``p`` at once)."""
+  return jnp.sum(keys <= p[..., None], axis=-1, dtype=jnp.int32)
 
 
 def _bisect_key(keys: jax.Array, k: jax.Array) -> jax.Array:
@@ -164,8 +166,7 @@ def _bisect_key(keys: jax.Array, k: jax.Array) -> jax.Array:
   def body(_, bounds):
     lo, hi = bounds  # Invariant: count(keys <= hi) >= k > count(keys < lo).
     mid = lo + (hi - lo) // 2
-    count = jnp.sum(keys <= mid[..., None], axis=-1, dtype=jnp.int32)
-    enough = count >= k
+    enough = _count_at_most(keys, mid) >= k
     return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
 
   lo = jnp.zeros(k.shape, keys.dtype)
