@@ -1,6 +1,8 @@
 """Fixtures shared by the test modules."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -9,6 +11,36 @@ SHARED_DATA = os.environ.get(
     'RDA_SHARED_DATA', os.path.join(REPO, '..', 'shared', 'data')
 )
 MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
+
+
+def pytest_configure(config):
+  """One XLA compilation cache for the session: the many short trainings of
+  the suite (in the test processes and in the subprocesses they start)
+  compile the same train and eval steps again and again; with the cache a
+  repeated one loads in milliseconds instead of seconds. The cache lives in a
+  fresh folder per session (the xdist workers and every subprocess inherit
+  the variables), so no test reads what another session compiled. A cache
+  dir set by the caller is used as it is."""
+  if hasattr(config, 'workerinput') or os.environ.get(
+      'JAX_COMPILATION_CACHE_DIR'
+  ):
+    return
+  cache = tempfile.mkdtemp(prefix='rda-optax-xla-cache-')
+  config.stash[_CACHE_KEY] = cache
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = cache
+  # Every program, however small or quick to compile (the defaults skip
+  # those under 1 s of compilation).
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+
+
+def pytest_unconfigure(config):
+  cache = config.stash.get(_CACHE_KEY, None)
+  if cache:
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+_CACHE_KEY = pytest.StashKey[str]()
 
 
 def pytest_xdist_auto_num_workers(config):
