@@ -51,7 +51,7 @@ EOF
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 
 # The decoded cache, once (the processes below would each build it).
-$PY -c 'from train import cifar_jpg_source as c, folder_source as f
+$PY -c 'from train.data import cifar_jpg_source as c, folder_source as f
 f.load_image_folder(c.find_cifar10_jpg())' || exit 1
 echo "cache ready after $(($(date +%s) - T0)) s"
 

@@ -1,7 +1,7 @@
 """Grain against the hand-written train sampler, side by side.
 
 The house issue asks whether Grain (``grain``, which reads the same
-``tfds.data_source``) should replace :func:`train.input_pipeline.train_batches`
+``tfds.data_source``) should replace :func:`train.data.input_pipeline.train_batches`
 (an epoch permutation that depends only on ``(seed, epoch)``, this host's rows
 of each global batch, one vectorized ``get_batch`` per step; resuming at step
 ``k`` is computing batch ``k``). This script measures host batches per second
@@ -41,7 +41,7 @@ sys.path.insert(0, REPO)
 import grain  # noqa: E402
 import jax  # noqa: E402
 
-from train import input_pipeline as ip  # noqa: E402
+from train.data import input_pipeline as ip  # noqa: E402
 
 
 class Records:

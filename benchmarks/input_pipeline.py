@@ -8,7 +8,7 @@ Shows whether the input pipeline can keep an accelerator busy:
 * the same batches through ``prefetch_to_device`` (background thread + device_put);
 * ImageNet-style host decode (random-resized / centre crop to 224 at decode time) on synthetic
   500x375 JPEGs (no ImageNet here), per decoding thread and with the thread pool;
-* device augmentation + normalisation (``train.augment.preprocess``) under jit, batch-wise and
+* device augmentation + normalisation (``train.data.augment.preprocess``) under jit, batch-wise and
   per example under vmap (as ``train.train_step.train_step`` calls it).
 
     python benchmarks/input_pipeline.py                 # data from $RDA_SHARED_DATA or ../shared/data
@@ -34,8 +34,9 @@ sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
 
-from train import augment, decode  # noqa: E402
-from train import input_pipeline as ip  # noqa: E402
+from train.data import augment  # noqa: E402
+from train.data import decode
+from train.data import input_pipeline as ip  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []
 

@@ -34,7 +34,7 @@ import models  # noqa: E402
 from train import config as config_lib  # noqa: E402
 from train import config_checks  # noqa: E402
 from train import data as data_lib  # noqa: E402
-from train import methods  # noqa: E402
+from train import optimizer  # noqa: E402
 from train import train_state as state_lib  # noqa: E402
 from train import train_step as step_lib  # noqa: E402
 
@@ -89,8 +89,8 @@ def build(model_name: str, method: str, batch: int, asr_start: int):
       cfg.dataset, global_batch=batch, num_train=batch * 2, num_eval=batch
   )
   model = step_lib.create_model(cfg, data.num_classes)
-  phases = methods.make_phases(cfg, data.num_train_examples)
-  tx, _ = methods.create_optimizer(cfg, phases)
+  phases = optimizer.make_phases(cfg, data.num_train_examples)
+  tx, _ = optimizer.create_optimizer(cfg, phases)
   state = state_lib.create_train_state(
       jax.random.key(0), cfg, model, data.image_shape, tx
   )

@@ -26,16 +26,16 @@ except ImportError as _e:
       '".[models]" in the checkout (or ".[all]").'
   ) from _e
 
-from models.compaction import (
+from .compaction import (
     CompactionResult,
     LayerCompaction,
     compact,
     coupled_scales,
 )
-from models.flops import FlopReport, LayerFlops, flops, trace_layers
-from models.layers import adaptive_avg_pool, default_kernel_init
-from models.lenet import LeNet5, LeNet300100
-from models.registry import (
+from .flops import FlopReport, LayerFlops, flops, trace_layers
+from .layers import adaptive_avg_pool, default_kernel_init
+from .lenet import LeNet5, LeNet300100
+from .registry import (
     DATASET_INPUT_SHAPES,
     REGISTRY,
     ModelEntry,
@@ -44,7 +44,7 @@ from models.registry import (
     get_entry,
     names,
 )
-from models.resnet import (
+from .resnet import (
     BasicBlock,
     BottleneckBlock,
     ResNet,
@@ -54,8 +54,8 @@ from models.resnet import (
     ResNetWidths,
     resolve_widths,
 )
-from models.vgg import VGG, VGG11, VGG13, VGG16, VGG19
-from models.wide_resnet import WRN28_10, WideBasicBlock, WideResNet
+from .vgg import VGG, VGG11, VGG13, VGG16, VGG19
+from .wide_resnet import WRN28_10, WideBasicBlock, WideResNet
 
 __all__ = [
     'BasicBlock',

@@ -54,8 +54,8 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
-from models import lenet, resnet, vgg, wide_resnet
-from models.layers import BN_EPSILON
+from . import lenet, resnet, vgg, wide_resnet
+from .layers import BN_EPSILON
 
 # --------------------------------------------------------------------------
 # Channel graph description.

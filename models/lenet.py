@@ -5,7 +5,7 @@ from typing import Callable, Optional, Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from models.layers import Dtype, default_kernel_init
+from .layers import Dtype, default_kernel_init
 
 
 class LeNet5(nn.Module):

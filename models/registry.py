@@ -25,7 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flax import linen as nn
 
-from models import lenet, resnet, vgg, wide_resnet
+from . import lenet, resnet, vgg, wide_resnet
 
 #: Image shape (H, W, C) of one example of the datasets the trainer knows.
 DATASET_INPUT_SHAPES: Dict[str, Tuple[int, ...]] = {

@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from models.layers import (
+from .layers import (
     BN_EPSILON,
     BN_MOMENTUM,
     Dtype,

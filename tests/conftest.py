@@ -57,12 +57,11 @@ def prepared_mnist(tmp_path_factory):
   """A TFDS data folder with real MNIST prepared from the manual folder,
   once per session (each preparation takes 10-30 s); tests that check the
   preparation itself make their own."""
-  from train import dataset_registry  # pylint: disable=import-outside-toplevel
-  from train import input_pipeline  # pylint: disable=import-outside-toplevel
+  from train.data import datasets  # pylint: disable=import-outside-toplevel
+  from train.data import input_pipeline  # pylint: disable=import-outside-toplevel
 
   if not all(
-      os.path.exists(os.path.join(MNIST_DIR, f))
-      for f in dataset_registry.MNIST_FILES
+      os.path.exists(os.path.join(MNIST_DIR, f)) for f in datasets.MNIST_FILES
   ):
     pytest.skip(
         f'real MNIST archives not found in {MNIST_DIR} (set RDA_SHARED_DATA '

@@ -1,4 +1,4 @@
-"""Tests of the input pipeline (train/input_pipeline.py, its sources and train/augment.py).
+"""Tests of the input pipeline (train/data/input_pipeline.py, its sources and train/data/augment.py).
 
 Fast tests use tfds.testing.mock_data or in-memory arrays. Tests on real data read
 ``$RDA_SHARED_DATA`` (default ``<repo>/../shared/data``) and are skipped when it is absent.
@@ -24,10 +24,13 @@ PIL_Image = pytest.importorskip("PIL.Image")
 
 import jax.numpy as jnp  # noqa: E402
 
-from train import augment  # noqa: E402
+from train.data import augment  # noqa: E402
 from train import data as data_lib  # noqa: E402
-from train import dataset_registry, decode, folder_source, tfds_source  # noqa: E402
-from train import input_pipeline as ip  # noqa: E402
+from train.data import datasets  # noqa: E402
+from train.data import decode
+from train.data import folder_source
+from train.data import tfds_source
+from train.data import input_pipeline as ip  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get(
@@ -36,8 +39,7 @@ SHARED = os.environ.get(
 MNIST_DIR = os.path.join(SHARED, "mnist")
 CIFAR_JPG = os.path.join(SHARED, "cifar10-jpg.tar.gz")
 HAVE_MNIST = all(
-    os.path.exists(os.path.join(MNIST_DIR, f))
-    for f in dataset_registry.MNIST_FILES
+    os.path.exists(os.path.join(MNIST_DIR, f)) for f in datasets.MNIST_FILES
 )
 HAVE_CIFAR_JPG = os.path.exists(CIFAR_JPG)
 needs_mnist = pytest.mark.skipif(
@@ -63,7 +65,7 @@ def index_source(n, shape=(2, 2, 1)):
   """An ArraySource whose label is the example index (and pixel 0 its low byte)."""
   images = np.zeros((n, *shape), np.uint8)
   images[:, 0, 0, 0] = np.arange(n) % 256
-  return dataset_registry.ArraySource(images, np.arange(n, dtype=np.int32))
+  return datasets.ArraySource(images, np.arange(n, dtype=np.int32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +80,7 @@ def test_mock_tfds_shapes_and_layout(name, shape):
   with tfds.testing.mock_data(num_examples=48):
     ds = ip.load_dataset(name, data_dir="/nonexistent/tfds")
   assert isinstance(
-      ds.train, dataset_registry.ArraySource
+      ds.train, datasets.ArraySource
   )  # small: decoded once into memory
   assert ds.info.image_shape == shape and ds.info.num_classes == 10
   assert (ds.info.num_train, ds.info.num_eval) == (48, 48)
@@ -104,7 +106,7 @@ def test_mock_imagenet_host_crops():
     assert ds.info.eval_split == "validation" and ds.info.num_classes == 1000
     assert (
         ds.info.image_shape == (40, 40, 3)
-        and ds.info.augmentation == dataset_registry.AUG_FLIP
+        and ds.info.augmentation == datasets.AUG_FLIP
     )
     assert isinstance(
         ds.train, decode.TFDSImageSource
@@ -326,8 +328,8 @@ def test_normalisation_and_eval_is_deterministic():
   images = np.full((2, 32, 32, 3), 255, np.uint8)
   images[1] = 0
   out = np.asarray(augment.preprocess(images, None, "cifar10", False))
-  mean, std = np.array(dataset_registry.MEAN_STD["cifar10"][0]), np.array(
-      dataset_registry.MEAN_STD["cifar10"][1]
+  mean, std = np.array(datasets.MEAN_STD["cifar10"][0]), np.array(
+      datasets.MEAN_STD["cifar10"][1]
   )
   np.testing.assert_allclose(out[0, 0, 0], (1 - mean) / std, rtol=1e-5)
   np.testing.assert_allclose(out[1, 5, 7], -mean / std, rtol=1e-5)
@@ -461,7 +463,8 @@ def test_pmap_consumes_prefetched_batches_on_two_devices():
   out = _run_python(
       """
         import json, jax, numpy as np
-        from train import input_pipeline as ip, augment
+        from train.data import input_pipeline as ip
+        from train.data import augment
         assert jax.local_device_count() == 2
         rng = np.random.default_rng(0)
         src = ip.ArraySource(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10)
@@ -500,7 +503,7 @@ def test_pmap_accepts_host_local_batches_from_two_processes():
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator_address="localhost:{port}", num_processes=2,
                                    process_id=int(sys.argv[1]), initialization_timeout=60)
-        from train import input_pipeline as ip
+        from train.data import input_pipeline as ip
         src = ip.ArraySource(np.zeros((40, 4, 4, 3), np.uint8), np.arange(40))
         total = jax.pmap(lambda b: jax.lax.psum(b["label"].sum(), "batch"), axis_name="batch")
         masked = jax.pmap(lambda b: jax.lax.psum(jnp_sum(b), "batch"), axis_name="batch")
@@ -587,7 +590,7 @@ def test_create_data_for_the_training_loop():
 def _assert_helpful(message):
   for needle in (
       "--manual_dir",
-      dataset_registry.MANUAL_DIR_ENV,
+      datasets.MANUAL_DIR_ENV,
       "--data_dir",
       "array_record",
   ):
@@ -597,9 +600,9 @@ def _assert_helpful(message):
 @pytest.fixture
 def no_manual_env(monkeypatch, tmp_path_factory):
   """No manual folder anywhere: neither the env variable nor an offline copy."""
-  monkeypatch.delenv(dataset_registry.MANUAL_DIR_ENV, raising=False)
+  monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
   monkeypatch.setenv(
-      dataset_registry.SHARED_DATA_ENV,
+      datasets.SHARED_DATA_ENV,
       str(tmp_path_factory.mktemp("no_shared_data")),
   )
 
@@ -636,9 +639,7 @@ def test_missing_dataset_offline_fails_fast(
 def test_missing_dataset_really_offline(tmp_path, no_manual_env):
   """The real network probe: here (no internet) it must fail within seconds, not minutes."""
   if (
-      tfds_source.probe_url(
-          dataset_registry.TFDS_SPECS["fashion_mnist"].probe_url
-      )
+      tfds_source.probe_url(datasets.TFDS_SPECS["fashion_mnist"].probe_url)
       is None
   ):
     pytest.skip("this machine is online: TFDS would download fashion_mnist")
@@ -663,7 +664,7 @@ def test_imagenet_needs_manual_dir(tmp_path, no_manual_env):
 
 
 def test_manual_dir_missing_files(tmp_path, monkeypatch):
-  monkeypatch.setenv(dataset_registry.MANUAL_DIR_ENV, str(tmp_path / "manual"))
+  monkeypatch.setenv(datasets.MANUAL_DIR_ENV, str(tmp_path / "manual"))
   (tmp_path / "manual").mkdir()
   (tmp_path / "manual" / "train-images-idx3-ubyte.gz").write_bytes(b"")
   with pytest.raises(
@@ -708,8 +709,7 @@ def test_image_folder_dir_and_tar(tmp_path):
       (5, 6, 3),
   )
   assert (
-      ds.info.augmentation == dataset_registry.AUG_CROP_FLIP
-      and len(ds.info.mean) == 3
+      ds.info.augmentation == datasets.AUG_CROP_FLIP and len(ds.info.mean) == 3
   )
   batch = ds.train.get_batch(np.arange(18))
   np.testing.assert_array_equal(batch["label"], np.repeat([0, 1, 2], 6))
@@ -791,7 +791,7 @@ def test_cifar10_jpg_real_subset(tmp_path):
       200,
       (32, 32, 3),
   )
-  assert ds.info.mean == dataset_registry.MEAN_STD["cifar10"][0]
+  assert ds.info.mean == datasets.MEAN_STD["cifar10"][0]
   batch = ds.eval.get_batch(np.arange(200))
   assert batch["image"].dtype == np.uint8
   np.testing.assert_array_equal(np.bincount(batch["label"]), [20] * 10)
@@ -879,7 +879,7 @@ NO_TF = """
 def test_reading_needs_no_tensorflow(mnist_dir):
   out = _run_python(NO_TF + f"""
     import json, numpy as np
-    from train import input_pipeline as ip
+    from train.data import input_pipeline as ip
     ds = ip.load_dataset("mnist", data_dir={mnist_dir!r}, in_memory=False)
     batches = list(ip.train_batches(ds.train, 64, seed=1, num_steps=3, process_index=0,
                                     process_count=1, local_device_count=1))
@@ -904,22 +904,22 @@ def test_reading_needs_no_tensorflow(mnist_dir):
 
 def test_offline_copy_is_the_default_manual_dir(tmp_path, monkeypatch):
   """Without --manual_dir, a complete copy in $RDA_SHARED_DATA/<name> is used."""
-  from train import dataset_registry
+  from train.data import datasets
 
-  monkeypatch.delenv(dataset_registry.MANUAL_DIR_ENV, raising=False)
-  monkeypatch.setenv(dataset_registry.SHARED_DATA_ENV, str(tmp_path))
+  monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
+  monkeypatch.setenv(datasets.SHARED_DATA_ENV, str(tmp_path))
   folder = tmp_path / "mnist"
   folder.mkdir()
-  files = dataset_registry.TFDS_SPECS["mnist"].manual_files
+  files = datasets.TFDS_SPECS["mnist"].manual_files
   for f in files[:-1]:
     (folder / f).write_bytes(b"")
   assert (
-      dataset_registry.resolve_manual_dir(None, "mnist") is None
+      datasets.resolve_manual_dir(None, "mnist") is None
   )  # incomplete copy: not used
   (folder / files[-1]).write_bytes(b"")
-  assert dataset_registry.resolve_manual_dir(None, "mnist") == str(folder)
+  assert datasets.resolve_manual_dir(None, "mnist") == str(folder)
   assert (
-      dataset_registry.resolve_manual_dir("/explicit", "mnist") == "/explicit"
+      datasets.resolve_manual_dir("/explicit", "mnist") == "/explicit"
   )  # the flag wins
-  monkeypatch.setenv(dataset_registry.MANUAL_DIR_ENV, "/from_env")
-  assert dataset_registry.resolve_manual_dir(None, "mnist") == "/from_env"
+  monkeypatch.setenv(datasets.MANUAL_DIR_ENV, "/from_env")
+  assert datasets.resolve_manual_dir(None, "mnist") == "/from_env"

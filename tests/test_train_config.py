@@ -15,7 +15,7 @@ import pytest
 from train import cli
 from train import config as config_lib
 from train import config_checks
-from train import methods
+from train import optimizer
 from train.config import ConfigError
 
 PAPER_S = {  # Paper 002, Table 3.
@@ -123,27 +123,29 @@ def test_config_json_round_trip(tmp_path):
 
 def test_schedules_in_epochs():
   cfg = config_lib.get_config(epochs=10, asr_epochs=0)
-  phases = methods.make_phases(cfg.replace(batch_size=100), 1000)  # 10 / epoch
+  phases = optimizer.make_phases(
+      cfg.replace(batch_size=100), 1000
+  )  # 10 / epoch
   assert (phases.steps_per_epoch, phases.total_steps) == (10, 100)
-  pw = methods.make_schedule(0.1, 'piecewise', (3.0, 6.0), (0.1, 0.5), phases)
+  pw = optimizer.make_schedule(0.1, 'piecewise', (3.0, 6.0), (0.1, 0.5), phases)
   assert np.isclose(pw(29), 0.1) and np.isclose(pw(30), 0.01)
   assert np.isclose(pw(60), 0.005)
-  cos = methods.make_schedule(1.0, 'cosine', (), (), phases)
+  cos = optimizer.make_schedule(1.0, 'cosine', (), (), phases)
   assert (
       np.isclose(cos(0), 1.0) and np.isclose(cos(50), 0.5) and cos(100) < 1e-6
   )
-  wc = methods.make_schedule(
+  wc = optimizer.make_schedule(
       1.0, 'warmup_cosine', (), (), phases, warmup_epochs=1
   )
   assert np.isclose(wc(0), 0.0) and np.isclose(wc(10), 1.0)
-  lin = methods.make_schedule(2.0, 'linear', (), (0.5,), phases)
+  lin = optimizer.make_schedule(2.0, 'linear', (), (0.5,), phases)
   assert np.isclose(lin(100), 1.0)
-  assert methods.make_schedule(0.3, 'constant', (), (), phases) == 0.3
+  assert optimizer.make_schedule(0.3, 'constant', (), (), phases) == 0.3
 
 
 def test_phases_and_asr_start():
   cfg = config_lib.get_config(epochs=2, asr_epochs=1, steps_per_epoch=7)
-  ph = methods.make_phases(cfg, 60000)
+  ph = optimizer.make_phases(cfg, 60000)
   assert (ph.main_steps, ph.asr_steps, ph.total_steps) == (14, 7, 21)
   assert ph.phase(13) == 'main' and ph.phase(14) == 'asr'
 
@@ -153,15 +155,15 @@ def test_leaf_selection():
       'Conv_0': {'kernel': np.ones((3, 3, 1, 2)), 'bias': np.ones(2)},
       'Dense_0': {'kernel': np.ones((4, 2)), 'bias': np.ones(2)},
   }
-  assert methods.leaf_mask('kernels') is None
-  conv = methods.leaf_mask('conv')(params)
+  assert optimizer.leaf_mask('kernels') is None
+  conv = optimizer.leaf_mask('conv')(params)
   assert conv['Conv_0']['kernel'] and not conv['Dense_0']['kernel']
-  dense = methods.leaf_mask('dense')(params)
+  dense = optimizer.leaf_mask('dense')(params)
   assert dense['Dense_0']['kernel'] and not dense['Conv_0']['kernel']
-  rx = methods.leaf_mask('Dense_0/kernel')(params)
+  rx = optimizer.leaf_mask('Dense_0/kernel')(params)
   assert rx['Dense_0']['kernel'] and not rx['Conv_0']['kernel']
   with pytest.raises(ConfigError, match='regular expression'):
-    methods.leaf_mask('([')
+    optimizer.leaf_mask('([')
 
 
 @pytest.mark.parametrize(
@@ -193,7 +195,7 @@ def test_create_optimizer(method, regularizer, asr):
       steps_per_epoch=5,
   )
   config_checks.validate(cfg)
-  tx, hypers = methods.create_optimizer(cfg, methods.make_phases(cfg, 100))
+  tx, hypers = optimizer.create_optimizer(cfg, optimizer.make_phases(cfg, 100))
   params = {'k': jnp.ones((3, 4)), 'b': jnp.zeros(4)}
   state = tx.init(params)
   updates, _ = tx.update(jax_tree_ones(params), state, params)
@@ -470,7 +472,7 @@ def test_tfds_is_needed_by_tfds_datasets_only():
       'import runpy\n'
       "m = runpy.run_module('train.__main__', run_name='not_main')\n"
       "assert m['_missing']() == [], m['_missing']()\n"
-      'from train import tfds_source\n'
+      'from train.data import tfds_source\n'
       'try:\n'
       '  tfds_source._tfds()\n'
       'except ImportError as e:\n'
@@ -559,7 +561,7 @@ def test_a_different_config_is_refused_with_a_resume_hint(tmp_path, capsys):
 def test_epochs_that_round_to_no_sparse_phase_are_refused():
   cfg = config_lib.get_config(epochs=0.001, asr_epochs=1)
   with pytest.raises(ConfigError, match='no sparse phase before ASR'):
-    methods.make_phases(cfg, 60000)
+    optimizer.make_phases(cfg, 60000)
 
 
 def test_divergence_exits_with_status_3_and_one_line(tmp_path, capsys):
@@ -600,7 +602,7 @@ def _applied(cfg, phases, steps):
   """{step: the hyper-parameters logged after update ``step``}, by running
   the run's optimizer on a tiny tree (zero gradients)."""
 
-  tx, _ = methods.create_optimizer(cfg, phases)
+  tx, _ = optimizer.create_optimizer(cfg, phases)
   params = {'k': jnp.ones((3, 4))}
   state = tx.init(params)
   update = jax.jit(tx.update)
@@ -610,13 +612,13 @@ def _applied(cfg, phases, steps):
     _, state = update(zeros, state, params)
     if step in steps:
       by_sgd = phases.phase(step) == 'asr' and cfg.asr_optimizer == 'sgd'
-      values = methods.applied_hypers(state, by_sgd)
+      values = optimizer.applied_hypers(state, by_sgd)
       out[step] = {k: float(v) for k, v in values.items()}
   return out
 
 
 def test_logged_hyper_parameters_are_the_applied_ones():
-  phases = methods.Phases(steps_per_epoch=10, main_steps=20, asr_steps=10)
+  phases = optimizer.Phases(steps_per_epoch=10, main_steps=20, asr_steps=10)
   # ASR by SGD: its own cosine from asr_lr over the ASR phase.
   cfg = config_lib.get_config(
       None,
@@ -655,7 +657,7 @@ def test_logged_hyper_parameters_are_the_applied_ones():
       asr_epochs=0,
       steps_per_epoch=10,
   )
-  values = _applied(rda, methods.make_phases(rda, 100), (9, 10))
+  values = _applied(rda, optimizer.make_phases(rda, 100), (9, 10))
   assert values[9] == {'gamma': 2.0, 'lam': pytest.approx(1e-3)}
   assert values[10]['lam'] == pytest.approx(5e-4)
   target = cfg.replace(
@@ -673,7 +675,7 @@ def test_logged_hyper_parameters_are_the_applied_ones():
 def test_asr_weight_decay_is_the_retraining_sgds(asr_wd):
   # --weight_decay is the main phase's; ASR's SGD decays by
   # --asr_weight_decay only, and its frozen zeros stay zero.
-  phases = methods.Phases(steps_per_epoch=2, main_steps=2, asr_steps=2)
+  phases = optimizer.Phases(steps_per_epoch=2, main_steps=2, asr_steps=2)
   cfg = config_lib.get_config(
       None,
       method='rmda',
@@ -689,7 +691,7 @@ def test_asr_weight_decay_is_the_retraining_sgds(asr_wd):
       asr_weight_decay=asr_wd,
   )
   config_checks.validate(cfg)
-  tx, _ = methods.create_optimizer(cfg, phases)
+  tx, _ = optimizer.create_optimizer(cfg, phases)
   params = {'k': jnp.array([[0.0, 2.0], [-4.0, 1.0]]), 'b': jnp.ones(2)}
   state = tx.init(params)
   zeros = jax.tree.map(jnp.zeros_like, params)

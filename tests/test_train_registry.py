@@ -1,4 +1,4 @@
-"""train.registry: every method declared once, read by CLI, validation and
+"""train.methods: every method declared once, read by CLI, validation and
 the optimizer; adding a method is one entry."""
 
 import dataclasses
@@ -9,13 +9,13 @@ import pytest
 
 from train import config as config_lib
 from train import config_checks
+from train import optimizer
 from train import methods
-from train import registry
 from train import train as train_lib
 
 
 def test_every_option_a_method_reads_is_accepted_and_the_rest_refused():
-  for name, method in registry.METHODS.items():
+  for name, method in methods.METHODS.items():
     base = dict(method=name, asr_epochs=0.0, workdir='runs/x')
     if method.from_run:
       base['init_from'] = '.'
@@ -38,10 +38,10 @@ def test_every_option_a_method_reads_is_accepted_and_the_rest_refused():
 
 
 def test_schedules_and_asr_follow_the_table():
-  assert registry.get('rda').schedules == ('gamma', 'lam')
-  assert registry.get('rmda').schedules == ('lr', 'lam')
-  assert registry.get('sgd').schedules == ('lr',)
-  assert {m.name for m in registry.METHODS.values() if m.sparse} == {
+  assert methods.get('rda').schedules == ('gamma', 'lam')
+  assert methods.get('rmda').schedules == ('lr', 'lam')
+  assert methods.get('sgd').schedules == ('lr',)
+  assert {m.name for m in methods.METHODS.values() if m.sparse} == {
       'prox_sgd',
       'rda',
       'rmda',
@@ -51,7 +51,7 @@ def test_schedules_and_asr_follow_the_table():
       ValueError,
       match='Unknown method .adamw.. Choose one ' 'of: sgd, prox_sgd',
   ):
-    registry.get('adamw')
+    methods.get('adamw')
 
 
 def test_help_lists_each_method_with_its_summary(capsys):
@@ -60,7 +60,7 @@ def test_help_lists_each_method_with_its_summary(capsys):
   with pytest.raises(SystemExit):
     cli.main(['--help'])
   out = ' '.join(capsys.readouterr().out.split())
-  for m in registry.METHODS.values():
+  for m in methods.METHODS.values():
     assert f'{m.name}: {" ".join(m.summary.split())}' in out
 
 
@@ -70,10 +70,10 @@ def test_a_new_method_is_one_entry(monkeypatch, tmp_path):
   def build(ctx):
     return optax.adam(ctx.hypers['lr'])
 
-  adam = registry.Method(
+  adam = methods.Method(
       'adam', 'dense Adam', frozenset({'lr', 'lr_schedule'}), build
   )
-  monkeypatch.setitem(registry.METHODS, 'adam', adam)
+  monkeypatch.setitem(methods.METHODS, 'adam', adam)
   cfg = config_lib.get_config(
       None,
       method='adam',
@@ -92,8 +92,8 @@ def test_a_new_method_is_one_entry(monkeypatch, tmp_path):
   config_checks.validate(cfg, {'lr'})
   with pytest.raises(config_lib.ConfigError, match='does not use --lam'):
     config_checks.validate(cfg, {'lam'})
-  phases = methods.make_phases(cfg, 64)
-  tx, hypers = methods.create_optimizer(cfg, phases)
+  phases = optimizer.make_phases(cfg, 64)
+  tx, hypers = optimizer.create_optimizer(cfg, phases)
   assert set(hypers) == {'lr'}
   from _train_driver import TinyBN
 
@@ -104,7 +104,7 @@ def test_a_new_method_is_one_entry(monkeypatch, tmp_path):
 
 def test_methods_are_frozen_records():
   with pytest.raises(dataclasses.FrozenInstanceError):
-    registry.get('rda').sparse = False  # type: ignore[misc]
+    methods.get('rda').sparse = False  # type: ignore[misc]
 
 
 def test_variable_splitting_trains_and_reports_its_sparse_copy(tmp_path):
@@ -189,14 +189,14 @@ def test_transformed_l1_with_groups_through_each_proximal_method(method):
       workdir='runs/x',
   )
   config_checks.validate(cfg, {'regularizer', 'lam', 'lam2'})
-  ctx = registry.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
+  ctx = methods.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
   reg = ctx.regularizer()
   assert (reg.a, reg.group_strength, reg.group_prox) == (
       0.5,
       1e-4,
       'composition',
   )
-  methods.create_optimizer(cfg, methods.make_phases(cfg, 1000))
+  optimizer.create_optimizer(cfg, optimizer.make_phases(cfg, 1000))
   with pytest.raises(config_lib.ConfigError, match='tl1_group_prox'):
     config_checks.validate(cfg.replace(tl1_group_prox='exact'))
 
@@ -292,9 +292,9 @@ def test_a_target_sparsity_is_checked():
         {'target_sparsity'},
     )
   cfg = config_lib.get_config(None, **base)
-  hypers = methods.hyper_schedules(cfg, methods.make_phases(cfg, 1280))
+  hypers = optimizer.hyper_schedules(cfg, optimizer.make_phases(cfg, 1280))
   assert 'lam' not in hypers  # No λ to log: the ramp is the strength.
-  reg = registry.BuildContext(cfg, hypers, None, 10).regularizer()
+  reg = methods.BuildContext(cfg, hypers, None, 10).regularizer()
   assert reg.scope == 'global'
   # The ramp: 0 at the start, the target from 3/4 of the epochs (step 75).
   assert float(reg.sparsity(0)) == 0.0

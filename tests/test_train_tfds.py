@@ -22,7 +22,7 @@ from train import metrics as metrics_lib
 from train import train as train_lib
 
 tfds = pytest.importorskip('tensorflow_datasets')
-pytest.importorskip('train.input_pipeline')
+pytest.importorskip('train.data.input_pipeline')
 
 SHARED_DATA = os.environ.get(
     'RDA_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data')

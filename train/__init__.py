@@ -6,13 +6,13 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   field a CLI flag), :data:`~train.presets.PRESETS`,
   :func:`~train.config.get_config`, :func:`~train.config_checks.validate`,
   :func:`~train.config_checks.check_workdir`.
-* :mod:`train.registry`: the methods (sgd, prox_sgd, rda, rmda, han, gmp),
-  each declared once (:class:`~train.registry.Method`: options it reads,
+* :mod:`train.methods`: the methods (sgd, prox_sgd, rda, rmda, han, gmp),
+  each declared once (:class:`~train.methods.Method`: options it reads,
   schedules, ASR, init, builder).
-* :mod:`train.methods`: config -> Optax optimizer
-  (:func:`~train.methods.create_optimizer`: the method's builder plus weight
+* :mod:`train.optimizer`: config -> Optax optimizer
+  (:func:`~train.optimizer.create_optimizer`: the method's builder plus weight
   decay and ASR), epoch-valued schedules
-  (:func:`~train.methods.make_schedule`), leaf selection, RDA init.
+  (:func:`~train.optimizer.make_schedule`), leaf selection, RDA init.
 * :mod:`train.train_step`: the model, loss and metrics, the pmapped
   :func:`~train.train_step.train_step` / :func:`~train.train_step.eval_step`
   and batch-norm recalibration of a sparse point.
@@ -22,7 +22,7 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   loop with its logging, evaluation and checkpoints; resumes a run
   directory); :mod:`train.evaluation`: the eval loop and sparsity records.
 * :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
-  pipeline (:mod:`train.input_pipeline`), and an in-memory synthetic dataset.
+  pipeline (:mod:`train.data.input_pipeline`), and an in-memory synthetic dataset.
 * :mod:`train.checkpoint`: Orbax checkpoints
   (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`).
 * :mod:`train.metrics` / :mod:`train.report`: JSON lines, TensorBoard, tqdm;
@@ -32,22 +32,22 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
 Importing ``train`` is cheap: JAX, Flax and TFDS load with the submodules.
 """
 
-from train.config import Config
-from train.config import ConfigError
-from train.config import PRESETS
-from train.config import get_config
-from train.config_checks import validate
+from .config import Config
+from .config import ConfigError
+from .config import PRESETS
+from .config import get_config
+from .config_checks import validate
 
 
 def train_and_evaluate(cfg, **kwargs):
   """See :func:`train.train.train_and_evaluate`."""
-  from train import train as _train  # pylint: disable=import-outside-toplevel
+  from . import train as _train  # pylint: disable=import-outside-toplevel
 
   return _train.train_and_evaluate(cfg, **kwargs)
 
 
 def main(argv=None):
   """See :func:`train.cli.main`."""
-  from train import cli  # pylint: disable=import-outside-toplevel
+  from . import cli  # pylint: disable=import-outside-toplevel
 
   return cli.main(argv)

@@ -1,4 +1,5 @@
-"""``python -m train``: see :mod:`train.cli`."""
+"""``python -m train`` (the ``rda-train`` command when installed): see
+:mod:`train.cli`."""
 
 import importlib.util
 import sys
@@ -8,7 +9,7 @@ def _missing() -> list[str]:
   """The [train] extra's packages every run needs that cannot be found (none
   imported). TFDS is not among them: image folders (``cifar10_jpg``) and
   synthetic data train without it, and a TFDS dataset without it fails with
-  its own message (:func:`train.tfds_source._tfds`)."""
+  its own message (:func:`train.data.tfds_source._tfds`)."""
   out = []
   for name in ('flax', 'orbax', 'tensorboardX'):
     try:
@@ -20,7 +21,8 @@ def _missing() -> list[str]:
   return out
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """Runs the training job with ``sys.argv``; exits with its status."""
   # The training job needs the [train] extra; say so instead of a bare
   # ModuleNotFoundError deep inside an import.
   if missing := _missing():
@@ -29,6 +31,10 @@ if __name__ == '__main__':
         'extra, e.g. pip install -e ".[train]" in the checkout (or '
         '".[all]" for the tests too).'
     )
-  from train.cli import main  # pylint: disable=g-import-not-at-top
+  from .cli import main  # pylint: disable=g-import-not-at-top
 
   sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()

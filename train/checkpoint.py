@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from train import console
+from . import console
 
 
 class UnreadableCheckpoints(ValueError):

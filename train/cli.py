@@ -40,9 +40,9 @@ import sys
 import textwrap
 from typing import Any
 
-from train import config as config_lib
-from train import config_checks
-from train import registry
+from . import config as config_lib
+from . import config_checks
+from . import methods
 
 
 def field_doc(name: str) -> str:
@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
   defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
     help_text = field_doc(name) or name
-    if name == 'method':  # The methods, as train.registry declares them.
+    if name == 'method':  # The methods, as train.methods declares them.
       help_text = (
-          '; '.join(f'{m.name}: {m.summary}' for m in registry.METHODS.values())
+          '; '.join(f'{m.name}: {m.summary}' for m in methods.METHODS.values())
           + '.'
       )
     value = getattr(defaults, name)
@@ -209,8 +209,8 @@ def initialize_distributed(cfg: config_lib.Config) -> None:
 
 def check(cfg: config_lib.Config, explicit: set[str]) -> None:
   """All checks that need no devices: options, model, dataset, run dir."""
-  from train import data as data_lib  # pylint: disable=import-outside-toplevel
-  from train import train as train_lib  # pylint: disable=import-outside-toplevel
+  from . import data as data_lib  # pylint: disable=import-outside-toplevel
+  from . import train as train_lib  # pylint: disable=import-outside-toplevel
 
   config_checks.validate(cfg, explicit)
   train_lib.check_model(cfg)
@@ -226,22 +226,16 @@ def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
   ``RDA_SHARED_DATA``). A han config may lack ``--init_from`` (a note says
   the run needs it).
   """
-  from train import dataset_registry  # pylint: disable=import-outside-toplevel
-  from train import train as train_lib  # pylint: disable=import-outside-toplevel
+  from .data import datasets  # pylint: disable=import-outside-toplevel
+  from . import train as train_lib  # pylint: disable=import-outside-toplevel
 
   config_checks.validate(cfg, explicit, need_init_from=False)
   train_lib.check_model(cfg)
   name = cfg.dataset.split(':')[0]
-  if (
-      not cfg.data_dir
-      and name in dataset_registry.DATASETS
-      and name != 'cifar10_jpg'
-  ):
-    cfg = cfg.replace(data_dir=dataset_registry.default_data_dir(None))
+  if not cfg.data_dir and name in datasets.DATASETS and name != 'cifar10_jpg':
+    cfg = cfg.replace(data_dir=datasets.default_data_dir(None))
   if not cfg.manual_dir:
-    cfg = cfg.replace(
-        manual_dir=dataset_registry.resolve_manual_dir(None, name)
-    )
+    cfg = cfg.replace(manual_dir=datasets.resolve_manual_dir(None, name))
   print(cfg.to_json())
   if cfg.method == 'han' and not cfg.init_from:
     print(
@@ -259,11 +253,11 @@ def describe_preset(name: str) -> str:
       f' + {cfg.asr_epochs:g} ASR' if cfg.asr_epochs else ''
   )
   shown = ('model', 'dataset', 'method', 'epochs', 'asr_epochs')
-  ignored = registry.get(cfg.method).ignores  # Values for other methods.
+  ignored = methods.get(cfg.method).ignores  # Values for other methods.
   if not p:  # The default job: the dataclass defaults its method reads.
     p = {
         k: getattr(cfg, k)
-        for k in sorted(registry.get(cfg.method).reads - {'lr_schedule'})
+        for k in sorted(methods.get(cfg.method).reads - {'lr_schedule'})
         + ['asr_optimizer', 'asr_lr', 'asr_lr_schedule']
         if k in config_lib.FIELDS
         and getattr(cfg, k) not in ((), '')
@@ -295,13 +289,13 @@ def main(argv: list[str] | None = None) -> int:
       print_config(cfg, explicit)
       return 0
     if args.eval_export:
-      from train import exported  # pylint: disable=import-outside-toplevel
+      from .export import reader  # pylint: disable=import-outside-toplevel
 
-      exported.evaluate_export(args.eval_export, cfg, explicit)
+      reader.evaluate_export(args.eval_export, cfg, explicit)
       return 0
     check(cfg, explicit)
     initialize_distributed(cfg)
-    from train import train as train_lib  # pylint: disable=import-outside-toplevel
+    from . import train as train_lib  # pylint: disable=import-outside-toplevel
 
     train_lib.check_runtime(cfg)
     train_lib.train_and_evaluate(cfg)

@@ -31,8 +31,8 @@ import json
 import os
 from typing import Any, NamedTuple
 
-from train import registry
-from train.presets import PRESETS
+from . import methods
+from .presets import PRESETS
 
 REGULARIZERS = (
     'none',
@@ -323,7 +323,7 @@ class Config:
   @property
   def effective_init_scale(self) -> float:
     """The RDA init scale used for the kernels (0 = model default init)."""
-    default = registry.get(self.method).init_scale_default
+    default = methods.get(self.method).init_scale_default
     if default is None:
       return 0.0
     return self.init_scale or default
@@ -386,7 +386,7 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
     raise ConfigError(f'Unknown config fields {unknown}.')
   values.update(overrides)
   method = values.get('method', Config.method)
-  known = registry.METHODS.get(method)
+  known = methods.METHODS.get(method)
   if known is not None and not known.sparse and 'asr_epochs' not in overrides:
     # A preset's ASR phase belongs to its sparse method: another method
     # (sgd, han, gmp) has no zeros of its own to retrain.

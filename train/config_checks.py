@@ -14,8 +14,8 @@ import os
 import tempfile
 from typing import Any
 
-from train import registry
-from train.config import (
+from . import methods
+from .config import (
     ASR_LR_SCHEDULES,
     ASR_OPTIMIZERS,
     DTYPES,
@@ -98,7 +98,7 @@ def validate(
   Raises:
     ConfigError: naming the option and the fix.
   """
-  _choice('method', cfg.method, tuple(registry.METHODS))
+  _choice('method', cfg.method, tuple(methods.METHODS))
   _choice('regularizer', cfg.regularizer, REGULARIZERS)
   _choice('groups', cfg.groups, GROUPS)
   _choice('tl1_group_prox', cfg.tl1_group_prox, ('search', 'composition'))
@@ -184,9 +184,9 @@ def validate(
     )
   if not 0 <= cfg.momentum < 1:
     raise ConfigError(f'--momentum must be in [0, 1), got {cfg.momentum}.')
-  if cfg.scale_penalty not in registry.SCALE_PENALTIES:
+  if cfg.scale_penalty not in methods.SCALE_PENALTIES:
     raise ConfigError(
-        f'--scale_penalty must be one of {", ".join(registry.SCALE_PENALTIES)}'
+        f'--scale_penalty must be one of {", ".join(methods.SCALE_PENALTIES)}'
         f', got {cfg.scale_penalty!r}.'
     )
   if cfg.tl1_a <= 0:
@@ -203,14 +203,14 @@ def validate(
   if not cfg.workdir:
     raise ConfigError('--workdir is required.')
 
-  sparse = registry.METHODS[cfg.method].sparse
+  sparse = methods.METHODS[cfg.method].sparse
   if cfg.regularizer == 'sparsity':
     has_reg = cfg.target_sparsity > 0
     if not 0 <= cfg.target_sparsity < 1:
       raise ConfigError(
           f'--target_sparsity must be in [0, 1), got ' f'{cfg.target_sparsity}.'
       )
-    end = registry.target_end_epoch(cfg)
+    end = methods.target_end_epoch(cfg)
     if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
       raise ConfigError(
           f'--regularizer sparsity needs 0 <= --target_begin_epoch '
@@ -226,7 +226,7 @@ def validate(
       raise ConfigError(
           f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
           f'sparse phase, but --method {cfg.method} has none: use --method '
-          f'{" / ".join(m.name for m in registry.METHODS.values() if m.sparse)}'
+          f'{" / ".join(m.name for m in methods.METHODS.values() if m.sparse)}'
           ' with --lam > 0, or set --asr_epochs 0.'
       )
     if cfg.epochs <= 0:
@@ -241,7 +241,7 @@ def validate(
           'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
           '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.'
       )
-  method = registry.get(cfg.method)
+  method = methods.get(cfg.method)
   if method.check is not None:
     try:
       method.check(cfg)
@@ -262,7 +262,7 @@ def validate(
       raise ConfigError(
           f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.'
       )
-    end = registry.gmp_end_epoch(cfg)
+    end = methods.gmp_end_epoch(cfg)
     if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
       raise ConfigError(
           f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
@@ -280,7 +280,7 @@ def validate(
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
         '; drop them or choose the method that does ('
-        f'{registry.options_summary()}).'
+        f'{methods.options_summary()}).'
     )
   # The constraint has no λ; the target options mean nothing without it.
   target_opts = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from train import config as config_lib
+from . import config as config_lib
 
 COLLAPSE_RECORDS = 5  # Train records at chance level that stop a run.
 

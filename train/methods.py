@@ -1,327 +1,488 @@
-"""From a :class:`train.config.Config` to an Optax optimizer.
+"""The train job's methods, each declared once.
 
-One optimizer covers the whole run, so its state is continuous and a run
-resumes from any step. Each method's own optimizer is declared in
-:mod:`train.registry` (``sgd``, ``prox_sgd``, ``rda``, ``rmda``, ``han``,
-``gmp``); this module adds what is common to all of them.
+A :class:`Method` says everything the job needs to know about a method: the
+options it reads (the CLI refuses the others when given explicitly), which
+of them are schedules (lr, γ, λ), whether it makes exact zeros that adaptive
+sparse retraining (ASR) can follow, whether it starts from another run's
+weights, its kernel initialization, and how to build its optimizer. The CLI
+help, validation, the optimizer, logging and the report read this table, so
+adding a method means adding one entry (and its tests).
 
-``--asr_epochs E`` wraps a sparse method (prox_sgd, rda, rmda, splitting) in
-``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
-phase, then adaptive sparse retraining with the same method, or with SGD
-(``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
-adds ``optax.add_decayed_weights`` (selected leaves) before the method;
-``--asr_weight_decay`` before ASR's SGD.
-
-Every hyper-parameter (lr, γ, λ) may be an Optax schedule whose boundaries
-are given in epochs (:func:`make_schedule`).
+This module is light (no JAX, no Optax at import): ``python -m train --help``
+and config validation read it without loading the numerical stack; the
+builders import what they build.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from typing import Any, Callable
 
-import jax
-import optax
-
-import rda_optax
-from rda_optax import pruning
-from train import input_pipeline
-from train import registry
-from train.config import Config, ConfigError
-
-Schedule = Callable[[Any], Any]
+# Options whose use depends on the method: set explicitly for a method that
+# does not read them, they are an error (a value meant for another method).
+METHOD_OPTIONS = frozenset(
+    {
+        'lr',
+        'lr_schedule',
+        'gamma',
+        'gamma_schedule',
+        'lam',
+        'lam2',
+        'scale_lam',
+        'scale_penalty',
+        'regularizer',
+        'momentum',
+        'nesterov',
+        'init_scale',
+        'restart_epochs',
+        'prune_sparsity',
+        'gmp_sparsity',
+        'gmp_begin_epoch',
+        'gmp_end_epoch',
+        'gmp_frequency',
+        'split_optimizer',
+        'beta',
+        'beta_growth',
+        'beta_every_epochs',
+        'target_sparsity',
+        'target_begin_epoch',
+        'target_end_epoch',
+    }
+)
+SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
 
 
 @dataclasses.dataclass(frozen=True)
-class Phases:
-  """Step counts of a run."""
+class BuildContext:
+  """What a method's builder gets.
 
+  Attributes:
+    cfg: the run's config.
+    hypers: ``'lr'`` / ``'gamma'`` / ``'lam'`` (those the method reads) as a
+      float or an Optax schedule of the step; ``'target_sparsity'`` (the
+      ramp) in place of ``'lam'`` for ``--regularizer sparsity``.
+    mask: the leaf selection of ``--select`` (None = the library default).
+    steps_per_epoch: to turn epoch-valued options into steps.
+  """
+
+  cfg: Any
+  hypers: dict[str, Any]
+  mask: Any
   steps_per_epoch: int
-  main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
-  asr_steps: int  # ASR after it.
 
-  @property
-  def total_steps(self) -> int:
-    return self.main_steps + self.asr_steps
+  def steps(self, epochs: float) -> int:
+    return int(round(epochs * self.steps_per_epoch))
 
-  def epoch(self, step: int) -> float:
-    return step / self.steps_per_epoch
+  def sgd(self):
+    """SGD with the run's lr, momentum and Nesterov flag."""
+    import optax  # pylint: disable=import-outside-toplevel
 
-  def phase(self, step: int) -> str:
-    """'asr' for the steps of the ASR phase, else 'main'."""
-    return 'asr' if self.asr_steps and step >= self.main_steps else 'main'
-
-
-def make_phases(cfg: Config, num_train_examples: int) -> Phases:
-  """Steps per epoch and per phase for a dataset of ``num_train_examples``."""
-  try:
-    spe = cfg.steps_per_epoch or input_pipeline.steps_per_epoch(
-        num_train_examples, cfg.batch_size
+    return optax.sgd(
+        self.hypers['lr'],
+        momentum=self.cfg.momentum or None,
+        nesterov=self.cfg.nesterov,
     )
-  except ValueError:  # Fewer examples than one batch.
-    spe = 0
-  if spe <= 0:
-    raise ConfigError(
-        f'The train split has {num_train_examples} examples, fewer than one '
-        f'batch of {cfg.batch_size}: lower --batch_size.'
-    )
-  phases = Phases(
-      spe, int(round(cfg.epochs * spe)), int(round(cfg.asr_epochs * spe))
-  )
-  if phases.asr_steps and not phases.main_steps:
-    raise ConfigError(
-        f'--epochs {cfg.epochs:g} is {cfg.epochs * spe:.2f} steps of '
-        f'{spe} per epoch, which rounds to no sparse phase before ASR: '
-        'raise --epochs, or set --asr_epochs 0.'
-    )
-  if not phases.total_steps:
-    raise ConfigError(
-        f'--epochs {cfg.epochs:g} and --asr_epochs '
-        f'{cfg.asr_epochs:g} round to no step at {spe} steps '
-        'per epoch.'
-    )
-  return phases
 
+  def regularizer(self):
+    """The rda_optax regularizer of ``--regularizer`` with strength λ (for
+    ``sparsity``: the constraint on the ramp to ``--target_sparsity``), and
+    with ``--scale_lam`` the batch-norm penalty of ``--scale_penalty`` beside
+    it (:func:`rda_optax.partitioned`; ``mask`` then selects those leaves
+    too)."""
+    import rda_optax  # pylint: disable=import-outside-toplevel
 
-def make_schedule(
-    base: float,
-    kind: str,
-    boundaries: tuple[float, ...],
-    scales: tuple[float, ...],
-    phases: Phases,
-    warmup_epochs: float = 0.0,
-) -> float | Schedule:
-  """An Optax schedule (or a constant) from epoch-valued options.
-
-  Args:
-    base: the initial value.
-    kind: ``constant``; ``piecewise`` (multiply by ``scales[i]`` at epoch
-      ``boundaries[i]``, :func:`optax.piecewise_constant_schedule`);
-      ``cosine`` (:func:`optax.cosine_decay_schedule` to 0 over the whole
-      run); ``warmup_cosine`` (linear warm-up from 0 for ``warmup_epochs``,
-      then cosine, :func:`optax.warmup_cosine_decay_schedule`); ``linear``
-      (from ``base`` to ``base * scales[0]`` over the run).
-    boundaries: epochs (piecewise).
-    scales: factors (piecewise; one end factor for linear).
-    phases: step counts of the run (epochs → steps).
-    warmup_epochs: warm-up length of ``warmup_cosine``.
-  """
-  spe, total = phases.steps_per_epoch, max(phases.total_steps, 1)
-  if kind == 'constant':
-    return float(base)
-  if kind == 'piecewise':
-    bounds: dict[int, float] = {}
-    for b, s in zip(boundaries, scales):
-      step = int(round(b * spe))
-      bounds[step] = bounds.get(step, 1.0) * float(s)
-    return optax.piecewise_constant_schedule(float(base), bounds)
-  if kind == 'cosine':
-    return optax.cosine_decay_schedule(float(base), decay_steps=total)
-  if kind == 'warmup_cosine':
-    warm = int(round(warmup_epochs * spe))
-    return optax.warmup_cosine_decay_schedule(
-        0.0, float(base), warmup_steps=warm, decay_steps=max(total, warm + 1)
-    )
-  if kind == 'linear':
-    return optax.linear_schedule(
-        float(base), float(base) * float(scales[0]), transition_steps=total
-    )
-  if kind == 'warmup':
-    warm = int(round(warmup_epochs * spe))
-    return optax.linear_schedule(0.0, float(base), transition_steps=warm)
-  raise ConfigError(f'Unknown schedule {kind!r}.')
-
-
-def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
-  """The lr, gamma and lam schedules of a run (only those the method uses)."""
-  out: dict[str, float | Schedule] = {}
-  for name in registry.get(cfg.method).schedules:
-    spec = cfg.schedule(name)
-    out[name] = make_schedule(
-        spec.base,
-        spec.kind,
-        spec.boundaries,
-        spec.scales,
-        phases,
-        cfg.warmup_epochs,
-    )
-  if cfg.regularizer == 'sparsity' and 'lam' in out:
-    # The constraint has no λ: its strength is the target sparsity's ramp.
-    del out['lam']
-    begin = int(round(cfg.target_begin_epoch * phases.steps_per_epoch))
-    end = int(round(registry.target_end_epoch(cfg) * phases.steps_per_epoch))
-    out['target_sparsity'] = functools.partial(
-        rda_optax.zhu_gupta_sparsity,
-        final_sparsity=cfg.target_sparsity,
-        begin_step=begin,
-        end_step=max(end, begin),
-    )
-  if phases.asr_steps and cfg.asr_optimizer == 'sgd':
-    out['asr_lr'] = (
-        optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
-        if cfg.asr_lr_schedule == 'cosine'
-        else float(cfg.asr_lr)
-    )
-  return out
-
-
-def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
-  """The lr, γ and λ (or target sparsity) the last update applied.
-
-  Read from the ``optax.inject_hyperparams`` states of
-  :func:`create_optimizer`'s optimizer, so they are the values the update
-  used, schedules and ASR's restarts included: the method's own (``lr``,
-  ``gamma``, ``lam``, ``target_sparsity``), or during ASR by SGD its
-  ``learning_rate``, logged as ``lr``. Values are arrays (a leading device
-  axis in a replicated state).
-  """
-  method, retrain = {}, {}
-  for _, hypers in optax.tree_utils.tree_get_all_with_path(
-      opt_state, 'hyperparams'
-  ):
-    if 'learning_rate' in hypers:  # optax.sgd: ASR's retraining.
-      retrain = {'lr': hypers['learning_rate']}
+    reg = self._weights_regularizer()
+    cfg = self.cfg
+    if not cfg.scale_lam:
+      return reg
+    if cfg.scale_penalty == 'channel':
+      scales = rda_optax.coupled_group_lasso(
+          cfg.scale_lam, coupled_batch_norms(cfg.model)
+      )
     else:
-      method = dict(hypers)
-  return retrain if retraining_by_sgd else method
+      scales = rda_optax.l1(cfg.scale_lam)
+    return rda_optax.partitioned(
+        {'weights': reg, 'scales': scales}, scale_labels(cfg)
+    )
+
+  def _weights_regularizer(self):
+    import rda_optax  # pylint: disable=import-outside-toplevel
+
+    cfg = self.cfg
+    if cfg.regularizer == 'none':
+      return None
+    if cfg.regularizer == 'sparsity':
+      return rda_optax.sparsity_constraint(
+          self.hypers['target_sparsity'], scope=cfg.prune_scope
+      )
+    lam = self.hypers['lam']
+    if cfg.regularizer == 'l1':
+      return rda_optax.l1(lam)
+    if cfg.regularizer == 'l0':
+      return rda_optax.l0(lam)
+    if cfg.regularizer == 'group_lasso':
+      return rda_optax.group_lasso(lam, groups=cfg.groups)
+    if cfg.regularizer == 'sparse_group_lasso':
+      return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
+    if cfg.regularizer == 'tl1':
+      kw = dict(a=cfg.tl1_a)
+      if cfg.lam2:
+        kw.update(
+            group_strength=cfg.lam2,
+            groups=cfg.groups,
+            group_prox=cfg.tl1_group_prox,
+        )
+      return rda_optax.transformed_l1(lam, **kw)
+    raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
+
+
+SCALE_PENALTIES = ('l1', 'channel')
+
+
+def is_norm_scale(path) -> bool:
+  """A leaf named ``scale``: the γ of a Flax normalization layer."""
+  last = path[-1] if path else None
+  return getattr(last, 'key', getattr(last, 'name', None)) == 'scale'
 
 
 @functools.lru_cache(maxsize=None)
-def leaf_mask(select: str) -> Callable[[Any], Any] | None:
-  """The leaf selection of ``--select`` (None = rda_optax.default_mask).
+def coupled_batch_norms(model: str) -> tuple[tuple[str, ...], ...]:
+  """``models.coupled_scales(..., shifts=True)`` of the registry model
+  ``model``: per channel space, the scales and shifts of the batch norms
+  after the layers writing it."""
+  from ._models import models  # pylint: disable=import-outside-toplevel
 
-  Built once per ``--select`` value (cached): the optimizer, pruning, the
-  sparsity records, the report and the export share one selection.
-
-  ``kernels``: every leaf with ``ndim > 1``; ``conv``: ``ndim == 4``;
-  ``dense``: ``ndim == 2``; anything else is a regular expression searched in
-  the leaf's path, e.g. ``'Conv_[1-9]|Dense_0'`` (the path joins keys with
-  '/', like ``'Conv_0/kernel'``).
-  """
-  if select in ('kernels', '', None):
-    return None
-  if select == 'conv':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
-  if select == 'dense':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 2, params)
-  try:
-    pattern = re.compile(select)
-  except re.error as e:
-    raise ConfigError(
-        f'--select {select!r} is not kernels, conv, dense or a '
-        f'valid regular expression: {e}'
-    ) from e
-
-  def by_path(params):
-    def match(path, _):
-      return bool(pattern.search(path_str(path)))
-
-    return jax.tree_util.tree_map_with_path(match, params)
-
-  return by_path
+  return models.coupled_scales(models.create(model), shifts=True)
 
 
-def path_str(path) -> str:
-  """'Conv_0/kernel' from a jax key path."""
-  parts = []
-  for k in path:
-    for attr in ('key', 'name', 'idx'):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-    else:
-      parts.append(str(k))
-  return '/'.join(parts)
+def scale_leaf(cfg) -> Callable[[Any], bool]:
+  """``path -> bool``: the leaves ``--scale_lam`` penalises (every
+  normalization scale for ``l1``; the writers' batch-norm scales and shifts
+  for ``channel``)."""
+  if cfg.scale_penalty != 'channel':
+    return is_norm_scale
+  import jax  # pylint: disable=import-outside-toplevel
 
-
-def create_optimizer(
-    cfg: Config, phases: Phases
-) -> tuple[optax.GradientTransformation, dict[str, Any]]:
-  """The optimizer of a run and the hyper-parameter schedules it uses.
-
-  The method's optimizer is wrapped in ``optax.inject_hyperparams`` (and so
-  is ASR's SGD), so the values each update applies are in the state
-  (:func:`applied_hypers`).
-
-  Returns:
-    ``(tx, hypers)``: ``tx`` an Optax transformation that needs ``params`` in
-    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' (or 'target_sparsity')
-    and 'asr_lr' to the float or schedule given to it.
-  """
-  method = registry.get(cfg.method)
-  hypers = hyper_schedules(cfg, phases)
-  # The leaves the method regularizes and ASR freezes: --select's, and with
-  # --scale_lam the batch-norm scales too (weight decay stays on --select's).
-  decay_mask = leaf_mask(cfg.select)
-  mask = registry.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
-
-  def build(lr=None, gamma=None, lam=None, target_sparsity=None):
-    # optax.inject_hyperparams calls this at every update with the values of
-    # the schedules at its count (the method's count: it restarts with ASR's
-    # --asr_restart), and keeps them in its state, where logging reads them.
-    values = dict(lr=lr, gamma=gamma, lam=lam, target_sparsity=target_sparsity)
-    return method.build(
-        registry.BuildContext(
-            cfg,
-            {k: v for k, v in values.items() if v is not None},
-            mask,
-            phases.steps_per_epoch,
-        )
-    )
-
-  inner = optax.inject_hyperparams(build)(
-      **{k: v for k, v in hypers.items() if k != 'asr_lr'}
+  paths = {p for s in coupled_batch_norms(cfg.model) for p in s}
+  return lambda path: (
+      jax.tree_util.keystr(path, simple=True, separator='/') in paths
   )
 
-  def decayed(rate, tx):
-    # Decay added to the gradient before ``tx`` (and before gmp's pruning,
-    # which must stay last; nothing may rescale RDA's update after it).
-    if not rate:
-      return tx
-    leaves = decay_mask if decay_mask is not None else rda_optax.default_mask
-    return optax.chain(optax.add_decayed_weights(rate, leaves), tx)
 
-  inner = decayed(cfg.weight_decay, inner)
-  if method.from_run:  # The pruned zeros stay frozen from the first step.
-    tx = rda_optax.asr(inner, mask=mask, start_step=0)
-  elif cfg.asr_epochs > 0:
-    retrain = None
-    if cfg.asr_optimizer == 'sgd':
-      retrain = optax.inject_hyperparams(optax.sgd)(
-          learning_rate=hypers['asr_lr'],
-          momentum=cfg.momentum or None,
-          nesterov=cfg.nesterov,
+def scale_labels(cfg) -> Callable[[Any], Any]:
+  """``params -> labels``: ``'scales'`` for the leaves of
+  :func:`scale_leaf`, ``'weights'`` elsewhere; a model without any gets an
+  error naming the fix."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  is_scale = scale_leaf(cfg)
+
+  def labels(params):
+    out = jax.tree_util.tree_map_with_path(
+        lambda path, _: 'scales' if is_scale(path) else 'weights', params
+    )
+    if 'scales' not in jax.tree.leaves(out):
+      raise ValueError(
+          '--scale_lam penalises batch-norm scales, but this model has none '
+          '(no batch norm after a conv or dense layer): drop --scale_lam, or '
+          'use a model with batch norm (resnet*, vgg*).'
       )
-      retrain = decayed(cfg.asr_weight_decay, retrain)
-    tx = rda_optax.asr(
-        inner,
-        mask=mask,
-        start_step=phases.main_steps,
-        restart_inner=cfg.asr_restart,
-        retrain=retrain,
+    return out
+
+  return labels
+
+
+def with_scales(mask, cfg):
+  """The leaf selection ``mask`` (None: the library default) plus the
+  leaves of :func:`scale_leaf`, for ``--scale_lam``."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  is_scale = scale_leaf(cfg)
+
+  def select(params):
+    base = rda_optax.selection.resolve_mask(mask, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, s: bool(s) or is_scale(path), base
     )
-  else:
-    tx = inner
-  return tx, hypers
+
+  return select
 
 
-def kernel_init(cfg: Config):
-  """The models' kernel initializer: rda_optax.rda_uniform(s), or None."""
-  s = cfg.effective_init_scale
-  if not s:
-    return None
-  return rda_optax.rda_uniform(s)
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One method of ``python -m train --method``.
+
+  Attributes:
+    name: the ``--method`` value.
+    summary: one line for the help and the docs.
+    reads: the options of :data:`METHOD_OPTIONS` it uses.
+    build: ``BuildContext -> optax.GradientTransformation``: the method's own
+      optimizer (``--weight_decay`` and ASR are added around it).
+    sparse: its steps make exact zeros, so ``--asr_epochs`` may follow.
+    from_run: starts from ``--init_from``'s weights, pruned by magnitude and
+      frozen from the first step (Han et al.).
+    init_scale_default: ``None``: the model's default kernel init;
+      otherwise ``--init_scale`` selects ``rda_optax.rda_uniform(s)`` and 0
+      means this default (0 = the model's init).
+    divergence_hint: what to change when a run diverges.
+    check: ``cfg -> None``, raising ``ValueError`` for settings this method
+      cannot use (beyond the options it reads).
+  """
+
+  name: str
+  summary: str
+  reads: frozenset[str]
+  build: Callable[[BuildContext], Any]
+  sparse: bool = False
+  from_run: bool = False
+  init_scale_default: float | None = None
+  divergence_hint: str = 'lower --lr'
+  check: Callable[[Any], None] | None = None
+
+  @property
+  def schedules(self) -> tuple[str, ...]:
+    """The scheduled options it reads, among lr, gamma, lam."""
+    return tuple(s for s in SCHEDULED if s in self.reads)
+
+  @property
+  def ignores(self) -> frozenset[str]:
+    """Method options it does not read (refused when set explicitly)."""
+    return METHOD_OPTIONS - self.reads
 
 
-def prune(cfg: Config, params: Any) -> Any:
-  """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
-  masks = pruning.magnitude_masks(
-      params,
-      cfg.prune_sparsity,
-      scope=cfg.prune_scope,
-      mask=leaf_mask(cfg.select),
+# ---------------------------------------------------------------------------
+# Builders.
+# ---------------------------------------------------------------------------
+
+
+def _sgd(ctx: BuildContext):
+  return ctx.sgd()
+
+
+def _prox_sgd(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  return rda_optax.prox_sgd(
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      momentum=ctx.cfg.momentum or None,
+      nesterov=ctx.cfg.nesterov,
+      mask=ctx.mask,
   )
-  return pruning.apply_masks(params, masks)
+
+
+def _rda(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  return rda_optax.rda(ctx.hypers['gamma'], ctx.regularizer(), mask=ctx.mask)
+
+
+def _rmda(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  return rda_optax.rmda(
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      momentum=ctx.cfg.momentum,
+      mask=ctx.mask,
+      restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs),
+  )
+
+
+def _ramp_end(end_epoch: float, epochs: float) -> float:
+  """The end of a sparsity ramp: ``end_epoch``, or 3/4 of ``epochs`` if < 0."""
+  return end_epoch if end_epoch >= 0 else 0.75 * epochs
+
+
+def target_end_epoch(cfg) -> float:
+  """``--target_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
+  return _ramp_end(cfg.target_end_epoch, cfg.epochs)
+
+
+def gmp_end_epoch(cfg) -> float:
+  """gmp's end epoch: ``--gmp_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
+  return _ramp_end(cfg.gmp_end_epoch, cfg.epochs)
+
+
+def _gmp(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  cfg = ctx.cfg
+  begin = ctx.steps(cfg.gmp_begin_epoch)
+  return optax.chain(
+      ctx.sgd(),
+      rda_optax.gradual_magnitude_pruning(
+          cfg.gmp_sparsity,
+          begin_step=begin,
+          end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
+          frequency=cfg.gmp_frequency,
+          scope=cfg.prune_scope,
+          mask=ctx.mask,
+      ),
+  )
+
+
+def _splitting(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  cfg, lam = ctx.cfg, ctx.hypers['lam']
+  inner = (
+      optax.adam(ctx.hypers['lr'])
+      if cfg.split_optimizer == 'adam'
+      else ctx.sgd()
+  )
+  penalty = {
+      'l0': rda_optax.l0,
+      'l1': rda_optax.l1,
+      'tl1': lambda v: rda_optax.transformed_l1(v, a=cfg.tl1_a),
+  }[cfg.regularizer](lam)
+  beta = cfg.beta
+  if cfg.beta_every_epochs > 0:
+    beta = optax.exponential_decay(
+        cfg.beta,
+        transition_steps=max(ctx.steps(cfg.beta_every_epochs), 1),
+        decay_rate=cfg.beta_growth,
+        staircase=True,
+    )
+  return rda_optax.variable_splitting(
+      inner,
+      penalty,
+      beta,
+      group_strength=cfg.lam2,
+      groups=cfg.groups,
+      mask=ctx.mask,
+  )
+
+
+def _check_splitting(cfg) -> None:
+  if cfg.regularizer not in ('l0', 'l1', 'tl1'):
+    raise ValueError(
+        f'--method splitting keeps V = prox(W) of an l0, l1 or tl1 penalty '
+        f'(--regularizer l0 | l1 | tl1), not {cfg.regularizer}; its group '
+        'term on W is --lam2.'
+    )
+  if cfg.split_optimizer not in ('adam', 'sgd'):
+    raise ValueError(
+        f'--split_optimizer must be adam or sgd, got '
+        f'{cfg.split_optimizer!r}.'
+    )
+  if not cfg.beta > 0 or not cfg.beta_growth >= 1:
+    raise ValueError(
+        f'--beta must be > 0 and --beta_growth >= 1 (β grows), '
+        f'got {cfg.beta} and {cfg.beta_growth}.'
+    )
+  if cfg.beta_every_epochs < 0:
+    raise ValueError('--beta_every_epochs must be >= 0 (0: constant β).')
+
+
+_SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
+_SCALE_OPTIONS = frozenset({'scale_lam', 'scale_penalty'})
+_REG_OPTIONS = frozenset(
+    {
+        'lam',
+        'lam2',
+        'regularizer',
+        'target_sparsity',
+        'target_begin_epoch',
+        'target_end_epoch',
+    }
+)
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            'sgd', 'dense SGD with momentum (the reference)', _SGD_OPTIONS, _sgd
+        ),
+        Method(
+            'prox_sgd',
+            'proximal SGD (soft threshold after each step)',
+            _SGD_OPTIONS | _REG_OPTIONS | _SCALE_OPTIONS,
+            _prox_sgd,
+            sparse=True,
+        ),
+        Method(
+            'rda',
+            'regularized dual averaging centred at the initial weights '
+            '(He et al.)',
+            _REG_OPTIONS
+            | _SCALE_OPTIONS
+            | {'gamma', 'gamma_schedule', 'init_scale'},
+            _rda,
+            sparse=True,
+            init_scale_default=2.0,
+            divergence_hint='raise --gamma (RDA steps with 1/(gamma*sqrt(n)))',
+        ),
+        Method(
+            'rmda',
+            'RDA with a learning rate and momentum (modernized dual '
+            'averaging)',
+            _REG_OPTIONS
+            | {
+                'lr',
+                'lr_schedule',
+                'momentum',
+                'init_scale',
+                'restart_epochs',
+            }
+            | _SCALE_OPTIONS,
+            _rmda,
+            sparse=True,
+            init_scale_default=0.0,
+        ),
+        Method(
+            'han',
+            'magnitude prune --init_from, then fine-tune with the zeros '
+            'frozen (Han et al.)',
+            _SGD_OPTIONS | {'prune_sparsity'},
+            _sgd,
+            from_run=True,
+        ),
+        Method(
+            'splitting',
+            'variable splitting: train W, keep its sparse copy '
+            'V = prox(W) of an l0 / l1 / tl1 penalty, with a group term '
+            '(--lam2) on W (Bui et al., paper 001)',
+            _SGD_OPTIONS
+            | _REG_OPTIONS
+            | {'split_optimizer', 'beta', 'beta_growth', 'beta_every_epochs'},
+            _splitting,
+            sparse=True,
+            check=_check_splitting,
+        ),
+        Method(
+            'gmp',
+            'gradual magnitude pruning (Zhu & Gupta)',
+            _SGD_OPTIONS
+            | {
+                'gmp_sparsity',
+                'gmp_begin_epoch',
+                'gmp_end_epoch',
+                'gmp_frequency',
+            },
+            _gmp,
+        ),
+    )
+}
+
+
+def get(name: str) -> Method:
+  """The method called ``name``; ValueError listing the methods if unknown."""
+  try:
+    return METHODS[name]
+  except KeyError:
+    raise ValueError(
+        f'Unknown method {name!r}. Choose one of: ' f'{", ".join(METHODS)}.'
+    ) from None
+
+
+def options_summary() -> str:
+  """'rda: gamma, lam, ...; rmda: ...': what each method reads."""
+  return '; '.join(
+      f'{m.name}: {", ".join(sorted(o for o in m.reads if not o.endswith("_schedule")))}'
+      for m in METHODS.values()
+  )

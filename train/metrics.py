@@ -213,7 +213,7 @@ def progress_bar(
   frames).
   """
   from tqdm.auto import tqdm
-  from train import console  # pylint: disable=import-outside-toplevel
+  from . import console  # pylint: disable=import-outside-toplevel
 
   enabled = enabled and console.is_terminal()
   return tqdm(

@@ -25,10 +25,10 @@ import sys
 from typing import Any
 
 from rda_optax import sparsity as sparsity_lib
-from train import checkpoint as ckpt_lib
-from train import config as config_lib
-from train import methods
-from train import metrics as metrics_lib
+from . import checkpoint as ckpt_lib
+from . import config as config_lib
+from . import optimizer
+from . import metrics as metrics_lib
 
 REPORT_DIR = 'report'
 
@@ -201,7 +201,7 @@ def write_report(
   """
   out = os.path.join(cfg.workdir, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
-  mask = methods.leaf_mask(cfg.select)
+  mask = optimizer.leaf_mask(cfg.select)
   records = sparsity_lib.layer_sparsity(params, mask)
   table = sparsity_lib.sparsity_table(params, records=records)
   summary_sp = sparsity_lib.sparsity_summary(params, records=records)

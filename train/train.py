@@ -1,7 +1,7 @@
 """The train loop: set-up, steps with their logging, evaluation, checkpoints.
 
 Laid out like flax/examples/imagenet/train.py's ``train_and_evaluate``: it
-builds the data, the optimizer of the method (:mod:`train.methods`) and the
+builds the data, the optimizer of the method (:mod:`train.optimizer`) and the
 train state (:mod:`train.train_state`), restores the newest checkpoint, then
 runs the pmapped steps of :mod:`train.train_step`, logging every
 ``log_every_steps``, evaluating (and checkpointing) every
@@ -28,26 +28,26 @@ from typing import Any
 import jax
 import numpy as np
 
-import models
+from ._models import models
 import rda_optax
-from train import checkpoint as ckpt_lib
-from train import config as config_lib
-from train import config_checks
-from train import data as data_lib
-from train import divergence
-from train import methods
-from train import metrics as metrics_lib
-from train import registry
-from train import report as report_lib
-from train import train_state as state_lib
-from train import train_step as step_lib
-from train.evaluation import (
+from . import checkpoint as ckpt_lib
+from . import config as config_lib
+from . import config_checks
+from . import data as data_lib
+from . import divergence
+from . import optimizer
+from . import metrics as metrics_lib
+from . import methods
+from . import report as report_lib
+from . import train_state as state_lib
+from . import train_step as step_lib
+from .evaluation import (
     MAX_STEPS_IN_FLIGHT,
     eval_line,
     evaluate,
     sparsity_record,
 )
-from train.train_state import AXIS, TrainState
+from .train_state import AXIS, TrainState
 
 # ---------------------------------------------------------------------------
 # Checks before any work.
@@ -87,7 +87,7 @@ def check_model(cfg: config_lib.Config) -> None:
         lambda x: model.init(jax.random.key(0), x, train=False), x
     )
     try:
-      registry.scale_labels(cfg)(shapes['params'])
+      methods.scale_labels(cfg)(shapes['params'])
     except ValueError as e:
       raise config_lib.ConfigError(str(e)) from e
 
@@ -147,10 +147,10 @@ class _Run:
         state_lib.load_init_variables(cfg.init_from) if cfg.init_from else None
     )
     self.data = data = create_data(cfg) if data is None else data
-    self.phases = methods.make_phases(cfg, data.num_train_examples)
+    self.phases = optimizer.make_phases(cfg, data.num_train_examples)
     if model is None:
       model = step_lib.create_model(cfg, data.num_classes)
-    tx, _ = methods.create_optimizer(cfg, self.phases)
+    tx, _ = optimizer.create_optimizer(cfg, self.phases)
     init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     state = state_lib.create_train_state(
         init_key, cfg, model, data.image_shape, tx, init_variables
@@ -223,7 +223,7 @@ class _Run:
   def applied_hypers(self, step: int) -> dict[str, float]:
     """The lr / γ / λ that update ``step`` applied, from the optimizer state."""
     by_sgd = self.retraining_by_sgd(step)
-    values = methods.applied_hypers(self.state.opt_state, by_sgd)
+    values = optimizer.applied_hypers(self.state.opt_state, by_sgd)
     return {k: float(np.asarray(v)[0]) for k, v in values.items()}
 
   def log_train(
@@ -286,7 +286,7 @@ class _Run:
   def divergence_hint(self, step: int) -> str:
     if self.retraining_by_sgd(step - 1):  # ``step`` counts updates done.
       return 'lower --asr_lr (the retraining SGD)'
-    return registry.get(self.cfg.method).divergence_hint
+    return methods.get(self.cfg.method).divergence_hint
 
   def check_finite(self, value: float, what: str, step: int) -> None:
     if not np.isfinite(value):

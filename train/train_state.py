@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from train import checkpoint as ckpt_lib
-from train import config as config_lib
-from train import methods
-from train import registry
+from . import checkpoint as ckpt_lib
+from . import config as config_lib
+from . import optimizer
+from . import methods
 
 AXIS = 'batch'  # The pmap axis of every step.
 
@@ -69,8 +69,8 @@ def create_train_state(
           init_variables['batch_stats'],
           cfg.init_from,
       )
-  if registry.get(cfg.method).from_run:
-    params = methods.prune(cfg, params)
+  if methods.get(cfg.method).from_run:
+    params = optimizer.prune(cfg, params)
   return TrainState.create(
       apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats
   )

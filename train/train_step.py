@@ -23,11 +23,11 @@ from jax import lax
 import jax.numpy as jnp
 import optax
 
-import models
-from train import config as config_lib
-from train import data as data_lib
-from train import methods
-from train.train_state import AXIS, TrainState
+from ._models import models
+from . import config as config_lib
+from . import data as data_lib
+from . import optimizer
+from .train_state import AXIS, TrainState
 
 DTYPES = {
     'float32': jnp.float32,
@@ -47,7 +47,7 @@ def create_model(cfg: config_lib.Config, num_classes: int):
   if 'axis_name' in {f.name for f in dataclasses.fields(cls)}:
     # Batch-norm statistics over the global batch (all devices).
     kwargs['axis_name'] = AXIS
-  init = methods.kernel_init(cfg)
+  init = optimizer.kernel_init(cfg)
   if init is not None:
     kwargs['kernel_init'] = init
   return models.create(cfg.model, **kwargs)

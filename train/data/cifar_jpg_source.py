@@ -1,7 +1,7 @@
 """The CIFAR-10 JPEG copy (``cifar10_jpg``), found among the data folders.
 
 It is an image folder (``train/<class>/*.jpg`` and ``test/<class>/*.jpg``,
-as a directory or an archive), loaded by :mod:`train.folder_source`; this
+as a directory or an archive), loaded by :mod:`train.data.folder_source`; this
 module only finds it: in the manual folder, the data folder, or the shared
 data folder.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from train.dataset_registry import MANUAL_DIR_ENV
-from train.dataset_registry import DatasetNotFoundError
-from train.dataset_registry import resolve_manual_dir
-from train.dataset_registry import shared_data_dir
-from train.folder_source import is_archive
+from .datasets import MANUAL_DIR_ENV
+from .datasets import DatasetNotFoundError
+from .datasets import resolve_manual_dir
+from .datasets import shared_data_dir
+from .folder_source import is_archive
 
 _CIFAR10_JPG_NAMES = (
     'cifar10-jpg.tar.gz',
@@ -30,7 +30,7 @@ def find_cifar10_jpg(manual_dir=None, data_dir=None) -> str:
 
   Args:
     manual_dir: the manual folder (see
-      :func:`train.dataset_registry.resolve_manual_dir`).
+      :func:`train.data.datasets.resolve_manual_dir`).
     data_dir: the data folder.
 
   Returns:

@@ -1,29 +1,29 @@
 """A dataset by name: which source loads or prepares it.
 
 * TFDS datasets (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
-  ``imagenet2012``): :mod:`train.tfds_source`.
-* Image folders (``cifar10_jpg``, found by :mod:`train.cifar_jpg_source`;
-  ``imagefolder:<path>``): :mod:`train.folder_source`.
-* ``synthetic[:HxWxC][:classes]``: :mod:`train.synthetic_source`.
+  ``imagenet2012``): :mod:`train.data.tfds_source`.
+* Image folders (``cifar10_jpg``, found by :mod:`train.data.cifar_jpg_source`;
+  ``imagefolder:<path>``): :mod:`train.data.folder_source`.
+* ``synthetic[:HxWxC][:classes]``: :mod:`train.data.synthetic_source`.
 
-Every source gives a :class:`~train.dataset_registry.Dataset` of two
-random-access splits, batched by :mod:`train.input_pipeline`.
+Every source gives a :class:`~train.data.datasets.Dataset` of two
+random-access splits, batched by :mod:`train.data.input_pipeline`.
 """
 
 from __future__ import annotations
 
-from train.dataset_registry import DATASETS
-from train.dataset_registry import IMAGEFOLDER_PREFIX
-from train.dataset_registry import TFDS_SPECS
-from train.dataset_registry import Dataset
-from train.dataset_registry import unknown_dataset_message
-from train.cifar_jpg_source import find_cifar10_jpg
-from train.folder_source import load_image_folder
-from train.folder_source import prepare_image_folder
-from train.synthetic_source import is_synthetic
-from train.synthetic_source import load_synthetic
-from train.tfds_source import load_tfds
-from train.tfds_source import prepare_tfds
+from .datasets import DATASETS
+from .datasets import IMAGEFOLDER_PREFIX
+from .datasets import TFDS_SPECS
+from .datasets import Dataset
+from .datasets import unknown_dataset_message
+from .cifar_jpg_source import find_cifar10_jpg
+from .folder_source import load_image_folder
+from .folder_source import prepare_image_folder
+from .synthetic_source import is_synthetic
+from .synthetic_source import load_synthetic
+from .tfds_source import load_tfds
+from .tfds_source import prepare_tfds
 
 
 def check_dataset(name: str) -> None:

@@ -13,10 +13,10 @@
   (and augmentation when ``train``), run inside the pmapped steps.
 
 :func:`create_data` builds it for ``cfg.dataset`` from any source of
-:mod:`train.sources` (TFDS datasets, image folders, or the in-memory
+:mod:`train.data.sources` (TFDS datasets, image folders, or the in-memory
 synthetic dataset ``--dataset synthetic`` / ``synthetic:HxWxC:classes``
 that tests and benchmarks use), always through the batching of
-:mod:`train.input_pipeline` (:func:`make_data`).
+:mod:`train.data.input_pipeline` (:func:`make_data`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from train import augment
-from train import config as config_lib
-from train import input_pipeline
-from train import prefetch
-from train import sources
-from train import synthetic_source
-from train.dataset_registry import DATASETS
-from train.dataset_registry import Dataset
+from . import augment
+from .. import config as config_lib
+from . import input_pipeline
+from . import prefetch
+from . import sources
+from . import synthetic_source
+from .datasets import DATASETS
+from .datasets import Dataset
 
 Batch = dict[str, np.ndarray]
 
@@ -78,7 +78,7 @@ def make_data(
       background thread; 0: host (numpy) batches, built when asked for.
     axis_name: the mesh axis of the device placement.
     process_index: the topology (default JAX's); see
-      :func:`train.input_pipeline.train_batches`.
+      :func:`train.data.input_pipeline.train_batches`.
     process_count: see ``process_index``.
     local_device_count: see ``process_index``.
 
@@ -156,8 +156,8 @@ def synthetic_data(
 ) -> Data:
   """The in-memory dataset ``synthetic[:HxWxC][:classes]``, host batches.
 
-  See :mod:`train.synthetic_source` for the data and
-  :func:`train.input_pipeline.train_batches` for the order: a per-epoch
+  See :mod:`train.data.synthetic_source` for the data and
+  :func:`train.data.input_pipeline.train_batches` for the order: a per-epoch
   permutation of ``(seed, epoch)``; host ``p`` takes rows
   ``[p·B/P, (p+1)·B/P)`` of every global batch.
 

@@ -3,7 +3,7 @@
 Typical use (what :func:`train.data.create_data` does for the training
 loop)::
 
-    from train import input_pipeline as ip
+    from . import input_pipeline as ip
     ds = ip.load_dataset('cifar10', data_dir=..., manual_dir=...)
     it = ip.prefetch_to_device(
         ip.train_batches(ds.train, 128, seed=0, start_step=step))
@@ -35,11 +35,11 @@ splits deliver 23-60 times fewer batches per second than this sampler on
 one consumer (``python benchmarks/grain_sampler.py``; README), and resuming
 here needs no iterator state: batch ``k`` is a function of ``(seed, k)``.
 
-The datasets come from :mod:`train.sources`, the background prefetching and
-device placement from :mod:`train.prefetch`, the device-side augmentation
-from :mod:`train.augment`; their public names are re-exported here.
+The datasets come from :mod:`train.data.sources`, the background prefetching and
+device placement from :mod:`train.data.prefetch`, the device-side augmentation
+from :mod:`train.data.augment`; their public names are re-exported here.
 
-CLI: ``python -m train.input_pipeline {prepare,info} NAME [--data_dir DIR]
+CLI: ``python -m train.data {prepare,info} NAME [--data_dir DIR]
 [--manual_dir DIR] [--no_download]``.
 """
 
@@ -54,10 +54,10 @@ from typing import Iterator
 import jax
 import numpy as np
 
-from train import augment
+from . import augment
 
 # Re-exported: the pipeline's public names.
-from train.dataset_registry import (  # noqa: F401
+from .datasets import (  # noqa: F401
     AUG_CROP_FLIP,
     AUG_FLIP,
     AUG_NONE,
@@ -70,16 +70,16 @@ from train.dataset_registry import (  # noqa: F401
     Source,
     get_info,
 )
-from train.decode import TFDSImageSource  # noqa: F401
-from train.folder_source import load_image_folder  # noqa: F401
-from train.prefetch import (  # noqa: F401
+from .decode import TFDSImageSource  # noqa: F401
+from .folder_source import load_image_folder  # noqa: F401
+from .prefetch import (  # noqa: F401
     Prefetcher,
     device_sharding,
     prefetch,
     prefetch_to_device,
     shard_to_devices,
 )
-from train.sources import (  # noqa: F401
+from .sources import (  # noqa: F401
     check_dataset,
     load_dataset,
     prepare_dataset,
@@ -329,7 +329,7 @@ def eval_batches(
 def preprocess(images, key, dataset, train: bool, dtype=None):
   """uint8 (..., H, W, C) -> float, augmented when ``train``.
 
-  See :func:`train.augment.preprocess`.
+  See :func:`train.data.augment.preprocess`.
   """
   if dtype is None:
     return augment.preprocess(images, key, dataset, train)
@@ -337,7 +337,7 @@ def preprocess(images, key, dataset, train: bool, dtype=None):
 
 
 # ---------------------------------------------------------------------------
-# CLI: python -m train.input_pipeline {prepare,info} NAME [--data_dir DIR]
+# CLI: python -m train.data {prepare,info} NAME [--data_dir DIR]
 # [--manual_dir DIR].
 # ---------------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ def preprocess(images, key, dataset, train: bool, dtype=None):
 def main(argv=None) -> int:
   """Prepares a dataset or prints its metadata; returns the exit status."""
   parser = argparse.ArgumentParser(
-      prog='python -m train.input_pipeline',
+      prog='python -m train.data',
       description='Prepare a dataset once (TFDS array_record / image-folder '
       'cache) or show it.',
   )
@@ -385,7 +385,3 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   return 0
-
-
-if __name__ == '__main__':
-  raise SystemExit(main())

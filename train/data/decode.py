@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from train.dataset_registry import ArraySource
+from .datasets import ArraySource
 
 
 def default_workers() -> int:

@@ -17,13 +17,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-import models
+from .._models import models
 import rda_optax
-from train import config as config_lib
-from train import evaluation
-from train import train as train_lib
-from train import train_state as state_lib
-from train import train_step as step_lib
+from .. import config as config_lib
+from .. import evaluation
+from .. import train as train_lib
+from .. import train_state as state_lib
+from .. import train_step as step_lib
 
 FORMAT = 'rda-optax-export'
 VERSION = 1

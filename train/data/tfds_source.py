@@ -4,7 +4,7 @@
 ``imagenet2012`` are prepared ONCE with ``file_format="array_record"``
 (this needs TensorFlow, CPU build: ``pip install 'rda-optax[prepare]'``)
 and then read with ``tfds.data_source`` (random access, images decoded on
-the host with Pillow, see :mod:`train.decode`). Reading never imports
+the host with Pillow, see :mod:`train.data.decode`). Reading never imports
 TensorFlow, so a prepared ``data_dir`` can be copied to a GPU machine that
 has JAX but no TensorFlow.
 
@@ -32,16 +32,16 @@ import sys
 import threading
 import time
 
-from train import console
-from train.dataset_registry import DATASETS
-from train.dataset_registry import MANUAL_DIR_ENV
-from train.dataset_registry import PREPARE_HINT
-from train.dataset_registry import TFDS_SPECS
-from train.dataset_registry import Dataset
-from train.dataset_registry import DatasetInfo
-from train.dataset_registry import DatasetNotFoundError
-from train.dataset_registry import resolve_manual_dir
-from train.decode import TFDSImageSource
+from .. import console
+from .datasets import DATASETS
+from .datasets import MANUAL_DIR_ENV
+from .datasets import PREPARE_HINT
+from .datasets import TFDS_SPECS
+from .datasets import Dataset
+from .datasets import DatasetInfo
+from .datasets import DatasetNotFoundError
+from .datasets import resolve_manual_dir
+from .decode import TFDSImageSource
 
 
 def _tfds():
@@ -81,7 +81,7 @@ def _require_tensorflow(name: str) -> None:
         f"(TensorFlow's CPU build is enough): {PREPARE_HINT}. Reading a "
         'prepared dataset does not need TensorFlow: you can also prepare it '
         'on another machine '
-        f'(python -m train.input_pipeline prepare {name} --data_dir DIR) and '
+        f'(python -m train.data prepare {name} --data_dir DIR) and '
         'copy DIR here (then pass --data_dir DIR).'
     )
 
@@ -142,7 +142,7 @@ def _missing_message(name: str, data_dir: str | None, reason: str) -> str:
       f'  2. --data_dir DIR pointing at a folder where {name!r} is already '
       "prepared with file_format='array_record' (e.g. made on a machine "
       'with internet with '
-      f'`python -m train.input_pipeline prepare {name} --data_dir DIR`, '
+      f'`python -m train.data prepare {name} --data_dir DIR`, '
       'then copied).'
   )
 
@@ -168,7 +168,7 @@ def prepare_tfds(
     name: a key of ``TFDS_SPECS``.
     data_dir: the TFDS data folder (default TFDS's).
     manual_dir: the folder of the original archives (see
-      :func:`train.dataset_registry.resolve_manual_dir`).
+      :func:`train.data.datasets.resolve_manual_dir`).
     download: allow TFDS downloads.
     probe_timeout: seconds the network probe may take.
 
@@ -341,7 +341,7 @@ def load_tfds(
 ) -> Dataset:
   """Prepares (if needed) and opens a TFDS dataset.
 
-  The arguments are those of :func:`train.sources.load_dataset`.
+  The arguments are those of :func:`train.data.sources.load_dataset`.
 
   Returns:
     The dataset, its splits decoded into memory when ``in_memory``.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from train import dataset_registry
+from . import datasets
 
 
 def normalize(images: jax.Array, mean, std, dtype=jnp.float32) -> jax.Array:
@@ -75,11 +75,11 @@ def device_key(key: jax.Array, axis_name: str) -> jax.Array:
   return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
 
-def _resolve(dataset) -> dataset_registry.DatasetInfo:
-  if isinstance(dataset, dataset_registry.DatasetInfo):
+def _resolve(dataset) -> datasets.DatasetInfo:
+  if isinstance(dataset, datasets.DatasetInfo):
     return dataset
   if isinstance(dataset, str):
-    return dataset_registry.get_info(dataset)
+    return datasets.get_info(dataset)
   raise TypeError(
       f'dataset must be a name or a DatasetInfo, got '
       f'{type(dataset).__name__}'
@@ -103,13 +103,13 @@ def preprocess(
   """
   info = _resolve(dataset)
   *lead, h, w, c = images.shape
-  if train and info.augmentation != dataset_registry.AUG_NONE:
+  if train and info.augmentation != datasets.AUG_NONE:
     if key is None:
       raise ValueError('preprocess(train=True) needs a PRNG key')
     flat = images.reshape((-1, h, w, c))
-    if info.augmentation == dataset_registry.AUG_CROP_FLIP:
+    if info.augmentation == datasets.AUG_CROP_FLIP:
       flat = random_crop_flip(flat, key)
-    elif info.augmentation == dataset_registry.AUG_FLIP:
+    elif info.augmentation == datasets.AUG_FLIP:
       flat = random_flip(flat, key)
     else:
       raise ValueError(f'unknown augmentation {info.augmentation!r}')

@@ -1,27 +1,4 @@
-"""Export a trained sparse model: physically smaller, compressed, checked.
-
-``python -m train.export RUN_DIR`` takes the final model of a run (the
-exactly sparse one the run reports), removes every all-zero output channel
-and neuron with :func:`models.compact` (folding their constant outputs into
-the layers that read them), and writes to ``RUN_DIR/export/`` (or
-``--out DIR``):
-
-* ``model.json``: how to rebuild the smaller network --
-  ``models.create(model, num_classes=..., **fields)`` -- plus its input
-  shape, the run it came from, and the numbers below;
-* ``variables.npz``: its ``params`` and ``batch_stats`` in
-  :func:`rda_optax.save_sparse`'s compressed format;
-* ``export.md``: weight and channel sparsity per layer, dense and remaining
-  multiply-accumulates (MACs), file sizes against the dense float32
-  variables, and the largest difference between the exported model's
-  outputs and the sparse model's on a fixed batch (it must be float
-  rounding; the export fails otherwise). ``--time`` adds measured CPU
-  inference times of both.
-
-``load_export(DIR)`` (:mod:`train.exported`) returns ``(model, variables, meta)``;
-``python -m train --eval_export DIR`` evaluates an export on its dataset's
-test split (or on ``--dataset``).
-"""
+"""Writes the export of a run (see :mod:`train.export`)."""
 
 from __future__ import annotations
 
@@ -38,31 +15,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import models
+from .._models import models
 import rda_optax
-from train import checkpoint as ckpt_lib
-from train import config as config_lib
-from train import dataset_registry
-from train import methods
-from train import synthetic_source
-from train.exported import (  # Re-exported: train.export.load_export.
-    FORMAT,
-    VERSION,
-    ExportError,
-    evaluate_export,
-    load_export,
-    tuples_in,
-)
-
-__all__ = [
-    'ExportError',
-    'FORMAT',
-    'VERSION',
-    'evaluate_export',
-    'export_run',
-    'load_export',
-    'main',
-]
+from .. import checkpoint as ckpt_lib
+from .. import config as config_lib
+from ..data import datasets
+from .. import optimizer
+from ..data import synthetic_source
+from .reader import ExportError
+from .reader import FORMAT
+from .reader import tuples_in
+from .reader import VERSION
 
 TOLERANCE = 1e-3  # Largest |logit difference| accepted (float32 rounding).
 
@@ -100,8 +63,8 @@ def _input_shape(cfg) -> tuple[int, ...]:
     match = synthetic_source.SYNTHETIC_NAME.match(cfg.dataset)
     if match.group(1):
       return tuple(int(match.group(i)) for i in (1, 2, 3))
-  elif name in dataset_registry.DATASETS:
-    shape = tuple(dataset_registry.DATASETS[name].image_shape)
+  elif name in datasets.DATASETS:
+    shape = tuple(datasets.DATASETS[name].image_shape)
     if getattr(cfg, 'image_size', 0) and shape[0] > 64:
       return (cfg.image_size, cfg.image_size, shape[-1])
     return shape
@@ -205,7 +168,7 @@ def export_run(
 
   macs_before = models.flops(model, variables, input_shape)
   macs_after = models.flops(rebuilt, result.variables, input_shape)
-  mask = methods.leaf_mask(cfg.select)
+  mask = optimizer.leaf_mask(cfg.select)
   summary = rda_optax.sparsity_summary(variables['params'], mask)
 
   tmp = out + '.tmp'
@@ -415,7 +378,3 @@ def main(argv: list[str] | None = None) -> int:
       f'{meta["bytes"]["exported"]:,} bytes of variables.'
   )
   return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -1,4 +1,4 @@
-"""Image folders (the CIFAR-10 JPEG copy is found by :mod:`train.cifar_jpg_source`).
+"""Image folders (the CIFAR-10 JPEG copy is found by :mod:`train.data.cifar_jpg_source`).
 
 An image folder (``cifar10_jpg`` or ``imagefolder:<path>``) is
 ``root/<split>/<class>/<file>`` (``.jpg``/``.png``/...), as a directory or
@@ -23,17 +23,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from train.dataset_registry import AUG_CROP_FLIP
-from train.dataset_registry import AUG_FLIP
-from train.dataset_registry import IMAGEFOLDER_PREFIX
-from train.dataset_registry import ArraySource
-from train.dataset_registry import Dataset
-from train.dataset_registry import DatasetInfo
-from train.dataset_registry import DatasetNotFoundError
-from train.dataset_registry import default_data_dir
-from train.decode import default_workers
-from train.decode import open_image
-from train.decode import to_hwc
+from .datasets import AUG_CROP_FLIP
+from .datasets import AUG_FLIP
+from .datasets import IMAGEFOLDER_PREFIX
+from .datasets import ArraySource
+from .datasets import Dataset
+from .datasets import DatasetInfo
+from .datasets import DatasetNotFoundError
+from .datasets import default_data_dir
+from .decode import default_workers
+from .decode import open_image
+from .decode import to_hwc
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Static facts only, no I/O beyond looking for folders:
   ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded.
 * the TFDS specs (file names of a manual download folder, a URL to probe),
   the per-channel statistics :data:`MEAN_STD` and the augmentation kinds
-  that :mod:`train.augment` applies on the device;
+  that :mod:`train.data.augment` applies on the device;
 * where data lives: :func:`default_data_dir`, :func:`shared_data_dir`,
   :func:`resolve_manual_dir`;
 * a loaded dataset: :class:`Dataset` of two random-access sources
@@ -32,7 +32,7 @@ MANUAL_DIR_ENV = 'RDA_MANUAL_DIR'
 SHARED_DATA_ENV = 'RDA_SHARED_DATA'
 PREPARE_HINT = "pip install 'rda-optax[prepare]'"
 
-# Augmentation kinds (applied on the device by train.augment.preprocess).
+# Augmentation kinds (applied on the device by train.data.augment.preprocess).
 AUG_NONE = 'none'  # Normalisation only (MNIST-like).
 AUG_CROP_FLIP = 'crop_flip'  # 4-pixel-padded random crop + flip (CIFAR).
 AUG_FLIP = 'flip'  # Flip only (ImageNet: the resized crop is on the host).
@@ -204,7 +204,7 @@ DATASETS: dict[str, DatasetInfo] = {
         AUG_FLIP,
     ),
     # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
-    # train.sources.load_dataset.
+    # train.data.sources.load_dataset.
     'cifar10_jpg': DatasetInfo(
         'cifar10_jpg',
         10,
@@ -367,7 +367,7 @@ class Dataset:
     train: the train split.
     eval: the eval split.
     preprocess: the device-side ``preprocess(images, key, train)`` of its
-      batches; None: :func:`train.augment.preprocess` with ``info``.
+      batches; None: :func:`train.data.augment.preprocess` with ``info``.
   """
 
   info: DatasetInfo

@@ -4,7 +4,7 @@
 fixed random binary template (0 or 192); an image is its class's template
 plus uniform noise in [0, 64), so a small network learns it in a few steps.
 Tests and benchmarks use it; it goes through the same batching as the real
-datasets (:mod:`train.input_pipeline`).
+datasets (:mod:`train.data.input_pipeline`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import re
 import jax.numpy as jnp
 import numpy as np
 
-from train.dataset_registry import AUG_NONE
-from train.dataset_registry import ArraySource
-from train.dataset_registry import Dataset
-from train.dataset_registry import DatasetInfo
+from .datasets import AUG_NONE
+from .datasets import ArraySource
+from .datasets import Dataset
+from .datasets import DatasetInfo
 
 SYNTHETIC_NAME = re.compile(r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?$')
 NUM_TRAIN = 1024

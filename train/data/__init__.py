@@ -1,0 +1,25 @@
+"""The data layer of the training job.
+
+* :mod:`train.data.loader`: :class:`~train.data.loader.Data`, the seam the
+  training loop consumes, built by :func:`~train.data.loader.create_data`
+  (re-exported here);
+* :mod:`train.data.datasets`: every dataset the job knows (names, shapes,
+  classes, where its files come from);
+* :mod:`train.data.sources`: loading and preparing a dataset from any source
+  -- :mod:`~train.data.tfds_source` (TFDS), :mod:`~train.data.folder_source`
+  (image folders), :mod:`~train.data.cifar_jpg_source` (the JPEG copy of
+  CIFAR-10), :mod:`~train.data.synthetic_source` (in memory, for tests);
+* :mod:`train.data.input_pipeline`: batching, sharding over hosts and
+  devices, the order of examples; :mod:`~train.data.decode`,
+  :mod:`~train.data.augment` and :mod:`~train.data.prefetch` its parts.
+
+``python -m train.data {prepare,info} NAME`` prepares a dataset once or
+shows it.
+"""
+
+from .loader import check_dataset
+from .loader import close
+from .loader import create_data
+from .loader import Data
+from .loader import make_data
+from .loader import synthetic_data
