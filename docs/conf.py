@@ -16,6 +16,7 @@ nothing to warn about.
 """
 
 import os
+import re
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -105,7 +106,23 @@ def _reread_index(app, env, added, changed, removed):
   return ['index']  # a guide added or removed changes its toctree
 
 
+_INTERNAL_PREFIX = re.compile(r'\b(regs|selection|validation|config_lib)\.')
+
+
+def _short_signature(app, what, name, obj, options, signature, annotation):
+  """``regs.ScalarOrSchedule`` -> ``ScalarOrSchedule``: the signatures show
+  the source's annotations (the type aliases are not expanded), without the
+  names under which a module imports another."""
+  del app, what, name, obj, options
+  if signature:
+    signature = _INTERNAL_PREFIX.sub('', signature)
+  if annotation:
+    annotation = _INTERNAL_PREFIX.sub('', annotation)
+  return signature, annotation
+
+
 def setup(app):
+  app.connect('autodoc-process-signature', _short_signature)
   app.connect('source-read', _guides_toctree)
   app.connect('env-get-outdated', _reread_index)
 
@@ -203,6 +220,24 @@ public_api = {
 
 # -- autodoc / autosummary / napoleon ----------------------------------------
 
+# The type aliases of the signatures, shown by name (as optax does) rather
+# than expanded into unions several lines long.
+autodoc_type_aliases = {
+    alias: target
+    for name, target in {
+        'ScalarOrSchedule': 'optax.ScalarOrSchedule',
+        'MaskOrFn': 'MaskOrFn',
+        'Groups': 'Groups',
+        'Labels': 'Labels',
+        'Scope': 'Scope',
+    }.items()
+    for alias in (
+        name,
+        f'regs.{name}',
+        f'selection.{name}',
+        f'optax.{name}',
+    )
+}
 autosummary_generate = False  # tables only; the entries are on the same page
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'

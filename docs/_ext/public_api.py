@@ -162,7 +162,8 @@ def sections(
   """The public names of a package, by section, in reading order.
 
   Sections come in the order ``spec['sections']`` lists them; within a
-  section, by the order of its modules, then of the definitions in a module.
+  section, by the order of its modules, then functions, classes and
+  constants, each in the order of the definitions in a module.
   A name whose module no section names goes to the section whose modules are
   ``'*'`` (or, when there is none, is left for the coverage check to
   report).
@@ -182,11 +183,17 @@ def sections(
     key, rank = module_rank.get(where, (catch_all, 0))
     if key is None:
       continue
-    by_section[key].append(
-        (rank, _source_line(entry[0], where, entry[2]), entry)
-    )
+    # Factories before the classes they return (rda, then RDAState), then
+    # constants; each in the order of the source.
+    kind_rank = {'function': 0, 'class': 1, 'exception': 1, 'data': 2}
+    by_section[key].append((
+        rank,
+        kind_rank[entry[3]],
+        _source_line(entry[0], where, entry[2]),
+        entry,
+    ))
   return {
-      key: [e for *_, e in sorted(items, key=lambda t: t[:2])]
+      key: [e for *_, e in sorted(items, key=lambda t: t[:3])]
       for key, items in by_section.items()
   }
 
@@ -258,18 +265,14 @@ def _directive_lines(
   entries = sections(spec)[section]
   if not entries:
     return []
-  # No current module while the table is read: autosummary wants names
-  # not prefixed with it, and the entries below set their own.
-  lines = [
-      '.. currentmodule:: None',
-      '',
-      '.. autosummary::',
-      '   :nosignatures:',
-      '',
-  ]
-  lines += [f'   ~{full}' for full, *_ in entries]
+  # The table is read in the package (autosummary wants its names relative
+  # to the current module), so that the references of the summaries
+  # (``State of :func:`rda`.``) resolve; the entries below set their own.
+  package = spec['package']
+  lines = [f'.. currentmodule:: {package}', '', '.. autosummary::']
+  lines += ['   :nosignatures:', '']
+  lines += [f'   ~{full[len(package) + 1:]}' for full, *_ in entries]
   lines.append('')
-  no_members = set(spec.get('no_members', ()))
   for full, where, obj, kind in entries:
     module, _, name = full.rpartition('.')
     lines.append(f'.. currentmodule:: {module}')
@@ -281,12 +284,21 @@ def _directive_lines(
     elif kind in ('class', 'exception'):
       directive = 'autoexception' if kind == 'exception' else 'autoclass'
       lines.append(f'.. {directive}:: {name}')
-      if full not in no_members and not _is_namedtuple(obj):
+      if not (_is_namedtuple(obj) or _is_flax_module(obj)):
         lines.append('   :members:')
       lines.append('')
     else:
       lines += [f'.. autofunction:: {name}', '']
   return lines
+
+
+def _is_flax_module(obj: Any) -> bool:
+  """A Flax module: its fields are in its docstring's Attributes; autodoc's
+  ``:members:`` would add them again (``dtype: alias of float32``)."""
+  return any(
+      c.__module__.startswith('flax.') and c.__name__ == 'Module'
+      for c in getattr(obj, '__mro__', ())
+  )
 
 
 def _is_namedtuple(obj: Any) -> bool:
