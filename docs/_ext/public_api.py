@@ -186,12 +186,14 @@ def sections(
     # Factories before the classes they return (rda, then RDAState), then
     # constants; each in the order of the source.
     kind_rank = {'function': 0, 'class': 1, 'exception': 1, 'data': 2}
-    by_section[key].append((
-        rank,
-        kind_rank[entry[3]],
-        _source_line(entry[0], where, entry[2]),
-        entry,
-    ))
+    by_section[key].append(
+        (
+            rank,
+            kind_rank[entry[3]],
+            _source_line(entry[0], where, entry[2]),
+            entry,
+        )
+    )
   return {
       key: [e for *_, e in sorted(items, key=lambda t: t[:3])]
       for key, items in by_section.items()
