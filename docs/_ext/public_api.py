@@ -38,28 +38,34 @@ def _is_public(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _assignments(module_name: str) -> dict[str, int]:
-  """Names bound by a top-level assignment in a module, with their lines."""
+def _definitions(module_name: str) -> tuple[dict[str, int], frozenset[str]]:
+  """Top-level names of a module's source with their lines, and those of them
+  bound by an assignment (not ``def`` or ``class``)."""
   module = sys.modules.get(module_name) or importlib.import_module(module_name)
   try:
     source = inspect.getsource(module)
   except (OSError, TypeError):
-    return {}
-  names = {}
+    return {}, frozenset()
+  lines, assigned = {}, set()
   for node in ast.parse(source).body:
     targets = []
     if isinstance(node, ast.Assign):
       targets = node.targets
     elif isinstance(node, ast.AnnAssign):
       targets = [node.target]
+    elif isinstance(
+        node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    ):
+      lines.setdefault(node.name, node.lineno)
     for target in targets:
       if isinstance(target, ast.Name):
-        names.setdefault(target.id, node.lineno)
-  return names
+        lines.setdefault(target.id, node.lineno)
+        assigned.add(target.id)
+  return lines, frozenset(assigned)
 
 
 def _assigned_names(module_name: str) -> frozenset[str]:
-  return frozenset(_assignments(module_name))
+  return _definitions(module_name)[1]
 
 
 def defining_module(package: str, name: str, obj: Any) -> str:
@@ -97,6 +103,17 @@ def public_names(spec: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
   submodules (``train``). ``kind`` is ``function``, ``class``, ``exception``
   or ``data``.
   """
+  key = (spec['package'], tuple(spec['names']) if spec.get('names') else None)
+  if key not in _PUBLIC_NAMES:
+    _PUBLIC_NAMES[key] = _public_names(spec)
+  return _PUBLIC_NAMES[key]  # read once per build (a process)
+
+
+_PUBLIC_NAMES: dict[Any, list[tuple[str, str, Any, str]]] = {}
+
+
+def _public_names(spec: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
+  """`public_names`, not cached."""
   package = spec['package']
   explicit = spec.get('names')
   found = []
@@ -147,13 +164,11 @@ def public_names(spec: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
 
 def _source_line(full_name: str, where: str, obj: Any) -> int:
   """Where a public name is defined in its module (for the reading order)."""
-  line = _assignments(where).get(full_name.rpartition('.')[2])
-  if line is not None:
-    return line
-  try:
-    return inspect.getsourcelines(obj)[1]
-  except (OSError, TypeError):
-    return 10**9
+  lines = _definitions(where)[0]
+  name = getattr(obj, '__name__', None)
+  if isinstance(name, str) and name in lines:
+    return lines[name]
+  return lines.get(full_name.rpartition('.')[2], 10**9)
 
 
 def sections(
