@@ -193,3 +193,58 @@ def test_site_pages_use_no_internal_shorthand(path):
         f'{os.path.relpath(path, REPO)}: "{match.group(0)}" in'
         f' "...{text[max(0, match.start() - 60):match.end() + 60]}..."'
     )
+
+
+def _fake_project(root, nodoc_docstring):
+  """A package of three names and a site documenting it with public-api."""
+  pkg = root / 'fakepkg'
+  pkg.mkdir(parents=True)
+  (pkg / '__init__.py').write_text(
+      'from fakepkg.core import good\n'
+      'from fakepkg.extra import newer, nodoc\n'
+  )
+  (pkg / 'core.py').write_text('def good():\n  """Good."""\n')
+  (pkg / 'extra.py').write_text(
+      'def newer():\n  """Added later, in a module no section lists."""\n\n'
+      f'def nodoc():\n  {nodoc_docstring}\n'
+  )
+  docs = root / 'docs'
+  docs.mkdir()
+  (docs / 'conf.py').write_text(
+      'import sys\n'
+      f'sys.path[:0] = [{str(root)!r}, {os.path.join(DOCS, "_ext")!r}]\n'
+      "extensions = ['sphinx.ext.autodoc', 'sphinx.ext.autosummary',"
+      " 'public_api']\n"
+      "public_api = {'fake': {'package': 'fakepkg', 'sections': [\n"
+      "    ('core', ['fakepkg.core']), ('other', '*')]}}\n"
+  )
+  (docs / 'index.rst').write_text(
+      'Fake\n====\n\n.. public-api:: fake core\n\n'
+      '.. public-api:: fake other\n   :allow-empty:\n   :title: Other\n'
+  )
+  return docs
+
+
+def _build(docs, out):
+  return subprocess.run(
+      [sys.executable, '-m', 'sphinx', '-W', '-q', '-b', 'html', str(docs)]
+      + [str(out)],
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+
+
+def test_new_names_appear_and_an_undocumented_one_fails_the_build(tmp_path):
+  _require_docs_extra()
+  docs = _fake_project(tmp_path / 'a', 'pass')
+  proc = _build(docs, tmp_path / 'a_html')
+  assert proc.returncode != 0
+  assert 'fakepkg.nodoc (no docstring)' in proc.stderr, proc.stderr[-2000:]
+  docs = _fake_project(tmp_path / 'b', '"""Now documented."""')
+  proc = _build(docs, tmp_path / 'b_html')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  page = (tmp_path / 'b_html' / 'index.html').read_text(encoding='utf-8')
+  for name in ('good', 'newer', 'nodoc'):
+    assert f'id="fakepkg.{name}"' in page, name
+  assert 'Other' in page  # the catch-all section's heading

@@ -1,4 +1,4 @@
-"""Every guide's code runs as written.
+"""Every guide's code runs as written (and the home page's).
 
 A guide's ```` ```python ```` blocks run in order, top to bottom, in one
 namespace per guide, as ``tests/test_readme.py`` runs the README's (a block
@@ -54,7 +54,7 @@ def test_there_are_guides_with_code():
   assert sum(len(python_blocks(_read(g))) for g in GUIDES) >= 10
 
 
-@pytest.mark.parametrize('path', GUIDES, ids=os.path.basename)
+@pytest.mark.parametrize('path', PAGES, ids=os.path.basename)
 def test_guide_python_blocks_run_in_order(path, tmp_path, monkeypatch):
   text = _read(path)
   blocks = python_blocks(text)

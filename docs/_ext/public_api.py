@@ -120,8 +120,13 @@ def _public_names(spec: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
   if explicit is not None:
     for dotted in explicit:
       module_name, _, name = f'{package}.{dotted}'.rpartition('.')
-      module = importlib.import_module(module_name)
-      obj = getattr(module, name)
+      try:
+        obj = getattr(importlib.import_module(module_name), name)
+      except (ImportError, AttributeError) as e:
+        raise LookupError(
+            f'public_api of docs/conf.py names {module_name}.{name}, which'
+            f' cannot be imported ({type(e).__name__}: {e}); update the list'
+        ) from e
       found.append((f'{module_name}.{name}', module_name, obj))
   else:
     module = importlib.import_module(package)
@@ -341,7 +346,10 @@ def setup(app: Any) -> dict[str, Any]:
 
     required_arguments = 2
     has_content = False
-    option_spec = {'allow-empty': directives.flag}
+    option_spec = {
+        'allow-empty': directives.flag,
+        'title': directives.unchanged,
+    }
 
     def run(self) -> list[Any]:
       key, section = self.arguments
@@ -354,7 +362,13 @@ def setup(app: Any) -> dict[str, Any]:
             f'public-api: no section {section!r} for {key!r}; sections: '
             + ', '.join(s for s, _ in spec['sections'])
         )
-      lines = _directive_lines(key, section, spec)
+      try:
+        lines = _directive_lines(key, section, spec)
+      except LookupError as e:
+        raise self.error(str(e)) from e
+      if lines and self.options.get('title'):
+        # A heading for a section that may be empty (the catch-all).
+        lines = ['.. rubric:: ' + self.options['title'], ''] + lines
       if not lines:
         if 'allow-empty' in self.options:
           return []
@@ -370,7 +384,12 @@ def setup(app: Any) -> dict[str, Any]:
   logger = logging.getLogger(__name__)
 
   def check_coverage(app_: Any, env: Any) -> None:
-    missing = undocumented(app_.config.public_api, env.get_domain('py').objects)
+    try:
+      missing = undocumented(
+          app_.config.public_api, env.get_domain('py').objects
+      )
+    except LookupError as e:
+      missing = [str(e)]
     if missing:
       logger.error(
           'Every public name must be in the API reference (docs/api/) with a'
