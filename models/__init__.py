@@ -2,7 +2,7 @@
 
 * :func:`create` / :data:`REGISTRY` / :func:`default_input_shape`: build a
   network by name ("lenet5", "lenet300_100", "resnet18", "resnet34",
-  "resnet50", "vgg11".."vgg19", "wrn28_10", plus "*_imagenet" aliases).
+  "resnet50", "vgg11" to "vgg19", "wrn28_10", plus ``*_imagenet`` aliases).
 * :func:`flops`: per-layer dense and sparse multiply-accumulate counts.
 * :func:`compact`: remove all-zero channels to get a smaller, equivalent model;
   :func:`coupled_scales`: the batch-norm scales that share channels.
