@@ -39,6 +39,7 @@ from rda_optax.pruning import gradual_magnitude_pruning
 from rda_optax.pruning import GradualPruningState
 from rda_optax.pruning import magnitude_masks
 from rda_optax.pruning import zhu_gupta_sparsity
+from rda_optax.recipes import sparse_training
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.rmda import rmda
