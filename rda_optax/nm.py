@@ -44,7 +44,7 @@ take it like any other. It is reached gradually in one of two ways:
   1 (:func:`nm_fraction_schedule`, Zhu & Gupta's cubic). The projection onto
   "at least a fraction ``f`` of the groups of each leaf are N:M" is exact
   too: it constrains the ``round(f·G)`` groups whose projection discards the
-  least energy (ties: the earlier groups first).
+  least energy (ties: the groups that come first in row-major order).
 
 The magnitude baselines are :func:`nm_masks` (one-shot: prune a trained
 model to N:M, then fine-tune with :func:`rda_optax.asr` holding the pruned
@@ -153,20 +153,26 @@ def _statically_one(fraction: Any) -> bool:
   return f is not None and f == 1.0
 
 
-def _ranks(s: jax.Array) -> jax.Array:
-  """Rank of each entry within its group (last axis), 0 = kept first:
+def _ranks(s: jax.Array, axis: int) -> jax.Array:
+  """Rank of each entry within its group (along ``axis``), 0 = kept first:
   larger scores first, and among equal scores the later entry first (so
   that the earlier one is pruned first)."""
-  m = s.shape[-1]
+  m = s.shape[axis]
   if m <= _PAIRWISE_MAX_M:
-    si, sj = s[..., :, None], s[..., None, :]
+    # All pairwise comparisons, fused by XLA: no transpose, no sort.
+    si = jnp.expand_dims(s, axis + 1)  # Entry i along axis, j along axis+1.
+    sj = jnp.expand_dims(s, axis)
     idx = jnp.arange(m)
-    later = idx[None, :] > idx[:, None]  # j > i.
+    later = (idx[None, :] > idx[:, None]).reshape(
+        (m, m) + (1,) * (s.ndim - axis - 1)
+    )
     beats = (sj > si) | ((sj == si) & later)
-    return jnp.sum(beats, axis=-1, dtype=jnp.int32)
-  rev = s[..., ::-1]
+    return jnp.sum(beats, axis=axis + 1, dtype=jnp.int32)
+  moved = jnp.moveaxis(s, axis, -1)
+  rev = moved[..., ::-1]
   order = jnp.argsort(-rev, axis=-1, stable=True)
-  return jnp.argsort(order, axis=-1).astype(jnp.int32)[..., ::-1]
+  ranks = jnp.argsort(order, axis=-1).astype(jnp.int32)[..., ::-1]
+  return jnp.moveaxis(ranks, -1, axis)
 
 
 def _keep_mask(
@@ -176,34 +182,40 @@ def _keep_mask(
   live entries; -1 for entries to prune before any live one)."""
   shape = scores.shape
   s = scores.reshape(1) if scores.ndim == 0 else scores
-  s = jnp.moveaxis(s.astype(jnp.float32), axis, -1)
-  moved = s.shape
-  length = moved[-1]
+  s = s.astype(jnp.float32)
+  length = s.shape[axis]
   pad = (-length) % m
   if pad:
-    s = jnp.pad(s, [(0, 0)] * (s.ndim - 1) + [(0, pad)], constant_values=_PAD)
-  g = s.reshape(moved[:-1] + ((length + pad) // m, m))
-  keep = _ranks(g) < jnp.asarray(n, jnp.int32)
+    widths = [(0, 0)] * s.ndim
+    widths[axis] = (0, pad)
+    s = jnp.pad(s, widths, constant_values=_PAD)
+  # Split the axis into (groups, m) in place: a reshape, not a transpose.
+  grouped = s.shape[:axis] + ((length + pad) // m, m) + s.shape[axis + 1 :]
+  g = s.reshape(grouped)
+  keep = _ranks(g, axis + 1) < jnp.asarray(n, jnp.int32)
   if not _statically_one(fraction):
     real = g > _PAD
     dropped = real & ~keep
     cost = jnp.sum(
-        jnp.where(dropped, jnp.square(jnp.maximum(g, 0)), 0), axis=-1
+        jnp.where(dropped, jnp.square(jnp.maximum(g, 0)), 0), axis=axis + 1
     )
     # A group whose dropped entries were all pruned before (score -1) is
     # already N:M: it ranks before every other, so that the constrained
     # groups of a gradual schedule stay constrained.
-    live_dropped = jnp.sum(dropped & (g >= 0), axis=-1)
-    cost = jnp.where(jnp.any(dropped, axis=-1) & (live_dropped == 0), -1, cost)
+    live_dropped = jnp.sum(dropped & (g >= 0), axis=axis + 1)
+    any_dropped = jnp.any(dropped, axis=axis + 1)
+    cost = jnp.where(any_dropped & (live_dropped == 0), -1, cost)
     flat = cost.ravel()
     k = jnp.round(
         jnp.asarray(fraction, jnp.float32) * jnp.float32(flat.size)
     ).astype(jnp.int32)
     rank = jnp.argsort(jnp.argsort(flat, stable=True))
     constrained = (rank < k).reshape(cost.shape)
-    keep = keep | ~constrained[..., None]
-  keep = keep.reshape(moved[:-1] + (length + pad,))[..., :length]
-  return jnp.moveaxis(keep, -1, axis).reshape(shape)
+    keep = keep | ~jnp.expand_dims(constrained, axis + 1)
+  keep = keep.reshape(s.shape)
+  if pad:
+    keep = jax.lax.slice_in_dim(keep, 0, length, axis=axis)
+  return keep.reshape(shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,29 +250,32 @@ class NMConstraint(regs.Regularizer):
     return self.project(x, count)
 
   def keep_mask(
-      self, x: jax.Array, count: Any = 0, weights: Any = None
+      self, x: jax.Array, count: Any = 0, metric: Any = None
   ) -> jax.Array:
-    """The projection's keep-mask of one leaf; ``weights`` (broadcastable
-    to ``x``, e.g. ``√d``) make it the projection in ``‖·‖_{diag(weights²)}``.
-    """
+    """The projection's keep-mask of one leaf; with ``metric`` ``d``
+    (positive, broadcastable to ``x``) the projection in ``‖·‖_D``,
+    ``D = diag(d)``, which keeps the largest ``d_i x_i²`` of each group."""
     x = jnp.asarray(x)
-    scores = jnp.abs(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
-    if weights is not None:
-      scores = scores * weights
+    xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    scores = jnp.abs(xf) if metric is None else metric * jnp.square(xf)
+    return self.mask_from_scores(scores, count)
+
+  def mask_from_scores(self, scores: jax.Array, count: Any = 0) -> jax.Array:
+    """The keep-mask that keeps the largest ``scores`` (``>= 0``, one per
+    entry, e.g. ``|x|`` or ``d·x²``) of each group."""
     n = regs.value_at(self.n, count)
     fraction = (
         self.fraction
         if _statically_one(self.fraction)
         else regs.value_at(self.fraction, count)
     )
-    return _keep_mask(
-        scores, n, self.m, group_axis(x.ndim, self.axis), fraction
-    )
+    axis = group_axis(jnp.ndim(scores), self.axis)
+    return _keep_mask(scores, n, self.m, axis, fraction)
 
-  def project(self, x: jax.Array, count: Any = 0, weights: Any = None):
+  def project(self, x: jax.Array, count: Any = 0, metric: Any = None):
     """``x`` with the entries outside :meth:`keep_mask` set to 0."""
     x = jnp.asarray(x)
-    keep = self.keep_mask(x, count, weights)
+    keep = self.keep_mask(x, count, metric)
     return jnp.where(keep, x, jnp.zeros((), x.dtype))
 
 

@@ -57,7 +57,7 @@ def prox_adamw(
     mask: selection.MaskOrFn = None,
     weight_decay_mask: selection.MaskOrFn = None,
     max_iters: int = 100,
-    rtol: float = 1e-8,
+    rtol: float | None = 1e-8,
     mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Proximal AdamW (ProxGen with Adam's preconditioner), as in RAMDA's code.
@@ -119,7 +119,7 @@ def prox_adamw(
     max_iters: the most proximal-gradient steps per subproblem (100, as the
       reference code).
     rtol: the subproblem's relative-decrease tolerance (1e-8, as the
-      reference code).
+      reference code); None: always ``max_iters`` steps.
     mu_dtype: dtype of the first moment (default: the params').
 
   Returns:

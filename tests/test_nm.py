@@ -74,8 +74,8 @@ def test_projection_is_exact_against_brute_force(shape, n, m, metric):
       rng.uniform(0.1, 3.0, size=shape).astype(np.float32) if metric else None
   )
   c = rda_optax.nm_constraint(n, m)
-  root = None if weights is None else jnp.sqrt(weights)
-  keep = np.asarray(c.keep_mask(jnp.asarray(x), weights=root))
+  metric = None if weights is None else jnp.asarray(weights)
+  keep = np.asarray(c.keep_mask(jnp.asarray(x), metric=metric))
   axis = len(shape) - 2
   want = brute_force_cost(x, n, m, axis, weights)
   got = dropped_cost(x, keep, m, axis, weights)
@@ -83,7 +83,7 @@ def test_projection_is_exact_against_brute_force(shape, n, m, metric):
   # Exactly min(n, group size) kept per group (continuous values: no ties).
   counts = [keep.ravel()[g].sum() for g in groups_of(x, m, axis)]
   assert counts == [min(n, len(g)) for g in groups_of(x, m, axis)]
-  proj = np.asarray(c.project(jnp.asarray(x), weights=root))
+  proj = np.asarray(c.project(jnp.asarray(x), metric=metric))
   np.testing.assert_array_equal(proj, np.where(keep, x, 0))
   if weights is None:
     np.testing.assert_array_equal(np.asarray(c.prox(jnp.asarray(x), 1.0)), proj)
