@@ -312,17 +312,19 @@ def adaptive_main(argv=None):
   print(
       '| optimizer | ms / step (median) | ratio to optax.adamw (median) | '
       'ratio, quartiles | state bytes / param byte | '
-      'bytes accessed / param (XLA) | fusions |'
+      'bytes accessed / param (XLA) | fusions | inner steps (last) |'
   )
-  print('|---|---:|---:|---:|---:|---:|---:|')
+  print('|---|---:|---:|---:|---:|---:|---:|---:|')
   for name, run in runs.items():
     ratios = [t / r for t, r in zip(run['times'], ref)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
+    inner = getattr(run['carry'][1], 'inner_steps', None)
     print(
         f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
         f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
         f'{run["state_bytes"] / param_bytes:.2f} | '
-        f'{run["moved"] / n_params:.1f} | {run["fusions"]} |'
+        f'{run["moved"] / n_params:.1f} | {run["fusions"]} | '
+        f'{"" if inner is None else int(inner)} |'
     )
   adamw_ms = 1e3 * statistics.median(ref)
   proj_ms = 1e3 * statistics.median(proj_times)
