@@ -529,3 +529,25 @@ def test_inject_hyperparams_matches_the_plain_transform():
 def test_invalid_hyperparameters(make, match):
   with pytest.raises((ValueError, TypeError), match=match):
     make()
+
+
+def test_inside_optax_masked():
+  """Under optax.masked the kernels take RAMDA; the bias's gradients pass
+  through untouched (optax's rule for masked-out leaves)."""
+  params, grads = random_params(), random_grads(4)
+  opt = optax.masked(
+      rda_optax.ramda(0.05, rda_optax.l1(0.05), momentum=0.0),
+      {'conv': True, 'dense': True, 'bias': False},
+  )
+  traj, _ = run(opt, params, grads)
+  alone, _ = run(
+      rda_optax.ramda(0.05, rda_optax.l1(0.05), momentum=0.0),
+      {k: params[k] for k in ('conv', 'dense')},
+      [{k: g[k] for k in ('conv', 'dense')} for g in grads],
+  )
+  np.testing.assert_array_equal(traj[-1]['conv'], alone[-1]['conv'])
+  np.testing.assert_allclose(
+      traj[-1]['bias'],
+      params['bias'] + sum(g['bias'] for g in grads),
+      rtol=1e-6,
+  )
