@@ -14,8 +14,17 @@ from rda_optax import preconditioned
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
-from rda_optax.rmda import _statically_zero
 from rda_optax.validation import check_update_args
+
+
+def _statically_zero(momentum: Any) -> bool:
+  # Only a Python number: optax.inject_hyperparams passes arrays, whose value
+  # may change, so the state must then keep the prox point (as rmda does).
+  return momentum is None or (
+      isinstance(momentum, (int, float))
+      and not isinstance(momentum, bool)
+      and momentum == 0
+  )
 
 
 def cube_root(v: jax.Array) -> jax.Array:
