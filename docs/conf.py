@@ -139,6 +139,7 @@ public_api = {
     'rda_optax': {
         'package': 'rda_optax',
         'sections': [
+            ('recipes', ['rda_optax.recipes']),
             (
                 'optimizers',
                 [
@@ -146,6 +147,7 @@ public_api = {
                     'rda_optax.rmda',
                     'rda_optax.ramda',
                     'rda_optax.prox_sgd',
+                    'rda_optax.prox_adamw',
                     'rda_optax.splitting',
                 ],
             ),
@@ -155,6 +157,7 @@ public_api = {
                 [
                     'rda_optax.regularizers',
                     'rda_optax.constraints',
+                    'rda_optax.nm',
                     'rda_optax.coupled',
                     'rda_optax.partition',
                 ],

@@ -2,7 +2,7 @@
 
 * :func:`create` / :data:`REGISTRY` / :func:`default_input_shape`: build a
   network by name ("lenet5", "lenet300_100", "resnet18", "resnet34",
-  "resnet50", "vgg11" to "vgg19", "wrn28_10", plus "*_imagenet" aliases).
+  "resnet50", "vgg11" to "vgg19", "wrn28_10", plus ``*_imagenet`` aliases).
 * :class:`GPT` (``"gpt_char"``), :class:`ViT` (``"vit_cifar"``): small
   transformers; :func:`kernel_mask` selects their weight kernels for
   sparsity (the default mask would also select embeddings).
