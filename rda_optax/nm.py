@@ -127,6 +127,14 @@ def _check_nm(owner: str, n: Any, m: Any) -> None:
   if callable(n) or isinstance(n, jax.core.Tracer):
     return
   if (
+      isinstance(n, (jax.Array, np.ndarray))
+      and n.ndim == 0
+      and jnp.issubdtype(n.dtype, jnp.integer)
+  ):
+    # A concrete value of a schedule (optax.inject_hyperparams evaluates
+    # schedules outside jit at init).
+    n = int(n)
+  if (
       not isinstance(n, (int, np.integer))
       or isinstance(n, bool)
       or not 0 <= n <= m

@@ -162,6 +162,31 @@ def test_a_scheduled_n_is_traced_under_jit():
   assert rda_optax.satisfies_nm(prox(x, 10), 1, 4)
 
 
+def test_an_injected_n_is_a_concrete_int_array_at_init():
+  """optax.inject_hyperparams evaluates a schedule of n outside jit at
+  init: the factory gets a concrete int32 array, which must be taken (and
+  checked) like an int."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)), jnp.float32)
+  sched = functools.partial(
+      rda_optax.nm_n_schedule, n=2, m=4, begin_step=0, end_step=2
+  )
+  opt = optax.inject_hyperparams(
+      lambda n: rda_optax.rmda(0.1, rda_optax.nm_constraint(n, 4), momentum=0.0)
+  )(n=sched)
+  params = {'w': x}
+  state = opt.init(params)
+  assert state.hyperparams['n'].dtype == jnp.int32
+  for _ in range(3):
+    updates, state = opt.update({'w': jnp.ones_like(x)}, state, params)
+    params = optax.apply_updates(params, updates)
+  assert rda_optax.satisfies_nm(params['w'], 2, 4)
+  assert int(state.hyperparams['n']) == 2
+  with pytest.raises(ValueError, match='in \\[0, m\\]'):
+    rda_optax.nm_constraint(jnp.asarray(5, jnp.int32), 4)
+  with pytest.raises(ValueError, match='as an int'):
+    rda_optax.nm_constraint(jnp.asarray(2.0), 4)
+
+
 def reaches_pattern(tree, n, m, keys=('conv', 'dense')):
   return all(rda_optax.satisfies_nm(tree[k], n, m) for k in keys)
 
