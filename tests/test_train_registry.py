@@ -21,13 +21,25 @@ def test_every_option_a_method_reads_is_accepted_and_the_rest_refused():
       base['init_from'] = '.'
     cfg = config_lib.get_config(None, **base)
     # All its own: fine (the target options go with --regularizer sparsity,
-    # λ with the others).
+    # λ with the others, the N:M options with --nm).
     target = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
-    config_checks.validate(cfg, set(method.reads) - target)
+    nm_opts = {'nm', 'nm_schedule'}
+    config_checks.validate(cfg, set(method.reads) - target - nm_opts)
     if target <= method.reads and name != 'splitting':
       config_checks.validate(
           cfg.replace(regularizer='sparsity'),
-          set(method.reads) - {'lam', 'lam2'},
+          set(method.reads) - {'lam', 'lam2'} - nm_opts,
+      )
+    if nm_opts <= method.reads and 'regularizer' in method.reads:
+      if name != 'splitting':  # Its regularizer is l0 / l1 / tl1.
+        config_checks.validate(
+            cfg.replace(regularizer='nm', nm='2:4'),
+            set(method.reads) - {'lam', 'lam2', 'target_sparsity'},
+        )
+    elif 'nm' in method.reads:  # The pruning methods: --nm replaces the level.
+      config_checks.validate(
+          cfg.replace(nm='2:4'),
+          set(method.reads) - {'gmp_sparsity', 'prune_sparsity'},
       )
     for option in method.ignores:
       with pytest.raises(
@@ -41,17 +53,25 @@ def test_schedules_and_asr_follow_the_table():
   assert methods.get('rda').schedules == ('gamma', 'lam')
   assert methods.get('rmda').schedules == ('lr', 'lam')
   assert methods.get('sgd').schedules == ('lr',)
+  assert methods.get('ramda').schedules == ('lr', 'lam')
+  assert methods.get('adamw').schedules == ('lr',)
   assert {m.name for m in methods.METHODS.values() if m.sparse} == {
       'prox_sgd',
       'rda',
       'rmda',
       'splitting',
+      'ramda',
+      'prox_adamw',
+  }
+  assert {m.name for m in methods.METHODS.values() if m.from_run} == {
+      'han',
+      'han_adamw',
   }
   with pytest.raises(
       ValueError,
-      match='Unknown method .adamw.. Choose one ' 'of: sgd, prox_sgd',
+      match='Unknown method .adam.. Choose one ' 'of: sgd, prox_sgd',
   ):
-    methods.get('adamw')
+    methods.get('adam')
 
 
 def test_help_lists_each_method_with_its_summary(capsys):

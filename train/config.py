@@ -42,6 +42,7 @@ REGULARIZERS = (
     'sparse_group_lasso',
     'tl1',
     'sparsity',
+    'nm',
 )
 SCHEDULES = (
     'constant',
@@ -92,7 +93,8 @@ class Config:
   model: str = 'lenet300_100'
   """Model name of `models.create` (lenet5, lenet300_100, resnet18, vgg16, ...)."""
   dataset: str = 'mnist'
-  """TFDS dataset name (mnist, cifar10, cifar100, imagenet2012, ...)."""
+  """TFDS dataset name (mnist, cifar10, cifar100, imagenet2012, ...), or a
+  text corpus for a character-level language model (shakespeare_char)."""
   method: str = 'rmda'
   """sgd (dense, momentum), prox_sgd, rda, rmda (RDA with a learning rate
   and momentum), han (magnitude prune + fine-tune from --init_from), gmp
@@ -111,6 +113,9 @@ class Config:
   """Global batch size (all devices of all hosts)."""
   eval_batch_size: int = 0
   """Global eval batch size; 0 = batch_size."""
+  context: int = 128
+  """Language models (--dataset shakespeare_char): characters per window,
+  the model's context (a batch is --batch_size windows)."""
 
   # --- Phases --------------------------------------------------------------
   epochs: float = 8.0
@@ -156,6 +161,9 @@ class Config:
   weights (e.g. where the learning rate drops)."""
   weight_decay: float = 0.0
   """ℓ2 weight decay added to the gradient of the selected leaves."""
+  adamw_weight_decay: float = 0.0
+  """Decoupled weight decay ω of the AdamW-based methods (adamw, prox_adamw,
+  gmp_adamw, han_adamw): w ← (1 − η·ω)·w on the selected leaves."""
   split_optimizer: str = 'adam'
   """splitting: optimizer of the dense weights W: adam (at --lr) or sgd
   (--lr, --momentum, --nesterov)."""
@@ -185,7 +193,9 @@ class Config:
   # --- Regularizer and leaf selection --------------------------------------
   regularizer: str = 'l1'
   """none | l1 | l0 | group_lasso | sparse_group_lasso | tl1 | sparsity (the
-  constraint: keep the largest weights, --target_sparsity of them at zero)."""
+  constraint: keep the largest weights, --target_sparsity of them at zero) |
+  nm (the N:M constraint of --nm, reached along --nm_schedule from
+  --target_begin_epoch to --target_end_epoch)."""
   lam2: float = 0.0
   """Group strength of sparse_group_lasso, tl1 and splitting (λ₂ Σ √n_g
   ‖w_g‖)."""
@@ -199,6 +209,15 @@ class Config:
   target_end_epoch: float = -1.0
   """--regularizer sparsity: epoch where --target_sparsity is reached
   (-1 = 3/4 of --epochs)."""
+  nm: str = ''
+  """N:M sparsity, e.g. 2:4 (at most N nonzeros in every M consecutive
+  weights along each kernel's input axis): the constraint of --regularizer
+  nm, or the pattern that gmp / gmp_adamw / han / han_adamw prune to by
+  magnitude instead of --gmp_sparsity / --prune_sparsity."""
+  nm_schedule: str = 'n'
+  """How N:M is reached gradually (--regularizer nm and gmp): n (N from M
+  down to N, Zhu & Gupta's cubic) or fraction (the share of groups held to
+  N:M from 0 to 1)."""
   tl1_a: float = 1.0
   """The `a` of transformed ℓ1."""
   tl1_group_prox: str = 'search'
@@ -215,8 +234,10 @@ class Config:
   every layer writing a channel, a residual stream's channel one group: a
   zero group is an exactly zero channel the export always removes)."""
   select: str = 'kernels'
-  """Leaves regularized / frozen / pruned: kernels (ndim > 1), conv, dense, or
-  a regular expression searched in the leaf path ('Conv_0/kernel')."""
+  """Leaves regularized / frozen / pruned: kernels (ndim > 1; for the
+  transformers gpt_char and vit_cifar their weight kernels only,
+  models.kernel_mask: embeddings, positions and norms stay dense), conv,
+  dense, or a regular expression searched in the leaf path ('Conv_0/kernel')."""
 
   # --- Initialization ------------------------------------------------------
   init_scale: float = 0.0

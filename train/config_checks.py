@@ -217,6 +217,8 @@ def validate(
           f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
           f'--epochs ({cfg.epochs:g}).'
       )
+  elif cfg.regularizer == 'nm':
+    has_reg = True  # A constraint: N:M from the end of its ramp.
   else:
     has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
   has_reg = has_reg or cfg.scale_lam > 0
@@ -290,6 +292,8 @@ def validate(
         'strength: drop --lam / --lam2 and set --target_sparsity (and its '
         'ramp, --target_begin_epoch / --target_end_epoch).'
     )
+  if cfg.regularizer == 'nm':  # The ramp of N:M (check_nm); no target.
+    target_opts = target_opts - {'target_begin_epoch', 'target_end_epoch'}
   if cfg.regularizer != 'sparsity' and set(explicit) & target_opts:
     bad = ', '.join('--' + o for o in sorted(set(explicit) & target_opts))
     raise ConfigError(
@@ -297,6 +301,10 @@ def validate(
         f'regularizer is {cfg.regularizer}: add --regularizer sparsity, or '
         f'drop them and set --lam.'
     )
+  try:
+    methods.check_nm(cfg, explicit)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
   if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
     raise ConfigError(
         '--regularizer sparse_group_lasso needs --lam2 > 0 '

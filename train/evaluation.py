@@ -19,6 +19,7 @@ from . import data as data_lib
 from . import optimizer
 from . import metrics as metrics_lib
 from . import methods
+from . import tasks
 
 MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished steps (train and eval).
 
@@ -30,7 +31,9 @@ def evaluate(
     eval_batch: int,
     progress: bool = False,
 ) -> dict[str, float]:
-  """Loss / top-1 / top-5 over the whole eval split (every example once)."""
+  """Loss / top-1 / top-5 over the whole eval split (every example once;
+  for a language model every character of the validation slice, and its
+  bits per character)."""
   avg = metrics_lib.Averager()
   total = -(-data.num_eval_examples // eval_batch)
   with metrics_lib.progress_bar(
@@ -52,14 +55,13 @@ def evaluate(
         bar.update(1)
     finally:
       data_lib.close(batches)
-  return {f'test_{k}': v for k, v in avg.result().items()}
+  metrics = data.task.derived(avg.result())  # Bits per character, ...
+  return {f'test_{k}': v for k, v in metrics.items()}
 
 
 def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
   """Sparsity of the selected leaves, of all params, and per selected layer."""
-  records = rda_optax.sparsity.layer_sparsity(
-      params, optimizer.leaf_mask(cfg.select)
-  )
+  records = rda_optax.sparsity.layer_sparsity(params, optimizer.selection(cfg))
   summary = rda_optax.sparsity.sparsity_summary(params, records=records)
   out = {
       'sparsity': summary['regularized/sparsity'],
@@ -83,12 +85,11 @@ def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
   return out
 
 
-def eval_line(r: dict[str, Any]) -> str:
+def eval_line(r: dict[str, Any], task=tasks.CLASSIFICATION) -> str:
+  """One console line of an evaluation record (the task's metrics)."""
   return (
       f"epoch {r['epoch']:.2f} step {r['step']} ({r['phase']}): "
-      f"test top-1 {r.get('test_top1', float('nan')):.4f} "
-      f"top-5 {r.get('test_top5', float('nan')):.4f} "
-      f"loss {r.get('test_loss', float('nan')):.4f} | "
+      f'{task.eval_summary(r)} | '
       f"sparsity {r['sparsity']:.4f} (all params {r['total_sparsity']:.4f})"
       + (
           f" | zero batch-norm scales {r['zero_scales']:.4f}"

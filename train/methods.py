@@ -48,9 +48,17 @@ METHOD_OPTIONS = frozenset(
         'target_sparsity',
         'target_begin_epoch',
         'target_end_epoch',
+        'nm',
+        'nm_schedule',
+        'adamw_weight_decay',
     }
 )
 SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
+# β₁, β₂ of every Adam-based method (adamw, prox_adamw, gmp_adamw,
+# han_adamw): β₂ = 0.99 as nanoGPT's character-level Shakespeare (short runs
+# of small batches; the same for all of them, so they compare at one setting).
+ADAM_B1 = 0.9
+ADAM_B2 = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +92,26 @@ class BuildContext:
         nesterov=self.cfg.nesterov,
     )
 
+  def adamw(self):
+    """AdamW with the run's lr and --adamw_weight_decay on the selected
+    leaves (β₁ = 0.9, β₂ = 0.99: :data:`ADAM_B2`)."""
+    import optax  # pylint: disable=import-outside-toplevel
+
+    return optax.adamw(
+        self.hypers['lr'],
+        b1=ADAM_B1,
+        b2=ADAM_B2,
+        weight_decay=self.cfg.adamw_weight_decay,
+        mask=self.decay_mask(),
+    )
+
+  def decay_mask(self):
+    """The selection (``mask``, or the library's default mask when None):
+    the leaves AdamW's decoupled decay applies to."""
+    import rda_optax  # pylint: disable=import-outside-toplevel
+
+    return self.mask if self.mask is not None else rda_optax.default_mask
+
   def regularizer(self):
     """The rda_optax regularizer of ``--regularizer`` with strength λ (for
     ``sparsity``: the constraint on the ramp to ``--target_sparsity``), and
@@ -115,6 +143,14 @@ class BuildContext:
     if cfg.regularizer == 'sparsity':
       return rda_optax.sparsity_constraint(
           self.hypers['target_sparsity'], scope=cfg.prune_scope
+      )
+    if cfg.regularizer == 'nm':
+      # N (or the share of N:M groups) at this update, from nm_hypers.
+      n, m = parse_nm(cfg.nm)
+      return rda_optax.nm_constraint(
+          self.hypers.get('nm_n', n),
+          m,
+          fraction=self.hypers.get('nm_fraction', 1.0),
       )
     lam = self.hypers['lam']
     if cfg.regularizer == 'l1':
@@ -306,23 +342,190 @@ def gmp_end_epoch(cfg) -> float:
   return _ramp_end(cfg.gmp_end_epoch, cfg.epochs)
 
 
-def _gmp(ctx: BuildContext):
-  import optax  # pylint: disable=import-outside-toplevel
+def _gradual_pruning(ctx: BuildContext):
+  """gmp's pruning, chained last: to --gmp_sparsity by magnitude, or with
+  --nm to the N:M pattern (along --nm_schedule)."""
   import rda_optax  # pylint: disable=import-outside-toplevel
 
   cfg = ctx.cfg
   begin = ctx.steps(cfg.gmp_begin_epoch)
-  return optax.chain(
-      ctx.sgd(),
-      rda_optax.gradual_magnitude_pruning(
-          cfg.gmp_sparsity,
-          begin_step=begin,
-          end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
-          frequency=cfg.gmp_frequency,
-          scope=cfg.prune_scope,
-          mask=ctx.mask,
-      ),
+  ramp = dict(
+      begin_step=begin,
+      end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
+      frequency=cfg.gmp_frequency,
+      mask=ctx.mask,
   )
+  if cfg.nm:
+    n, m = parse_nm(cfg.nm)
+    return rda_optax.gradual_nm_pruning(n, m, schedule=cfg.nm_schedule, **ramp)
+  return rda_optax.gradual_magnitude_pruning(
+      cfg.gmp_sparsity, scope=cfg.prune_scope, **ramp
+  )
+
+
+def _gmp(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+
+  return optax.chain(ctx.sgd(), _gradual_pruning(ctx))
+
+
+def _gmp_adamw(ctx: BuildContext):
+  import optax  # pylint: disable=import-outside-toplevel
+
+  return optax.chain(ctx.adamw(), _gradual_pruning(ctx))
+
+
+def _adamw(ctx: BuildContext):
+  return ctx.adamw()
+
+
+def _prox_adamw(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  return rda_optax.prox_adamw(
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      b1=ADAM_B1,
+      b2=ADAM_B2,
+      weight_decay=ctx.cfg.adamw_weight_decay,
+      mask=ctx.mask,
+      weight_decay_mask=ctx.decay_mask(),
+  )
+
+
+def _ramda(ctx: BuildContext):
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  return rda_optax.ramda(
+      ctx.hypers['lr'],
+      ctx.regularizer(),
+      momentum=ctx.cfg.momentum,
+      mask=ctx.mask,
+      restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs),
+  )
+
+
+# ---------------------------------------------------------------------------
+# N:M sparsity (--regularizer nm, and --nm for the pruning methods).
+# ---------------------------------------------------------------------------
+
+NM_SCHEDULES = ('n', 'fraction')
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+  """``"2:4"`` -> ``(2, 4)``: at most N nonzeros in every M weights.
+
+  Raises:
+    ValueError: not ``N:M`` with integers ``1 <= N < M``.
+  """
+  parts = str(text).split(':')
+  try:
+    n, m = (int(p) for p in parts)
+  except ValueError:
+    n = m = None
+  if len(parts) != 2 or n is None or not 1 <= n < m:
+    raise ValueError(
+        f'--nm must be N:M with integers 1 <= N < M (e.g. 2:4, 1:4, 4:8), '
+        f'got {text!r}.'
+    )
+  return n, m
+
+
+def nm_hypers(cfg, steps_per_epoch: int) -> dict[str, Any]:
+  """The schedule of ``--regularizer nm``: ``{'nm_n': N(t)}`` (--nm_schedule
+  n: :func:`rda_optax.nm_n_schedule`, M fixed, N from M down) or
+  ``{'nm_fraction': f(t)}`` (fraction: :func:`rda_optax.nm_fraction_schedule`),
+  from --target_begin_epoch to --target_end_epoch (-1: 3/4 of --epochs)."""
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  n, m = parse_nm(cfg.nm)
+  begin = int(round(cfg.target_begin_epoch * steps_per_epoch))
+  end = max(int(round(target_end_epoch(cfg) * steps_per_epoch)), begin)
+  if cfg.nm_schedule == 'fraction':
+    return {
+        'nm_fraction': functools.partial(
+            rda_optax.nm_fraction_schedule, begin_step=begin, end_step=end
+        )
+    }
+  return {
+      'nm_n': functools.partial(
+          rda_optax.nm_n_schedule, n=n, m=m, begin_step=begin, end_step=end
+      )
+  }
+
+
+def uses_nm(cfg) -> tuple[int, int] | None:
+  """``(N, M)`` when the run makes its kernels N:M (--regularizer nm for a
+  method that reads it, --nm for the pruning methods), else None."""
+  method = METHODS.get(cfg.method)
+  if method is None or not cfg.nm:
+    return None
+  if 'regularizer' in method.reads:
+    return parse_nm(cfg.nm) if cfg.regularizer == 'nm' else None
+  return parse_nm(cfg.nm) if 'nm' in method.reads else None
+
+
+def check_nm(cfg, explicit=frozenset()) -> None:
+  """The N:M options are consistent (ValueError naming the fix)."""
+  method = METHODS[cfg.method]
+  explicit = set(explicit)
+  if cfg.nm_schedule not in NM_SCHEDULES:
+    raise ValueError(
+        f'--nm_schedule must be one of {", ".join(NM_SCHEDULES)}, got '
+        f'{cfg.nm_schedule!r}.'
+    )
+  if cfg.nm:
+    parse_nm(cfg.nm)
+  reads_reg = 'regularizer' in method.reads
+  if reads_reg and cfg.regularizer == 'nm':
+    if not cfg.nm:
+      raise ValueError('--regularizer nm needs the pattern: --nm N:M (2:4).')
+    strength = sorted(explicit & {'lam', 'lam2', 'target_sparsity'})
+    if strength:
+      raise ValueError(
+          f'--regularizer nm is a constraint (at most N of every M weights '
+          f'nonzero) with no strength: drop '
+          f'{", ".join("--" + o for o in strength)}.'
+      )
+    end = target_end_epoch(cfg)
+    if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
+      raise ValueError(
+          f'--regularizer nm needs 0 <= --target_begin_epoch '
+          f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
+          f'--epochs ({cfg.epochs:g}) (its ramp to N:M).'
+      )
+    return
+  if reads_reg and explicit & {'nm', 'nm_schedule'} and cfg.nm:
+    raise ValueError(
+        f'--nm {cfg.nm} is the pattern of the N:M constraint: add '
+        '--regularizer nm (or drop --nm).'
+    )
+  if not reads_reg and cfg.nm:
+    replaced = {'gmp_sparsity', 'prune_sparsity'} & explicit
+    if replaced:
+      raise ValueError(
+          f'--nm {cfg.nm} prunes to N:M, which replaces '
+          f'{", ".join("--" + o for o in sorted(replaced))}: drop one.'
+      )
+  if 'nm_schedule' in explicit and not cfg.nm and 'nm' in method.reads:
+    raise ValueError('--nm_schedule is the ramp of --nm N:M: set --nm too.')
+
+
+def _check_gmp(cfg) -> None:
+  """gmp_adamw's settings (as validation checks gmp's)."""
+  if not 0 <= cfg.gmp_sparsity < 1:
+    raise ValueError(
+        f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.'
+    )
+  end = gmp_end_epoch(cfg)
+  if not 0 <= cfg.gmp_begin_epoch <= end <= cfg.epochs:
+    raise ValueError(
+        f'{cfg.method} needs 0 <= --gmp_begin_epoch '
+        f'({cfg.gmp_begin_epoch:g}) <= --gmp_end_epoch ({end:g}) <= --epochs '
+        f'({cfg.epochs:g}).'
+    )
+  if cfg.gmp_frequency <= 0:
+    raise ValueError('--gmp_frequency must be positive.')
 
 
 def _splitting(ctx: BuildContext):
@@ -389,6 +592,19 @@ _REG_OPTIONS = frozenset(
         'target_sparsity',
         'target_begin_epoch',
         'target_end_epoch',
+        'nm',
+        'nm_schedule',
+    }
+)
+_ADAMW_OPTIONS = frozenset({'lr', 'lr_schedule', 'adamw_weight_decay'})
+_GMP_OPTIONS = frozenset(
+    {
+        'gmp_sparsity',
+        'gmp_begin_epoch',
+        'gmp_end_epoch',
+        'gmp_frequency',
+        'nm',
+        'nm_schedule',
     }
 )
 
@@ -438,7 +654,7 @@ METHODS: dict[str, Method] = {
             'han',
             'magnitude prune --init_from, then fine-tune with the zeros '
             'frozen (Han et al.)',
-            _SGD_OPTIONS | {'prune_sparsity'},
+            _SGD_OPTIONS | {'prune_sparsity', 'nm'},
             _sgd,
             from_run=True,
         ),
@@ -456,15 +672,46 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             'gmp',
-            'gradual magnitude pruning (Zhu & Gupta)',
-            _SGD_OPTIONS
-            | {
-                'gmp_sparsity',
-                'gmp_begin_epoch',
-                'gmp_end_epoch',
-                'gmp_frequency',
-            },
+            'gradual magnitude pruning (Zhu & Gupta; with --nm, to N:M)',
+            _SGD_OPTIONS | _GMP_OPTIONS,
             _gmp,
+        ),
+        # Transformers: Adam-type optimizers (β₂ = ADAM_B2).
+        Method(
+            'adamw',
+            'dense AdamW (the reference of the Adam-type methods)',
+            _ADAMW_OPTIONS,
+            _adamw,
+        ),
+        Method(
+            'ramda',
+            'regularized adaptive momentum dual averaging: RMDA with '
+            "MADGRAD's preconditioner (Huang & Lee)",
+            _REG_OPTIONS | {'lr', 'lr_schedule', 'momentum', 'restart_epochs'},
+            _ramda,
+            sparse=True,
+        ),
+        Method(
+            'prox_adamw',
+            "proximal AdamW: the prox step in Adam's metric (ProxGen)",
+            _REG_OPTIONS | _ADAMW_OPTIONS,
+            _prox_adamw,
+            sparse=True,
+        ),
+        Method(
+            'gmp_adamw',
+            'gradual magnitude pruning with AdamW (with --nm, to N:M)',
+            _ADAMW_OPTIONS | _GMP_OPTIONS,
+            _gmp_adamw,
+            check=_check_gmp,
+        ),
+        Method(
+            'han_adamw',
+            'magnitude prune --init_from (with --nm, to N:M), then fine-tune '
+            'with AdamW, the zeros frozen',
+            _ADAMW_OPTIONS | {'prune_sparsity', 'nm'},
+            _adamw,
+            from_run=True,
         ),
     )
 }

@@ -6,10 +6,13 @@ process 0 writes. Every record has ``type`` (``train`` or ``eval``), ``step``
 (optimizer steps done), ``epoch`` and ``phase`` (``main`` or ``asr``):
 
 * ``train``: ``loss``, ``top1``, ``top5`` (averaged over the steps since the
-  previous record), ``images_per_sec`` (global, all devices), ``sparsity``
+  previous record), ``images_per_sec`` (global, all devices; a language
+  model: ``chars_per_sec``, and ``bpc``, bits per character), ``sparsity``
   (of the selected leaves), ``lr`` / ``gamma`` / ``lam`` (the values in use).
 * ``eval``: ``test_loss``, ``test_top1``, ``test_top5`` (every example of
-  the eval split exactly once), ``train_loss`` / ``train_top1`` /
+  the eval split exactly once; a language model: its validation slice, every
+  character predicted once, top-1/5 per character, and ``test_bpc``),
+  ``train_loss`` / ``train_top1`` /
   ``train_top5`` (averaged over the epoch), ``sparsity`` (selected leaves),
   ``total_sparsity`` (every parameter) and ``layers``: per-layer
   ``{path: sparsity}`` of the selected leaves.
@@ -236,6 +239,7 @@ def postfix(record: dict[str, Any]) -> dict[str, str]:
       ('top1', 'acc', '{:.3f}'),
       ('sparsity', 'sparsity', '{:.3f}'),
       ('images_per_sec', 'img/s', '{:.0f}'),
+      ('chars_per_sec', 'char/s', '{:.0f}'),
   ):
     v = record.get(key)
     if v is not None and isinstance(v, (int, float)) and math.isfinite(v):
@@ -253,10 +257,18 @@ def last(records: Iterable[dict[str, Any]], key: str) -> Any:
 
 
 class Throughput:
-  """Images per second between log lines, without compile, eval or saves."""
+  """Images (or ``unit``) per second between log lines, without compile,
+  eval or saves; recorded as ``<unit>_per_sec``.
 
-  def __init__(self, global_batch: int):
+  Args:
+    global_batch: the items of one step (images; for a language model the
+      characters predicted: windows × context).
+    unit: what is counted (``images``, ``chars``).
+  """
+
+  def __init__(self, global_batch: int, unit: str = 'images'):
     self.global_batch = global_batch
+    self.key = f'{unit}_per_sec'
     self.since, self.steps = None, 0
 
   def step(self, sums) -> None:
@@ -269,7 +281,7 @@ class Throughput:
   def record(self) -> dict[str, float]:
     now = time.perf_counter()
     out = (
-        {'images_per_sec': self.steps * self.global_batch / (now - self.since)}
+        {self.key: self.steps * self.global_batch / (now - self.since)}
         if self.steps
         else {}
     )

@@ -159,6 +159,11 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
         begin_step=begin,
         end_step=max(end, begin),
     )
+  if cfg.regularizer == 'nm' and 'lam' in out:
+    # The N:M constraint has no λ either: N (or the share of N:M groups)
+    # follows its ramp.
+    del out['lam']
+    out.update(methods.nm_hypers(cfg, phases.steps_per_epoch))
   if phases.asr_steps and cfg.asr_optimizer == 'sgd':
     out['asr_lr'] = (
         optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
@@ -224,6 +229,31 @@ def leaf_mask(select: str) -> Callable[[Any], Any] | None:
   return by_path
 
 
+def selection(cfg: Config) -> Callable[[Any], Any] | None:
+  """The leaves a run regularizes, freezes, prunes and reports.
+
+  :func:`leaf_mask` of ``--select``, except that ``kernels`` (the default)
+  selects a transformer's weight kernels only (:func:`models.kernel_mask`:
+  the token embedding, the position table, the class token and the norms
+  stay dense), where the library's default mask (``ndim > 1``) would take
+  the embeddings too.
+  """
+  if cfg.select in ('kernels', '', None):
+    from ._models import models  # pylint: disable=import-outside-toplevel
+
+    if is_transformer(cfg.model):
+      return models.kernel_mask
+  return leaf_mask(cfg.select)
+
+
+def is_transformer(model: str) -> bool:
+  """Whether the registry model ``model`` is one of the transformers."""
+  from ._models import models  # pylint: disable=import-outside-toplevel
+
+  entry = models.REGISTRY.get(model)
+  return entry is not None and issubclass(entry.cls, (models.GPT, models.ViT))
+
+
 def path_str(path) -> str:
   """'Conv_0/kernel' from a jax key path."""
   parts = []
@@ -255,14 +285,28 @@ def create_optimizer(
   hypers = hyper_schedules(cfg, phases)
   # The leaves the method regularizes and ASR freezes: --select's, and with
   # --scale_lam the batch-norm scales too (weight decay stays on --select's).
-  decay_mask = leaf_mask(cfg.select)
+  decay_mask = selection(cfg)
   mask = methods.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
 
-  def build(lr=None, gamma=None, lam=None, target_sparsity=None):
+  def build(
+      lr=None,
+      gamma=None,
+      lam=None,
+      target_sparsity=None,
+      nm_n=None,
+      nm_fraction=None,
+  ):
     # optax.inject_hyperparams calls this at every update with the values of
     # the schedules at its count (the method's count: it restarts with ASR's
     # --asr_restart), and keeps them in its state, where logging reads them.
-    values = dict(lr=lr, gamma=gamma, lam=lam, target_sparsity=target_sparsity)
+    values = dict(
+        lr=lr,
+        gamma=gamma,
+        lam=lam,
+        target_sparsity=target_sparsity,
+        nm_n=nm_n,
+        nm_fraction=nm_fraction,
+    )
     return method.build(
         methods.BuildContext(
             cfg,
@@ -317,11 +361,16 @@ def kernel_init(cfg: Config):
 
 
 def prune(cfg: Config, params: Any) -> Any:
-  """Han et al.'s one-shot magnitude pruning of ``params`` (method han)."""
-  masks = pruning.magnitude_masks(
-      params,
-      cfg.prune_sparsity,
-      scope=cfg.prune_scope,
-      mask=leaf_mask(cfg.select),
-  )
+  """Han et al.'s one-shot magnitude pruning of ``params`` (methods han,
+  han_adamw): to ``--prune_sparsity``, or with ``--nm`` to N:M."""
+  if cfg.nm:
+    n, m = methods.parse_nm(cfg.nm)
+    masks = rda_optax.nm_masks(params, n, m, mask=selection(cfg))
+  else:
+    masks = pruning.magnitude_masks(
+        params,
+        cfg.prune_sparsity,
+        scope=cfg.prune_scope,
+        mask=selection(cfg),
+    )
   return pruning.apply_masks(params, masks)

@@ -4,9 +4,16 @@ Written by process 0 at the end of :func:`train.train.train_and_evaluate`
 into ``<workdir>/report/``:
 
 * ``sparsity_table.txt``: :func:`rda_optax.sparsity_table` of the final
-  params (``*`` marks the regularized / selected leaves);
-* ``summary.json``: final test accuracy, sparsity, steps, the config;
-* ``accuracy.png``: train and test top-1 over epochs (ASR phase shaded);
+  params (``*`` marks the regularized / selected leaves); when the run made
+  its kernels N:M (``--regularizer nm``, or ``--nm`` of the pruning
+  methods), a column says for each selected kernel whether it meets the
+  pattern (:func:`rda_optax.nm_violations`: ``yes``, or its groups with more
+  than N nonzeros);
+* ``summary.json``: final test accuracy (a language model: validation loss
+  and bits per character), sparsity, steps, the config;
+* ``accuracy.png``: train and test top-1 over epochs (ASR phase shaded); for
+  a language model ``loss.png``: train and validation loss (nats per
+  character, bits on the right axis) instead;
 * ``sparsity.png``: sparsity of the selected leaves and of all params over
   epochs;
 * ``layer_sparsity.png``: final sparsity per selected layer (bars);
@@ -28,7 +35,9 @@ from rda_optax import sparsity as sparsity_lib
 from . import checkpoint as ckpt_lib
 from . import config as config_lib
 from . import optimizer
+from . import methods
 from . import metrics as metrics_lib
+from . import tasks
 
 REPORT_DIR = 'report'
 
@@ -66,14 +75,23 @@ def _finish_epoch_plot(plt, fig, ax, evals, path, title, ylabel) -> None:
 
 
 def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
+  plot_evals(evals, path, title, tasks.CLASSIFICATION)
+
+
+def plot_evals(
+    evals: list[dict[str, Any]], path: str, title: str, task: tasks.Task
+) -> None:
+  """The task's curves over epochs (accuracy, or a language model's losses
+  with bits per character on a second axis)."""
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   ep = [r['epoch'] for r in evals]
-  for key, label in (
-      ('test_top1', 'test top-1'),
-      ('train_top1', 'train top-1'),
-      ('test_top5', 'test top-5'),
-  ):
+  if task.kind == 'language_model':
+    ax.secondary_yaxis(
+        'right',
+        functions=(lambda x: x / tasks.LN2, lambda b: b * tasks.LN2),
+    ).set_ylabel('bits per character')
+  for key, label in task.curves:
     ys = [r.get(key) for r in evals]
     if any(y is not None for y in ys):
       ax.plot(
@@ -83,7 +101,7 @@ def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
           ms=3,
           label=label,
       )
-  _finish_epoch_plot(plt, fig, ax, evals, path, title, 'accuracy')
+  _finish_epoch_plot(plt, fig, ax, evals, path, title, task.plot_ylabel)
 
 
 def plot_sparsity(
@@ -201,9 +219,14 @@ def write_report(
   """
   out = os.path.join(cfg.workdir, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
-  mask = optimizer.leaf_mask(cfg.select)
+  mask = optimizer.selection(cfg)
+  task = tasks.for_config(cfg)
   records = sparsity_lib.layer_sparsity(params, mask)
   table = sparsity_lib.sparsity_table(params, records=records)
+  nm = methods.uses_nm(cfg)
+  nm_record = None
+  if nm is not None:
+    table, nm_record = nm_column(table, params, records, *nm)
   summary_sp = sparsity_lib.sparsity_summary(params, records=records)
   with open(os.path.join(out, 'sparsity_table.txt'), 'w') as f:
     f.write(table + '\n')
@@ -211,7 +234,8 @@ def write_report(
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   trains = metrics_lib.read_records(cfg.workdir, 'train')
   final = evals[-1] if evals else {}
-  ips = [r['images_per_sec'] for r in trains if r.get('images_per_sec')]
+  rate_key = f'{task.unit}_per_sec'
+  ips = [r[rate_key] for r in trains if r.get(rate_key)]
   summary = {
       'model': cfg.model,
       'dataset': cfg.dataset,
@@ -232,9 +256,21 @@ def write_report(
       'channel_sparsity': summary_sp['regularized/channel_sparsity'],
       'nonzeros': summary_sp['regularized/nonzeros'],
       'size': summary_sp['regularized/size'],
-      'median_images_per_sec': (sorted(ips)[len(ips) // 2] if ips else None),
+      f'median_{rate_key}': (sorted(ips)[len(ips) // 2] if ips else None),
       'config': cfg.to_dict(),
   }
+  if task.kind == 'language_model':
+    summary.update(
+        task='language_model',
+        test_bpc=final.get('test_bpc'),
+        best_test_loss=min(
+            (r['test_loss'] for r in evals if r.get('test_loss') is not None),
+            default=None,
+        ),
+        context=cfg.context,
+    )
+  if nm_record is not None:
+    summary['nm'] = nm_record
   with open(os.path.join(out, 'summary.json'), 'w') as f:
     json.dump(metrics_lib._jsonable(summary), f, indent=2, sort_keys=True)  # pylint: disable=protected-access
 
@@ -243,9 +279,9 @@ def write_report(
   )
   pngs = []
   if evals:
-    plot_accuracy(evals, os.path.join(out, 'accuracy.png'), title)
+    plot_evals(evals, os.path.join(out, task.plot_file), title, task)
     plot_sparsity(evals, trains, os.path.join(out, 'sparsity.png'), title)
-    pngs += ['accuracy.png', 'sparsity.png']
+    pngs += [task.plot_file, 'sparsity.png']
   layers = {r.path: r.sparsity for r in records if r.regularized}
   if layers:
     plot_layers(
@@ -264,18 +300,24 @@ def write_report(
       '',
       f'- run directory: `{os.path.abspath(cfg.workdir)}`',
       f'- steps: {summary["steps"]} ({(summary["epochs"] or 0):.2f} epochs)',
-      f'- test top-1: {pct(summary["test_top1"])}, top-5: '
-      f'{pct(summary["test_top5"])} (best top-1 {pct(summary["best_test_top1"])})',
+      *task.report_lines(summary),
       f'- sparsity of the selected leaves (`--select {cfg.select}`): '
       f'{pct(summary["sparsity"])} ({summary["nonzeros"]} of {summary["size"]} '
       'weights nonzero)',
       f'- sparsity of all parameters: {pct(summary["total_sparsity"])}; '
       f'all-zero output channels: {pct(summary["channel_sparsity"])}',
   ]
-  if summary['median_images_per_sec']:
+  if nm_record is not None:
+    lines.append(
+        f'- N:M pattern {nm_record["pattern"]}: met by '
+        f'{nm_record["kernels_meeting"]} of {nm_record["kernels"]} selected '
+        f'kernels ({nm_record["violating_groups"]} groups with more than '
+        f'{nm[0]} nonzeros)'
+    )
+  if summary[f'median_{rate_key}']:
     lines.append(
         f'- training throughput (median): '
-        f'{summary["median_images_per_sec"]:.0f} images/s'
+        f'{summary[f"median_{rate_key}"]:.0f} {task.unit}/s'
     )
   # The run's last logged hyper-parameters (also when the report is rebuilt
   # from the run directory, or printed again for a finished run).
@@ -297,7 +339,59 @@ def write_report(
 
 
 # Logged hyper-parameters shown in the report (those the run has).
-_HYPERS = ('lr', 'gamma', 'lam', 'target_sparsity', 'momentum')
+_HYPERS = (
+    'lr',
+    'gamma',
+    'lam',
+    'target_sparsity',
+    'nm_n',
+    'nm_fraction',
+    'momentum',
+)
+
+
+def nm_column(
+    table: str, params: Any, records, n: int, m: int
+) -> tuple[str, dict[str, Any]]:
+  """``table`` (of :func:`rda_optax.sparsity_table`, rows in the order of
+  ``records``) with an ``N:M`` column: for each selected kernel ``yes`` if
+  it meets the pattern (:func:`rda_optax.satisfies_nm`), else the number of
+  its groups with more than ``n`` nonzeros (:func:`rda_optax.nm_violations`);
+  ``-`` for leaves not selected. Also returns the totals.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  import rda_optax  # pylint: disable=import-outside-toplevel
+
+  leaves = {
+      jax.tree_util.keystr(path, simple=True, separator='/'): leaf
+      for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+  }
+  header = f'{n}:{m}'
+  cells, kernels, meeting, violating = [], 0, 0, 0
+  for r in records:
+    if not r.regularized:
+      cells.append('-')
+      continue
+    bad = rda_optax.nm_violations(leaves[r.path], n, m)
+    kernels += 1
+    meeting += bad == 0
+    violating += bad
+    cells.append('yes' if bad == 0 else f'{bad} groups')
+  cells.append(f'{meeting}/{kernels} yes')
+  cells.append('-')
+  lines = table.split('\n')
+  if len(lines) != len(cells) + 1:
+    raise ValueError('The sparsity table does not have a row per record.')
+  width = max(len(header), *(len(c) for c in cells))
+  out = [lines[0] + '  ' + header.rjust(width)]
+  out += [line + '  ' + c.rjust(width) for line, c in zip(lines[1:], cells)]
+  record = {
+      'pattern': header,
+      'kernels': kernels,
+      'kernels_meeting': meeting,
+      'violating_groups': violating,
+  }
+  return '\n'.join(out), record
 
 
 def main(argv: list[str] | None = None) -> int:

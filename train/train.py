@@ -153,7 +153,13 @@ class _Run:
     tx, _ = optimizer.create_optimizer(cfg, self.phases)
     init_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     state = state_lib.create_train_state(
-        init_key, cfg, model, data.image_shape, tx, init_variables
+        init_key,
+        cfg,
+        model,
+        data.image_shape,
+        tx,
+        init_variables,
+        input_dtype=data.task.input_dtype,
     )
 
     self.ckpts = ckpt_lib.Checkpoints(
@@ -240,7 +246,7 @@ class _Run:
         'step': done,
         'epoch': self.phases.epoch(done),
         'phase': self.phases.phase(step),
-        **averages,
+        **self.data.task.derived(averages),
         'sparsity': sparsity['sparsity'],
         **self.applied_hypers(step),
         **throughput.record(),
@@ -260,7 +266,10 @@ class _Run:
         'step': done,
         'epoch': self.phases.epoch(done),
         'phase': self.phases.phase(step),
-        **{f'train_{k}': v for k, v in train_averages.items()},
+        **{
+            f'train_{k}': v
+            for k, v in self.data.task.derived(train_averages).items()
+        },
         **evaluate(
             self.p_eval_step,
             eval_state,
@@ -328,7 +337,10 @@ class _Run:
     end = min(total, cfg.stop_at_step) if cfg.stop_at_step else total
     in_flight: collections.deque = collections.deque()
     train_avg, epoch_avg = metrics_lib.Averager(), metrics_lib.Averager()
-    throughput = metrics_lib.Throughput(cfg.batch_size)
+    task = self.data.task
+    throughput = metrics_lib.Throughput(
+        cfg.batch_size * task.items_per_example, unit=task.unit
+    )
     bar = metrics_lib.progress_bar(
         total, self.step_offset, self.is_main and cfg.progress
     )
@@ -369,7 +381,7 @@ class _Run:
           eval_state = self.state if final_sparse else self.with_model(model)
           record = self.evaluate(step, eval_state, epoch_avg.result())
           if self.is_main:
-            bar.write(eval_line(record))
+            bar.write(eval_line(record, task))
           self.save(done)
           throughput.restart()  # Exclude eval and checkpoint time.
         elif (

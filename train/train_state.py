@@ -32,14 +32,15 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = None
 
 
-def initialized(key, image_shape, model):
-  """``(params, batch_stats)`` of ``model`` for NHWC inputs of ``image_shape``."""
+def initialized(key, image_shape, model, input_dtype='float32'):
+  """``(params, batch_stats)`` of ``model`` for inputs of ``image_shape``
+  (NHWC images; ``(context,)`` int32 tokens with ``input_dtype='int32'``)."""
 
   @jax.jit
   def init(rng, x):
     return model.init({'params': rng, 'dropout': rng}, x, train=False)
 
-  variables = init(key, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
+  variables = init(key, jnp.zeros((1,) + tuple(image_shape), input_dtype))
   variables = flax.core.unfreeze(variables)
   return variables['params'], variables.get('batch_stats', {})
 
@@ -51,13 +52,15 @@ def create_train_state(
     image_shape,
     tx: optax.GradientTransformation,
     init_variables: dict | None = None,
+    input_dtype: str = 'float32',
 ) -> TrainState:
   """A fresh train state (on the host's default device, not replicated).
 
   ``init_variables`` (from ``--init_from``) replaces the initial params and
-  batch statistics; method ``han`` then prunes them by magnitude.
+  batch statistics; methods ``han`` / ``han_adamw`` then prune them by
+  magnitude. ``input_dtype``: of the model's inputs (the task's).
   """
-  params, batch_stats = initialized(key, image_shape, model)
+  params, batch_stats = initialized(key, image_shape, model, input_dtype)
   if init_variables is not None:
     params = _load_matching(
         'params', params, init_variables['params'], cfg.init_from

@@ -9,6 +9,11 @@ all hosts). The loop that drives them is :mod:`train.train`.
 Keys: the train step folds the step number into the run's key, then each
 example's index in the global batch (augmentation: the same whatever the
 device count) and each device's index (dropout).
+
+What a batch holds and what the model predicts from it is the data's task
+(:mod:`train.tasks`): a label per image, or the next character at every
+position of a window of text; the loss is the mean cross entropy over the
+predictions either way, and the metric sums count predictions.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ._models import models
 from . import config as config_lib
 from . import data as data_lib
 from . import optimizer
+from . import tasks
 from .train_state import AXIS, TrainState
 
 DTYPES = {
@@ -41,12 +47,16 @@ DTYPES = {
 
 
 def create_model(cfg: config_lib.Config, num_classes: int):
-  """``models.create`` with the RDA kernel init and the pmap axis name."""
+  """``models.create`` with the RDA kernel init and the pmap axis name (and
+  ``--context`` for a model with a context, the GPT)."""
   kwargs = dict(num_classes=num_classes, dtype=DTYPES[cfg.dtype])
   cls = models.get_entry(cfg.model).cls
-  if 'axis_name' in {f.name for f in dataclasses.fields(cls)}:
+  fields = {f.name for f in dataclasses.fields(cls)}
+  if 'axis_name' in fields:
     # Batch-norm statistics over the global batch (all devices).
     kwargs['axis_name'] = AXIS
+  if 'context' in fields:
+    kwargs['context'] = cfg.context
   init = optimizer.kernel_init(cfg)
   if init is not None:
     kwargs['kernel_init'] = init
@@ -70,8 +80,14 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 
 def metric_sums(logits, labels, weights, loss=None, axis_name: str = AXIS):
-  """``{'loss', 'top1', 'top5', 'count'}`` summed over all devices' examples."""
+  """``{'loss', 'top1', 'top5', 'count'}`` summed over all devices'
+  predictions (one per example, or one per position of a sequence: the
+  leading axes of ``labels`` and ``weights`` are flattened)."""
   logits = logits.astype(jnp.float32)
+  logits = logits.reshape(-1, logits.shape[-1])
+  labels, weights = labels.reshape(-1), weights.reshape(-1)
+  if loss is not None:
+    loss = loss.reshape(-1)
   if loss is None:
     loss = cross_entropy(logits, labels)
   k = min(5, logits.shape[-1])
@@ -105,6 +121,7 @@ def train_step(
     preprocess: Callable,
     label_smoothing: float = 0.0,
     axis_name: str = AXIS,
+    task: tasks.Task = tasks.CLASSIFICATION,
 ):
   """One optimizer step on a global batch (call through ``jax.pmap``).
 
@@ -115,14 +132,7 @@ def train_step(
   step_key = jax.random.fold_in(base_key, state.step)
   aug_key, dropout_key = jax.random.split(step_key)
   device = lax.axis_index(axis_name)
-  labels = batch['label']
-  n = labels.shape[0]
-  example_keys = jax.vmap(lambda i: jax.random.fold_in(aug_key, i))(
-      device * n + jnp.arange(n)
-  )
-  images = jax.vmap(lambda x, k: preprocess(x[None], k, True)[0])(
-      batch['image'], example_keys
-  )
+  images, labels, _ = task.train_inputs(batch, aug_key, preprocess, axis_name)
   dropout_key = jax.random.fold_in(dropout_key, device)
 
   def loss_fn(params):
@@ -158,22 +168,22 @@ def train_step(
 
 
 def eval_step(
-    state: TrainState, batch, *, preprocess: Callable, axis_name: str = AXIS
+    state: TrainState,
+    batch,
+    *,
+    preprocess: Callable,
+    axis_name: str = AXIS,
+    task: tasks.Task = tasks.CLASSIFICATION,
 ):
   """Metric sums of one eval batch; padded examples have ``mask`` 0."""
-  images = preprocess(batch['image'], jax.random.key(0), False)
+  images, labels, weights = task.eval_inputs(batch, preprocess)
   logits = state.apply_fn(
       _variables(state.params, state.batch_stats),
       images,
       train=False,
       mutable=False,
   )
-  return metric_sums(
-      logits,
-      batch['label'],
-      batch['mask'].astype(jnp.float32),
-      axis_name=axis_name,
-  )
+  return metric_sums(logits, labels, weights, axis_name=axis_name)
 
 
 # Train-mode forward passes that give a sparse model batch-norm statistics of
@@ -181,10 +191,16 @@ def eval_step(
 BN_RECALIBRATION_BATCHES = 50
 
 
-def bn_stats_step(state: TrainState, batch, *, preprocess: Callable):
+def bn_stats_step(
+    state: TrainState,
+    batch,
+    *,
+    preprocess: Callable,
+    task: tasks.Task = tasks.CLASSIFICATION,
+):
   """``state`` with the batch-norm running statistics updated by one
   train-mode forward pass of its params on ``batch`` (no other change)."""
-  images = preprocess(batch['image'], jax.random.key(0), False)
+  images = task.plain_inputs(batch, preprocess)  # Un-augmented.
   _, new_vars = state.apply_fn(
       _variables(state.params, state.batch_stats),
       images,
@@ -243,6 +259,7 @@ def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
           base_key=base_key,
           preprocess=data.preprocess,
           label_smoothing=cfg.label_smoothing,
+          task=data.task,
       ),
       axis_name=AXIS,
       donate_argnums=(0,),
@@ -251,12 +268,15 @@ def make_p_train_step(data: data_lib.Data, cfg: config_lib.Config, base_key):
 
 def make_p_bn_step(data: data_lib.Data):
   return jax.pmap(
-      functools.partial(bn_stats_step, preprocess=data.preprocess),
+      functools.partial(
+          bn_stats_step, preprocess=data.preprocess, task=data.task
+      ),
       axis_name=AXIS,
   )
 
 
 def make_p_eval_step(data: data_lib.Data):
   return jax.pmap(
-      functools.partial(eval_step, preprocess=data.preprocess), axis_name=AXIS
+      functools.partial(eval_step, preprocess=data.preprocess, task=data.task),
+      axis_name=AXIS,
   )

@@ -11,12 +11,18 @@
   the same layout plus ``'mask'`` (1 for real examples, 0 for padding).
 * ``preprocess(images_uint8, key, train)``: device-side conversion to float
   (and augmentation when ``train``), run inside the pmapped steps.
+* ``task``: what is learnt (:mod:`train.tasks`): classification of the
+  images above, or, for a text corpus (``--dataset shakespeare_char``,
+  :mod:`train.data.text_pipeline`), next-character prediction over
+  ``{'tokens': int32 (local_devices, per_device_batch, context + 1)}``
+  windows (plus a per-character ``'mask'`` in evaluation).
 
 :func:`create_data` builds it for ``cfg.dataset`` from any source of
 :mod:`train.data.sources` (TFDS datasets, image folders, or the in-memory
 synthetic dataset ``--dataset synthetic`` / ``synthetic:HxWxC:classes``
 that tests and benchmarks use), always through the batching of
-:mod:`train.data.input_pipeline` (:func:`make_data`).
+:mod:`train.data.input_pipeline` (:func:`make_data`); a text corpus through
+:mod:`train.data.text_pipeline`.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ import numpy as np
 
 from . import augment
 from .. import config as config_lib
+from .. import tasks as tasks_lib
 from . import input_pipeline
 from . import prefetch
 from . import sources
 from . import synthetic_source
+from . import text_pipeline
+from . import text_source
 from .datasets import DATASETS
 from .datasets import Dataset
 
@@ -40,16 +49,23 @@ Batch = dict[str, np.ndarray]
 
 @dataclasses.dataclass
 class Data:
-  """A dataset as the training loop sees it (see the module docstring)."""
+  """A dataset as the training loop sees it (see the module docstring).
+
+  For a language model ``num_classes`` is the vocabulary size,
+  ``image_shape`` the model's input ``(context,)``, the examples are windows
+  and ``vocabulary`` the characters of the token ids.
+  """
 
   name: str
   num_classes: int
-  image_shape: tuple[int, int, int]
+  image_shape: tuple[int, ...]
   num_train_examples: int
   num_eval_examples: int
   train_batches: Callable[[int], Iterator[Batch]]
   eval_batches: Callable[[], Iterator[Batch]]
   preprocess: Callable[[Any, Any, bool], Any]
+  task: Any = tasks_lib.CLASSIFICATION
+  vocabulary: str | None = None
 
 
 def make_data(
@@ -205,8 +221,22 @@ def create_data(
 
   Returns:
     Its data: device-placed batches, prefetched in a background thread, and
-    the dataset's device-side augmentation / normalisation.
+    the dataset's device-side augmentation / normalisation. A text corpus
+    reads ``context`` too (its windows).
   """
+  if text_source.is_text(cfg.dataset):
+    corpus = text_source.load_text(
+        cfg.dataset, manual_dir=cfg.manual_dir, data_dir=cfg.data_dir
+    )
+    return text_pipeline.make_text_data(
+        corpus,
+        cfg.batch_size,
+        context=cfg.context,
+        eval_batch=getattr(cfg, 'eval_batch', None),
+        seed=cfg.seed,
+        prefetch_size=prefetch_size,
+        axis_name=axis_name,
+    )
   if synthetic_source.is_synthetic(cfg.dataset):
     dataset = synthetic_source.load_synthetic(cfg.dataset)
   else:
@@ -236,13 +266,42 @@ def create_data(
 
 
 def check_dataset(cfg) -> None:
-  """Raises ConfigError for an unknown dataset name (before any work)."""
+  """Raises ConfigError for an unknown dataset name, or a model that cannot
+  learn its task (an image model on text, a token model on images), before
+  any work."""
   try:
     sources.check_dataset(cfg.dataset)
   except config_lib.ConfigError:
     raise
   except ValueError as e:
     raise config_lib.ConfigError(str(e)) from e
+  check_model_fits_task(cfg)
+
+
+def check_model_fits_task(cfg) -> None:
+  """A registry model takes the inputs of the dataset's task (int32 tokens
+  for a text corpus, float images otherwise); ConfigError if not."""
+  from .._models import models  # pylint: disable=import-outside-toplevel
+
+  task = tasks_lib.for_config(cfg)
+  try:
+    entry = models.get_entry(cfg.model)
+  except ValueError:
+    return  # An unknown model has its own error.
+  if entry.input_dtype == task.input_dtype:
+    return
+  tokens = [n for n, e in models.REGISTRY.items() if e.input_dtype == 'int32']
+  if task.kind == 'language_model':
+    raise config_lib.ConfigError(
+        f'--dataset {cfg.dataset} is a character-level language-model task '
+        f'(int32 tokens); --model {cfg.model} takes images: use a token '
+        f'model ({", ".join(tokens)}).'
+    )
+  raise config_lib.ConfigError(
+      f'--model {cfg.model} is a language model (int32 tokens); --dataset '
+      f'{cfg.dataset} is images: use it with a text corpus '
+      f'({", ".join(sorted(text_source.TEXT_DATASETS))}), or an image model.'
+  )
 
 
 def close(iterator: Iterator[Any]) -> None:

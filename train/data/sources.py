@@ -5,6 +5,8 @@
 * Image folders (``cifar10_jpg``, found by :mod:`train.data.cifar_jpg_source`;
   ``imagefolder:<path>``): :mod:`train.data.folder_source`.
 * ``synthetic[:HxWxC][:classes]``: :mod:`train.data.synthetic_source`.
+* Text corpora (``shakespeare_char``): :mod:`train.data.text_source`, batched
+  by :mod:`train.data.text_pipeline` (a language-model task, not images).
 
 Every source gives a :class:`~train.data.datasets.Dataset` of two
 random-access splits, batched by :mod:`train.data.input_pipeline`.
@@ -24,18 +26,20 @@ from .synthetic_source import is_synthetic
 from .synthetic_source import load_synthetic
 from .tfds_source import load_tfds
 from .tfds_source import prepare_tfds
+from .text_source import TEXT_DATASETS
 
 
 def check_dataset(name: str) -> None:
   """Raises ValueError for a dataset name no source can load (no I/O)."""
-  if name in DATASETS or is_synthetic(name):
+  if name in DATASETS or name in TEXT_DATASETS or is_synthetic(name):
     return
   if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
       IMAGEFOLDER_PREFIX
   ):
     return
   raise ValueError(
-      f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} "
+      f'Unknown dataset {name!r}: use one of '
+      f"{', '.join(sorted(DATASETS) + sorted(TEXT_DATASETS))} "
       "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
       '.tar.gz).'
   )

@@ -76,7 +76,10 @@ def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
   template = jax.eval_shape(
       lambda: model.init(
           jax.random.key(0),
-          jnp.zeros((1,) + tuple(meta['input_shape'])),
+          jnp.zeros(
+              (1,) + tuple(meta['input_shape']),
+              meta.get('input_dtype', 'float32'),
+          ),
           train=False,
       )
   )
@@ -109,6 +112,8 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
     raise config_lib.ConfigError(str(e)) from e
   if 'dataset' not in explicit:
     cfg = cfg.replace(dataset=meta['dataset'])
+  if meta.get('input_dtype') == 'int32' and 'context' not in explicit:
+    cfg = cfg.replace(context=int(meta['input_shape'][0]))  # Its windows.
   data = train_lib.create_data(cfg)
   if tuple(data.image_shape) != tuple(meta['input_shape']) or (
       data.num_classes != meta['num_classes']
@@ -132,9 +137,7 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
   )
   print(
       f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
-      f'parameters) on {cfg.dataset}: test top-1 '
-      f'{metrics["test_top1"]:.4f} top-5 {metrics["test_top5"]:.4f} loss '
-      f'{metrics["test_loss"]:.4f}',
+      f'parameters) on {cfg.dataset}: {data.task.eval_summary(metrics)}',
       flush=True,
   )
   return metrics

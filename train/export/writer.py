@@ -26,6 +26,7 @@ from .reader import ExportError
 from .reader import FORMAT
 from .reader import tuples_in
 from .reader import VERSION
+from . import uncompacted
 
 TOLERANCE = 1e-3  # Largest |logit difference| accepted (float32 rounding).
 
@@ -139,6 +140,8 @@ def export_run(
 
   cfg, loaded = _sparse_variables(run)
   out = out or os.path.join(run, 'export')
+  if optimizer.is_transformer(cfg.model):  # Not compacted: see uncompacted.
+    return uncompacted.export_uncompacted(run, cfg, loaded, out)
   variables = {'params': loaded['params']}
   if loaded.get('batch_stats'):
     variables['batch_stats'] = loaded['batch_stats']
@@ -168,7 +171,7 @@ def export_run(
 
   macs_before = models.flops(model, variables, input_shape)
   macs_after = models.flops(rebuilt, result.variables, input_shape)
-  mask = optimizer.leaf_mask(cfg.select)
+  mask = optimizer.selection(cfg)
   summary = rda_optax.sparsity_summary(variables['params'], mask)
 
   tmp = out + '.tmp'
