@@ -30,9 +30,11 @@ PAPER_S = {  # Paper 002, Table 3.
 
 
 def test_every_preset_is_valid():
+  from train import methods
+
   for name in config_lib.PRESETS:
     cfg = config_lib.get_config(name)
-    if cfg.method == 'han':
+    if methods.get(cfg.method).from_run:
       cfg = cfg.replace(init_from='')
       with pytest.raises(ConfigError, match='init_from'):
         config_checks.validate(cfg)
@@ -54,6 +56,51 @@ def test_paper_presets():
       config_lib.get_config(method='rda', init_scale=0).effective_init_scale
       == 2
   )
+
+
+def test_transformer_presets():
+  """The GPT's presets share one budget (1 epoch) and reach 75% or 2:4;
+  the ViT's train on the CIFAR-10 JPEG copy."""
+  names = [n for n in config_lib.PRESETS if n.startswith('shakespeare_gpt_')]
+  assert {n.removeprefix('shakespeare_gpt_') for n in names} >= {
+      'adamw',
+      'ramda',
+      'ramda_target',
+      'rmda',
+      'prox_adamw',
+      'gmp_adamw',
+      'han_adamw',
+      'ramda_2_4',
+      'rmda_2_4',
+      'prox_adamw_2_4',
+      'gmp_adamw_2_4',
+      'han_adamw_2_4',
+  }
+  for name in names:
+    cfg = config_lib.get_config(name)
+    assert (cfg.model, cfg.dataset, cfg.context) == (
+        'gpt_char',
+        'shakespeare_char',
+        128,
+    )
+    # Han fine-tunes a 0.75-epoch dense run: 1 epoch in all.
+    assert cfg.epochs == (0.25 if cfg.method == 'han_adamw' else 1.0), name
+    assert cfg.asr_epochs == 0
+    if name.endswith('_2_4'):
+      assert cfg.nm == '2:4', name
+      if cfg.method in ('ramda', 'rmda', 'prox_adamw'):
+        assert cfg.regularizer == 'nm', name
+    elif cfg.method in ('ramda', 'rmda', 'prox_adamw') and name != (
+        'shakespeare_gpt_ramda'
+    ):
+      assert cfg.target_sparsity == 0.75 and cfg.regularizer == 'sparsity'
+  for name in [n for n in config_lib.PRESETS if n.startswith('cifar10_vit_')]:
+    cfg = config_lib.get_config(name)
+    assert (cfg.model, cfg.dataset) == ('vit_cifar', 'cifar10_jpg'), name
+  assert optimizer.selection(config_lib.get_config('cifar10_vit_adamw')) is (
+      __import__('models').kernel_mask
+  )
+  assert optimizer.selection(config_lib.get_config()) is None
 
 
 def test_default_is_short_mnist_rmda_asr():
@@ -277,6 +324,41 @@ def run_cli(argv, capsys):
             ],
             '--lr_boundaries must be a finite',
         ),
+        # N:M and the transformer methods.
+        (['--regularizer', 'nm'], '--regularizer nm needs the pattern'),
+        (['--regularizer', 'nm', '--nm', '4:4'], '--nm must be N:M'),
+        (['--regularizer', 'nm', '--nm', 'two:four'], '--nm must be N:M'),
+        (
+            ['--regularizer', 'nm', '--nm', '2:4', '--lam', '1e-3'],
+            'no strength: drop --lam',
+        ),
+        (['--nm', '2:4'], 'add --regularizer nm'),
+        (
+            ['--regularizer', 'nm', '--nm', '2:4', '--nm_schedule', 'cubic'],
+            '--nm_schedule must be one of n, fraction',
+        ),
+        (
+            ['--regularizer', 'nm', '--nm', '2:4', '--target_end_epoch', '9'],
+            '--target_end_epoch (9) <= --epochs (8)',
+        ),
+        (
+            ['--method', 'gmp', '--asr_epochs', '0', '--nm', '2:4']
+            + [
+                '--gmp_sparsity',
+                '0.5',
+            ],
+            'which replaces --gmp_sparsity',
+        ),
+        (
+            ['--method', 'sgd', '--asr_epochs', '0', '--nm', '2:4'],
+            'does not use --nm',
+        ),
+        (['--method', 'adamw', '--lam', '1e-3'], 'does not use --lam'),
+        (
+            ['--method', 'gmp_adamw', '--gmp_end_epoch', '20'],
+            'gmp_adamw needs 0 <= --gmp_begin_epoch',
+        ),
+        (['--method', 'ramda', '--init_scale', '2'], 'does not use'),
     ],
 )
 def test_bad_options(argv, message, capsys, tmp_path):
