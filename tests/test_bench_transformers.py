@@ -1,0 +1,131 @@
+"""benchmarks/transformers_nm.py and transformers_accelerator.sh: every run
+of the sweeps is a command the train job accepts, at one budget per setting,
+and the tables pick what the docstring says."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from train import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def bench():
+  spec = importlib.util.spec_from_file_location(
+      'transformers_nm', os.path.join(ROOT, 'benchmarks', 'transformers_nm.py')
+  )
+  mod = importlib.util.module_from_spec(spec)
+  sys.modules['transformers_nm'] = mod  # Its dataclasses look it up.
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def _epochs(run):
+  f = list(run.flags)
+  get = lambda k: float(f[f.index(k) + 1]) if k in f else 0.0
+  return get('--epochs') + get('--asr_epochs')
+
+
+@pytest.mark.parametrize('name', ['gpt', 'vit', 'lenet5_2_4', 'resnet8_2_4'])
+def test_every_run_is_accepted_at_the_settings_budget(bench, name, capsys):
+  setting = bench.SETTINGS[name]
+  runs = setting.runs([0])
+  names = [r.name for r in runs]
+  assert len(names) == len(set(names))
+  for r in runs:
+    if r.needs is not None:  # Han: the dense parent + fine-tuning.
+      assert _epochs(r) + _epochs(r.needs) == setting.epochs, r.name
+      assert runs.index(r.needs) < runs.index(r)
+    elif r.variant != 'parent':
+      assert _epochs(r) == setting.epochs, r.name
+    # What python -m train would run (--init_from needs a finished parent).
+    argv = list(bench.command('/tmp/x', r, smoke=2))[3:]
+    if '--init_from' in argv:
+      i = argv.index('--init_from')
+      argv = argv[:i] + argv[i + 2 :]
+    assert cli.main(argv + ['--print_config']) == 0, (r.name, argv)
+    capsys.readouterr()
+  assert set(setting.targets) <= {r.target for r in runs}
+
+
+def test_the_gpt_sweep_has_every_method_of_issue_28(bench):
+  runs = bench.SETTINGS['gpt'].runs([0, 1, 2])
+  methods = {r.method for r in runs}
+  assert methods == {
+      'dense',
+      'ramda_l1',
+      'ramda_target',
+      'rmda_target',
+      'prox_adamw_target',
+      'gmp_adamw',
+      'han_adamw',
+  }
+  assert {r.seed for r in runs} == {0, 1, 2}
+  gmp = {r.variant for r in runs if r.method == 'gmp_adamw'}
+  ends = {v.split('_')[0] for v in gmp}
+  lrs = {v.split('_')[1] for v in gmp}
+  assert len(ends) >= 2 and len(lrs) >= 2  # Tuned: ramp ends × rates.
+  for r in runs:
+    if r.target == '2:4':
+      f = ' '.join(r.flags)
+      assert '--nm 2:4' in f, r.name
+
+
+def rec(method, variant, target, seed, loss, sparsity, nm=None):
+  return dict(
+      method=method,
+      variant=variant,
+      target=target,
+      seed=seed,
+      test_loss=loss,
+      sparsity=sparsity,
+      nm=nm,
+  )
+
+
+def test_the_table_takes_the_best_variant_that_reaches_the_target(bench):
+  s = bench.SETTINGS['gpt']
+  ok = {'pattern': '2:4', 'kernels': 17, 'kernels_meeting': 17}
+  bad = {'pattern': '2:4', 'kernels': 17, 'kernels_meeting': 16}
+  records = [
+      rec('dense', 'default', 'dense', 0, 1.50, 0.0),
+      rec('gmp_adamw', 'a', '0.75', 0, 1.70, 0.75),
+      rec('gmp_adamw', 'b', '0.75', 0, 1.65, 0.75),
+      rec('gmp_adamw', 'a', '2:4', 0, 1.60, 0.5, ok),
+      rec('gmp_adamw', 'b', '2:4', 0, 1.55, 0.5, bad),  # Misses 2:4.
+      # RAMDA's λ points: the best one at or above each level.
+      rec('ramda_l1', 'default', 'lam1e-05', 0, 1.56, 0.60),
+      rec('ramda_l1', 'default', 'lam3e-05', 0, 1.62, 0.80),
+      rec('ramda_l1', 'default', 'lam0.0001', 0, 1.90, 0.95),
+  ]
+  lines = bench.table(s, records).splitlines()
+  assert lines[0].startswith('Dense reference: test_loss 1.5000')
+  row = lambda t, m: next(l for l in lines if l.startswith(f'| {t} | {m} |'))
+  assert '1.6500' in row('0.75', 'gmp_adamw') and '| b |' in row(
+      '0.75', 'gmp_adamw'
+  )
+  assert '1.6000' in row('2:4', 'gmp_adamw')
+  assert '1.5600' in row('0.5', 'ramda_l1')
+  assert '1.6200' in row('0.75', 'ramda_l1') and 'lam3e-05' in row(
+      '0.75', 'ramda_l1'
+  )
+  assert '1.9000' in row('0.9', 'ramda_l1')
+  assert row('2:4', 'ramda_l1').endswith('| - | 0 | - | - |')
+
+
+def test_the_accelerator_script_parses_and_names_its_stages():
+  path = os.path.join(ROOT, 'benchmarks', 'transformers_accelerator.sh')
+  subprocess.run(['bash', '-n', path], check=True)
+  text = open(path).read()
+  for words in (
+      'optimizer_step.py --adaptive',
+      'transformers_nm.py',
+      'SMOKE',
+      'STAGES=${STAGES:-step gpt vit}',
+  ):
+    assert words in text
