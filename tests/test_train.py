@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+import rda_optax
 from train import checkpoint as ckpt_lib
 from train import config as config_lib
 from train import config_checks
@@ -237,6 +238,33 @@ def test_resume_is_bit_identical(tmp_path, base_full):
         ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
         ('rmda', dict(lr=0.05, lam=5e-2, momentum=0.0, asr_optimizer='sgd')),
         ('rmda', dict(lr=0.05, lam=5e-2, asr_epochs=0, restart_epochs=(0.5,))),
+        # The Adam-type methods of the transformers, and N:M.
+        ('adamw', dict(asr_epochs=0, lr=1e-2, adamw_weight_decay=0.1)),
+        ('ramda', dict(lr=0.05, lam=5e-2, momentum=0.9)),
+        (
+            'prox_adamw',
+            dict(lr=1e-2, regularizer='nm', nm='2:4', target_end_epoch=0.5),
+        ),
+        (
+            'rmda',
+            dict(
+                lr=0.05,
+                regularizer='nm',
+                nm='1:4',
+                nm_schedule='fraction',
+                asr_epochs=0,
+            ),
+        ),
+        (
+            'gmp_adamw',
+            dict(
+                asr_epochs=0,
+                lr=1e-2,
+                nm='2:4',
+                gmp_frequency=1,
+                gmp_end_epoch=0.5,
+            ),
+        ),
     ],
 )
 def test_methods(tmp_path, method, extra):
@@ -252,7 +280,11 @@ def test_methods(tmp_path, method, extra):
   ]
   assert all(np.all(np.isfinite(k)) for k in kernels)
   zeros = sum(int((k == 0).sum()) for k in kernels)
-  if method == 'sgd':
+  if cfg.nm:  # Every kernel meets the pattern, and it is not vacuous.
+    n, m = (int(v) for v in cfg.nm.split(':'))
+    assert all(rda_optax.satisfies_nm(k, n, m) for k in kernels)
+    assert not rda_optax.satisfies_nm(kernels[-1], n - 1, m)
+  if method in ('sgd', 'adamw'):
     assert zeros == 0
   elif method == 'gmp':
     for k in kernels:  # Per-layer scope.
@@ -395,6 +427,48 @@ def test_han_prunes_and_fine_tunes_from_a_run(tmp_path):
   assert not np.array_equal(
       src['params']['Dense_0']['bias'], state.params['Dense_0']['bias']
   )
+
+
+def test_n_m_runs_report_the_pattern_and_han_adamw_prunes_to_it(tmp_path):
+  """RMDA projected on 2:4 reports the pattern met by every kernel; Han's
+  prune + fine-tune with AdamW, to 2:4 from a dense run, keeps it."""
+  cfg = make_cfg(
+      tmp_path,
+      method='rmda',
+      lr=0.05,
+      regularizer='nm',
+      nm='2:4',
+      target_end_epoch=0.5,
+      asr_optimizer='same',
+  )
+  run(cfg)
+  table = open(os.path.join(cfg.workdir, 'report', 'sparsity_table.txt'))
+  rows = table.read().splitlines()
+  assert rows[0].split()[-1] == '2:4'
+  assert [r.split()[-1] for r in rows if '/kernel*' in r] == ['yes'] * 3
+  assert rows[-2].endswith('3/3 yes') and rows[-1].endswith('-')
+  summary = json.load(open(os.path.join(cfg.workdir, 'report', 'summary.json')))
+  assert summary['nm']['kernels_meeting'] == 3
+
+  han = make_cfg(
+      tmp_path,
+      'han',
+      method='han_adamw',
+      lr=1e-2,
+      asr_epochs=0,
+      init_from=cfg.workdir,
+      nm='2:4',
+      report=False,
+  )
+  config_checks.validate(han, {'nm', 'lr'})
+  state = run(han)
+  parent = ckpt_lib.load_variables(cfg.workdir)['params']
+  for name in ('Conv_1', 'Dense_0'):
+    k = np.asarray(state.params[name]['kernel'])
+    assert rda_optax.satisfies_nm(k, 2, 4), name
+    assert float((k == 0).mean()) == pytest.approx(0.5), name
+    # The parent's zeros were its 2:4 pattern: the same zeros, frozen.
+    np.testing.assert_array_equal(k == 0, parent[name]['kernel'] == 0)
 
 
 def test_init_from_a_different_model_is_a_clear_error(tmp_path):

@@ -6,8 +6,9 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   field a CLI flag), :data:`~train.presets.PRESETS`,
   :func:`~train.config.get_config`, :func:`~train.config_checks.validate`,
   :func:`~train.config_checks.check_workdir`.
-* :mod:`train.methods`: the methods (sgd, prox_sgd, rda, rmda, han, gmp),
-  each declared once (:class:`~train.methods.Method`: options it reads,
+* :mod:`train.methods`: the methods (sgd, prox_sgd, rda, rmda, han, gmp,
+  splitting; for transformers adamw, ramda, prox_adamw, gmp_adamw,
+  han_adamw), each declared once (:class:`~train.methods.Method`: options it reads,
   schedules, ASR, init, builder).
 * :mod:`train.optimizer`: config -> Optax optimizer
   (:func:`~train.optimizer.create_optimizer`: the method's builder plus weight
@@ -22,7 +23,11 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   loop with its logging, evaluation and checkpoints; resumes a run
   directory); :mod:`train.evaluation`: the eval loop and sparsity records.
 * :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
-  pipeline (:mod:`train.data.input_pipeline`), and an in-memory synthetic dataset.
+  pipeline (:mod:`train.data.input_pipeline`; text corpora:
+  :mod:`train.data.text_pipeline`), and an in-memory synthetic dataset.
+* :mod:`train.tasks`: what a run learns, chosen by the dataset: image
+  classification, or a character-level language model
+  (``--dataset shakespeare_char``: validation loss, bits per character).
 * :mod:`train.checkpoint`: Orbax checkpoints
   (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`).
 * :mod:`train.metrics` / :mod:`train.report`: JSON lines, TensorBoard, tqdm;

@@ -98,7 +98,8 @@ class Config:
   method: str = 'rmda'
   """sgd (dense, momentum), prox_sgd, rda, rmda (RDA with a learning rate
   and momentum), han (magnitude prune + fine-tune from --init_from), gmp
-  (gradual magnitude pruning)."""
+  (gradual magnitude pruning); for transformers adamw, ramda, prox_adamw,
+  gmp_adamw, han_adamw (train.methods)."""
 
   # --- Data ----------------------------------------------------------------
   data_dir: str | None = None

@@ -511,6 +511,18 @@ def check_nm(cfg, explicit=frozenset()) -> None:
     raise ValueError('--nm_schedule is the ramp of --nm N:M: set --nm too.')
 
 
+def _check_rate(cfg) -> None:
+  """A proximal method's step takes a positive rate from the first update:
+  the warm-up schedules start at 0."""
+  if cfg.lr_schedule in ('warmup', 'warmup_cosine'):
+    raise ValueError(
+        f'--lr_schedule {cfg.lr_schedule} starts the rate at 0, which '
+        f"{cfg.method}'s proximal step does not take (its threshold and step "
+        'weights need a positive rate): use cosine, linear, piecewise or '
+        'constant.'
+    )
+
+
 def _check_gmp(cfg) -> None:
   """gmp_adamw's settings (as validation checks gmp's)."""
   if not 0 <= cfg.gmp_sparsity < 1:
@@ -620,6 +632,7 @@ METHODS: dict[str, Method] = {
             _SGD_OPTIONS | _REG_OPTIONS | _SCALE_OPTIONS,
             _prox_sgd,
             sparse=True,
+            check=_check_rate,
         ),
         Method(
             'rda',
@@ -649,6 +662,7 @@ METHODS: dict[str, Method] = {
             _rmda,
             sparse=True,
             init_scale_default=0.0,
+            check=_check_rate,
         ),
         Method(
             'han',
@@ -690,6 +704,7 @@ METHODS: dict[str, Method] = {
             _REG_OPTIONS | {'lr', 'lr_schedule', 'momentum', 'restart_epochs'},
             _ramda,
             sparse=True,
+            check=_check_rate,
         ),
         Method(
             'prox_adamw',
@@ -697,6 +712,7 @@ METHODS: dict[str, Method] = {
             _REG_OPTIONS | _ADAMW_OPTIONS,
             _prox_adamw,
             sparse=True,
+            check=_check_rate,
         ),
         Method(
             'gmp_adamw',

@@ -81,7 +81,8 @@ def check_model(cfg: config_lib.Config) -> None:
   if cfg.scale_lam:
     model = models.create(cfg.model)
     x = jax.ShapeDtypeStruct(
-        (1,) + tuple(models.default_input_shape(cfg.model)), np.float32
+        (1,) + tuple(models.default_input_shape(cfg.model)),
+        models.get_entry(cfg.model).input_dtype,  # Tokens for the GPT.
     )
     shapes = jax.eval_shape(
         lambda x: model.init(jax.random.key(0), x, train=False), x

@@ -55,6 +55,7 @@ import jax
 import numpy as np
 
 from . import augment
+from . import text_source
 
 # Re-exported: the pipeline's public names.
 from .datasets import (  # noqa: F401
@@ -351,7 +352,9 @@ def main(argv=None) -> int:
   )
   parser.add_argument('command', choices=('prepare', 'info'))
   parser.add_argument(
-      'dataset', help=f"{', '.join(sorted(DATASETS))} or imagefolder:<path>"
+      'dataset',
+      help=f"{', '.join(sorted(DATASETS) + sorted(text_source.TEXT_DATASETS))}"
+      ' or imagefolder:<path>',
   )
   parser.add_argument('--data_dir', default=None)
   parser.add_argument(
@@ -363,6 +366,34 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO)
   try:
+    if text_source.is_text(args.dataset):  # A text corpus: read at each run.
+      corpus = text_source.load_text(
+          args.dataset, manual_dir=args.manual_dir, data_dir=args.data_dir
+      )
+      spec = text_source.TEXT_DATASETS[args.dataset]
+      if args.command == 'prepare':
+        print(
+            f'{args.dataset}: nothing to prepare ({spec.file} is read and '
+            'verified at each run).'
+        )
+      else:
+        print(
+            json.dumps(
+                {
+                    'name': args.dataset,
+                    'task': 'language_model',
+                    'file': text_source.find_corpus(
+                        spec, args.manual_dir, args.data_dir
+                    ),
+                    'vocab_size': corpus.vocab_size,
+                    'vocabulary': corpus.vocabulary,
+                    'num_train_chars': len(corpus.train),
+                    'num_eval_chars': len(corpus.eval),
+                },
+                indent=1,
+            )
+        )
+      return 0
     if args.command == 'prepare':
       path = prepare_dataset(
           args.dataset,

@@ -210,10 +210,15 @@ def find_corpus(spec: TextSpec, manual_dir=None, data_dir=None) -> str:
       return c
     if os.path.isfile(os.path.join(c, spec.file)):
       return os.path.join(c, spec.file)
-  looked = ', '.join(candidates) if candidates else 'no folder (none exists)'
+  looked = (
+      f'in {", ".join(candidates)}'
+      if candidates
+      else f'(no folder to look in: neither ${SHARED_DATA_ENV} nor '
+      '../shared/data exists)'
+  )
   raise DatasetNotFoundError(
       f'Dataset {spec.name!r} needs {spec.file} ({spec.num_bytes:,} bytes, '
-      f'sha256 {spec.sha256[:12]}...), not found in {looked}: put it in '
+      f'sha256 {spec.sha256[:12]}...), not found {looked}: put it in '
       f'${SHARED_DATA_ENV}/{spec.folder}/ (default ../shared/data/'
       f'{spec.folder}/ beside the checkout) or pass --manual_dir DIR (or '
       f'{MANUAL_DIR_ENV}=DIR), DIR the folder holding it; it is {spec.source}.'
