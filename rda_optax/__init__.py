@@ -24,6 +24,8 @@ Optax gradient transformations whose proximal steps produce exact zeros:
   sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
 """
 
+from rda_optax.adaptive_l1 import adaptive_l1
+from rda_optax.adaptive_l1 import AdaptiveL1
 from rda_optax.asr import ASRState
 from rda_optax.asr import asr
 from rda_optax.asr import freeze_zeros
