@@ -42,6 +42,7 @@ from rda_optax.pruning import zhu_gupta_sparsity
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.rmda import rmda
+from rda_optax.rmda import RMDAProx
 from rda_optax.rmda import RMDAState
 from rda_optax.regularizers import GroupLasso
 from rda_optax.regularizers import L0
@@ -62,7 +63,9 @@ from rda_optax.sparse_io import load_sparse
 from rda_optax.sparse_io import save_sparse
 from rda_optax.sparse_io import sparse_size
 from rda_optax.sparse_io import SparseFormatError
+from rda_optax.sparse_point import ChainOrderError
 from rda_optax.sparse_point import sparse_params
+from rda_optax.sparse_point import with_sparse_params
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity
 from rda_optax.sparsity import sparsity_summary
