@@ -18,7 +18,12 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
   pruning baselines;
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
-  sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
+  sparse parameter trees (about 1/12 of the dense size at 95% sparsity);
+* :func:`sparse_params` / :func:`with_sparse_params`: the exactly sparse
+  model in any optimizer state (``optax.chain``, ``masked``,
+  ``multi_transform``, ``MultiSteps``, Flax ``TrainState``, NNX
+  ``nnx.Optimizer``), and :class:`ChainOrderError` when something chained
+  after one of these transforms changed its updates.
 """
 
 from rda_optax.asr import ASRState
