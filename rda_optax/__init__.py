@@ -21,7 +21,12 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
   pruning baselines (unstructured and N:M);
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
-  sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
+  sparse parameter trees (about 1/12 of the dense size at 95% sparsity);
+* :func:`sparse_params` / :func:`with_sparse_params`: the exactly sparse
+  model in any optimizer state (``optax.chain``, ``masked``,
+  ``multi_transform``, ``MultiSteps``, Flax ``TrainState``, NNX
+  ``nnx.Optimizer``), and :class:`ChainOrderError` when something chained
+  after one of these transforms changed its updates.
 """
 
 from rda_optax.adaptive_l1 import adaptive_l1
@@ -61,6 +66,7 @@ from rda_optax.recipes import sparse_training
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.rmda import rmda
+from rda_optax.rmda import RMDAProx
 from rda_optax.rmda import RMDAState
 from rda_optax.regularizers import GroupLasso
 from rda_optax.regularizers import L0
@@ -81,7 +87,9 @@ from rda_optax.sparse_io import load_sparse
 from rda_optax.sparse_io import save_sparse
 from rda_optax.sparse_io import sparse_size
 from rda_optax.sparse_io import SparseFormatError
+from rda_optax.sparse_point import ChainOrderError
 from rda_optax.sparse_point import sparse_params
+from rda_optax.sparse_point import with_sparse_params
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity
 from rda_optax.sparsity import sparsity_summary
