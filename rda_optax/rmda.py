@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 import copy
+import functools
 import dataclasses
 from typing import Any, NamedTuple
 
@@ -60,6 +61,15 @@ def _split(x: Any, args: list[Any]) -> tuple[Any, Any]:
       for name, t in changed.items():
         object.__setattr__(x, name, t)  # (frozen: no validation rerun)
     return x, (type(x), tuple(keys))
+  if isinstance(x, functools.partial):
+    # A schedule such as partial(zhu_gupta_sparsity, final_sparsity=s): under
+    # optax.inject_hyperparams its keywords may be traced arrays.
+    t_args, k_args = _split(x.args, args)
+    t_kw, k_kw = _split(dict(x.keywords), args)
+    key = (functools.partial, x.func, k_args, k_kw)
+    if t_args is x.args and all(t_kw[k] is v for k, v in x.keywords.items()):
+      return x, key
+    return functools.partial(x.func, *t_args, **t_kw), key
   if isinstance(x, Mapping) or isinstance(x, (list, tuple)):
     items = list(x.items()) if isinstance(x, Mapping) else list(enumerate(x))
     parts = [(k, *_split(v, args)) for k, v in items]
@@ -93,6 +103,14 @@ def _fill(template: Any, args: Any) -> Any:
     for name, value in changed.items():
       object.__setattr__(x, name, value)
     return x
+  if isinstance(template, functools.partial):
+    t_args = _fill(template.args, args)
+    t_kw = _fill(dict(template.keywords), args)
+    if t_args is template.args and all(
+        t_kw[k] is v for k, v in template.keywords.items()
+    ):
+      return template
+    return functools.partial(template.func, *t_args, **t_kw)
   if isinstance(template, Mapping):
     items = {k: _fill(v, args) for k, v in template.items()}
     if all(items[k] is v for k, v in template.items()):
