@@ -151,7 +151,7 @@ def run_one(args, method, level, lam, data):
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec='seconds'
       ),
-      'commit': commit(),
+      'commit': args.commit,
   }
 
 
@@ -202,6 +202,7 @@ def main(argv=None):
   parser.add_argument('--out', default=OUT)
   parser.add_argument('--report', action='store_true')
   args = parser.parse_args(argv)
+  args.commit = commit()  # The code this process imported.
   path = os.path.join(args.out, 'mnist_cnn.jsonl')
   if args.report:
     text = report(path)
