@@ -8,6 +8,7 @@ on every local device that the pmapped steps take.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import flax
@@ -78,8 +79,15 @@ def create_train_state(
 
 def load_init_variables(path: str) -> dict[str, Any]:
   """The variables of ``--init_from``; a one-line ConfigError if unusable."""
+  from . import run_model  # pylint: disable=import-outside-toplevel
+
   try:
-    return ckpt_lib.load_variables(path)
+    if not os.path.exists(os.path.join(path, 'config.json')):
+      return ckpt_lib.load_variables(path)  # Only checkpoints: as saved.
+    # The model the run reports: its sparse point, also mid-run.
+    return run_model.load_model(path)
+  except config_lib.ConfigError as e:
+    raise config_lib.ConfigError(f'--init_from {path}: {e}') from e
   except Exception as e:  # pylint: disable=broad-except
     # Orbax raises many types for a damaged checkpoint; one line says which.
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
