@@ -214,13 +214,22 @@ def datasets_cases(b: Bench) -> None:
           '\n' not in str(e),
           f'refused: {str(e)[:110]}...',
       )
-  # 7: two preparations at once (separate processes, the first holding the
-  # lock for 3 s before it prepares).
+  # 7: two preparations at once (separate processes; the first holds the
+  # lock until the second says it waits).
   prep_dir, manual = b.path('tfds_race'), b.path('race_manual')
-  marker = b.path('race_marker')
+  marker, release = b.path('race_marker'), b.path('race_release')
   script = os.path.join(REPO, 'tests', '_fake_mnist.py')
   first = subprocess.Popen(
-      [sys.executable, script, 'mnist', prep_dir, manual, '30', '3', marker],
+      [
+          sys.executable,
+          script,
+          'mnist',
+          prep_dir,
+          manual,
+          '30',
+          release,
+          marker,
+      ],
       cwd=REPO,
       env=b.env,
       stderr=subprocess.PIPE,
@@ -228,22 +237,30 @@ def datasets_cases(b: Bench) -> None:
   )
   while not os.path.exists(marker) and first.poll() is None:
     time.sleep(0.05)
-  second = b.run([script, 'mnist', prep_dir, manual, '30'])
+  second = subprocess.Popen(
+      [sys.executable, script, 'mnist', prep_dir, manual, '30'],
+      cwd=REPO,
+      env=b.env,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+  said = second.stderr.readline().strip()  # Blocks until it says something.
+  open(release, 'w').close()
+  rest = second.communicate(timeout=300)[1]
   first_err = first.communicate(timeout=300)[1]
   ok = (
       first.returncode == 0
       and second.returncode == 0
-      and err_lines(second)[0].startswith('waiting for PID')
-      and 'Preparing' not in second.stderr
-      and not has_traceback(second)
-      and 'Traceback' not in first_err
+      and said.startswith(f'waiting for PID {first.pid} on host')
+      and 'Preparing' not in rest
+      and 'Traceback' not in rest + first_err
   )
   b.record(
       '7 concurrent preparation',
       'two processes prepare mnist in one data folder',
       ok,
-      f'second: "{err_lines(second)[0][:90]}...", rc {first.returncode} / '
-      f'{second.returncode}',
+      f'the second said "{said[:80]}...", then read it; rc {first.returncode}'
+      f' / {second.returncode}',
   )
 
 
@@ -321,7 +338,7 @@ def checkpoint_cases(b: Bench, workdir: str) -> None:
   ckdir = os.path.join(workdir, 'checkpoints')
   steps = sorted(int(n) for n in os.listdir(ckdir) if n.isdigit())
   newest, previous = steps[-1], steps[-2]
-  c = ckpt_lib.Checkpoints(ckdir, read_only=True)
+  c = ckpt_lib.open_read_only(ckdir)
   good = {s: c.restore_raw(s) for s in (newest, previous)}
   c.close()
   files = sorted(
@@ -359,7 +376,7 @@ def checkpoint_cases(b: Bench, workdir: str) -> None:
         f.truncate(os.path.getsize(target) // 2)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-      c = ckpt_lib.Checkpoints(scratch, read_only=True)
+      c = ckpt_lib.open_read_only(scratch)
       got = c.restore_latest()
       c.close(quiet=True)
     same = lambda a, b_: all(
@@ -456,7 +473,8 @@ def write_failure_cases(b: Bench) -> None:
     )
     return
   b.tracebacks = 0
-  for size in ('600k', '1500k', '3m'):
+  # The first checkpoint (about 4 MB) fails; one fits; two fit.
+  for size in ('1m', '6m', '10m'):
     mount = b.path(f'full_{size}')
     os.makedirs(mount, exist_ok=True)
     workdir = os.path.join(mount, 'run')

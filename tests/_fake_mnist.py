@@ -7,10 +7,10 @@ makes TFDS and :data:`train.data.datasets.TFDS_SPECS` take their checksums
 as the published ones and read 60 + 10 examples.
 
 As a script (a second process): ``python tests/_fake_mnist.py NAME DATA_DIR
-MANUAL_DIR PIXEL [HOLD_S MARKER]`` prepares ``NAME`` from the fakes in
-``MANUAL_DIR`` (written with ``PIXEL``); with ``HOLD_S`` it creates
-``MARKER`` once it holds the preparation lock and waits ``HOLD_S`` seconds
-before preparing.
+MANUAL_DIR PIXEL [HOLD MARKER]`` prepares ``NAME`` from the fakes in
+``MANUAL_DIR`` (written with ``PIXEL``); with ``HOLD`` it creates ``MARKER``
+once it holds the preparation lock and waits ``HOLD`` seconds (or until the
+file ``HOLD`` exists) before preparing.
 """
 
 from __future__ import annotations
@@ -104,14 +104,19 @@ def main(argv) -> int:
   from train.data import tfds_source
 
   if len(argv) > 4:
-    hold, marker = float(argv[4]), argv[5]
+    hold, marker = argv[4], argv[5]
     import tensorflow_datasets as tfds
 
     prepare = tfds.core.DatasetBuilder.download_and_prepare
 
     def slow(self, *args, **kwargs):
       open(marker, 'w').close()
-      time.sleep(hold)
+      if hold.replace('.', '').isdigit():
+        time.sleep(float(hold))
+      else:  # A file to wait for (at most a minute).
+        deadline = time.time() + 60
+        while not os.path.exists(hold) and time.time() < deadline:
+          time.sleep(0.05)
       return prepare(self, *args, **kwargs)
 
     tfds.core.DatasetBuilder.download_and_prepare = slow

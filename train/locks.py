@@ -254,10 +254,13 @@ class RunLock:
   def __init__(self, workdir: str):
     self.workdir = workdir
     self.lock = FileLock(os.path.join(workdir, RUN_LOCK))
+    self._made_workdir = False
 
   def acquire(self) -> None:
     """Takes the lock, or raises RunLocked naming the run that holds it."""
-    os.makedirs(self.workdir, exist_ok=True)
+    if not os.path.isdir(self.workdir):
+      os.makedirs(self.workdir, exist_ok=True)
+      self._made_workdir = True
     holder = self.lock.try_acquire()
     if holder is not None:
       raise RunLocked(
@@ -274,7 +277,13 @@ class RunLock:
       )
 
   def release(self) -> None:
+    """Gives the lock back; a run directory it made that is still empty (the
+    run stopped before any work) is removed too."""
     self.lock.release()
+    if self._made_workdir:
+      self._made_workdir = False
+      with contextlib.suppress(OSError):
+        os.rmdir(self.workdir)
 
   def __enter__(self):
     self.acquire()

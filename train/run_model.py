@@ -15,6 +15,7 @@ do. ``python -m train.export``, ``python -m train.report`` and
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -24,7 +25,10 @@ import optax
 import rda_optax
 from . import checkpoint as ckpt_lib
 from . import config as config_lib
+from . import data as data_lib
 from . import optimizer
+from . import train_state as state_lib
+from . import train_step as step_lib
 from .data import datasets
 from .data import synthetic_source
 
@@ -63,14 +67,9 @@ def recalibrated_stats(
 ):
   """Batch-norm statistics of ``params`` measured on the run's training
   data, exactly as the run's evaluations measure them."""
-  # pylint: disable=import-outside-toplevel
-  from . import train as train_lib
-  from . import train_state as state_lib
-  from . import train_step as step_lib
-
   try:
-    data = data if data is not None else train_lib.create_data(cfg)
-  except config_lib.ConfigError as e:
+    data = data if data is not None else data_lib.create_data(cfg)
+  except (ValueError, OSError) as e:  # ConfigError, DatasetNotFoundError
     raise config_lib.ConfigError(
         'the newest checkpoint is of an unfinished run: its sparse model '
         'needs batch-norm statistics of its own, measured on the training '
@@ -151,3 +150,21 @@ def load_model(run: str, *, data=None, model=None) -> dict[str, Any]:
         cfg.replace(workdir=run), sparse, stats, data, model
     )
   return {**out, 'params': sparse, 'batch_stats': stats, 'sparse_point': True}
+
+
+def load_init_variables(path: str) -> dict[str, Any]:
+  """The variables of ``--init_from``: the model of the run in ``path`` (its
+  sparse point, also mid-run); a one-line ConfigError if unusable."""
+  try:
+    if not os.path.exists(os.path.join(path, 'config.json')):
+      return ckpt_lib.load_variables(path)  # Only checkpoints: as saved.
+    return load_model(path)
+  except config_lib.ConfigError as e:
+    raise config_lib.ConfigError(f'--init_from {path}: {e}') from e
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax raises many types for a damaged checkpoint; one line says which.
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise config_lib.ConfigError(
+        f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
+        'the run directory of a finished run.'
+    ) from e

@@ -41,6 +41,7 @@ from . import optimizer
 from . import metrics as metrics_lib
 from . import methods
 from . import report as report_lib
+from . import run_model
 from . import train_state as state_lib
 from . import train_step as step_lib
 from .evaluation import (
@@ -180,7 +181,7 @@ class _Run:
     """Data, model, optimizer, the state restored, the metric writer."""
     cfg = self.cfg
     init_variables = (
-        state_lib.load_init_variables(cfg.init_from) if cfg.init_from else None
+        run_model.load_init_variables(cfg.init_from) if cfg.init_from else None
     )
     self.data = data = create_data(cfg) if data is None else data
     self.phases = optimizer.make_phases(cfg, data.num_train_examples)

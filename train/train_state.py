@@ -8,7 +8,6 @@ on every local device that the pmapped steps take.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import flax
@@ -75,26 +74,6 @@ def create_train_state(
   return TrainState.create(
       apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats
   )
-
-
-def load_init_variables(path: str) -> dict[str, Any]:
-  """The variables of ``--init_from``; a one-line ConfigError if unusable."""
-  from . import run_model  # pylint: disable=import-outside-toplevel
-
-  try:
-    if not os.path.exists(os.path.join(path, 'config.json')):
-      return ckpt_lib.load_variables(path)  # Only checkpoints: as saved.
-    # The model the run reports: its sparse point, also mid-run.
-    return run_model.load_model(path)
-  except config_lib.ConfigError as e:
-    raise config_lib.ConfigError(f'--init_from {path}: {e}') from e
-  except Exception as e:  # pylint: disable=broad-except
-    # Orbax raises many types for a damaged checkpoint; one line says which.
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-    raise config_lib.ConfigError(
-        f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
-        'the run directory of a finished run.'
-    ) from e
 
 
 def _load_matching(what, template, loaded, source):
