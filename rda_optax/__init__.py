@@ -6,17 +6,20 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * :func:`rmda`: regularized modernized dual averaging (RDA with a learning
   rate and momentum), the fastest way here to an accurate sparse model;
 * :func:`prox_sgd`: proximal SGD with optional (Nesterov) momentum;
+* :func:`ramda`: regularized adaptive momentum dual averaging (RMDA with
+  MADGRAD's preconditioner), for transformers and Adam-trained networks;
+* :func:`prox_adamw`: proximal AdamW (ProxGen), its baseline;
 * :func:`asr`: adaptive sparse retraining, freezing exact zeros;
 * :func:`variable_splitting`: ℓ0 / TL1 sparsity through a sparse copy;
 * regularizers :func:`l1`, :func:`l0`, :func:`group_lasso`,
   :func:`sparse_group_lasso`, :func:`transformed_l1` with their proximal
   operators, :func:`coupled_group_lasso` (channel groups spanning leaves,
   e.g. a residual stream), :func:`sparsity_constraint` (a target sparsity,
-  projected) and
+  projected), :func:`nm_constraint` (N:M sparsity, projected) and
   :func:`partitioned` (a regularizer per group of leaves, e.g. network
   slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
-  pruning baselines;
+  pruning baselines (unstructured and N:M);
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
   sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
 """
@@ -30,8 +33,19 @@ from rda_optax.coupled import coupled_group_lasso
 from rda_optax.coupled import CoupledGroupLasso
 from rda_optax.constraints import SparsityConstraint
 from rda_optax.initializers import rda_uniform
+from rda_optax.nm import GradualNMState
+from rda_optax.nm import NMConstraint
+from rda_optax.nm import gradual_nm_pruning
+from rda_optax.nm import nm_constraint
+from rda_optax.nm import nm_fraction_schedule
+from rda_optax.nm import nm_masks
+from rda_optax.nm import nm_n_schedule
+from rda_optax.nm import nm_violations
+from rda_optax.nm import satisfies_nm
 from rda_optax.partition import partitioned
 from rda_optax.partition import PartitionedRegularizer
+from rda_optax.prox_adamw import prox_adamw
+from rda_optax.prox_adamw import ProxAdamWState
 from rda_optax.prox_sgd import prox_sgd
 from rda_optax.prox_sgd import ProxSGDState
 from rda_optax.pruning import apply_masks
@@ -39,6 +53,9 @@ from rda_optax.pruning import gradual_magnitude_pruning
 from rda_optax.pruning import GradualPruningState
 from rda_optax.pruning import magnitude_masks
 from rda_optax.pruning import zhu_gupta_sparsity
+from rda_optax.ramda import ramda
+from rda_optax.ramda import RAMDAState
+from rda_optax.recipes import sparse_training
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.rmda import rmda

@@ -228,10 +228,11 @@ def asr(
   ``start_step`` from the sparse weights, and ``inner`` is no longer updated.
 
   When the inner optimizer keeps an exactly sparse point apart from the
-  parameters (:func:`rda_optax.rmda` with momentum, :func:`rda_optax.
-  variable_splitting`; see :func:`rda_optax.sparse_params`), retraining
-  starts from that point: the step at ``start_step`` moves the parameters to
-  it, takes the mask from it, and applies the retraining step from there.
+  parameters (:func:`rda_optax.rmda` with momentum,
+  :func:`rda_optax.variable_splitting`; see :func:`rda_optax.sparse_params`),
+  retraining starts from that point: the step at ``start_step`` moves the
+  parameters to it, takes the mask from it, and applies the retraining step
+  from there.
 
   Example:
     >>> import jax.numpy as jnp, optax, rda_optax

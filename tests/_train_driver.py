@@ -41,6 +41,38 @@ class TinyBN(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+# A few steps of RDA then ASR of TinyBN (cross-device batch norm) on
+# synthetic 28x28 images with the CIFAR augmentation (random crop and flip),
+# evaluated in batches of 48 of its 200 examples (a padded last batch): the
+# device-count tests compare runs of it.
+TINY_ARGS = (
+    '--method',
+    'rda',
+    '--dataset',
+    'synthetic:28x28x1:10:crop_flip',
+    '--batch_size',
+    '32',
+    '--eval_batch_size',
+    '48',
+    '--steps_per_epoch',
+    '2',
+    '--epochs',
+    '1',
+    '--asr_epochs',
+    '1',
+    '--lam',
+    '3e-3',
+    '--gamma',
+    '2',
+    '--init_scale',
+    '2',
+    '--no-progress',
+    '--no-report',
+    '--log_every_steps',
+    '1',
+)
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))

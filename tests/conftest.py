@@ -1,5 +1,7 @@
 """Fixtures shared by the test modules."""
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -52,13 +54,58 @@ def pytest_xdist_auto_num_workers(config):
   return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
+@contextlib.contextmanager
+def session_once(tmp_path_factory, name: str):
+  """Makes ``name`` once per test session, shared by the xdist workers.
+
+  Yields ``(folder, made)``: a folder common to every worker of the session
+  (under pytest's base temporary folder) and whether it already holds the
+  finished work. The first worker to enter does the work inside the block
+  while the others wait on a file lock; the folder is marked done when the
+  block exits without an error.
+  """
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent  # The workers' base folders share this parent.
+  folder = root / f'shared-{name}'
+  with open(root / f'shared-{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = folder / '.done'
+    made = done.exists()
+    folder.mkdir(exist_ok=True)
+    yield folder, made
+    done.touch()
+
+
+# The session's real-MNIST run: the default job shortened to 3 x 100 steps
+# (λ doubled so that it sparsifies in them), preparing MNIST from the manual
+# folder on its way.
+REAL_MNIST_ARGS = (
+    '--steps_per_epoch',
+    '100',
+    '--epochs',
+    '2',
+    '--asr_epochs',
+    '1',
+    '--lam',
+    '1e-3',
+)
+
+
 @pytest.fixture(scope='session')
-def prepared_mnist(tmp_path_factory):
-  """A TFDS data folder with real MNIST prepared from the manual folder,
-  once per session (each preparation takes 10-30 s); tests that check the
-  preparation itself make their own."""
+def real_mnist_run(tmp_path_factory):
+  """``python -m train`` on real MNIST from the manual folder, once per
+  session and shared by the xdist workers: MNIST is prepared by this run
+  (10-30 s: the only preparation of the session), which then trains for
+  300 steps.
+
+  Returns:
+    A dict: ``data_dir`` (the prepared TFDS folder), ``workdir``, and the
+    run's ``stdout`` and ``stderr``.
+  """
+  # pylint: disable-next=import-outside-toplevel
+  from _train_driver import run_train
   from train.data import datasets  # pylint: disable=import-outside-toplevel
-  from train.data import input_pipeline  # pylint: disable=import-outside-toplevel
 
   if not all(
       os.path.exists(os.path.join(MNIST_DIR, f)) for f in datasets.MNIST_FILES
@@ -67,8 +114,50 @@ def prepared_mnist(tmp_path_factory):
         f'real MNIST archives not found in {MNIST_DIR} (set RDA_SHARED_DATA '
         'to the shared data folder)'
     )
-  data_dir = tmp_path_factory.mktemp('tfds_mnist')
-  input_pipeline.prepare_dataset(
-      'mnist', data_dir=str(data_dir), manual_dir=MNIST_DIR
-  )
-  return str(data_dir)
+  with session_once(tmp_path_factory, 'real_mnist') as (folder, made):
+    out = {
+        'data_dir': str(folder / 'tfds'),
+        'workdir': str(folder / 'run'),
+    }
+    if not made:
+      proc = run_train(
+          [
+              '--manual_dir',
+              MNIST_DIR,
+              '--data_dir',
+              out['data_dir'],
+              *REAL_MNIST_ARGS,
+              '--workdir',
+              out['workdir'],
+          ],
+          devices=None,
+          timeout=600,
+      )
+      (folder / 'stdout').write_text(proc.stdout)
+      (folder / 'stderr').write_text(proc.stderr)
+  out['stdout'] = (folder / 'stdout').read_text()
+  out['stderr'] = (folder / 'stderr').read_text()
+  return out
+
+
+@pytest.fixture(scope='session')
+def prepared_mnist(real_mnist_run):
+  """A TFDS data folder with real MNIST prepared from the manual folder,
+  once per session (by :func:`real_mnist_run`); tests that check the
+  preparation itself make their own."""
+  return real_mnist_run['data_dir']
+
+
+@pytest.fixture(scope='session')
+def tiny_one_device_run(tmp_path_factory):
+  """The run directory of ``_train_driver.TINY_ARGS`` on one device, made
+  once per session: the reference of the multi-device and multi-host
+  tests."""
+  # pylint: disable-next=import-outside-toplevel
+  from _train_driver import TINY_ARGS, run_train
+
+  with session_once(tmp_path_factory, 'tiny_one_device') as (folder, made):
+    run = str(folder / 'run')
+    if not made:
+      run_train([*TINY_ARGS, '--workdir', run], devices=1, tiny_bn=True)
+  return run

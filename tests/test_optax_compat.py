@@ -37,6 +37,16 @@ OPTIMIZERS = {
         start_step=2,
         retrain=optax.sgd(0.1, momentum=0.9),
     ),
+    'ramda': lambda: rda_optax.ramda(0.1, rda_optax.l1(0.1), momentum=0.9),
+    'ramda_group_lasso': lambda: rda_optax.ramda(
+        0.1, rda_optax.group_lasso(0.1), momentum=0.9
+    ),
+    'prox_adamw': lambda: rda_optax.prox_adamw(
+        0.1, rda_optax.l1(0.1), weight_decay=0.01
+    ),
+    'rmda_nm': lambda: rda_optax.rmda(
+        0.1, rda_optax.nm_constraint(2, 4), momentum=0.9
+    ),
 }
 
 
@@ -91,7 +101,9 @@ def test_inject_hyperparams_rda_and_prox_sgd():
   steps(opt)
 
 
-@pytest.mark.parametrize('factory', [rda_optax.rda, rda_optax.rmda])
+@pytest.mark.parametrize(
+    'factory', [rda_optax.rda, rda_optax.rmda, rda_optax.ramda]
+)
 def test_inject_hyperparams_keeps_the_float32_gradient_sum(factory):
   """The dtype of the gradient sum is not a hyper-parameter: under
   inject_hyperparams it stays float32 for bfloat16 params (it used to be a

@@ -1,12 +1,13 @@
-"""Two processes (2 CPU devices each) train like one process with 4 devices.
+"""Two processes (2 CPU devices each) train like one process with 1 device.
 
 The two processes find each other on 127.0.0.1 through
 ``jax.distributed.initialize`` (``--coordinator_address``, Gloo CPU
 collectives); each feeds its half of every global batch to its 2 devices;
 both call Orbax, which writes from process 0 into the shared run directory;
-only process 0 writes metrics. The final parameters match the 4-device run
-to float32 rounding (same tolerance as the 8-device test; the reduction over
-processes goes through Gloo).
+only process 0 writes metrics. The final parameters match the one-device run
+of ``tests/test_train_multidevice.py`` (shared) to float32 rounding (same
+tolerance as the 8-device test; the reduction over processes goes through
+Gloo).
 """
 
 import os
@@ -21,48 +22,22 @@ from _train_driver import (
     final_variables,
     flat,
     free_port,
-    run_train,
     train_cmd,
+    TINY_ARGS,
 )
 from train import metrics as metrics_lib
 
-ARGS = [
-    '--method',
-    'rda',
-    '--dataset',
-    'synthetic',
-    '--batch_size',
-    '32',
-    '--eval_batch_size',
-    '48',
-    '--steps_per_epoch',
-    '2',
-    '--epochs',
-    '1',
-    '--asr_epochs',
-    '1',
-    '--lam',
-    '3e-3',
-    '--gamma',
-    '2',
-    '--init_scale',
-    '2',
-    '--no-progress',
-    '--no-report',
-    '--log_every_steps',
-    '1',
-]
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def test_two_processes_match_one_process_with_four_devices(tmp_path):
-  single, multi = str(tmp_path / 'single'), str(tmp_path / 'multi')
-  run_train(ARGS + ['--workdir', single], devices=4, tiny_bn=True)
+def test_two_processes_match_one_device(tmp_path, tiny_one_device_run):
+  single, multi = tiny_one_device_run, str(tmp_path / 'multi')
 
   port = free_port()
   procs = []
   for pid in range(2):
-    args = ARGS + [
+    args = [
+        *TINY_ARGS,
         '--workdir',
         multi,
         '--coordinator_address',

@@ -2,9 +2,10 @@
 
 ``python -m train`` (LeNet-5 of ``models/`` on in-memory synthetic data,
 RDA then ASR, a checkpoint every 4 steps written asynchronously) is killed
-with SIGKILL at a known point: blocked at the checkpoint of step 64, after
+with SIGKILL at a known point: blocked at the checkpoint of step 20, after
 logging it and before writing it. Re-running the same command with the same
-run directory continues from the newest complete checkpoint (60); the final
+run directory continues from the newest complete checkpoint (16), through
+the start of ASR (step 30) to the end (50); the final
 parameters and optimizer state are bit-identical (CPU) to a run that was
 never interrupted, and no step is logged twice. A kill in the middle of a
 write is :func:`test_interrupted_checkpoint_write_keeps_the_previous_one`.
@@ -42,7 +43,7 @@ ARGS = [
     '--batch_size',
     '16',
     '--steps_per_epoch',
-    '40',
+    '10',
     '--epochs',
     '3',
     '--asr_epochs',
@@ -62,7 +63,7 @@ ARGS = [
     '--no-progress',
     '--no-report',
 ]
-TOTAL = 200
+TOTAL = 50
 
 
 def _checkpoint_steps(workdir):
@@ -72,7 +73,7 @@ def _checkpoint_steps(workdir):
   return sorted(int(n) for n in os.listdir(d) if n.isdigit())
 
 
-KILL_AT = 64  # A checkpoint step (every 4) of the sparse phase.
+KILL_AT = 20  # A checkpoint step (every 4) of the sparse phase (1-30).
 
 
 def _kill_at_step(workdir, step, timeout=240):
@@ -110,8 +111,8 @@ def test_kill_resume_is_bit_identical(tmp_path):
   run_train(ARGS + ['--workdir', ref])
 
   _kill_at_step(run, KILL_AT)
-  # Killed after logging step 64 and before writing its checkpoint: the run
-  # resumes from step 60 and logs 61-64 again (once).
+  # Killed after logging step 20 and before writing its checkpoint: the run
+  # resumes from step 16 and logs 17-20 again (once).
   assert _checkpoint_steps(run) == [KILL_AT - 8, KILL_AT - 4]
   logged = [r['step'] for r in metrics_lib.read_records(run, 'train')]
   assert logged[-1] == KILL_AT

@@ -58,31 +58,12 @@ def test_a_few_steps_on_mock_cifar10(tmp_path):
   assert os.path.exists(os.path.join(cfg.workdir, 'report', 'accuracy.png'))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not os.path.isdir(MNIST_DIR),
-    reason=f'MNIST archives not found in {MNIST_DIR}',
-)
-def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
-  run = str(tmp_path / 'run')
-  proc = run_train(
-      [
-          '--manual_dir',
-          MNIST_DIR,
-          '--data_dir',
-          str(tmp_path / 'tfds'),
-          '--epochs',
-          '2',
-          '--asr_epochs',
-          '1',
-          '--workdir',
-          run,
-      ],
-      devices=None,
-      timeout=600,
-  )
+def test_short_real_mnist_run_learns_and_sparsifies(real_mnist_run):
+  """The default job on real MNIST from its archives: prepared on the way,
+  with a clean console (the run is the session's, see conftest)."""
+  run, stdout = real_mnist_run['workdir'], real_mnist_run['stdout']
   # What a log file gets (no terminal): our lines, no library noise, no bars.
-  console = proc.stdout + proc.stderr
+  console = stdout + real_mnist_run['stderr']
   assert 'Preparing mnist once, from the manual folder' in console
   for noise in (
       'Downloading and preparing',
@@ -93,10 +74,11 @@ def test_short_real_mnist_run_learns_and_sparsifies(tmp_path):
       '\r',
   ):
     assert noise not in console, (noise, console[:2000])
-  evals = [l for l in proc.stdout.splitlines() if l.startswith('epoch ')]
+  evals = [l for l in stdout.splitlines() if l.startswith('epoch ')]
   assert len(evals) == 3 and all('test top-1' in l for l in evals)
   last = metrics_lib.read_records(run, 'eval')[-1]
   assert last['phase'] == 'asr' and last['epoch'] == pytest.approx(3.0)
+  assert last['step'] == 300
   assert last['test_top1'] >= 0.90, last
   assert last['sparsity'] >= 0.30, last
   params = final_variables(run)['params']

@@ -1,8 +1,10 @@
 """A synthetic dataset in memory: learnable, deterministic, instant.
 
-``synthetic[:HxWxC][:classes]`` (default ``28x28x1:10``): each class has a
-fixed random binary template (0 or 192); an image is its class's template
-plus uniform noise in [0, 64), so a small network learns it in a few steps.
+``synthetic[:HxWxC][:classes][:augmentation]`` (default ``28x28x1:10``, no
+augmentation): each class has a fixed random binary template (0 or 192); an
+image is its class's template plus uniform noise in [0, 64), so a small
+network learns it in a few steps. ``:flip`` or ``:crop_flip`` trains with
+that on-device augmentation (:mod:`train.data.augment`), as CIFAR does.
 Tests and benchmarks use it; it goes through the same batching as the real
 datasets (:mod:`train.data.input_pipeline`).
 """
@@ -14,12 +16,17 @@ import re
 import jax.numpy as jnp
 import numpy as np
 
+from .datasets import AUG_CROP_FLIP
+from .datasets import AUG_FLIP
 from .datasets import AUG_NONE
 from .datasets import ArraySource
 from .datasets import Dataset
 from .datasets import DatasetInfo
 
-SYNTHETIC_NAME = re.compile(r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?$')
+SYNTHETIC_NAME = re.compile(
+    r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?'
+    rf'(?::({AUG_FLIP}|{AUG_CROP_FLIP}))?$'
+)
 NUM_TRAIN = 1024
 NUM_EVAL = 200
 
@@ -47,12 +54,13 @@ def load_synthetic(
   same, and so is the eval split.
 
   Args:
-    name: ``synthetic[:HxWxC][:classes]``.
+    name: ``synthetic[:HxWxC][:classes][:augmentation]``.
     num_train: train examples.
     num_eval: eval examples.
 
   Returns:
-    The dataset, with its own ``preprocess`` (pixels / 255).
+    The dataset: pixels / 255 (its own ``preprocess``), or the same with the
+    augmentation through the datasets' preprocessing.
   """
   m = SYNTHETIC_NAME.match(name)
   if not m:
@@ -82,6 +90,8 @@ def load_synthetic(
       num_eval,
       (0.0,) * c,
       (1.0,) * c,
-      AUG_NONE,
+      m.group(5) or AUG_NONE,
   )
-  return Dataset(info, make(num_train, 1), make(num_eval, 2), preprocess)
+  # Augmented: the datasets' preprocessing (mean 0, std 1: the same pixels).
+  own = None if m.group(5) else preprocess
+  return Dataset(info, make(num_train, 1), make(num_eval, 2), own)

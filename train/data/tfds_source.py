@@ -56,6 +56,7 @@ import time
 
 from .. import console
 from .. import locks
+from . import decoded_cache
 from .datasets import DATASETS
 from .datasets import MANUAL_DIR_ENV
 from .datasets import PREPARE_HINT
@@ -575,5 +576,16 @@ def load_tfds(
       raise ValueError(
           'in_memory=True is not supported for datasets with ' 'host-side crops'
       )
-    train, evaluation = train.to_memory(), evaluation.to_memory()
+    folder = _tfds_builder(name, data_dir).data_dir
+    train, evaluation = (
+        decoded_cache.load_decoded(
+            folder,
+            TFDS_SPECS[name].tfds_name,
+            split,
+            len(source),
+            source.image_shape,
+            source.to_memory,
+        )
+        for source, split in ((train, train_split), (evaluation, eval_split))
+    )
   return Dataset(info, train, evaluation)
