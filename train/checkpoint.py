@@ -37,6 +37,7 @@ shape and dtype too) beside it in ``<step>/integrity``.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import sys
@@ -110,9 +111,28 @@ def _drop_closed_loop_callbacks(unraisable) -> None:
   _default_unraisablehook(unraisable)
 
 
+class _DropLostTensorStoreErrors(logging.Filter):
+  """Drops asyncio's 'Future exception was never retrieved' records of
+  TensorStore's failed reads and writes: the sibling operations of one that
+  failed, reported here in one line, each logged with a traceback when
+  garbage-collected."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (
+        'exception was never retrieved' in message
+        and re.search(r'[A-Z_]{5,}: Error (reading|writing|opening)', message)
+    )
+
+
+_LOST_ERRORS = _DropLostTensorStoreErrors()
+
+
 def _quiet_orbax_failures() -> None:
   global _default_unraisablehook
   console.drop_absl_warnings(*_ORBAX_FAILURE_LOGS)
+  if _LOST_ERRORS not in logging.getLogger('asyncio').filters:
+    logging.getLogger('asyncio').addFilter(_LOST_ERRORS)
   if _default_unraisablehook is None:  # Once per process.
     _default_unraisablehook = sys.unraisablehook
     sys.unraisablehook = _drop_closed_loop_callbacks
