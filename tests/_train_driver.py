@@ -228,6 +228,11 @@ def main(argv: list[str]) -> int:
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    if not isinstance(getattr(e, 'exit_status', None), int):
+      raise
+    print(f'error: {e}', file=sys.stderr)  # As cli.main does.
+    return e.exit_status
   finally:
     if mock is not None:
       mock.__exit__(None, None, None)

@@ -40,7 +40,7 @@ class _Checkpoints:
   def wait(self):
     self.waited = True
 
-  def latest_step(self):
+  def last_good_step(self):
     return self.latest
 
 

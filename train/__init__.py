@@ -23,8 +23,11 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   directory); :mod:`train.evaluation`: the eval loop and sparsity records.
 * :mod:`train.data`: :class:`~train.data.Data`, the seam to the input
   pipeline (:mod:`train.data.input_pipeline`), and an in-memory synthetic dataset.
-* :mod:`train.checkpoint`: Orbax checkpoints
-  (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`).
+* :mod:`train.checkpoint`: Orbax checkpoints, verified by checksums
+  (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`);
+  :mod:`train.run_model`: the model a run reports, also mid-run
+  (:func:`~train.run_model.load_model`); :mod:`train.locks`: one run per run
+  directory, one preparation per dataset.
 * :mod:`train.metrics` / :mod:`train.report`: JSON lines, TensorBoard, tqdm;
   the final report (sparsity table, PNG plots).
 * :mod:`train.cli`: the command line (:func:`~train.cli.main`).

@@ -305,4 +305,11 @@ def main(argv: list[str] | None = None) -> int:
   except config_lib.Diverged as e:
     print(f'python -m train: error: {e}', file=sys.stderr)
     return 3
+  except Exception as e:  # pylint: disable=broad-except
+    # Failures that stop a run with a status of their own (a checkpoint
+    # that cannot be written: train.checkpoint.WriteFailed, 4).
+    if not isinstance(getattr(e, 'exit_status', None), int):
+      raise
+    print(f'python -m train: error: {e}', file=sys.stderr)
+    return e.exit_status
   return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from . import config as config_lib
+from .checkpoint import WriteFailed
 
 COLLAPSE_RECORDS = 5  # Train records at chance level that stop a run.
 
@@ -36,8 +37,11 @@ def collapsed(losses, num_classes: int, window: int = COLLAPSE_RECORDS) -> bool:
 
 def raise_diverged(reason: str, step: int, hint: str, cfg, ckpts) -> None:
   """Raises Diverged after the checkpoint writes in flight have finished."""
-  ckpts.wait()
-  good = ckpts.latest_step()
+  try:
+    ckpts.wait()
+  except WriteFailed:
+    pass  # The divergence is the news; the step below is still accurate.
+  good = ckpts.last_good_step()
   kept = (
       f'the last good checkpoint (step {good}) is kept in '
       f'{cfg.workdir}/checkpoints'

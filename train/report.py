@@ -25,10 +25,10 @@ import sys
 from typing import Any
 
 from rda_optax import sparsity as sparsity_lib
-from . import checkpoint as ckpt_lib
 from . import config as config_lib
 from . import optimizer
 from . import metrics as metrics_lib
+from . import run_model
 
 REPORT_DIR = 'report'
 
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   try:
     cfg = config_lib.load_config(run).replace(workdir=run)
-    variables = ckpt_lib.load_variables(run)
+    variables = run_model.load_model(run)  # The sparse point, also mid-run.
   except (ValueError, OSError) as e:  # ConfigError, unreadable checkpoints
     print(f'error: cannot rebuild the report of {run}: {e}', file=sys.stderr)
     return 2

@@ -20,6 +20,7 @@ as a run that was never interrupted.
 from __future__ import annotations
 
 import collections
+import errno
 import math
 import os
 import time
@@ -35,10 +36,12 @@ from . import config as config_lib
 from . import config_checks
 from . import data as data_lib
 from . import divergence
+from . import locks
 from . import optimizer
 from . import metrics as metrics_lib
 from . import methods
 from . import report as report_lib
+from . import run_model
 from . import train_state as state_lib
 from . import train_step as step_lib
 from .evaluation import (
@@ -143,8 +146,42 @@ class _Run:
     config_checks.check_workdir(cfg)
     self.cfg = cfg
     self.is_main = jax.process_index() == 0
+    self.run_lock = locks.RunLock(cfg.workdir)
+    self.lock_run_directory()
+    try:
+      self._setup(model, data)
+    except BaseException:
+      if hasattr(self, 'ckpts'):
+        self.ckpts.close(quiet=True)
+      self.run_lock.release()
+      raise
+
+  def lock_run_directory(self) -> None:
+    """One run per run directory: process 0 takes its lock, and tells the
+    other processes whether it got it (they all stop if not)."""
+    error = None
+    if self.is_main:
+      try:
+        self.run_lock.acquire()
+      except locks.RunLocked as e:
+        error = e
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+      got = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+      if not int(got) and error is None:
+        error = locks.RunLocked(
+            f'the run directory {self.cfg.workdir} is in use by another run '
+            '(process 0 found its lock taken).'
+        )
+    if error is not None:
+      raise error
+
+  def _setup(self, model, data) -> None:
+    """Data, model, optimizer, the state restored, the metric writer."""
+    cfg = self.cfg
     init_variables = (
-        state_lib.load_init_variables(cfg.init_from) if cfg.init_from else None
+        run_model.load_init_variables(cfg.init_from) if cfg.init_from else None
     )
     self.data = data = create_data(cfg) if data is None else data
     self.phases = optimizer.make_phases(cfg, data.num_train_examples)
@@ -337,6 +374,7 @@ class _Run:
     try:
       for step in range(self.step_offset, end):
         self.state, sums = self.p_train_step(self.state, next(batches))
+        self.ckpts.check()  # Stops at once when a checkpoint write failed.
         # A bounded number of steps in flight: unbounded asynchronous
         # dispatch of pmapped steps starves XLA:CPU's collectives (an
         # all-reduce rendezvous timeout aborts the process on 4+ simulated
@@ -388,9 +426,16 @@ class _Run:
       bar.close()
     return final
 
-  def close(self) -> None:
-    self.ckpts.close()
-    self.writer.close()
+  def close(self, *, quiet: bool = False) -> None:
+    """Waits for the checkpoint write in flight; ``quiet``: the run is
+    already stopping with an error, which a failed write must not hide."""
+    try:
+      self.ckpts.close(quiet=quiet)
+    finally:
+      try:
+        self.writer.close(quiet=quiet)
+      finally:
+        self.run_lock.release()
 
 
 def train_and_evaluate(
@@ -406,8 +451,48 @@ def train_and_evaluate(
     model: a Flax module to use instead of ``models.create(cfg.model)``.
     data: a :class:`train.data.Data` instead of ``create_data(cfg)``.
   """
-  run = _Run(cfg, model, data)
   try:
-    return run.train()
-  finally:
-    run.close()
+    run = _Run(cfg, model, data)
+  except OSError as e:
+    raise_if_write_failed(e, cfg, None)
+    raise
+  try:
+    final = run.train()
+    run.close()  # Raises CheckpointWriteError if the last write failed.
+  except BaseException as e:
+    run.close(quiet=True)
+    if isinstance(e, OSError):
+      raise_if_write_failed(e, cfg, run.ckpts)
+    raise
+  return final
+
+
+# Errors of writing (a full disk, a quota, a read-only or unwritable folder):
+# the run cannot go on, and says so in one line.
+WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EACCES,
+    errno.EPERM,
+)
+
+
+def raise_if_write_failed(
+    e: OSError, cfg: config_lib.Config, ckpts: ckpt_lib.Checkpoints | None
+) -> None:
+  """Raises WriteFailed (one line, exit status 4) for an OSError of writing
+  into the run directory (the metrics, TensorBoard, the report)."""
+  name = os.path.abspath(e.filename) if e.filename else ''
+  inside = name.startswith(os.path.abspath(cfg.workdir) + os.sep)
+  if e.errno not in WRITE_ERRNOS or (
+      e.errno in (errno.EACCES, errno.EPERM) and not inside
+  ):
+    return
+  good = ckpts.last_good_step() if ckpts is not None else None
+  where = f'in {ckpts.directory}' if ckpts is not None else ''
+  raise ckpt_lib.WriteFailed(
+      f'cannot write {name or cfg.workdir} ({e.strerror}); '
+      + ckpt_lib.after_write_failure(good, where)
+  ) from e

@@ -68,6 +68,7 @@ from .datasets import (  # noqa: F401
     DatasetInfo,
     DatasetNotFoundError,
     Source,
+    TFDS_SPECS,
     get_info,
 )
 from .decode import TFDSImageSource  # noqa: F401
@@ -380,6 +381,12 @@ def main(argv=None) -> int:
           in_memory=False,
       )
       info = {k: v for k, v in vars(ds.info).items() if k != 'class_names'}
+      if args.dataset in TFDS_SPECS:  # Where it came from (archives, date).
+        from . import tfds_source  # pylint: disable=import-outside-toplevel
+
+        info['provenance'] = tfds_source.read_provenance(
+            args.dataset, args.data_dir
+        )
       print(json.dumps(info, indent=1))
   except (DatasetNotFoundError, ImportError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)

@@ -17,10 +17,10 @@ import numpy as np
 
 from .._models import models
 import rda_optax
-from .. import checkpoint as ckpt_lib
 from .. import config as config_lib
 from ..data import datasets
 from .. import optimizer
+from .. import run_model
 from ..data import synthetic_source
 from .reader import ExportError
 from .reader import FORMAT
@@ -93,9 +93,11 @@ def _num_classes(model_name: str, params, input_shape) -> int:
 
 
 def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
+  """The run's config and the model it reports (its sparse point, also
+  mid-run: :func:`train.run_model.load_model`)."""
   try:
     cfg = config_lib.load_config(run)
-    variables = ckpt_lib.load_variables(run)
+    variables = run_model.load_model(run)
   except (ValueError, OSError) as e:
     raise ExportError(f'Cannot export {run}: {e}') from e
   return cfg, variables
