@@ -16,7 +16,8 @@ Optax gradient transformations whose proximal steps produce exact zeros:
   :func:`partitioned` (a regularizer per group of leaves, e.g. network
   slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
-  pruning baselines;
+  pruning baselines; :func:`path_str`, a leaf's name in them
+  (``'Conv_0/kernel'``);
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
   sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
 """
@@ -56,6 +57,7 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
+from rda_optax.selection import path_str
 from rda_optax.splitting import SplittingState
 from rda_optax.splitting import variable_splitting
 from rda_optax.sparse_io import load_sparse
