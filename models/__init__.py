@@ -36,7 +36,6 @@ from .flops import FlopReport, LayerFlops, flops, trace_layers
 from .layers import adaptive_avg_pool, default_kernel_init
 from .lenet import LeNet5, LeNet300100
 from .registry import (
-    DATASET_INPUT_SHAPES,
     REGISTRY,
     ModelEntry,
     create,
@@ -61,7 +60,6 @@ __all__ = [
     'BasicBlock',
     'BottleneckBlock',
     'CompactionResult',
-    'DATASET_INPUT_SHAPES',
     'FlopReport',
     'LayerCompaction',
     'LayerFlops',
