@@ -33,7 +33,7 @@ import models  # noqa: E402
 
 from train import config as config_lib  # noqa: E402
 from train import config_checks  # noqa: E402
-from train import data as data_lib  # noqa: E402
+from train.data import loader as data_lib  # noqa: E402
 from train import optimizer  # noqa: E402
 from train import train_state as state_lib  # noqa: E402
 from train import train_step as step_lib  # noqa: E402

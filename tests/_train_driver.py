@@ -41,6 +41,15 @@ class TinyBN(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+def run_cli(argv, capsys):
+  """``(exit status, stderr)`` of ``python -m train ARGV``, in-process."""
+  from train import cli  # pylint: disable=import-outside-toplevel
+
+  status = cli.main(argv)
+  err = capsys.readouterr().err
+  return status, err
+
+
 # A few steps of RDA then ASR of TinyBN (cross-device batch norm) on
 # synthetic 28x28 images with the CIFAR augmentation (random crop and flip),
 # evaluated in batches of 48 of its 200 examples (a padded last batch): the
@@ -218,12 +227,13 @@ def main(argv: list[str]) -> int:
     return cli.main(args)
   from train import config as config_lib
   from train import config_checks
+  from train import launch
   from train import train as train_lib
 
   try:
     cfg, explicit, _ = cli.parse_config(args)
     config_checks.validate(cfg, explicit)
-    cli.initialize_distributed(cfg)
+    launch.initialize_distributed(cfg)
     train_lib.train_and_evaluate(cfg, model=TinyBN())
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -25,7 +25,7 @@ PIL_Image = pytest.importorskip("PIL.Image")
 import jax.numpy as jnp  # noqa: E402
 
 from train.data import augment  # noqa: E402
-from train import data as data_lib  # noqa: E402
+from train.data import loader as data_lib  # noqa: E402
 from train.data import datasets  # noqa: E402
 from train.data import decode
 from train.data import folder_source

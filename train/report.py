@@ -27,7 +27,7 @@ from typing import Any
 from rda_optax import sparsity as sparsity_lib
 from . import checkpoint as ckpt_lib
 from . import config as config_lib
-from . import optimizer
+from . import selection
 from . import metrics as metrics_lib
 
 REPORT_DIR = 'report'
@@ -201,7 +201,7 @@ def write_report(
   """
   out = os.path.join(cfg.workdir, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
-  mask = optimizer.leaf_mask(cfg.select)
+  mask = selection.leaf_mask(cfg.select)
   records = sparsity_lib.layer_sparsity(params, mask)
   table = sparsity_lib.sparsity_table(params, records=records)
   summary_sp = sparsity_lib.sparsity_summary(params, records=records)

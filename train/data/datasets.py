@@ -5,6 +5,8 @@ Static facts only, no I/O beyond looking for folders:
 * :data:`DATASETS`: the :class:`DatasetInfo` of every named dataset (TFDS
   datasets and the CIFAR-10 JPEG copy); ``imagefolder:<path>`` and
   ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded.
+* which names a source can load (:func:`check_dataset`; light, for the
+  command line's checks);
 * the TFDS specs (file names of a manual download folder, a URL to probe),
   the per-channel statistics :data:`MEAN_STD` and the augmentation kinds
   that :mod:`train.data.augment` applies on the device;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -219,6 +222,31 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 TFDS_DATASETS = tuple(TFDS_SPECS)
 IMAGEFOLDER_PREFIX = 'imagefolder:'
+# ``synthetic[:HxWxC][:classes][:augmentation]``: train.data.synthetic_source.
+SYNTHETIC_NAME = re.compile(
+    r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?'
+    rf'(?::({AUG_FLIP}|{AUG_CROP_FLIP}))?$'
+)
+
+
+def is_synthetic(name: str) -> bool:
+  """Whether ``name`` names a synthetic dataset."""
+  return bool(SYNTHETIC_NAME.match(name))
+
+
+def check_dataset(name: str) -> None:
+  """Raises ValueError for a dataset name no source can load (no I/O)."""
+  if name in DATASETS or is_synthetic(name):
+    return
+  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
+      IMAGEFOLDER_PREFIX
+  ):
+    return
+  raise ValueError(
+      f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} "
+      "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
+      '.tar.gz).'
+  )
 
 
 def unknown_dataset_message(name: str) -> str:

@@ -1,6 +1,6 @@
 """Host input pipeline: sharded, resumable batches for pmap.
 
-Typical use (what :func:`train.data.create_data` does for the training
+Typical use (what :func:`train.data.loader.create_data` does for the training
 loop)::
 
     from . import input_pipeline as ip
