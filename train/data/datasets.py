@@ -150,75 +150,45 @@ TFDS_SPECS = {
     ),
 }
 
+
+def _info(name, classes, shape, sizes, stats, augmentation, eval_split='test'):
+  return DatasetInfo(
+      name, classes, shape, 'train', eval_split, *sizes, *MEAN_STD[stats],
+      augmentation,
+  )  # fmt: skip
+
+
 DATASETS: dict[str, DatasetInfo] = {
-    'mnist': DatasetInfo(
-        'mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['mnist'],
-        AUG_NONE,
-    ),
-    'fashion_mnist': DatasetInfo(
-        'fashion_mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['fashion_mnist'],
-        AUG_NONE,
-    ),
-    'cifar10': DatasetInfo(
-        'cifar10',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
-    'cifar100': DatasetInfo(
-        'cifar100',
-        100,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar100'],
-        AUG_CROP_FLIP,
-    ),
-    'imagenet2012': DatasetInfo(
-        'imagenet2012',
-        1000,
-        (224, 224, 3),
-        'train',
-        'validation',
-        1_281_167,
-        50_000,
-        *MEAN_STD['imagenet'],
-        AUG_FLIP,
-    ),
-    # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
-    # train.data.sources.load_dataset.
-    'cifar10_jpg': DatasetInfo(
-        'cifar10_jpg',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
+    info.name: info
+    for info in (
+        _info('mnist', 10, (28, 28, 1), (60_000, 10_000), 'mnist', AUG_NONE),
+        _info(
+            'fashion_mnist',
+            10,
+            (28, 28, 1),
+            (60_000, 10_000),
+            'fashion_mnist',
+            AUG_NONE,
+        ),
+        _info(
+            'cifar10', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'cifar100', 100, (32, 32, 3), (50_000, 10_000), 'cifar100',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'imagenet2012', 1000, (224, 224, 3), (1_281_167, 50_000),
+            'imagenet', AUG_FLIP, eval_split='validation',
+        ),  # fmt: skip
+        # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics,
+        # see train.data.sources.load_dataset.
+        _info(
+            'cifar10_jpg', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+    )
 }
 TFDS_DATASETS = tuple(TFDS_SPECS)
 IMAGEFOLDER_PREFIX = 'imagefolder:'
