@@ -109,7 +109,7 @@ class Config:
 
   # --- Hyper-parameters (each can be a schedule) ---------------------------
   lr: float = 0.2
-  """Learning rate of the methods that take one (listed by --help)."""
+  """Learning rate of the methods that take one."""
   lr_schedule: str = 'constant'
   """constant | piecewise | cosine | warmup_cosine | linear | warmup (linear
   from 0 over --warmup_epochs, then constant)."""
@@ -362,7 +362,7 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
   known = methods.METHODS.get(method)
   if known is not None and not known.sparse and 'asr_epochs' not in overrides:
     # A preset's ASR phase belongs to its sparse method: another method
-    # (sgd, han, gmp) has no zeros of its own to retrain.
+    # (one not Method.sparse) has no zeros of its own to retrain.
     values['asr_epochs'] = 0.0
   return Config.from_dict(values)
 

@@ -40,7 +40,7 @@ class Phases:
   """Step counts of a run."""
 
   steps_per_epoch: int
-  main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
+  main_steps: int  # The method's phase (the sparse phase of a sparse one).
   asr_steps: int  # ASR after it.
 
   @property

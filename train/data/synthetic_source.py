@@ -19,7 +19,7 @@ from .datasets import SYNTHETIC_NAME
 from .datasets import ArraySource
 from .datasets import Dataset
 from .datasets import DatasetInfo
-from .datasets import is_synthetic  # noqa: F401  (its home before)
+from .datasets import is_synthetic  # noqa: F401  (export reads it)
 
 NUM_TRAIN = 1024
 NUM_EVAL = 200
