@@ -232,9 +232,12 @@ def main(argv: list[str]) -> int:
 
   try:
     cfg, explicit, _ = cli.parse_config(args)
-    config_checks.validate(cfg, explicit)
+    # As train.launch does, with TinyBN for the model: each check once.
+    config_checks.check(cfg, explicit)
     launch.initialize_distributed(cfg)
-    train_lib.train_and_evaluate(cfg, model=TinyBN())
+    model = TinyBN()
+    train_lib.check(cfg, model=model)
+    train_lib.train_and_evaluate(cfg, model=model, checked=True)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
