@@ -169,7 +169,13 @@ def main(argv=None):
   args = parser.parse_args(argv)
   dtype = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[args.dtype]
   names = (
-      models.names()
+      # The image models (the token models have no image input or FLOP
+      # trace here).
+      [
+          n
+          for n in models.names()
+          if models.get_entry(n).input_dtype == 'float32'
+      ]
       if args.models == 'all'
       else [n for n in args.models.split(',') if n]
   )

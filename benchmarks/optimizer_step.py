@@ -10,6 +10,11 @@ fusions (the floor a memory-bound step cannot go under).
 
     python benchmarks/optimizer_step.py            # CPU here, GPU if present
     python benchmarks/optimizer_step.py --rounds 40 --steps 10 --dtype bfloat16
+    python benchmarks/optimizer_step.py --adaptive   # RAMDA against AdamW
+    python benchmarks/optimizer_step.py --state_only   # state memory only
+
+A second table gives the optimizer-state memory of every method (and of
+``optax.adam``): bytes per parameter, from ``jax.eval_shape``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -92,6 +98,59 @@ def optimizers(lr: float, lam: float):
   }
 
 
+def state_memory(
+    dtype: str = 'float32', lr: float = 0.1, lam: float = 1e-6
+) -> dict[str, dict[str, float]]:
+  """Optimizer-state memory of every method of the table, and of
+  ``optax.sgd(momentum=0.9)`` and ``optax.adam`` as references.
+
+  Measured on the ResNet-18-sized tree with :func:`jax.eval_shape` (nothing
+  is allocated or run): for each optimizer, the state's bytes per parameter,
+  per parameter byte, and parameters + state as a multiple of the
+  parameters (the memory a training step holds besides activations).
+  """
+  shapes = resnet18_shapes()
+  params = {
+      name: jax.ShapeDtypeStruct(s, jnp.dtype(dtype))
+      for name, s in shapes.items()
+  }
+  n_params = sum(int(np.prod(s)) for s in shapes.values())
+  param_bytes = n_params * jnp.dtype(dtype).itemsize
+  opts = dict(optimizers(lr=lr, lam=lam))
+  opts['optax.adam'] = optax.adam(1e-3)
+  rows = {}
+  for name, opt in opts.items():
+    state = jax.eval_shape(opt.init, params)
+    nbytes = sum(
+        int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize
+        for x in jax.tree.leaves(state)
+    )
+    rows[name] = dict(
+        bytes_per_param=nbytes / n_params,
+        per_param_byte=nbytes / param_bytes,
+        with_params=(nbytes + param_bytes) / param_bytes,
+    )
+  return rows
+
+
+def print_state_memory(dtype: str = 'float32') -> None:
+  rows = state_memory(dtype)
+  print(
+      f'\nOptimizer state on the ResNet-18-sized tree ({dtype} parameters; '
+      'jax.eval_shape of init):\n'
+  )
+  print(
+      '| optimizer | state bytes / param | state / params | '
+      '(params + state) / params |'
+  )
+  print('|---|---:|---:|---:|')
+  for name, r in rows.items():
+    print(
+        f'| {name} | {r["bytes_per_param"]:.2f} | {r["per_param_byte"]:.2f} '
+        f'| {r["with_params"]:.2f} |'
+    )
+
+
 def compiled_cost(step, params, state, grads) -> tuple[float, int]:
   """Bytes accessed (XLA's cost analysis) and fusion count of the step."""
   compiled = step.lower(params, state, grads).compile()
@@ -123,7 +182,15 @@ def main(argv=None):
       default=None,
       help='substrings of optimizer names to run',
   )
+  parser.add_argument(
+      '--state_only',
+      action='store_true',
+      help='print only the optimizer-state memory table (no timing)',
+  )
   args = parser.parse_args(argv)
+  if args.state_only:
+    print_state_memory(args.dtype)
+    return None
   dtype = jnp.dtype(args.dtype)
   shapes = resnet18_shapes()
   params0 = make_tree(shapes, dtype, 0)
@@ -195,8 +262,147 @@ def main(argv=None):
         f'{run["state_bytes"] / param_bytes:.2f} | '
         f'{run["moved"] / n_params:.1f} | {run["fusions"]} |'
     )
+  print_state_memory(args.dtype)
   return runs
 
 
+# ---------------------------------------------------------------------------
+# Adaptive proximal methods against optax.adamw (a separate entry point:
+# python benchmarks/optimizer_step.py --adaptive).
+
+
+def adaptive_optimizers(lr: float, lam: float):
+  """RAMDA, proximal AdamW and the N:M projection, with AdamW first."""
+  return {
+      'optax.adamw': optax.adamw(lr, weight_decay=1e-4),
+      'ramda(None)': rda_optax.ramda(lr, None, momentum=0.9),
+      'ramda(l1)': rda_optax.ramda(lr, rda_optax.l1(lam), momentum=0.9),
+      'ramda(l1, momentum=0)': rda_optax.ramda(
+          lr, rda_optax.l1(lam), momentum=0.0
+      ),
+      'ramda(nm_constraint(2, 4))': rda_optax.ramda(
+          lr, rda_optax.nm_constraint(2, 4), momentum=0.9
+      ),
+      'ramda(group_lasso)': rda_optax.ramda(
+          lr, rda_optax.group_lasso(lam), momentum=0.9
+      ),
+      'prox_adamw(l1)': rda_optax.prox_adamw(lr, rda_optax.l1(lam)),
+      'rmda(l1, momentum=0.9)': rda_optax.rmda(
+          lr, rda_optax.l1(lam), momentum=0.9
+      ),
+      'rmda(nm_constraint(2, 4))': rda_optax.rmda(
+          lr, rda_optax.nm_constraint(2, 4), momentum=0.9
+      ),
+  }
+
+
+def _time_steps(opts, params0, grads, rounds, steps):
+  """Median-of-rounds timing of each optimizer's donated, jitted step,
+  the optimizers alternating within each round."""
+  runs = {}
+  for name, opt in opts.items():
+
+    def step(params, state, grads, opt=opt):
+      updates, state = opt.update(grads, state, params)
+      return optax.apply_updates(params, updates), state
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    params = jax.tree.map(jnp.copy, params0)
+    state = opt.init(params)
+    moved, fusions = compiled_cost(step, params, state, grads)
+    runs[name] = dict(
+        step=step, state_bytes=tree_bytes(state), moved=moved, fusions=fusions
+    )
+    params, state = step(params, state, grads)
+    jax.block_until_ready(params)
+    runs[name].update(carry=(params, state), times=[])
+  for _ in range(rounds):
+    for run in runs.values():
+      params, state = run['carry']
+      t0 = time.perf_counter()
+      for _ in range(steps):
+        params, state = run['step'](params, state, grads)
+      jax.block_until_ready((params, state))
+      run['times'].append((time.perf_counter() - t0) / steps)
+      run['carry'] = (params, state)
+  return runs
+
+
+def adaptive_main(argv=None):
+  """RAMDA's step (and the N:M projection's) against ``optax.adamw``."""
+  parser = argparse.ArgumentParser(description=adaptive_main.__doc__)
+  parser.add_argument('--rounds', type=int, default=20)
+  parser.add_argument('--steps', type=int, default=3)
+  parser.add_argument('--dtype', default='float32')
+  parser.add_argument('--only', nargs='*', default=None)
+  args = parser.parse_args(argv)
+  shapes = resnet18_shapes()
+  dtype = jnp.dtype(args.dtype)
+  params0 = make_tree(shapes, dtype, 0)
+  grads = make_tree(shapes, dtype, 1)
+  n_params = sum(int(np.prod(s)) for s in shapes.values())
+  opts = adaptive_optimizers(lr=1e-3, lam=1e-6)
+  if args.only:
+    opts = {
+        k: v
+        for k, v in opts.items()
+        if k.startswith('optax') or any(o in k for o in args.only)
+    }
+  runs = _time_steps(opts, params0, grads, args.rounds, args.steps)
+
+  # The N:M projection alone, over every kernel (ndim > 1) of the tree.
+  project = jax.jit(
+      lambda t: rda_optax.nm_constraint(2, 4).prox_tree(
+          t, rda_optax.default_mask(t), 1.0
+      )
+  )
+  jax.block_until_ready(project(params0))
+  proj_times = []
+  for _ in range(args.rounds):
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+      out = project(params0)
+    jax.block_until_ready(out)
+    proj_times.append((time.perf_counter() - t0) / args.steps)
+
+  ref = runs['optax.adamw']['times']
+  param_bytes = tree_bytes(params0)
+  dev = jax.devices()[0]
+  print(
+      f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
+      f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
+      f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
+      f"{args.steps} steps; ratio = median over rounds of the round's "
+      f"time / AdamW's time in the same round.\n"
+  )
+  print(
+      '| optimizer | ms / step (median) | ratio to optax.adamw (median) | '
+      'ratio, quartiles | state bytes / param byte | '
+      'bytes accessed / param (XLA) | fusions | inner steps (last) |'
+  )
+  print('|---|---:|---:|---:|---:|---:|---:|---:|')
+  for name, run in runs.items():
+    ratios = [t / r for t, r in zip(run['times'], ref)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    inner = getattr(run['carry'][1], 'inner_steps', None)
+    print(
+        f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
+        f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
+        f'{run["state_bytes"] / param_bytes:.2f} | '
+        f'{run["moved"] / n_params:.1f} | {run["fusions"]} | '
+        f'{"" if inner is None else int(inner)} |'
+    )
+  adamw_ms = 1e3 * statistics.median(ref)
+  proj_ms = 1e3 * statistics.median(proj_times)
+  print(
+      f'\nThe 2:4 projection of every kernel alone: {proj_ms:.2f} ms '
+      f'({proj_ms / adamw_ms:.3f} of an AdamW step).'
+  )
+  return runs, proj_times
+
+
 if __name__ == '__main__':
-  main()
+  if '--adaptive' in sys.argv[1:]:
+    adaptive_main([a for a in sys.argv[1:] if a != '--adaptive'])
+  else:
+    main()

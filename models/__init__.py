@@ -2,7 +2,10 @@
 
 * :func:`create` / :data:`REGISTRY` / :func:`default_input_shape`: build a
   network by name ("lenet5", "lenet300_100", "resnet18", "resnet34",
-  "resnet50", "vgg11".."vgg19", "wrn28_10", plus "*_imagenet" aliases).
+  "resnet50", "vgg11" to "vgg19", "wrn28_10", plus ``*_imagenet`` aliases).
+* :class:`GPT` (``"gpt_char"``), :class:`ViT` (``"vit_cifar"``): small
+  transformers; :func:`kernel_mask` selects their weight kernels for
+  sparsity (the default mask would also select embeddings).
 * :func:`flops`: per-layer dense and sparse multiply-accumulate counts.
 * :func:`compact`: remove all-zero channels to get a smaller, equivalent model;
   :func:`coupled_scales`: the batch-norm scales that share channels.
@@ -43,6 +46,7 @@ from .registry import (
     get_entry,
     names,
 )
+from .transformer import GPT, ViT, kernel_mask
 from .resnet import (
     BasicBlock,
     BottleneckBlock,
@@ -61,6 +65,7 @@ __all__ = [
     'BottleneckBlock',
     'CompactionResult',
     'FlopReport',
+    'GPT',
     'LayerCompaction',
     'LayerFlops',
     'LeNet300100',
@@ -77,6 +82,7 @@ __all__ = [
     'VGG13',
     'VGG16',
     'VGG19',
+    'ViT',
     'WRN28_10',
     'WideBasicBlock',
     'WideResNet',
@@ -88,6 +94,7 @@ __all__ = [
     'default_kernel_init',
     'flops',
     'get_entry',
+    'kernel_mask',
     'names',
     'resolve_widths',
     'trace_layers',

@@ -8,6 +8,10 @@
 1000
 >>> models.default_input_shape('resnet18'), models.default_input_shape('lenet5')
 ((32, 32, 3), (28, 28, 1))
+>>> models.create('gpt_char', num_classes=65).vocab_size  # a token model
+65
+>>> models.default_input_shape('gpt_char'), models.get_entry('gpt_char').input_dtype
+((128,), 'int32')
 >>> models.create('resnet19')
 Traceback (most recent call last):
 ...
@@ -21,11 +25,11 @@ Initialise with a batch axis prepended::
 
 import dataclasses
 import difflib
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from flax import linen as nn
 
-from . import lenet, resnet, vgg, wide_resnet
+from . import lenet, resnet, transformer, vgg, wide_resnet
 
 _IMAGENET_SHAPE = (224, 224, 3)
 _CIFAR_SHAPE = (32, 32, 3)
@@ -46,6 +50,14 @@ class ModelEntry:
     description: one line for listings.
     variant_field: the field that selects the input form (``"stem"`` or
       ``"variant"``), or None.
+    classes_field: the constructor field that :func:`create`'s
+      ``num_classes`` sets (``"vocab_size"`` for a language model).
+    default_classes: ``num_classes`` when not given (None: 1000 for the
+      ImageNet forms, 10 otherwise).
+    input_dtype: dtype of the inputs (``"int32"`` tokens for a language
+      model, ``"float32"`` images otherwise).
+    shape_fn: the input shape from the merged constructor arguments, for
+      models whose input is not an image (None: the image rules).
   """
 
   name: str
@@ -54,6 +66,10 @@ class ModelEntry:
   defaults: Mapping[str, Any]
   description: str
   variant_field: Optional[str] = None
+  classes_field: str = 'num_classes'
+  default_classes: Optional[int] = None
+  input_dtype: str = 'float32'
+  shape_fn: Optional[Callable[[Mapping[str, Any]], Tuple[int, ...]]] = None
 
   def variant(self, kwargs: Mapping[str, Any]) -> Optional[str]:
     """The stem/variant (``"cifar"`` or ``"imagenet"``) selected by kwargs."""
@@ -64,7 +80,10 @@ class ModelEntry:
     )
 
   def input_shape(self, kwargs: Mapping[str, Any] = None) -> Tuple[int, ...]:
-    """Default shape (H, W, C) of one input example for these kwargs."""
+    """Default shape (H, W, C) of one input example for these kwargs
+    (``(time,)`` for a language model)."""
+    if self.shape_fn is not None:
+      return self.shape_fn({**self.defaults, **(kwargs or {})})
     if self.cls in (lenet.LeNet5, lenet.LeNet300100):
       return _MNIST_SHAPE
     return (
@@ -81,6 +100,9 @@ def _entries():
     entries[name] = ModelEntry(
         name, cls, dict(fixed or {}), defaults, description, variant_field
     )
+
+  def add_entry(name, cls, description, **fields):
+    entries[name] = ModelEntry(name, cls, {}, {}, description, **fields)
 
   add(
       'lenet5',
@@ -149,6 +171,24 @@ def _entries():
       'Wide-ResNet-28-10 (pre-activation; dropout_rate option)',
       dict(depth=28, widen_factor=10),
   )
+  # Transformers (models/transformer.py); sparsify them with
+  # models.kernel_mask, not the default mask (it selects embeddings too).
+  add_entry(
+      'gpt_char',
+      transformer.GPT,
+      'GPT-style decoder for character-level text (4 layers, d=128, 4 heads, '
+      'context 128; num_classes = vocabulary size)',
+      classes_field='vocab_size',
+      default_classes=256,
+      input_dtype='int32',
+      shape_fn=lambda kw: (kw.get('context', 128),),
+  )
+  add_entry(
+      'vit_cifar',
+      transformer.ViT,
+      'Vision Transformer for 32x32 images (patch 4, d=128, 6 layers, 4 '
+      'heads)',
+  )
   return entries
 
 
@@ -209,7 +249,7 @@ def create(name: str, num_classes: Optional[int] = None, **kwargs) -> nn.Module:
   accepted = [
       f
       for f in _constructor_fields(entry.cls)
-      if f not in entry.fixed and f != 'num_classes'
+      if f not in entry.fixed and f != entry.classes_field
   ]
   for key in kwargs:
     if key in entry.fixed:
@@ -229,8 +269,12 @@ def create(name: str, num_classes: Optional[int] = None, **kwargs) -> nn.Module:
           f'{name!r}: {key} must be one of {choices}, got {merged[key]!r}.'
       )
   if num_classes is None:
-    num_classes = 1000 if entry.variant(merged) == 'imagenet' else 10
-  return entry.cls(num_classes=num_classes, **entry.fixed, **merged)
+    num_classes = entry.default_classes or (
+        1000 if entry.variant(merged) == 'imagenet' else 10
+    )
+  return entry.cls(
+      **{entry.classes_field: num_classes}, **entry.fixed, **merged
+  )
 
 
 def default_input_shape(name: str, **kwargs) -> Tuple[int, ...]:

@@ -254,12 +254,16 @@ class ResNet(nn.Module):
     return jnp.asarray(x, jnp.float32)
 
 
+#: ResNet-18: :class:`ResNet` with basic blocks, stages of (2, 2, 2, 2).
 ResNet18 = functools.partial(
     ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock
 )
+#: ResNet-34: :class:`ResNet` with basic blocks, stages of (3, 4, 6, 3).
 ResNet34 = functools.partial(
     ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock
 )
+#: ResNet-50: :class:`ResNet` with bottleneck blocks (v1.5), stages of
+#: (3, 4, 6, 3).
 ResNet50 = functools.partial(
     ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BottleneckBlock
 )

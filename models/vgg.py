@@ -156,7 +156,11 @@ class VGG(nn.Module):
     return jnp.asarray(x, jnp.float32)
 
 
+#: VGG-11 with batch norm: :class:`VGG` with the configuration ``CONFIGS[11]``.
 VGG11 = functools.partial(VGG, cfg=CONFIGS[11])
+#: VGG-13 with batch norm: :class:`VGG` with the configuration ``CONFIGS[13]``.
 VGG13 = functools.partial(VGG, cfg=CONFIGS[13])
+#: VGG-16 with batch norm: :class:`VGG` with the configuration ``CONFIGS[16]``.
 VGG16 = functools.partial(VGG, cfg=CONFIGS[16])
+#: VGG-19 with batch norm: :class:`VGG` with the configuration ``CONFIGS[19]``.
 VGG19 = functools.partial(VGG, cfg=CONFIGS[19])

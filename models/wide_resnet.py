@@ -148,4 +148,5 @@ class WideResNet(nn.Module):
     return jnp.asarray(x, jnp.float32)
 
 
+#: Wide-ResNet-28-10: :class:`WideResNet` of depth 28, widening factor 10.
 WRN28_10 = functools.partial(WideResNet, depth=28, widen_factor=10)

@@ -55,10 +55,11 @@ Scope = Literal['global', 'layer']
 class SparsityConstraint(regs.Regularizer):
   """The indicator of ``{w : at most n − round(s·n) nonzeros}``.
 
-  :meth:`prox` projects one leaf (its own sparsity ``s``);
-  :meth:`prox_tree`, which the optimizers call, projects the selected leaves
-  together when ``scope="global"``. :meth:`value` is 0: the indicator on
-  the constraint set, where the optimizers' prox points always are.
+  :meth:`~rda_optax.Regularizer.prox` projects one leaf (its own sparsity
+  ``s``); :meth:`prox_tree`, which the optimizers call, projects the selected
+  leaves together when ``scope="global"``.
+  :meth:`~rda_optax.Regularizer.value` is 0: the indicator on the constraint
+  set, where the optimizers' prox points always are.
   """
 
   sparsity: regs.ScalarOrSchedule

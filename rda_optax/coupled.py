@@ -52,8 +52,9 @@ class CoupledGroupLasso(regs.Regularizer):
   """Group lasso on output channels, channels coupled across leaf sets.
 
   :meth:`prox_tree` and :meth:`value_tree` (which the optimizers and
-  :func:`rda_optax.penalty` call) see the whole tree; :meth:`prox` and
-  :meth:`value` on one leaf are those of
+  :func:`rda_optax.penalty` call) see the whole tree;
+  :meth:`~rda_optax.Regularizer.prox` and
+  :meth:`~rda_optax.Regularizer.value` on one leaf are those of
   ``group_lasso(strength, groups="output")`` (a leaf alone has no coupling).
   """
 

@@ -70,7 +70,8 @@ class PartitionedRegularizer(regs.Regularizer):
 
   It acts on trees: :meth:`prox_tree` and :meth:`value_tree`, which the
   optimizers and :func:`rda_optax.penalty` call. A single leaf has no label,
-  so :meth:`prox` and :meth:`value` raise.
+  so :meth:`~rda_optax.Regularizer.prox` and
+  :meth:`~rda_optax.Regularizer.value` raise.
   """
 
   regularizers: Mapping[str, regs.Regularizer | None]

@@ -58,7 +58,7 @@ def value_at(hyper: ScalarOrSchedule, count: Any) -> jax.Array:
   """Evaluates a float-or-schedule hyper-parameter at ``count``.
 
   Every hyper-parameter read this way (strengths, learning rates, γ,
-  momentum, target sparsity, β) is >= 0. A value that is not (a schedule
+  momentum, target sparsity, β) is >= 0. A float value that is not (a schedule
   gone negative or NaN, which no check can see before the step runs) comes
   back NaN, so the update is NaN and the error cannot pass silently: a
   negative λ would grow the weights it should shrink. A training loop's
@@ -72,6 +72,8 @@ def value_at(hyper: ScalarOrSchedule, count: Any) -> jax.Array:
     [1.0, 0.6, nan]
   """
   value = jnp.asarray(hyper(count) if callable(hyper) else hyper)
+  if not jnp.issubdtype(value.dtype, jnp.floating):
+    return value  # Counts (an N of N:M): their own checks; no NaN to give.
   return jnp.where(value >= 0, value, jnp.nan)
 
 
@@ -165,19 +167,36 @@ def tl1_penalty(x: jax.Array, a: float) -> jax.Array:
 class Regularizer:
   """Base class: a penalty on one leaf and its proximal operator.
 
-  Subclasses implement :meth:`value` (``λ·R(x)`` as a float32 scalar) and
-  :meth:`prox` (``argmin_y ½‖y − x‖² + t·λ·R(y)``, same shape and dtype as
-  ``x``). ``count`` is the optimizer step at which schedules are evaluated.
+  Subclasses implement :meth:`Regularizer.value` (``λ·R(x)`` as a float32
+  scalar) and :meth:`Regularizer.prox` (``argmin_y ½‖y − x‖² + t·λ·R(y)``,
+  same shape and dtype as ``x``). ``count`` is the optimizer step at which
+  schedules are evaluated.
   """
 
   def value(self, x: jax.Array, count: Any = 0) -> jax.Array:
+    """The penalty ``λ·R(x)`` of one leaf, a float32 scalar.
+
+    Args:
+      x: the leaf.
+      count: the optimizer step at which a scheduled strength is evaluated.
+    """
     raise NotImplementedError
 
   def prox(self, x: jax.Array, t: Any, count: Any = 0) -> jax.Array:
+    """The proximal operator ``argmin_y ½‖y − x‖² + t·λ·R(y)`` of one leaf.
+
+    Args:
+      x: the leaf.
+      t: the step's weight on the penalty (a scalar).
+      count: the optimizer step at which a scheduled strength is evaluated.
+
+    Returns:
+      An array of the shape and dtype of ``x``.
+    """
     raise NotImplementedError
 
   def prox_tree(self, tree: Any, selected: Any, t: Any, count: Any = 0) -> Any:
-    """:meth:`prox` on every leaf of ``tree`` that ``selected`` marks
+    """:meth:`Regularizer.prox` on every leaf of ``tree`` that ``selected`` marks
     (``selected`` a tree of Python bools, see
     :func:`rda_optax.selection.resolve_mask`); the others are returned as they
     are. Optimizers call this, so that a regularizer coupling several leaves

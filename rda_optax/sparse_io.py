@@ -3,7 +3,10 @@
 :func:`save_sparse` writes any tree of arrays (Flax params, an optax state's
 arrays, ...) as its nonzero values plus, per array, whichever position code is
 smallest: a bitmask (one bit per entry), flat indices (``uint16`` or
-``uint32``, for very sparse arrays) or nothing (dense arrays). The container
+``uint32``, for very sparse arrays), an N:M pattern code (kernels whose
+groups of ``M`` consecutive weights along the input axis hold at most ``N``
+nonzeros, see :func:`rda_optax.nm_constraint`) or nothing (dense arrays). The
+container
 is a plain NumPy ``.npz`` (a zip of ``.npy`` files, readable without this
 library) with a JSON header. :func:`load_sparse` rebuilds the tree
 **bit-identical**: dtypes (``bfloat16`` included), ``-0.0`` and NaN payloads
@@ -13,6 +16,22 @@ Size: a float32 array at 95% sparsity takes ``1/32`` (bitmask) ``+ 0.05``
 (values) of its dense size, about 1/12; at 99% flat indices take over
 (``0.01 × (4 + 2 or 4)/4``), about 1/40 to 1/50. :func:`sparse_size` gives the
 ratio without writing a file.
+
+**N:M layout** (``code="nm"``). For a leaf with two or more dimensions, the
+groups of ``M`` ∈ {4, 8, 16} consecutive entries along axis ``-2`` (the input
+axis of Flax's dense and conv kernels; the last group of an axis that is not
+a multiple of ``M`` is shorter, as if zero-padded) are stored as exactly
+``N`` values each (``N`` = the most nonzeros any group holds; a group with
+fewer stores zeros at its first zero positions) plus, per group, the rank of
+its set of ``N`` positions among the ``C(M, N)`` possible ones, in
+``⌈log₂ C(M, N)⌉`` bits, packed. At 2:4 that is 3 bits per group of 4: 0.75
+bit per weight against the bitmask's 1 (and against the 2 bits per kept
+value, also 1 bit per weight, of the sparse tensor cores' metadata); at 1:4,
+0.5 bit. The layout is chosen only where it is the smallest.
+
+**Versions.** A file is written at the lowest version that can hold it: 1
+without N:M leaves (readable by older rda-optax), 2 with them. This module
+reads both.
 
 Errors are never silent: a truncated or corrupted file, a file of another
 format version, or a file whose tree, shapes or dtypes differ from the
@@ -34,8 +53,11 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -47,8 +69,12 @@ import jax.numpy as jnp
 import numpy as np
 
 FORMAT = 'rda-optax-sparse'
-VERSION = 1
+VERSION = 2  # The newest version written (files without N:M leaves: 1).
+_READABLE = (1, 2)
+_NM_VERSION = 2  # The first version with the N:M layout.
 _HEADER = '__header__'
+_CODES = ('bitmask', 'indices', 'dense', 'nm')
+_NM_GROUP_SIZES = (4, 8, 16)
 
 
 class SparseFormatError(ValueError):
@@ -56,9 +82,10 @@ class SparseFormatError(ValueError):
 
 
 class _Encoded(NamedTuple):
-  code: str  # 'bitmask' | 'indices' | 'dense'
+  code: str  # 'bitmask' | 'indices' | 'dense' | 'nm'
   arrays: dict[str, np.ndarray]  # What the file stores for this leaf.
   nnz: int
+  nm: tuple[int, int] | None = None  # (N, M) of the 'nm' code.
 
 
 def _path_entries(path) -> list[list[Any]]:
@@ -105,7 +132,109 @@ def _raw(x: np.ndarray) -> np.ndarray:
   )
 
 
-def _encode(x: np.ndarray) -> _Encoded:
+@functools.lru_cache(maxsize=None)
+def _nm_tables(m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+  """``(subsets, rank)``: the ``C(m, n)`` position sets in lexicographic
+  order (``(C, n)`` ints) and, for every ``m``-bit mask, its rank among them
+  (-1 for masks of another size)."""
+  subsets = np.array(
+      list(itertools.combinations(range(m), n)), np.int64
+  ).reshape(-1, n)
+  rank = np.full(1 << m, -1, np.int64)
+  masks = (np.int64(1) << subsets).sum(axis=1) if n else np.zeros(1, np.int64)
+  rank[masks] = np.arange(len(subsets))
+  return subsets, rank
+
+
+def _nm_bits(m: int, n: int) -> int:
+  return math.ceil(math.log2(math.comb(m, n))) if math.comb(m, n) > 1 else 0
+
+
+def _grouped(a: np.ndarray, axis: int, m: int, tail: int) -> np.ndarray:
+  """Moves ``axis`` of ``a`` last but ``tail`` axes, pads it to a multiple
+  of ``m`` with zeros and splits it: shape ``(G, m) + a.shape[-tail:]``."""
+  moved = np.moveaxis(a, axis, a.ndim - 1 - tail)
+  length = moved.shape[a.ndim - 1 - tail]
+  pad = (-length) % m
+  widths = [(0, 0)] * a.ndim
+  widths[a.ndim - 1 - tail] = (0, pad)
+  padded = np.pad(moved, widths)
+  return padded.reshape((-1, m) + (a.shape[a.ndim - tail :] if tail else ()))
+
+
+def _nm_plan(x: np.ndarray, nonzero: np.ndarray) -> tuple[int, int, int] | None:
+  """``(bytes, n, m)`` of the smallest N:M layout of ``x``, or None."""
+  if x.ndim < 2 or x.size == 0:
+    return None
+  nz = nonzero.reshape(x.shape)
+  best = None
+  for m in _NM_GROUP_SIZES:
+    groups = _grouped(nz, x.ndim - 2, m, 0)
+    n = int(groups.sum(axis=1).max())
+    if n == m:
+      continue
+    size = len(groups) * n * x.dtype.itemsize + -(
+        -len(groups) * _nm_bits(m, n) // 8
+    )
+    if best is None or size < best[0]:
+      best = (size, n, m)
+  return best
+
+
+def _encode_nm(x: np.ndarray, nonzero: np.ndarray, n: int, m: int):
+  """The values (group-major, increasing position) and packed ranks."""
+  itemsize = x.dtype.itemsize
+  raw = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
+  raw = raw.reshape(x.shape + (itemsize,))
+  values = _grouped(raw, x.ndim - 2, m, 1)  # (G, m, itemsize)
+  nz = _grouped(nonzero.reshape(x.shape), x.ndim - 2, m, 0)  # (G, m)
+  # Groups with fewer than n nonzeros also store their first zeros.
+  missing = n - nz.sum(axis=1, keepdims=True)
+  chosen = nz | (~nz & (np.cumsum(~nz, axis=1) <= missing))
+  masks = (chosen.astype(np.int64) << np.arange(m, dtype=np.int64)).sum(axis=1)
+  ranks = _nm_tables(m, n)[1][masks]
+  bits = _nm_bits(m, n)
+  shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
+  patterns = np.packbits(((ranks[:, None] >> shifts) & 1).astype(np.uint8))
+  return {'values': values[chosen].reshape(-1), 'patterns': patterns}
+
+
+def _decode_nm(
+    members, i: int, shape: tuple[int, ...], dtype: np.dtype, n: int, m: int
+) -> np.ndarray:
+  if len(shape) < 2 or m not in _NM_GROUP_SIZES or not 0 <= n < m:
+    raise ValueError(f'N:M layout {n}:{m} for shape {shape}')
+  itemsize = dtype.itemsize
+  lengths = list(shape)
+  axis = len(shape) - 2
+  lengths[axis] += (-lengths[axis]) % m
+  count = math.prod(lengths) // m
+  values = members[f'{i}.values']
+  patterns = members[f'{i}.patterns']
+  bits = _nm_bits(m, n)
+  if values.dtype != np.uint8 or values.size != count * n * itemsize:
+    raise ValueError('values have the wrong byte length')
+  if patterns.dtype != np.uint8 or patterns.size != -(-count * bits // 8):
+    raise ValueError('patterns have the wrong length')
+  bits_of = np.unpackbits(patterns, count=count * bits).reshape(count, bits)
+  shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
+  ranks = (bits_of.astype(np.int64) << shifts).sum(axis=1)
+  subsets = _nm_tables(m, n)[0]
+  if ranks.size and int(ranks.max()) >= len(subsets):
+    raise ValueError('a group pattern is out of range')
+  out = np.zeros((count, m, itemsize), np.uint8)
+  out[np.arange(count)[:, None], subsets[ranks]] = values.reshape(
+      count, n, itemsize
+  )
+  moved = list(shape)
+  moved.append(moved.pop(axis))  # The group axis last, padded.
+  moved[-1] = lengths[axis]
+  out = out.reshape(moved + [itemsize])[..., : shape[axis], :]
+  out = np.moveaxis(out, len(shape) - 1, axis)
+  return np.ascontiguousarray(out).reshape(-1).view(dtype)
+
+
+def _encode(x: np.ndarray, codes: tuple[str, ...] = _CODES) -> _Encoded:
   flat = np.ascontiguousarray(x).reshape(-1)
   # Bitwise nonzero: -0.0 and NaNs are values to keep, not zeros.
   nonzero = _raw(flat).any(axis=1) if flat.size else np.zeros(0, bool)
@@ -118,11 +247,18 @@ def _encode(x: np.ndarray) -> _Encoded:
       'indices': nnz * (np.dtype(index_dtype).itemsize + itemsize),
       'dense': flat.size * itemsize,
   }
+  plan = _nm_plan(x, nonzero) if 'nm' in codes else None
+  if plan is not None:
+    sizes['nm'] = plan[0]  # Last: an equal size keeps an older code.
+  sizes = {c: b for c, b in sizes.items() if c in codes}
   code = min(sizes, key=lambda c: (sizes[c], c != 'dense'))
   if code == 'dense':
     return _Encoded(code, {'values': flat.view(np.uint8)}, nnz)
   if code == 'bitmask':
     return _Encoded(code, {'mask': np.packbits(nonzero), 'values': values}, nnz)
+  if code == 'nm':
+    _, n, m = plan
+    return _Encoded(code, _encode_nm(x, nonzero, n, m), nnz, (n, m))
   return _Encoded(
       code,
       {
@@ -161,7 +297,7 @@ def save_sparse(
   leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
   header = {
       'format': FORMAT,
-      'version': VERSION,
+      'version': 1,
       'treedef': str(treedef),
       'leaves': [],
   }
@@ -169,16 +305,18 @@ def save_sparse(
   for i, (key_path, leaf) in enumerate(leaves):
     x = np.asarray(jax.device_get(leaf))
     enc = _encode(x)
-    header['leaves'].append(
-        {
-            'path': _path_entries(key_path),
-            'shape': list(x.shape),
-            'dtype': x.dtype.name,
-            'code': enc.code,
-            'nnz': enc.nnz,
-            'crc32': _crc(x),
-        }
-    )
+    meta = {
+        'path': _path_entries(key_path),
+        'shape': list(x.shape),
+        'dtype': x.dtype.name,
+        'code': enc.code,
+        'nnz': enc.nnz,
+        'crc32': _crc(x),
+    }
+    if enc.nm is not None:
+      meta['nm'] = list(enc.nm)
+      header['version'] = _NM_VERSION
+    header['leaves'].append(meta)
     for name, arr in enc.arrays.items():
       members[f'{i}.{name}'] = arr
   members[_HEADER] = np.frombuffer(json.dumps(header).encode(), np.uint8)
@@ -232,17 +370,21 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     raise SparseFormatError(
         f'{path} is not a {FORMAT} file (format {header.get("format")!r}).'
     )
-  if header.get('version') != VERSION:
+  if header.get('version') not in _READABLE:
     raise SparseFormatError(
         f'{path} has format version {header.get("version")!r}; this '
-        f'rda_optax reads version {VERSION} (upgrade rda-optax to read '
-        'newer files).'
+        f'rda_optax reads versions {" and ".join(map(str, _READABLE))} '
+        '(upgrade rda-optax to read newer files).'
     )
   return header, members
 
 
 def _decode(
-    path: str, i: int, meta: dict[str, Any], members: dict[str, np.ndarray]
+    path: str,
+    i: int,
+    meta: dict[str, Any],
+    members: dict[str, np.ndarray],
+    version: int = VERSION,
 ) -> np.ndarray:
   where = f'{path}: leaf {_path_str(meta["path"])}'
   try:
@@ -254,7 +396,12 @@ def _decode(
     if values.dtype != np.uint8 or values.size % dtype.itemsize:
       raise ValueError('values have the wrong byte length')
     values = values.view(dtype)
-    if code == 'dense':
+    if code == 'nm':
+      if version < _NM_VERSION:
+        raise ValueError(f'the N:M layout in a version {version} file')
+      n, m = (int(v) for v in meta['nm'])
+      flat = _decode_nm(members, i, shape, dtype, n, m)
+    elif code == 'dense':
       flat = values
     else:
       flat = np.zeros(size, dtype)
@@ -321,7 +468,8 @@ def load_sparse(path: str | os.PathLike, like: Any = None) -> Any:
   path = os.fspath(path)
   header, members = _read(path)
   metas = header.get('leaves', [])
-  arrays = [_decode(path, i, m, members) for i, m in enumerate(metas)]
+  version = header['version']
+  arrays = [_decode(path, i, m, members, version) for i, m in enumerate(metas)]
   if like is None:
     return _nest([(m['path'], x) for m, x in zip(metas, arrays)])
   want, treedef = jax.tree_util.tree_flatten_with_path(like)
@@ -357,21 +505,26 @@ def load_sparse(path: str | os.PathLike, like: Any = None) -> Any:
   return jax.tree_util.tree_unflatten(treedef, arrays)
 
 
-def sparse_size(tree: Any) -> dict[str, int | float]:
+def sparse_size(tree: Any) -> dict[str, Any]:
   """Bytes of ``tree`` in the sparse format against dense, without a file.
 
   Returns:
-    ``{'sparse_bytes', 'dense_bytes', 'ratio'}``: the payload (values and
-    position codes; the header and zip framing add about 100 bytes per
-    array) and ``ratio = sparse_bytes / dense_bytes``.
+    ``{'sparse_bytes', 'dense_bytes', 'ratio', 'codes'}``: the payload
+    (values and position codes; the header and zip framing add about 100
+    bytes per array), ``ratio = sparse_bytes / dense_bytes``, and how many
+    leaves take each layout (``{'bitmask': 3, 'nm': 2, ...}``).
   """
   sparse = dense = 0
+  codes: dict[str, int] = {}
   for leaf in jax.tree.leaves(tree):
     x = np.asarray(jax.device_get(leaf))
-    sparse += sum(a.nbytes for a in _encode(x).arrays.values())
+    enc = _encode(x)
+    sparse += sum(a.nbytes for a in enc.arrays.values())
     dense += x.nbytes
+    codes[enc.code] = codes.get(enc.code, 0) + 1
   return {
       'sparse_bytes': sparse,
       'dense_bytes': dense,
       'ratio': sparse / dense if dense else float('nan'),
+      'codes': codes,
   }

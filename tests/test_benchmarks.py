@@ -57,3 +57,50 @@ def test_projection_runs(capsys):
   assert (
       'counting passes' in out and '| bisection, 32 passes + tie ranks |' in out
   )
+
+
+def test_optimizer_step_adaptive_runs(capsys, monkeypatch):
+  """RAMDA and the 2:4 projection against AdamW (a tiny tree here; the
+  ResNet-18-sized one in the benchmark)."""
+  bench = _load('optimizer_step')
+  monkeypatch.setattr(
+      bench,
+      'resnet18_shapes',
+      lambda: {
+          'conv/kernel': (3, 3, 8, 8),
+          'fc/kernel': (8, 4),
+          'fc/bias': (4,),
+      },
+  )
+  bench.adaptive_main(['--rounds', '2', '--steps', '1', '--only', 'ramda(l1)'])
+  out = capsys.readouterr().out
+  assert '| optax.adamw | ' in out and '| ramda(l1) | ' in out
+  assert 'The 2:4 projection of every kernel alone' in out
+
+
+def test_nm_sparse_size_runs(capsys):
+  rows = _load('nm_sparse_size').main(
+      ['--models', 'lenet300_100', '--patterns', '2:4']
+  )
+  (row,) = rows
+  # The N:M layout beats the bitmask (3 bits per group of 4 against 4) and
+  # halves the dense size; the file adds only the header and framing.
+  assert row['with_nm'] < row['without'] < 0.55 * row['dense']
+  assert row['codes_with'].get('nm') == 3
+  assert row['file'] < row['with_nm'] + 8192
+  assert '| lenet300_100 | 2:4 |' in capsys.readouterr().out
+
+
+def test_optimizer_step_state_memory(capsys):
+  """The state-memory table: RMDA keeps two parameter-sized trees (w0 and
+  G; its prox point is recomputed), as Adam; SGD with momentum one."""
+  bench = _load('optimizer_step')
+  rows = bench.state_memory()
+  per_param = {k: round(r['bytes_per_param'], 3) for k, r in rows.items()}
+  assert per_param['optax.sgd(momentum=0.9)'] == 4.0
+  assert per_param['optax.adam'] == 8.0
+  for name in ('rmda(l1, momentum=0.9)', 'rmda(sparsity_constraint(0.95))'):
+    assert per_param[name] == 8.0, name
+    assert rows[name]['with_params'] < 3.001
+  bench.main(['--state_only'])
+  assert '| optax.adam | 8.00 |' in capsys.readouterr().out

@@ -188,10 +188,10 @@ def _rewrite_header(path, **changes):
 def test_other_versions_and_formats_are_refused(tmp_path):
   path = tmp_path / 'm.npz'
   rda_optax.save_sparse(path, mlp(0.05))
-  _rewrite_header(path, version=2)
+  _rewrite_header(path, version=3)
   with pytest.raises(
       rda_optax.SparseFormatError,
-      match='format version 2; this rda_optax reads version 1',
+      match='format version 3; this rda_optax reads versions 1 and 2',
   ):
     rda_optax.load_sparse(path)
   _rewrite_header(path, version=1, format='something-else')
@@ -239,3 +239,102 @@ def test_device_arrays_and_a_trained_sparse_model(tmp_path):
   back = rda_optax.load_sparse(path, like=params)
   assert same_bits(back['w'], params['w'])
   assert os.path.getsize(path) < params['w'].nbytes / 8
+
+
+# ------------------------------------------------------------ N:M layout.
+
+
+def nm_array(shape, n, m, dtype=np.float32, seed=0):
+  """A random array projected to N:M along axis -2, with -0.0, a NaN and
+  groups holding fewer than N nonzeros."""
+  x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+  x = np.asarray(rda_optax.nm_constraint(n, m).prox(jnp.asarray(x), 1.0))
+  x = x.astype(dtype)
+  kept = np.flatnonzero(x)
+  x.reshape(-1)[kept[:3]] = 0  # Groups with fewer nonzeros.
+  x.reshape(-1)[kept[5]] = -0.0  # A value to keep, not a zero.
+  if np.issubdtype(dtype, np.floating) or dtype == jnp.bfloat16:
+    x.reshape(-1)[kept[7]] = np.nan
+  return x
+
+
+@pytest.mark.parametrize(
+    'shape, n, m, dtype',
+    [
+        ((256, 64), 2, 4, np.float32),
+        ((3, 3, 32, 8), 1, 4, jnp.bfloat16),  # Conv: input channels.
+        ((66, 10), 2, 4, np.float32),  # 66 % 4 = 2: a shorter last group.
+        ((64, 16), 4, 8, np.float16),
+        ((96, 8), 2, 8, np.float64),
+        ((48, 6), 3, 16, np.float32),
+    ],
+)
+def test_nm_layout_round_trips_bit_identical(tmp_path, shape, n, m, dtype):
+  x = nm_array(shape, n, m, dtype)
+  enc = sparse_io._encode(x)
+  assert enc.code == 'nm' and enc.nm[1] == m and enc.nm[0] == n, enc.nm
+  others = sparse_io._encode(x, codes=('bitmask', 'indices', 'dense'))
+  nbytes = lambda e: sum(a.nbytes for a in e.arrays.values())
+  assert nbytes(enc) < nbytes(others)
+  tree = {'k': x, 'b': np.ones(3, np.float32)}
+  path = tmp_path / 'nm.npz'
+  rda_optax.save_sparse(path, tree)
+  back = rda_optax.load_sparse(path, like=tree)
+  assert same_bits(back['k'], x) and same_bits(back['b'], tree['b'])
+  with np.load(path) as npz:
+    header = json.loads(npz['__header__'].tobytes())
+  assert header['version'] == 2
+  assert header['leaves'][1]['nm'] == [n, m]
+
+
+def test_files_without_nm_leaves_stay_version_1(tmp_path):
+  path = tmp_path / 'm.npz'
+  rda_optax.save_sparse(path, mlp(0.05))
+  with np.load(path) as npz:
+    assert json.loads(npz['__header__'].tobytes())['version'] == 1
+  codes = rda_optax.sparse_size(mlp(0.05))['codes']
+  assert 'nm' not in codes and sum(codes.values()) == 4
+
+
+def test_nm_sizes_against_the_bitmask_and_dense():
+  """2:4 float32: values 2 B/weight + 3 bits per group of 4 (0.09 B/weight)
+  against the bitmask's 1 bit/weight (0.125 B); 1:4: 2 bits per group."""
+  for n, per_weight in ((2, 2 + 3 / 32), (1, 1 + 2 / 32)):
+    x = nm_array((512, 256), n, 4)
+    size = rda_optax.sparse_size({'w': x})
+    assert size['codes'] == {'nm': 1}
+    assert size['sparse_bytes'] == pytest.approx(x.size * per_weight, abs=1)
+    bitmask = x.size / 8 + x.size * n  # (the nonzeros: n per group of 4)
+    assert size['sparse_bytes'] < bitmask
+
+
+def test_nm_in_a_version_1_file_is_refused(tmp_path):
+  path = tmp_path / 'nm.npz'
+  rda_optax.save_sparse(path, {'w': nm_array((64, 8), 2, 4)})
+  _rewrite_header(path, version=1)
+  with pytest.raises(
+      rda_optax.SparseFormatError, match='N:M layout in a version 1 file'
+  ):
+    rda_optax.load_sparse(path)
+
+
+@pytest.mark.parametrize(
+    'damage, match',
+    [
+        (lambda m: m.update(p=m['p'][:-1]), 'patterns have the wrong length'),
+        (lambda m: m['p'].__setitem__(0, m['p'][0] ^ 0x80), 'corrupted'),
+        (lambda m: m['p'].__setitem__(slice(None), 0xFF), 'out of range'),
+        (lambda m: m.update(v=m['v'][:-4]), 'values have the wrong'),
+    ],
+)
+def test_a_damaged_nm_leaf_is_a_format_error(tmp_path, damage, match):
+  path = tmp_path / 'nm.npz'
+  rda_optax.save_sparse(path, {'w': nm_array((64, 8), 2, 4)})
+  with np.load(path) as npz:
+    members = {k: npz[k].copy() for k in npz.files}
+  short = {'p': members['0.patterns'], 'v': members['0.values']}
+  damage(short)
+  members['0.patterns'], members['0.values'] = short['p'], short['v']
+  np.savez(path, **members)
+  with pytest.raises(rda_optax.SparseFormatError, match=match):
+    rda_optax.load_sparse(path)

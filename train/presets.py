@@ -41,6 +41,9 @@ _CIFAR_RDA = dict(
     **_PAPER_ASR,
 )
 
+#: The presets by name: each maps config fields to values that override
+#: :class:`train.config.Config`'s defaults (``default`` overrides none).
+#: ``python -m train --list_presets`` prints them with their commands.
 PRESETS: dict[str, dict[str, Any]] = {
     # The default job is the dataclass defaults: LeNet-300-100 on MNIST,
     # RMDA (ℓ1; η 0.2, μ 0.9, λ 5e-4, He init) for 8 epochs, then 4 of SGD

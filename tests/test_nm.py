@@ -1,0 +1,294 @@
+"""N:M sparsity: the projection against brute force, ties, the gradual
+schedules, the optimizers that take it, and the magnitude baselines."""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rda_optax
+from rda_optax import nm as nm_lib
+from _optim_helpers import random_grads, random_params, run
+
+
+def groups_of(x, m, axis):
+  """The groups of ``x`` (a NumPy array) as lists of flat indices."""
+  idx = np.arange(x.size).reshape(x.shape)
+  idx = np.moveaxis(idx, axis, -1).reshape(-1, x.shape[axis])
+  return [
+      list(row[j : j + m]) for row in idx for j in range(0, x.shape[axis], m)
+  ]
+
+
+def brute_force_cost(x, n, m, axis, weights=None):
+  """The least discarded energy ``Σ_dropped w_i x_i²`` of each group over
+  every subset of at most ``n`` kept entries."""
+  flat = np.asarray(x, np.float64).ravel()
+  wts = np.ones_like(flat) if weights is None else np.asarray(weights).ravel()
+  costs = []
+  for group in groups_of(np.asarray(x), m, axis):
+    energy = {i: wts[i] * flat[i] ** 2 for i in group}
+    best = min(
+        sum(energy.values()) - sum(energy[i] for i in keep)
+        for keep in itertools.combinations(group, min(n, len(group)))
+    )
+    costs.append(best)
+  return np.array(costs)
+
+
+def dropped_cost(x, kept, m, axis, weights=None):
+  flat = np.asarray(x, np.float64).ravel()
+  wts = np.ones_like(flat) if weights is None else np.asarray(weights).ravel()
+  k = np.asarray(kept).ravel()
+  return np.array(
+      [
+          sum(wts[i] * flat[i] ** 2 for i in g if not k[i])
+          for g in groups_of(np.asarray(x), m, axis)
+      ]
+  )
+
+
+CASES = [
+    ((10, 3), 2, 4),  # Dense, in % 4 = 2: a shorter last group.
+    ((2, 2, 8, 3), 2, 4),  # Conv: groups along the input channels.
+    ((12, 2), 1, 4),
+    ((16, 2), 4, 8),
+    ((9, 2), 3, 8),
+    ((3, 5), 2, 4),  # in < M: one group per column.
+    ((64, 2), 2, 32),  # The sort path (M > 16).
+]
+
+
+@pytest.mark.parametrize(
+    'shape, n, m, metric',
+    [c + (False,) for c in CASES] + [c + (True,) for c in CASES[:3]],
+)
+def test_projection_is_exact_against_brute_force(shape, n, m, metric):
+  rng = np.random.default_rng(sum(shape) + n + m)
+  x = rng.normal(size=shape).astype(np.float32)
+  weights = (
+      rng.uniform(0.1, 3.0, size=shape).astype(np.float32) if metric else None
+  )
+  c = rda_optax.nm_constraint(n, m)
+  metric = None if weights is None else jnp.asarray(weights)
+  keep = np.asarray(c.keep_mask(jnp.asarray(x), metric=metric))
+  axis = len(shape) - 2
+  want = brute_force_cost(x, n, m, axis, weights)
+  got = dropped_cost(x, keep, m, axis, weights)
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+  # Exactly min(n, group size) kept per group (continuous values: no ties).
+  counts = [keep.ravel()[g].sum() for g in groups_of(x, m, axis)]
+  assert counts == [min(n, len(g)) for g in groups_of(x, m, axis)]
+  proj = np.asarray(c.project(jnp.asarray(x), metric=metric))
+  np.testing.assert_array_equal(proj, np.where(keep, x, 0))
+  if weights is None:
+    np.testing.assert_array_equal(np.asarray(c.prox(jnp.asarray(x), 1.0)), proj)
+  assert rda_optax.satisfies_nm(proj, n, m)
+  if n < m:
+    assert not rda_optax.satisfies_nm(x, n, m)
+
+
+def test_ties_prune_the_earlier_entries_first():
+  x = jnp.array([[1.0, 2.0], [1.0, 2.0], [-1.0, 5.0], [1.0, 2.0]])
+  keep = rda_optax.nm_constraint(2, 4).keep_mask(x)
+  # Column 0: four equal magnitudes, the last two kept. Column 1: 5 and
+  # the last of the three 2s.
+  np.testing.assert_array_equal(
+      np.asarray(keep),
+      [[False, False], [False, False], [True, True], [True, True]],
+  )
+  # The sort path (M > 16) breaks ties the same way.
+  y = jnp.ones((32, 1))
+  keep = rda_optax.nm_constraint(3, 32).keep_mask(y)
+  np.testing.assert_array_equal(np.flatnonzero(np.asarray(keep)), [29, 30, 31])
+  z = jnp.zeros((4, 1))  # Zeros stay zeros whatever is kept.
+  np.testing.assert_array_equal(rda_optax.nm_constraint(2, 4).prox(z, 1.0), z)
+
+
+@pytest.mark.parametrize('fraction', [0.0, 0.4, 0.5, 1.0])
+def test_fraction_of_groups_is_an_exact_projection(fraction):
+  """Constraining the round(f·G) cheapest groups minimises the discarded
+  energy over every choice of round(f·G) groups (brute force)."""
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(8, 3)).astype(np.float32)  # 6 groups of 4.
+  c = rda_optax.nm_constraint(2, 4, fraction=fraction)
+  keep = np.asarray(c.keep_mask(jnp.asarray(x)))
+  costs = brute_force_cost(x, 2, 4, 0)
+  k = int(round(fraction * 6))
+  best = min(
+      (sum(costs[list(s)]) for s in itertools.combinations(range(6), k)),
+      default=0.0,
+  )
+  got = dropped_cost(x, keep, 4, 0)
+  assert got.sum() == pytest.approx(best, rel=1e-6, abs=1e-12)
+  assert int((got > 0).sum()) == k  # Exactly k groups constrained.
+  assert rda_optax.nm_violations(np.where(keep, x, 0), 2, 4) == 6 - k
+
+
+def test_schedules():
+  kw = dict(begin_step=100, end_step=1100, frequency=100)
+  n = [
+      int(rda_optax.nm_n_schedule(t, n=2, m=4, **kw))
+      for t in range(0, 1300, 50)
+  ]
+  assert n[0] == 4 and n[-1] == 2 and n == sorted(n, reverse=True)
+  assert set(n) == {2, 3, 4}
+  assert [
+      int(rda_optax.nm_n_schedule(t, n=1, m=8, **kw)) for t in (0, 1100)
+  ] == [8, 1]
+  f = [
+      float(rda_optax.nm_fraction_schedule(t, **kw)) for t in range(0, 1300, 50)
+  ]
+  assert f[0] == 0.0 and f[-1] == 1.0 and f == sorted(f)
+  # Constant between mask updates.
+  assert float(rda_optax.nm_fraction_schedule(150, **kw)) == float(
+      rda_optax.nm_fraction_schedule(100, **kw)
+  )
+
+
+def test_a_scheduled_n_is_traced_under_jit():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)), jnp.float32)
+  sched = functools.partial(
+      rda_optax.nm_n_schedule, n=1, m=4, begin_step=0, end_step=10
+  )
+  c = rda_optax.nm_constraint(sched, 4)
+  prox = jax.jit(lambda x, count: c.prox(x, 1.0, count))
+  assert rda_optax.satisfies_nm(prox(x, 0), 4, 4)
+  assert not rda_optax.satisfies_nm(prox(x, 0), 3, 4)
+  assert rda_optax.satisfies_nm(prox(x, 10), 1, 4)
+
+
+def reaches_pattern(tree, n, m, keys=('conv', 'dense')):
+  return all(rda_optax.satisfies_nm(tree[k], n, m) for k in keys)
+
+
+@pytest.mark.parametrize(
+    'make',
+    [
+        lambda r: rda_optax.rmda(0.05, r, momentum=0.9),
+        lambda r: rda_optax.ramda(0.05, r, momentum=0.9),
+        lambda r: rda_optax.prox_sgd(0.05, r, momentum=0.9),
+        lambda r: rda_optax.rda(1.0, r),
+        lambda r: rda_optax.asr(rda_optax.rmda(0.05, r), start_step=3),
+    ],
+    ids=['rmda', 'ramda', 'prox_sgd', 'rda', 'asr_rmda'],
+)
+def test_every_proximal_method_takes_it(make):
+  params, grads = random_params(), random_grads(6)
+  traj, state = run(make(rda_optax.nm_constraint(2, 4)), params, grads)
+  sparse = rda_optax.sparse_params(state, traj[-1])
+  assert reaches_pattern(sparse, 2, 4)
+  assert (np.asarray(sparse['bias']) != 0).all()  # Not selected.
+  # Exactly 2 of every 4: the dense (6, 5) kernel keeps 2 of its first 4
+  # inputs and its last 2 (a short group); the conv (3, 3, 2, 4) has 2
+  # input channels, one short group that 2:4 leaves whole.
+  assert int((np.asarray(sparse['dense']) != 0).sum()) == 20
+  assert int((np.asarray(sparse['conv']) != 0).sum()) == 72
+
+
+def test_a_gradual_constraint_with_rmda():
+  params, grads = random_params(), random_grads(12)
+  n = functools.partial(
+      rda_optax.nm_n_schedule, n=1, m=4, begin_step=2, end_step=8, frequency=2
+  )
+  traj, state = run(
+      rda_optax.rmda(0.05, rda_optax.nm_constraint(n, 4), momentum=0.0),
+      params,
+      grads,
+  )
+  assert not reaches_pattern(traj[1], 3, 4)  # Dense before begin_step.
+  assert reaches_pattern(traj[-1], 1, 4)
+
+
+@pytest.mark.parametrize('schedule', ['n', 'fraction'])
+def test_gradual_nm_pruning(schedule):
+  params, grads = random_params(), random_grads(14)
+  tx = optax.chain(
+      optax.sgd(0.05, momentum=0.9),
+      rda_optax.gradual_nm_pruning(
+          2, 4, begin_step=2, end_step=10, frequency=2, schedule=schedule
+      ),
+  )
+  traj, state = run(tx, params, grads)
+  assert not (traj[1]['dense'] == 0).any()
+  zeros = [int((t['dense'] == 0).sum()) for t in traj]
+  assert zeros == sorted(zeros)  # The pruned set only grows,
+  for a, b in zip(traj, traj[1:]):  # and pruned weights stay exactly 0.
+    assert (b['dense'][a['dense'] == 0] == 0).all()
+  assert 0 < zeros[5] < 10  # Partly pruned mid-way.
+  for t in traj[10:]:
+    assert reaches_pattern(t, 2, 4)
+  assert zeros[-1] == 10
+  assert (traj[-1]['bias'] != 0).all()
+  np.testing.assert_array_equal(
+      np.asarray(state[1].masks['dense']), traj[-1]['dense'] != 0
+  )
+
+
+def test_one_shot_then_fine_tuning_with_frozen_masks():
+  params, grads = random_params(), random_grads(5)
+  masks = rda_optax.nm_masks(params, 2, 4)
+  pruned = rda_optax.apply_masks(params, masks)
+  assert reaches_pattern(pruned, 2, 4)
+  np.testing.assert_array_equal(np.asarray(masks['bias']), True)
+  traj, _ = run(rda_optax.asr(optax.adamw(1e-2)), pruned, grads)
+  for t in traj:
+    assert reaches_pattern(t, 2, 4)
+    np.testing.assert_array_equal(t['dense'] != 0, np.asarray(masks['dense']))
+  # The same through gradual_nm_pruning in one shot at the first update.
+  tx = optax.chain(
+      optax.adamw(1e-2),
+      rda_optax.gradual_nm_pruning(2, 4, begin_step=0, end_step=0, frequency=1),
+  )
+  traj, _ = run(tx, params, grads)
+  first = traj[0]['dense'] != 0
+  for t in traj:
+    np.testing.assert_array_equal(t['dense'] != 0, first)
+
+
+def test_violations_and_axes():
+  w = np.zeros((6, 2))
+  w[:3, 0] = 1.0  # 3 nonzeros in the first group of column 0.
+  w[4:6, 1] = 1.0  # 2 in the short last group of column 1.
+  assert rda_optax.nm_violations(w, 2, 4) == 1
+  assert rda_optax.nm_violations(w, 3, 4) == 0
+  assert rda_optax.nm_violations(w, 1, 4) == 2
+  assert rda_optax.satisfies_nm(w.T, 2, 4, axis=1) is False
+  assert (
+      nm_lib.group_axis(4, 'input') == 2 and nm_lib.group_axis(1, 'input') == 0
+  )
+  c = rda_optax.nm_constraint(1, 2, axis=1)
+  np.testing.assert_array_equal(
+      np.asarray(c.prox(jnp.array([[1.0, -3.0]]), 1.0)), [[0.0, -3.0]]
+  )
+
+
+@pytest.mark.parametrize(
+    'make, match',
+    [
+        (lambda: rda_optax.nm_constraint(3, 2), 'in \\[0, m\\]'),
+        (lambda: rda_optax.nm_constraint(2, 0), 'group size m'),
+        (lambda: rda_optax.nm_constraint(2.0, 4), 'as an int'),
+        (lambda: rda_optax.nm_constraint(2, 4, fraction=1.5), 'fraction'),
+        (lambda: rda_optax.nm_constraint(2, 4, axis='output'), 'axis'),
+        (
+            lambda: rda_optax.gradual_nm_pruning(
+                2, 4, begin_step=5, end_step=1, frequency=1
+            ),
+            'must not exceed',
+        ),
+        (
+            lambda: rda_optax.gradual_nm_pruning(
+                2, 4, begin_step=0, end_step=1, frequency=1, schedule='cubic'
+            ),
+            'schedule',
+        ),
+    ],
+)
+def test_invalid_arguments(make, match):
+  with pytest.raises(ValueError, match=match):
+    make()

@@ -1,0 +1,553 @@
+"""RAMDA against a NumPy transcription of the authors' code, its subproblem
+solver against exact solutions, a convex problem with a known optimum, its
+sparse point and ASR."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rda_optax
+from rda_optax import preconditioned
+from _optim_helpers import random_grads, random_params, run, SHAPES
+
+F = np.float32
+
+
+def np_group_norm(x, axes):
+  return np.sqrt((x * x).sum(axis=axes, keepdims=True, dtype=F))
+
+
+def np_pgd_glasso(
+    p, p0, v, denom, alpha, lam, axes, max_iters=100, rtol=1e-8, ratios=None
+):
+  """``pgd_solver_glasso`` and ``prox_glasso`` of ismoptgroup/ramda_exp
+  (Core/solver.py, Core/prox_fns.py), line by line, in float32. The groups
+  the screen removes are held at zero and left out of the objective, as the
+  reference's index_select does."""
+  n_g = math.prod(p.shape[a] for a in axes)
+  threshold = F(alpha) * F(lam) * F(math.sqrt(n_g))
+  mask = np_group_norm(denom * p0 - v, axes) > threshold
+  if not mask.any():
+    return np.zeros_like(p), 0
+  eta = F(1) / denom.max(axis=axes, keepdims=True)
+  p_ = np.where(mask, p, F(0))
+  diff = p_ - p0
+  dd = diff * denom
+
+  def objective(diff, dd, norms):
+    return (
+        np.where(mask, diff * v, 0).sum(dtype=F)
+        + np.where(mask, dd * diff, 0).sum(dtype=F) * F(0.5)
+        + np.where(mask, norms, 0).sum(dtype=F) * threshold
+    )
+
+  previous = objective(diff, dd, np_group_norm(p_, axes))
+  steps = 0
+  for i in range(max_iters):
+    p_ = p_ - (v + dd) * eta
+    thr = eta * threshold
+    norm = np.maximum(np_group_norm(p_, axes) - thr, F(0))
+    with np.errstate(invalid='ignore'):
+      p_ = np.where(mask, p_ * (norm / (norm + thr)), F(0))
+    diff = p_ - p0
+    dd = diff * denom
+    current = objective(diff, dd, norm)
+    steps += 1
+    if ratios is not None:  # The stopping rule's statistic at each step.
+      ratios.append(
+          (float(previous) - float(current)) / (abs(float(current)) + 1.0)
+      )
+    if (
+        rtol is not None
+        and (float(previous) - float(current)) / (abs(float(current)) + 1.0)
+        < rtol
+        and i > 0
+    ):
+      break
+    previous = current
+  return p_, steps
+
+
+GROUP_AXES = {'conv': (0, 1, 2), 'dense': (0,)}  # Output groups.
+
+
+def np_ramda(
+    params,
+    grads,
+    lr,
+    mom,
+    kind,
+    lam,
+    eps=1e-6,
+    restarts=(),
+    rtol=1e-8,
+    max_iters=100,
+):
+  """``RAMDA.step`` of ismoptgroup/ramda_exp (Core/optimizer.py) in float32,
+  with the restart of its scheduler (Core/scheduler.py); ``mom`` is our
+  μ = 1 − c. λ = 0 on the bias (an unregularized group)."""
+  w = {k: np.asarray(v, F) for k, v in params.items()}
+  p0 = {k: v.copy() for k, v in w.items()}
+  zeros = lambda: {k: np.zeros(s, F) for k, s in SHAPES.items()}
+  grad_sum, grad_sum_sq, alpha, step = zeros(), zeros(), F(0), 0
+  traj, tilde, inner = [], [], []
+  for n, g in enumerate(grads):
+    if n in restarts:
+      p0 = {k: v.copy() for k, v in w.items()}
+      grad_sum, grad_sum_sq, alpha, step = zeros(), zeros(), F(0), 0
+    step += 1
+    step_size = F(lr(n) if callable(lr) else lr) * F(math.sqrt(step))
+    alpha = alpha + step_size
+    c = F(1 - (mom(n) if callable(mom) else mom))
+    wt, most = {}, 0
+    for k in SHAPES:
+      grad = np.asarray(g[k], F)
+      grad_sum[k] = grad_sum[k] + grad * step_size
+      grad_sum_sq[k] = grad_sum_sq[k] + np.square(grad) * step_size
+      denom = grad_sum_sq[k] ** F(1 / 3) + F(eps)
+      if k == 'bias' or kind == 'none':
+        wt[k] = p0[k] - grad_sum[k] / denom
+      elif kind == 'l1':
+        u = p0[k] - grad_sum[k] / denom
+        wt[k] = np.sign(u) * np.maximum(np.abs(u) - alpha * F(lam) / denom, 0)
+      else:
+        wt[k], steps = np_pgd_glasso(
+            w[k],
+            p0[k],
+            grad_sum[k],
+            denom,
+            alpha,
+            lam,
+            GROUP_AXES[k],
+            rtol=rtol,
+            max_iters=max_iters,
+        )
+        most = max(most, steps)
+      w[k] = (F(1) - c) * w[k] + c * wt[k]
+    traj.append({k: v.copy() for k, v in w.items()})
+    tilde.append(wt)
+    inner.append(most)
+  return traj, tilde, inner
+
+
+def run_with_state(opt, params, grads):
+  state = opt.init(params)
+  update = jax.jit(opt.update)
+  traj, inner = [], []
+  for g in grads:
+    updates, state = update(jax.tree.map(jnp.asarray, g), state, params)
+    params = optax.apply_updates(params, updates)
+    traj.append(jax.tree.map(np.asarray, params))
+    inner.append(int(state.inner_steps))
+  return traj, state, inner
+
+
+def regularizer(kind, lam):
+  return {
+      'l1': rda_optax.l1(lam),
+      'group': rda_optax.group_lasso(lam),
+      'none': None,
+  }[kind]
+
+
+@pytest.mark.parametrize(
+    'kind, momentum',
+    [('l1', 'schedule'), ('group', 0.9), ('group', 0.0), ('none', 0.5)],
+)
+def test_ramda_matches_the_reference_code_over_100_steps(kind, momentum):
+  """To float32 rounding. The inner loop takes its 10 steps (rtol=None):
+  where it stops early is a comparison of two float32 objectives, which a
+  rounding difference can flip and a flip moves the iterate by the solver's
+  tolerance; the stopping rule is checked on single subproblems below, the
+  default tolerance further down."""
+  lam = {'l1': 0.01, 'group': 0.07, 'none': 0.0}[kind]
+  mom = (
+      optax.linear_schedule(0.5, 0.9, 50)
+      if momentum == 'schedule'
+      else momentum
+  )
+  lr = optax.cosine_decay_schedule(0.05, 100)
+  params, grads = random_params(), random_grads(100)
+  opt = rda_optax.ramda(
+      lr, regularizer(kind, lam), momentum=mom, rtol=None, max_iters=10
+  )
+  traj, state, inner = run_with_state(opt, params, grads)
+  want, tilde, want_inner = np_ramda(
+      params,
+      grads,
+      lambda n: float(lr(n)),
+      (lambda n: float(mom(n))) if callable(mom) else mom,
+      kind,
+      lam,
+      rtol=None,
+      max_iters=10,
+  )
+  for got, ref in zip(traj, want):
+    for k in SHAPES:
+      np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=2e-6)
+  sparse = rda_optax.sparse_params(state, traj[-1])
+  for k in SHAPES:
+    np.testing.assert_allclose(sparse[k], tilde[-1][k], rtol=1e-5, atol=2e-6)
+  assert inner == want_inner
+  assert int(state.count) == 100 and int(state.k) == 100
+  if kind == 'none':
+    assert max(inner) == 0
+    return
+  conv = np.asarray(sparse['conv'])
+  assert 0 < (conv == 0).sum() < conv.size  # Exact zeros, not all.
+  np.testing.assert_array_equal(conv == 0, tilde[-1]['conv'] == 0)
+  if kind == 'l1':
+    assert max(inner) == 0  # Closed form.
+  else:  # The inexact solver ran, and whole groups are zero.
+    assert max(inner) == 10
+    zero_groups = (conv == 0).all(axis=(0, 1, 2))
+    assert zero_groups.any() and not zero_groups.all()
+    assert ((conv != 0).all(axis=(0, 1, 2)) | zero_groups).all()
+
+
+@pytest.mark.parametrize('rtol', [1e-3, 1e-4])
+def test_the_stopping_rule_against_the_reference(rtol):
+  """On the same subproblems our loop stops where the reference's statistic
+  first falls below rtol, up to a tie (within 1% of rtol: the statistic is
+  a difference of two float32 objectives, which cancels about 3 of their 7
+  digits at rtol = 1e-4), and its iterate after as many steps is the
+  reference's to rounding."""
+  rng = np.random.default_rng(7)
+  counts = []
+  for _ in range(4):
+    p0, v, start = (rng.normal(size=(6, 5)).astype(F) for _ in range(3))
+    d = rng.uniform(0.2, 3.0, size=(6, 5)).astype(F)
+    lam, alpha = 0.1, 1.5
+    ratios = []
+    np_pgd_glasso(start, p0, v, d, alpha, lam, (0,), rtol=None, ratios=ratios)
+    got, steps = jax.jit(
+        lambda a, b, c, s: preconditioned.solve(
+            rda_optax.group_lasso(lam),
+            a,
+            b,
+            c,
+            True,
+            alpha,
+            0,
+            start=s,
+            rtol=rtol,
+        )
+    )(p0, v, d, start)
+    k = int(steps)
+    assert ratios[k - 1] < rtol * 1.01  # Stops once the statistic is low,
+    assert all(r > rtol * 0.99 for r in ratios[1 : k - 1])  # not before.
+    want, _ = np_pgd_glasso(
+        start, p0, v, d, alpha, lam, (0,), rtol=None, max_iters=k
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    counts.append(k)
+  assert max(counts) > 3 and len(set(counts)) > 1
+
+
+def test_the_default_tolerance_stays_within_the_solver_inexactness():
+  """With the reference's rtol = 1e-8 the two float32 runs stop their inner
+  loops at steps that rounding decides, so they agree to the solver's
+  inexactness (about 1e-5 here), not to rounding."""
+  lr = optax.cosine_decay_schedule(0.05, 100)
+  params, grads = random_params(), random_grads(100)
+  opt = rda_optax.ramda(lr, rda_optax.group_lasso(0.02), momentum=0.9)
+  traj, _, inner = run_with_state(opt, params, grads)
+  want, _, want_inner = np_ramda(
+      params, grads, lambda n: float(lr(n)), 0.9, 'group', 0.02
+  )
+  for got, ref in zip(traj, want):
+    for k in SHAPES:
+      np.testing.assert_allclose(got[k], ref[k], atol=1e-4)
+  assert np.mean(np.abs(np.subtract(inner, want_inner)) <= 2) > 0.9
+
+
+def test_restarts_recentre_and_reset_both_sums():
+  params, grads = random_params(), random_grads(40)
+  opt = rda_optax.ramda(
+      0.05, rda_optax.l1(0.01), momentum=0.5, restart_steps=(15, 30)
+  )
+  traj, state = run(opt, params, grads)
+  want, _, _ = np_ramda(params, grads, 0.05, 0.5, 'l1', 0.01, restarts=(15, 30))
+  for got, ref in zip(traj, want):
+    for k in SHAPES:
+      np.testing.assert_allclose(got[k], ref[k], rtol=2e-5, atol=2e-6)
+  assert int(state.count) == 40 and int(state.k) == 10
+  np.testing.assert_allclose(
+      state.init_params['dense'], traj[29]['dense'], rtol=1e-6
+  )
+
+
+def test_epsilon_is_added_after_the_cube_root():
+  params = {'w': jnp.zeros((1, 1))}
+  opt = rda_optax.ramda(1.0, momentum=0.0, epsilon=0.5)
+  state = opt.init(params)
+  updates, _ = opt.update({'w': jnp.full((1, 1), 8.0)}, state, params)
+  # P = ∛(1·64) + 0.5 = 4.5; w̃ = 0 − 8/4.5.
+  assert float(updates['w'][0, 0]) == pytest.approx(-8 / 4.5, rel=1e-6)
+
+
+# ------------------------------------------------- The subproblem, exactly.
+
+
+def exact_group_prox(u, d, tau):
+  """``argmin ½‖w − u‖²_D + τ‖w‖`` for one group (float64): ``w = 0`` if
+  ``‖D u‖ ≤ τ``, else ``w_i = d_i u_i / (d_i + τ/r)`` with ``r = ‖w‖`` the
+  root of ``Σ (d_i u_i r / (d_i r + τ))² = r²``, found by bisection."""
+  if np.linalg.norm(d * u) <= tau:
+    return np.zeros_like(u)
+  f = lambda r: np.sum((d * u / (d * r + tau)) ** 2) - 1.0
+  lo, hi = 0.0, np.linalg.norm(u)  # f(0) > 0 >= f(‖u‖).
+  for _ in range(200):
+    mid = (lo + hi) / 2
+    lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+  r = (lo + hi) / 2
+  return d * u / (d + tau / r)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_group_subproblem_solution_against_the_exact_one(seed):
+  """The inexact solver reaches the exact minimiser's objective (the
+  stopping rule watches the float32 objective, which stalls once the iterate
+  is within about 1e-4 of the minimiser), with exactly its zero groups."""
+  rng = np.random.default_rng(seed)
+  shape = (6, 5)
+  p0 = rng.normal(size=shape).astype(F)
+  v = rng.normal(size=shape).astype(F)
+  d = rng.uniform(0.5, 2.0, size=shape).astype(F)
+  # λ between the group norms of D·u = D·p0 − v: some groups are zero.
+  norms = np.sort(np.linalg.norm(d * p0 - v, axis=0))
+  t, lam = 1.0, float(norms[1] + norms[2]) / 2 / math.sqrt(shape[0])
+  w, steps = preconditioned.solve(
+      rda_optax.group_lasso(lam),
+      {'w': p0},
+      {'w': v},
+      {'w': d},
+      {'w': True},
+      t,
+      0,
+      start={'w': p0},
+  )
+  w = np.asarray(w['w']).astype(float)
+  u = p0.astype(float) - v / d.astype(float)
+  tau = t * lam * math.sqrt(shape[0])
+  want = np.stack(
+      [exact_group_prox(u[:, j], d[:, j].astype(float), tau) for j in range(5)],
+      axis=1,
+  )
+
+  def objective(x):
+    diff = x - p0
+    return (
+        np.sum(diff * v)
+        + 0.5 * np.sum(d * diff**2)
+        + tau * np.linalg.norm(x, axis=0).sum()
+    )
+
+  assert (want == 0).all(0).sum() == 2  # Zero groups and others.
+  np.testing.assert_array_equal((w == 0).all(0), (want == 0).all(0))
+  gap = objective(w) - objective(want)
+  assert -1e-6 <= gap <= 2e-6 * (abs(objective(want)) + 1), gap
+  np.testing.assert_allclose(w, want, atol=2e-3)
+  assert int(steps) > 3
+
+
+def test_l1_and_l0_subproblems_are_exact_per_coordinate():
+  """Brute force on a grid: the closed forms minimise
+  ``½ d (w − u)² + t λ R(w)`` coordinate by coordinate."""
+  rng = np.random.default_rng(0)
+  p0 = rng.normal(size=(40,)).astype(F)
+  v = rng.normal(size=(40,)).astype(F)
+  d = rng.uniform(0.2, 3.0, size=(40,)).astype(F)
+  grid = np.linspace(-4, 4, 80001)
+  u = p0.astype(float) - v / d.astype(float)
+  for reg, pen in (
+      (rda_optax.l1(0.3), lambda w: 0.3 * np.abs(w)),
+      (rda_optax.l0(0.3), lambda w: 0.3 * (w != 0)),
+  ):
+    w, steps = preconditioned.solve(
+        reg, p0, v, d, True, 1.0, 0, start=p0, max_iters=10, rtol=1e-8
+    )
+    assert int(steps) == 0
+    for i in range(40):
+      obj = lambda x: 0.5 * d[i] * (x - u[i]) ** 2 + pen(x)
+      best = min(obj(grid).min(), obj(0.0))
+      assert obj(float(w[i])) <= best + 1e-6
+
+
+def test_projections_use_the_metric():
+  """Under ``‖·‖_D`` the projection onto "k nonzeros" keeps the largest
+  ``d_i u_i²``, not the largest ``|u_i|``."""
+  u = jnp.array([[1.0], [0.9], [0.1], [0.2]])
+  d = jnp.array([[1.0], [4.0], [1.0], [1.0]])
+  p0, v = u, jnp.zeros_like(u)
+  for reg in (
+      rda_optax.nm_constraint(1, 4),
+      rda_optax.sparsity_constraint(0.75, scope='layer'),
+  ):
+    w, _ = preconditioned.solve(
+        reg, {'w': p0}, {'w': v}, {'w': d}, {'w': True}, 1.0, 0, start={'w': p0}
+    )
+    np.testing.assert_array_equal(
+        np.asarray(w['w'])[:, 0], np.array([0.0, 0.9, 0.0, 0.0], F)
+    )
+
+
+# -------------------------------------------- A convex problem, known optimum.
+
+
+def lasso_problem(group: bool, seed=0):
+  """``½/n ‖Xw − y‖² + λR(w)`` built so that a chosen sparse ``w*`` is its
+  unique minimiser: ``y = Xw* + r`` with ``Xᵀr/n = λ·s``, ``s`` a
+  subgradient of ``R`` at ``w*`` strictly inside it off the support."""
+  rng = np.random.default_rng(seed)
+  n, d_in, d_out = 200, 12, 4
+  x = rng.normal(size=(n, d_in))
+  w_star = rng.normal(size=(d_in, d_out))
+  lam = 0.1
+  if group:  # Input-neuron groups (rows); rows 0, 3, 7 are zero.
+    zero = [0, 3, 7]
+    w_star[zero] = 0.0
+    s = w_star / np.linalg.norm(w_star, axis=1, keepdims=True).clip(1e-30)
+    s *= math.sqrt(d_out)
+    for i in zero:
+      z = rng.normal(size=d_out)
+      s[i] = 0.6 * math.sqrt(d_out) * z / np.linalg.norm(z)
+    reg = rda_optax.group_lasso(lam, groups='input')
+  else:
+    w_star[rng.random(w_star.shape) < 0.4] = 0.0
+    s = np.where(
+        w_star != 0, np.sign(w_star), rng.uniform(-0.7, 0.7, w_star.shape)
+    )
+    reg = rda_optax.l1(lam)
+  r = x @ np.linalg.solve(x.T @ x, n * lam * s)
+  y = x @ w_star + r
+  return jnp.asarray(x, F), jnp.asarray(y, F), w_star, reg
+
+
+@pytest.mark.parametrize('group', [False, True], ids=['l1', 'group_lasso'])
+def test_ramda_converges_to_the_known_optimum(group):
+  x, y, w_star, reg = lasso_problem(group)
+  loss = lambda p: 0.5 * jnp.mean(jnp.sum((x @ p['w'] - y) ** 2, axis=-1))
+  opt = rda_optax.ramda(
+      0.05, reg, momentum=0.9, restart_steps=(1000, 2000, 3000)
+  )
+  params = {'w': jnp.zeros_like(jnp.asarray(w_star, F)) + 0.01}
+
+  def body(carry, _):
+    p, s = carry
+    u, s = opt.update(jax.grad(loss)(p), s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (params, state), _ = jax.jit(
+      lambda c: jax.lax.scan(body, c, None, length=4000)
+  )((params, opt.init(params)))
+  w = np.asarray(rda_optax.sparse_params(state, params)['w'])
+  np.testing.assert_allclose(w, w_star, atol=2e-3)
+  np.testing.assert_array_equal(w == 0, w_star == 0)  # Exact zeros.
+
+
+# ----------------------------------------------- Sparse point, ASR, errors.
+
+
+def test_asr_retrains_from_the_prox_point_and_keeps_its_zeros():
+  params, grads = random_params(), random_grads(16)
+  inner = rda_optax.ramda(0.05, rda_optax.l1(0.02), momentum=0.9)
+  opt = rda_optax.asr(inner, start_step=8)
+  traj, state = run(opt, params, grads)
+  _, ref_state = run(inner, params, grads[:8])
+  w_tilde = np.asarray(rda_optax.sparse_params(ref_state)['conv'])
+  frozen = w_tilde == 0
+  assert frozen.any()
+  for t in traj[8:]:
+    assert (t['conv'][frozen] == 0).all()
+  sparse = np.asarray(rda_optax.sparse_params(state, traj[-1])['conv'])
+  assert (sparse[frozen] == 0).all()
+
+
+def test_asr_with_an_nm_constraint_keeps_the_pattern():
+  params, grads = random_params(), random_grads(12)
+  opt = rda_optax.asr(
+      rda_optax.ramda(0.05, rda_optax.nm_constraint(2, 4), momentum=0.9),
+      start_step=6,
+      retrain=optax.adam(1e-3),
+  )
+  traj, state = run(opt, params, grads)
+  for t in traj[6:]:
+    assert rda_optax.satisfies_nm(t['conv'], 2, 4)
+    assert rda_optax.satisfies_nm(t['dense'], 2, 4)
+  assert rda_optax.satisfies_nm(
+      rda_optax.sparse_params(state, traj[-1])['dense'], 2, 4
+  )
+
+
+def test_momentum_zero_keeps_no_copy_and_bf16():
+  params, grads = random_params(), random_grads(2)
+  opt = rda_optax.ramda(0.05, rda_optax.l1(0.05), momentum=0.0)
+  traj, state = run(opt, params, grads)
+  assert state.prox_params is None
+  assert (traj[-1]['conv'] == 0).any()
+  bf = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05))
+  traj, state = run(opt, bf, grads)
+  assert traj[-1]['conv'].dtype == jnp.bfloat16
+  assert state.grad_sum['conv'].dtype == jnp.float32
+  assert state.sq_sum['conv'].dtype == jnp.float32
+  assert state.prox_params['conv'].dtype == jnp.bfloat16
+
+
+def test_inject_hyperparams_matches_the_plain_transform():
+  lr = 0.05
+  inj = optax.inject_hyperparams(rda_optax.ramda)(
+      learning_rate=lr, regularizer=rda_optax.group_lasso(0.02), momentum=0.9
+  )
+  ref = rda_optax.ramda(lr, rda_optax.group_lasso(0.02), momentum=0.9)
+  params, grads = random_params(), random_grads(3)
+  got, state = run(inj, params, grads)
+  want, _ = run(ref, params, grads)
+  np.testing.assert_allclose(
+      got[-1]['conv'], want[-1]['conv'], rtol=1e-5, atol=1e-7
+  )
+  assert int(state.hyperparams['max_iters']) == 100
+
+
+@pytest.mark.parametrize(
+    'make, match',
+    [
+        (lambda: rda_optax.ramda(0.0), 'learning_rate > 0'),
+        (lambda: rda_optax.ramda(0.1, momentum=1.0), 'momentum in'),
+        (lambda: rda_optax.ramda(0.1, epsilon=-1.0), 'epsilon'),
+        (lambda: rda_optax.ramda(0.1, regularizer=1e-4), 'Regularizer'),
+        (lambda: rda_optax.ramda(0.1, restart_steps=(-1,)), 'restart_steps'),
+        (lambda: rda_optax.ramda(0.1, max_iters=0), 'max_iters'),
+        (lambda: rda_optax.ramda(0.1, rtol=-1.0), 'rtol'),
+    ],
+)
+def test_invalid_hyperparameters(make, match):
+  with pytest.raises((ValueError, TypeError), match=match):
+    make()
+
+
+def test_inside_optax_masked():
+  """Under optax.masked the kernels take RAMDA; the bias's gradients pass
+  through untouched (optax's rule for masked-out leaves)."""
+  params, grads = random_params(), random_grads(4)
+  opt = optax.masked(
+      rda_optax.ramda(0.05, rda_optax.l1(0.05), momentum=0.0),
+      {'conv': True, 'dense': True, 'bias': False},
+  )
+  traj, _ = run(opt, params, grads)
+  alone, _ = run(
+      rda_optax.ramda(0.05, rda_optax.l1(0.05), momentum=0.0),
+      {k: params[k] for k in ('conv', 'dense')},
+      [{k: g[k] for k in ('conv', 'dense')} for g in grads],
+  )
+  np.testing.assert_array_equal(traj[-1]['conv'], alone[-1]['conv'])
+  np.testing.assert_allclose(
+      traj[-1]['bias'],
+      params['bias'] + sum(g['bias'] for g in grads),
+      rtol=1e-6,
+  )
