@@ -10,16 +10,15 @@ change and compare:
     diff /tmp/before.json /tmp/after.json && echo identical
 """
 
-import contextlib, io, json, os, sys
+import json
+import os
+import sys
 
-sys.path.insert(0, os.getcwd())
-from train import config as config_lib
-from train import cli
+sys.path.insert(0, os.getcwd())  # The checkout it is run from.
 
-out = {}
-for p in sorted(config_lib.PRESETS):
-  out[f'preset:{p}'] = json.loads(config_lib.get_config(p).to_json())
-  out[f'describe:{p}'] = cli.describe_preset(p)
+from train import cli  # pylint: disable=wrong-import-position
+from train import config as config_lib  # pylint: disable=wrong-import-position
+
 ARGVS = [
     [],
     ['--preset', 'cifar10_resnet18', '--workdir', 'x'],
@@ -40,11 +39,22 @@ ARGVS = [
     ['--method', 'rda', '--init_scale', '0', '--eval_batch_size', '64'],
     ['--lam=0.001', '--momentum=0.5', '--dtype', 'bfloat16'],
 ]
-for argv in ARGVS:
-  cfg, explicit, args = cli.parse_config(argv)
-  out['argv:' + ' '.join(argv)] = {
-      'config': json.loads(cfg.to_json()),
-      'explicit': sorted(explicit),
-      'init_scale': cfg.effective_init_scale,
-  }
-print(json.dumps(out, indent=1, sort_keys=True))
+
+
+def main() -> None:
+  out = {}
+  for p in sorted(config_lib.PRESETS):
+    out[f'preset:{p}'] = json.loads(config_lib.get_config(p).to_json())
+    out[f'describe:{p}'] = cli.describe_preset(p)
+  for argv in ARGVS:
+    cfg, explicit, args = cli.parse_config(argv)
+    out['argv:' + ' '.join(argv)] = {
+        'config': json.loads(cfg.to_json()),
+        'explicit': sorted(explicit),
+        'init_scale': cfg.effective_init_scale,
+    }
+  print(json.dumps(out, indent=1, sort_keys=True))
+
+
+if __name__ == '__main__':
+  main()
