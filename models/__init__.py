@@ -39,7 +39,6 @@ from .flops import FlopReport, LayerFlops, flops, trace_layers
 from .layers import adaptive_avg_pool, default_kernel_init
 from .lenet import LeNet5, LeNet300100
 from .registry import (
-    DATASET_INPUT_SHAPES,
     REGISTRY,
     ModelEntry,
     create,
@@ -65,7 +64,6 @@ __all__ = [
     'BasicBlock',
     'BottleneckBlock',
     'CompactionResult',
-    'DATASET_INPUT_SHAPES',
     'FlopReport',
     'GPT',
     'LayerCompaction',

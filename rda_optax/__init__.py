@@ -19,7 +19,8 @@ Optax gradient transformations whose proximal steps produce exact zeros:
   :func:`partitioned` (a regularizer per group of leaves, e.g. network
   slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
-  pruning baselines (unstructured and N:M);
+  pruning baselines (unstructured and N:M); :func:`path_str`, a leaf's name
+  in them (``'Conv_0/kernel'``);
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
   sparse parameter trees (about 1/12 of the dense size at 95% sparsity);
 * :func:`sparse_params` / :func:`with_sparse_params`: the exactly sparse
@@ -81,6 +82,7 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
+from rda_optax.selection import path_str
 from rda_optax.splitting import SplittingState
 from rda_optax.splitting import variable_splitting
 from rda_optax.sparse_io import load_sparse

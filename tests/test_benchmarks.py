@@ -1,18 +1,10 @@
 """The benchmark scripts run (tiny sizes; their figures are in the README)."""
 
-import importlib.util
-import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import importlib
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(
-      name, ROOT / 'benchmarks' / f'{name}.py'
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module(f'benchmarks.{name}')
 
 
 def test_mask_read_cost_runs(capsys):

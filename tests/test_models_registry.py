@@ -98,8 +98,10 @@ def test_default_input_shapes():
       3,
   )
   assert models.default_input_shape('wrn28_10') == (32, 32, 3)
-  assert models.default_input_shape('resnet18', dataset='mnist') == (28, 28, 1)
-  assert models.default_input_shape('resnet18', 'CIFAR-100') == (32, 32, 3)
+  # The models take an input shape; datasets are not theirs to know.
+  assert not hasattr(models, 'DATASET_INPUT_SHAPES')
+  with pytest.raises(TypeError, match="a dataset's shape is its loader's"):
+    models.default_input_shape('resnet18', dataset='mnist')
 
 
 def test_registry_names_and_num_classes():
@@ -138,7 +140,5 @@ def test_registry_errors():
     models.create('resnet18', stem='mnist')
   with pytest.raises(ValueError, match='variant must be one of'):
     models.create('vgg16', variant='tiny')
-  with pytest.raises(ValueError, match='Unknown dataset hint'):
-    models.default_input_shape('resnet18', dataset='svhn')
   with pytest.raises(ValueError, match='Valid names'):
     models.default_input_shape('alexnet')

@@ -15,7 +15,7 @@ import pytest
 from train import checkpoint as ckpt_lib
 from train import config as config_lib
 from train import config_checks
-from train import data as data_lib
+from train.data import loader as data_lib
 from train import metrics as metrics_lib
 from train import report
 from train import train as train_lib
@@ -566,3 +566,12 @@ def test_batch_norm_statistics_are_recalibrated_for_the_sparse_model(tmp_path):
   assert final['batch_stats'] and all(
       np.all(np.isfinite(x)) for x in jax.tree.leaves(final['batch_stats'])
   )
+
+
+def test_batch_not_divisible(monkeypatch):
+  monkeypatch.setattr(jax, 'device_count', lambda: 8)
+  with pytest.raises(
+      config_lib.ConfigError, match='not divisible by the 8 devices'
+  ):
+    train_lib.check_runtime(config_lib.get_config(batch_size=100))
+  train_lib.check_runtime(config_lib.get_config(batch_size=128))

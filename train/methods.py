@@ -10,14 +10,16 @@ adding a method means adding one entry (and its tests).
 
 This module is light (no JAX, no Optax at import): ``python -m train --help``
 and config validation read it without loading the numerical stack; the
-builders import what they build.
+builders get the modules they build with from their :class:`BuildContext`.
+The regularizers are a table of their own, :mod:`train.regularizers`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
+
+from . import regularizers
 
 # Options whose use depends on the method: set explicitly for a method that
 # does not read them, they are an error (a value meant for another method).
@@ -55,159 +57,55 @@ SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.
 
 @dataclasses.dataclass(frozen=True)
 class BuildContext:
-  """What a method's builder gets.
+  """What a method's (and a regularizer's) builder gets.
 
   Attributes:
     cfg: the run's config.
     hypers: ``'lr'`` / ``'gamma'`` / ``'lam'`` (those the method reads) as a
-      float or an Optax schedule of the step; ``'target_sparsity'`` (the
-      ramp) in place of ``'lam'`` for ``--regularizer sparsity``.
+      float or an Optax schedule of the step; in place of ``'lam'``, what the
+      regularizer's schedule drives (``'target_sparsity'``, the ramp, for
+      ``--regularizer sparsity``).
     mask: the leaf selection of ``--select`` (None = the library default).
     steps_per_epoch: to turn epoch-valued options into steps.
+    optax: the ``optax`` module, to build with.
+    rda_optax: the ``rda_optax`` module, to build with.
+    scales: with ``--scale_lam``, ``(penalty, labels)``: the batch-norm
+      scales' regularizer and the ``params -> 'weights' | 'scales'`` labels
+      (:mod:`train.selection`); None otherwise.
   """
 
   cfg: Any
   hypers: dict[str, Any]
   mask: Any
   steps_per_epoch: int
+  optax: Any
+  rda_optax: Any
+  scales: tuple[Any, Callable[[Any], Any]] | None = None
 
   def steps(self, epochs: float) -> int:
     return int(round(epochs * self.steps_per_epoch))
 
   def sgd(self):
     """SGD with the run's lr, momentum and Nesterov flag."""
-    import optax  # pylint: disable=import-outside-toplevel
-
-    return optax.sgd(
+    return self.optax.sgd(
         self.hypers['lr'],
         momentum=self.cfg.momentum or None,
         nesterov=self.cfg.nesterov,
     )
 
   def regularizer(self):
-    """The rda_optax regularizer of ``--regularizer`` with strength λ (for
-    ``sparsity``: the constraint on the ramp to ``--target_sparsity``), and
-    with ``--scale_lam`` the batch-norm penalty of ``--scale_penalty`` beside
-    it (:func:`rda_optax.partitioned`; ``mask`` then selects those leaves
-    too)."""
-    import rda_optax  # pylint: disable=import-outside-toplevel
-
-    reg = self._weights_regularizer()
-    cfg = self.cfg
-    if not cfg.scale_lam:
+    """The rda_optax regularizer of ``--regularizer`` (its entry in
+    :data:`train.regularizers.REGULARIZERS`), and with ``--scale_lam`` the
+    batch-norm penalty beside it (:func:`rda_optax.partitioned`; ``mask``
+    then selects those leaves too)."""
+    entry = regularizers.get(self.cfg.regularizer)
+    reg = entry.build(self) if entry.build is not None else None
+    if self.scales is None:
       return reg
-    if cfg.scale_penalty == 'channel':
-      scales = rda_optax.coupled_group_lasso(
-          cfg.scale_lam, coupled_batch_norms(cfg.model)
-      )
-    else:
-      scales = rda_optax.l1(cfg.scale_lam)
-    return rda_optax.partitioned(
-        {'weights': reg, 'scales': scales}, scale_labels(cfg)
+    penalty, labels = self.scales
+    return self.rda_optax.partitioned(
+        {'weights': reg, 'scales': penalty}, labels
     )
-
-  def _weights_regularizer(self):
-    import rda_optax  # pylint: disable=import-outside-toplevel
-
-    cfg = self.cfg
-    if cfg.regularizer == 'none':
-      return None
-    if cfg.regularizer == 'sparsity':
-      return rda_optax.sparsity_constraint(
-          self.hypers['target_sparsity'], scope=cfg.prune_scope
-      )
-    lam = self.hypers['lam']
-    if cfg.regularizer == 'l1':
-      return rda_optax.l1(lam)
-    if cfg.regularizer == 'l0':
-      return rda_optax.l0(lam)
-    if cfg.regularizer == 'group_lasso':
-      return rda_optax.group_lasso(lam, groups=cfg.groups)
-    if cfg.regularizer == 'sparse_group_lasso':
-      return rda_optax.sparse_group_lasso(lam, cfg.lam2, groups=cfg.groups)
-    if cfg.regularizer == 'tl1':
-      kw = dict(a=cfg.tl1_a)
-      if cfg.lam2:
-        kw.update(
-            group_strength=cfg.lam2,
-            groups=cfg.groups,
-            group_prox=cfg.tl1_group_prox,
-        )
-      return rda_optax.transformed_l1(lam, **kw)
-    raise ValueError(f'Unknown regularizer {cfg.regularizer!r}.')
-
-
-SCALE_PENALTIES = ('l1', 'channel')
-
-
-def is_norm_scale(path) -> bool:
-  """A leaf named ``scale``: the γ of a Flax normalization layer."""
-  last = path[-1] if path else None
-  return getattr(last, 'key', getattr(last, 'name', None)) == 'scale'
-
-
-@functools.lru_cache(maxsize=None)
-def coupled_batch_norms(model: str) -> tuple[tuple[str, ...], ...]:
-  """``models.coupled_scales(..., shifts=True)`` of the registry model
-  ``model``: per channel space, the scales and shifts of the batch norms
-  after the layers writing it."""
-  from ._models import models  # pylint: disable=import-outside-toplevel
-
-  return models.coupled_scales(models.create(model), shifts=True)
-
-
-def scale_leaf(cfg) -> Callable[[Any], bool]:
-  """``path -> bool``: the leaves ``--scale_lam`` penalises (every
-  normalization scale for ``l1``; the writers' batch-norm scales and shifts
-  for ``channel``)."""
-  if cfg.scale_penalty != 'channel':
-    return is_norm_scale
-  import jax  # pylint: disable=import-outside-toplevel
-
-  paths = {p for s in coupled_batch_norms(cfg.model) for p in s}
-  return lambda path: (
-      jax.tree_util.keystr(path, simple=True, separator='/') in paths
-  )
-
-
-def scale_labels(cfg) -> Callable[[Any], Any]:
-  """``params -> labels``: ``'scales'`` for the leaves of
-  :func:`scale_leaf`, ``'weights'`` elsewhere; a model without any gets an
-  error naming the fix."""
-  import jax  # pylint: disable=import-outside-toplevel
-
-  is_scale = scale_leaf(cfg)
-
-  def labels(params):
-    out = jax.tree_util.tree_map_with_path(
-        lambda path, _: 'scales' if is_scale(path) else 'weights', params
-    )
-    if 'scales' not in jax.tree.leaves(out):
-      raise ValueError(
-          '--scale_lam penalises batch-norm scales, but this model has none '
-          '(no batch norm after a conv or dense layer): drop --scale_lam, or '
-          'use a model with batch norm (resnet*, vgg*).'
-      )
-    return out
-
-  return labels
-
-
-def with_scales(mask, cfg):
-  """The leaf selection ``mask`` (None: the library default) plus the
-  leaves of :func:`scale_leaf`, for ``--scale_lam``."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
-  is_scale = scale_leaf(cfg)
-
-  def select(params):
-    base = rda_optax.selection.resolve_mask(mask, params)
-    return jax.tree_util.tree_map_with_path(
-        lambda path, s: bool(s) or is_scale(path), base
-    )
-
-  return select
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +151,7 @@ class Method:
 
 
 # ---------------------------------------------------------------------------
-# Builders.
+# Builders and checks.
 # ---------------------------------------------------------------------------
 
 
@@ -262,9 +160,7 @@ def _sgd(ctx: BuildContext):
 
 
 def _prox_sgd(ctx: BuildContext):
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
-  return rda_optax.prox_sgd(
+  return ctx.rda_optax.prox_sgd(
       ctx.hypers['lr'],
       ctx.regularizer(),
       momentum=ctx.cfg.momentum or None,
@@ -274,15 +170,13 @@ def _prox_sgd(ctx: BuildContext):
 
 
 def _rda(ctx: BuildContext):
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
-  return rda_optax.rda(ctx.hypers['gamma'], ctx.regularizer(), mask=ctx.mask)
+  return ctx.rda_optax.rda(
+      ctx.hypers['gamma'], ctx.regularizer(), mask=ctx.mask
+  )
 
 
 def _rmda(ctx: BuildContext):
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
-  return rda_optax.rmda(
+  return ctx.rda_optax.rmda(
       ctx.hypers['lr'],
       ctx.regularizer(),
       momentum=ctx.cfg.momentum,
@@ -291,30 +185,24 @@ def _rmda(ctx: BuildContext):
   )
 
 
-def _ramp_end(end_epoch: float, epochs: float) -> float:
-  """The end of a sparsity ramp: ``end_epoch``, or 3/4 of ``epochs`` if < 0."""
-  return end_epoch if end_epoch >= 0 else 0.75 * epochs
-
-
-def target_end_epoch(cfg) -> float:
-  """``--target_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
-  return _ramp_end(cfg.target_end_epoch, cfg.epochs)
+def _check_han(cfg) -> None:
+  if not 0 <= cfg.prune_sparsity < 1:
+    raise ValueError(
+        f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.'
+    )
 
 
 def gmp_end_epoch(cfg) -> float:
   """gmp's end epoch: ``--gmp_end_epoch``, or 3/4 of ``--epochs`` if < 0."""
-  return _ramp_end(cfg.gmp_end_epoch, cfg.epochs)
+  return regularizers.ramp_end(cfg.gmp_end_epoch, cfg.epochs)
 
 
 def _gmp(ctx: BuildContext):
-  import optax  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
   cfg = ctx.cfg
   begin = ctx.steps(cfg.gmp_begin_epoch)
-  return optax.chain(
+  return ctx.optax.chain(
       ctx.sgd(),
-      rda_optax.gradual_magnitude_pruning(
+      ctx.rda_optax.gradual_magnitude_pruning(
           cfg.gmp_sparsity,
           begin_step=begin,
           end_step=max(ctx.steps(gmp_end_epoch(cfg)), begin),
@@ -325,21 +213,29 @@ def _gmp(ctx: BuildContext):
   )
 
 
-def _splitting(ctx: BuildContext):
-  import optax  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
+def _check_gmp(cfg) -> None:
+  if not 0 <= cfg.gmp_sparsity < 1:
+    raise ValueError(
+        f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.'
+    )
+  end = gmp_end_epoch(cfg)
+  if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
+    raise ValueError(
+        f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
+        f'--gmp_end_epoch ({end:g}) <= --epochs ({cfg.epochs:g}).'
+    )
+  if cfg.gmp_frequency <= 0:
+    raise ValueError('--gmp_frequency must be positive.')
 
-  cfg, lam = ctx.cfg, ctx.hypers['lam']
+
+def _splitting(ctx: BuildContext):
+  cfg, optax = ctx.cfg, ctx.optax
   inner = (
       optax.adam(ctx.hypers['lr'])
       if cfg.split_optimizer == 'adam'
       else ctx.sgd()
   )
-  penalty = {
-      'l0': rda_optax.l0,
-      'l1': rda_optax.l1,
-      'tl1': lambda v: rda_optax.transformed_l1(v, a=cfg.tl1_a),
-  }[cfg.regularizer](lam)
+  penalty = regularizers.get(cfg.regularizer).split(ctx)
   beta = cfg.beta
   if cfg.beta_every_epochs > 0:
     beta = optax.exponential_decay(
@@ -348,7 +244,7 @@ def _splitting(ctx: BuildContext):
         decay_rate=cfg.beta_growth,
         staircase=True,
     )
-  return rda_optax.variable_splitting(
+  return ctx.rda_optax.variable_splitting(
       inner,
       penalty,
       beta,
@@ -359,11 +255,13 @@ def _splitting(ctx: BuildContext):
 
 
 def _check_splitting(cfg) -> None:
-  if cfg.regularizer not in ('l0', 'l1', 'tl1'):
+  kinds = regularizers.splittable()
+  if cfg.regularizer not in kinds:
     raise ValueError(
-        f'--method splitting keeps V = prox(W) of an l0, l1 or tl1 penalty '
-        f'(--regularizer l0 | l1 | tl1), not {cfg.regularizer}; its group '
-        'term on W is --lam2.'
+        f'--method splitting keeps V = prox(W) of an '
+        f'{", ".join(kinds[:-1])} or {kinds[-1]} penalty (--regularizer '
+        f'{" | ".join(kinds)}), not '
+        f'{cfg.regularizer}; its group term on W is --lam2.'
     )
   if cfg.split_optimizer not in ('adam', 'sgd'):
     raise ValueError(
@@ -381,15 +279,10 @@ def _check_splitting(cfg) -> None:
 
 _SGD_OPTIONS = frozenset({'lr', 'lr_schedule', 'momentum', 'nesterov'})
 _SCALE_OPTIONS = frozenset({'scale_lam', 'scale_penalty'})
-_REG_OPTIONS = frozenset(
-    {
-        'lam',
-        'lam2',
-        'regularizer',
-        'target_sparsity',
-        'target_begin_epoch',
-        'target_end_epoch',
-    }
+_REG_OPTIONS = (
+    regularizers.STRENGTH_OPTIONS
+    | regularizers.TARGET_OPTIONS
+    | {'regularizer'}
 )
 
 METHODS: dict[str, Method] = {
@@ -441,11 +334,12 @@ METHODS: dict[str, Method] = {
             _SGD_OPTIONS | {'prune_sparsity'},
             _sgd,
             from_run=True,
+            check=_check_han,
         ),
         Method(
             'splitting',
             'variable splitting: train W, keep its sparse copy '
-            'V = prox(W) of an l0 / l1 / tl1 penalty, with a group term '
+            'V = prox(W) of an elementwise penalty, with a group term '
             '(--lam2) on W (Bui et al., paper 001)',
             _SGD_OPTIONS
             | _REG_OPTIONS
@@ -465,6 +359,7 @@ METHODS: dict[str, Method] = {
                 'gmp_frequency',
             },
             _gmp,
+            check=_check_gmp,
         ),
     )
 }
@@ -478,6 +373,11 @@ def get(name: str) -> Method:
     raise ValueError(
         f'Unknown method {name!r}. Choose one of: ' f'{", ".join(METHODS)}.'
     ) from None
+
+
+def reading(option: str) -> tuple[str, ...]:
+  """The methods that read ``option``, in table order."""
+  return tuple(m.name for m in METHODS.values() if option in m.reads)
 
 
 def options_summary() -> str:

@@ -31,6 +31,10 @@ from typing import Any, Iterable
 
 import jax
 import numpy as np
+from tensorboardX import SummaryWriter
+from tqdm.auto import tqdm
+
+from . import console
 
 METRICS_FILE = 'metrics.jsonl'
 TENSORBOARD_DIR = 'tensorboard'
@@ -152,8 +156,6 @@ class MetricWriter:
     os.makedirs(workdir, exist_ok=True)
     self._truncate_after(resume_step)
     if tensorboard:
-      from tensorboardX import SummaryWriter
-
       _install_tensorboard_hooks()
       before = set(threading.enumerate())
       # Drops events of an interrupted run after its last checkpoint.
@@ -293,9 +295,6 @@ def progress_bar(
   terminal (a log file gets the plain evaluation lines, not carriage-return
   frames).
   """
-  from tqdm.auto import tqdm
-  from . import console  # pylint: disable=import-outside-toplevel
-
   enabled = enabled and console.is_terminal()
   return tqdm(
       total=total,

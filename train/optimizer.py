@@ -1,11 +1,12 @@
 """From a :class:`train.config.Config` to an Optax optimizer.
 
 One optimizer covers the whole run, so its state is continuous and a run
-resumes from any step. Each method's own optimizer is declared in
-:mod:`train.methods` (``sgd``, ``prox_sgd``, ``rda``, ``rmda``, ``han``,
-``gmp``); this module adds what is common to all of them.
+resumes from any step. Each method's own optimizer is declared in the table
+:data:`train.methods.METHODS`, each regularizer's in
+:data:`train.regularizers.REGULARIZERS`; this module adds what is common to
+all of them.
 
-``--asr_epochs E`` wraps a sparse method (prox_sgd, rda, rmda, splitting) in
+``--asr_epochs E`` wraps a sparse method (``Method.sparse``) in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
 phase, then adaptive sparse retraining with the same method, or with SGD
 (``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
@@ -19,17 +20,16 @@ are given in epochs (:func:`make_schedule`).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from typing import Any, Callable
 
-import jax
 import optax
 
 import rda_optax
 from rda_optax import pruning
 from .data import input_pipeline
 from . import methods
+from . import regularizers
+from . import selection
 from .config import Config, ConfigError
 
 Schedule = Callable[[Any], Any]
@@ -40,7 +40,7 @@ class Phases:
   """Step counts of a run."""
 
   steps_per_epoch: int
-  main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
+  main_steps: int  # The method's phase (the sparse phase of a sparse one).
   asr_steps: int  # ASR after it.
 
   @property
@@ -148,17 +148,11 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
         phases,
         cfg.warmup_epochs,
     )
-  if cfg.regularizer == 'sparsity' and 'lam' in out:
-    # The constraint has no λ: its strength is the target sparsity's ramp.
+  reg = regularizers.get(cfg.regularizer)
+  if reg.schedule is not None and 'lam' in out:
+    # Its strength is not λ (the constraint's: the target sparsity's ramp).
     del out['lam']
-    begin = int(round(cfg.target_begin_epoch * phases.steps_per_epoch))
-    end = int(round(methods.target_end_epoch(cfg) * phases.steps_per_epoch))
-    out['target_sparsity'] = functools.partial(
-        rda_optax.zhu_gupta_sparsity,
-        final_sparsity=cfg.target_sparsity,
-        begin_step=begin,
-        end_step=max(end, begin),
-    )
+    out[reg.drives] = reg.schedule(cfg, phases.steps_per_epoch, rda_optax)
   if phases.asr_steps and cfg.asr_optimizer == 'sgd':
     out['asr_lr'] = (
         optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
@@ -189,52 +183,20 @@ def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
   return retrain if retraining_by_sgd else method
 
 
-@functools.lru_cache(maxsize=None)
-def leaf_mask(select: str) -> Callable[[Any], Any] | None:
-  """The leaf selection of ``--select`` (None = rda_optax.default_mask).
-
-  Built once per ``--select`` value (cached): the optimizer, pruning, the
-  sparsity records, the report and the export share one selection.
-
-  ``kernels``: every leaf with ``ndim > 1``; ``conv``: ``ndim == 4``;
-  ``dense``: ``ndim == 2``; anything else is a regular expression searched in
-  the leaf's path, e.g. ``'Conv_[1-9]|Dense_0'`` (the path joins keys with
-  '/', like ``'Conv_0/kernel'``).
-  """
-  if select in ('kernels', '', None):
-    return None
-  if select == 'conv':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
-  if select == 'dense':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 2, params)
-  try:
-    pattern = re.compile(select)
-  except re.error as e:
-    raise ConfigError(
-        f'--select {select!r} is not kernels, conv, dense or a '
-        f'valid regular expression: {e}'
-    ) from e
-
-  def by_path(params):
-    def match(path, _):
-      return bool(pattern.search(path_str(path)))
-
-    return jax.tree_util.tree_map_with_path(match, params)
-
-  return by_path
-
-
-def path_str(path) -> str:
-  """'Conv_0/kernel' from a jax key path."""
-  parts = []
-  for k in path:
-    for attr in ('key', 'name', 'idx'):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-    else:
-      parts.append(str(k))
-  return '/'.join(parts)
+def build_context(
+    cfg: Config, hypers: dict[str, Any], mask: Any, steps_per_epoch: int
+) -> methods.BuildContext:
+  """The :class:`train.methods.BuildContext` of ``cfg`` (with the modules
+  the builders build with, and the batch-norm penalty of ``--scale_lam``)."""
+  return methods.BuildContext(
+      cfg,
+      hypers,
+      mask,
+      steps_per_epoch,
+      optax,
+      rda_optax,
+      selection.scale_penalty(cfg),
+  )
 
 
 def create_optimizer(
@@ -255,8 +217,8 @@ def create_optimizer(
   hypers = hyper_schedules(cfg, phases)
   # The leaves the method regularizes and ASR freezes: --select's, and with
   # --scale_lam the batch-norm scales too (weight decay stays on --select's).
-  decay_mask = leaf_mask(cfg.select)
-  mask = methods.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
+  decay_mask = selection.leaf_mask(cfg.select)
+  mask = selection.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
 
   def build(lr=None, gamma=None, lam=None, target_sparsity=None):
     # optax.inject_hyperparams calls this at every update with the values of
@@ -264,7 +226,7 @@ def create_optimizer(
     # --asr_restart), and keeps them in its state, where logging reads them.
     values = dict(lr=lr, gamma=gamma, lam=lam, target_sparsity=target_sparsity)
     return method.build(
-        methods.BuildContext(
+        build_context(
             cfg,
             {k: v for k, v in values.items() if v is not None},
             mask,
@@ -322,6 +284,6 @@ def prune(cfg: Config, params: Any) -> Any:
       params,
       cfg.prune_sparsity,
       scope=cfg.prune_scope,
-      mask=leaf_mask(cfg.select),
+      mask=selection.leaf_mask(cfg.select),
   )
   return pruning.apply_masks(params, masks)

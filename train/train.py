@@ -29,12 +29,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._models import models
 import rda_optax
 from . import checkpoint as ckpt_lib
 from . import config as config_lib
 from . import config_checks
-from . import data as data_lib
+from .data import loader as data_lib
 from . import divergence
 from . import locks
 from . import optimizer
@@ -42,6 +41,7 @@ from . import metrics as metrics_lib
 from . import methods
 from . import report as report_lib
 from . import run_model
+from . import selection
 from . import train_state as state_lib
 from . import train_step as step_lib
 from .evaluation import (
@@ -72,62 +72,13 @@ def check_runtime(cfg: config_lib.Config) -> None:
       )
 
 
-def check_model(cfg: config_lib.Config) -> None:
-  """The model name exists in ``models`` (and has batch-norm scales for
-  ``--scale_lam``)."""
-  known = getattr(models, 'REGISTRY', None)
-  if known is not None and cfg.model not in known:
-    raise config_lib.ConfigError(
-        f'Unknown model {cfg.model!r}. Known models: '
-        f'{", ".join(sorted(known))}.'
-    )
-  if cfg.scale_lam:
-    model = models.create(cfg.model)
-    x = jax.ShapeDtypeStruct(
-        (1,) + tuple(models.default_input_shape(cfg.model)), np.float32
-    )
-    shapes = jax.eval_shape(
-        lambda x: model.init(jax.random.key(0), x, train=False), x
-    )
-    try:
-      methods.scale_labels(cfg)(shapes['params'])
-    except ValueError as e:
-      raise config_lib.ConfigError(str(e)) from e
-
-
-# ---------------------------------------------------------------------------
-# Data.
-# ---------------------------------------------------------------------------
-
-
-def create_data(cfg: config_lib.Config) -> data_lib.Data:
-  """The run's data; a dataset that cannot be loaded is a ConfigError."""
-  try:
-    return data_lib.create_data(cfg)
-  except config_lib.ConfigError:
-    raise
-  except (ValueError, FileNotFoundError) as e:
-    # The input pipeline's DatasetNotFoundError is a ValueError; its message
-    # says how to pass a manual download folder.
-    raise config_lib.ConfigError(
-        f'Cannot load dataset {cfg.dataset!r}: {e}'
-    ) from e
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ != 'NonMatchingChecksumError':
-      raise
-    # A damaged or truncated archive in the manual / download folder.
-    got = [
-        line.strip()
-        for line in str(e).splitlines()
-        if 'filename=' in line and line.strip().startswith('* Got')
-    ]
-    name = got[0].split("filename='")[-1].rstrip("')") if got else 'a file'
-    raise config_lib.ConfigError(
-        f'Cannot prepare dataset {cfg.dataset!r}: {name} does not match '
-        'its published checksum (truncated or damaged); replace it with '
-        'the original archive (in --manual_dir or the TFDS download '
-        'folder).'
-    ) from e
+def check(cfg: config_lib.Config, *, model=None) -> None:
+  """The checks of a run that need JAX, once, before any work: the devices
+  (:func:`check_runtime`) and, for a registry model (``model`` None), its
+  name and parameters (:func:`train.selection.check_model`)."""
+  check_runtime(cfg)
+  if model is None:
+    selection.check_model(cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -139,11 +90,6 @@ class _Run:
   """One run, set up once; :meth:`train` steps, logs, evaluates and saves."""
 
   def __init__(self, cfg: config_lib.Config, model, data: data_lib.Data | None):
-    config_checks.validate(cfg)
-    if model is None:
-      check_model(cfg)
-    check_runtime(cfg)
-    config_checks.check_workdir(cfg)
     self.cfg = cfg
     self.is_main = jax.process_index() == 0
     self.run_lock = locks.RunLock(cfg.workdir)
@@ -183,7 +129,7 @@ class _Run:
     init_variables = (
         run_model.load_init_variables(cfg.init_from) if cfg.init_from else None
     )
-    self.data = data = create_data(cfg) if data is None else data
+    self.data = data = data_lib.create_data(cfg) if data is None else data
     self.phases = optimizer.make_phases(cfg, data.num_train_examples)
     if model is None:
       model = step_lib.create_model(cfg, data.num_classes)
@@ -272,6 +218,15 @@ class _Run:
   ) -> dict[str, Any]:
     done = step + 1
     sparsity = sparsity_record(state_lib.unreplicate(model), self.cfg)
+    hypers = self.applied_hypers(step)
+    if bad := divergence.invalid_hypers(hypers):
+      divergence.raise_diverged(
+          f'{bad} from its schedule',
+          done,
+          'Fix that schedule',
+          self.cfg,
+          self.ckpts,
+      )
     record = {
         'type': 'train',
         'step': done,
@@ -279,7 +234,7 @@ class _Run:
         'phase': self.phases.phase(step),
         **averages,
         'sparsity': sparsity['sparsity'],
-        **self.applied_hypers(step),
+        **hypers,
         **throughput.record(),
     }
     self.check_finite(record['loss'], 'training loss', done)
@@ -439,7 +394,11 @@ class _Run:
 
 
 def train_and_evaluate(
-    cfg: config_lib.Config, *, model=None, data: data_lib.Data | None = None
+    cfg: config_lib.Config,
+    *,
+    model=None,
+    data: data_lib.Data | None = None,
+    checked: bool = False,
 ) -> TrainState:
   """Trains and evaluates; the run directory is ``cfg.workdir``.
 
@@ -447,10 +406,21 @@ def train_and_evaluate(
   train state (host copy of one replica).
 
   Args:
-    cfg: the run's config (validated here).
+    cfg: the run's config.
     model: a Flax module to use instead of ``models.create(cfg.model)``.
-    data: a :class:`train.data.Data` instead of ``create_data(cfg)``.
+    data: a :class:`train.data.loader.Data` instead of
+      ``create_data(cfg)``.
+    checked: ``cfg`` has passed :func:`train.config_checks.check` and
+      :func:`check` (as the command line does, once, before it calls this);
+      otherwise they run here.
+
+  Raises:
+    ConfigError: a check failed, naming the option and the fix.
+    Diverged: the run diverged.
   """
+  if not checked:
+    config_checks.check(cfg)
+    check(cfg, model=model)
   try:
     run = _Run(cfg, model, data)
   except OSError as e:

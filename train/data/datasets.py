@@ -5,6 +5,8 @@ Static facts only, no I/O beyond looking for folders:
 * :data:`DATASETS`: the :class:`DatasetInfo` of every named dataset (TFDS
   datasets and the CIFAR-10 JPEG copy); ``imagefolder:<path>`` and
   ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded.
+* which names a source can load (:func:`check_dataset`; light, for the
+  command line's checks);
 * the TFDS specs (file names of a manual download folder, a URL to probe),
   the per-channel statistics :data:`MEAN_STD` and the augmentation kinds
   that :mod:`train.data.augment` applies on the device;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -253,78 +256,73 @@ TFDS_SPECS = {
     ),
 }
 
+
+def _info(name, classes, shape, sizes, stats, augmentation, eval_split='test'):
+  return DatasetInfo(
+      name, classes, shape, 'train', eval_split, *sizes, *MEAN_STD[stats],
+      augmentation,
+  )  # fmt: skip
+
+
 DATASETS: dict[str, DatasetInfo] = {
-    'mnist': DatasetInfo(
-        'mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['mnist'],
-        AUG_NONE,
-    ),
-    'fashion_mnist': DatasetInfo(
-        'fashion_mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['fashion_mnist'],
-        AUG_NONE,
-    ),
-    'cifar10': DatasetInfo(
-        'cifar10',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
-    'cifar100': DatasetInfo(
-        'cifar100',
-        100,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar100'],
-        AUG_CROP_FLIP,
-    ),
-    'imagenet2012': DatasetInfo(
-        'imagenet2012',
-        1000,
-        (224, 224, 3),
-        'train',
-        'validation',
-        1_281_167,
-        50_000,
-        *MEAN_STD['imagenet'],
-        AUG_FLIP,
-    ),
-    # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
-    # train.data.sources.load_dataset.
-    'cifar10_jpg': DatasetInfo(
-        'cifar10_jpg',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
+    info.name: info
+    for info in (
+        _info('mnist', 10, (28, 28, 1), (60_000, 10_000), 'mnist', AUG_NONE),
+        _info(
+            'fashion_mnist',
+            10,
+            (28, 28, 1),
+            (60_000, 10_000),
+            'fashion_mnist',
+            AUG_NONE,
+        ),
+        _info(
+            'cifar10', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'cifar100', 100, (32, 32, 3), (50_000, 10_000), 'cifar100',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'imagenet2012', 1000, (224, 224, 3), (1_281_167, 50_000),
+            'imagenet', AUG_FLIP, eval_split='validation',
+        ),  # fmt: skip
+        # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics,
+        # see train.data.sources.load_dataset.
+        _info(
+            'cifar10_jpg', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+    )
 }
 TFDS_DATASETS = tuple(TFDS_SPECS)
 IMAGEFOLDER_PREFIX = 'imagefolder:'
+# ``synthetic[:HxWxC][:classes][:augmentation]``: train.data.synthetic_source.
+SYNTHETIC_NAME = re.compile(
+    r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?'
+    rf'(?::({AUG_FLIP}|{AUG_CROP_FLIP}))?$'
+)
+
+
+def is_synthetic(name: str) -> bool:
+  """Whether ``name`` names a synthetic dataset."""
+  return bool(SYNTHETIC_NAME.match(name))
+
+
+def check_dataset(name: str) -> None:
+  """Raises ValueError for a dataset name no source can load (no I/O)."""
+  if name in DATASETS or is_synthetic(name):
+    return
+  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
+      IMAGEFOLDER_PREFIX
+  ):
+    return
+  raise ValueError(
+      f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} "
+      "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
+      '.tar.gz).'
+  )
 
 
 def unknown_dataset_message(name: str) -> str:

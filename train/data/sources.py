@@ -16,6 +16,7 @@ from .datasets import DATASETS
 from .datasets import IMAGEFOLDER_PREFIX
 from .datasets import TFDS_SPECS
 from .datasets import Dataset
+from .datasets import check_dataset  # noqa: F401  (re-exported)
 from .datasets import unknown_dataset_message
 from .cifar_jpg_source import find_cifar10_jpg
 from .folder_source import load_image_folder
@@ -24,21 +25,6 @@ from .synthetic_source import is_synthetic
 from .synthetic_source import load_synthetic
 from .tfds_source import load_tfds
 from .tfds_source import prepare_tfds
-
-
-def check_dataset(name: str) -> None:
-  """Raises ValueError for a dataset name no source can load (no I/O)."""
-  if name in DATASETS or is_synthetic(name):
-    return
-  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
-      IMAGEFOLDER_PREFIX
-  ):
-    return
-  raise ValueError(
-      f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} "
-      "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
-      '.tar.gz).'
-  )
 
 
 def load_dataset(

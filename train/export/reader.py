@@ -21,7 +21,7 @@ from .._models import models
 import rda_optax
 from .. import config as config_lib
 from .. import evaluation
-from .. import train as train_lib
+from ..data import loader as data_lib
 from .. import train_state as state_lib
 from .. import train_step as step_lib
 
@@ -109,7 +109,7 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
     raise config_lib.ConfigError(str(e)) from e
   if 'dataset' not in explicit:
     cfg = cfg.replace(dataset=meta['dataset'])
-  data = train_lib.create_data(cfg)
+  data = data_lib.create_data(cfg)
   if tuple(data.image_shape) != tuple(meta['input_shape']) or (
       data.num_classes != meta['num_classes']
   ):

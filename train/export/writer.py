@@ -19,8 +19,8 @@ from .._models import models
 import rda_optax
 from .. import config as config_lib
 from ..data import datasets
-from .. import optimizer
 from .. import run_model
+from .. import selection
 from ..data import synthetic_source
 from .reader import ExportError
 from .reader import FORMAT
@@ -170,7 +170,7 @@ def export_run(
 
   macs_before = models.flops(model, variables, input_shape)
   macs_after = models.flops(rebuilt, result.variables, input_shape)
-  mask = optimizer.leaf_mask(cfg.select)
+  mask = selection.leaf_mask(cfg.select)
   summary = rda_optax.sparsity_summary(variables['params'], mask)
 
   tmp = out + '.tmp'
