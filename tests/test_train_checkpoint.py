@@ -23,7 +23,7 @@ from _train_driver import REPO, TinyBN, env_with_devices, flat
 from train import checkpoint as ckpt_lib
 from train import cli
 from train import config as config_lib
-from train import data as data_lib
+from train.data import loader as data_lib
 from train import metrics as metrics_lib
 from train import train as train_lib
 

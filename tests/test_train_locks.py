@@ -15,7 +15,7 @@ import pytest
 
 from _train_driver import REPO, TinyBN
 from train import config as config_lib
-from train import data as data_lib
+from train.data import loader as data_lib
 from train import locks
 from train import train as train_lib
 

@@ -7,7 +7,7 @@ import numpy as np
 from _train_driver import TinyBN, flat
 from train import checkpoint as ckpt_lib
 from train import config as config_lib
-from train import data as data_lib
+from train.data import loader as data_lib
 from train import evaluation
 from train import metrics as metrics_lib
 from train import run_model

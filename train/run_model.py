@@ -25,7 +25,7 @@ import optax
 import rda_optax
 from . import checkpoint as ckpt_lib
 from . import config as config_lib
-from . import data as data_lib
+from .data import loader as data_lib
 from . import optimizer
 from . import train_state as state_lib
 from . import train_step as step_lib
