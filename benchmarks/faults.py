@@ -18,7 +18,7 @@ by ``tests/_fake_mnist.py``):
 * tracebacks on write failures (target 0): full file systems of three sizes
   (a tmpfs in a user namespace; skipped where that is not allowed).
 
-    python benchmarks/faults.py            # 2-3 minutes on 2 (shared) CPU cores
+    python -m benchmarks.faults            # 2-3 minutes on 2 (shared) CPU cores
 """
 
 from __future__ import annotations
