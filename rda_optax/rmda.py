@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 import copy
-import functools
 import dataclasses
+import functools
+import types
 from typing import Any, NamedTuple
 
 import jax
@@ -39,6 +40,45 @@ def _is_array(x: Any) -> bool:
   return isinstance(x, (jax.Array, np.ndarray)) or isinstance(
       x, jax.core.Tracer
   )
+
+
+def _static_key(x: Any, depth: int = 0) -> Any:
+  """A hashable key of a static value, equal for equal values: a function
+  is keyed by its code, defaults and captured values, so that the closures a
+  factory makes anew at each call (``optax.inject_hyperparams`` calls it at
+  every update) give one state structure, not one per call."""
+  if depth > 8:
+    return ('id', id(x))
+  if isinstance(x, types.FunctionType):
+    cells = []
+    for cell in x.__closure__ or ():
+      try:
+        cells.append(_static_key(cell.cell_contents, depth + 1))
+      except ValueError:  # an empty cell
+        cells.append(None)
+    return (
+        'fn',
+        x.__code__,
+        _static_key(x.__defaults__, depth + 1),
+        _static_key(x.__kwdefaults__, depth + 1),
+        tuple(cells),
+    )
+  if isinstance(x, functools.partial):
+    return (
+        functools.partial,
+        _static_key(x.func, depth + 1),
+        _static_key(x.args, depth + 1),
+        _static_key(x.keywords, depth + 1),
+    )
+  if isinstance(x, Mapping):
+    return (type(x), tuple((k, _static_key(v, depth + 1)) for k, v in x.items()))
+  if isinstance(x, (list, tuple)):
+    return (type(x), tuple(_static_key(v, depth + 1) for v in x))
+  try:
+    hash(x)
+    return x
+  except TypeError:
+    return ('id', id(x))
 
 
 def _split(x: Any, args: list[Any]) -> tuple[Any, Any]:
@@ -79,11 +119,7 @@ def _split(x: Any, args: list[Any]) -> tuple[Any, Any]:
     if isinstance(x, Mapping):
       return type(x)({k: t for k, t, _ in parts}), key
     return type(x)(t for _, t, _ in parts), key
-  try:
-    hash(x)
-    return x, x
-  except TypeError:
-    return x, ('id', id(x))
+  return x, _static_key(x)
 
 
 def _fill(template: Any, args: Any) -> Any:
@@ -156,6 +192,8 @@ _PROX_SPECS: dict[Any, type] = {}
 
 
 def _mask_key(mask: Any) -> Any:
+  if callable(mask):
+    return _static_key(mask)
   try:
     hash(mask)
     return mask

@@ -364,3 +364,38 @@ def test_the_prox_recipe_survives_a_checkpoint_and_a_pickle(tmp_path):
   got = rda_optax.sparse_params(again, params)
   for k in SHAPES:
     np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_a_factory_making_new_closures_keeps_one_state_structure():
+  """A build function that makes its mask and its labels anew at each call
+  (``optax.inject_hyperparams`` calls it at every update, the train job's
+  --scale_lam did) gives one state structure: equal closures (same code,
+  equal captured values) are one static part. Else every update would
+  change the structure (a retrace per step) and ASR's ``lax.cond`` between
+  the two branches would fail."""
+
+  def build(learning_rate, lam):
+    labels = lambda p: jax.tree.map(lambda x: 'w' if x.ndim > 1 else 'b', p)
+    reg = rda_optax.partitioned(
+        {'w': rda_optax.l1(lam), 'b': rda_optax.l1(lam / 10)}, labels
+    )
+    return rda_optax.rmda(
+        learning_rate,
+        reg,
+        momentum=0.9,
+        mask=lambda p: jax.tree.map(lambda x: x.ndim > 0, p),
+    )
+
+  opt = rda_optax.asr(
+      optax.inject_hyperparams(build)(learning_rate=0.1, lam=0.05),
+      retrain=optax.sgd(0.01),
+      start_step=3,
+  )
+  params = random_params()
+  state = opt.init(params)
+  step = jax.jit(opt.update)
+  for g in random_grads(5):
+    updates, new_state = step(jax.tree.map(jnp.asarray, g), state, params)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    state, params = new_state, optax.apply_updates(params, updates)
+  assert step._cache_size() == 1

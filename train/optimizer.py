@@ -184,10 +184,23 @@ def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
 
 
 def build_context(
-    cfg: Config, hypers: dict[str, Any], mask: Any, steps_per_epoch: int
+    cfg: Config,
+    hypers: dict[str, Any],
+    mask: Any,
+    steps_per_epoch: int,
+    scales: Any = None,
 ) -> methods.BuildContext:
   """The :class:`train.methods.BuildContext` of ``cfg`` (with the modules
-  the builders build with, and the batch-norm penalty of ``--scale_lam``)."""
+  the builders build with, and the batch-norm penalty of ``--scale_lam``).
+
+  ``scales``: :func:`train.selection.scale_penalty` of ``cfg``, made once
+  per optimizer and passed to every build (None: made here). The
+  regularizer is static in the method's state structure, so the builds of
+  one optimizer (``optax.inject_hyperparams`` builds at every update, and
+  ASR traces two) must share one penalty and one labels function.
+  """
+  if scales is None:
+    scales = selection.scale_penalty(cfg)
   return methods.BuildContext(
       cfg,
       hypers,
@@ -195,7 +208,7 @@ def build_context(
       steps_per_epoch,
       optax,
       rda_optax,
-      selection.scale_penalty(cfg),
+      scales,
   )
 
 
@@ -219,6 +232,7 @@ def create_optimizer(
   # --scale_lam the batch-norm scales too (weight decay stays on --select's).
   decay_mask = selection.leaf_mask(cfg.select)
   mask = selection.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
+  scales = selection.scale_penalty(cfg)
 
   def build(lr=None, gamma=None, lam=None, target_sparsity=None):
     # optax.inject_hyperparams calls this at every update with the values of
@@ -231,6 +245,7 @@ def create_optimizer(
             {k: v for k, v in values.items() if v is not None},
             mask,
             phases.steps_per_epoch,
+            scales,
         )
     )
 
