@@ -23,11 +23,11 @@ Inputs are NHWC floats; logits are float32 whatever the compute ``dtype``.
 
 try:
   import flax as _flax  # pylint: disable=unused-import
-except ImportError as _e:
+except ImportError:
   raise ImportError(
       'models needs Flax: install the models extra, e.g. pip install -e '
       '".[models]" in the checkout (or ".[all]").'
-  ) from _e
+  ) from None  # (the cause is in the message: one traceback, not two)
 
 from .compaction import (
     CompactionResult,

@@ -329,6 +329,9 @@ def save_sparse(
       dir=folder, prefix='.' + os.path.basename(path), suffix='.tmp'
   )
   try:
+    # mkstemp makes the file 0600; the file written is the user's, with the
+    # mode any new file of theirs gets (0666 less the umask).
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, 'wb') as f:
       (np.savez_compressed if compress else np.savez)(f, **members)
       f.flush()
@@ -338,6 +341,12 @@ def save_sparse(
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def _umask() -> int:
+  mask = os.umask(0o022)  # (read by setting; restored at once)
+  os.umask(mask)
+  return mask
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """models.registry: reference parameter counts, names, input shapes, errors."""
 
+import os
 import math
 
 import pytest
@@ -142,3 +143,29 @@ def test_registry_errors():
     models.create('vgg16', variant='tiny')
   with pytest.raises(ValueError, match='Valid names'):
     models.default_input_shape('alexnet')
+
+
+def test_without_flax_the_import_error_names_the_extra():
+  """Without the models extra, ``import models`` fails with one error (not
+  two chained tracebacks) whose message names the install command."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          "import sys; sys.modules['flax'] = None; " 'import models',
+      ],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=60,
+  )
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 1
+  assert lines[-1].startswith(
+      'ImportError: models needs Flax: install the ' 'models extra'
+  ), lines
+  assert 'direct cause' not in proc.stderr and len(lines) <= 6, lines

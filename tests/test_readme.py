@@ -28,9 +28,11 @@ def test_readme_is_short_and_has_code():
   assert python_blocks()
 
 
-def test_readme_python_blocks_run_in_order(capsys):
-  namespace = {'__name__': '__readme__'}
+def test_readme_python_blocks_run_each_on_its_own(capsys):
+  """A reader copies one block: each runs in a fresh namespace (its
+  imports its own)."""
   for i, block in enumerate(python_blocks()):
+    namespace = {'__name__': '__readme__'}
     try:
       exec(compile(block, f'README.md block {i}', 'exec'), namespace)  # pylint: disable=exec-used
     except Exception as e:  # pylint: disable=broad-except

@@ -574,3 +574,19 @@ def test_a_damaged_nm_leaf_is_a_format_error(tmp_path, damage, match):
   np.savez(path, **members)
   with pytest.raises(rda_optax.SparseFormatError, match=match):
     rda_optax.load_sparse(path)
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_the_file_has_the_mode_of_any_new_file(tmp_path, umask):
+  """save_sparse writes through a private temporary file (mkstemp: 0600),
+  but the file it leaves has 0666 less the umask, as open() gives."""
+  old = os.umask(umask)
+  try:
+    rda_optax.save_sparse(str(tmp_path / 'v.npz'), {'w': np.zeros(3)})
+    with open(tmp_path / 'plain', 'w'):
+      pass
+  finally:
+    os.umask(old)
+  mode = os.stat(tmp_path / 'v.npz').st_mode & 0o777
+  assert mode == os.stat(tmp_path / 'plain').st_mode & 0o777
+  assert mode == 0o666 & ~umask

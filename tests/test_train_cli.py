@@ -7,6 +7,7 @@ checks that precede any work), except the divergence run.
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -158,6 +159,19 @@ def test_list_presets(capsys):
     assert name in out
   line = [l for l in out.splitlines() if l.startswith('mnist_lenet300_100 ')][0]
   assert '20 + 10 ASR epochs' in line and '--gamma 1.0' in line
+
+
+@pytest.mark.parametrize('name', sorted(config_lib.PRESETS))
+def test_each_listed_preset_line_is_a_command_that_gives_the_preset(name):
+  """The flags --list_presets prints for a preset parse (a boolean as
+  --nesterov, not '--nesterov True') and, given on top of the preset,
+  change nothing; a preset without an ASR phase lists no ASR option."""
+  line = cli.describe_preset(name)
+  words = line.split(' epochs: ', 1)[1].split()
+  cfg, _, _ = cli.parse_config(['--preset', name] + words)
+  assert cfg == config_lib.get_config(name)
+  if not cfg.asr_epochs:
+    assert '--asr_' not in line
 
 
 def test_help_mentions_fields():
@@ -482,3 +496,36 @@ def test_help_lists_every_entry_of_the_tables_and_who_reads_each_option():
   )
   assert '[--regularizer tl1]' in helps['tl1_a']
   assert 'splitting' in helps['lam2'] and 'sparse_group_lasso' in helps['lam2']
+
+
+def test_rerunning_a_finished_run_answers_before_jax(
+    tiny_one_device_run, monkeypatch, capsys
+):
+  """The same command on a finished run directory says so from its
+  complete.json, before train.launch (JAX, the data, the model) is
+  imported; a changed option is refused as before."""
+  from _train_driver import TINY_ARGS  # pylint: disable=import-outside-toplevel
+
+  args = [*TINY_ARGS, '--workdir', tiny_one_device_run]
+  monkeypatch.setitem(sys.modules, 'train.launch', None)  # import fails
+  assert cli.main(args) == 0
+  out = capsys.readouterr().out
+  assert out.startswith(f'{tiny_one_device_run} is already complete (4 steps)')
+  # Another option is refused by the run directory's own check, as before.
+  assert cli.main(args + ['--lam', '1e-3']) == 2
+  assert 'run has 0.003, now 0.001' in capsys.readouterr().err
+
+
+def test_the_complete_record_needs_its_final_checkpoint(tmp_path):
+  from train import complete  # pylint: disable=import-outside-toplevel
+
+  cfg = config_lib.get_config(workdir=str(tmp_path))
+  complete.write(cfg, 7)
+  assert complete.finished(cfg) is None  # no checkpoints/7
+  os.makedirs(tmp_path / 'checkpoints' / '7')
+  assert complete.finished(cfg) == 7
+  assert complete.finished(cfg.replace(lam=cfg.lam * 2)) is None
+  (tmp_path / complete.FILE).write_text('{"version": 1, "steps": ')
+  assert complete.finished(cfg) is None  # unreadable: the normal path
+  complete.clear(str(tmp_path))
+  assert not (tmp_path / complete.FILE).exists()

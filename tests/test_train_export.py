@@ -3,6 +3,7 @@ sparse model computes, and python -m train --eval_export."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -117,14 +118,25 @@ def test_export_width_multiple_rounds_widths_and_stays_exact(
 def test_eval_export_matches_the_runs_own_evaluation(
     lenet5_run, tmp_path, capsys
 ):
-  out = str(tmp_path / 'export')
+  """The export folder or the run directory holding it (its export/, where
+  python -m train.export RUN_DIR writes) give the run's own test metrics; a
+  run directory without an export is a one-line error naming the fix."""
+  run = tmp_path / 'run'
+  os.makedirs(run)
+  shutil.copy(os.path.join(lenet5_run.workdir, 'config.json'), run)
+  assert cli.main(['--eval_export', str(run)]) == 2
+  assert 'without an export; make one with python -m train.export' in (
+      capsys.readouterr().err
+  )
+  out = str(run / 'export')
   export.export_run(lenet5_run.workdir, out)
-  capsys.readouterr()
-  assert cli.main(['--eval_export', out]) == 0
-  line = capsys.readouterr().out.strip().splitlines()[-1]
   last = metrics_lib.read_records(lenet5_run.workdir, 'eval')[-1]
-  assert f'test top-1 {last["test_top1"]:.4f}' in line, line
-  assert 'on synthetic:28x28x1:10' in line
+  for given in (out, str(run)):
+    capsys.readouterr()
+    assert cli.main(['--eval_export', given]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f'test top-1 {last["test_top1"]:.4f}' in line, line
+    assert 'on synthetic:28x28x1:10' in line
 
 
 def test_resnet_with_batch_norm_exports_exactly(tmp_path):

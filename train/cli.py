@@ -42,6 +42,7 @@ import sys
 import textwrap
 from typing import Any
 
+from . import complete
 from . import config as config_lib
 from . import config_checks
 from . import methods
@@ -120,10 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument(
       '--eval_export',
       default=None,
-      metavar='EXPORT_DIR',
-      help='Evaluate a model exported by python -m '
-      'train.export on the test split of its dataset (or of '
-      '--dataset; the data options apply) and exit.',
+      metavar='DIR',
+      help='Evaluate a model exported by python -m train.export (its '
+      'folder, or the run directory holding it in export/) on the test '
+      'split of its dataset (or of --dataset; the data options apply) and '
+      'exit.',
   )
   group = parser.add_argument_group(
       'config (train.config.Config; defaults are those of the default preset)'
@@ -134,7 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     value = getattr(defaults, name)
     if isinstance(value, tuple):
       value = ','.join(f'{v:g}' for v in value)
-    help_text += f' (default: {value!r})' if value != '' else ' (default: none)'
+    if '(default: ' not in help_text:  # (some docs say where it comes from)
+      help_text += (
+          ' (default: none)'
+          if value in ('', None)
+          else f' (default: {value!r})'
+      )
     help_text = help_text.replace('%', '%%')  # argparse %-formats help.
     kind = str(field.type)
     if kind.startswith('bool'):
@@ -233,6 +240,17 @@ def parse_config(
   return cfg, set(explicit), args
 
 
+def _flag(name: str, value: Any) -> str:
+  """The command-line words that set ``name`` to ``value``, as the parser
+  reads them (a boolean is ``--name`` or ``--no-name``; a tuple is its
+  values, comma-separated)."""
+  if isinstance(value, bool):
+    return f'--{name}' if value else f'--no-{name}'
+  if isinstance(value, (tuple, list)):
+    value = ','.join(str(v) for v in value)
+  return f'--{name} {value}'
+
+
 def describe_preset(name: str) -> str:
   """One line: model / dataset / method, epochs, and the preset's settings."""
   p = config_lib.PRESETS[name]
@@ -253,11 +271,13 @@ def describe_preset(name: str) -> str:
         and not (k == 'scale_penalty' and not cfg.scale_lam)
     }
   rest = ' '.join(
-      f'--{k} {v}'
+      _flag(k, v)
       for k, v in p.items()
       if k not in shown
       and k not in ('log_every_steps', 'eval_every_epochs')
       and k not in ignored
+      # No ASR phase: its options would do nothing.
+      and not (k.startswith('asr_') and not cfg.asr_epochs)
   )
   return (
       f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
@@ -282,6 +302,18 @@ def main(argv: list[str] | None = None) -> int:
       config_checks.check_values(cfg)
     else:
       config_checks.check(cfg, explicit, printing=args.print_config)
+      steps = None if args.print_config else complete.finished(cfg)
+      if steps is not None:  # The same command again: answered at once.
+        print(
+            f'{cfg.workdir} is already complete ({steps} steps): nothing to '
+            'train. Its report follows; use another --workdir to train '
+            'again.',
+            flush=True,
+        )
+        report = complete.report_text(cfg.workdir)
+        if report:
+          print(report, flush=True)
+        return 0
     from . import launch  # pylint: disable=import-outside-toplevel
 
     launch.main(cfg, explicit, args)

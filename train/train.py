@@ -31,6 +31,7 @@ import numpy as np
 
 import rda_optax
 from . import checkpoint as ckpt_lib
+from . import complete
 from . import config as config_lib
 from . import config_checks
 from .data import loader as data_lib
@@ -307,6 +308,8 @@ class _Run:
     """Steps from the restored step to the end; the final host state."""
     cfg, phases = self.cfg, self.phases
     total = phases.total_steps
+    if self.is_main and self.step_offset < total:
+      complete.clear(cfg.workdir)
     if self.is_main and self.step_offset >= total:
       print(
           f'{cfg.workdir} is already complete ({self.step_offset} of '
@@ -374,8 +377,12 @@ class _Run:
           throughput.exclude(time.perf_counter() - t_save)
       final = ckpt_lib.host_copy(state_lib.unreplicate(self.state))
       bar.close()  # The report starts on a line of its own, after the bar.
-      if self.is_main and cfg.report and int(final.step) >= total:
-        report_lib.write_report(cfg, final.params, last_train=last_record)
+      if self.is_main and int(final.step) >= total:
+        if cfg.report:
+          report_lib.write_report(cfg, final.params, last_train=last_record)
+        # After the final checkpoint is written (the record names it).
+        self.ckpts.wait()
+        complete.write(cfg, int(final.step))
     finally:
       data_lib.close(batches)
       bar.close()

@@ -43,13 +43,33 @@ def tuples_in(fields: dict[str, Any]) -> dict[str, Any]:
   return {k: _tuples(v) for k, v in fields.items()}
 
 
+def export_folder(path: str) -> str:
+  """``path``, or its ``export/`` when ``path`` is a run directory (it has
+  a ``config.json``, no ``model.json``) holding one."""
+  inner = os.path.join(path, 'export')
+  if not os.path.exists(os.path.join(path, 'model.json')) and os.path.exists(
+      os.path.join(path, 'config.json')
+  ):
+    if not os.path.exists(os.path.join(inner, 'model.json')):
+      raise ExportError(
+          f'{path} is a run directory without an export; make one with '
+          f'python -m train.export {path}.'
+      )
+    return inner
+  return path
+
+
 def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
   """``(model, variables, meta)`` of an export folder.
+
+  ``path`` is the export folder, or the run directory it was made in (its
+  ``export/``, where ``python -m train.export RUN_DIR`` writes by default).
 
   Raises:
     ExportError: not an export folder, another version, or variables that do
       not match the model (a clear message; never a silently wrong model).
   """
+  path = export_folder(path)
   meta_path = os.path.join(path, 'model.json')
   try:
     with open(meta_path) as f:
