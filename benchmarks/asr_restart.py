@@ -6,8 +6,8 @@ preset mnist_lenet300_rda: LeNet-300-100 on MNIST, the paper's RDA then ASR) wit
 ``--no-asr_restart`` and ``--asr_restart`` for several seeds and prints the
 final test accuracy and sparsity of each.
 
-    python benchmarks/asr_restart.py                      # mnist_lenet300_rda, seeds 0 1
-    python benchmarks/asr_restart.py --seeds 0 1 2 -- --epochs 4 --asr_epochs 2
+    python -m benchmarks.asr_restart                      # mnist_lenet300_rda, seeds 0 1
+    python -m benchmarks.asr_restart --seeds 0 1 2 -- --epochs 4 --asr_epochs 2
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # ResNet-18 on CIFAR-10 (the JPEG copy) at 95% sparsity on one accelerator:
 # dense SGD, global Han (dense parent, then fine-tuning at 0.01 and 0.03),
 # gradual magnitude pruning and RMDA projected, all at the same epoch budget
-# and side by side (benchmarks/frontier.py --jobs 5), for the largest budget
+# and side by side (python -m benchmarks.frontier --jobs 5), for the largest budget
 # among cifar_resnet18_e{15,30,60,90} that the time given allows.
 #
 #   RDA_SHARED_DATA=DIR bash benchmarks/cifar_resnet18_accelerator.sh \
@@ -13,7 +13,7 @@
 # five ResNet-18 processes sharing the accelerator (250 steps each, the
 # last 50 timed), then picks the budget whose runs fit in what is left. COPY_TO, if given,
 # receives the results (results.json, frontier.md, frontier.png, the run
-# logs as runs.tgz). Runs already finished are kept (frontier.py resumes).
+# logs as runs.tgz). Runs already finished are kept (the frontier resumes).
 #
 # Environment: SEEDS (default "0"), LEVELS (default "0.95"), METHODS
 # (default "dense han_global rmda_target gmp") choose the sweep's points;
@@ -110,7 +110,7 @@ SETTING=cifar_resnet18_e$E
 OUTDIR=benchmarks/results/frontier_$SETTING
 mkdir -p "$OUTDIR"
 # shellcheck disable=SC2086
-timeout -k 10 $((LEFT + 30)) $PY benchmarks/frontier.py "$SETTING" \
+timeout -k 10 $((LEFT + 30)) $PY -m benchmarks.frontier "$SETTING" \
   --seeds $SEEDS --methods $METHODS --strengths $LEVELS --jobs $JOBS \
   2>&1 | tee -a "$OUTDIR/frontier.log"
 echo "done after $(($(date +%s) - T0)) s"

@@ -19,8 +19,8 @@ of, on the same in-memory / memory-mapped split and the same global batch:
 Each also checks that one epoch visits every example once. Needs ``pip
 install grain`` (not a dependency of the library)::
 
-    python benchmarks/grain_sampler.py                # MNIST in RAM, CIFAR-10 JPEG cache
-    python benchmarks/grain_sampler.py --batch 128 --seconds 3
+    python -m benchmarks.grain_sampler                # MNIST in RAM, CIFAR-10 JPEG cache
+    python -m benchmarks.grain_sampler --batch 128 --seconds 3
 
 Prints a markdown table naming the machine.
 """
@@ -36,12 +36,11 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-import grain  # noqa: E402
-import jax  # noqa: E402
+import grain
+import jax
 
-from train.data import input_pipeline as ip  # noqa: E402
+from train.data import input_pipeline as ip
 
 
 class Records:

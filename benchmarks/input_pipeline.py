@@ -11,8 +11,8 @@ Shows whether the input pipeline can keep an accelerator busy:
 * device augmentation + normalisation (``train.data.augment.preprocess``) under jit, batch-wise and
   per example under vmap (as ``train.train_step.train_step`` calls it).
 
-    python benchmarks/input_pipeline.py                 # data from $RDA_SHARED_DATA or ../shared/data
-    python benchmarks/input_pipeline.py --data_dir /tmp/tfds --batch 256 --seconds 3
+    python -m benchmarks.input_pipeline                 # data from $RDA_SHARED_DATA or ../shared/data
+    python -m benchmarks.input_pipeline --data_dir /tmp/tfds --batch 256 --seconds 3
 
 Prints a markdown table naming the machine.
 """
@@ -23,20 +23,18 @@ import argparse
 import io
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-import jax  # noqa: E402
+import jax
 
-from train.data import augment  # noqa: E402
+from train.data import augment
 from train.data import decode
-from train.data import input_pipeline as ip  # noqa: E402
+from train.data import input_pipeline as ip
 
 ROWS: list[tuple[str, str, str, str]] = []
 

@@ -14,7 +14,7 @@ buffers donated as in a train step:
 
 The functions alternate within each round; the figure is the median time.
 
-    python benchmarks/mask_read_cost.py
+    python -m benchmarks.mask_read_cost
 """
 
 from __future__ import annotations

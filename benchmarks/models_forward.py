@@ -16,8 +16,8 @@ Two markdown tables:
 Variables are random (numpy-filled, not trained): throughput does not depend on
 the values. Example::
 
-  python benchmarks/models_forward.py --batch 8 --repeats 3
-  python benchmarks/models_forward.py --models resnet18,vgg16 --compact resnet18
+  python -m benchmarks.models_forward --batch 8 --repeats 3
+  python -m benchmarks.models_forward --models resnet18,vgg16 --compact resnet18
 """
 
 import argparse
@@ -25,7 +25,6 @@ import functools
 import math
 import os
 import platform
-import sys
 import time
 
 import jax
@@ -33,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+import models
 
 DEFAULT_MODELS = (
     'lenet5,lenet300_100,resnet18,resnet50,vgg16,wrn28_10,'

@@ -8,8 +8,8 @@ without the N:M code (bitmask, indices or dense per array: what
 ``save_sparse`` wrote before the N:M layout) and with it, plus the size of
 the ``.npz`` file ``save_sparse`` writes (header and zip framing included).
 
-    python benchmarks/nm_sparse_size.py
-    python benchmarks/nm_sparse_size.py --patterns 2:4 1:4 4:8
+    python -m benchmarks.nm_sparse_size
+    python -m benchmarks.nm_sparse_size --patterns 2:4 1:4 4:8
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ import argparse
 import functools
 import math
 import os
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import models  # noqa: E402
-import rda_optax  # noqa: E402
-from rda_optax import sparse_io  # noqa: E402
+import models
+import rda_optax
+from rda_optax import sparse_io
 
 MODELS = ('lenet300_100', 'resnet8')
 

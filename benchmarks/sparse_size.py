@@ -6,8 +6,8 @@ reports the kernel sparsity, the file size and its ratio to the dense
 float32 size of the same parameters (``np.savez`` of the dense arrays), plus
 the time of a save and a load.
 
-    python benchmarks/sparse_size.py RUN_DIR [RUN_DIR ...]
-    python benchmarks/sparse_size.py --frontier lenet300   # one run per level
+    python -m benchmarks.sparse_size RUN_DIR [RUN_DIR ...]
+    python -m benchmarks.sparse_size --frontier lenet300   # one run per level
 
 ``--frontier SETTING`` picks, from ``benchmarks/results/frontier_<SETTING>``,
 the seed-0 RMDA run closest to each sparsity level of the results page.
@@ -24,16 +24,15 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-import rda_optax  # noqa: E402
-from train import checkpoint as ckpt_lib  # noqa: E402
-from train import metrics as metrics_lib  # noqa: E402
+import rda_optax
+from train import checkpoint as ckpt_lib
+from train import metrics as metrics_lib
 
-LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
+from .frontier.settings import LEVELS
 
 
 def frontier_runs(setting: str) -> list[str]:

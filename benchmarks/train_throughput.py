@@ -8,9 +8,9 @@ the methods run one after the other (alternating, so that machine noise hits
 them alike); the table reports the median images per second over the rounds
 and the ratio to dense SGD, taken round by round (target for RDA: >= 0.98).
 
-    python benchmarks/train_throughput.py                      # CPU here
-    python benchmarks/train_throughput.py --models lenet5 --rounds 9
-    python benchmarks/train_throughput.py --batch_size 256     # e.g. on a GPU
+    python -m benchmarks.train_throughput                      # CPU here
+    python -m benchmarks.train_throughput --models lenet5 --rounds 9
+    python -m benchmarks.train_throughput --batch_size 256     # e.g. on a GPU
 
 Prints a markdown table naming the machine.
 """
@@ -24,19 +24,18 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-import models  # noqa: E402
+import models
 
-from train import config as config_lib  # noqa: E402
-from train import config_checks  # noqa: E402
-from train import data as data_lib  # noqa: E402
-from train import optimizer  # noqa: E402
-from train import train_state as state_lib  # noqa: E402
-from train import train_step as step_lib  # noqa: E402
+from train import config as config_lib
+from train import config_checks
+from train.data import loader as data_lib
+from train import optimizer
+from train import train_state as state_lib
+from train import train_step as step_lib
 
 METHODS = {
     'sgd': dict(method='sgd', lr=0.01, momentum=0.9, lam=0.0, asr_epochs=0),

@@ -157,6 +157,7 @@ public_api = {
                 [
                     'rda_optax.regularizers',
                     'rda_optax.constraints',
+                    'rda_optax.adaptive_l1',
                     'rda_optax.nm',
                     'rda_optax.coupled',
                     'rda_optax.partition',

@@ -1,15 +1,11 @@
 """Flax's linen MNIST example, trained to a target sparsity by rda-optax.
 
-This is the CNN, ``TrainState`` loop and settings of flax/examples/mnist
-(linen; SGD at 0.1 with momentum 0.9, batch 128, 10 epochs) with the
-optimizer swapped: the lines marked ``# rda-optax`` are all that changed.
-``rda_optax.sparse_training`` takes SGD's settings and the sparsity; the
-model is evaluated at its exactly sparse point (``rda_optax.sparse_params``).
+The CNN, ``TrainState`` loop and settings of flax/examples/mnist (SGD at 0.1,
+momentum 0.9, batch 128, 10 epochs); the lines marked ``# rda-optax`` are all
+that changed. MNIST comes from ``tfds.data_source`` (``--data_dir``: the TFDS
+folder; no TensorFlow once prepared).
 
-  python examples/linen_mnist.py --sparsity 0.95   # MNIST through TFDS
-
-MNIST comes from ``tfds.data_source`` (no TensorFlow once prepared):
-``--data_dir`` is the TFDS folder (a prepared copy works offline).
+  python examples/linen_mnist.py --sparsity 0.95
 """
 
 import argparse
@@ -123,17 +119,15 @@ def train_and_evaluate(config) -> train_state.TrainState:
     state, train_loss, train_accuracy = train_epoch(
         state, train_ds, config.batch_size, input_rng
     )
-    sparse = rda_optax.sparse_params(state.opt_state, state.params)  # rda-optax
+    sparse = rda_optax.with_sparse_params(state)  # rda-optax
     _, test_loss, test_accuracy = apply_model(
-        state.replace(params=sparse),  # rda-optax
-        test_ds['image'],
-        test_ds['label'],
+        sparse, test_ds['image'], test_ds['label']  # rda-optax
     )
     print(
         f'epoch:{epoch:3d}, train_loss: {train_loss:.4f}, train_accuracy: '
         f'{train_accuracy * 100:.2f}, test_loss: {test_loss:.4f}, '
         f'test_accuracy: {test_accuracy * 100:.2f}, '
-        f'kernel sparsity: {rda_optax.sparsity_summary(sparse)["regularized/sparsity"]:.4f}',
+        f'sparsity: {rda_optax.sparsity_summary(sparse.params)["regularized/sparsity"]:.4f}',  # rda-optax
         flush=True,
     )
   return state

@@ -4,8 +4,8 @@ This is the CNN (with batch norm and dropout), ``nnx.Optimizer`` and train /
 eval steps of the Flax NNX MNIST tutorial, with SGD's settings (0.1,
 momentum 0.9, batch 32, 1,200 steps): the lines marked ``# rda-optax`` are all
 that changed. ``rda_optax.sparse_training`` takes SGD's settings and the
-sparsity; evaluation runs on the exactly sparse point, put in a copy of the
-model (``rda_optax.sparse_params`` reads NNX states as they come).
+sparsity; evaluation runs on a copy of the model holding the exactly sparse
+point (``rda_optax.with_sparse_params``).
 
   python examples/nnx_mnist.py --sparsity 0.95   # MNIST through TFDS
 """
@@ -119,17 +119,14 @@ def main(argv=None):
         continue
       train = metrics.compute()
       metrics.reset()
-      sparse = rda_optax.sparse_params(  # rda-optax
-          optimizer.opt_state, nnx.state(model, nnx.Param)  # rda-optax
-      )
-      eval_model = nnx.clone(model)  # rda-optax
-      nnx.update(eval_model, sparse)  # rda-optax
+      eval_model = rda_optax.with_sparse_params(model, optimizer)  # rda-optax
       eval_model.eval()
       for test_batch in batches(test_ds, 1000):
         eval_step(eval_model, metrics, test_batch)
       test = metrics.compute()
       metrics.reset()
-      kernels = [x for x in jax.tree.leaves(sparse) if x.ndim > 1]
+      params = nnx.state(eval_model, nnx.Param)
+      kernels = [x for x in jax.tree.leaves(params) if x.ndim > 1]
       zeros = sum(int((x == 0).sum()) for x in kernels)
       history.append(
           {

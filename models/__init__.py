@@ -23,11 +23,11 @@ Inputs are NHWC floats; logits are float32 whatever the compute ``dtype``.
 
 try:
   import flax as _flax  # pylint: disable=unused-import
-except ImportError as _e:
+except ImportError:
   raise ImportError(
       'models needs Flax: install the models extra, e.g. pip install -e '
       '".[models]" in the checkout (or ".[all]").'
-  ) from _e
+  ) from None  # (the cause is in the message: one traceback, not two)
 
 from .compaction import (
     CompactionResult,
@@ -39,7 +39,6 @@ from .flops import FlopReport, LayerFlops, flops, trace_layers
 from .layers import adaptive_avg_pool, default_kernel_init
 from .lenet import LeNet5, LeNet300100
 from .registry import (
-    DATASET_INPUT_SHAPES,
     REGISTRY,
     ModelEntry,
     create,
@@ -65,7 +64,6 @@ __all__ = [
     'BasicBlock',
     'BottleneckBlock',
     'CompactionResult',
-    'DATASET_INPUT_SHAPES',
     'FlopReport',
     'GPT',
     'LayerCompaction',

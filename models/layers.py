@@ -1,6 +1,8 @@
-"""Pieces shared by the model definitions: default initializer and pooling."""
+"""Pieces shared by the model definitions: default initializer, the conv and
+batch-norm constructors, the projection shortcut, and pooling."""
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Optional, Sequence
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -19,6 +21,68 @@ default_kernel_init = nn.initializers.he_normal()
 #: epsilon 1e-5; Flax's ``momentum`` is the decay of the running average).
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+
+
+def conv_and_norm(
+    model: nn.Module, train: bool, conv_bias: bool = False
+) -> tuple[ModuleDef, ModuleDef]:
+  """The conv and batch-norm constructors of ``model``'s layers.
+
+  Both take ``model``'s ``kernel_init`` (conv), ``axis_name`` (batch norm),
+  ``dtype`` and ``param_dtype``; batch norm uses batch statistics when
+  ``train`` and the running averages otherwise, with :data:`BN_MOMENTUM`
+  and :data:`BN_EPSILON`.
+
+  Args:
+    model: a module with the fields ``kernel_init``, ``axis_name``,
+      ``dtype`` and ``param_dtype`` (ResNet, VGG, Wide-ResNet).
+    train: whether batch norm normalizes with the batch's statistics.
+    conv_bias: give the convolutions a bias (redundant before batch norm;
+      torchvision's VGG has one).
+
+  Returns:
+    ``(conv, norm)``: ``functools.partial`` of ``nn.Conv`` and
+    ``nn.BatchNorm``; call them with the layer's own arguments, e.g.
+    ``conv(64, (3, 3), 2, padding=1, name='conv1')``.
+  """
+  conv = functools.partial(
+      nn.Conv,
+      use_bias=conv_bias,
+      kernel_init=model.kernel_init,
+      dtype=model.dtype,
+      param_dtype=model.param_dtype,
+  )
+  norm = functools.partial(
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=BN_MOMENTUM,
+      epsilon=BN_EPSILON,
+      axis_name=model.axis_name,
+      dtype=model.dtype,
+      param_dtype=model.param_dtype,
+  )
+  return conv, norm
+
+
+def projection_shortcut(
+    x: jnp.ndarray,
+    conv: ModuleDef,
+    features: int,
+    strides: int,
+    name: str,
+    norm: Optional[ModuleDef] = None,
+    norm_name: Optional[str] = None,
+) -> jnp.ndarray:
+  """A residual block's projection: a strided 1x1 conv ``name`` of ``x``,
+  then batch norm ``norm_name`` when ``norm`` is given (ResNet's
+  ``downsample_conv`` / ``downsample_bn``; Wide-ResNet's ``shortcut_conv``
+  has none).
+
+  Call it inside the block's ``nn.compact`` method: the layers are the
+  block's own.
+  """
+  y = conv(features, (1, 1), strides, padding=0, name=name)(x)
+  return y if norm is None else norm(name=norm_name)(y)
 
 
 def adaptive_avg_pool(

@@ -19,7 +19,7 @@ ValueError: Unknown model 'resnet19'. Did you mean 'resnet18', ...? Valid names:
 
 Initialise with a batch axis prepended::
 
-  shape = models.default_input_shape(name)   # or dataset='mnist', ...
+  shape = models.default_input_shape(name)   # or the dataset's (H, W, C)
   variables = model.init(key, jnp.zeros((1,) + shape), train=False)
 """
 
@@ -30,16 +30,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from flax import linen as nn
 
 from . import lenet, resnet, transformer, vgg, wide_resnet
-
-#: Image shape (H, W, C) of one example of the datasets the trainer knows.
-DATASET_INPUT_SHAPES: Dict[str, Tuple[int, ...]] = {
-    'mnist': (28, 28, 1),
-    'fashion_mnist': (28, 28, 1),
-    'cifar10': (32, 32, 3),
-    'cifar100': (32, 32, 3),
-    'imagenet': (224, 224, 3),
-    'imagenet2012': (224, 224, 3),
-}
 
 _IMAGENET_SHAPE = (224, 224, 3)
 _CIFAR_SHAPE = (32, 32, 3)
@@ -287,16 +277,14 @@ def create(name: str, num_classes: Optional[int] = None, **kwargs) -> nn.Module:
   )
 
 
-def default_input_shape(
-    name: str, dataset: Optional[str] = None, **kwargs
-) -> Tuple[int, ...]:
-  """Shape (H, W, C) of one input example, to initialise a model.
+def default_input_shape(name: str, **kwargs) -> Tuple[int, ...]:
+  """Shape (H, W, C) of the input example a model is designed for.
+
+  The models take any input shape their layers accept (e.g. ResNet-18 on
+  MNIST's 28x28x1); a dataset's shape is the data layer's to know.
 
   Args:
     name: registered model name.
-    dataset: optional dataset hint (``"mnist"``, ``"cifar10"``, ``"cifar100"``,
-      ``"imagenet"``, ...): its image shape wins when given (e.g. ResNet-18 on
-      MNIST takes 28x28x1).
     **kwargs: the :func:`create` arguments (``stem``/``variant`` select 32x32
       or 224x224 inputs).
 
@@ -305,13 +293,11 @@ def default_input_shape(
     ``jnp.zeros((1,) + shape)``.
   """
   entry = get_entry(name)
-  if dataset is not None:
-    squash = lambda s: s.lower().replace('-', '').replace('_', '')
-    shapes = {squash(k): v for k, v in DATASET_INPUT_SHAPES.items()}
-    if squash(dataset) not in shapes:
-      raise ValueError(
-          f'Unknown dataset hint {dataset!r}; known: '
-          f'{", ".join(DATASET_INPUT_SHAPES)}.'
-      )
-    return shapes[squash(dataset)]
+  unknown = sorted(set(kwargs) - set(_constructor_fields(entry.cls)))
+  if unknown:
+    raise TypeError(
+        f'default_input_shape({name!r}) got {", ".join(unknown)}: it takes '
+        "the model's create() arguments; a dataset's shape is its loader's "
+        '(e.g. train.data.datasets.DATASETS[name].image_shape).'
+    )
   return entry.input_shape({**entry.defaults, **kwargs})

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from .layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
     Dtype,
     ModuleDef,
+    conv_and_norm,
     default_kernel_init,
+    projection_shortcut,
 )
 
 STEMS = ('cifar', 'imagenet')
@@ -50,13 +50,7 @@ class BasicBlock(nn.Module):
     y = nn.relu(self.norm(name='bn1')(y))
     y = self.conv(self.features, (3, 3), 1, padding=1, name='conv2')(y)
     y = self.norm(name='bn2', scale_init=_last_scale_init(self))(y)
-    residual = x
-    if self.projection:
-      residual = self.conv(
-          self.features, (1, 1), self.strides, padding=0, name='downsample_conv'
-      )(x)
-      residual = self.norm(name='downsample_bn')(residual)
-    return nn.relu(residual + y)
+    return nn.relu(_shortcut(self, x) + y)
 
 
 class BottleneckBlock(nn.Module):
@@ -94,13 +88,23 @@ class BottleneckBlock(nn.Module):
     y = nn.relu(self.norm(name='bn2')(y))
     y = self.conv(self.features, (1, 1), 1, padding=0, name='conv3')(y)
     y = self.norm(name='bn3', scale_init=_last_scale_init(self))(y)
-    residual = x
-    if self.projection:
-      residual = self.conv(
-          self.features, (1, 1), self.strides, padding=0, name='downsample_conv'
-      )(x)
-      residual = self.norm(name='downsample_bn')(residual)
-    return nn.relu(residual + y)
+    return nn.relu(_shortcut(self, x) + y)
+
+
+def _shortcut(block, x):
+  """The identity, or the block's projection (``downsample_conv`` and
+  ``downsample_bn``)."""
+  if not block.projection:
+    return x
+  return projection_shortcut(
+      x,
+      block.conv,
+      block.features,
+      block.strides,
+      'downsample_conv',
+      block.norm,
+      'downsample_bn',
+  )
 
 
 def _last_scale_init(block):
@@ -219,22 +223,7 @@ class ResNet(nn.Module):
     if self.stem not in STEMS:
       raise ValueError(f'stem must be one of {STEMS}, got {self.stem!r}')
     widths = resolve_widths(self)
-    conv = functools.partial(
-        nn.Conv,
-        use_bias=False,
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-    )
-    norm = functools.partial(
-        nn.BatchNorm,
-        use_running_average=not train,
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        axis_name=self.axis_name,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-    )
+    conv, norm = conv_and_norm(self, train)
     if self.stem == 'cifar':
       x = conv(widths.stem, (3, 3), 1, padding=1, name='conv1')(x)
     else:

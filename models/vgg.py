@@ -7,10 +7,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from .layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
     Dtype,
     adaptive_avg_pool,
+    conv_and_norm,
     default_kernel_init,
 )
 
@@ -129,15 +128,7 @@ class VGG(nn.Module):
       raise ValueError(
           f'variant must be one of {VARIANTS}, got {self.variant!r}'
       )
-    norm = functools.partial(
-        nn.BatchNorm,
-        use_running_average=not train,
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        axis_name=self.axis_name,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-    )
+    conv, norm = conv_and_norm(self, train, conv_bias=self.conv_bias)
     dense = functools.partial(
         nn.Dense,
         kernel_init=self.kernel_init,
@@ -150,16 +141,7 @@ class VGG(nn.Module):
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
         continue
       k += 1
-      x = nn.Conv(
-          item,
-          (3, 3),
-          padding=1,
-          use_bias=self.conv_bias,
-          kernel_init=self.kernel_init,
-          dtype=self.dtype,
-          param_dtype=self.param_dtype,
-          name=f'conv{k}',
-      )(x)
+      x = conv(item, (3, 3), padding=1, name=f'conv{k}')(x)
       x = nn.relu(norm(name=f'bn{k}')(x))
     if self.variant == 'cifar':
       x = jnp.mean(x, axis=(1, 2))

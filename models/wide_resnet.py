@@ -7,11 +7,11 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from .layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
     Dtype,
     ModuleDef,
+    conv_and_norm,
     default_kernel_init,
+    projection_shortcut,
 )
 
 
@@ -52,9 +52,9 @@ class WideBasicBlock(nn.Module):
       y = nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
     y = self.conv(self.features, (3, 3), 1, padding=1, name='conv2')(y)
     if self.projection:
-      x = self.conv(
-          self.features, (1, 1), self.strides, padding=0, name='shortcut_conv'
-      )(o)
+      x = projection_shortcut(
+          o, self.conv, self.features, self.strides, 'shortcut_conv'
+      )
     return x + y
 
 
@@ -110,22 +110,7 @@ class WideResNet(nn.Module):
         if self.widths is not None
         else (16, 16 * k, 32 * k, 64 * k)
     )
-    conv = functools.partial(
-        nn.Conv,
-        use_bias=False,
-        kernel_init=self.kernel_init,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-    )
-    norm = functools.partial(
-        nn.BatchNorm,
-        use_running_average=not train,
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        axis_name=self.axis_name,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-    )
+    conv, norm = conv_and_norm(self, train)
     x = conv(widths[0], (3, 3), 1, padding=1, name='conv1')(x)
     in_width = widths[0]
     for g in range(3):

@@ -19,11 +19,19 @@ Optax gradient transformations whose proximal steps produce exact zeros:
   :func:`partitioned` (a regularizer per group of leaves, e.g. network
   slimming's ℓ1 on batch-norm scales beside the kernels' penalty);
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
-  pruning baselines (unstructured and N:M);
+  pruning baselines (unstructured and N:M); :func:`path_str`, a leaf's name
+  in them (``'Conv_0/kernel'``);
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
-  sparse parameter trees (about 1/12 of the dense size at 95% sparsity).
+  sparse parameter trees (about 1/12 of the dense size at 95% sparsity);
+* :func:`sparse_params` / :func:`with_sparse_params`: the exactly sparse
+  model in any optimizer state (``optax.chain``, ``masked``,
+  ``multi_transform``, ``MultiSteps``, Flax ``TrainState``, NNX
+  ``nnx.Optimizer``), and :class:`ChainOrderError` when something chained
+  after one of these transforms changed its updates.
 """
 
+from rda_optax.adaptive_l1 import adaptive_l1
+from rda_optax.adaptive_l1 import AdaptiveL1
 from rda_optax.asr import ASRState
 from rda_optax.asr import asr
 from rda_optax.asr import freeze_zeros
@@ -59,6 +67,7 @@ from rda_optax.recipes import sparse_training
 from rda_optax.rda import rda
 from rda_optax.rda import RDAState
 from rda_optax.rmda import rmda
+from rda_optax.rmda import RMDAProx
 from rda_optax.rmda import RMDAState
 from rda_optax.regularizers import GroupLasso
 from rda_optax.regularizers import L0
@@ -73,13 +82,16 @@ from rda_optax.regularizers import penalty
 from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
+from rda_optax.selection import path_str
 from rda_optax.splitting import SplittingState
 from rda_optax.splitting import variable_splitting
 from rda_optax.sparse_io import load_sparse
 from rda_optax.sparse_io import save_sparse
 from rda_optax.sparse_io import sparse_size
 from rda_optax.sparse_io import SparseFormatError
+from rda_optax.sparse_point import ChainOrderError
 from rda_optax.sparse_point import sparse_params
+from rda_optax.sparse_point import with_sparse_params
 from rda_optax.sparsity import layer_sparsity
 from rda_optax.sparsity import LayerSparsity
 from rda_optax.sparsity import sparsity_summary

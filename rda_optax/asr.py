@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rda_optax import landing
 from rda_optax import selection
 from rda_optax import sparse_point
 from rda_optax.validation import check_update_args
@@ -34,6 +35,10 @@ class ASRState(NamedTuple):
     retrain_state: the state of the ``retrain`` optimizer (``None`` without
       one).
     retraining: whether retraining has started (bool).
+    landing: the check that ``asr``'s updates reached the parameters
+      unchanged (:class:`rda_optax.landing.LandingCheck`), when the wrapped
+      optimizers are transforms of this library that check theirs (``asr``
+      changes their updates, so it checks its own instead); else ``None``.
   """
 
   count: jax.Array
@@ -41,33 +46,42 @@ class ASRState(NamedTuple):
   inner_state: Any
   retrain_state: Any = None
   retraining: Any = None
+  landing: Any = None
 
   def holds_sparse_point(self) -> bool:
     return sparse_point.has_sparse_point(
         self.inner_state
     ) or sparse_point.has_sparse_point(self.retrain_state)
 
-  def sparse_point(self, params: Any = None) -> Any:
+  def params_view(self) -> Any:
+    return self.selected
+
+  def sparse_point(self, params: Any = None, keep: Any = None) -> Any:
     """The sparse model of the optimizer that is training now.
 
     During retraining, frozen entries (the selected weights that are zero in
-    ``params``) are zero in it: a buffer the optimizer passes through
-    unchanged may hold stale values there (see ``_unzeroed_passthrough``).
-    Without ``params`` the point is returned as the optimizer keeps it.
+    ``params``) are zero in it, and the inner optimizer's point is taken as
+    each step sees it: with its buffers zeroed at the frozen entries.
     """
-    point = sparse_point.sparse_params(self.inner_state, params)
+    if params is None:
+      raise ValueError(
+          "asr's sparse point is zero wherever a selected weight is zero in "
+          'the parameters (retraining freezes them): pass the parameters, '
+          '`rda_optax.sparse_params(opt_state, params)`.'
+      )
+    frozen = jax.tree.map(
+        lambda p, sel: sel & self.retraining & (p == 0), params, self.selected
+    )
+    if keep is None:
+      here = jax.tree.map(jnp.logical_not, frozen)
+    else:
+      here = jax.tree.map(lambda k, f: k & ~f, keep, frozen)
+    point = sparse_point.point_in(self.inner_state, params, here)
     if self.retrain_state is not None:
-      retrain = sparse_point.sparse_params(self.retrain_state, params)
+      retrain = sparse_point.point_in(self.retrain_state, params, here)
       point = _tree_where(self.retraining, retrain, point)
-    if params is None or point is params:
-      return point
     return jax.tree.map(
-        lambda x, p, sel: jnp.where(
-            (p != 0) | ~(sel & self.retraining), x, jnp.zeros_like(x)
-        ),
-        point,
-        params,
-        self.selected,
+        lambda x, f: jnp.where(f, jnp.zeros_like(x), x), point, frozen
     )
 
 
@@ -120,12 +134,12 @@ def _tree_where(cond, a, b):
 
 
 def _where_kept(keep: Any, tree: Any) -> Any:
-  """``tree`` zeroed where ``keep`` is False (leaves whose keep is None pass)."""
+  """``tree`` zeroed where ``keep`` is False (leaves whose keep is the Python
+  ``True`` of a leaf that is not selected pass as they are)."""
   return jax.tree.map(
-      lambda k, x: x if k is None else jnp.where(k, x, jnp.zeros_like(x)),
+      lambda k, x: x if k is True else jnp.where(k, x, jnp.zeros_like(x)),
       keep,
       tree,
-      is_leaf=lambda x: x is None,
   )
 
 
@@ -153,30 +167,75 @@ def _unzeroed_passthrough(view: Any, new: Any, raw: Any) -> Any:
   )
 
 
-def zero_frozen_moments(
-    transform: optax.GradientTransformation, state: Any, keep: Any
-) -> Any:
+def _params_shaped(node: Any, params: Any) -> bool:
+  """Whether ``node`` is a copy of the parameter tree: the same structure
+  (with :class:`optax.MaskedNode` where ``optax.masked`` left a leaf or a
+  subtree out) and, at every other leaf, an array of the parameter's shape."""
+
+  def same(x, p):
+    if sparse_point.is_masked(x):
+      return True
+    if sparse_point.is_masked(p) or not hasattr(x, 'shape'):
+      raise ValueError
+    if jax.tree.structure(p).num_nodes != 1 or jnp.shape(p) != x.shape:
+      raise ValueError
+    return True
+
+  try:
+    jax.tree.map(same, node, params, is_leaf=sparse_point.is_masked)
+  except (ValueError, TypeError):
+    return False
+  return True
+
+
+def _map_params_trees(fn: Any, node: Any, params: Any) -> Any:
+  """``fn`` applied to every copy of the parameter tree inside ``node``
+  (outermost first), whatever wraps it."""
+  if _params_shaped(node, params):
+    return fn(node)
+  treedef = jax.tree.structure(node, is_leaf=sparse_point.is_masked)
+  if treedef.num_nodes == 1:  # A leaf (or a MaskedNode): nothing inside.
+    return node
+  children, treedef = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
+  return jax.tree.unflatten(
+      treedef, [_map_params_trees(fn, c, params) for c in children]
+  )
+
+
+def zero_frozen_moments(state: Any, keep: Any, params: Any) -> Any:
   """Zeroes frozen entries in every params-shaped tree inside ``state``.
 
-  Momentum buffers, Adam moments and RDA's centre and gradient sum are trees
-  with the parameters' structure; :func:`optax.tree_utils.tree_map_params`
-  finds them (from ``transform.init``) and each is multiplied by the keep
-  mask, so a frozen weight cannot be revived by what its optimizer remembers,
-  and a proximal step sees it as the zero it is (RDA's group norms are taken
-  over ``w0 − G/β``: a frozen entry must contribute 0 to its group). Trees
-  that were restructured (e.g. inside :func:`optax.masked`) are left as they
-  are; the masked updates still keep their weights at zero.
+  Momentum buffers, Adam moments, RDA's centre and gradient sum, gradients
+  accumulated by ``optax.MultiSteps`` are trees with the parameters'
+  structure, wherever they sit in the state (``optax.chain``,
+  ``optax.masked`` and ``optax.multi_transform``, whose copies have
+  :class:`optax.MaskedNode` for the leaves left out, ``inject_hyperparams``
+  ...); each is multiplied by the keep mask, so a frozen weight cannot be
+  revived by what its optimizer remembers, and a proximal step sees it as the
+  zero it is (RDA's group norms are taken over ``w0 − G/β``: a frozen entry
+  must contribute 0 to its group).
+
+  Args:
+    state: an optimizer state.
+    keep: like ``params``: a boolean array per selected leaf (False where
+      frozen), the Python ``True`` for the others.
+    params: the parameters the state's optimizer sees (a masked view inside
+      ``optax.masked``), which tell which trees are copies of them.
   """
-  # None (a leaf that is not frozen) becomes a Python True: keep everything.
-  full = jax.tree.map(
-      lambda k: True if k is None else k, keep, is_leaf=lambda x: x is None
-  )
-  return optax.tree_utils.tree_map_params(
-      transform,
-      lambda x, k: x if k is True else jnp.where(k, x, jnp.zeros_like(x)),
-      state,
-      full,
-  )
+
+  def zero(tree):
+    return jax.tree.map(
+        lambda x, k: (
+            x
+            if k is True or sparse_point.is_masked(x)
+            else jnp.where(k, x, jnp.zeros_like(x))
+        ),
+        tree,
+        keep,
+        is_leaf=sparse_point.is_masked,
+    )
+
+  return _map_params_trees(zero, state, params)
 
 
 def asr(
@@ -188,6 +247,18 @@ def asr(
     retrain: optax.GradientTransformation | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adaptive sparse retraining: retrain with every zero weight frozen.
+
+  **Last in a chain.** Transforms of the gradient go before it
+  (``optax.chain(optax.clip_by_global_norm(1.0), rda_optax.asr(...))``);
+  nothing may change its updates after it (``optax.scale``, ``optax.clip``, a
+  learning-rate scale, ``optax.add_decayed_weights`` placed after): they would
+  move the weights off its exactly sparse points. When asr wraps transforms of
+  this library, which check their own updates, it checks its updates instead
+  (it changes theirs): such a change is detected when it recurs on consecutive
+  steps (the state records where each update lands and the next step
+  compares): then :func:`rda_optax.sparse_params` raises
+  :class:`rda_optax.ChainOrderError`. A change on isolated steps only is not
+  detected.
 
   From step ``start_step`` on (counting updates from 0), every weight of a
   selected leaf that is exactly zero is frozen, and so is every weight that
@@ -207,11 +278,30 @@ def asr(
   loop; a weight changed to nonzero outside the optimizer moves again.
 
   The inner optimizer's params-shaped buffers (momentum, moments, RDA's
-  centre and gradient sum) are zeroed at frozen entries at every step, so
-  nothing can revive a frozen weight. Leaves are chosen with
-  :func:`optax.masked` (default: kernels, ``ndim > 1``; biases and
-  batch-norm parameters, which often start at exactly zero, are never
-  frozen).
+  centre and gradient sum, ``MultiSteps``' accumulated gradients) are zeroed
+  at frozen entries at every step, wherever they sit in its state (also
+  inside ``optax.masked`` / ``optax.multi_transform``), so nothing can revive
+  a frozen weight. Leaves are chosen with ``mask`` (default: kernels,
+  ``ndim > 1``; biases and batch-norm parameters, which often start at
+  exactly zero, are never frozen).
+
+  **Compositions.** ``inner`` may be any optax transformation:
+  ``optax.chain``, ``optax.masked`` (e.g. ``chain(masked(rmda(...),
+  kernels), masked(optax.sgd(...), biases))``), ``optax.multi_transform``,
+  ``optax.inject_hyperparams``, ``optax.MultiSteps`` and nestings of them;
+  ``asr`` itself may sit inside ``optax.masked``, ``multi_transform`` or
+  ``MultiSteps``. :func:`rda_optax.sparse_params` finds the sparse point in
+  any of them (``tests/test_optax_compat.py`` trains each).
+
+  **Counting steps under** ``optax.MultiSteps(every_k_schedule=k)``.
+  ``start_step`` counts calls of ``asr``'s ``update``. Outside,
+  ``asr(optax.MultiSteps(inner, k), start_step=n)``, that is every call, the
+  steps of your loop: retraining starts at loop step ``n`` (the step that
+  jumps to the sparse point; choose ``n`` a multiple of ``k``, or the
+  restart drops the gradients accumulated so far in that window). Inside,
+  ``optax.MultiSteps(asr(inner, start_step=s), k)``, ``asr`` is called once
+  per applied update: retraining starts with update ``s``, applied at loop
+  step ``(s + 1)·k − 1``.
 
   With ``start_step > 0`` one optimizer covers a whole run: the sparse phase
   (e.g. RDA) for ``start_step`` updates, then retraining. At the start of
@@ -250,7 +340,7 @@ def asr(
     mask: leaves to freeze zeros in (tree of bools or callable, as in
       :func:`optax.masked`); default :func:`rda_optax.default_mask`.
     start_step: update count at which freezing starts (the mask is taken
-      from the weights at that step).
+      from the weights at that step); under ``optax.MultiSteps`` see above.
     restart_inner: re-initialise ``inner`` from the weights at
       ``start_step`` (default True); False continues its state.
     retrain: the optimizer to retrain with from ``start_step`` on (default:
@@ -288,16 +378,23 @@ def asr(
     return selection.resolve_mask(mask, params)
 
   def init_fn(params):
+    inner_state = inner.init(params)
+    retrain_state = None if retrain is None else retrain.init(params)
+    checks = landing.contains_checks((inner_state, retrain_state))
     return ASRState(
         count=jnp.zeros([], jnp.int32),
         selected=jax.tree.map(jnp.asarray, selected_leaves(params)),
-        inner_state=inner.init(params),
-        retrain_state=None if retrain is None else retrain.init(params),
+        inner_state=inner_state,
+        retrain_state=retrain_state,
         retraining=jnp.asarray(start_step == 0),
+        landing=landing.init() if checks else None,
     )
 
   def update_fn(updates, state, params=None, **extra_args):
     check_update_args('asr', updates, params)
+    check = state.landing
+    if check is not None:
+      check = landing.verify(check, params, state.count)
     always = start_step == 0
     active = jnp.asarray(True) if always else state.count >= start_step
     inner_state, retrain_state = state.inner_state, state.retrain_state
@@ -313,7 +410,7 @@ def asr(
       if jump:
         base = jax.lax.cond(
             starting,
-            lambda s: sparse_point.sparse_params(s, params),
+            lambda s: sparse_point.point_in(s, params),
             lambda s: params,
             inner_state,
         )
@@ -325,24 +422,24 @@ def asr(
         inner_state = jax.lax.cond(
             starting, lambda s: inner.init(base), lambda s: s, state.inner_state
         )
-    # The sticky keep mask is the selected weights' nonzero pattern (None:
-    # a leaf that is not selected); before retraining, everything moves.
+    # The sticky keep mask is the selected weights' nonzero pattern (True: a
+    # leaf that is not selected); before retraining, everything moves.
     keep = jax.tree.map(
-        lambda b, sel: (b != 0) | ~active if sel else None,
+        lambda b, sel: (b != 0) | ~active if sel else True,
         base,
         selected_leaves(base),
     )
     # Frozen entries: no gradient in, no memory kept, no update out.
     grads = _where_kept(keep, updates)
     if retrain is None:
-      view = zero_frozen_moments(inner, inner_state, keep)
+      view = zero_frozen_moments(inner_state, keep, base)
       new_updates, new_state = inner.update(grads, view, base, **extra_args)
       inner_state = _unzeroed_passthrough(view, new_state, inner_state)
     else:
 
       def retrain_step(states):
         i_state, r_state = states
-        view = zero_frozen_moments(retrain, r_state, keep)
+        view = zero_frozen_moments(r_state, keep, base)
         u, new_state = retrain.update(grads, view, base, **extra_args)
         return u, (i_state, _unzeroed_passthrough(view, new_state, r_state))
 
@@ -369,12 +466,22 @@ def asr(
           params,
           frozen_updates,
       )
+    if check is not None:
+      # The updates of the wrapped transforms are changed here (frozen
+      # entries, the jump): asr checks its own instead of theirs.
+      inner_state = landing.disarm(inner_state)
+      retrain_state = landing.disarm(retrain_state)
+      frozen_updates = landing.as_difference(
+          params, optax.apply_updates(params, frozen_updates)
+      )
+      check = landing.record(check, params, frozen_updates)
     return frozen_updates, ASRState(
         count=optax.safe_increment(state.count),
         selected=state.selected,
         inner_state=inner_state,
         retrain_state=retrain_state,
         retraining=active,
+        landing=check,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

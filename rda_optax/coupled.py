@@ -45,7 +45,6 @@ import jax.numpy as jnp
 
 from rda_optax import regularizers as regs
 from rda_optax import selection
-from rda_optax.sparsity import _path_str  # 'a/b/kernel', as the reports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +91,7 @@ class CoupledGroupLasso(regs.Regularizer):
 
   def _resolve(self, tree: Any, selected: Any):
     flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [_path_str(p) for p, _ in flat]
+    paths = [selection.path_str(p) for p, _ in flat]
     leaves = [x for _, x in flat]
     sel = jax.tree.leaves(selection.resolve_mask(selected, tree))
     index = {p: i for i, p in enumerate(paths)}

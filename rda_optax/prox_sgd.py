@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
@@ -21,10 +22,13 @@ class ProxSGDState(NamedTuple):
     count: number of updates applied so far (int32).
     momentum: the momentum buffer ``d_{n−1}`` (in the parameters' dtypes), or
       ``optax.EmptyState``-like ``()`` when ``momentum`` is ``None``.
+    landing: the check that the updates reached the parameters unchanged
+      (:class:`rda_optax.landing.LandingCheck`).
   """
 
   count: jax.Array
   momentum: Any
+  landing: Any
 
 
 def prox_sgd(
@@ -37,6 +41,16 @@ def prox_sgd(
     accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Proximal SGD: a gradient (or momentum) step, then the prox.
+
+  **Last in a chain.** Transforms of the gradient go before it
+  (``optax.chain(optax.clip_by_global_norm(1.0), rda_optax.prox_sgd(...))``);
+  nothing may change its updates after it (``optax.scale``, ``optax.clip``, a
+  learning-rate scale, ``optax.add_decayed_weights`` placed after): they would
+  move the weights off its exactly sparse points. Such a change is detected
+  when it recurs on consecutive steps (the state records where each update
+  lands and the next step compares): then :func:`rda_optax.sparse_params`
+  raises :class:`rda_optax.ChainOrderError`. A change on isolated steps only
+  is not detected.
 
   .. math::
 
@@ -98,11 +112,14 @@ def prox_sgd(
           lambda p: jnp.zeros(jnp.shape(p), acc_dt or jnp.asarray(p).dtype),
           params,
       )
-    return ProxSGDState(count=jnp.zeros([], jnp.int32), momentum=buf)
+    return ProxSGDState(
+        count=jnp.zeros([], jnp.int32), momentum=buf, landing=landing.init()
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     check_update_args('prox_sgd', updates, params)
+    check = landing.verify(state.landing, params, state.count)
     selected = selection.resolve_mask(mask, params)
     lr = regs.value_at(learning_rate, state.count)
     if momentum is None:
@@ -134,7 +151,9 @@ def prox_sgd(
         params,
     )
     return deltas, ProxSGDState(
-        count=optax.safe_increment(state.count), momentum=buf
+        count=optax.safe_increment(state.count),
+        momentum=buf,
+        landing=landing.record(check, params, deltas),
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -84,11 +84,22 @@ class RAMDAState(NamedTuple):
   def holds_sparse_point(self) -> bool:
     return self.prox_params is not None
 
-  def sparse_point(self, params: Any = None) -> Any:
+  def params_view(self) -> Any:
+    """A tree with the structure of the parameters this state trains."""
+    return self.init_params
+
+  def sparse_point(self, params: Any = None, keep: Any = None) -> Any:
     """``w̃_k``: the kept subproblem solution, or ``params`` when momentum
-    is 0."""
+    is 0; ``keep`` (booleans like the parameters, from
+    :func:`rda_optax.asr`) zeroes the frozen entries."""
     if self.prox_params is not None:
-      return self.prox_params
+      if keep is None:
+        return self.prox_params
+      return jax.tree.map(
+          lambda x, k: jnp.where(k, x, jnp.zeros_like(x)),
+          self.prox_params,
+          keep,
+      )
     if params is None:
       raise ValueError(
           'ramda(momentum=0) keeps no copy of its prox point: it '

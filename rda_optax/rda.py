@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
@@ -25,11 +26,14 @@ class RDAState(NamedTuple):
     grad_sum: the running sum of gradients ``G_n``, in ``grad_sum_dtype``
       (float32 by default, also for bfloat16 parameters, so that millions of
       small gradients add up without losing precision).
+    landing: the check that the updates reached the parameters unchanged
+      (:class:`rda_optax.landing.LandingCheck`).
   """
 
   count: jax.Array
   init_params: Any
   grad_sum: Any
+  landing: Any
 
 
 def dual_point(
@@ -58,6 +62,16 @@ def rda(
     grad_sum_dtype: Any = 'float32',
 ) -> optax.GradientTransformationExtraArgs:
   r"""Regularized dual averaging with the proximal centre at ``w0``.
+
+  **Last in a chain.** Transforms of the gradient go before it
+  (``optax.chain(optax.clip_by_global_norm(1.0), rda_optax.rda(...))``);
+  nothing may change its updates after it (``optax.scale``, ``optax.clip``, a
+  learning-rate scale, ``optax.add_decayed_weights`` placed after): they would
+  move the weights off its exactly sparse points. Such a change is detected
+  when it recurs on consecutive steps (the state records where each update
+  lands and the next step compares): then :func:`rda_optax.sparse_params`
+  raises :class:`rda_optax.ChainOrderError`. A change on isolated steps only
+  is not detected.
 
   With ``G_n = Σ_{i≤n} g_i`` the running sum of gradients and
   ``β_n = γ√n``, step ``n`` moves to the closed-form solution
@@ -137,11 +151,13 @@ def rda(
         grad_sum=jax.tree.map(
             lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
         ),
+        landing=landing.init(),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     check_update_args('rda', updates, params)
+    check = landing.verify(state.landing, params, state.count)
     selected = selection.resolve_mask(mask, params)
     count_inc = optax.safe_increment(state.count)
     n = count_inc.astype(jnp.float32)
@@ -170,7 +186,10 @@ def rda(
         params,
     )
     return deltas, RDAState(
-        count=count_inc, init_params=state.init_params, grad_sum=grad_sum
+        count=count_inc,
+        init_params=state.init_params,
+        grad_sum=grad_sum,
+        landing=landing.record(check, params, deltas),
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import optax
 
 from rda_optax.asr import asr
+from rda_optax.adaptive_l1 import adaptive_l1
 from rda_optax import constraints
 from rda_optax import pruning
 from rda_optax import regularizers as regs
@@ -75,6 +76,7 @@ def sparse_training(
     scope: constraints.Scope = 'global',
     mask: selection.MaskOrFn = None,
     retrain_weight_decay: float = 0.0,
+    penalty: Literal['projection', 'l1'] = 'projection',
 ) -> optax.GradientTransformationExtraArgs:
   r"""Trains to exactly ``sparsity`` with the SGD settings you already use.
 
@@ -145,6 +147,11 @@ def sparse_training(
       as in :func:`optax.masked`); default :func:`rda_optax.default_mask`.
     retrain_weight_decay: weight decay of the retraining SGD on the selected
       leaves (``optax.add_decayed_weights``), e.g. your SGD's.
+    penalty: ``"projection"`` (:func:`rda_optax.sparsity_constraint`: keep
+      the largest magnitudes as they are) or ``"l1"``
+      (:func:`rda_optax.adaptive_l1`: ℓ1 whose strength is set at every
+      update so that the prox point has the ramp's sparsity; the survivors
+      are shrunk as ℓ1 shrinks them).
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs` (it needs ``params``
@@ -203,9 +210,19 @@ def sparse_training(
       begin_step=int(round(begin * sparse_steps)),
       end_step=int(round(end * sparse_steps)),
   )
+  if penalty == 'projection':
+    regularizer = constraints.sparsity_constraint(level, scope=scope)
+  elif penalty == 'l1':
+    regularizer = adaptive_l1(level, scope=scope)
+  else:
+    raise ValueError(
+        'sparse_training penalty must be "projection" (keep the largest '
+        'weights) or "l1" (ℓ1 at the strength that gives the sparsity), got '
+        f'penalty={penalty!r}.'
+    )
   inner = rmda(
       _scaled(learning_rate, 1 / (1 - mu)),
-      constraints.sparsity_constraint(level, scope=scope),
+      regularizer,
       momentum=mu,
       mask=mask,
   )

@@ -55,8 +55,26 @@ _GROUPS = ('output', 'input')
 
 
 def value_at(hyper: ScalarOrSchedule, count: Any) -> jax.Array:
-  """Evaluates a float-or-schedule hyper-parameter at ``count``."""
-  return jnp.asarray(hyper(count) if callable(hyper) else hyper)
+  """Evaluates a float-or-schedule hyper-parameter at ``count``.
+
+  Every hyper-parameter read this way (strengths, learning rates, γ,
+  momentum, target sparsity, β) is >= 0. A float value that is not (a schedule
+  gone negative or NaN, which no check can see before the step runs) comes
+  back NaN, so the update is NaN and the error cannot pass silently: a
+  negative λ would grow the weights it should shrink. A training loop's
+  divergence check then stops the run (``python -m train`` names the
+  hyper-parameter).
+
+  Example:
+    >>> import optax
+    >>> schedule = optax.linear_schedule(1.0, -1.0, transition_steps=10)
+    >>> [round(float(value_at(schedule, n)), 3) for n in (0, 2, 8)]
+    [1.0, 0.6, nan]
+  """
+  value = jnp.asarray(hyper(count) if callable(hyper) else hyper)
+  if not jnp.issubdtype(value.dtype, jnp.floating):
+    return value  # Counts (an N of N:M): their own checks; no NaN to give.
+  return jnp.where(value >= 0, value, jnp.nan)
 
 
 def check_nonnegative(name: str, hyper: ScalarOrSchedule) -> None:

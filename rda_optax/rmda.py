@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
+import copy
+import dataclasses
+import functools
+import types
 from typing import Any, NamedTuple
 
 import jax
@@ -10,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
@@ -17,8 +23,227 @@ from rda_optax.rda import dual_point
 from rda_optax.validation import check_update_args
 
 
+class _Arg:
+  """Where an array-valued field of a regularizer was (see :class:`RMDAProx`)."""
+
+  def __repr__(self):
+    return '<arg>'
+
+  def __reduce__(self):
+    return '_ARG'
+
+
+_ARG = _Arg()
+
+
+def _is_array(x: Any) -> bool:
+  return isinstance(x, (jax.Array, np.ndarray)) or isinstance(
+      x, jax.core.Tracer
+  )
+
+
+def _static_key(x: Any, depth: int = 0) -> Any:
+  """A hashable key of a static value, equal for equal values: a function
+  is keyed by its code, defaults and captured values, so that the closures a
+  factory makes anew at each call (``optax.inject_hyperparams`` calls it at
+  every update) give one state structure, not one per call."""
+  if depth > 8:
+    return ('id', id(x))
+  if isinstance(x, types.FunctionType):
+    cells = []
+    for cell in x.__closure__ or ():
+      try:
+        cells.append(_static_key(cell.cell_contents, depth + 1))
+      except ValueError:  # an empty cell
+        cells.append(None)
+    return (
+        'fn',
+        x.__code__,
+        _static_key(x.__defaults__, depth + 1),
+        _static_key(x.__kwdefaults__, depth + 1),
+        tuple(cells),
+    )
+  if isinstance(x, functools.partial):
+    return (
+        functools.partial,
+        _static_key(x.func, depth + 1),
+        _static_key(x.args, depth + 1),
+        _static_key(x.keywords, depth + 1),
+    )
+  if isinstance(x, Mapping):
+    return (type(x), tuple((k, _static_key(v, depth + 1)) for k, v in x.items()))
+  if isinstance(x, (list, tuple)):
+    return (type(x), tuple(_static_key(v, depth + 1) for v in x))
+  try:
+    hash(x)
+    return x
+  except TypeError:
+    return ('id', id(x))
+
+
+def _split(x: Any, args: list[Any]) -> tuple[Any, Any]:
+  """``(template, key)`` of a regularizer (or a part of one): ``template`` is
+  ``x`` with every array-valued field replaced by :data:`_ARG` (the arrays
+  appended to ``args``, in order), ``key`` a hashable description of it."""
+  if _is_array(x):
+    args.append(x)
+    return _ARG, _ARG
+  if dataclasses.is_dataclass(x) and not isinstance(x, type):
+    changed, keys = {}, []
+    for f in dataclasses.fields(x):
+      value = getattr(x, f.name)
+      t, k = _split(value, args)
+      keys.append((f.name, k))
+      if t is not value:
+        changed[f.name] = t
+    if changed:
+      x = copy.copy(x)
+      for name, t in changed.items():
+        object.__setattr__(x, name, t)  # (frozen: no validation rerun)
+    return x, (type(x), tuple(keys))
+  if isinstance(x, functools.partial):
+    # A schedule such as partial(zhu_gupta_sparsity, final_sparsity=s): under
+    # optax.inject_hyperparams its keywords may be traced arrays.
+    t_args, k_args = _split(x.args, args)
+    t_kw, k_kw = _split(dict(x.keywords), args)
+    key = (functools.partial, x.func, k_args, k_kw)
+    if t_args is x.args and all(t_kw[k] is v for k, v in x.keywords.items()):
+      return x, key
+    return functools.partial(x.func, *t_args, **t_kw), key
+  if isinstance(x, Mapping) or isinstance(x, (list, tuple)):
+    items = list(x.items()) if isinstance(x, Mapping) else list(enumerate(x))
+    parts = [(k, *_split(v, args)) for k, v in items]
+    key = (type(x), tuple((k, kk) for k, _, kk in parts))
+    if all(t is v for (_, v), (_, t, _) in zip(items, parts)):
+      return x, key
+    if isinstance(x, Mapping):
+      return type(x)({k: t for k, t, _ in parts}), key
+    return type(x)(t for _, t, _ in parts), key
+  return x, _static_key(x)
+
+
+def _fill(template: Any, args: Any) -> Any:
+  """The inverse of :func:`_split`: ``template`` with ``args`` in its places."""
+  if template is _ARG:
+    return next(args)
+  if dataclasses.is_dataclass(template) and not isinstance(template, type):
+    changed = {}
+    for f in dataclasses.fields(template):
+      value = getattr(template, f.name)
+      filled = _fill(value, args)
+      if filled is not value:
+        changed[f.name] = filled
+    if not changed:
+      return template
+    x = copy.copy(template)
+    for name, value in changed.items():
+      object.__setattr__(x, name, value)
+    return x
+  if isinstance(template, functools.partial):
+    t_args = _fill(template.args, args)
+    t_kw = _fill(dict(template.keywords), args)
+    if t_args is template.args and all(
+        t_kw[k] is v for k, v in template.keywords.items()
+    ):
+      return template
+    return functools.partial(template.func, *t_args, **t_kw)
+  if isinstance(template, Mapping):
+    items = {k: _fill(v, args) for k, v in template.items()}
+    if all(items[k] is v for k, v in template.items()):
+      return template
+    return type(template)(items)
+  if isinstance(template, (list, tuple)):
+    items = [_fill(v, args) for v in template]
+    if all(a is b for a, b in zip(items, template)):
+      return template
+    return type(template)(items)
+  return template
+
+
+class RMDAProx(NamedTuple):
+  """How :func:`rmda` computes its prox point, carried in its state.
+
+  The regularizer and the leaf mask are static: they live in the state's
+  pytree structure (each ``(regularizer, mask)`` gets its own subclass, made
+  once by :func:`prox_spec`, holding them as class attributes), so that the
+  state alone gives the sparse point, under ``jit`` too. The regularizer's
+  array-valued fields (a strength that ``optax.inject_hyperparams`` passes as
+  an array) are the one field, ``args``: their values at the last update.
+  Checkpoints, Orbax and ``flax.serialization`` see a node holding ``args``.
+  """
+
+  args: tuple = ()
+
+  template = None  # The regularizer, its array fields replaced by _ARG.
+  mask = None
+
+  @property
+  def regularizer(self) -> Any:
+    return _fill(self.template, iter(self.args))
+
+  def __reduce__(self):
+    return (_prox_from, (self.template, self.mask, tuple(self.args)))
+
+  def __repr__(self):
+    return f'RMDAProx(regularizer={self.regularizer!r})'
+
+
+_PROX_SPECS: dict[Any, type] = {}
+
+
+def _mask_key(mask: Any) -> Any:
+  if callable(mask):
+    return _static_key(mask)
+  try:
+    hash(mask)
+    return mask
+  except TypeError:
+    pass
+  try:
+    leaves, treedef = jax.tree.flatten(mask)
+    key = (treedef, tuple(leaves))
+    hash(key)
+    return key
+  except TypeError:
+    return ('id', id(mask))
+
+
+def _prox_class(template: Any, key: Any, mask: Any) -> type:
+  key = (key, _mask_key(mask))
+  cls = _PROX_SPECS.get(key)
+  if cls is None:
+    cls = type(
+        'RMDAProx',
+        (RMDAProx,),
+        {
+            '__slots__': (),
+            '__module__': __name__,
+            # (staticmethod: a callable mask is not to become a method.)
+            'template': staticmethod(template),
+            'mask': staticmethod(mask),
+        },
+    )
+    _PROX_SPECS[key] = cls
+  return cls
+
+
+def _prox_from(template: Any, mask: Any, args: tuple) -> RMDAProx:
+  _, key = _split(_fill(template, iter(args)), [])
+  return _prox_class(template, key, mask)(args=tuple(args))
+
+
+def prox_spec(regularizer: Any, mask: Any) -> RMDAProx:
+  """The :class:`RMDAProx` of ``(regularizer, mask)``: one class for equal
+  static parts, so that the states of equal transforms have equal
+  structures (also under ``optax.inject_hyperparams``, which builds the
+  transform anew at every step, with traced strengths)."""
+  args: list[Any] = []
+  template, key = _split(regularizer, args)
+  return _prox_class(template, key, mask)(args=tuple(args))
+
+
 class RMDAState(NamedTuple):
-  """State of :func:`rmda`.
+  """State of :func:`rmda`: two parameter-sized trees.
 
   Attributes:
     count: number of updates applied so far (int32); schedules of the
@@ -26,36 +251,77 @@ class RMDAState(NamedTuple):
       at it (0 at the first step), and restarts do not reset it.
     k: updates since the last (re)start (int32), ``k − 1`` during step ``k``.
     alpha: ``α_k = Σ_{i≤k} s_i`` (float32).
+    inv_beta: ``1/β_k = 1/√k`` as the last update computed it (float32; 0
+      before the first), so that the prox point is recomputed from the very
+      scalars the update used.
     init_params: the proximal centre ``w0`` (the initial weights, or the
       weights at the last restart), in the parameters' dtypes.
     grad_sum: the weighted gradient sum ``G_k = Σ_{i≤k} s_i g_i``, in
       ``grad_sum_dtype`` (float32 by default).
-    prox_params: the proximal point ``w̃_k``, exactly sparse, in the
-      parameters' dtypes; ``None`` when ``momentum`` is statically 0, since
-      the parameters are then ``w̃_k`` themselves. Read it with
-      :func:`rda_optax.sparse_params`.
+    prox: the regularizer and mask (an :class:`RMDAProx`, no arrays) with
+      which :meth:`sparse_point` recomputes the exactly sparse prox point
+      ``w̃_k = prox(w0 − G_k/β_k)`` from the fields above; ``None`` when
+      ``momentum`` is statically 0, since the parameters are then ``w̃_k``
+      themselves. Read the point with :func:`rda_optax.sparse_params`.
+    landing: the check that the updates reached the parameters unchanged
+      (:class:`rda_optax.landing.LandingCheck`).
   """
 
   count: jax.Array
   k: jax.Array
   alpha: jax.Array
+  inv_beta: jax.Array
   init_params: Any
   grad_sum: Any
-  prox_params: Any
+  prox: Any
+  landing: Any
 
   def holds_sparse_point(self) -> bool:
-    return self.prox_params is not None
+    return self.prox is not None
 
-  def sparse_point(self, params: Any = None) -> Any:
-    """``w̃_k``: the kept prox point, or ``params`` when momentum is 0."""
-    if self.prox_params is not None:
-      return self.prox_params
-    if params is None:
-      raise ValueError(
-          'rmda(momentum=0) keeps no copy of its prox point: it '
-          'is the parameters; pass params=.'
-      )
-    return params
+  def params_view(self) -> Any:
+    return self.init_params
+
+  def sparse_point(self, params: Any = None, keep: Any = None) -> Any:
+    """``w̃_k = prox_{(α_k/β_k)λR}(w0 − G_k/β_k)``, or ``params`` when
+    momentum is 0.
+
+    Recomputed from the state as the last update computed it: the same
+    operations on the same values (``w0``, ``G``, ``α_k``, ``1/β_k``, the
+    regularizer's strengths), so equal to it up to float rounding (a
+    compiler fuses multiply-adds differently in two programs: an ulp);
+    before the first update, ``w0``.
+    ``keep`` (booleans like the parameters, from :func:`rda_optax.asr`)
+    zeroes ``w0`` and ``G`` where weights are frozen, as ``asr`` does before
+    every step.
+    """
+    if self.prox is None:
+      if params is None:
+        raise ValueError(
+            'rmda(momentum=0) keeps no separate prox point: it is the '
+            'parameters; pass params=.'
+        )
+      return params
+    w0, grad_sum = self.init_params, self.grad_sum
+    if keep is not None:
+      zero = lambda x, k: jnp.where(k, x, jnp.zeros_like(x))
+      w0 = jax.tree.map(zero, w0, keep)
+      grad_sum = jax.tree.map(zero, grad_sum, keep)
+    started = self.k > 0
+    v = dual_point(
+        w0,
+        grad_sum,
+        self.inv_beta,
+        self.prox.regularizer,
+        selection.resolve_mask(self.prox.mask, w0),
+        self.alpha * self.inv_beta,
+        jnp.maximum(self.count - 1, 0),
+    )
+    return jax.tree.map(
+        lambda x, p: jnp.where(started, x.astype(p.dtype), p),
+        v,
+        w0,
+    )
 
 
 def _statically_zero(momentum: Any) -> bool:
@@ -78,6 +344,16 @@ def rmda(
     grad_sum_dtype: Any = 'float32',
 ) -> optax.GradientTransformationExtraArgs:
   r"""Regularized modernized dual averaging (RMDA), centred at ``w0``.
+
+  **Last in a chain.** Transforms of the gradient go before it
+  (``optax.chain(optax.clip_by_global_norm(1.0), rda_optax.rmda(...))``);
+  nothing may change its updates after it (``optax.scale``, ``optax.clip``, a
+  learning-rate scale, ``optax.add_decayed_weights`` placed after): they would
+  move the weights off its exactly sparse points. Such a change is detected
+  when it recurs on consecutive steps (the state records where each update
+  lands and the next step compares): then :func:`rda_optax.sparse_params`
+  raises :class:`rda_optax.ChainOrderError`. A change on isolated steps only
+  is not detected.
 
   Dual averaging whose gradient sum is weighted by the learning rate, with
   momentum by interpolation (Jelassi & Defazio's MDA) and a proximal step
@@ -102,11 +378,14 @@ def rmda(
 
   **Exact zeros.** The prox point ``w̃_k`` is exactly sparse; the
   interpolated ``w_k`` (the parameters) is not when ``μ > 0``: it reaches
-  zero only geometrically where ``w̃`` stays zero. ``w̃_k`` is kept in the
-  state (``prox_params``); evaluate, report and export it with
-  :func:`rda_optax.sparse_params`, and :func:`rda_optax.asr` starts
-  retraining from it. With ``momentum=0`` (``c = 1``) the parameters are
-  ``w̃_k`` and the state holds no copy.
+  zero only geometrically where ``w̃`` stays zero. Evaluate, report and
+  export ``w̃_k`` with :func:`rda_optax.sparse_params`;
+  :func:`rda_optax.asr` starts retraining from it. The state does not store
+  it: it holds ``w0`` and ``G`` (two parameter-sized trees, as Adam's two
+  moments) and the regularizer and mask (:class:`rda_optax.RMDAProx`, no
+  arrays but a strength passed as one), from which ``w̃_k`` is recomputed
+  by the update's own operations (to an ulp of float rounding). With
+  ``momentum=0`` (``c = 1``) the parameters are ``w̃_k``.
 
   **Restarts.** At each update count in ``restart_steps`` (for instance where
   the learning rate drops) the method restarts from the current weights:
@@ -182,30 +461,33 @@ def rmda(
     )
   restarts = tuple(sorted({int(r) for r in restarts}))
   keep_prox = not _statically_zero(momentum)
+  spec = prox_spec(regularizer, mask) if keep_prox else None
   sum_dt = validation.dtype_arg('rmda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
     sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
-    copy = lambda t: jax.tree.map(lambda p: jnp.array(p, copy=True), t)
     return RMDAState(
         count=jnp.zeros([], jnp.int32),
         k=jnp.zeros([], jnp.int32),
         alpha=jnp.zeros([], jnp.float32),
-        # Copies, not aliases: train steps donate params and state together.
-        init_params=copy(params),
+        inv_beta=jnp.zeros([], jnp.float32),
+        # A copy, not an alias: train steps donate params and state together.
+        init_params=jax.tree.map(lambda p: jnp.array(p, copy=True), params),
         grad_sum=jax.tree.map(
             lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
         ),
-        prox_params=copy(params) if keep_prox else None,
+        prox=spec,
+        landing=landing.init(),
     )
 
   def restart(state, params):
     fresh = init_fn(params)
-    return fresh._replace(count=state.count)
+    return fresh._replace(count=state.count, landing=state.landing)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
     check_update_args('rmda', updates, params)
+    check = landing.verify(state.landing, params, state.count)
     selected = selection.resolve_mask(mask, params)
     if restarts:
       state = jax.lax.cond(
@@ -231,6 +513,8 @@ def rmda(
         return v.astype(p.dtype)
       return ((1 - c) * p.astype(v.dtype) + c * v).astype(p.dtype)
 
+    # The prox point w̃_k; RMDAState.sparse_point recomputes it from the
+    # state (the same operations on the same values), so it is not stored.
     v = dual_point(
         state.init_params,
         grad_sum,
@@ -241,11 +525,6 @@ def rmda(
         state.count,
     )
     new_params = jax.tree.map(interpolate, params, v)
-    prox_params = (
-        jax.tree.map(lambda x, p: x.astype(jnp.asarray(p).dtype), v, params)
-        if keep_prox
-        else None
-    )
     deltas = jax.tree.map(
         lambda w, p: (w - jnp.asarray(p)).astype(jnp.asarray(p).dtype),
         new_params,
@@ -255,9 +534,11 @@ def rmda(
         count=optax.safe_increment(state.count),
         k=k,
         alpha=alpha,
+        inv_beta=inv_beta,
         init_params=state.init_params,
         grad_sum=grad_sum,
-        prox_params=prox_params,
+        prox=spec,
+        landing=landing.record(check, params, deltas),
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

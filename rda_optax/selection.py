@@ -20,6 +20,30 @@ import numpy as np
 MaskOrFn = Any | Callable[[Any], Any] | None
 
 
+def path_str(path: tuple[Any, ...]) -> str:
+  """A leaf's key path as the reports write it: its keys joined by ``/``.
+
+  The name that :func:`rda_optax.layer_sparsity`, the train job's
+  ``--select`` patterns and its reports use for a leaf: dict keys, sequence
+  indices and attribute names, without brackets or quotes.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, rda_optax
+    >>> params = {'Conv_0': {'kernel': jnp.ones((3, 3, 1, 2))}, 'b': [0.0]}
+    >>> [rda_optax.path_str(p) for p, _ in
+    ...  jax.tree_util.tree_leaves_with_path(params)]
+    ['Conv_0/kernel', 'b/0']
+
+  Args:
+    path: a key path of :func:`jax.tree_util.tree_leaves_with_path` (or
+      ``tree_map_with_path``).
+
+  Returns:
+    ``'Conv_0/kernel'``-style text (``''`` for the root).
+  """
+  return jax.tree_util.keystr(path, simple=True, separator='/')
+
+
 def default_mask(params: Any) -> Any:
   """Selects every leaf with ``ndim > 1`` (kernels), not biases or norms.
 

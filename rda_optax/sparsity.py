@@ -102,10 +102,6 @@ def _unwrap_flax(tree: Any) -> Any:
   return tree
 
 
-def _path_str(path: tuple[Any, ...]) -> str:
-  return jax.tree_util.keystr(path, simple=True, separator='/')
-
-
 def _leaf_counts(x: jax.Array) -> tuple[jax.Array, ...]:
   """(nonzeros, zero output channels, zero input channels) of one leaf."""
   nz = x != 0
@@ -158,7 +154,7 @@ def layer_sparsity(params: Any, mask: Any = None) -> list[LayerSparsity]:
     mask = _unwrap_flax(mask)
   selected = jax.tree.leaves(selection.resolve_mask(mask, params))
   with_path = jax.tree_util.tree_flatten_with_path(params)[0]
-  paths = [_path_str(p) for p, _ in with_path]
+  paths = [selection.path_str(p) for p, _ in with_path]
   arrays = [jnp.asarray(x) for _, x in with_path]
   counts = jax.device_get(_tree_counts(arrays))
   records = []

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
@@ -24,18 +25,25 @@ class SplittingState(NamedTuple):
       leaves hold a copy of ``W``). Evaluate the sparse model with it, or take
       it with :func:`sparse_params`.
     inner_state: the wrapped optimizer's state.
+    landing: the check that the updates reached the parameters unchanged
+      (:class:`rda_optax.landing.LandingCheck`).
   """
 
   count: jax.Array
   aux: Any
   inner_state: Any
+  landing: Any = None
 
   def holds_sparse_point(self) -> bool:
     return True
 
-  def sparse_point(self, params: Any = None) -> Any:
-    """The sparse copy ``V``."""
-    del params
+  def params_view(self) -> Any:
+    return self.aux
+
+  def sparse_point(self, params: Any = None, keep: Any = None) -> Any:
+    """The sparse copy ``V`` (zero wherever the weights are: under
+    :func:`rda_optax.asr` it is zero at frozen entries already)."""
+    del params, keep
     return self.aux
 
 
@@ -49,6 +57,17 @@ def variable_splitting(
     mask: selection.MaskOrFn = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Variable splitting: train ``W``, keep a sparse copy ``V = prox(W)``.
+
+  **Last in a chain.** Transforms of the gradient go before it
+  (``optax.chain(optax.clip_by_global_norm(1.0),
+  rda_optax.variable_splitting(...))``); nothing may change its updates after
+  it (``optax.scale``, ``optax.clip``, a learning-rate scale,
+  ``optax.add_decayed_weights`` placed after): they would move the weights off
+  its exactly sparse points. Such a change is detected when it recurs on
+  consecutive steps (the state records where each update lands and the next
+  step compares): then :func:`rda_optax.sparse_params` raises
+  :class:`rda_optax.ChainOrderError`. A change on isolated steps only is not
+  detected.
 
   Solves, per selected leaf,
 
@@ -114,10 +133,12 @@ def variable_splitting(
         count=jnp.zeros([], jnp.int32),
         aux=prox_all(params, 0),
         inner_state=inner.init(params),
+        landing=landing.init(),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
     check_update_args('variable_splitting', updates, params)
+    check = landing.verify(state.landing, params, state.count)
     selected = selection.resolve_mask(mask, params)
     b = regs.value_at(beta, state.count)
     lam_g = regs.value_at(group_strength, state.count)
@@ -137,9 +158,16 @@ def variable_splitting(
         grads, state.inner_state, params, **extra_args
     )
     new_w = optax.apply_updates(params, new_updates)
+    # Returned as the difference to W (not the inner's own updates, which a
+    # train step compiled with them may fuse into one multiply-add): every
+    # way of applying it lands on the same bits.
+    deltas = landing.as_difference(params, new_w)
     count = optax.safe_increment(state.count)
-    return new_updates, SplittingState(
-        count=count, aux=prox_all(new_w, state.count), inner_state=inner_state
+    return deltas, SplittingState(
+        count=count,
+        aux=prox_all(new_w, state.count),
+        inner_state=inner_state,
+        landing=landing.record(check, params, deltas),
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -41,6 +41,15 @@ class TinyBN(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+def run_cli(argv, capsys):
+  """``(exit status, stderr)`` of ``python -m train ARGV``, in-process."""
+  from train import cli  # pylint: disable=import-outside-toplevel
+
+  status = cli.main(argv)
+  err = capsys.readouterr().err
+  return status, err
+
+
 # A few steps of RDA then ASR of TinyBN (cross-device batch norm) on
 # synthetic 28x28 images with the CIFAR augmentation (random crop and flip),
 # evaluated in batches of 48 of its 200 examples (a padded last batch): the
@@ -218,16 +227,25 @@ def main(argv: list[str]) -> int:
     return cli.main(args)
   from train import config as config_lib
   from train import config_checks
+  from train import launch
   from train import train as train_lib
 
   try:
     cfg, explicit, _ = cli.parse_config(args)
-    config_checks.validate(cfg, explicit)
-    cli.initialize_distributed(cfg)
-    train_lib.train_and_evaluate(cfg, model=TinyBN())
+    # As train.launch does, with TinyBN for the model: each check once.
+    config_checks.check(cfg, explicit)
+    launch.initialize_distributed(cfg)
+    model = TinyBN()
+    train_lib.check(cfg, model=model)
+    train_lib.train_and_evaluate(cfg, model=model, checked=True)
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    if not isinstance(getattr(e, 'exit_status', None), int):
+      raise
+    print(f'error: {e}', file=sys.stderr)  # As cli.main does.
+    return e.exit_status
   finally:
     if mock is not None:
       mock.__exit__(None, None, None)

@@ -161,3 +161,15 @@ def tiny_one_device_run(tmp_path_factory):
     if not made:
       run_train([*TINY_ARGS, '--workdir', run], devices=1, tiny_bn=True)
   return run
+
+
+@pytest.fixture
+def no_manual_env(monkeypatch, tmp_path_factory):
+  """No manual folder anywhere: neither the env variable nor an offline copy."""
+  from train.data import datasets  # pylint: disable=import-outside-toplevel
+
+  monkeypatch.delenv(datasets.MANUAL_DIR_ENV, raising=False)
+  monkeypatch.setenv(
+      datasets.SHARED_DATA_ENV,
+      str(tmp_path_factory.mktemp('no_shared_data')),
+  )

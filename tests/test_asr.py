@@ -71,23 +71,23 @@ def _asr_by_hand(inner, params, grads, start_step):
   for n, g in enumerate(grads):
     g = jax.tree.map(jnp.asarray, g)
     if n == start_step:
-      keep = {k: (v != 0) if v.ndim > 1 else None for k, v in params.items()}
+      keep = {k: (v != 0) if v.ndim > 1 else True for k, v in params.items()}
     if keep is not None:
-      state = asr_lib.zero_frozen_moments(inner, state, keep)
+      state = asr_lib.zero_frozen_moments(state, keep, params)
       g = {
-          k: v if keep[k] is None else jnp.where(keep[k], v, 0)
+          k: v if keep[k] is True else jnp.where(keep[k], v, 0)
           for k, v in g.items()
       }
     u, state = inner.update(g, state, params)
     if keep is not None:
       u = {
-          k: v if keep[k] is None else jnp.where(keep[k], v, 0)
+          k: v if keep[k] is True else jnp.where(keep[k], v, 0)
           for k, v in u.items()
       }
     params = optax.apply_updates(params, u)
     if keep is not None:
       keep = {
-          k: None if m is None else m & (params[k] != 0)
+          k: True if m is True else m & (params[k] != 0)
           for k, m in keep.items()
       }
     traj.append(jax.tree.map(np.asarray, params))
@@ -130,7 +130,9 @@ def test_asr_sparse_point_is_zero_where_frozen():
       restart_inner=False,
   )
   traj, state = run(opt, random_params(), random_grads(30))
-  point = state.sparse_point()
+  with pytest.raises(ValueError, match='pass the parameters'):
+    rda_optax.sparse_params(state)
+  point = rda_optax.sparse_params(state, jax.tree.map(jnp.asarray, traj[-1]))
   for k in ('conv', 'dense'):
     frozen = traj[-1][k] == 0
     assert frozen.any() and not frozen.all()
@@ -223,3 +225,33 @@ def test_freeze_zeros_with_optax_masked():
   new = optax.apply_updates(params, u)
   np.testing.assert_array_equal(new['k'], [0.0, 0.0])
   np.testing.assert_array_equal(new['b'], [-1.0, 0.0])
+
+
+@pytest.mark.parametrize('k', [2, 3])
+def test_start_step_under_multisteps(k):
+  """Where retraining starts, counted in calls of ``update`` (the loop's
+  steps): ``asr(optax.MultiSteps(inner, k), start_step=n)`` at call ``n``;
+  ``optax.MultiSteps(asr(inner, start_step=s), k)`` counts applied updates,
+  so at call ``(s + 1)·k − 1`` (the call that applies update ``s``)."""
+  inner = lambda: rda_optax.rmda(0.1, rda_optax.l1(0.3), momentum=0.9)
+  n, s = 6, 2
+  orders = {
+      'asr outside': (
+          rda_optax.asr(optax.MultiSteps(inner(), k), start_step=n),
+          n,
+      ),
+      'asr inside': (
+          optax.MultiSteps(rda_optax.asr(inner(), start_step=s), k),
+          (s + 1) * k - 1,
+      ),
+  }
+  for name, (opt, want) in orders.items():
+    traj, state = run(opt, random_params(), random_grads(12))
+    # RMDA's iterates have no exact zeros before the jump to the sparse point.
+    jumps = [t for t, w in enumerate(traj) if (w['conv'] == 0).any()]
+    assert jumps and jumps[0] == want, (name, jumps)
+    # Later, the frozen zeros stay.
+    for w in traj[want:]:
+      assert (w['conv'][traj[want]['conv'] == 0] == 0).all(), name
+    sparse = rda_optax.sparse_params(state, jax.tree.map(jnp.asarray, traj[-1]))
+    assert (np.asarray(sparse['conv'])[traj[-1]['conv'] == 0] == 0).all()

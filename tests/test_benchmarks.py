@@ -1,18 +1,10 @@
 """The benchmark scripts run (tiny sizes; their figures are in the README)."""
 
-import importlib.util
-import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import importlib
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(
-      name, ROOT / 'benchmarks' / f'{name}.py'
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module(f'benchmarks.{name}')
 
 
 def test_mask_read_cost_runs(capsys):
@@ -97,3 +89,18 @@ def test_nm_sparse_size_runs(capsys):
   assert row['codes_with'].get('nm') == 3
   assert row['file'] < row['with_nm'] + 8192
   assert '| lenet300_100 | 2:4 |' in capsys.readouterr().out
+
+
+def test_optimizer_step_state_memory(capsys):
+  """The state-memory table: RMDA keeps two parameter-sized trees (w0 and
+  G; its prox point is recomputed), as Adam; SGD with momentum one."""
+  bench = _load('optimizer_step')
+  rows = bench.state_memory()
+  per_param = {k: round(r['bytes_per_param'], 3) for k, r in rows.items()}
+  assert per_param['optax.sgd(momentum=0.9)'] == 4.0
+  assert per_param['optax.adam'] == 8.0
+  for name in ('rmda(l1, momentum=0.9)', 'rmda(sparsity_constraint(0.95))'):
+    assert per_param[name] == 8.0, name
+    assert rows[name]['with_params'] < 3.001
+  bench.main(['--state_only'])
+  assert '| optax.adam | 8.00 |' in capsys.readouterr().out

@@ -17,6 +17,7 @@ MODULES = [
     'constraints',
     'coupled',
     'initializers',
+    'landing',
     'nm',
     'partition',
     'preconditioned',

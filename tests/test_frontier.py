@@ -1,24 +1,16 @@
-"""benchmarks/frontier.py: the sweep's runs share one budget, and the tables
+"""benchmarks/frontier/: the sweep's runs share one budget, and the tables
 compare methods by the rule its docstring states."""
 
-import importlib.util
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks import frontier as frontier_pkg
 
 
 @pytest.fixture(scope='module')
 def frontier():
-  spec = importlib.util.spec_from_file_location(
-      'frontier', os.path.join(ROOT, 'benchmarks', 'frontier.py')
-  )
-  mod = importlib.util.module_from_spec(spec)
-  sys.modules['frontier'] = mod  # Its dataclasses look their module up.
-  spec.loader.exec_module(mod)
-  return mod
+  return frontier_pkg
 
 
 def _epochs(run):
@@ -259,7 +251,7 @@ def test_parallel_runs_start_after_their_parent(frontier, monkeypatch, jobs):
       finished.append(run)
     return {'test_top1': 0.5, 'sparsity': run.strength}
 
-  monkeypatch.setattr(frontier, 'execute', fake_execute)
+  monkeypatch.setattr(frontier.runner, 'execute', fake_execute)
   monkeypatch.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
   monkeypatch.delenv('XLA_PYTHON_CLIENT_PREALLOCATE', raising=False)
   assert frontier.execute_all('out', runs, jobs) == []
@@ -282,7 +274,7 @@ def test_a_failed_parent_fails_its_children_not_the_rest(frontier, monkeypatch):
       raise AssertionError('a child of a failed run must not start')
     return {'test_top1': 0.5, 'sparsity': run.strength}
 
-  monkeypatch.setattr(frontier, 'execute', fake_execute)
+  monkeypatch.setattr(frontier.runner, 'execute', fake_execute)
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.2')
   failed = frontier.execute_all('out', runs, 2)
   names = {r.name for r, _ in failed}

@@ -91,3 +91,20 @@ def test_train_commands_are_accepted(path, capsys):
     status = cli.main(argv + ['--print_config'])
     captured = capsys.readouterr()
     assert status == 0, f'{command}\n{captured.err[-2000:]}'
+
+
+def test_the_train_job_guide_names_every_method_regularizer_and_schedule():
+  """The guide's lists of options and --help (built from the tables) name
+  the same methods, regularizers and schedules."""
+  from train import config_checks  # pylint: disable=import-outside-toplevel
+  from train import methods  # pylint: disable=import-outside-toplevel
+  from train import regularizers  # pylint: disable=import-outside-toplevel
+
+  text = _read(os.path.join(REPO, 'docs', 'guides', 'train_job.md'))
+  names = [
+      *methods.METHODS,
+      *regularizers.REGULARIZERS,
+      *config_checks.SCHEDULES,
+  ]
+  missing = [n for n in names if f'`{n}`' not in text]
+  assert not missing, f'docs/guides/train_job.md does not name {missing}'

@@ -1,5 +1,6 @@
 """models.registry: reference parameter counts, names, input shapes, errors."""
 
+import os
 import math
 
 import pytest
@@ -98,8 +99,10 @@ def test_default_input_shapes():
       3,
   )
   assert models.default_input_shape('wrn28_10') == (32, 32, 3)
-  assert models.default_input_shape('resnet18', dataset='mnist') == (28, 28, 1)
-  assert models.default_input_shape('resnet18', 'CIFAR-100') == (32, 32, 3)
+  # The models take an input shape; datasets are not theirs to know.
+  assert not hasattr(models, 'DATASET_INPUT_SHAPES')
+  with pytest.raises(TypeError, match="a dataset's shape is its loader's"):
+    models.default_input_shape('resnet18', dataset='mnist')
 
 
 def test_registry_names_and_num_classes():
@@ -138,7 +141,31 @@ def test_registry_errors():
     models.create('resnet18', stem='mnist')
   with pytest.raises(ValueError, match='variant must be one of'):
     models.create('vgg16', variant='tiny')
-  with pytest.raises(ValueError, match='Unknown dataset hint'):
-    models.default_input_shape('resnet18', dataset='svhn')
   with pytest.raises(ValueError, match='Valid names'):
     models.default_input_shape('alexnet')
+
+
+def test_without_flax_the_import_error_names_the_extra():
+  """Without the models extra, ``import models`` fails with one error (not
+  two chained tracebacks) whose message names the install command."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [
+          sys.executable,
+          '-c',
+          "import sys; sys.modules['flax'] = None; " 'import models',
+      ],
+      cwd=repo,
+      capture_output=True,
+      text=True,
+      timeout=60,
+  )
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 1
+  assert lines[-1].startswith(
+      'ImportError: models needs Flax: install the ' 'models extra'
+  ), lines
+  assert 'direct cause' not in proc.stderr and len(lines) <= 6, lines

@@ -1,5 +1,7 @@
 """The transforms inside optax pipelines, under jit/pmap, and from Flax."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -311,3 +313,275 @@ def test_params_and_state_can_be_donated_together(name):
       jax.tree.leaves((params, state)), jax.tree.leaves((ref_params, ref_state))
   ):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# ------------------------------------------ ASR under optax's combinators
+
+# Two layers; gradients do not depend on the parameters (so that optax's
+# combinators have exact equivalents: MultiSteps over k equal gradients is
+# one step) and are the same within a window of WINDOW steps.
+_rng = np.random.default_rng(0)
+NET = {
+    name: {
+        'kernel': jnp.asarray(_rng.normal(scale=0.5, size=shape), jnp.float32),
+        'bias': jnp.asarray(
+            _rng.normal(scale=0.1, size=shape[-1]), jnp.float32
+        ),
+    }
+    for name, shape in (('a', (8, 6)), ('b', (6, 4)))
+}
+KERNELS = {
+    'a': {'kernel': True, 'bias': False},
+    'b': {'kernel': True, 'bias': False},
+}
+BIASES = jax.tree.map(lambda k: not k, KERNELS)
+LABELS = jax.tree.map(lambda k: 'kernels' if k else 'biases', KERNELS)
+START, N_STEPS = 6, 14
+
+
+def net_grads(window):
+  r = np.random.default_rng(100 + window)
+  return jax.tree.map(
+      lambda p: jnp.asarray(r.normal(scale=0.5, size=p.shape) + 0.2, p.dtype),
+      NET,
+  )
+
+
+def rmda_l1(**kw):
+  return rda_optax.rmda(0.1, rda_optax.l1(0.3), momentum=0.9, **kw)
+
+
+def rmda_plain():  # What rmda does to the leaves its mask leaves out.
+  return rda_optax.rmda(0.1, None, momentum=0.9)
+
+
+def prox_sgd_l1():
+  return rda_optax.prox_sgd(0.1, rda_optax.l1(0.5), momentum=0.9)
+
+
+def sgd():
+  return optax.sgd(0.1, momentum=0.9)
+
+
+def masked_pair(kernels, biases):
+  return optax.chain(
+      optax.masked(kernels, KERNELS), optax.masked(biases, BIASES)
+  )
+
+
+def labelled(kernels, biases):
+  return optax.multi_transform({'kernels': kernels, 'biases': biases}, LABELS)
+
+
+def asr(inner, start=START, **kw):
+  return rda_optax.asr(inner, start_step=start, **kw)
+
+
+# The same optimizers written without the combinators.
+REFERENCES = {
+    'asr(rmda)': lambda: asr(rmda_l1()),
+    'asr(prox_sgd)': lambda: asr(prox_sgd_l1()),
+    'asr(multi_transform(rmda, sgd))': lambda: asr(labelled(rmda_l1(), sgd())),
+    'asr(chain(masked(rmda), masked(sgd)))': lambda: asr(
+        masked_pair(rmda_l1(), sgd())
+    ),
+    'asr(multi_transform(rmda, sgd), restart_inner=False)': lambda: asr(
+        labelled(rmda_l1(), sgd()), restart_inner=False
+    ),
+    'asr(rmda, retrain=sgd)': lambda: asr(rmda_l1(), retrain=sgd()),
+}
+
+
+def rmda_injected():  # λ passed as an array at every step, as the train job
+  def build(learning_rate, lam):
+    return rda_optax.rmda(learning_rate, rda_optax.l1(lam), momentum=0.9)
+
+  return optax.inject_hyperparams(build)(learning_rate=0.1, lam=0.3)
+
+
+# name: (composed optimizer, its equivalent in REFERENCES (or None), calls of
+# update per update (MultiSteps)).
+COMPOSITIONS = {
+    'asr(chain(masked(rmda), masked(rmda)))': (
+        lambda: asr(masked_pair(rmda_l1(), rmda_plain())),
+        'asr(rmda)',
+        1,
+    ),
+    'asr(multi_transform(rmda, rmda))': (
+        lambda: asr(labelled(rmda_l1(), rmda_plain())),
+        'asr(rmda)',
+        1,
+    ),
+    'asr(chain(masked(rmda), masked(sgd)))': (
+        lambda: asr(masked_pair(rmda_l1(), sgd())),
+        'asr(multi_transform(rmda, sgd))',
+        1,
+    ),
+    'asr(chain(masked(rmda), masked(sgd)), restart_inner=False)': (
+        lambda: asr(masked_pair(rmda_l1(), sgd()), restart_inner=False),
+        'asr(multi_transform(rmda, sgd), restart_inner=False)',
+        1,
+    ),
+    'asr(chain(masked(prox_sgd), masked(sgd)))': (
+        lambda: asr(masked_pair(prox_sgd_l1(), sgd())),
+        'asr(prox_sgd)',
+        1,
+    ),
+    'asr(multi_transform(prox_sgd, sgd))': (
+        lambda: asr(labelled(prox_sgd_l1(), sgd())),
+        'asr(prox_sgd)',
+        1,
+    ),
+    'chain(masked(asr(rmda)), masked(rmda))': (
+        lambda: masked_pair(asr(rmda_l1()), rmda_plain()),
+        'asr(rmda)',
+        1,
+    ),
+    'masked(asr(rmda))': (
+        lambda: optax.masked(asr(rmda_l1()), KERNELS),
+        None,
+        1,
+    ),
+    'asr(chain(clip, rmda))': (
+        lambda: asr(optax.chain(optax.clip_by_global_norm(1e3), rmda_l1())),
+        'asr(rmda)',
+        1,
+    ),
+    'asr(inject_hyperparams(rmda))': (
+        lambda: asr(
+            optax.inject_hyperparams(rda_optax.rmda)(
+                learning_rate=0.1, regularizer=rda_optax.l1(0.3), momentum=0.9
+            )
+        ),
+        'asr(rmda)',
+        1,
+    ),
+    'asr(inject_hyperparams(rmda with λ injected))': (
+        lambda: asr(rmda_injected()),
+        'asr(rmda)',
+        1,
+    ),
+    'asr(rmda, retrain=masked(sgd))': (
+        lambda: asr(rmda_l1(), retrain=masked_pair(sgd(), sgd())),
+        'asr(rmda, retrain=sgd)',
+        1,
+    ),
+    'asr(chain(clip, multi_transform(inject_hyperparams(rmda), sgd)))': (
+        lambda: asr(
+            optax.chain(
+                optax.clip_by_global_norm(1e3),
+                labelled(rmda_injected(), sgd()),
+            )
+        ),
+        'asr(chain(masked(rmda), masked(sgd)))',
+        1,
+    ),
+    'asr(MultiSteps(rmda))': (
+        lambda: asr(optax.MultiSteps(rmda_l1(), 2), start=2 * START),
+        'asr(rmda)',
+        2,
+    ),
+    'MultiSteps(asr(chain(masked(rmda), masked(sgd))))': (
+        lambda: optax.MultiSteps(asr(masked_pair(rmda_l1(), sgd())), 2),
+        'asr(chain(masked(rmda), masked(sgd)))',
+        2,
+    ),
+    'MultiSteps(asr(multi_transform(rmda, rmda)))': (
+        lambda: optax.MultiSteps(asr(labelled(rmda_l1(), rmda_plain())), 2),
+        'asr(rmda)',
+        2,
+    ),
+}
+
+
+def train_net(opt, micro=1):
+  """N_STEPS updates under jit (``micro`` calls each, as under MultiSteps):
+  the trajectory after each update and the final state."""
+
+  @jax.jit
+  def step(params, state, grads):
+    updates, state = opt.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  params, state, traj = NET, opt.init(NET), []
+  for t in range(N_STEPS):
+    for _ in range(micro):
+      params, state = step(params, state, net_grads(t))
+    traj.append(jax.tree.map(np.asarray, params))
+  return traj, state
+
+
+@functools.cache
+def reference(name):
+  traj, state = train_net(REFERENCES[name]())
+  return traj, rda_optax.sparse_params(
+      state, jax.tree.map(jnp.asarray, traj[-1])
+  )
+
+
+def kernel_paths():
+  return [('a', 'kernel'), ('b', 'kernel')]
+
+
+def buffers(state):
+  """Every params-shaped buffer an inner optimizer keeps and updates (RMDA's
+  gradient sum, SGD's and prox_sgd's momentum), as (path, kernel leaves)."""
+  out = []
+  for key in ('grad_sum', 'trace', 'momentum'):
+    for path, tree in optax.tree_utils.tree_get_all_with_path(state, key):
+      if not isinstance(tree, dict):  # (a hyper-parameter named momentum)
+        continue
+      leaves = [tree.get(n, {}).get(k) for n, k in kernel_paths()]
+      out += [
+          (jax.tree_util.keystr(path), n, x)
+          for n, x in zip(kernel_paths(), leaves)
+          if hasattr(x, 'shape')
+      ]
+  return out
+
+
+@pytest.mark.parametrize('name', COMPOSITIONS)
+def test_asr_composes_with_optax_combinators(name):
+  make, ref, micro = COMPOSITIONS[name]
+  traj, state = train_net(make(), micro)
+  params = jax.tree.map(jnp.asarray, traj[-1])
+  sparse = rda_optax.sparse_params(state, params)
+  # Exactly the parameters' structure, never a MaskedNode.
+  assert jax.tree.structure(sparse) == jax.tree.structure(NET)
+  for n, k in kernel_paths():
+    frozen = traj[START][n][k] == 0  # Retraining has started.
+    assert frozen.any() and not frozen.all(), name
+    if 'rmda' in name:  # RMDA's iterates reach zero at the jump.
+      assert (traj[START - 1][n][k] != 0).all(), name
+    # Frozen zeros stay exactly zero; weights that land on zero freeze too.
+    for w in traj[START + 1 :]:
+      assert (w[n][k][frozen] == 0).all(), name
+      frozen = frozen | (w[n][k] == 0)
+    assert (np.asarray(sparse[n][k])[frozen] == 0).all(), name
+    assert (traj[-1][n][k] != traj[START][n][k]).any()  # Live ones move.
+  # Nothing revives a frozen weight: the inner optimizer's buffers are zero
+  # there, also inside optax.masked / multi_transform states.
+  retrain_only = 'retrain' in name
+  found = buffers(state.inner_state if hasattr(state, 'inner_state') else state)
+  assert found or retrain_only, name
+  for path, (n, k), x in found:
+    if retrain_only and 'retrain' not in path:
+      continue
+    frozen = traj[-2][n][k] == 0
+    assert (np.asarray(x)[frozen] == 0).all(), (name, path)
+  if ref is None:
+    return
+  ref_traj, ref_sparse = reference(ref)
+  # Under masked(asr(...)), the biases are not asr's (no restart there).
+  compared = ('kernel',) if 'masked(asr' in name else ('kernel', 'bias')
+  for got, want in zip(traj, ref_traj):
+    for n in NET:
+      for k in compared:
+        np.testing.assert_array_equal(got[n][k] == 0, want[n][k] == 0)
+        np.testing.assert_allclose(got[n][k], want[n][k], rtol=1e-5, atol=1e-6)
+  for n in NET:
+    for k in compared:
+      np.testing.assert_array_equal(sparse[n][k] == 0, ref_sparse[n][k] == 0)
+      np.testing.assert_allclose(
+          sparse[n][k], ref_sparse[n][k], rtol=1e-5, atol=1e-6
+      )

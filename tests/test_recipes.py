@@ -175,3 +175,17 @@ def test_bad_settings_are_clear_errors(kwargs, match):
   args.update(kwargs)
   with pytest.raises((ValueError, TypeError), match=match):
     rda_optax.sparse_training(**args)
+
+
+def test_the_l1_penalty_reaches_the_same_sparsity():
+  total = 18
+  tx = rda_optax.sparse_training(
+      0.9, learning_rate=0.02, total_steps=total, penalty='l1'
+  )
+  params, _, _ = _run(tx, total)
+  n = sum(PARAMS[k]['kernel'].size for k in PARAMS)
+  assert _kernel_zeros(params) == round(0.9 * n)
+  with pytest.raises(ValueError, match='penalty'):
+    rda_optax.sparse_training(
+        0.9, learning_rate=0.1, total_steps=10, penalty='l0'
+    )

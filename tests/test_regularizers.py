@@ -290,6 +290,30 @@ def test_schedules_are_evaluated_at_count():
   assert float(reg.value(v, count=6)) == pytest.approx(0.5)
 
 
+def test_a_schedule_gone_negative_or_nan_poisons_the_update():
+  """A λ (or momentum) schedule that turns negative would grow the weights
+  it should shrink: the update is NaN instead, never silently wrong."""
+  neg = optax.linear_schedule(1e-2, -1e-2, transition_steps=4)
+  assert float(regs.value_at(neg, 1)) == pytest.approx(5e-3)
+  assert np.isnan(regs.value_at(neg, 3))
+  assert np.isnan(regs.value_at(lambda n: jnp.float32(jnp.nan), 0))
+  params = {'w': jnp.array([[0.5, -0.001]])}
+  grads = {'w': jnp.zeros((1, 2))}
+  tx = rda_optax.prox_sgd(0.1, rda_optax.l1(neg))
+  state = tx.init(params)
+  for step in range(4):
+    updates, state = tx.update(grads, state, params)
+    new = optax.apply_updates(params, updates)
+    if step < 3:  # λ = 1e-2, 5e-3, 0: soft thresholding.
+      assert np.isfinite(new['w']).all() and float(new['w'][0, 0]) <= 0.5
+    else:  # λ = -5e-3.
+      assert np.isnan(new['w']).all(), step
+  # The same for rmda's momentum (a schedule of the interpolation).
+  tx = rda_optax.rmda(0.1, rda_optax.l1(1e-3), momentum=lambda n: -0.5)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  assert np.isnan(optax.apply_updates(params, updates)['w']).all()
+
+
 def test_penalty_sums_selected_leaves():
   params = {'k': jnp.array([[1.0, -2.0]]), 'b': jnp.array([5.0])}
   assert float(rda_optax.penalty(params, rda_optax.l1(0.5))) == 1.5

@@ -87,7 +87,7 @@ def test_rmda_matches_numpy_transcription(kind, momentum):
     assert (np.asarray(sparse['conv']) == 0).sum() > 0
     if momentum == 0.0:
       np.testing.assert_array_equal(sparse['conv'], traj[-1]['conv'])
-      assert state.prox_params is None  # No copy kept.
+      assert state.prox is None  # The parameters are the prox point.
     else:
       assert (traj[-1]['conv'] == 0).sum() < (
           np.asarray(sparse['conv']) == 0
@@ -206,15 +206,15 @@ def test_asr_restarted_rmda_keeps_frozen_zeros():
 
 
 def test_sparse_params_errors():
-  with pytest.raises(ValueError, match='exactly one'):
+  with pytest.raises(ValueError, match='keeps no sparse point'):
     rda_optax.sparse_params(optax.sgd(0.1).init({'w': jnp.ones(2)}))
   params = {'w': jnp.ones((2, 2))}
   state = optax.sgd(0.1).init(params)
   assert rda_optax.sparse_params(state, params) is params
   two = (rda_optax.rmda(0.1, momentum=0.5).init(params),) * 2
-  with pytest.raises(ValueError, match='found 2'):
+  with pytest.raises(ValueError, match='both cover'):
     rda_optax.sparse_params(two, params)
-  with pytest.raises(ValueError, match='pass params'):
+  with pytest.raises(ValueError, match='RMDAState.*themselves'):
     rda_optax.sparse_params(rda_optax.rmda(0.1, momentum=0).init(params))
 
 
@@ -248,7 +248,8 @@ def test_inject_hyperparams_and_bf16():
   traj, state = run(ref, bf, grads)
   assert traj[-1]['conv'].dtype == jnp.bfloat16
   assert state.grad_sum['conv'].dtype == jnp.float32
-  assert state.prox_params['conv'].dtype == jnp.bfloat16
+  sparse = rda_optax.sparse_params(state, traj[-1])
+  assert sparse['conv'].dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize(
@@ -270,3 +271,131 @@ def test_a_nan_gradient_poisons_the_sum_unless_guarded(make):
   want, _ = run(make(), params, [grads[0], grads[2]])
   np.testing.assert_allclose(traj_g[-1]['dense'], want[-1]['dense'], rtol=1e-6)
   assert int(state.total_notfinite) == 1
+
+
+@pytest.mark.parametrize(
+    'reg, dtype',
+    [
+        (rda_optax.l1(0.1), jnp.float32),
+        (rda_optax.l1(0.1), jnp.bfloat16),
+        (rda_optax.group_lasso(1.0), jnp.float32),
+        (rda_optax.sparse_group_lasso(0.1, 0.3), jnp.float32),
+        (rda_optax.sparsity_constraint(0.6), jnp.bfloat16),
+        (
+            rda_optax.sparsity_constraint(optax.linear_schedule(0.2, 0.8, 10)),
+            jnp.float32,
+        ),
+        (
+            rda_optax.partitioned(
+                {'k': rda_optax.l1(0.1), 'b': rda_optax.l1(0.01)},
+                {'conv': 'k', 'dense': 'k', 'bias': 'b'},
+            ),
+            jnp.float32,
+        ),
+    ],
+    ids=[
+        'l1',
+        'l1-bf16',
+        'group',
+        'sgl',
+        'constraint-bf16',
+        'ramp',
+        'partitioned',
+    ],
+)
+def test_sparse_point_is_recomputed(reg, dtype):
+  """The state holds w0 and G (2 trees, not 3): the prox point is recomputed
+  from them as the update computed it. With a momentum passed as an array of
+  value 0 the state keeps the point's recipe and the parameters land on the
+  point itself (w + (w̃ − w)), so the two agree: the same zeros, the same
+  values to a rounding or two (two programs fuse multiply-adds apart)."""
+  opt = optax.inject_hyperparams(
+      rda_optax.rmda, static_args=('restart_steps', 'mask')
+  )(
+      learning_rate=optax.cosine_decay_schedule(0.1, 12),
+      regularizer=reg,
+      momentum=0.0,
+      mask=lambda p: jax.tree.map(lambda x: x.ndim > 0, p),
+      restart_steps=(6,),
+  )
+  params = jax.tree.map(lambda p: p.astype(dtype), random_params())
+  tol = 2 * float(jnp.finfo(dtype).eps)  # (the weights are O(1))
+  state = opt.init(params)
+  assert rda_optax.sparse_point.has_sparse_point(state)
+  assert rda_optax.sparse_params(state, params) is not params
+  step = jax.jit(opt.update)
+  zeros = 0
+  for g in random_grads(10):
+    updates, state = step(jax.tree.map(jnp.asarray, g), state, params)
+    params = optax.apply_updates(params, updates)
+    sparse = jax.jit(rda_optax.sparse_params)(state, params)
+    for k in SHAPES:
+      assert sparse[k].dtype == dtype
+      got = np.asarray(sparse[k], np.float32)
+      want = np.asarray(params[k], np.float32)
+      np.testing.assert_array_equal(got == 0, want == 0)
+      np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+      zeros += int((got == 0).sum())
+  assert zeros > 0
+  # Two parameter-sized trees in the state, as SGD with momentum has one.
+  sizes = [x.size for x in jax.tree.leaves(state.inner_state)]
+  n = sum(x.size for x in jax.tree.leaves(params))
+  assert sum(s for s in sizes if s > 1) == 2 * n
+
+
+def test_the_prox_recipe_survives_a_checkpoint_and_a_pickle(tmp_path):
+  import pickle  # pylint: disable=import-outside-toplevel
+
+  def build(learning_rate, lam):  # λ as an array, as the train job passes it
+    return rda_optax.rmda(learning_rate, rda_optax.l1(lam), momentum=0.9)
+
+  opt = optax.inject_hyperparams(build)(
+      learning_rate=0.1, lam=optax.linear_schedule(0.05, 0.2, 5)
+  )
+  params, grads = random_params(), random_grads(6)
+  traj, state = run(opt, params, grads)
+  params = jax.tree.map(jnp.asarray, traj[-1])
+  want = rda_optax.sparse_params(state, params)
+  assert state.inner_state.prox.regularizer.strength.shape == ()
+  # Equal structures for equal transforms, whatever λ (traced or not).
+  assert jax.tree.structure(opt.init(params)) == jax.tree.structure(state)
+  again = pickle.loads(pickle.dumps(jax.device_get(state)))
+  assert jax.tree.structure(again) == jax.tree.structure(state)
+  got = rda_optax.sparse_params(again, params)
+  for k in SHAPES:
+    np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_a_factory_making_new_closures_keeps_one_state_structure():
+  """A build function that makes its mask and its labels anew at each call
+  (``optax.inject_hyperparams`` calls it at every update, the train job's
+  --scale_lam did) gives one state structure: equal closures (same code,
+  equal captured values) are one static part. Else every update would
+  change the structure (a retrace per step) and ASR's ``lax.cond`` between
+  the two branches would fail."""
+
+  def build(learning_rate, lam):
+    labels = lambda p: jax.tree.map(lambda x: 'w' if x.ndim > 1 else 'b', p)
+    reg = rda_optax.partitioned(
+        {'w': rda_optax.l1(lam), 'b': rda_optax.l1(lam / 10)}, labels
+    )
+    return rda_optax.rmda(
+        learning_rate,
+        reg,
+        momentum=0.9,
+        mask=lambda p: jax.tree.map(lambda x: x.ndim > 0, p),
+    )
+
+  opt = rda_optax.asr(
+      optax.inject_hyperparams(build)(learning_rate=0.1, lam=0.05),
+      retrain=optax.sgd(0.01),
+      start_step=3,
+  )
+  params = random_params()
+  state = opt.init(params)
+  step = jax.jit(opt.update)
+  for g in random_grads(5):
+    updates, new_state = step(jax.tree.map(jnp.asarray, g), state, params)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    state, params = new_state, optax.apply_updates(params, updates)
+  assert step._cache_size() == 1

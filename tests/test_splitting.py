@@ -91,5 +91,5 @@ def test_errors():
   state = opt.init({'w': jnp.ones((2, 2))})
   with pytest.raises(ValueError, match='needs the current parameters'):
     opt.update({'w': jnp.ones((2, 2))}, state)
-  with pytest.raises(ValueError, match='exactly one'):
+  with pytest.raises(ValueError, match='keeps no sparse point'):
     rda_optax.sparse_params(optax.sgd(0.1).init({'w': jnp.ones(2)}))

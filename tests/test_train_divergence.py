@@ -1,4 +1,5 @@
-"""Stopping a run that has gone wrong: a collapse to a constant prediction."""
+"""train/divergence.py: stopping a run that has gone wrong (a collapse to a
+constant prediction, a schedule gone negative or NaN)."""
 
 import pytest
 
@@ -40,7 +41,7 @@ class _Checkpoints:
   def wait(self):
     self.waited = True
 
-  def latest_step(self):
+  def last_good_step(self):
     return self.latest
 
 
@@ -58,3 +59,43 @@ def test_the_message_names_the_step_the_checkpoint_and_the_fix():
   assert message.endswith('lower --asr_lr.')
   with pytest.raises(config_lib.Diverged, match='no checkpoint was written'):
     divergence.raise_diverged('x', 3, 'lower --lr', cfg, _Checkpoints(None))
+
+
+def test_an_invalid_hyper_parameter_is_named():
+  assert divergence.invalid_hypers({'lr': 0.1, 'lam': 0.0}) is None
+  assert divergence.invalid_hypers({'lr': 0.1, 'lam': -1e-3}) == 'lam = -0.001'
+  assert divergence.invalid_hypers({'gamma': float('nan')}) == 'gamma = nan'
+
+
+def test_a_schedule_gone_negative_stops_the_run_naming_it(tmp_path):
+  """A λ schedule that crosses zero (the command line refuses one; a
+  library caller's config need not be checked) stops the run at the first
+  log with the hyper-parameter named, not a silent anti-shrinkage."""
+  from _train_driver import TinyBN
+  from train import train as train_lib
+
+  cfg = config_lib.get_config(
+      None,
+      method='rmda',
+      lam=1e-3,
+      lam_schedule='linear',
+      lam_scales=(-1.0,),
+      dataset='synthetic',
+      batch_size=16,
+      steps_per_epoch=4,
+      epochs=2,
+      asr_epochs=0,
+      log_every_steps=6,
+      progress=False,
+      report=False,
+      async_checkpointing=False,
+      workdir=str(tmp_path / 'run'),
+  )
+  with pytest.raises(config_lib.ConfigError, match='--lam_scales'):
+    train_lib.train_and_evaluate(cfg, model=TinyBN())
+  with pytest.raises(config_lib.Diverged) as e:
+    train_lib.train_and_evaluate(cfg, model=TinyBN(), checked=True)
+  message = str(e.value)
+  # λ(5) = 1e-3 - 2e-3 * 5 / 8: the first negative value, applied at update 6.
+  assert 'diverged at step 6 (lam = -0.00025 from its schedule)' in message
+  assert message.endswith('Fix that schedule.')

@@ -3,6 +3,7 @@ sparse model computes, and python -m train --eval_export."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip('models')
 
 import flax  # noqa: E402
+import jax  # noqa: E402
 import models  # noqa: E402
 import rda_optax  # noqa: E402
 from train import checkpoint as ckpt_lib  # noqa: E402
@@ -17,6 +19,7 @@ from train import cli  # noqa: E402
 from train import config as config_lib  # noqa: E402
 from train import export  # noqa: E402
 from train import metrics as metrics_lib  # noqa: E402
+from train import report as report_lib  # noqa: E402
 from train import train as train_lib  # noqa: E402
 
 
@@ -115,14 +118,25 @@ def test_export_width_multiple_rounds_widths_and_stays_exact(
 def test_eval_export_matches_the_runs_own_evaluation(
     lenet5_run, tmp_path, capsys
 ):
-  out = str(tmp_path / 'export')
+  """The export folder or the run directory holding it (its export/, where
+  python -m train.export RUN_DIR writes) give the run's own test metrics; a
+  run directory without an export is a one-line error naming the fix."""
+  run = tmp_path / 'run'
+  os.makedirs(run)
+  shutil.copy(os.path.join(lenet5_run.workdir, 'config.json'), run)
+  assert cli.main(['--eval_export', str(run)]) == 2
+  assert 'without an export; make one with python -m train.export' in (
+      capsys.readouterr().err
+  )
+  out = str(run / 'export')
   export.export_run(lenet5_run.workdir, out)
-  capsys.readouterr()
-  assert cli.main(['--eval_export', out]) == 0
-  line = capsys.readouterr().out.strip().splitlines()[-1]
   last = metrics_lib.read_records(lenet5_run.workdir, 'eval')[-1]
-  assert f'test top-1 {last["test_top1"]:.4f}' in line, line
-  assert 'on synthetic:28x28x1:10' in line
+  for given in (out, str(run)):
+    capsys.readouterr()
+    assert cli.main(['--eval_export', given]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f'test top-1 {last["test_top1"]:.4f}' in line, line
+    assert 'on synthetic:28x28x1:10' in line
 
 
 def test_resnet_with_batch_norm_exports_exactly(tmp_path):
@@ -211,3 +225,26 @@ def test_a_damaged_export_is_refused(lenet5_run, tmp_path, capsys):
   assert cli.main(['--eval_export', out]) == 2
   assert 'truncated or corrupted' in capsys.readouterr().err
   assert isinstance(rda_optax.SparseFormatError('x'), ValueError)
+
+
+def test_an_unfinished_rmda_run_exports_its_prox_point(lenet5_run, tmp_path):
+  """--stop_at_step mid-RMDA, then export: the prox point (the sparsity the
+  run logged), not the dense iterate the checkpoint's parameters hold."""
+  cfg = train_structured(
+      tmp_path, 'lenet5', 'synthetic:28x28x1:10', lam=0.15, stop_at_step=12
+  )
+  del lenet5_run  # (Its steps are compiled: the same options.)
+  iterate = ckpt_lib.load_variables(cfg.workdir)['params']
+  meta = export.export_run(cfg.workdir)
+  logged = metrics_lib.read_records(cfg.workdir, 'train')[-1]
+  assert logged['step'] == meta['source']['step'] == 12
+  assert logged['sparsity'] > 0.05
+  assert meta['weight_sparsity'] == pytest.approx(logged['sparsity'])
+  dense_nonzero = sum(
+      int(np.count_nonzero(x)) for x in jax.tree.leaves(iterate)
+  )
+  assert meta['parameters']['nonzero'] < dense_nonzero
+  # python -m train.report of the unfinished run: the same sparse model.
+  assert report_lib.main([cfg.workdir]) == 0
+  with open(os.path.join(cfg.workdir, 'report', 'summary.json')) as f:
+    assert json.load(f)['sparsity'] == pytest.approx(logged['sparsity'])

@@ -23,6 +23,7 @@ from train import metrics as metrics_lib
 from train import tasks
 from train import train as train_lib
 from train.data import datasets
+from train.data import loader as data_loader
 from train.data import text_pipeline
 from train.data import text_source
 
@@ -48,9 +49,9 @@ needs_corpus = pytest.mark.skipif(
 @needs_corpus
 def test_shakespeare_is_verified_and_its_last_tenth_held_out():
   c = text_source.load_text('shakespeare_char', manual_dir=SHAKESPEARE_DIR)
-  assert c.vocab_size == 84 == len(text_source.SHAKESPEARE.vocabulary)
+  assert c.vocab_size == 84 == len(datasets.SHAKESPEARE.vocabulary)
   assert (len(c.train), len(c.eval)) == (4_551_554, 505_728)
-  assert len(c.eval) == text_source.SHAKESPEARE.num_eval
+  assert len(c.eval) == datasets.SHAKESPEARE.num_eval
   assert c.train.dtype == np.uint8 and int(c.train.max()) < 84
   assert c.decode(c.train[:25]) == "ALL'S WELL THAT ENDS WELL"
   # The validation slice is the contiguous end of the text.
@@ -280,12 +281,16 @@ def test_a_language_model_run_reports_bits_per_character_and_n_m(tmp_path):
 def test_a_gpt_export_keeps_shapes_stores_n_m_and_evaluates(
     tmp_path, monkeypatch
 ):
-  """The export of a registry GPT (no training: a run directory holding a
-  2:4-pruned initialization) is smaller, N:M-coded, exact, and evaluates."""
+  """The export of a registry GPT (no training: the run directory of a
+  2:4 gradual pruning holding a 2:4-pruned initialization, its method's
+  model the checkpoint's parameters) is smaller, N:M-coded, exact, and
+  evaluates."""
   from train import checkpoint as ckpt_lib
   from train import export
 
-  cfg = lm_cfg(tmp_path, 'run', context=8)
+  cfg = lm_cfg(
+      tmp_path, 'run', context=8, method='gmp_adamw', regularizer='none'
+  )
   os.makedirs(cfg.workdir)
   config_lib.write_config(cfg, os.path.join(cfg.workdir, 'config.json'))
   model = models.create('gpt_char', num_classes=84, context=8)
@@ -326,13 +331,13 @@ def test_a_gpt_export_keeps_shapes_stores_n_m_and_evaluates(
     assert (run_cfg.dataset, run_cfg.context) == ('shakespeare_char', 8)
     tokens = np.random.default_rng(0).integers(0, 84, 400).astype(np.uint8)
     corpus = text_source.TextCorpus(
-        'shakespeare_char', text_source.SHAKESPEARE.vocabulary, tokens, tokens
+        'shakespeare_char', datasets.SHAKESPEARE.vocabulary, tokens, tokens
     )
     return text_pipeline.make_text_data(
         corpus, 8, context=8, eval_batch=64, prefetch_size=0
     )
 
-  monkeypatch.setattr(train_lib, 'create_data', fake_data)
+  monkeypatch.setattr(data_loader, 'create_data', fake_data)
   got = export.evaluate_export(
       os.path.join(cfg.workdir, 'export'), config_lib.get_config()
   )

@@ -4,6 +4,8 @@
 import importlib.util
 import sys
 
+from .cli import main  # Light: the options are checked before JAX loads.
+
 
 def _missing() -> list[str]:
   """The [train] extra's packages every run needs that cannot be found (none
@@ -31,8 +33,6 @@ def run() -> None:
         'extra, e.g. pip install -e ".[train]" in the checkout (or '
         '".[all]" for the tests too).'
     )
-  from .cli import main  # pylint: disable=g-import-not-at-top
-
   sys.exit(main())
 
 

@@ -24,8 +24,10 @@ touches the devices (with Gloo collectives on CPU).
 
 Errors in the options (unknown model, dataset, method or preset, ASR
 without a sparse phase, a batch not divisible across devices, a run directory
-of a different config, ...) stop with exit status 2 and a message saying
-what to change, before any work starts. A run whose loss becomes NaN or
+of a different config, ...) stop with exit status 2 and a one-line message
+saying what to change, before any work starts: every check that needs no
+JAX (each value, the dataset's name, the run directory) before JAX is even
+imported, then those of the devices and the model. Each runs once. A run whose loss becomes NaN or
 infinite stops at the next log with exit status 3, keeping its last good
 checkpoint.
 """
@@ -40,9 +42,11 @@ import sys
 import textwrap
 from typing import Any
 
+from . import complete
 from . import config as config_lib
 from . import config_checks
 from . import methods
+from . import regularizers
 
 
 def field_doc(name: str) -> str:
@@ -70,6 +74,22 @@ def _parse_field_docs() -> dict[str, str]:
 
 
 _FIELD_DOCS = _parse_field_docs()
+
+
+def option_help(name: str) -> str:
+  """The help of ``--name``: its field's docstring, with the methods and
+  regularizers that read it (or, for ``--method`` and ``--regularizer``,
+  every entry of the table) as the tables declare them."""
+  tables = {'method': methods.METHODS, 'regularizer': regularizers.REGULARIZERS}
+  if name in tables:
+    return '; '.join(f'{e.name}: {e.summary}' for e in tables[name].values())
+  text = field_doc(name) or name
+  if name in methods.METHOD_OPTIONS:
+    text += f' [--method {" | ".join(methods.reading(name))}]'
+  regs = [r.name for r in regularizers.REGULARIZERS.values() if name in r.reads]
+  if regs:
+    text += f' [--regularizer {" | ".join(regs)}]'
+  return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,26 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument(
       '--eval_export',
       default=None,
-      metavar='EXPORT_DIR',
-      help='Evaluate a model exported by python -m '
-      'train.export on the test split of its dataset (or of '
-      '--dataset; the data options apply) and exit.',
+      metavar='DIR',
+      help='Evaluate a model exported by python -m train.export (its '
+      'folder, or the run directory holding it in export/) on the test '
+      'split of its dataset (or of --dataset; the data options apply) and '
+      'exit.',
   )
   group = parser.add_argument_group(
       'config (train.config.Config; defaults are those of the default preset)'
   )
   defaults = config_lib.get_config()
   for name, field in config_lib.FIELDS.items():
-    help_text = field_doc(name) or name
-    if name == 'method':  # The methods, as train.methods declares them.
-      help_text = (
-          '; '.join(f'{m.name}: {m.summary}' for m in methods.METHODS.values())
-          + '.'
-      )
+    help_text = option_help(name)
     value = getattr(defaults, name)
     if isinstance(value, tuple):
       value = ','.join(f'{v:g}' for v in value)
-    help_text += f' (default: {value!r})' if value != '' else ' (default: none)'
+    if '(default: ' not in help_text:  # (some docs say where it comes from)
+      help_text += (
+          ' (default: none)'
+          if value in ('', None)
+          else f' (default: {value!r})'
+      )
     help_text = help_text.replace('%', '%%')  # argparse %-formats help.
     kind = str(field.type)
     if kind.startswith('bool'):
@@ -140,6 +161,47 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _is_number(token: str) -> bool:
+  """'-1e-3', '-inf', '-1,2' (a tuple): numbers, not options."""
+  try:
+    for value in token.split(','):
+      float(value)
+  except ValueError:
+    return False
+  return True
+
+
+def attach_negative_values(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> list[str]:
+  """``--lam -1e-3`` as ``--lam=-1e-3``, for every option that takes a value.
+
+  argparse reads a token that starts with ``-`` as an option unless it looks
+  like ``-1`` or ``-0.5``, so ``--lam -1e-3`` (or ``-inf``, ``-1,2``) would
+  end in "expected one argument" and the whole usage; attached, the value
+  reaches the checks, whose one line names the option.
+  """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  takes_value = {
+      flag
+      for action in parser._actions  # pylint: disable=protected-access
+      if action.nargs is None
+      and not isinstance(action, argparse.BooleanOptionalAction)
+      for flag in action.option_strings
+  }
+  out, i = [], 0
+  while i < len(argv):
+    token = argv[i]
+    value = argv[i + 1] if i + 1 < len(argv) else ''
+    if token in takes_value and value.startswith('-') and _is_number(value):
+      out.append(f'{token}={value}')
+      i += 2
+    else:
+      out.append(token)
+      i += 1
+  return out
+
+
 def parse_config(
     argv: list[str] | None = None,
 ) -> tuple[config_lib.Config | None, set[str], Any]:
@@ -151,7 +213,7 @@ def parse_config(
     ConfigError: unknown preset, a value of the wrong type, ...
   """
   parser = build_parser()
-  args = parser.parse_args(argv)
+  args = parser.parse_args(attach_negative_values(parser, argv))
   if args.list_presets:
     return None, set(), args
   explicit = {k: v for k, v in vars(args).items() if k in config_lib.FIELDS}
@@ -178,71 +240,15 @@ def parse_config(
   return cfg, set(explicit), args
 
 
-def initialize_distributed(cfg: config_lib.Config) -> None:
-  """``jax.distributed.initialize`` when the config names several processes."""
-  if cfg.num_processes <= 1 and not cfg.coordinator_address:
-    return
-  if (
-      cfg.num_processes <= 1
-      or cfg.process_id < 0
-      or not cfg.coordinator_address
-  ):
-    raise config_lib.ConfigError(
-        'Multi-host training needs --coordinator_address HOST:PORT, '
-        '--num_processes N (> 1) and --process_id I (0 <= I < N); got '
-        f'{cfg.coordinator_address!r}, {cfg.num_processes}, {cfg.process_id}.'
-    )
-  if cfg.process_id >= cfg.num_processes:
-    raise config_lib.ConfigError(
-        f'--process_id {cfg.process_id} must be < --num_processes '
-        f'{cfg.num_processes}.'
-    )
-  import jax  # pylint: disable=import-outside-toplevel
-  # CPU collectives across processes need Gloo (no effect on GPU / TPU).
-  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(
-      cfg.coordinator_address,
-      num_processes=cfg.num_processes,
-      process_id=cfg.process_id,
-  )
-
-
-def check(cfg: config_lib.Config, explicit: set[str]) -> None:
-  """All checks that need no devices: options, model, dataset, run dir."""
-  from . import data as data_lib  # pylint: disable=import-outside-toplevel
-  from . import train as train_lib  # pylint: disable=import-outside-toplevel
-
-  config_checks.validate(cfg, explicit)
-  train_lib.check_model(cfg)
-  data_lib.check_dataset(cfg)
-  config_checks.check_workdir(cfg)
-
-
-def print_config(cfg: config_lib.Config, explicit: set[str]) -> None:
-  """``--print_config``: the checked config, with the data folders in effect.
-
-  ``data_dir`` and ``manual_dir`` show what the job would use when they are
-  not given (``TFDS_DATA_DIR``, ``RDA_MANUAL_DIR``, the offline copy in
-  ``RDA_SHARED_DATA``). A han config may lack ``--init_from`` (a note says
-  the run needs it).
-  """
-  from .data import datasets  # pylint: disable=import-outside-toplevel
-  from . import train as train_lib  # pylint: disable=import-outside-toplevel
-
-  config_checks.validate(cfg, explicit, need_init_from=False)
-  train_lib.check_model(cfg)
-  name = cfg.dataset.split(':')[0]
-  if not cfg.data_dir and name in datasets.DATASETS and name != 'cifar10_jpg':
-    cfg = cfg.replace(data_dir=datasets.default_data_dir(None))
-  if not cfg.manual_dir:
-    cfg = cfg.replace(manual_dir=datasets.resolve_manual_dir(None, name))
-  print(cfg.to_json())
-  if cfg.method == 'han' and not cfg.init_from:
-    print(
-        'note: --method han prunes a trained model: running it needs '
-        '--init_from RUN_DIR of a dense (sgd) or rda run.',
-        file=sys.stderr,
-    )
+def _flag(name: str, value: Any) -> str:
+  """The command-line words that set ``name`` to ``value``, as the parser
+  reads them (a boolean is ``--name`` or ``--no-name``; a tuple is its
+  values, comma-separated)."""
+  if isinstance(value, bool):
+    return f'--{name}' if value else f'--no-{name}'
+  if isinstance(value, (tuple, list)):
+    value = ','.join(str(v) for v in value)
+  return f'--{name} {value}'
 
 
 def describe_preset(name: str) -> str:
@@ -265,44 +271,64 @@ def describe_preset(name: str) -> str:
         and not (k == 'scale_penalty' and not cfg.scale_lam)
     }
   rest = ' '.join(
-      f'--{k} {v}'
+      _flag(k, v)
       for k, v in p.items()
       if k not in shown
       and k not in ('log_every_steps', 'eval_every_epochs')
       and k not in ignored
+      # No ASR phase: its options would do nothing.
+      and not (k.startswith('asr_') and not cfg.asr_epochs)
   )
   return (
-      f'{name:28s} {cfg.model} / {cfg.dataset} / {cfg.method}, '
+      f'{name:{max(map(len, config_lib.PRESETS))}s} {cfg.model} / '
+      f'{cfg.dataset} / {cfg.method}, '
       f'{epochs} epochs: {rest}'
   )
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Entry point of ``python -m train``; returns the exit status."""
+  """Entry point of ``python -m train``; returns the exit status.
+
+  Every check that needs no JAX runs first, once
+  (:func:`train.config_checks.check`), so a bad option is answered before
+  the numerical stack loads; :func:`train.launch.main` then does the rest.
+  """
   try:
     cfg, explicit, args = parse_config(argv)
     if cfg is None:
       for name in sorted(config_lib.PRESETS):
         print(describe_preset(name))
       return 0
-    if args.print_config:
-      print_config(cfg, explicit)
-      return 0
-    if args.eval_export:
-      from .export import reader  # pylint: disable=import-outside-toplevel
+    if args.eval_export:  # The config gives data options only.
+      config_checks.check_values(cfg)
+    else:
+      config_checks.check(cfg, explicit, printing=args.print_config)
+      steps = None if args.print_config else complete.finished(cfg)
+      if steps is not None:  # The same command again: answered at once.
+        print(
+            f'{cfg.workdir} is already complete ({steps} steps): nothing to '
+            'train. Its report follows; use another --workdir to train '
+            'again.',
+            flush=True,
+        )
+        report = complete.report_text(cfg.workdir)
+        if report:
+          print(report, flush=True)
+        return 0
+    from . import launch  # pylint: disable=import-outside-toplevel
 
-      reader.evaluate_export(args.eval_export, cfg, explicit)
-      return 0
-    check(cfg, explicit)
-    initialize_distributed(cfg)
-    from . import train as train_lib  # pylint: disable=import-outside-toplevel
-
-    train_lib.check_runtime(cfg)
-    train_lib.train_and_evaluate(cfg)
+    launch.main(cfg, explicit, args)
   except config_lib.ConfigError as e:
     print(f'python -m train: error: {e}', file=sys.stderr)
     return 2
   except config_lib.Diverged as e:
     print(f'python -m train: error: {e}', file=sys.stderr)
     return 3
+  except Exception as e:  # pylint: disable=broad-except
+    # Failures that stop a run with a status of their own (a checkpoint
+    # that cannot be written: train.checkpoint.WriteFailed, 4).
+    if not isinstance(getattr(e, 'exit_status', None), int):
+      raise
+    print(f'python -m train: error: {e}', file=sys.stderr)
+    return e.exit_status
   return 0

@@ -32,31 +32,8 @@ import os
 from typing import Any, NamedTuple
 
 from . import methods
+from .methods import SCHEDULED
 from .presets import PRESETS
-
-REGULARIZERS = (
-    'none',
-    'l1',
-    'l0',
-    'group_lasso',
-    'sparse_group_lasso',
-    'tl1',
-    'sparsity',
-    'nm',
-)
-SCHEDULES = (
-    'constant',
-    'piecewise',
-    'cosine',
-    'warmup_cosine',
-    'linear',
-    'warmup',
-)
-ASR_OPTIMIZERS = ('same', 'sgd')
-ASR_LR_SCHEDULES = ('constant', 'cosine')
-GROUPS = ('output', 'input')
-PRUNE_SCOPES = ('layer', 'global')
-DTYPES = ('float32', 'bfloat16', 'float16')
 
 
 class ScheduleSpec(NamedTuple):
@@ -72,9 +49,6 @@ class ScheduleSpec(NamedTuple):
   kind: str  # --{name}_schedule.
   boundaries: tuple[float, ...]  # --{name}_boundaries (epochs).
   scales: tuple[float, ...]  # --{name}_scales.
-
-
-SCHEDULED = ('lr', 'gamma', 'lam')  # The hyper-parameters with a schedule.
 
 
 class ConfigError(ValueError):
@@ -96,14 +70,13 @@ class Config:
   """TFDS dataset name (mnist, cifar10, cifar100, imagenet2012, ...), or a
   text corpus for a character-level language model (shakespeare_char)."""
   method: str = 'rmda'
-  """sgd (dense, momentum), prox_sgd, rda, rmda (RDA with a learning rate
-  and momentum), han (magnitude prune + fine-tune from --init_from), gmp
-  (gradual magnitude pruning); for transformers adamw, ramda, prox_adamw,
-  gmp_adamw, han_adamw (train.methods)."""
+  """The training method, one of train.methods.METHODS (listed by --help)."""
 
   # --- Data ----------------------------------------------------------------
   data_dir: str | None = None
-  """TFDS data directory (default: the input pipeline's default)."""
+  """TFDS data directory, where datasets are prepared and read (MNIST takes
+  about 130 MB there: the prepared dataset and its extracted archives).
+  (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)"""
   manual_dir: str | None = None
   """TFDS manual download folder (e.g. ../shared/data/mnist); env RDA_MANUAL_DIR."""
   train_split: str = 'train'
@@ -120,7 +93,7 @@ class Config:
 
   # --- Phases --------------------------------------------------------------
   epochs: float = 8.0
-  """Epochs of the main phase (the sparse phase for prox_sgd / rda)."""
+  """Epochs of the main phase (the sparse phase of a sparse method)."""
   asr_epochs: float = 4.0
   """Epochs of adaptive sparse retraining after the main phase (0 = none)."""
   asr_restart: bool = True
@@ -142,7 +115,7 @@ class Config:
 
   # --- Hyper-parameters (each can be a schedule) ---------------------------
   lr: float = 0.2
-  """Learning rate of sgd / prox_sgd / rmda / han / gmp."""
+  """Learning rate of the methods that take one."""
   lr_schedule: str = 'constant'
   """constant | piecewise | cosine | warmup_cosine | linear | warmup (linear
   from 0 over --warmup_epochs, then constant)."""
@@ -153,10 +126,10 @@ class Config:
   warmup_epochs: float = 0.0
   """Warm-up epochs of warmup_cosine (any of lr / gamma / lam)."""
   momentum: float = 0.9
-  """Momentum μ of sgd / prox_sgd / han / gmp; rmda interpolates with
-  c = 1 − μ (0: no momentum, exact zeros at every step)."""
+  """Momentum μ of the SGD-based methods; rmda interpolates with c = 1 − μ
+  (0: no momentum, exact zeros at every step)."""
   nesterov: bool = False
-  """Nesterov momentum for sgd / prox_sgd / han / gmp and --asr_optimizer sgd."""
+  """Nesterov momentum for the SGD-based methods and --asr_optimizer sgd."""
   restart_epochs: tuple[float, ...] = ()
   """rmda: epochs at which to restart the dual averaging from the current
   weights (e.g. where the learning rate drops)."""
@@ -193,13 +166,11 @@ class Config:
 
   # --- Regularizer and leaf selection --------------------------------------
   regularizer: str = 'l1'
-  """none | l1 | l0 | group_lasso | sparse_group_lasso | tl1 | sparsity (the
-  constraint: keep the largest weights, --target_sparsity of them at zero) |
-  nm (the N:M constraint of --nm, reached along --nm_schedule from
-  --target_begin_epoch to --target_end_epoch)."""
+  """The penalty of the sparse methods, one of train.regularizers.REGULARIZERS
+  (listed by --help)."""
   lam2: float = 0.0
-  """Group strength of sparse_group_lasso, tl1 and splitting (λ₂ Σ √n_g
-  ‖w_g‖)."""
+  """Group strength λ₂ (λ₂ Σ √n_g ‖w_g‖) of the regularizers and methods
+  with a group term."""
   groups: str = 'output'
   """Groups of group penalties: output (channels / neurons) or input."""
   target_sparsity: float = 0.9
@@ -227,8 +198,8 @@ class Config:
   scale_lam: float = 0.0
   """ℓ1 strength on the batch-norm scales γ (network slimming), beside
   --regularizer on the selected kernels: a zero γ makes its channel a
-  constant, which `python -m train.export` removes (rda, rmda, prox_sgd on
-  models with batch norm; 0 = off). Zero scales are frozen by ASR."""
+  constant, which `python -m train.export` removes (models with batch norm;
+  0 = off). Zero scales are frozen by ASR."""
   scale_penalty: str = 'l1'
   """--scale_lam's penalty: l1 (each scale alone, network slimming) or
   channel (group lasso over the scales and shifts of the batch norms after
@@ -242,10 +213,10 @@ class Config:
 
   # --- Initialization ------------------------------------------------------
   init_scale: float = 0.0
-  """RDA's uniform init scale s (variance s/fan_in) for the kernels, used when
-  the method is rda (0 = s = 2) or rmda (0 = the model's default init); the
-  other methods start from the model's default init, as the paper does for
-  Prox-SGD."""
+  """RDA's uniform init scale s (variance s/fan_in) for the kernels, for the
+  methods that read it (0 = the method's default: s = 2 for rda, the model's
+  init for rmda); the others start from the model's default init, as the
+  paper does for Prox-SGD."""
   init_from: str = ''
   """Run directory (or checkpoint directory) whose params / batch stats start
   this run; required by han."""
@@ -254,9 +225,9 @@ class Config:
   prune_sparsity: float = 0.9
   """han: sparsity of the one-shot magnitude pruning of --init_from."""
   prune_scope: str = 'global'
-  """global | layer magnitude threshold (han, gmp and --regularizer
-  sparsity); global is the stronger baseline on every measured sparsity
-  level (docs/results.md)."""
+  """global | layer magnitude threshold of the pruning methods and of
+  --regularizer sparsity; global is the stronger baseline on every measured
+  sparsity level (docs/results.md)."""
   gmp_sparsity: float = 0.9
   """gmp: final sparsity."""
   gmp_begin_epoch: float = 0.0
@@ -411,7 +382,7 @@ def get_config(preset: str | None = None, **overrides: Any) -> Config:
   known = methods.METHODS.get(method)
   if known is not None and not known.sparse and 'asr_epochs' not in overrides:
     # A preset's ASR phase belongs to its sparse method: another method
-    # (sgd, han, gmp) has no zeros of its own to retrain.
+    # (one not Method.sparse) has no zeros of its own to retrain.
     values['asr_epochs'] = 0.0
   return Config.from_dict(values)
 

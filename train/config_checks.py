@@ -1,9 +1,12 @@
 """Checks of a config before any work: options, and the run directory.
 
-Static (they need neither devices nor data): :func:`validate` refuses
-invalid or contradictory options with a message that names the fix, and
-:func:`check_workdir` refuses to resume a run directory made by a config
-that differs in what is trained.
+Static (they need neither devices nor data, nor JAX): :func:`validate`
+refuses invalid or contradictory options with a message that names the fix
+(each option's range and choices are data, :data:`RANGES` and
+:data:`CHOICES`; each method's and regularizer's own checks are in its
+table entry), and :func:`check_workdir` refuses to resume a run directory
+made by a config that differs in what is trained. :func:`check` runs them
+all once, as the command line does before it imports JAX.
 """
 
 from __future__ import annotations
@@ -11,23 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
-from typing import Any
+from typing import Any, Callable, Collection
 
 from . import methods
-from .config import (
-    ASR_LR_SCHEDULES,
-    ASR_OPTIMIZERS,
-    DTYPES,
-    FIELDS,
-    GROUPS,
-    PRUNE_SCOPES,
-    REGULARIZERS,
-    SCHEDULED,
-    SCHEDULES,
-    Config,
-    ConfigError,
-)
+from . import regularizers
+from .data import datasets
+from .config import FIELDS, SCHEDULED, Config, ConfigError
 
 # Fields that do not change the trained parameters: they may differ when a run
 # directory is resumed.
@@ -65,14 +59,165 @@ def semantic_diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
 
 
 # ---------------------------------------------------------------------------
-# Validation (static: needs neither devices nor data).
+# Validation (static: needs neither devices nor data, nor JAX).
 # ---------------------------------------------------------------------------
 
+SCHEDULES = ('constant', 'piecewise', 'cosine', 'warmup_cosine', 'linear')
+SCHEDULES += ('warmup',)
+# The options with a fixed set of values (the tables themselves for methods
+# and regularizers: an entry added to them is a choice).
+CHOICES: dict[str, Collection[str]] = {
+    'method': methods.METHODS,
+    'regularizer': regularizers.REGULARIZERS,
+    'groups': ('output', 'input'),
+    'tl1_group_prox': ('search', 'composition'),
+    'prune_scope': ('layer', 'global'),
+    'dtype': ('float32', 'bfloat16', 'float16'),
+    'scale_penalty': regularizers.SCALE_PENALTIES,
+    'nm_schedule': regularizers.NM_SCHEDULES,
+    'asr_optimizer': ('same', 'sgd'),
+    'asr_lr_schedule': ('constant', 'cosine'),
+    **{f'{h}_schedule': SCHEDULES for h in SCHEDULED},
+}
+_AT_LEAST_0 = (lambda v: v >= 0, '>= 0')
+_POSITIVE = (lambda v: v > 0, 'positive')
+_UNIT = (lambda v: 0 <= v < 1, 'in [0, 1)')
+# The numbers' ranges (of every element, for a tuple): field -> (test, what
+# the message says the value must be).
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(
+        (
+            'epochs',
+            'asr_epochs',
+            'warmup_epochs',
+            'lam',
+            'lam2',
+            'scale_lam',
+            'weight_decay',
+            'asr_weight_decay',
+            'eval_batch_size',
+            'steps_per_epoch',
+            'gmp_begin_epoch',
+            'init_scale',
+            'stop_at_step',
+            'checkpoint_every_steps',
+            'seed',
+            'num_processes',
+        ),
+        _AT_LEAST_0,
+    ),
+    'restart_epochs': (lambda v: v >= 0, 'epochs >= 0'),
+    'lr_scales': (lambda v: v >= 0, 'factors >= 0'),
+    'lam_scales': (lambda v: v >= 0, 'factors >= 0'),
+    'gamma_scales': (lambda v: v > 0, 'positive factors'),
+    **dict.fromkeys(
+        (
+            'batch_size',
+            'context',
+            'lr',
+            'asr_lr',
+            'tl1_a',
+            'log_every_steps',
+            'eval_every_epochs',
+        ),
+        _POSITIVE,
+    ),
+    'gamma': (lambda v: v > 0, 'positive (RDA steps with 1/(gamma*sqrt(n)))'),
+    'momentum': _UNIT,
+    'label_smoothing': _UNIT,
+    'keep_checkpoints': (
+        lambda v: v >= 2,
+        '>= 2 (the previous checkpoint must survive a write interrupted by '
+        'a kill)',
+    ),
+}
 
-def _choice(name: str, value: str, choices) -> None:
-  if value not in choices:
+
+def _values(cfg: Config, name: str) -> tuple[Any, ...]:
+  value = getattr(cfg, name)
+  return value if isinstance(value, tuple) else (value,)
+
+
+def check_values(cfg: Config) -> None:
+  """Each option alone: its choices, a finite number, its range."""
+  for name, choices in CHOICES.items():
+    if getattr(cfg, name) not in choices:
+      raise ConfigError(
+          f'Unknown {name} {getattr(cfg, name)!r}: --{name} must be one of '
+          f'{", ".join(choices)}.'
+      )
+  for name, f in FIELDS.items():
+    if str(f.type).startswith(('float', 'tuple')) and not all(
+        math.isfinite(v) for v in _values(cfg, name)
+    ):
+      raise ConfigError(
+          f'--{name} must be a finite number, got {getattr(cfg, name)!r}.'
+      )
+  for name, (ok, what) in RANGES.items():
+    if not all(ok(v) for v in _values(cfg, name)):
+      value = getattr(cfg, name)
+      value = list(value) if isinstance(value, tuple) else value
+      raise ConfigError(f'--{name} must be {what}, got {value}.')
+  try:
+    re.compile(cfg.select)
+  except re.error as e:
     raise ConfigError(
-        f'Unknown {name} {value!r}. Choose one of: {", ".join(choices)}.'
+        f'--select {cfg.select!r} is not kernels, conv, dense or a valid '
+        f'regular expression: {e}'
+    ) from e
+
+
+def _check_schedule(cfg: Config, h: str) -> None:
+  _, _, kind, bounds, scales = cfg.schedule(h)
+  if kind == 'piecewise':
+    if not bounds or len(bounds) != len(scales):
+      raise ConfigError(
+          f'--{h}_schedule piecewise needs --{h}_boundaries (epochs) and '
+          f'--{h}_scales (factors) of the same length, got {list(bounds)} '
+          f'and {list(scales)}, e.g. --{h}_boundaries 100,150 '
+          f'--{h}_scales 0.1,0.1.'
+      )
+    if any(b < 0 for b in bounds) or list(bounds) != sorted(bounds):
+      raise ConfigError(
+          f'--{h}_boundaries must be increasing epochs >= 0, '
+          f'got {list(bounds)}.'
+      )
+  elif kind == 'linear':
+    if len(scales) != 1 or bounds:
+      raise ConfigError(
+          f'--{h}_schedule linear takes one end factor: '
+          f'--{h}_scales 0.01 (and no boundaries).'
+      )
+  elif bounds or scales:
+    raise ConfigError(
+        f'--{h}_boundaries / --{h}_scales are for a piecewise '
+        f'or linear schedule; --{h}_schedule is {kind}.'
+    )
+
+
+def _check_asr(cfg: Config, method: methods.Method, makes_zeros: bool) -> None:
+  """ASR retrains the exact zeros of a sparse phase before it."""
+  if cfg.asr_epochs <= 0:
+    return
+  if not method.sparse:
+    sparse = [m.name for m in methods.METHODS.values() if m.sparse]
+    raise ConfigError(
+        f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
+        f'sparse phase, but --method {cfg.method} has none: use --method '
+        f'{" / ".join(sparse)} with --lam > 0, or set --asr_epochs 0.'
+    )
+  if cfg.epochs <= 0:
+    raise ConfigError(
+        'ASR without a sparse phase: --asr_epochs > 0 needs '
+        '--epochs > 0 of the sparse method before it.'
+    )
+  if not makes_zeros:
+    raise ConfigError(
+        'ASR without a sparse phase: with --regularizer '
+        f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
+        'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
+        '--target_sparsity > 0 (--regularizer sparsity), --nm N:M '
+        '(--regularizer nm) or --asr_epochs 0.'
     )
 
 
@@ -84,13 +229,17 @@ def validate(
 ) -> Config:
   """Checks a config for errors that need neither devices nor data.
 
+  Light: it reads the config and the tables (:mod:`train.methods`,
+  :mod:`train.regularizers`) only, and imports no JAX, so the command line
+  answers a bad option at once.
+
   Args:
     cfg: the config.
     explicit: names of the fields the user set explicitly (CLI / overrides);
       options that the chosen method ignores are errors only when explicit
       (a preset may carry values other methods use).
-    need_init_from: whether ``--method han`` without ``--init_from`` is an
-      error (not when only printing the config).
+    need_init_from: whether a method that starts from a run (han) without
+      ``--init_from`` is an error (not when only printing the config).
 
   Returns:
     ``cfg`` unchanged.
@@ -98,219 +247,79 @@ def validate(
   Raises:
     ConfigError: naming the option and the fix.
   """
-  _choice('method', cfg.method, tuple(methods.METHODS))
-  _choice('regularizer', cfg.regularizer, REGULARIZERS)
-  _choice('groups', cfg.groups, GROUPS)
-  _choice('tl1_group_prox', cfg.tl1_group_prox, ('search', 'composition'))
-  _choice('prune_scope', cfg.prune_scope, PRUNE_SCOPES)
-  _choice('dtype', cfg.dtype, DTYPES)
-  for name, f in FIELDS.items():
-    value = getattr(cfg, name)
-    values = value if isinstance(value, tuple) else (value,)
-    if str(f.type).startswith(('float', 'tuple')) and not all(
-        math.isfinite(v) for v in values
-    ):
-      raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
-  _choice('asr_optimizer', cfg.asr_optimizer, ASR_OPTIMIZERS)
-  _choice('asr_lr_schedule', cfg.asr_lr_schedule, ASR_LR_SCHEDULES)
-  if not math.isfinite(cfg.asr_lr) or cfg.asr_lr <= 0:
-    raise ConfigError(f'--asr_lr must be positive, got {cfg.asr_lr}.')
+  explicit = frozenset(explicit)
+  check_values(cfg)
+  for h in SCHEDULED:
+    _check_schedule(cfg, h)
+  if cfg.epochs + cfg.asr_epochs <= 0:
+    raise ConfigError('Nothing to train: --epochs and --asr_epochs are both 0.')
   if cfg.asr_weight_decay and cfg.asr_optimizer != 'sgd':
     raise ConfigError(
         '--asr_weight_decay is the decay of --asr_optimizer sgd; with '
         f'--asr_optimizer {cfg.asr_optimizer} ASR retrains with the main '
         "phase's method, whose decay is --weight_decay."
     )
-  if any(e < 0 for e in cfg.restart_epochs):
-    raise ConfigError(
-        f'--restart_epochs must be epochs >= 0, got '
-        f'{list(cfg.restart_epochs)}.'
-    )
-  for h in SCHEDULED:
-    _, _, kind, bounds, scales = cfg.schedule(h)
-    _choice(f'{h}_schedule', kind, SCHEDULES)
-    if kind == 'piecewise':
-      if not bounds or len(bounds) != len(scales):
-        raise ConfigError(
-            f'--{h}_schedule piecewise needs --{h}_boundaries (epochs) and '
-            f'--{h}_scales (factors) of the same length, got {list(bounds)} '
-            f'and {list(scales)}, e.g. --{h}_boundaries 100,150 '
-            f'--{h}_scales 0.1,0.1.'
-        )
-      if any(b < 0 for b in bounds) or list(bounds) != sorted(bounds):
-        raise ConfigError(
-            f'--{h}_boundaries must be increasing epochs >= 0, '
-            f'got {list(bounds)}.'
-        )
-    elif kind == 'linear':
-      if len(scales) != 1 or bounds:
-        raise ConfigError(
-            f'--{h}_schedule linear takes one end factor: '
-            f'--{h}_scales 0.01 (and no boundaries).'
-        )
-    elif bounds or scales:
-      raise ConfigError(
-          f'--{h}_boundaries / --{h}_scales are for a piecewise '
-          f'or linear schedule; --{h}_schedule is {kind}.'
-      )
-  if cfg.batch_size <= 0 or cfg.eval_batch_size < 0:
-    raise ConfigError(f'--batch_size must be positive, got {cfg.batch_size}.')
-  for name in (
-      'epochs',
-      'asr_epochs',
-      'warmup_epochs',
-      'lam',
-      'lam2',
-      'scale_lam',
-      'weight_decay',
-      'asr_weight_decay',
-      'label_smoothing',
-      'steps_per_epoch',
-      'gmp_begin_epoch',
-      'init_scale',
-      'stop_at_step',
-      'checkpoint_every_steps',
-  ):
-    if getattr(cfg, name) < 0:
-      raise ConfigError(f'--{name} must be >= 0, got {getattr(cfg, name)}.')
-  if cfg.epochs + cfg.asr_epochs <= 0:
-    raise ConfigError('Nothing to train: --epochs and --asr_epochs are both 0.')
-  if not math.isfinite(cfg.lr) or cfg.lr <= 0:
-    raise ConfigError(f'--lr must be positive, got {cfg.lr}.')
-  if cfg.gamma <= 0:
-    raise ConfigError(
-        f'--gamma must be positive, got {cfg.gamma} '
-        '(RDA steps with 1/(gamma*sqrt(n))).'
-    )
-  if not 0 <= cfg.momentum < 1:
-    raise ConfigError(f'--momentum must be in [0, 1), got {cfg.momentum}.')
-  if cfg.scale_penalty not in methods.SCALE_PENALTIES:
-    raise ConfigError(
-        f'--scale_penalty must be one of {", ".join(methods.SCALE_PENALTIES)}'
-        f', got {cfg.scale_penalty!r}.'
-    )
-  if cfg.tl1_a <= 0:
-    raise ConfigError(f'--tl1_a must be positive, got {cfg.tl1_a}.')
-  if cfg.log_every_steps <= 0:
-    raise ConfigError('--log_every_steps must be positive.')
-  if cfg.eval_every_epochs <= 0:
-    raise ConfigError('--eval_every_epochs must be positive.')
-  if cfg.keep_checkpoints < 2:
-    raise ConfigError(
-        f'--keep_checkpoints must be >= 2 (got {cfg.keep_checkpoints}): the '
-        'previous checkpoint must survive a write interrupted by a kill.'
-    )
   if not cfg.workdir:
     raise ConfigError('--workdir is required.')
-
-  sparse = methods.METHODS[cfg.method].sparse
-  if cfg.regularizer == 'sparsity':
-    has_reg = cfg.target_sparsity > 0
-    if not 0 <= cfg.target_sparsity < 1:
-      raise ConfigError(
-          f'--target_sparsity must be in [0, 1), got ' f'{cfg.target_sparsity}.'
-      )
-    end = methods.target_end_epoch(cfg)
-    if not 0 <= cfg.target_begin_epoch <= end <= cfg.epochs:
-      raise ConfigError(
-          f'--regularizer sparsity needs 0 <= --target_begin_epoch '
-          f'({cfg.target_begin_epoch:g}) <= --target_end_epoch ({end:g}) <= '
-          f'--epochs ({cfg.epochs:g}).'
-      )
-  elif cfg.regularizer == 'nm':
-    has_reg = True  # A constraint: N:M from the end of its ramp.
-  else:
-    has_reg = cfg.regularizer != 'none' and (cfg.lam > 0 or cfg.lam2 > 0)
-  has_reg = has_reg or cfg.scale_lam > 0
-  # ASR needs a sparse phase that made exact zeros.
-  if cfg.asr_epochs > 0:
-    if not sparse:
-      raise ConfigError(
-          f'ASR (--asr_epochs {cfg.asr_epochs:g}) retrains the zeros of a '
-          f'sparse phase, but --method {cfg.method} has none: use --method '
-          f'{" / ".join(m.name for m in methods.METHODS.values() if m.sparse)}'
-          ' with --lam > 0, or set --asr_epochs 0.'
-      )
-    if cfg.epochs <= 0:
-      raise ConfigError(
-          'ASR without a sparse phase: --asr_epochs > 0 needs '
-          '--epochs > 0 of the sparse method before it.'
-      )
-    if not has_reg:
-      raise ConfigError(
-          'ASR without a sparse phase: with --regularizer '
-          f'{cfg.regularizer} and --lam {cfg.lam:g} the {cfg.method} phase '
-          'makes no zeros to freeze; set --lam > 0 (and a regularizer), '
-          '--target_sparsity > 0 (--regularizer sparsity) or --asr_epochs 0.'
-      )
   method = methods.get(cfg.method)
-  if method.check is not None:
-    try:
-      method.check(cfg)
-    except ValueError as e:
-      raise ConfigError(str(e)) from e
-  if method.from_run:
-    if not cfg.init_from and need_init_from:
-      raise ConfigError(
-          f'--method {cfg.method} prunes a trained model then fine-tunes it: '
-          'pass --init_from RUN_DIR of a dense (sgd) or rda run.'
-      )
-    if not 0 <= cfg.prune_sparsity < 1:
-      raise ConfigError(
-          f'--prune_sparsity must be in [0, 1), got {cfg.prune_sparsity}.'
-      )
-  if cfg.method == 'gmp':
-    if not 0 <= cfg.gmp_sparsity < 1:
-      raise ConfigError(
-          f'--gmp_sparsity must be in [0, 1), got {cfg.gmp_sparsity}.'
-      )
-    end = methods.gmp_end_epoch(cfg)
-    if not cfg.gmp_begin_epoch <= end <= cfg.epochs:
-      raise ConfigError(
-          f'gmp needs --gmp_begin_epoch ({cfg.gmp_begin_epoch:g}) <= '
-          f'--gmp_end_epoch ({end:g}) <= --epochs ({cfg.epochs:g}).'
-      )
-    if cfg.gmp_frequency <= 0:
-      raise ConfigError('--gmp_frequency must be positive.')
-  if cfg.init_from and not os.path.isdir(cfg.init_from):
-    raise ConfigError(f'--init_from {cfg.init_from!r} is not a directory.')
-  check_workdir_path(cfg.workdir)
-
-  # Options the chosen method ignores, when set explicitly.
-  bad = sorted(set(explicit) & method.ignores)
-  if bad:
+  reg = regularizers.get(cfg.regularizer)
+  _check_asr(cfg, method, reg.makes_zeros(cfg) or cfg.scale_lam > 0)
+  bad = sorted(explicit & method.ignores)
+  if bad:  # Options the chosen method ignores, when set explicitly.
     raise ConfigError(
         f'--method {cfg.method} does not use {", ".join("--" + b for b in bad)}'
         '; drop them or choose the method that does ('
         f'{methods.options_summary()}).'
     )
-  # The constraint has no λ; the target options mean nothing without it.
-  target_opts = {'target_sparsity', 'target_begin_epoch', 'target_end_epoch'}
-  if cfg.regularizer == 'sparsity' and set(explicit) & {'lam', 'lam2'}:
+  # Each method's and (for a method with one) regularizer's own checks.
+  checks = [method.check]
+  if 'regularizer' in method.reads:
+    checks.append(reg.check)
+  for check in filter(None, checks):
+    try:
+      check(cfg, explicit)
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
+  if method.from_run and not cfg.init_from and need_init_from:
     raise ConfigError(
-        '--regularizer sparsity constrains the sparsity itself and has no '
-        'strength: drop --lam / --lam2 and set --target_sparsity (and its '
-        'ramp, --target_begin_epoch / --target_end_epoch).'
-    )
-  if cfg.regularizer == 'nm':  # The ramp of N:M (check_nm); no target.
-    target_opts = target_opts - {'target_begin_epoch', 'target_end_epoch'}
-  if cfg.regularizer != 'sparsity' and set(explicit) & target_opts:
-    bad = ', '.join('--' + o for o in sorted(set(explicit) & target_opts))
-    raise ConfigError(
-        f'{bad} set the target of --regularizer sparsity, but the '
-        f'regularizer is {cfg.regularizer}: add --regularizer sparsity, or '
-        f'drop them and set --lam.'
-    )
-  try:
-    methods.check_nm(cfg, explicit)
-  except ValueError as e:
-    raise ConfigError(str(e)) from e
-  if cfg.regularizer == 'sparse_group_lasso' and cfg.lam2 == 0 and sparse:
-    raise ConfigError(
-        '--regularizer sparse_group_lasso needs --lam2 > 0 '
-        '(the group strength; --lam is the l1 strength).'
+        f'--method {cfg.method} prunes a trained model then fine-tunes it: '
+        'pass --init_from RUN_DIR of a dense (sgd, adamw) or rda run.'
     )
   return cfg
+
+
+def check(
+    cfg: Config,
+    explicit: frozenset[str] | set[str] = frozenset(),
+    *,
+    printing: bool = False,
+) -> Config | None:
+  """Every check of a run that needs no JAX, once: the options
+  (:func:`validate`), the dataset's name, ``--init_from`` and the run
+  directory (:func:`check_workdir_path`, :func:`check_workdir`).
+
+  Args:
+    cfg: the config.
+    explicit: the options set explicitly (see :func:`validate`).
+    printing: only printing the config (``--print_config``): a han config
+      may lack ``--init_from``, and the run directory may hold another run.
+
+  Returns:
+    The config stored in the run directory, or None (a new run, or
+    ``printing``).
+
+  Raises:
+    ConfigError: naming the option and the fix.
+  """
+  validate(cfg, explicit, need_init_from=not printing)
+  try:
+    datasets.check_dataset(cfg.dataset)
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  if cfg.init_from and not os.path.isdir(cfg.init_from):
+    raise ConfigError(f'--init_from {cfg.init_from!r} is not a directory.')
+  check_workdir_path(cfg.workdir)
+  return None if printing else check_workdir(cfg)
 
 
 def check_workdir_path(workdir: str) -> None:

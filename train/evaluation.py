@@ -15,10 +15,9 @@ import numpy as np
 
 import rda_optax
 from . import config as config_lib
-from . import data as data_lib
-from . import optimizer
+from .data import loader as data_lib
 from . import metrics as metrics_lib
-from . import methods
+from . import selection
 from . import tasks
 
 MAX_STEPS_IN_FLIGHT = 4  # Dispatched but unfinished steps (train and eval).
@@ -61,7 +60,7 @@ def evaluate(
 
 def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
   """Sparsity of the selected leaves, of all params, and per selected layer."""
-  records = rda_optax.sparsity.layer_sparsity(params, optimizer.selection(cfg))
+  records = rda_optax.sparsity.layer_sparsity(params, selection.run_mask(cfg))
   summary = rda_optax.sparsity.sparsity_summary(params, records=records)
   out = {
       'sparsity': summary['regularized/sparsity'],
@@ -72,11 +71,11 @@ def sparsity_record(params, cfg: config_lib.Config) -> dict[str, Any]:
   if cfg.scale_lam:
     # --scale_lam: the share of batch-norm scales it holds at exactly zero
     # (each silences a channel of the layer before it).
-    is_scale = methods.scale_leaf(cfg)
+    is_scale = selection.scale_leaf(cfg)
     scales = [
         np.asarray(x)
         for path, x in jax.tree_util.tree_flatten_with_path(params)[0]
-        if is_scale(path) and methods.is_norm_scale(path)
+        if is_scale(path) and selection.is_norm_scale(path)
     ]
     out['zero_scales'] = float(
         sum(int((x == 0).sum()) for x in scales)

@@ -27,11 +27,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import threading
 import time
 from typing import Any, Iterable
 
 import jax
 import numpy as np
+from tensorboardX import SummaryWriter
+from tqdm.auto import tqdm
+
+from . import console
 
 METRICS_FILE = 'metrics.jsonl'
 TENSORBOARD_DIR = 'tensorboard'
@@ -88,6 +94,44 @@ def flatten(record: dict[str, Any], prefix: str = '') -> dict[str, float]:
   return out
 
 
+# TensorBoard's writer (tensorboardX) writes from a thread of its own and
+# flushes again at exit: on a full disk those raise where nobody catches them
+# (a thread's traceback, 'Exception ignored in atexit callback'). They are
+# kept here instead, and the writer's next write raises the error in the
+# main thread, where the run stops with one line.
+_TB_FAILURES: dict[Any, OSError] = {}
+_hooks_installed = False
+
+
+def _is_tensorboard(obj) -> bool:
+  text = f'{getattr(obj, "__module__", "")} {obj!r}'
+  return 'tensorboardX' in text or 'tfevents' in text
+
+
+def _install_tensorboard_hooks() -> None:
+  global _hooks_installed
+  if _hooks_installed:
+    return
+  _hooks_installed = True
+  thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
+
+  def on_thread_error(args):
+    if isinstance(args.exc_value, OSError) and _is_tensorboard(args.thread):
+      _TB_FAILURES[args.thread] = args.exc_value
+      return
+    thread_hook(args)
+
+  def on_unraisable(unraisable):
+    if isinstance(unraisable.exc_value, OSError) and _is_tensorboard(
+        unraisable.object
+    ):
+      return
+    unraisable_hook(unraisable)
+
+  threading.excepthook = on_thread_error
+  sys.unraisablehook = on_unraisable
+
+
 class MetricWriter:
   """Writes records to JSON lines and TensorBoard (process 0 only).
 
@@ -115,11 +159,19 @@ class MetricWriter:
     os.makedirs(workdir, exist_ok=True)
     self._truncate_after(resume_step)
     if tensorboard:
-      from tensorboardX import SummaryWriter
+      _install_tensorboard_hooks()
+      before = set(threading.enumerate())
       # Drops events of an interrupted run after its last checkpoint.
       self._tb = SummaryWriter(
           os.path.join(workdir, TENSORBOARD_DIR), purge_step=resume_step + 1
       )
+      self._tb_threads = set(threading.enumerate()) - before
+
+  def _check_tensorboard(self) -> None:
+    """Raises the error of TensorBoard's writer thread, if it failed."""
+    for thread in getattr(self, '_tb_threads', ()):
+      if thread in _TB_FAILURES:
+        raise _TB_FAILURES.pop(thread)
 
   def _truncate_after(self, step: int) -> None:
     if not os.path.exists(self.path):
@@ -139,6 +191,7 @@ class MetricWriter:
     """Appends one record (``type`` and ``step`` keys required)."""
     if not self.enabled:
       return
+    self._check_tensorboard()
     record = _jsonable(record)
     with open(self.path, 'a') as f:
       f.write(json.dumps(record, sort_keys=True) + '\n')
@@ -164,10 +217,40 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.flush()
 
-  def close(self) -> None:
-    if self._tb is not None:
-      self._tb.close()
-      self._tb = None
+  def close(self, *, quiet: bool = False) -> None:
+    """Flushes and closes TensorBoard's file.
+
+    Args:
+      quiet: do not raise an error of writing (the run is already stopping
+        for another reason, e.g. a full disk).
+    """
+    tb, self._tb = self._tb, None
+    if tb is None:
+      return
+    try:
+      self._check_tensorboard()
+      tb.close()
+    except OSError:
+      _abandon(tb)
+      if not quiet:
+        raise
+
+
+def _abandon(tb) -> None:
+  """Stops a tensorboardX writer whose file cannot be written, without
+  another write (its thread, its file, its flush at exit)."""
+  for writer in (getattr(tb, 'all_writers', None) or {}).values():
+    events = getattr(writer, 'event_writer', None)
+    worker = getattr(events, '_worker', None)
+    if events is None or getattr(events, '_closed', True):
+      continue
+    events._closed = True  # pylint: disable=protected-access
+    try:
+      if worker is not None:
+        worker.stop()
+      events._ev_writer.close()  # pylint: disable=protected-access
+    except (OSError, AttributeError, ValueError):
+      pass  # The file is closed even when its last flush fails.
 
 
 class Averager:
@@ -215,9 +298,6 @@ def progress_bar(
   terminal (a log file gets the plain evaluation lines, not carriage-return
   frames).
   """
-  from tqdm.auto import tqdm
-  from . import console  # pylint: disable=import-outside-toplevel
-
   enabled = enabled and console.is_terminal()
   return tqdm(
       total=total,

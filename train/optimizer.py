@@ -1,11 +1,12 @@
 """From a :class:`train.config.Config` to an Optax optimizer.
 
 One optimizer covers the whole run, so its state is continuous and a run
-resumes from any step. Each method's own optimizer is declared in
-:mod:`train.methods` (``sgd``, ``prox_sgd``, ``rda``, ``rmda``, ``han``,
-``gmp``); this module adds what is common to all of them.
+resumes from any step. Each method's own optimizer is declared in the table
+:data:`train.methods.METHODS`, each regularizer's in
+:data:`train.regularizers.REGULARIZERS`; this module adds what is common to
+all of them.
 
-``--asr_epochs E`` wraps a sparse method (prox_sgd, rda, rmda, splitting) in
+``--asr_epochs E`` wraps a sparse method (``Method.sparse``) in
 ``rda_optax.asr(inner, start_step=epochs * steps_per_epoch)``: the sparse
 phase, then adaptive sparse retraining with the same method, or with SGD
 (``--asr_optimizer sgd``), starting from the sparse model. ``--weight_decay``
@@ -19,17 +20,16 @@ are given in epochs (:func:`make_schedule`).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from typing import Any, Callable
 
-import jax
 import optax
 
 import rda_optax
 from rda_optax import pruning
 from .data import input_pipeline
 from . import methods
+from . import regularizers
+from . import selection
 from .config import Config, ConfigError
 
 Schedule = Callable[[Any], Any]
@@ -40,7 +40,7 @@ class Phases:
   """Step counts of a run."""
 
   steps_per_epoch: int
-  main_steps: int  # The method's phase (sparse phase for prox_sgd / rda).
+  main_steps: int  # The method's phase (the sparse phase of a sparse one).
   asr_steps: int  # ASR after it.
 
   @property
@@ -148,22 +148,12 @@ def hyper_schedules(cfg: Config, phases: Phases) -> dict[str, float | Schedule]:
         phases,
         cfg.warmup_epochs,
     )
-  if cfg.regularizer == 'sparsity' and 'lam' in out:
-    # The constraint has no λ: its strength is the target sparsity's ramp.
+  reg = regularizers.get(cfg.regularizer)
+  if reg.schedule is not None and 'lam' in out:
+    # Its strength is not λ (the constraints': the target sparsity's ramp,
+    # or N, or the share of N:M groups, along the ramp to N:M).
     del out['lam']
-    begin = int(round(cfg.target_begin_epoch * phases.steps_per_epoch))
-    end = int(round(methods.target_end_epoch(cfg) * phases.steps_per_epoch))
-    out['target_sparsity'] = functools.partial(
-        rda_optax.zhu_gupta_sparsity,
-        final_sparsity=cfg.target_sparsity,
-        begin_step=begin,
-        end_step=max(end, begin),
-    )
-  if cfg.regularizer == 'nm' and 'lam' in out:
-    # The N:M constraint has no λ either: N (or the share of N:M groups)
-    # follows its ramp.
-    del out['lam']
-    out.update(methods.nm_hypers(cfg, phases.steps_per_epoch))
+    out[reg.driven(cfg)] = reg.schedule(cfg, phases.steps_per_epoch, rda_optax)
   if phases.asr_steps and cfg.asr_optimizer == 'sgd':
     out['asr_lr'] = (
         optax.cosine_decay_schedule(cfg.asr_lr, phases.asr_steps)
@@ -179,7 +169,7 @@ def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
   Read from the ``optax.inject_hyperparams`` states of
   :func:`create_optimizer`'s optimizer, so they are the values the update
   used, schedules and ASR's restarts included: the method's own (``lr``,
-  ``gamma``, ``lam``, ``target_sparsity``), or during ASR by SGD its
+  ``gamma``, ``lam``, ``target_sparsity``, ``nm_n`` / ``nm_fraction``), or during ASR by SGD its
   ``learning_rate``, logged as ``lr``. Values are arrays (a leading device
   axis in a replicated state).
   """
@@ -194,77 +184,33 @@ def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
   return retrain if retraining_by_sgd else method
 
 
-@functools.lru_cache(maxsize=None)
-def leaf_mask(select: str) -> Callable[[Any], Any] | None:
-  """The leaf selection of ``--select`` (None = rda_optax.default_mask).
+def build_context(
+    cfg: Config,
+    hypers: dict[str, Any],
+    mask: Any,
+    steps_per_epoch: int,
+    scales: Any = None,
+) -> methods.BuildContext:
+  """The :class:`train.methods.BuildContext` of ``cfg`` (with the modules
+  the builders build with, and the batch-norm penalty of ``--scale_lam``).
 
-  Built once per ``--select`` value (cached): the optimizer, pruning, the
-  sparsity records, the report and the export share one selection.
-
-  ``kernels``: every leaf with ``ndim > 1``; ``conv``: ``ndim == 4``;
-  ``dense``: ``ndim == 2``; anything else is a regular expression searched in
-  the leaf's path, e.g. ``'Conv_[1-9]|Dense_0'`` (the path joins keys with
-  '/', like ``'Conv_0/kernel'``).
+  ``scales``: :func:`train.selection.scale_penalty` of ``cfg``, made once
+  per optimizer and passed to every build (None: made here). The
+  regularizer is static in the method's state structure, so the builds of
+  one optimizer (``optax.inject_hyperparams`` builds at every update, and
+  ASR traces two) must share one penalty and one labels function.
   """
-  if select in ('kernels', '', None):
-    return None
-  if select == 'conv':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 4, params)
-  if select == 'dense':
-    return lambda params: jax.tree.map(lambda p: p.ndim == 2, params)
-  try:
-    pattern = re.compile(select)
-  except re.error as e:
-    raise ConfigError(
-        f'--select {select!r} is not kernels, conv, dense or a '
-        f'valid regular expression: {e}'
-    ) from e
-
-  def by_path(params):
-    def match(path, _):
-      return bool(pattern.search(path_str(path)))
-
-    return jax.tree_util.tree_map_with_path(match, params)
-
-  return by_path
-
-
-def selection(cfg: Config) -> Callable[[Any], Any] | None:
-  """The leaves a run regularizes, freezes, prunes and reports.
-
-  :func:`leaf_mask` of ``--select``, except that ``kernels`` (the default)
-  selects a transformer's weight kernels only (:func:`models.kernel_mask`:
-  the token embedding, the position table, the class token and the norms
-  stay dense), where the library's default mask (``ndim > 1``) would take
-  the embeddings too.
-  """
-  if cfg.select in ('kernels', '', None):
-    from ._models import models  # pylint: disable=import-outside-toplevel
-
-    if is_transformer(cfg.model):
-      return models.kernel_mask
-  return leaf_mask(cfg.select)
-
-
-def is_transformer(model: str) -> bool:
-  """Whether the registry model ``model`` is one of the transformers."""
-  from ._models import models  # pylint: disable=import-outside-toplevel
-
-  entry = models.REGISTRY.get(model)
-  return entry is not None and issubclass(entry.cls, (models.GPT, models.ViT))
-
-
-def path_str(path) -> str:
-  """'Conv_0/kernel' from a jax key path."""
-  parts = []
-  for k in path:
-    for attr in ('key', 'name', 'idx'):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-    else:
-      parts.append(str(k))
-  return '/'.join(parts)
+  if scales is None:
+    scales = selection.scale_penalty(cfg)
+  return methods.BuildContext(
+      cfg,
+      hypers,
+      mask,
+      steps_per_epoch,
+      optax,
+      rda_optax,
+      scales,
+  )
 
 
 def create_optimizer(
@@ -278,15 +224,17 @@ def create_optimizer(
 
   Returns:
     ``(tx, hypers)``: ``tx`` an Optax transformation that needs ``params`` in
-    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' (or 'target_sparsity')
+    ``update``; ``hypers`` maps 'lr' / 'gamma' / 'lam' (or what the
+    regularizer's schedule drives: 'target_sparsity', 'nm_n', 'nm_fraction')
     and 'asr_lr' to the float or schedule given to it.
   """
   method = methods.get(cfg.method)
   hypers = hyper_schedules(cfg, phases)
   # The leaves the method regularizes and ASR freezes: --select's, and with
   # --scale_lam the batch-norm scales too (weight decay stays on --select's).
-  decay_mask = selection(cfg)
-  mask = methods.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
+  decay_mask = selection.run_mask(cfg)
+  mask = selection.with_scales(decay_mask, cfg) if cfg.scale_lam else decay_mask
+  scales = selection.scale_penalty(cfg)
 
   def build(
       lr=None,
@@ -308,11 +256,12 @@ def create_optimizer(
         nm_fraction=nm_fraction,
     )
     return method.build(
-        methods.BuildContext(
+        build_context(
             cfg,
             {k: v for k, v in values.items() if v is not None},
             mask,
             phases.steps_per_epoch,
+            scales,
         )
     )
 
@@ -364,13 +313,13 @@ def prune(cfg: Config, params: Any) -> Any:
   """Han et al.'s one-shot magnitude pruning of ``params`` (methods han,
   han_adamw): to ``--prune_sparsity``, or with ``--nm`` to N:M."""
   if cfg.nm:
-    n, m = methods.parse_nm(cfg.nm)
-    masks = rda_optax.nm_masks(params, n, m, mask=selection(cfg))
+    n, m = regularizers.parse_nm(cfg.nm)
+    masks = rda_optax.nm_masks(params, n, m, mask=selection.run_mask(cfg))
   else:
     masks = pruning.magnitude_masks(
         params,
         cfg.prune_sparsity,
         scope=cfg.prune_scope,
-        mask=selection(cfg),
+        mask=selection.run_mask(cfg),
     )
   return pruning.apply_masks(params, masks)

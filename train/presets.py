@@ -125,7 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default job with the sparsity itself as the constraint (RMDA's
     # prox is the projection onto 98% zeros, reached along a cubic ramp over
     # the first 6 epochs): 98.03% ± 0.08% at exactly 98.00% over 3 seeds, the
-    # best method at every level from 95% (python benchmarks/frontier.py
+    # best method at every level from 95% (python -m benchmarks.frontier
     # lenet300, method rmda_target; docs/results.md).
     'mnist_lenet300_target': dict(
         regularizer='sparsity',

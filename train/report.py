@@ -31,180 +31,18 @@ import os
 import sys
 from typing import Any
 
+import jax
+
+import rda_optax
 from rda_optax import sparsity as sparsity_lib
-from . import checkpoint as ckpt_lib
 from . import config as config_lib
-from . import optimizer
 from . import methods
+from . import selection
 from . import metrics as metrics_lib
+from . import run_model
 from . import tasks
 
 REPORT_DIR = 'report'
-
-
-def _plt():
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
-def _asr_span(records, ax):
-  asr = [r['epoch'] for r in records if r.get('phase') == 'asr']
-  if asr:
-    start = min(asr)
-    main = [r['epoch'] for r in records if r.get('phase') != 'asr']
-    if main:
-      start = max(main)
-    ax.axvspan(start, max(asr), color='tab:orange', alpha=0.12, label='ASR')
-
-
-def _finish_epoch_plot(plt, fig, ax, evals, path, title, ylabel) -> None:
-  """Shades the ASR phase, labels, saves and closes a plot over epochs."""
-  _asr_span(evals, ax)
-  ax.set_xlabel('epoch')
-  ax.set_ylabel(ylabel)
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def plot_accuracy(evals: list[dict[str, Any]], path: str, title: str) -> None:
-  plot_evals(evals, path, title, tasks.CLASSIFICATION)
-
-
-def plot_evals(
-    evals: list[dict[str, Any]], path: str, title: str, task: tasks.Task
-) -> None:
-  """The task's curves over epochs (accuracy, or a language model's losses
-  with bits per character on a second axis)."""
-  plt = _plt()
-  fig, ax = plt.subplots(figsize=(6.4, 4.0))
-  ep = [r['epoch'] for r in evals]
-  if task.kind == 'language_model':
-    ax.secondary_yaxis(
-        'right',
-        functions=(lambda x: x / tasks.LN2, lambda b: b * tasks.LN2),
-    ).set_ylabel('bits per character')
-  for key, label in task.curves:
-    ys = [r.get(key) for r in evals]
-    if any(y is not None for y in ys):
-      ax.plot(
-          ep,
-          [float('nan') if y is None else y for y in ys],
-          marker='o',
-          ms=3,
-          label=label,
-      )
-  _finish_epoch_plot(plt, fig, ax, evals, path, title, task.plot_ylabel)
-
-
-def plot_sparsity(
-    evals: list[dict[str, Any]],
-    trains: list[dict[str, Any]],
-    path: str,
-    title: str,
-) -> None:
-  """Sparsity over epochs; the legend and a note give the final values.
-
-  The two evaluated curves (selected leaves, all parameters) are often a
-  fraction of a point apart: they are drawn in different styles (solid with
-  dots, dashed with squares) so that neither hides the other, and the final
-  values are written out.
-  """
-  plt = _plt()
-  fig, ax = plt.subplots(figsize=(6.4, 4.0))
-  pct = lambda v: float('nan') if v is None else 100 * v
-  if trains:
-    ax.plot(
-        [r['epoch'] for r in trains],
-        [pct(r.get('sparsity')) for r in trains],
-        lw=1,
-        alpha=0.45,
-        color='tab:blue',
-        label='selected leaves (train log)',
-    )
-  ep = [r['epoch'] for r in evals]
-  final = evals[-1] if evals else {}
-  for key, label, style in (
-      (
-          'sparsity',
-          'selected leaves',
-          dict(color='tab:blue', marker='o', ms=4, lw=1.8),
-      ),
-      (
-          'total_sparsity',
-          'all parameters',
-          dict(color='tab:red', marker='s', ms=3, lw=1.2, ls='--', mfc='none'),
-      ),
-  ):
-    last = final.get(key)
-    if last is not None:
-      label = f'{label} (final {100 * last:.2f}%)'
-    ax.plot(ep, [pct(r.get(key)) for r in evals], label=label, **style)
-  if final.get('sparsity') is not None:
-    ax.annotate(
-        f'{100 * final["sparsity"]:.2f}% zeros',
-        (final['epoch'], 100 * final['sparsity']),
-        textcoords='offset points',
-        xytext=(-6, -16),
-        ha='right',
-        fontsize=8,
-    )
-  ax.set_ylim(-2, 102)
-  _finish_epoch_plot(
-      plt, fig, ax, evals, path, title, 'sparsity (% of exact zeros)'
-  )
-
-
-def plot_layers(
-    layers: dict[str, float],
-    path: str,
-    title: str,
-    sizes: dict[str, int] | None = None,
-) -> None:
-  """Final sparsity per layer, each bar labelled with its value.
-
-  With ``sizes`` (weights per layer) the label also gives the nonzeros,
-  what the layer still costs.
-  """
-  plt = _plt()
-  names = list(layers)
-  height = max(3.0, 0.3 * len(names) + 1.2)
-  fig, ax = plt.subplots(figsize=(7.5, height))
-  ys = list(range(len(names)))
-  values = [100 * layers[n] for n in names]
-  ax.barh(ys, values, color='tab:blue')
-  for y, n, v in zip(ys, names, values):
-    text = f'{v:.1f}%'
-    if sizes and n in sizes:
-      left = round(sizes[n] * (1 - layers[n]))
-      text += f'  ({left:,} of {sizes[n]:,} nonzero)'
-    inside = v > 55
-    ax.text(
-        v - 1 if inside else v + 1,
-        y,
-        text,
-        va='center',
-        ha='right' if inside else 'left',
-        fontsize=7,
-        color='white' if inside else 'black',
-    )
-  ax.set_yticks(ys)
-  ax.set_yticklabels(names, fontsize=7)
-  ax.invert_yaxis()
-  ax.set_xlim(0, 100)
-  ax.set_xlabel('sparsity (% of exact zeros)')
-  ax.set_title(title)
-  ax.grid(axis='x', alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 def write_report(
@@ -219,7 +57,7 @@ def write_report(
   """
   out = os.path.join(cfg.workdir, REPORT_DIR)
   os.makedirs(out, exist_ok=True)
-  mask = optimizer.selection(cfg)
+  mask = selection.run_mask(cfg)
   task = tasks.for_config(cfg)
   records = sparsity_lib.layer_sparsity(params, mask)
   table = sparsity_lib.sparsity_table(params, records=records)
@@ -234,7 +72,7 @@ def write_report(
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   trains = metrics_lib.read_records(cfg.workdir, 'train')
   final = evals[-1] if evals else {}
-  rate_key = f'{task.unit}_per_sec'
+  rate_key = f'{task.unit}_per_sec'  # images_per_sec, chars_per_sec
   ips = [r[rate_key] for r in trains if r.get(rate_key)]
   summary = {
       'model': cfg.model,
@@ -277,14 +115,16 @@ def write_report(
   title = f'{cfg.model} / {cfg.dataset} / {cfg.method}' + (
       ' + ASR' if cfg.asr_epochs else ''
   )
+  from . import plots  # pylint: disable=import-outside-toplevel (matplotlib)
+
   pngs = []
   if evals:
-    plot_evals(evals, os.path.join(out, task.plot_file), title, task)
-    plot_sparsity(evals, trains, os.path.join(out, 'sparsity.png'), title)
+    plots.plot_evals(evals, os.path.join(out, task.plot_file), title, task)
+    plots.plot_sparsity(evals, trains, os.path.join(out, 'sparsity.png'), title)
     pngs += [task.plot_file, 'sparsity.png']
   layers = {r.path: r.sparsity for r in records if r.regularized}
   if layers:
-    plot_layers(
+    plots.plot_layers(
         layers,
         os.path.join(out, 'layer_sparsity.png'),
         f'{title}: final sparsity per layer',
@@ -359,11 +199,8 @@ def nm_column(
   its groups with more than ``n`` nonzeros (:func:`rda_optax.nm_violations`);
   ``-`` for leaves not selected. Also returns the totals.
   """
-  import jax  # pylint: disable=import-outside-toplevel
-  import rda_optax  # pylint: disable=import-outside-toplevel
-
   leaves = {
-      jax.tree_util.keystr(path, simple=True, separator='/'): leaf
+      rda_optax.path_str(path): leaf
       for path, leaf in jax.tree_util.tree_leaves_with_path(params)
   }
   header = f'{n}:{m}'
@@ -414,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   try:
     cfg = config_lib.load_config(run).replace(workdir=run)
-    variables = ckpt_lib.load_variables(run)
+    variables = run_model.load_model(run)  # The sparse point, also mid-run.
   except (ValueError, OSError) as e:  # ConfigError, unreadable checkpoints
     print(f'error: cannot rebuild the report of {run}: {e}', file=sys.stderr)
     return 2

@@ -27,6 +27,8 @@ import dataclasses
 import math
 from typing import Any, Callable
 
+from .data import datasets
+
 LN2 = math.log(2.0)
 
 
@@ -191,9 +193,7 @@ def for_dataset(name: str, context: int = 128) -> Task:
   """The task of the dataset ``name`` (no I/O): a text corpus is a
   :class:`LanguageModel` over windows of ``context``; any other dataset a
   :class:`Classification`."""
-  from .data import text_source  # pylint: disable=import-outside-toplevel
-
-  if text_source.is_text(name):
+  if datasets.is_text(name):
     return LanguageModel(int(context))
   return CLASSIFICATION
 

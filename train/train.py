@@ -20,6 +20,7 @@ as a run that was never interrupted.
 from __future__ import annotations
 
 import collections
+import errno
 import math
 import os
 import time
@@ -28,17 +29,20 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._models import models
 import rda_optax
 from . import checkpoint as ckpt_lib
+from . import complete
 from . import config as config_lib
 from . import config_checks
-from . import data as data_lib
+from .data import loader as data_lib
 from . import divergence
+from . import locks
 from . import optimizer
 from . import metrics as metrics_lib
 from . import methods
 from . import report as report_lib
+from . import run_model
+from . import selection
 from . import train_state as state_lib
 from . import train_step as step_lib
 from .evaluation import (
@@ -69,63 +73,13 @@ def check_runtime(cfg: config_lib.Config) -> None:
       )
 
 
-def check_model(cfg: config_lib.Config) -> None:
-  """The model name exists in ``models`` (and has batch-norm scales for
-  ``--scale_lam``)."""
-  known = getattr(models, 'REGISTRY', None)
-  if known is not None and cfg.model not in known:
-    raise config_lib.ConfigError(
-        f'Unknown model {cfg.model!r}. Known models: '
-        f'{", ".join(sorted(known))}.'
-    )
-  if cfg.scale_lam:
-    model = models.create(cfg.model)
-    x = jax.ShapeDtypeStruct(
-        (1,) + tuple(models.default_input_shape(cfg.model)),
-        models.get_entry(cfg.model).input_dtype,  # Tokens for the GPT.
-    )
-    shapes = jax.eval_shape(
-        lambda x: model.init(jax.random.key(0), x, train=False), x
-    )
-    try:
-      methods.scale_labels(cfg)(shapes['params'])
-    except ValueError as e:
-      raise config_lib.ConfigError(str(e)) from e
-
-
-# ---------------------------------------------------------------------------
-# Data.
-# ---------------------------------------------------------------------------
-
-
-def create_data(cfg: config_lib.Config) -> data_lib.Data:
-  """The run's data; a dataset that cannot be loaded is a ConfigError."""
-  try:
-    return data_lib.create_data(cfg)
-  except config_lib.ConfigError:
-    raise
-  except (ValueError, FileNotFoundError) as e:
-    # The input pipeline's DatasetNotFoundError is a ValueError; its message
-    # says how to pass a manual download folder.
-    raise config_lib.ConfigError(
-        f'Cannot load dataset {cfg.dataset!r}: {e}'
-    ) from e
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ != 'NonMatchingChecksumError':
-      raise
-    # A damaged or truncated archive in the manual / download folder.
-    got = [
-        line.strip()
-        for line in str(e).splitlines()
-        if 'filename=' in line and line.strip().startswith('* Got')
-    ]
-    name = got[0].split("filename='")[-1].rstrip("')") if got else 'a file'
-    raise config_lib.ConfigError(
-        f'Cannot prepare dataset {cfg.dataset!r}: {name} does not match '
-        'its published checksum (truncated or damaged); replace it with '
-        'the original archive (in --manual_dir or the TFDS download '
-        'folder).'
-    ) from e
+def check(cfg: config_lib.Config, *, model=None) -> None:
+  """The checks of a run that need JAX, once, before any work: the devices
+  (:func:`check_runtime`) and, for a registry model (``model`` None), its
+  name and parameters (:func:`train.selection.check_model`)."""
+  check_runtime(cfg)
+  if model is None:
+    selection.check_model(cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -137,17 +91,46 @@ class _Run:
   """One run, set up once; :meth:`train` steps, logs, evaluates and saves."""
 
   def __init__(self, cfg: config_lib.Config, model, data: data_lib.Data | None):
-    config_checks.validate(cfg)
-    if model is None:
-      check_model(cfg)
-    check_runtime(cfg)
-    config_checks.check_workdir(cfg)
     self.cfg = cfg
     self.is_main = jax.process_index() == 0
+    self.run_lock = locks.RunLock(cfg.workdir)
+    self.lock_run_directory()
+    try:
+      self._setup(model, data)
+    except BaseException:
+      if hasattr(self, 'ckpts'):
+        self.ckpts.close(quiet=True)
+      self.run_lock.release()
+      raise
+
+  def lock_run_directory(self) -> None:
+    """One run per run directory: process 0 takes its lock, and tells the
+    other processes whether it got it (they all stop if not)."""
+    error = None
+    if self.is_main:
+      try:
+        self.run_lock.acquire()
+      except locks.RunLocked as e:
+        error = e
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+      got = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+      if not int(got) and error is None:
+        error = locks.RunLocked(
+            f'the run directory {self.cfg.workdir} is in use by another run '
+            '(process 0 found its lock taken).'
+        )
+    if error is not None:
+      raise error
+
+  def _setup(self, model, data) -> None:
+    """Data, model, optimizer, the state restored, the metric writer."""
+    cfg = self.cfg
     init_variables = (
-        state_lib.load_init_variables(cfg.init_from) if cfg.init_from else None
+        run_model.load_init_variables(cfg.init_from) if cfg.init_from else None
     )
-    self.data = data = create_data(cfg) if data is None else data
+    self.data = data = data_lib.create_data(cfg) if data is None else data
     self.phases = optimizer.make_phases(cfg, data.num_train_examples)
     if model is None:
       model = step_lib.create_model(cfg, data.num_classes)
@@ -242,6 +225,15 @@ class _Run:
   ) -> dict[str, Any]:
     done = step + 1
     sparsity = sparsity_record(state_lib.unreplicate(model), self.cfg)
+    hypers = self.applied_hypers(step)
+    if bad := divergence.invalid_hypers(hypers):
+      divergence.raise_diverged(
+          f'{bad} from its schedule',
+          done,
+          'Fix that schedule',
+          self.cfg,
+          self.ckpts,
+      )
     record = {
         'type': 'train',
         'step': done,
@@ -249,7 +241,7 @@ class _Run:
         'phase': self.phases.phase(step),
         **self.data.task.derived(averages),
         'sparsity': sparsity['sparsity'],
-        **self.applied_hypers(step),
+        **hypers,
         **throughput.record(),
     }
     self.check_finite(record['loss'], 'training loss', done)
@@ -325,6 +317,8 @@ class _Run:
     """Steps from the restored step to the end; the final host state."""
     cfg, phases = self.cfg, self.phases
     total = phases.total_steps
+    if self.is_main and self.step_offset < total:
+      complete.clear(cfg.workdir)
     if self.is_main and self.step_offset >= total:
       print(
           f'{cfg.workdir} is already complete ({self.step_offset} of '
@@ -350,6 +344,7 @@ class _Run:
     try:
       for step in range(self.step_offset, end):
         self.state, sums = self.p_train_step(self.state, next(batches))
+        self.ckpts.check()  # Stops at once when a checkpoint write failed.
         # A bounded number of steps in flight: unbounded asynchronous
         # dispatch of pmapped steps starves XLA:CPU's collectives (an
         # all-reduce rendezvous timeout aborts the process on 4+ simulated
@@ -394,20 +389,35 @@ class _Run:
           throughput.exclude(time.perf_counter() - t_save)
       final = ckpt_lib.host_copy(state_lib.unreplicate(self.state))
       bar.close()  # The report starts on a line of its own, after the bar.
-      if self.is_main and cfg.report and int(final.step) >= total:
-        report_lib.write_report(cfg, final.params, last_train=last_record)
+      if self.is_main and int(final.step) >= total:
+        if cfg.report:
+          report_lib.write_report(cfg, final.params, last_train=last_record)
+        # After the final checkpoint is written (the record names it).
+        self.ckpts.wait()
+        complete.write(cfg, int(final.step))
     finally:
       data_lib.close(batches)
       bar.close()
     return final
 
-  def close(self) -> None:
-    self.ckpts.close()
-    self.writer.close()
+  def close(self, *, quiet: bool = False) -> None:
+    """Waits for the checkpoint write in flight; ``quiet``: the run is
+    already stopping with an error, which a failed write must not hide."""
+    try:
+      self.ckpts.close(quiet=quiet)
+    finally:
+      try:
+        self.writer.close(quiet=quiet)
+      finally:
+        self.run_lock.release()
 
 
 def train_and_evaluate(
-    cfg: config_lib.Config, *, model=None, data: data_lib.Data | None = None
+    cfg: config_lib.Config,
+    *,
+    model=None,
+    data: data_lib.Data | None = None,
+    checked: bool = False,
 ) -> TrainState:
   """Trains and evaluates; the run directory is ``cfg.workdir``.
 
@@ -415,12 +425,63 @@ def train_and_evaluate(
   train state (host copy of one replica).
 
   Args:
-    cfg: the run's config (validated here).
+    cfg: the run's config.
     model: a Flax module to use instead of ``models.create(cfg.model)``.
-    data: a :class:`train.data.Data` instead of ``create_data(cfg)``.
+    data: a :class:`train.data.loader.Data` instead of
+      ``create_data(cfg)``.
+    checked: ``cfg`` has passed :func:`train.config_checks.check` and
+      :func:`check` (as the command line does, once, before it calls this);
+      otherwise they run here.
+
+  Raises:
+    ConfigError: a check failed, naming the option and the fix.
+    Diverged: the run diverged.
   """
-  run = _Run(cfg, model, data)
+  if not checked:
+    config_checks.check(cfg)
+    check(cfg, model=model)
   try:
-    return run.train()
-  finally:
-    run.close()
+    run = _Run(cfg, model, data)
+  except OSError as e:
+    raise_if_write_failed(e, cfg, None)
+    raise
+  try:
+    final = run.train()
+    run.close()  # Raises CheckpointWriteError if the last write failed.
+  except BaseException as e:
+    run.close(quiet=True)
+    if isinstance(e, OSError):
+      raise_if_write_failed(e, cfg, run.ckpts)
+    raise
+  return final
+
+
+# Errors of writing (a full disk, a quota, a read-only or unwritable folder):
+# the run cannot go on, and says so in one line.
+WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EACCES,
+    errno.EPERM,
+)
+
+
+def raise_if_write_failed(
+    e: OSError, cfg: config_lib.Config, ckpts: ckpt_lib.Checkpoints | None
+) -> None:
+  """Raises WriteFailed (one line, exit status 4) for an OSError of writing
+  into the run directory (the metrics, TensorBoard, the report)."""
+  name = os.path.abspath(e.filename) if e.filename else ''
+  inside = name.startswith(os.path.abspath(cfg.workdir) + os.sep)
+  if e.errno not in WRITE_ERRNOS or (
+      e.errno in (errno.EACCES, errno.EPERM) and not inside
+  ):
+    return
+  good = ckpts.last_good_step() if ckpts is not None else None
+  where = f'in {ckpts.directory}' if ckpts is not None else ''
+  raise ckpt_lib.WriteFailed(
+      f'cannot write {name or cfg.workdir} ({e.strerror}); '
+      + ckpt_lib.after_write_failure(good, where)
+  ) from e

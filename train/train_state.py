@@ -79,19 +79,6 @@ def create_train_state(
   )
 
 
-def load_init_variables(path: str) -> dict[str, Any]:
-  """The variables of ``--init_from``; a one-line ConfigError if unusable."""
-  try:
-    return ckpt_lib.load_variables(path)
-  except Exception as e:  # pylint: disable=broad-except
-    # Orbax raises many types for a damaged checkpoint; one line says which.
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-    raise config_lib.ConfigError(
-        f'--init_from {path}: cannot read a checkpoint there ({first}); pass '
-        'the run directory of a finished run.'
-    ) from e
-
-
 def _load_matching(what, template, loaded, source):
   """``loaded`` in ``template``'s structure, with a clear error if it differs."""
   flat_t = flax.traverse_util.flatten_dict(

@@ -30,7 +30,7 @@ import optax
 
 from ._models import models
 from . import config as config_lib
-from . import data as data_lib
+from .data import loader as data_lib
 from . import optimizer
 from . import tasks
 from .train_state import AXIS, TrainState

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tuning sweeps behind the variants of benchmarks/frontier.py: each line of a
+# Tuning sweeps behind the variants of benchmarks/frontier/settings.py: each line of a
 # spec file is "NAME FLAGS..." (flags of python -m train); every run's final
 # test top-1 and kernel sparsity go to OUT.tsv. Resumable (finished runs are
 # skipped). Usage: bash benchmarks/tuning/sweep.sh SPEC OUT_DIR

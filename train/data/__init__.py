@@ -1,10 +1,10 @@
 """The data layer of the training job.
 
 * :mod:`train.data.loader`: :class:`~train.data.loader.Data`, the seam the
-  training loop consumes, built by :func:`~train.data.loader.create_data`
-  (re-exported here);
+  training loop consumes, built by :func:`~train.data.loader.create_data`;
 * :mod:`train.data.datasets`: every dataset the job knows (names, shapes,
-  classes, where its files come from);
+  classes, where its files come from), light: the command line checks a
+  dataset's name with it before JAX is imported;
 * :mod:`train.data.sources`: loading and preparing a dataset from any source
   -- :mod:`~train.data.tfds_source` (TFDS), :mod:`~train.data.folder_source`
   (image folders), :mod:`~train.data.cifar_jpg_source` (the JPEG copy of
@@ -15,11 +15,8 @@
 
 ``python -m train.data {prepare,info} NAME`` prepares a dataset once or
 shows it.
-"""
 
-from .loader import check_dataset
-from .loader import close
-from .loader import create_data
-from .loader import Data
-from .loader import make_data
-from .loader import synthetic_data
+Importing the package imports none of its modules (JAX comes with the
+loader and the pipeline): import the module you need, e.g. ``from
+train.data import loader``.
+"""

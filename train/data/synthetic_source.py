@@ -11,29 +11,18 @@ datasets (:mod:`train.data.input_pipeline`).
 
 from __future__ import annotations
 
-import re
-
 import jax.numpy as jnp
 import numpy as np
 
-from .datasets import AUG_CROP_FLIP
-from .datasets import AUG_FLIP
 from .datasets import AUG_NONE
+from .datasets import SYNTHETIC_NAME
 from .datasets import ArraySource
 from .datasets import Dataset
 from .datasets import DatasetInfo
+from .datasets import is_synthetic  # noqa: F401  (export reads it)
 
-SYNTHETIC_NAME = re.compile(
-    r'^synthetic(?::(\d+)x(\d+)x(\d+))?(?::(\d+))?'
-    rf'(?::({AUG_FLIP}|{AUG_CROP_FLIP}))?$'
-)
 NUM_TRAIN = 1024
 NUM_EVAL = 200
-
-
-def is_synthetic(name: str) -> bool:
-  """Whether ``name`` names a synthetic dataset."""
-  return bool(SYNTHETIC_NAME.match(name))
 
 
 def preprocess(images, key, train):

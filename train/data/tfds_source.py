@@ -15,6 +15,23 @@ folder, loading fails at once (network probe of a few seconds at most, not
 TFDS's minutes of download retries) with a message that says how to supply
 the data.
 
+What preparation guarantees (:func:`prepare_tfds`):
+
+* the archives used are the published ones: each is checked against its
+  size and SHA-256 (:data:`train.data.datasets.TFDS_SPECS`, TFDS's own
+  checksums), before preparing from a manual folder and after a download;
+  a mismatch is :class:`ArchiveMismatch`, one line naming the file;
+* nothing of another dataset is read: TFDS extracts a manual archive to
+  ``downloads/extracted/GZIP.<file name>`` and reuses such an extraction,
+  so ``fashion_mnist`` prepared after ``mnist`` in one data folder was MNIST
+  (the same file names); each preparation extracts into a folder of its own
+  and removes it after;
+* a prepared dataset says where it came from: ``rda_provenance.json`` in its
+  folder (dataset, version, archives with their SHA-256, source, date);
+* one preparation at a time: a second process preparing the same dataset in
+  the same data folder waits for the first (a lock there), saying so in one
+  line, then reads what it prepared.
+
 Small datasets (MNIST, CIFAR) are decoded once into memory when loaded (a
 few seconds), so that batches are plain numpy indexing. ImageNet is decoded
 per batch in a thread pool, with the train-time random-resized crop /
@@ -25,14 +42,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
+import json
 import math
 import os
+import shutil
+import socket
 import sys
+import tempfile
 import threading
 import time
 
 from .. import console
+from .. import locks
 from . import decoded_cache
 from .datasets import DATASETS
 from .datasets import MANUAL_DIR_ENV
@@ -41,6 +64,7 @@ from .datasets import TFDS_SPECS
 from .datasets import Dataset
 from .datasets import DatasetInfo
 from .datasets import DatasetNotFoundError
+from .datasets import Archive
 from .datasets import resolve_manual_dir
 from .decode import TFDSImageSource
 
@@ -155,6 +179,107 @@ def _tfds_builder(name: str, data_dir):
   )
 
 
+PROVENANCE_FILE = 'rda_provenance.json'
+
+
+class ArchiveMismatch(DatasetNotFoundError):
+  """An archive that is not the published one (truncated, damaged, another
+  dataset's file)."""
+
+
+def sha256_of(path: str, chunk: int = 1 << 20) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    while block := f.read(chunk):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _check_archive(name: str, archive: Archive, path: str) -> dict:
+  """The record of ``path`` if it is ``archive``; else ArchiveMismatch."""
+  size = os.path.getsize(path)
+  detail = None
+  if size != archive.size:
+    detail = f'{size:,} bytes, published {archive.size:,}'
+  else:
+    digest = sha256_of(path)
+    if digest != archive.sha256:
+      detail = f'SHA-256 {digest[:12]}..., published {archive.sha256[:12]}...'
+  if detail is not None:
+    raise ArchiveMismatch(
+        f'{path} does not match its published checksum for {name} '
+        f"({detail}): it is truncated, damaged or another dataset's file; "
+        f'replace it with the original archive ({archive.url}).'
+    )
+  return {
+      'file': archive.file,
+      'path': os.path.abspath(path),
+      'url': archive.url,
+      'bytes': size,
+      'sha256': archive.sha256,
+  }
+
+
+def verify_archives(name: str, folder: str) -> list[dict]:
+  """Checks the archives of ``name`` in a manual ``folder`` (sizes, then
+  SHA-256) against the published ones.
+
+  Returns:
+    A record per archive (file, path, url, bytes, sha256).
+
+  Raises:
+    ArchiveMismatch: one is not the published archive (one line naming it).
+  """
+  return [
+      _check_archive(name, a, os.path.join(folder, a.file))
+      for a in TFDS_SPECS[name].archives
+  ]
+
+
+def _downloaded_archives(name: str, root: str) -> list[dict]:
+  """The records of the archives TFDS downloaded into ``root/downloads``
+  (named after their URL and checksum), checked again here."""
+  from tensorflow_datasets.core.download import resource  # pylint: disable=g-import-not-at-top
+
+  records = []
+  for archive in TFDS_SPECS[name].archives:
+    path = os.path.join(
+        root, 'downloads', resource.get_dl_fname(archive.url, archive.sha256)
+    )
+    if os.path.exists(path):
+      records.append(_check_archive(name, archive, path))
+    else:  # Another TFDS naming: TFDS checked it against the same checksum.
+      records.append(
+          {
+              'file': archive.file,
+              'path': None,
+              'url': archive.url,
+              'bytes': archive.size,
+              'sha256': archive.sha256,
+              'checked_by': 'tensorflow_datasets',
+          }
+      )
+  return records
+
+
+def _write_provenance(folder: str, record: dict) -> None:
+  tmp = os.path.join(folder, f'.{PROVENANCE_FILE}.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(record, f, indent=2)
+  os.replace(tmp, os.path.join(folder, PROVENANCE_FILE))
+
+
+def read_provenance(name: str, data_dir=None) -> dict | None:
+  """Where the prepared ``name`` in ``data_dir`` came from (None: prepared
+  without a record, e.g. by an older rda-optax)."""
+  folder = os.fspath(_tfds_builder(name, data_dir).data_dir)
+  try:
+    with open(os.path.join(folder, PROVENANCE_FILE)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
 def prepare_tfds(
     name: str,
     *,
@@ -164,6 +289,11 @@ def prepare_tfds(
     probe_timeout: float = 4.0,
 ) -> str:
   """Prepares a TFDS dataset as array_record (no-op if already prepared).
+
+  The archives used are checked against their published checksums, their
+  extraction is the preparation's own, and the prepared folder gets
+  ``rda_provenance.json``; a second process preparing the same dataset in
+  the same data folder waits for the first (see the module docstring).
 
   Args:
     name: a key of ``TFDS_SPECS``.
@@ -180,17 +310,36 @@ def prepare_tfds(
     DatasetNotFoundError: at once when the data cannot be obtained (offline
       without manual folder, manual folder lacking files, ImageNet without
       manual folder, ``download=False``).
+    ArchiveMismatch: an archive is not the published one.
     ImportError: when TensorFlow is missing.
   """
   if name not in TFDS_SPECS:
     raise ValueError(
         f'{name!r} is not a TFDS dataset known here: {sorted(TFDS_SPECS)}'
     )
-  spec = TFDS_SPECS[name]
   data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else None
   builder = _tfds_builder(name, data_dir)
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
+  root = os.fspath(builder.data_dir_root)
+  os.makedirs(root, exist_ok=True)
+  with locks.waiting_lock(
+      os.path.join(root, f'.{name}.prepare.lock'),
+      f'preparing {name} in {root}',
+  ):
+    builder = _tfds_builder(name, data_dir)  # Prepared while we waited?
+    if builder.is_prepared():
+      return os.fspath(builder.data_dir)
+    return _prepare_locked(
+        name, builder, root, data_dir, manual_dir, download, probe_timeout
+    )
+
+
+def _prepare_locked(
+    name, builder, root, data_dir, manual_dir, download, probe_timeout
+) -> str:
+  """prepare_tfds under the data folder's lock for ``name``."""
+  spec = TFDS_SPECS[name]
   manual_dir = resolve_manual_dir(manual_dir, name)
   if manual_dir is not None:
     missing = [
@@ -234,8 +383,16 @@ def prepare_tfds(
           )
       )
   _require_tensorflow(name)
+  archives = verify_archives(name, manual_dir) if manual_dir else None
   tfds = _tfds()
-  config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  # An extraction of this preparation's own: TFDS would reuse any
+  # downloads/extracted/GZIP.<file name>, another dataset's included.
+  extracted = os.path.join(root, 'downloads', 'extracted')
+  os.makedirs(extracted, exist_ok=True)
+  extract_dir = tempfile.mkdtemp(dir=extracted, prefix=f'{name}.')
+  config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir, extract_dir=extract_dir
+  )
   source = f'the manual folder {manual_dir}' if manual_dir else 'the internet'
   print(
       f'Preparing {name} once, from {source}, into {builder.data_dir} ...',
@@ -257,12 +414,35 @@ def prepare_tfds(
     raise DatasetNotFoundError(
         _missing_message(name, data_dir, f'downloading failed ({e})')
     ) from e
+  finally:
+    shutil.rmtree(extract_dir, ignore_errors=True)
+  folder = os.fspath(builder.data_dir)
+  try:
+    if archives is None:
+      archives = _downloaded_archives(name, root)
+  except ArchiveMismatch:
+    shutil.rmtree(folder, ignore_errors=True)  # Made from a bad archive.
+    raise
+  _write_provenance(
+      folder,
+      {
+          'dataset': name,
+          'tfds_name': spec.tfds_name,
+          'version': str(builder.version),
+          'source': 'manual folder' if manual_dir else 'download',
+          'manual_dir': os.path.abspath(manual_dir) if manual_dir else None,
+          'archives': archives,
+          'prepared': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+          'host': socket.gethostname(),
+          'tensorflow_datasets': getattr(tfds, '__version__', None),
+      },
+  )
   print(
       f'Prepared {name} in {time.perf_counter() - start:.0f} s.',
       file=sys.stderr,
       flush=True,
   )
-  return os.fspath(builder.data_dir)
+  return folder
 
 
 def open_tfds_split(

@@ -21,7 +21,7 @@ from .._models import models
 import rda_optax
 from .. import config as config_lib
 from .. import evaluation
-from .. import train as train_lib
+from ..data import loader as data_lib
 from .. import train_state as state_lib
 from .. import train_step as step_lib
 
@@ -43,13 +43,33 @@ def tuples_in(fields: dict[str, Any]) -> dict[str, Any]:
   return {k: _tuples(v) for k, v in fields.items()}
 
 
+def export_folder(path: str) -> str:
+  """``path``, or its ``export/`` when ``path`` is a run directory (it has
+  a ``config.json``, no ``model.json``) holding one."""
+  inner = os.path.join(path, 'export')
+  if not os.path.exists(os.path.join(path, 'model.json')) and os.path.exists(
+      os.path.join(path, 'config.json')
+  ):
+    if not os.path.exists(os.path.join(inner, 'model.json')):
+      raise ExportError(
+          f'{path} is a run directory without an export; make one with '
+          f'python -m train.export {path}.'
+      )
+    return inner
+  return path
+
+
 def load_export(path: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
   """``(model, variables, meta)`` of an export folder.
+
+  ``path`` is the export folder, or the run directory it was made in (its
+  ``export/``, where ``python -m train.export RUN_DIR`` writes by default).
 
   Raises:
     ExportError: not an export folder, another version, or variables that do
       not match the model (a clear message; never a silently wrong model).
   """
+  path = export_folder(path)
   meta_path = os.path.join(path, 'model.json')
   try:
     with open(meta_path) as f:
@@ -114,7 +134,7 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
     cfg = cfg.replace(dataset=meta['dataset'])
   if meta.get('input_dtype') == 'int32' and 'context' not in explicit:
     cfg = cfg.replace(context=int(meta['input_shape'][0]))  # Its windows.
-  data = train_lib.create_data(cfg)
+  data = data_lib.create_data(cfg)
   if tuple(data.image_shape) != tuple(meta['input_shape']) or (
       data.num_classes != meta['num_classes']
   ):

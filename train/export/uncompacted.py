@@ -33,9 +33,9 @@ import numpy as np
 from .._models import models
 import rda_optax
 from .. import methods
-from .. import optimizer
+from .. import selection
 from .. import tasks
-from ..data import text_source
+from ..data import datasets
 from .reader import ExportError
 from .reader import FORMAT
 from .reader import VERSION
@@ -155,7 +155,7 @@ def export_uncompacted(
         'exported. Please report this with the run directory.'
     )
 
-  mask = optimizer.selection(cfg)
+  mask = selection.run_mask(cfg)
   summary = rda_optax.sparsity_summary(params, mask)
   size = rda_optax.sparse_size(variables)
   selected = rda_optax.selection.resolve_mask(mask, params)
@@ -208,8 +208,8 @@ def export_uncompacted(
             rda_optax.satisfies_nm(k, n, m) for _, k in kernels
         ),
     }
-  if text_source.is_text(cfg.dataset):
-    meta['vocabulary'] = text_source.TEXT_DATASETS[cfg.dataset].vocabulary
+  if datasets.is_text(cfg.dataset):
+    meta['vocabulary'] = datasets.TEXT_DATASETS[cfg.dataset].vocabulary
   with open(os.path.join(tmp, 'model.json'), 'w') as f:
     json.dump(meta, f, indent=2)
   with open(os.path.join(tmp, 'export.md'), 'w') as f:

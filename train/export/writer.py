@@ -17,10 +17,10 @@ import numpy as np
 
 from .._models import models
 import rda_optax
-from .. import checkpoint as ckpt_lib
 from .. import config as config_lib
 from ..data import datasets
-from .. import optimizer
+from .. import run_model
+from .. import selection
 from ..data import synthetic_source
 from .reader import ExportError
 from .reader import FORMAT
@@ -94,9 +94,11 @@ def _num_classes(model_name: str, params, input_shape) -> int:
 
 
 def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
+  """The run's config and the model it reports (its sparse point, also
+  mid-run: :func:`train.run_model.load_model`)."""
   try:
     cfg = config_lib.load_config(run)
-    variables = ckpt_lib.load_variables(run)
+    variables = run_model.load_model(run)
   except (ValueError, OSError) as e:
     raise ExportError(f'Cannot export {run}: {e}') from e
   return cfg, variables
@@ -140,7 +142,7 @@ def export_run(
 
   cfg, loaded = _sparse_variables(run)
   out = out or os.path.join(run, 'export')
-  if optimizer.is_transformer(cfg.model):  # Not compacted: see uncompacted.
+  if selection.is_transformer(cfg.model):  # Not compacted: see uncompacted.
     return uncompacted.export_uncompacted(run, cfg, loaded, out)
   variables = {'params': loaded['params']}
   if loaded.get('batch_stats'):
@@ -171,7 +173,7 @@ def export_run(
 
   macs_before = models.flops(model, variables, input_shape)
   macs_after = models.flops(rebuilt, result.variables, input_shape)
-  mask = optimizer.selection(cfg)
+  mask = selection.run_mask(cfg)
   summary = rda_optax.sparsity_summary(variables['params'], mask)
 
   tmp = out + '.tmp'

@@ -1,4 +1,4 @@
-"""train.methods: every method declared once, read by CLI, validation and
+"""train/methods.py: every method declared once, read by CLI, validation and
 the optimizer; adding a method is one entry."""
 
 import dataclasses
@@ -209,7 +209,7 @@ def test_transformed_l1_with_groups_through_each_proximal_method(method):
       workdir='runs/x',
   )
   config_checks.validate(cfg, {'regularizer', 'lam', 'lam2'})
-  ctx = methods.BuildContext(cfg, {'lam': cfg.lam}, None, 10)
+  ctx = optimizer.build_context(cfg, {'lam': cfg.lam}, None, 10)
   reg = ctx.regularizer()
   assert (reg.a, reg.group_strength, reg.group_prox) == (
       0.5,
@@ -314,7 +314,7 @@ def test_a_target_sparsity_is_checked():
   cfg = config_lib.get_config(None, **base)
   hypers = optimizer.hyper_schedules(cfg, optimizer.make_phases(cfg, 1280))
   assert 'lam' not in hypers  # No λ to log: the ramp is the strength.
-  reg = methods.BuildContext(cfg, hypers, None, 10).regularizer()
+  reg = optimizer.build_context(cfg, hypers, None, 10).regularizer()
   assert reg.scope == 'global'
   # The ramp: 0 at the start, the target from 3/4 of the epochs (step 75).
   assert float(reg.sparsity(0)) == 0.0

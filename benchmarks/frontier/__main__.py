@@ -1,0 +1,104 @@
+"""``python -m benchmarks.frontier SETTING``: see :mod:`benchmarks.frontier`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __doc__ as DOC
+from .report import aggregate
+from .report import markdown
+from .report import plot
+from .runner import ROOT
+from .runner import collect
+from .runner import command
+from .runner import execute_all
+from .settings import SETTINGS
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m benchmarks.frontier',
+      description=DOC.splitlines()[0],
+      epilog=DOC,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('setting', choices=sorted(SETTINGS))
+  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument(
+      '--methods',
+      nargs='+',
+      default=None,
+      help='only these curves (han_* also run their dense ' 'parents)',
+  )
+  parser.add_argument(
+      '--strengths',
+      type=float,
+      nargs='+',
+      default=None,
+      help='only these strengths (λ of a regularization '
+      'method, target sparsity of a pruning one)',
+  )
+  parser.add_argument(
+      '--variants',
+      nargs='+',
+      default=None,
+      help='only these hyper-parameter variants (e.g. ' 'cosine, lr0.03)',
+  )
+  parser.add_argument(
+      '--out',
+      default=None,
+      help='output folder (default benchmarks/results/' 'frontier_<setting>)',
+  )
+  parser.add_argument(
+      '--jobs',
+      type=int,
+      default=1,
+      help='runs at a time (on one accelerator: each gets 0.9/jobs of its '
+      'memory unless XLA_PYTHON_CLIENT_MEM_FRACTION is set); a run starts '
+      'once the run it is initialised from has finished',
+  )
+  parser.add_argument(
+      '--report',
+      action='store_true',
+      help='only rebuild tables and plot from finished runs',
+  )
+  parser.add_argument(
+      '--list',
+      action='store_true',
+      help='print the commands of the sweep and exit',
+  )
+  args = parser.parse_args(argv)
+  setting = SETTINGS[args.setting]
+  out = args.out or os.path.join(
+      ROOT, 'benchmarks', 'results', f'frontier_{args.setting}'
+  )
+  os.makedirs(out, exist_ok=True)
+  runs = setting.runs(args.seeds, args.methods, args.strengths, args.variants)
+  if args.list:
+    for r in runs:
+      print(' '.join(command(out, r)))
+    return 0
+  failed = [] if args.report else execute_all(out, runs, args.jobs)
+  # The tables cover every finished run of the setting (all methods, seeds
+  # 0-2 and any given), whatever this invocation ran.
+  path = os.path.join(out, 'results.json')
+  records = collect(out, setting.runs(sorted(set(args.seeds) | {0, 1, 2})))
+  with open(path + '.tmp', 'w') as f:
+    json.dump(records, f, indent=1)
+  os.replace(path + '.tmp', path)
+  agg = aggregate(records)
+  md = markdown(args.setting, setting, records, agg)
+  with open(os.path.join(out, 'frontier.md'), 'w') as f:
+    f.write(md)
+  plot(os.path.join(out, 'frontier.png'), setting, agg)
+  print(md)
+  for run, err in failed:
+    print(f'FAILED {run.name}: {err}', file=sys.stderr)
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
