@@ -114,6 +114,43 @@ def test_a_model_of_the_other_task_is_refused(
   assert not (tmp_path / 'r').exists()
 
 
+@needs_corpus
+def test_eval_split_takes_the_beginning_of_the_held_out_slice():
+  cfg = config_lib.get_config(
+      'shakespeare_gpt_adamw', eval_split='test[:1%]', workdir='runs/x'
+  )
+  data = data_loader.create_data(cfg, prefetch_size=0)
+  # 5,057 characters: 5,056 predictions in windows of 128.
+  assert data.num_eval_examples == -(-5056 // 128) == 40
+  masks = [b['mask'] for b in data.eval_batches()]
+  assert sum(float(m.sum()) for m in masks) == 5056
+
+
+@pytest.mark.parametrize(
+    'split,message',
+    [
+        ('train', "a text corpus evaluates on its held-out slice, 'test'"),
+        ('test[:1]', 'takes 1 of the 505728 held-out characters'),
+        ('test[:101%]', 'take between 2 and all of them'),
+    ],
+)
+def test_a_text_corpus_has_a_train_and_a_test_split(
+    split, message, tmp_path, capsys
+):
+  assert datasets.text_eval_size('validation[:10]', 505_728) == 10
+  argv = ['--preset', 'shakespeare_gpt_adamw', '--eval_split', split]
+  status = cli.main(argv + ['--workdir', str(tmp_path / 'r')])
+  err = capsys.readouterr().err
+  assert status == 2 and message in err and err.count('\n') == 1, err
+  status = cli.main(
+      ['--preset', 'shakespeare_gpt_adamw', '--train_split', 'train[:5%]']
+      + ['--workdir', str(tmp_path / 'r')]
+  )
+  assert status == 2 and "trains on its first 90% of characters, 'train'" in (
+      capsys.readouterr().err
+  )
+
+
 # ---------------------------------------------------------------------------
 # Windows.
 # ---------------------------------------------------------------------------

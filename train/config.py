@@ -82,7 +82,9 @@ class Config:
   train_split: str = 'train'
   """TFDS split (or slice, e.g. 'train[:90%]') to train on."""
   eval_split: str = 'test'
-  """TFDS split to evaluate on ('test'; ImageNet: 'validation')."""
+  """TFDS split to evaluate on ('test'; ImageNet: 'validation'); a text
+  corpus: its held-out slice 'test', or its beginning for a quicker look
+  ('test[:5%]', 'test[:20000]' characters)."""
   batch_size: int = 128
   """Global batch size (all devices of all hosts)."""
   eval_batch_size: int = 0

@@ -314,6 +314,7 @@ def check(
   validate(cfg, explicit, need_init_from=not printing)
   try:
     datasets.check_dataset(cfg.dataset)
+    datasets.check_splits(cfg.dataset, cfg.train_split, cfg.eval_split)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   if cfg.init_from and not os.path.isdir(cfg.init_from):

@@ -367,6 +367,63 @@ def is_text(name: str) -> bool:
   return name in TEXT_DATASETS
 
 
+# A text corpus's splits: 'train', and the held-out slice 'test' (also
+# called 'validation'), whole or its first K characters / P percent.
+_TEXT_EVAL_SPLIT = re.compile(r'^(test|validation)(?:\[:(\d+)(%?)\])?$')
+
+
+def text_eval_size(eval_split: str, num_eval: int) -> int:
+  """Characters of a text corpus's held-out slice that ``eval_split``
+  evaluates: ``test`` (or ``validation``) all ``num_eval`` of them,
+  ``test[:K]`` the first ``K``, ``test[:P%]`` the first ``floor(P% ·
+  num_eval)`` (a quicker look; the slice stays contiguous).
+
+  Example:
+    >>> text_eval_size('test', 1000), text_eval_size('test[:5%]', 1000)
+    (1000, 50)
+
+  Raises:
+    ValueError: another split, or a prefix of fewer than 2 characters or
+      more than the slice has.
+  """
+  match = _TEXT_EVAL_SPLIT.match(eval_split or 'test')
+  if match is None:
+    raise ValueError(
+        f'--eval_split {eval_split!r}: a text corpus evaluates on its '
+        "held-out slice, 'test' (or 'validation'), or its beginning, "
+        "e.g. 'test[:5%]' or 'test[:20000]'."
+    )
+  if match.group(2) is None:
+    return num_eval
+  k = int(match.group(2))
+  size = num_eval * k // 100 if match.group(3) else k
+  if not 2 <= size <= num_eval or (match.group(3) and k > 100):
+    raise ValueError(
+        f'--eval_split {eval_split!r} takes {size} of the {num_eval} '
+        'held-out characters: take between 2 and all of them.'
+    )
+  return size
+
+
+def check_splits(name: str, train_split: str, eval_split: str) -> None:
+  """A text corpus's splits (no I/O): it trains on ``train`` and evaluates
+  on :func:`text_eval_size`'s slice; image datasets are checked where they
+  are loaded.
+
+  Raises:
+    ValueError: naming the splits it has.
+  """
+  if not is_text(name):
+    return
+  if train_split not in ('train', '', None):
+    raise ValueError(
+        f'--train_split {train_split!r}: {name} trains on its first '
+        f'{1 - TEXT_DATASETS[name].eval_fraction:.0%} of characters, '
+        "'train' (the held-out slice is --eval_split)."
+    )
+  text_eval_size(eval_split, TEXT_DATASETS[name].num_eval)
+
+
 IMAGEFOLDER_PREFIX = 'imagefolder:'
 # ``synthetic[:HxWxC][:classes][:augmentation]``: train.data.synthetic_source.
 SYNTHETIC_NAME = re.compile(

@@ -42,6 +42,7 @@ from . import sources
 from . import synthetic_source
 from . import text_pipeline
 from . import text_source
+from . import datasets
 from .datasets import DATASETS
 from .datasets import Dataset
 from .datasets import is_synthetic
@@ -226,6 +227,7 @@ def create_data(
     Its data: device-placed batches, prefetched in a background thread, and
     the dataset's device-side augmentation / normalisation. A text corpus
     (:mod:`train.data.text_source`) reads ``context`` too (its windows) and
+    ``eval_split`` as :func:`train.data.datasets.text_eval_size` does, and
     is batched by :func:`train.data.text_pipeline.make_text_data`.
 
   Raises:
@@ -234,10 +236,13 @@ def create_data(
   """
   try:
     if text_source.is_text(cfg.dataset):
+      corpus = text_source.load_text(
+          cfg.dataset, manual_dir=cfg.manual_dir, data_dir=cfg.data_dir
+      )
+      eval_split = getattr(cfg, 'eval_split', None) or 'test'
+      size = datasets.text_eval_size(eval_split, len(corpus.eval))
       return text_pipeline.make_text_data(
-          text_source.load_text(
-              cfg.dataset, manual_dir=cfg.manual_dir, data_dir=cfg.data_dir
-          ),
+          dataclasses.replace(corpus, eval=corpus.eval[:size]),
           cfg.batch_size,
           context=cfg.context,
           eval_batch=getattr(cfg, 'eval_batch', None),
