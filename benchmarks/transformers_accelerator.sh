@@ -2,7 +2,7 @@
 # Sparse transformers on one accelerator (issue 28): the optimizer-step
 # costs of RAMDA and the N:M projection against optax.adamw, then the GPT on
 # the Shakespeare corpus and the ViT on the CIFAR-10 JPEG copy
-# (benchmarks/transformers_nm.py, settings gpt and vit), side by side at one
+# (python -m benchmarks.transformers_nm, settings gpt and vit), side by side at one
 # budget per setting.
 #
 #   RDA_SHARED_DATA=DIR bash benchmarks/transformers_accelerator.sh \
@@ -63,7 +63,7 @@ for stage in $STAGES; do
       # on the ResNet-18-sized tree (11.2 M parameters).
       if [ -n "$SMOKE" ]; then R=(--rounds 2 --steps 1); else
         R=(--rounds 30 --steps 10); fi
-      timeout "$T" $PY benchmarks/optimizer_step.py --adaptive "${R[@]}" \
+      timeout "$T" $PY -m benchmarks.optimizer_step --adaptive "${R[@]}" \
         | tee "$OUT/optimizer_step.md" || FAIL=1
       ;;
     gpt | vit)
@@ -75,7 +75,7 @@ for stage in $STAGES; do
       [ -n "$M" ] && A+=(--methods $M)
       # Several processes share the accelerator's memory.
       XLA_PYTHON_CLIENT_MEM_FRACTION=$($PY -c "print(f'{0.9 / $JOBS:.3f}')") \
-        timeout "$T" $PY benchmarks/transformers_nm.py "${A[@]}" || FAIL=1
+        timeout "$T" $PY -m benchmarks.transformers_nm "${A[@]}" || FAIL=1
       ;;
     *)
       echo "unknown stage '$stage' (step, gpt, vit)" >&2

@@ -15,24 +15,27 @@ resumes; a run killed midway resumes from its own checkpoint):
 * ``lenet5_2_4``, ``resnet8_2_4``: LeNet-5 on MNIST and ResNet-8 on the
   CIFAR-10 JPEG copy at 2:4: RMDA projected on 2:4 (then ASR) against
   gradual N:M magnitude pruning and one-shot N:M pruning + fine-tuning,
-  with dense SGD as the reference, the recipes of ``benchmarks/frontier.py``'s
+  with dense SGD as the reference, the recipes of ``benchmarks.frontier``'s
   ``lenet5`` and ``cifar_resnet8`` settings; judged by test top-1.
 
 ::
 
-    python benchmarks/transformers_nm.py gpt --list       # the commands
-    python benchmarks/transformers_nm.py gpt              # the whole sweep
-    python benchmarks/transformers_nm.py gpt --seeds 0 --methods ramda_target
-    python benchmarks/transformers_nm.py gpt --report     # tables only
-    python benchmarks/transformers_nm.py gpt --smoke      # a few steps each
+    python -m benchmarks.transformers_nm gpt --list       # the commands
+    python -m benchmarks.transformers_nm gpt              # the whole sweep
+    python -m benchmarks.transformers_nm gpt --seeds 0 --methods ramda_target
+    python -m benchmarks.transformers_nm gpt --report     # tables only
+    python -m benchmarks.transformers_nm gpt --smoke      # a few steps each
 
 For each target (a level or ``2:4``) and method the table gives the best
 mean over seeds among the method's variants that reach the target (at least
 the level's sparsity; every selected kernel N:M for ``2:4``), with the
 spread over seeds, the sparsity reached and the variant. ``--smoke`` runs
-each run of seed 0 for a few steps (1 per epoch, 4 for the GPT; the
-epoch-valued options unchanged; one evaluation) in ``<out>/smoke``, to
-check that every command works end to end.
+one run of every method (seed 0, its first variant, at 2:4 where it has
+targets; han's dense parent too) for a few steps (1 per epoch, 4 for the
+GPT; the epoch-valued options unchanged; one evaluation, for the GPT on the
+first 2% of the validation slice) in ``<out>/smoke``, to check that every
+kind of command works end to end (about 2 minutes for the GPT on the
+shared 2-core machine).
 
 Writes ``<out>/results.json`` (one record per run: setting, method,
 variant, target, seed, the final evaluation, sparsity, N:M check, the exact
@@ -56,11 +59,10 @@ import sys
 import time
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from train import metrics as train_metrics
+from train.presets import PRESETS
 
-from train import metrics as train_metrics  # pylint: disable=wrong-import-position
-from train.presets import PRESETS  # pylint: disable=wrong-import-position
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NM = '2:4'
 
@@ -110,6 +112,7 @@ class Setting:
   lams: tuple[float, ...] = ()  # The λ grid of the 'l1' kind.
   note: str = ''
   smoke_steps_per_epoch: int = 1  # --smoke: a few steps of every run.
+  smoke_flags: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def lower_is_better(self) -> bool:
@@ -124,6 +127,40 @@ class Setting:
         for seed in seeds:
           out += self._runs(method, vname, v, kind, seed, out)
     return out
+
+  def smoke_runs(self, methods=None) -> list[Run]:
+    """One run of each method (seed 0, its first variant; at N:M when the
+    setting has it, else its first target or λ) and the runs they need;
+    the dense method's is han's dense parent when han runs."""
+    out: list[Run] = []
+    chosen = [m for m in self.methods if not methods or m in methods]
+    parent = any(self.methods[m][1] == 'han' for m in chosen)
+    for method in chosen:
+      variants, kind = self.methods[method]
+      if kind == 'dense' and parent:
+        continue  # The parent of han's run is a dense run.
+      vname, v = next(iter(variants.items()))
+      runs = self._runs(method, vname, v, kind, 0, out)
+      pick = [r for r in runs if r.target == NM] or [
+          r for r in runs if r.needs is None
+      ][:1]
+      for r in pick:
+        if r.needs is not None and r.needs not in out:
+          out.append(r.needs)
+        out.append(r)
+    return out
+
+  def smoke(self) -> tuple[str, ...]:
+    """The flags that make a run a smoke run: a few steps per epoch (the
+    epoch-valued options unchanged), one evaluation, at the end."""
+    return flags(
+        {
+            'steps_per_epoch': self.smoke_steps_per_epoch,
+            'log_every_steps': 1,
+            'eval_every_epochs': 1000,
+            **self.smoke_flags,
+        }
+    )
 
   def _runs(self, method, vname, v, kind, seed, before) -> list[Run]:
     common = {**self.base, 'seed': seed, 'epochs': self.epochs}
@@ -303,6 +340,9 @@ SETTINGS: dict[str, Setting] = {
             'held out); the budget is 1 epoch of the training characters.'
         ),
         smoke_steps_per_epoch=4,
+        # The whole validation slice takes about a minute on a CPU: its
+        # first 2% (10,114 characters) checks the evaluation.
+        smoke_flags={'eval_split': 'test[:2%]', 'eval_batch_size': 32},
     ),
     # The ViT on the CIFAR-10 JPEG copy, an accelerator's budget (30
     # epochs, bfloat16; ../transformers_accelerator.sh). RAMDA at the
@@ -533,29 +573,20 @@ def run_dir(out: str, run: Run) -> str:
   return os.path.join(out, 'runs', run.name.replace('/', '_').replace(':', '-'))
 
 
-def command(out: str, run: Run, smoke: int = 0) -> list[str]:
-  """The run's command line; ``smoke``: that many steps per epoch (the
-  epoch-valued options unchanged) and one evaluation, at the end."""
+def command(out: str, run: Run, smoke: tuple[str, ...] = ()) -> list[str]:
+  """The run's command line; ``smoke``: the flags of a smoke run
+  (:meth:`Setting.smoke`)."""
   cmd = ['python', '-m', 'train', *run.flags, '--workdir', run_dir(out, run)]
   if run.needs is not None:
     cmd += ['--init_from', run_dir(out, run.needs)]
-  if smoke:
-    cmd += [
-        '--steps_per_epoch',
-        str(smoke),
-        '--log_every_steps',
-        '1',
-        '--eval_every_epochs',
-        '1000',
-    ]
-  return cmd
+  return cmd + list(smoke)
 
 
 def _flags_of(cmd: str) -> str:
   return cmd.split(' --workdir ')[0]
 
 
-def finished(out: str, run: Run, smoke: int = 0) -> dict | None:
+def finished(out: str, run: Run, smoke: tuple[str, ...] = ()) -> dict | None:
   """The final eval record of a finished run (None if not run or
   interrupted); refuses a folder run with other flags."""
   folder = run_dir(out, run)
@@ -599,7 +630,7 @@ def _commit() -> str | None:
     return None
 
 
-def execute(out: str, run: Run, smoke: int = 0) -> dict:
+def execute(out: str, run: Run, smoke: tuple[str, ...] = ()) -> dict:
   rec = finished(out, run, smoke)
   if rec is not None:
     return rec
@@ -608,6 +639,8 @@ def execute(out: str, run: Run, smoke: int = 0) -> dict:
       os.environ,
       PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
   )
+  # One XLA cache for the sweep: the runs share most of their programs.
+  env.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(out, '.jax_cache'))
   t0 = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, *cmd[1:], '--no-progress'],
@@ -636,7 +669,9 @@ def execute(out: str, run: Run, smoke: int = 0) -> dict:
   return finished(out, run, smoke)
 
 
-def execute_all(out: str, runs: list[Run], jobs: int, smoke: int) -> list:
+def execute_all(
+    out: str, runs: list[Run], jobs: int, smoke: tuple[str, ...] = ()
+) -> list:
   """Runs ``runs`` (``jobs`` at a time, each after the run it needs);
   returns ``(run, error)`` of those that failed."""
   failed: list = []
@@ -672,7 +707,9 @@ def execute_all(out: str, runs: list[Run], jobs: int, smoke: int) -> list:
 # ---------------------------------------------------------------------------
 
 
-def record(setting: str, out: str, run: Run, smoke: int = 0) -> dict:
+def record(
+    setting: str, out: str, run: Run, smoke: tuple[str, ...] = ()
+) -> dict:
   rec = finished(out, run, smoke) or {}
   folder = run_dir(out, run)
   with open(os.path.join(folder, 'sweep_done')) as f:
@@ -718,7 +755,11 @@ def table(setting: Setting, records: list[dict]) -> str:
       continue
     points.setdefault((r['method'], r['variant'], r['target']), []).append(r)
   lines = []
-  dense = [r[key] for r in records if r['target'] == 'dense' and r.get(key)]
+  dense = [  # Full-budget dense runs (not han's shorter parents).
+      r[key]
+      for r in records
+      if r['target'] == 'dense' and r['variant'] != 'parent' and r.get(key)
+  ]
   if dense:
     lines.append(
         f'Dense reference: {key} {statistics.mean(dense):.4f} '
@@ -774,7 +815,7 @@ def main(argv=None) -> int:
   parser.add_argument(
       '--smoke',
       action='store_true',
-      help='each run of seed 0 for a few steps, in <out>/smoke',
+      help='one run of each method for a few steps, in <out>/smoke',
   )
   args = parser.parse_args(argv)
   setting = SETTINGS[args.setting]
@@ -787,11 +828,12 @@ def main(argv=None) -> int:
   out = args.out or os.path.join(
       ROOT, 'benchmarks', 'results', 'transformers_nm', args.setting
   )
-  seeds, smoke = args.seeds, 0
+  smoke: tuple[str, ...] = ()
   if args.smoke:
-    out, seeds = os.path.join(out, 'smoke'), [0]
-    smoke = setting.smoke_steps_per_epoch
-  runs = setting.runs(seeds, args.methods)
+    out, smoke = os.path.join(out, 'smoke'), setting.smoke()
+    runs = setting.smoke_runs(args.methods)
+  else:
+    runs = setting.runs(args.seeds, args.methods)
   needed = {r.needs for r in runs if r.needs is not None}
   runs += [r for r in needed if r not in runs]
   if args.list:

@@ -2,10 +2,9 @@
 of the sweeps is a command the train job accepts, at one budget per setting,
 and the tables pick what the docstring says."""
 
-import importlib.util
+import importlib
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -16,13 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope='module')
 def bench():
-  spec = importlib.util.spec_from_file_location(
-      'transformers_nm', os.path.join(ROOT, 'benchmarks', 'transformers_nm.py')
-  )
-  mod = importlib.util.module_from_spec(spec)
-  sys.modules['transformers_nm'] = mod  # Its dataclasses look it up.
-  spec.loader.exec_module(mod)
-  return mod
+  return importlib.import_module('benchmarks.transformers_nm')
 
 
 def _epochs(run):
@@ -44,13 +37,19 @@ def test_every_run_is_accepted_at_the_settings_budget(bench, name, capsys):
     elif r.variant != 'parent':
       assert _epochs(r) == setting.epochs, r.name
     # What python -m train would run (--init_from needs a finished parent).
-    argv = list(bench.command('/tmp/x', r, smoke=2))[3:]
+    argv = list(bench.command('/tmp/x', r, smoke=setting.smoke()))[3:]
     if '--init_from' in argv:
       i = argv.index('--init_from')
       argv = argv[:i] + argv[i + 2 :]
     assert cli.main(argv + ['--print_config']) == 0, (r.name, argv)
     capsys.readouterr()
   assert set(setting.targets) <= {r.target for r in runs}
+  # --smoke: one run of each method (the dense one is han's parent where
+  # han runs), every one a run of the sweep.
+  smoke = setting.smoke_runs()
+  assert sorted(r.method for r in smoke) == sorted(setting.methods)
+  assert all(r in runs for r in smoke)
+  assert all(r.needs in smoke for r in smoke if r.needs is not None)
 
 
 def test_the_gpt_sweep_has_every_method_of_issue_28(bench):
@@ -103,8 +102,10 @@ def test_the_table_takes_the_best_variant_that_reaches_the_target(bench):
       rec('ramda_l1', 'default', 'lam3e-05', 0, 1.62, 0.80),
       rec('ramda_l1', 'default', 'lam0.0001', 0, 1.90, 0.95),
   ]
+  # Han's dense parents (a shorter budget) are not the dense reference.
+  records.append(rec('dense', 'parent', 'dense', 0, 1.90, 0.0))
   lines = bench.table(s, records).splitlines()
-  assert lines[0].startswith('Dense reference: test_loss 1.5000')
+  assert lines[0] == 'Dense reference: test_loss 1.5000 ± 0.0000 (1 seeds)'
   row = lambda t, m: next(l for l in lines if l.startswith(f'| {t} | {m} |'))
   assert '1.6500' in row('0.75', 'gmp_adamw') and '| b |' in row(
       '0.75', 'gmp_adamw'
@@ -123,8 +124,8 @@ def test_the_accelerator_script_parses_and_names_its_stages():
   subprocess.run(['bash', '-n', path], check=True)
   text = open(path).read()
   for words in (
-      'optimizer_step.py --adaptive',
-      'transformers_nm.py',
+      '-m benchmarks.optimizer_step --adaptive',
+      '-m benchmarks.transformers_nm',
       'SMOKE',
       'STAGES=${STAGES:-step gpt vit}',
   ):
