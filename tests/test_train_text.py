@@ -247,7 +247,7 @@ def lm_cfg(tmp_path, name, **kw):
 
 def lm_run(cfg):
   corpus = text_source.TextCorpus.from_text('tiny', TEXT)
-  data = text_pipeline.make_text_data(
+  data = data_loader.make_text_data(
       corpus,
       cfg.batch_size,
       context=cfg.context,
@@ -370,7 +370,7 @@ def test_a_gpt_export_keeps_shapes_stores_n_m_and_evaluates(
     corpus = text_source.TextCorpus(
         'shakespeare_char', datasets.SHAKESPEARE.vocabulary, tokens, tokens
     )
-    return text_pipeline.make_text_data(
+    return data_loader.make_text_data(
         corpus, 8, context=8, eval_batch=64, prefetch_size=0
     )
 

@@ -9,6 +9,8 @@
   -- :mod:`~train.data.tfds_source` (TFDS), :mod:`~train.data.folder_source`
   (image folders), :mod:`~train.data.cifar_jpg_source` (the JPEG copy of
   CIFAR-10), :mod:`~train.data.synthetic_source` (in memory, for tests);
+  text corpora (a language-model task): :mod:`~train.data.text_source`,
+  batched by :mod:`~train.data.text_pipeline`;
 * :mod:`train.data.input_pipeline`: batching, sharding over hosts and
   devices, the order of examples; :mod:`~train.data.decode`,
   :mod:`~train.data.augment` and :mod:`~train.data.prefetch` its parts.

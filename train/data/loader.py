@@ -22,7 +22,7 @@
 synthetic dataset ``--dataset synthetic`` / ``synthetic:HxWxC:classes``
 that tests and benchmarks use), always through the batching of
 :mod:`train.data.input_pipeline` (:func:`make_data`); a text corpus through
-:mod:`train.data.text_pipeline`.
+:mod:`train.data.text_pipeline` (:func:`make_text_data`).
 """
 
 from __future__ import annotations
@@ -161,6 +161,100 @@ def make_data(
   )
 
 
+def make_text_data(
+    corpus: text_source.TextCorpus,
+    batch_size: int,
+    *,
+    context: int,
+    eval_batch: int | None = None,
+    seed: int = 0,
+    prefetch_size: int = 2,
+    axis_name: str = 'batch',
+    process_index: int | None = None,
+    process_count: int | None = None,
+    local_device_count: int | None = None,
+):
+  """The :class:`Data` of a text corpus (a language-model task), batched by
+  :mod:`train.data.text_pipeline`.
+
+  Its ``num_classes`` is the vocabulary size, its ``image_shape`` the
+  model's input ``(context,)``, its examples windows (``num_train_examples``
+  per epoch: :func:`num_train_windows`; ``num_eval_examples``: the
+  validation windows).
+
+  Args:
+    corpus: the corpus.
+    batch_size: the global train batch, in windows.
+    context: the window (characters the model sees).
+    eval_batch: the global eval batch in windows (default ``batch_size``).
+    seed: the seed of the train windows.
+    prefetch_size: batches placed on the devices ahead; 0: numpy batches.
+    axis_name: the mesh axis of the device placement.
+    process_index: the topology (default JAX's).
+    process_count: see ``process_index``.
+    local_device_count: see ``process_index``.
+
+  Returns:
+    The data of the training loop.
+  """
+  for part in (corpus.train, corpus.eval):
+    text_pipeline.check_windows(len(part), context)
+  eval_batch = eval_batch or batch_size
+  topology = dict(
+      zip(
+          ('process_index', 'process_count', 'local_device_count'),
+          input_pipeline.topology(
+              process_index, process_count, local_device_count
+          ),
+      )
+  )
+  for b in (batch_size, eval_batch):
+    input_pipeline.per_device_batch_size(
+        b, topology['process_count'], topology['local_device_count']
+    )
+
+  def placed(batches):
+    if not prefetch_size:
+      return batches
+    return prefetch.prefetch_to_device(
+        batches, prefetch_size, axis_name=axis_name
+    )
+
+  def train_iter(start_step: int = 0):
+    return placed(
+        text_pipeline.train_batches(
+            corpus.train,
+            context,
+            batch_size,
+            seed=seed,
+            start_step=start_step,
+            **topology,
+        )
+    )
+
+  def eval_iter():
+    return placed(
+        text_pipeline.eval_batches(corpus.eval, context, eval_batch, **topology)
+    )
+
+  def preprocess(tokens, key, train):
+    del key, train
+    return tokens
+
+  return Data(
+      corpus.name,
+      corpus.vocab_size,
+      (context,),
+      text_pipeline.num_train_windows(len(corpus.train), context),
+      text_pipeline.num_eval_windows(len(corpus.eval), context),
+      train_iter,
+      eval_iter,
+      preprocess,
+      task=tasks_lib.LanguageModel(context),
+      vocabulary=corpus.vocabulary,
+  )
+
+
 def synthetic_data(
     name: str = 'synthetic',
     *,
@@ -228,7 +322,7 @@ def create_data(
     the dataset's device-side augmentation / normalisation. A text corpus
     (:mod:`train.data.text_source`) reads ``context`` too (its windows) and
     ``eval_split`` as :func:`train.data.datasets.text_eval_size` does, and
-    is batched by :func:`train.data.text_pipeline.make_text_data`.
+    is batched by :func:`make_text_data`.
 
   Raises:
     ConfigError: the dataset cannot be found, prepared or batched (the
@@ -241,7 +335,7 @@ def create_data(
       )
       eval_split = getattr(cfg, 'eval_split', None) or 'test'
       size = datasets.text_eval_size(eval_split, len(corpus.eval))
-      return text_pipeline.make_text_data(
+      return make_text_data(
           dataclasses.replace(corpus, eval=corpus.eval[:size]),
           cfg.batch_size,
           context=cfg.context,

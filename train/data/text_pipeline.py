@@ -18,8 +18,9 @@
   windows, all hosts run the same number of batches
   (:func:`train.data.input_pipeline.num_eval_steps`).
 
-:func:`make_text_data` wraps both as the :class:`train.data.Data` the loop
-consumes, with the :class:`train.tasks.LanguageModel` task.
+:func:`train.data.loader.make_text_data` wraps both as the
+:class:`~train.data.loader.Data` the loop consumes, with the
+:class:`train.tasks.LanguageModel` task.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from typing import Iterator
 import numpy as np
 
 from . import input_pipeline
-from . import prefetch
-from .text_source import TextCorpus
 
 Batch = dict[str, np.ndarray]
 
@@ -45,7 +44,9 @@ def num_eval_windows(num_tokens: int, context: int) -> int:
   return -(-(num_tokens - 1) // context)
 
 
-def _check(num_tokens: int, context: int) -> None:
+def check_windows(num_tokens: int, context: int) -> None:
+  """A text of ``num_tokens`` holds a window of ``context`` + 1 tokens
+  (ValueError naming the fix if not)."""
   if context < 1:
     raise ValueError(f'--context must be >= 1, got {context}.')
   if num_tokens < context + 1:
@@ -80,7 +81,7 @@ def train_batches(
   Yields:
     ``{'tokens': int32 (local_devices, B/(P·L), context + 1)}``.
   """
-  _check(len(tokens), context)
+  check_windows(len(tokens), context)
   pi, pc, ldc = input_pipeline.topology(
       process_index, process_count, local_device_count
   )
@@ -116,7 +117,7 @@ def eval_batches(
     ``{'tokens': int32 (L, b, context + 1), 'mask': float32 (L, b,
     context)}``, ``mask`` 1 for real predictions.
   """
-  _check(len(tokens), context)
+  check_windows(len(tokens), context)
   pi, pc, ldc = input_pipeline.topology(
       process_index, process_count, local_device_count
   )
@@ -141,98 +142,3 @@ def eval_batches(
         'tokens': out.reshape(ldc, host_batch // ldc, context + 1),
         'mask': mask.reshape(ldc, host_batch // ldc, context),
     }
-
-
-def make_text_data(
-    corpus: TextCorpus,
-    batch_size: int,
-    *,
-    context: int,
-    eval_batch: int | None = None,
-    seed: int = 0,
-    prefetch_size: int = 2,
-    axis_name: str = 'batch',
-    process_index: int | None = None,
-    process_count: int | None = None,
-    local_device_count: int | None = None,
-):
-  """The :class:`train.data.Data` of a text corpus (a language-model task).
-
-  Its ``num_classes`` is the vocabulary size, its ``image_shape`` the
-  model's input ``(context,)``, its examples windows (``num_train_examples``
-  per epoch: :func:`num_train_windows`; ``num_eval_examples``: the
-  validation windows).
-
-  Args:
-    corpus: the corpus.
-    batch_size: the global train batch, in windows.
-    context: the window (characters the model sees).
-    eval_batch: the global eval batch in windows (default ``batch_size``).
-    seed: the seed of the train windows.
-    prefetch_size: batches placed on the devices ahead; 0: numpy batches.
-    axis_name: the mesh axis of the device placement.
-    process_index: the topology (default JAX's).
-    process_count: see ``process_index``.
-    local_device_count: see ``process_index``.
-
-  Returns:
-    The data of the training loop.
-  """
-  # pylint: disable=import-outside-toplevel
-  from .. import tasks
-  from .loader import Data
-
-  _check(len(corpus.train), context)
-  _check(len(corpus.eval), context)
-  eval_batch = eval_batch or batch_size
-  topology = dict(
-      zip(
-          ('process_index', 'process_count', 'local_device_count'),
-          input_pipeline.topology(
-              process_index, process_count, local_device_count
-          ),
-      )
-  )
-  for b in (batch_size, eval_batch):
-    input_pipeline.per_device_batch_size(
-        b, topology['process_count'], topology['local_device_count']
-    )
-
-  def placed(batches):
-    if not prefetch_size:
-      return batches
-    return prefetch.prefetch_to_device(
-        batches, prefetch_size, axis_name=axis_name
-    )
-
-  def train_iter(start_step: int = 0):
-    return placed(
-        train_batches(
-            corpus.train,
-            context,
-            batch_size,
-            seed=seed,
-            start_step=start_step,
-            **topology,
-        )
-    )
-
-  def eval_iter():
-    return placed(eval_batches(corpus.eval, context, eval_batch, **topology))
-
-  def preprocess(tokens, key, train):
-    del key, train
-    return tokens
-
-  return Data(
-      corpus.name,
-      corpus.vocab_size,
-      (context,),
-      num_train_windows(len(corpus.train), context),
-      num_eval_windows(len(corpus.eval), context),
-      train_iter,
-      eval_iter,
-      preprocess,
-      task=tasks.LanguageModel(context),
-      vocabulary=corpus.vocabulary,
-  )
