@@ -169,8 +169,8 @@ def applied_hypers(opt_state: Any, retraining_by_sgd: bool) -> dict[str, Any]:
   Read from the ``optax.inject_hyperparams`` states of
   :func:`create_optimizer`'s optimizer, so they are the values the update
   used, schedules and ASR's restarts included: the method's own (``lr``,
-  ``gamma``, ``lam``, ``target_sparsity``, ``nm_n`` / ``nm_fraction``), or during ASR by SGD its
-  ``learning_rate``, logged as ``lr``. Values are arrays (a leading device
+  ``gamma``, ``lam``, ``target_sparsity``, ``nm_n`` / ``nm_fraction``), or
+  during ASR by SGD its ``learning_rate``, logged as ``lr``. Values are arrays (a leading device
   axis in a replicated state).
   """
   method, retrain = {}, {}

@@ -4,9 +4,9 @@ A :class:`Regularizer` says everything the job needs to know about one: its
 builder, the options it reads, whether its prox makes exact zeros (so that
 adaptive sparse retraining, ASR, may follow), its checks, and what the
 scheduled strength drives: λ (``--lam`` and its schedule), or for
-``sparsity`` the target sparsity's ramp, for ``nm`` the ramp to N:M. The CLI help, validation and the
-optimizer (:mod:`train.optimizer`) read this table, so adding a regularizer
-means adding one entry (and its tests).
+``sparsity`` the target sparsity's ramp (for ``nm`` the ramp to N:M). The
+CLI help, validation and the optimizer (:mod:`train.optimizer`) read this
+table, so adding a regularizer means adding one entry (and its tests).
 
 Light like :mod:`train.methods` (no JAX, no Optax at import); builders get
 the modules they build with from their :class:`~train.methods.BuildContext`.

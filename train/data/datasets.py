@@ -397,7 +397,7 @@ def text_eval_size(eval_split: str, num_eval: int) -> int:
     return num_eval
   k = int(match.group(2))
   size = num_eval * k // 100 if match.group(3) else k
-  if not 2 <= size <= num_eval or (match.group(3) and k > 100):
+  if not 2 <= size <= num_eval:
     raise ValueError(
         f'--eval_split {eval_split!r} takes {size} of the {num_eval} '
         'held-out characters: take between 2 and all of them.'
