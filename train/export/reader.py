@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .._models import models
@@ -31,6 +32,53 @@ VERSION = 1
 
 class ExportError(ValueError):
   """A run that cannot be exported, or an export that cannot be read."""
+
+
+def num_classes_of(
+    model_name: str,
+    params: Any,
+    input_shape: tuple[int, ...],
+    input_dtype: str = 'float32',
+    **fields: Any,
+) -> int:
+  """The classifier width (a language model: the vocabulary) of
+  ``params``: the last axis of the leaf where it differs from a 1-class
+  model's (built with ``fields``, e.g. a GPT's ``context``). Shared by the
+  writers (:mod:`train.export.writer`, :mod:`train.export.uncompacted`)."""
+  one = models.create(model_name, num_classes=1, **fields)
+  shapes = jax.eval_shape(
+      lambda: one.init(
+          jax.random.key(0),
+          jnp.zeros((1,) + tuple(input_shape), input_dtype),
+          train=False,
+      )
+  )['params']
+  flat_have = {
+      jax.tree_util.keystr(p): x
+      for p, x in jax.tree_util.tree_leaves_with_path(params)
+  }
+  for path, want in jax.tree_util.tree_leaves_with_path(shapes):
+    have = flat_have.get(jax.tree_util.keystr(path))
+    if have is not None and want.shape[-1:] == (1,) and have.shape[-1:] != (1,):
+      return int(have.shape[-1])
+  return 1
+
+
+def fixed_batch(
+    input_shape: tuple[int, ...],
+    n: int = 8,
+    input_dtype: str = 'float32',
+    num_classes: int = 1,
+) -> np.ndarray:
+  """A fixed batch to compare an export's outputs with the run's model:
+  uniform pixels in [0, 1), or token ids below ``num_classes`` for a model
+  of int32 tokens."""
+  rng = np.random.default_rng(0)
+  if input_dtype == 'int32':
+    return rng.integers(0, num_classes, (n,) + tuple(input_shape)).astype(
+        np.int32
+    )
+  return rng.uniform(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
 
 
 def _tuples(value: Any) -> Any:

@@ -27,7 +27,6 @@ import shutil
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._models import models
@@ -38,6 +37,8 @@ from .. import tasks
 from ..data import datasets
 from .reader import ExportError
 from .reader import FORMAT
+from .reader import fixed_batch
+from .reader import num_classes_of
 from .reader import VERSION
 
 TOLERANCE = 1e-3  # As the compacted exports: float32 rounding only.
@@ -64,43 +65,9 @@ def _fields(cfg, model) -> dict[str, Any]:
   return out
 
 
-def _num_classes(cfg, params) -> int:
-  """The vocabulary (token models) or the classifier width of ``params``:
-  the axis where their shapes differ from a 1-class model's."""
-  entry = models.get_entry(cfg.model)
-  one = models.create(cfg.model, num_classes=1, **_context(cfg))
-  shape = (1,) + tuple(entry.input_shape(_context(cfg)))
-  want = jax.eval_shape(
-      lambda: one.init(
-          jax.random.key(0), jnp.zeros(shape, entry.input_dtype), train=False
-      )
-  )['params']
-  have = {
-      jax.tree_util.keystr(p): x
-      for p, x in jax.tree_util.tree_leaves_with_path(params)
-  }
-  for path, w in jax.tree_util.tree_leaves_with_path(want):
-    h = have.get(jax.tree_util.keystr(path))
-    if h is None or tuple(np.shape(h)) == tuple(w.shape):
-      continue
-    for a, b in zip(w.shape, np.shape(h)):
-      if a == 1 and b != 1:
-        return int(b)
-  return 1
-
-
 def _context(cfg) -> dict[str, Any]:
   cls = models.get_entry(cfg.model).cls
   return {'context': cfg.context} if hasattr(cls, 'context') else {}
-
-
-def _fixed_input(entry, input_shape, num_classes: int, n: int = 8):
-  rng = np.random.default_rng(0)
-  if entry.input_dtype == 'int32':
-    return rng.integers(0, num_classes, (n,) + tuple(input_shape)).astype(
-        np.int32
-    )
-  return rng.uniform(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
 
 
 def export_uncompacted(
@@ -120,10 +87,12 @@ def export_uncompacted(
   entry = models.get_entry(cfg.model)
   params = loaded['params']
   variables = {'params': params}
-  num_classes = _num_classes(cfg, params)
-  model = models.create(cfg.model, num_classes=num_classes, **_context(cfg))
   input_shape = tuple(entry.input_shape(_context(cfg)))
-  x = _fixed_input(entry, input_shape, num_classes)
+  num_classes = num_classes_of(
+      cfg.model, params, input_shape, entry.input_dtype, **_context(cfg)
+  )
+  model = models.create(cfg.model, num_classes=num_classes, **_context(cfg))
+  x = fixed_batch(input_shape, 8, entry.input_dtype, num_classes)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
   try:
     want = np.asarray(forward(variables, x), np.float64)
@@ -160,7 +129,7 @@ def export_uncompacted(
   size = rda_optax.sparse_size(variables)
   selected = rda_optax.selection.resolve_mask(mask, params)
   kernels = [
-      (jax.tree_util.keystr(p, simple=True, separator='/'), np.asarray(x))
+      (rda_optax.path_str(p), np.asarray(x))
       for (p, x), s in zip(
           jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(selected)
       )

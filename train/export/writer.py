@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._models import models
@@ -24,6 +23,8 @@ from .. import selection
 from ..data import synthetic_source
 from .reader import ExportError
 from .reader import FORMAT
+from .reader import fixed_batch
+from .reader import num_classes_of
 from .reader import tuples_in
 from .reader import VERSION
 from . import uncompacted
@@ -72,27 +73,6 @@ def _input_shape(cfg) -> tuple[int, ...]:
   return tuple(models.default_input_shape(cfg.model))
 
 
-def _num_classes(model_name: str, params, input_shape) -> int:
-  """The classifier width of ``params``: the leaf whose last axis differs
-  from a 1-class model's."""
-  one = models.create(model_name, num_classes=1)
-  shapes = jax.eval_shape(
-      lambda: one.init(
-          jax.random.key(0), jnp.zeros((1,) + input_shape), train=False
-      )
-  )['params']
-  flat_want = jax.tree_util.tree_leaves_with_path(shapes)
-  flat_have = {
-      jax.tree_util.keystr(p): x
-      for p, x in jax.tree_util.tree_leaves_with_path(params)
-  }
-  for path, want in flat_want:
-    have = flat_have.get(jax.tree_util.keystr(path))
-    if have is not None and want.shape[-1:] == (1,) and have.shape[-1:] != (1,):
-      return int(have.shape[-1])
-  return 1
-
-
 def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
   """The run's config and the model it reports (its sparse point, also
   mid-run: :func:`train.run_model.load_model`)."""
@@ -102,11 +82,6 @@ def _sparse_variables(run: str) -> tuple[Any, dict[str, Any]]:
   except (ValueError, OSError) as e:
     raise ExportError(f'Cannot export {run}: {e}') from e
   return cfg, variables
-
-
-def _fixed_batch(input_shape, n: int = 8):
-  rng = np.random.default_rng(0)
-  return rng.uniform(0.0, 1.0, (n,) + tuple(input_shape)).astype(np.float32)
 
 
 def _time_apply(model, variables, x, repeats: int = 20) -> float:
@@ -148,7 +123,7 @@ def export_run(
   if loaded.get('batch_stats'):
     variables['batch_stats'] = loaded['batch_stats']
   input_shape = _input_shape(cfg)
-  num_classes = _num_classes(cfg.model, variables['params'], input_shape)
+  num_classes = num_classes_of(cfg.model, variables['params'], input_shape)
   model = models.create(cfg.model, num_classes=num_classes)
   try:
     result = models.compact(model, variables, width_multiple=width_multiple)
@@ -159,7 +134,7 @@ def export_run(
       cfg.model, num_classes=num_classes, **tuples_in(fields)
   )
   # The export must compute what the sparse model computes.
-  x = _fixed_batch(input_shape)
+  x = fixed_batch(input_shape)
   want = np.asarray(model.apply(variables, x, train=False), np.float64)
   got = np.asarray(rebuilt.apply(result.variables, x, train=False), np.float64)
   max_diff = float(np.max(np.abs(want - got)))
@@ -239,7 +214,7 @@ def export_run(
       },
   }
   if time_batch:
-    xb = _fixed_batch(input_shape, time_batch)
+    xb = fixed_batch(input_shape, time_batch)
     t_dense = _time_apply(model, variables, xb)
     t_exp = _time_apply(rebuilt, result.variables, xb)
     meta['cpu_inference'] = {
