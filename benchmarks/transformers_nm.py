@@ -219,9 +219,10 @@ def target_flags(kind: str, target: str) -> dict[str, Any]:
 
 # The GPT's budget: 1 epoch of the 4,551,554 training characters (1,111
 # steps of 32 windows of 128), evaluated 4 times on the whole validation
-# slice (505,728 characters): about 11-17 minutes a run on 2 idle cores
-# (the GPT trains 5-7 thousand characters per second there; 1.9 thousand
-# on the shared machine under load; docs/guides/transformers_nm.md).
+# slice (505,728 characters): about 25 minutes a run on the shared 2-core
+# machine under load (0.87-1.02 steps per second, an evaluation about a
+# minute; docs/guides/transformers_nm.md), about 46 hours for the sweep's
+# 132 runs of 3 seeds there.
 GPT_EPOCHS = 1.0
 GPT_BASE = {
     'model': 'gpt_char',

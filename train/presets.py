@@ -45,9 +45,10 @@ _CIFAR_RDA = dict(
 # 0.83 M parameters) on the Shakespeare corpus, sized for a CPU: 1 epoch of
 # the 4,551,554 training characters (1,111 steps of 32 windows of 128),
 # evaluated 4 times on the whole validation slice (the last 505,728
-# characters). The GPT trains at about 5-7 thousand characters per second
-# on 2 idle cores (1.3-3.6 thousand on the shared machine under load), so a
-# run takes about 11-17 minutes there (docs/guides/transformers_nm.md). The
+# characters). On the shared 2-core machine under load the GPT trained at
+# 0.87-1.02 steps per second (3.6-4.2 thousand characters per second; each
+# preset kind, 200 steps, 2026-12-07) and one evaluation took about a
+# minute: about 25 minutes a run there (docs/guides/transformers_nm.md). The
 # kernels are selected (models.kernel_mask: embeddings, positions and norms
 # dense); the targets are reached along a ramp from 5% to half of the run.
 # Learning rates from 100-step probes (batch 16, constant rates, no warm-up,
