@@ -122,10 +122,10 @@ def sparse_training(
     ...           'b': jnp.zeros(10)}
     >>> tx = rda_optax.sparse_training(0.9, learning_rate=0.01,
     ...                                total_steps=30)
-    >>> state = tx.init(params)
+    >>> state, update = tx.init(params), jax.jit(tx.update)
     >>> loss = lambda p: jnp.sum((p['w'] - 0.5) ** 2) + jnp.sum(p['b'] ** 2)
     >>> for _ in range(30):
-    ...   updates, state = tx.update(jax.grad(loss)(params), state, params)
+    ...   updates, state = update(jax.grad(loss)(params), state, params)
     ...   params = optax.apply_updates(params, updates)
     >>> int((rda_optax.sparse_params(state, params)['w'] == 0).sum())
     360

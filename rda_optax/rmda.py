@@ -71,7 +71,10 @@ def _static_key(x: Any, depth: int = 0) -> Any:
         _static_key(x.keywords, depth + 1),
     )
   if isinstance(x, Mapping):
-    return (type(x), tuple((k, _static_key(v, depth + 1)) for k, v in x.items()))
+    return (
+        type(x),
+        tuple((k, _static_key(v, depth + 1)) for k, v in x.items()),
+    )
   if isinstance(x, (list, tuple)):
     return (type(x), tuple(_static_key(v, depth + 1) for v in x))
   try:

@@ -30,6 +30,8 @@ def pytest_configure(config):
   cache = tempfile.mkdtemp(prefix='rda-optax-xla-cache-')
   config.stash[_CACHE_KEY] = cache
   os.environ['JAX_COMPILATION_CACHE_DIR'] = cache
+  # Results a test helper computes once per session (tests/_session_cache.py).
+  os.environ['RDA_TEST_SESSION_CACHE'] = os.path.join(cache, 'results')
   # Every program, however small or quick to compile (the defaults skip
   # those under 1 s of compilation).
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'

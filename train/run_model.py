@@ -143,8 +143,9 @@ def load_model(run: str, *, data=None, model=None) -> dict[str, Any]:
   out = {'params': params, 'batch_stats': stats, 'step': step}
   if template is None:
     return {**out, 'sparse_point': False}
+  # (Jitted: one program, not the dozens op by op would compile.)
   sparse = ckpt_lib.host_copy(
-      rda_optax.sparse_params(tree['opt_state'], tree['params'])
+      jax.jit(rda_optax.sparse_params)(tree['opt_state'], tree['params'])
   )
   if not _differ(sparse, params):  # A finished run saved it as its params.
     return {**out, 'sparse_point': False}
