@@ -70,8 +70,17 @@ def commit() -> str:
         text=True,
         check=True,
     ).stdout.strip()
+    # Changes to the code, not to the records (which the runs append to).
     dirty = subprocess.run(
-        ['git', 'status', '--porcelain', '--untracked-files=no'],
+        [
+            'git',
+            'status',
+            '--porcelain',
+            '--untracked-files=no',
+            '--',
+            '.',
+            ':(exclude)benchmarks/results',
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
