@@ -12,6 +12,12 @@ fusions (the floor a memory-bound step cannot go under).
     python benchmarks/optimizer_step.py --rounds 40 --steps 10 --dtype bfloat16
     python benchmarks/optimizer_step.py --adaptive   # RAMDA against AdamW
     python benchmarks/optimizer_step.py --state_only   # state memory only
+    python benchmarks/optimizer_step.py --only sparsity --clock cpu
+
+The two ``sparsity_constraint`` rows compare the projection's threshold
+search started from the last step's threshold (the library's) with the
+same search started cold at every step; the last column gives the counting
+passes each took.
 
 A second table gives the optimizer-state memory of every method (and of
 ``optax.adam``): bytes per parameter, from ``jax.eval_shape``.
@@ -73,6 +79,21 @@ def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
 
+class ColdSparsityConstraint(rda_optax.SparsityConstraint):
+  """``sparsity_constraint`` whose threshold search starts cold at every
+  step (its state is never carried over): the same projection, for
+  comparison."""
+
+  def prox_tree_with_state(self, tree, selected, t, count, state):
+    return super().prox_tree_with_state(
+        tree,
+        selected,
+        t,
+        count,
+        rda_optax.threshold_state(state.value.shape[0]),
+    )
+
+
 def optimizers(lr: float, lam: float):
   return {
       'optax.sgd(momentum=0.9)': optax.sgd(lr, momentum=0.9),
@@ -95,7 +116,27 @@ def optimizers(lr: float, lam: float):
       'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
           lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
       ),
+      'rmda(sparsity_constraint(0.95)), cold search': rda_optax.rmda(
+          lr, ColdSparsityConstraint(0.95), momentum=0.9
+      ),
   }
+
+
+def threshold_passes(state) -> int | None:
+  """Counting passes of the last threshold search in ``state`` (the most
+  over its groups), None without one."""
+  is_state = lambda x: isinstance(x, rda_optax.ThresholdState)
+  found = [x for x in jax.tree.leaves(state, is_leaf=is_state) if is_state(x)]
+  if not found:
+    return None
+  return max(int(np.max(np.asarray(x.passes))) for x in found)
+
+
+def _passes(passes) -> str:
+  passes = [p for p in passes if p is not None]
+  if not passes:
+    return ''
+  return f'{statistics.median(passes):g}, {max(passes)}'
 
 
 def state_memory(
@@ -187,7 +228,15 @@ def main(argv=None):
       action='store_true',
       help='print only the optimizer-state memory table (no timing)',
   )
+  parser.add_argument(
+      '--clock',
+      default='wall',
+      choices=['wall', 'cpu'],
+      help='wall: elapsed time; cpu: CPU time of this process (all its '
+      'threads), less disturbed by other processes on a shared machine',
+  )
   args = parser.parse_args(argv)
+  clock = time.perf_counter if args.clock == 'wall' else time.process_time
   if args.state_only:
     print_state_memory(args.dtype)
     return None
@@ -222,6 +271,7 @@ def main(argv=None):
         step=step,
         carry=(params, state),
         times=[],
+        passes=[],
         state_bytes=state_bytes,
         moved=moved,
         fusions=fusions,
@@ -230,12 +280,13 @@ def main(argv=None):
   for _ in range(args.rounds):
     for name, run in runs.items():  # Alternate optimizers within a round.
       params, state = run['carry']
-      t0 = time.perf_counter()
+      t0 = clock()
       for _ in range(args.steps):
         params, state = run['step'](params, state, grads)
       jax.block_until_ready((params, state))
-      run['times'].append((time.perf_counter() - t0) / args.steps)
+      run['times'].append((clock() - t0) / args.steps)
       run['carry'] = (params, state)
+      run['passes'].append(threshold_passes(state))
 
   ref_times = runs['optax.sgd(momentum=0.9)']['times']
   param_bytes = tree_bytes(params0)
@@ -244,15 +295,17 @@ def main(argv=None):
       f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
       f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
       f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
-      f"{args.steps} steps; ratio = median over rounds of the round's "
-      f"time / SGD's time in the same round.\n"
+      f'{args.steps} steps, {args.clock} clock; ratio = median over rounds '
+      f"of the round's time / SGD's time in the same round. Threshold "
+      f'passes: counting passes of the last step of each round (median, '
+      f'most).\n'
   )
   print(
       '| optimizer | ms / step (median) | ratio to SGD+momentum (median) | '
       'ratio, quartiles | state bytes / param byte | '
-      'bytes accessed / param (XLA) | fusions |'
+      'bytes accessed / param (XLA) | fusions | threshold passes |'
   )
-  print('|---|---:|---:|---:|---:|---:|---:|')
+  print('|---|---:|---:|---:|---:|---:|---:|---:|')
   for name, run in runs.items():
     ratios = [t / r for t, r in zip(run['times'], ref_times)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
@@ -260,7 +313,8 @@ def main(argv=None):
         f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
         f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
         f'{run["state_bytes"] / param_bytes:.2f} | '
-        f'{run["moved"] / n_params:.1f} | {run["fusions"]} |'
+        f'{run["moved"] / n_params:.1f} | {run["fusions"]} | '
+        f'{_passes(run["passes"])} |'
     )
   print_state_memory(args.dtype)
   return runs
