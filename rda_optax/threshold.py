@@ -59,6 +59,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -750,8 +751,9 @@ def _predicted(state, g, k):
 def _warm_pivots(state, g, k, dtype, ut, count, gather):
   """Around the threshold predicted from the last search: its value plus
   its drift per step, moved by the change of rank over the density. All but
-  two evenly spaced, ``gather / 2`` entries apart (wider if the last
-  prediction's error was), the two others ``8·(count − 2)`` spacings out. With
+  two evenly spaced, ``gather / 2`` entries apart (at most a sixteenth of
+  the value; wider if the last prediction's error was), the two others
+  ``8·(count − 2)`` spacings out. With
   no density known (the last answer was a tie): the last value itself,
   the key below it, and steps of 1/256 of it either side."""
   value, density, error = state.value[g], state.density[g], state.error[g]
@@ -759,7 +761,12 @@ def _warm_pivots(state, g, k, dtype, ut, count, gather):
   safe = jnp.where(known, density, 1.0)
   centre = _predicted(state, g, k)
   even = count - 2
-  unit = jnp.maximum(0.5 * gather / safe, 2 * error / even)
+  # (A density measured in a gap between clusters of values holds only
+  # locally: the spacing is at most a sixteenth of the value's scale.)
+  scale = jnp.abs(value) + jnp.abs(jnp.nan_to_num(state.drift[g], nan=0.0))
+  unit = jnp.maximum(
+      jnp.minimum(0.5 * gather / safe, scale / 16), 2 * error / even
+  )
   offsets = jnp.concatenate(
       [
           jnp.asarray([-8.0 * even]),
@@ -817,8 +824,9 @@ def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
   def pivots_for(lo, hi, c_lo, c_hi, passes):
     # 0: the warm first pass; 1: the sample's pivots (a cold first pass, or
     # after a warm first pass that missed: an end of the bracket is an end
-    # of the key range; clipped to the bracket); 2: refinement.
-    missed = (lo == 0) | (hi == umax)
+    # of the key range, or the bracket still holds a sixteenth of the
+    # entries; clipped to the bracket); 2: refinement.
+    missed = (lo == 0) | (hi == umax) | (c_hi - c_lo > n // 16)
     which = jnp.where(
         passes == 0,
         jnp.where(warm0, 0, 1),
@@ -942,6 +950,17 @@ def _check_group(xs: Sequence[Any]) -> int:
   return n
 
 
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        'group',
+        'magnitude',
+        'rows',
+        'pivots',
+        'gather',
+        'sort_below',
+    ),
+)
 def kth_smallest(
     xs: Sequence[Any],
     k: Any,
@@ -1010,6 +1029,7 @@ def kth_smallest(
     )
   if state is None:
     state = threshold_state(1)
+  state = ThresholdState(*[jnp.asarray(x) for x in state])
   if not 0 <= group < state.value.shape[0]:
     raise ValueError(
         f'kth_smallest group={group} is outside the state, which has '
@@ -1081,6 +1101,7 @@ def _next_state(state, g, k, value, density, passes, n):
   )
 
 
+@functools.partial(jax.jit, static_argnames=('magnitude',))
 def smallest_masks(
     xs: Sequence[Any], split: ThresholdSplit, *, magnitude: bool = False
 ) -> list[jax.Array]:
