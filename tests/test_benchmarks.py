@@ -113,3 +113,38 @@ def test_optimizer_step_state_memory(capsys):
     assert rows[name]['per_param_byte'] <= 3.0
   bench.main(['--state_only'])
   assert '| optax.adam | 8.00 |' in capsys.readouterr().out
+
+
+def _tiny_resnet(bench, monkeypatch):
+  monkeypatch.setattr(
+      bench,
+      'resnet18_shapes',
+      lambda: {
+          'conv/kernel': (3, 3, 16, 32),
+          'fc/kernel': (32, 4),
+          'fc/bias': (4,),
+      },
+  )
+
+
+def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
+  """The constraint's warm and cold rows with their passes column, and the
+  breakdown (a tiny tree here; the ResNet-18-sized one in the benchmark)."""
+  bench = _load('optimizer_step')
+  _tiny_resnet(bench, monkeypatch)
+  runs = bench.main(
+      ['--rounds', '2', '--steps', '2', '--only', 'sparsity', '--clock', 'cpu']
+  )
+  out = capsys.readouterr().out
+  assert '| threshold passes |' in out
+  assert set(runs) == {
+      'optax.sgd(momentum=0.9)',
+      'rmda(sparsity_constraint(0.95))',
+      'rmda(sparsity_constraint(0.95)), cold search',
+  }
+  warm = runs['rmda(sparsity_constraint(0.95))']['passes']
+  cold = runs['rmda(sparsity_constraint(0.95)), cold search']['passes']
+  assert max(warm) <= min(cold)
+  timed = bench.breakdown_main(['--rounds', '2', '--steps', '1'])
+  assert 'rmda(constraint), level known (no search)' in timed
+  assert '| the search alone (warm, 1 pass) |' in capsys.readouterr().out
