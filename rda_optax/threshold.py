@@ -950,17 +950,6 @@ def _check_group(xs: Sequence[Any]) -> int:
   return n
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        'group',
-        'magnitude',
-        'rows',
-        'pivots',
-        'gather',
-        'sort_below',
-    ),
-)
 def kth_smallest(
     xs: Sequence[Any],
     k: Any,
@@ -1020,6 +1009,34 @@ def kth_smallest(
     ValueError: ``pivots`` outside ``[4, 15]``, ``group`` outside the
       state, more than ``2**31 - 2`` entries.
   """
+  return _kth_smallest(
+      list(xs),
+      k,
+      state,
+      group=group,
+      magnitude=magnitude,
+      rows=rows,
+      pivots=pivots,
+      gather=gather,
+      sort_below=sort_below,
+  )
+
+
+# Compiled once per shape, also when called outside jit (sparse_params).
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        'group',
+        'magnitude',
+        'rows',
+        'pivots',
+        'gather',
+        'sort_below',
+    ),
+)
+def _kth_smallest(
+    xs, k, state, *, group, magnitude, rows, pivots, gather, sort_below
+):
   xs = _as_common(list(xs))
   n = _check_group(xs)
   if not 4 <= pivots <= 15:
@@ -1101,7 +1118,6 @@ def _next_state(state, g, k, value, density, passes, n):
   )
 
 
-@functools.partial(jax.jit, static_argnames=('magnitude',))
 def smallest_masks(
     xs: Sequence[Any], split: ThresholdSplit, *, magnitude: bool = False
 ) -> list[jax.Array]:
@@ -1120,6 +1136,11 @@ def smallest_masks(
     >>> threshold.smallest_masks(xs, split, magnitude=True)[0].tolist()
     [True, False, False, True]
   """
+  return _smallest_masks(list(xs), split, magnitude=magnitude)
+
+
+@functools.partial(jax.jit, static_argnames=('magnitude',))
+def _smallest_masks(xs, split, *, magnitude):
   xs = _as_common(list(xs))
   out, offset = [], 0
   for x in xs:
