@@ -247,7 +247,8 @@ def prox_spec(regularizer: Any, mask: Any) -> RMDAProx:
 
 
 class RMDAState(NamedTuple):
-  """State of :func:`rmda`: two parameter-sized trees.
+  """State of :func:`rmda`: two parameter-sized trees (three with a
+  sparsity constraint: ``prox_buffer``).
 
   Attributes:
     count: number of updates applied so far (int32); schedules of the
@@ -413,6 +414,15 @@ def rmda(
   arrays but a strength passed as one), from which ``w̃_k`` is recomputed
   by the update's own operations (to an ulp of float rounding). With
   ``momentum=0`` (``c = 1``) the parameters are ``w̃_k``.
+
+  **With a sparsity constraint** (:func:`rda_optax.sparsity_constraint`)
+  the state also keeps the threshold search's state (``prox_state``: each
+  step's search starts from the last step's level, one counting pass) and
+  room for the dual point ``w0 − G_k/β_k`` of the selected leaves
+  (``prox_buffer``, float32: a third parameter-sized array), written there
+  once per step so that the search and the masks see the same bits;
+  :func:`rda_optax.sparse_params` recomputes it the same way and zeroes
+  exactly the entries the update zeroed.
 
   **Restarts.** At each update count in ``restart_steps`` (for instance where
   the learning rate drops) the method restarts from the current weights:
