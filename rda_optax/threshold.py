@@ -108,7 +108,11 @@ class ThresholdState(NamedTuple):
 
   A state never changes the answer, only the number of passes: any values,
   NaN included, give the exact result; :func:`threshold_state` makes a cold
-  one.
+  one. **Cost.** Started from it, a search on weights that a training step
+  moved takes one counting pass (its pivots around the level predicted to
+  second order, spaced by the density), against 2 to 4 cold; a tie at the
+  last value (ASR's frozen zeros) is checked in one pass too. A few
+  float32 scalars per group: nothing next to the weights.
 
   Attributes:
     value: the last ``k``-th smallest value (float32; NaN: none yet, the
@@ -974,8 +978,10 @@ def kth_smallest(
   predicts the threshold (the previous step's search, the threshold having
   moved by a few dozen entries); 3 to 4 from a cold start on model
   weights; at most about ``bits + 2`` on any data. On the 11.2M weights of
-  a ResNet-18 on a CPU a pass costs about a seventh of an
-  ``optax.sgd(momentum=0.9)`` step (``benchmarks/optimizer_step.py``).
+  a ResNet-18, laid end to end in one array, on a 2-core CPU: a pass costs
+  about a third of an ``optax.sgd(momentum=0.9)`` step, a warm search
+  (one pass and the gather) 0.7 of one (``python -m
+  benchmarks.optimizer_step --breakdown``).
   Inputs of at most ``sort_below`` entries are sorted instead.
 
   Example:
