@@ -12,6 +12,13 @@ fusions (the floor a memory-bound step cannot go under).
     python benchmarks/optimizer_step.py --rounds 40 --steps 10 --dtype bfloat16
     python benchmarks/optimizer_step.py --adaptive   # RAMDA against AdamW
     python benchmarks/optimizer_step.py --state_only   # state memory only
+    python benchmarks/optimizer_step.py --only sparsity --clock cpu
+    python benchmarks/optimizer_step.py --breakdown   # where its time goes
+
+The two ``sparsity_constraint`` rows compare the projection's threshold
+search started from the last step's threshold (the library's) with the
+same search started cold at every step; the last column gives the counting
+passes each took.
 
 A second table gives the optimizer-state memory of every method (and of
 ``optax.adam``): bytes per parameter, from ``jax.eval_shape``.
@@ -73,6 +80,21 @@ def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
 
+class ColdSparsityConstraint(rda_optax.SparsityConstraint):
+  """``sparsity_constraint`` whose threshold search starts cold at every
+  step (its state is never carried over): the same projection, for
+  comparison."""
+
+  def prox_tree_with_state(self, tree, selected, t, count, state):
+    return super().prox_tree_with_state(
+        tree,
+        selected,
+        t,
+        count,
+        rda_optax.threshold_state(state.value.shape[0]),
+    )
+
+
 def optimizers(lr: float, lam: float):
   return {
       'optax.sgd(momentum=0.9)': optax.sgd(lr, momentum=0.9),
@@ -95,7 +117,128 @@ def optimizers(lr: float, lam: float):
       'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
           lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
       ),
+      'rmda(sparsity_constraint(0.95)), cold search': rda_optax.rmda(
+          lr, ColdSparsityConstraint(0.95), momentum=0.9
+      ),
   }
+
+
+class KnownLevelConstraint(rda_optax.SparsityConstraint):
+  """``sparsity_constraint`` with its threshold given, not searched: the
+  level kept in the state (the last step's), ties by a position that takes
+  them all. Everything but the search (the dual point computed into the
+  state's buffer, the masks, the interpolation), for the breakdown."""
+
+  def prox_tree_with_state(self, tree, selected, t, count, state):
+    del t, count
+    leaves, treedef = jax.tree.flatten(tree)
+    chosen = [i for i, b in enumerate(treedef.flatten_up_to(selected)) if b]
+    xs = [leaves[i] for i in chosen]
+    flat = rda_optax.threshold.flatten(xs)
+    value = jnp.where(jnp.isnan(state.value[0]), 0.1, state.value[0])
+    split = rda_optax.ThresholdSplit(
+        value.astype(flat.dtype), state.rank[0] + flat.size, jnp.bool_(False)
+    )
+    (pruned,) = rda_optax.smallest_masks([flat], split, magnitude=True)
+    out = jnp.where(pruned, jnp.zeros((), flat.dtype), flat)
+    views = rda_optax.threshold.flat_view(out, [x.shape for x in xs])
+    for i, y in zip(chosen, views):
+      leaves[i] = y
+    return treedef.unflatten(leaves), state._replace(rank=state.rank + 1)
+
+
+def breakdown_main(argv=None):
+  """Where the time of an ``rmda(sparsity_constraint(0.95))`` step goes:
+  the step with its threshold known (no search), the search alone (warm,
+  on the kernels laid end to end, as the step gives them), and the whole
+  step, each against SGD with momentum in the same rounds."""
+  parser = argparse.ArgumentParser(description=breakdown_main.__doc__)
+  parser.add_argument('--rounds', type=int, default=15)
+  parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--clock', default='cpu', choices=['wall', 'cpu'])
+  args = parser.parse_args(argv)
+  clock = time.perf_counter if args.clock == 'wall' else time.process_time
+  shapes = resnet18_shapes()
+  params0 = make_tree(shapes, jnp.float32, 0)
+  grads = make_tree(shapes, jnp.float32, 1)
+  lr = 0.1
+  opts = {
+      'optax.sgd(momentum=0.9)': optax.sgd(lr, momentum=0.9),
+      'rmda(l1, momentum=0.9)': rda_optax.rmda(
+          lr, rda_optax.l1(1e-6), momentum=0.9
+      ),
+      'rmda(constraint), level known (no search)': rda_optax.rmda(
+          lr, KnownLevelConstraint(0.95), momentum=0.9
+      ),
+      'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
+          lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
+      ),
+  }
+  runs = _time_steps(opts, params0, grads, 1, 1)
+  kernels = [x for x in jax.tree.leaves(params0) if x.ndim > 1]
+  flat = jnp.concatenate([x.ravel() for x in kernels])
+  k = round(0.95 * flat.size)
+  search = jax.jit(
+      lambda x, st: rda_optax.kth_smallest([x], k, state=st, magnitude=True)
+  )
+  _, state = search(flat, rda_optax.threshold_state())
+  # A state that predicts this very input (drift 0): one pass.
+  state = state._replace(
+      drift=jnp.zeros(1), accel=jnp.zeros(1), error=jnp.zeros(1)
+  )
+  jax.block_until_ready(search(flat, state))
+  timed = {name: [] for name in runs}
+  timed['the search alone (warm, 1 pass)'] = []
+  for _ in range(args.rounds):
+    for name, run in runs.items():
+      params, st = run['carry']
+      t0 = clock()
+      for _ in range(args.steps):
+        params, st = run['step'](params, st, grads)
+      jax.block_until_ready((params, st))
+      timed[name].append((clock() - t0) / args.steps)
+      run['carry'] = (params, st)
+    t0 = clock()
+    for _ in range(args.steps):
+      out = search(flat, state)
+    jax.block_until_ready(out)
+    timed['the search alone (warm, 1 pass)'].append((clock() - t0) / args.steps)
+  ref = timed['optax.sgd(momentum=0.9)']
+  dev = jax.devices()[0]
+  print(
+      f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
+      f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
+      f'{args.rounds} rounds × {args.steps} steps, {args.clock} clock; '
+      f"ratio = median over rounds of the time / SGD's in the same round."
+      '\n'
+  )
+  print('| part | ms (median) | ratio to SGD+momentum | ratio, quartiles |')
+  print('|---|---:|---:|---:|')
+  for name, t in timed.items():
+    ratios = [a / b for a, b in zip(t, ref)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    print(
+        f'| {name} | {1e3 * statistics.median(t):.2f} | '
+        f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} |'
+    )
+  return timed
+
+
+def threshold_passes(state) -> int | None:
+  """Counting passes of the last threshold search in ``state`` (the most
+  over its groups), None without one."""
+  is_state = lambda x: isinstance(x, rda_optax.ThresholdState)
+  found = [x for x in jax.tree.leaves(state, is_leaf=is_state) if is_state(x)]
+  if not found:
+    return None
+  return max(int(np.max(np.asarray(x.passes))) for x in found)
+
+
+def _passes(passes) -> str:
+  passes = [p for p in passes if p is not None]
+  if not passes:
+    return ''
+  return f'{statistics.median(passes):g}, {max(passes)}'
 
 
 def state_memory(
@@ -187,7 +330,15 @@ def main(argv=None):
       action='store_true',
       help='print only the optimizer-state memory table (no timing)',
   )
+  parser.add_argument(
+      '--clock',
+      default='wall',
+      choices=['wall', 'cpu'],
+      help='wall: elapsed time; cpu: CPU time of this process (all its '
+      'threads), less disturbed by other processes on a shared machine',
+  )
   args = parser.parse_args(argv)
+  clock = time.perf_counter if args.clock == 'wall' else time.process_time
   if args.state_only:
     print_state_memory(args.dtype)
     return None
@@ -222,6 +373,7 @@ def main(argv=None):
         step=step,
         carry=(params, state),
         times=[],
+        passes=[],
         state_bytes=state_bytes,
         moved=moved,
         fusions=fusions,
@@ -230,12 +382,13 @@ def main(argv=None):
   for _ in range(args.rounds):
     for name, run in runs.items():  # Alternate optimizers within a round.
       params, state = run['carry']
-      t0 = time.perf_counter()
+      t0 = clock()
       for _ in range(args.steps):
         params, state = run['step'](params, state, grads)
       jax.block_until_ready((params, state))
-      run['times'].append((time.perf_counter() - t0) / args.steps)
+      run['times'].append((clock() - t0) / args.steps)
       run['carry'] = (params, state)
+      run['passes'].append(threshold_passes(state))
 
   ref_times = runs['optax.sgd(momentum=0.9)']['times']
   param_bytes = tree_bytes(params0)
@@ -244,15 +397,17 @@ def main(argv=None):
       f'Machine: {platform.platform()}, {os.cpu_count()} CPUs, '
       f'JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); '
       f'{n_params:,} parameters ({args.dtype}), {args.rounds} rounds × '
-      f"{args.steps} steps; ratio = median over rounds of the round's "
-      f"time / SGD's time in the same round.\n"
+      f'{args.steps} steps, {args.clock} clock; ratio = median over rounds '
+      f"of the round's time / SGD's time in the same round. Threshold "
+      f'passes: counting passes of the last step of each round (median, '
+      f'most).\n'
   )
   print(
       '| optimizer | ms / step (median) | ratio to SGD+momentum (median) | '
       'ratio, quartiles | state bytes / param byte | '
-      'bytes accessed / param (XLA) | fusions |'
+      'bytes accessed / param (XLA) | fusions | threshold passes |'
   )
-  print('|---|---:|---:|---:|---:|---:|---:|')
+  print('|---|---:|---:|---:|---:|---:|---:|---:|')
   for name, run in runs.items():
     ratios = [t / r for t, r in zip(run['times'], ref_times)]
     q1, _, q3 = statistics.quantiles(ratios, n=4)
@@ -260,7 +415,8 @@ def main(argv=None):
         f'| {name} | {1e3 * statistics.median(run["times"]):.2f} | '
         f'{statistics.median(ratios):.3f} | {q1:.2f} – {q3:.2f} | '
         f'{run["state_bytes"] / param_bytes:.2f} | '
-        f'{run["moved"] / n_params:.1f} | {run["fusions"]} |'
+        f'{run["moved"] / n_params:.1f} | {run["fusions"]} | '
+        f'{_passes(run["passes"])} |'
     )
   print_state_memory(args.dtype)
   return runs
@@ -404,5 +560,7 @@ def adaptive_main(argv=None):
 if __name__ == '__main__':
   if '--adaptive' in sys.argv[1:]:
     adaptive_main([a for a in sys.argv[1:] if a != '--adaptive'])
+  elif '--breakdown' in sys.argv[1:]:
+    breakdown_main([a for a in sys.argv[1:] if a != '--breakdown'])
   else:
     main()

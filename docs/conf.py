@@ -163,7 +163,7 @@ public_api = {
                     'rda_optax.partition',
                 ],
             ),
-            ('pruning', ['rda_optax.pruning']),
+            ('pruning', ['rda_optax.pruning', 'rda_optax.threshold']),
             (
                 'sparse_models',
                 [

@@ -21,6 +21,10 @@ Optax gradient transformations whose proximal steps produce exact zeros:
 * the RDA initializer :func:`rda_uniform`, sparsity reports and magnitude
   pruning baselines (unstructured and N:M); :func:`path_str`, a leaf's name
   in them (``'Conv_0/kernel'``);
+* :func:`kth_smallest` / :func:`smallest_masks`: the exact ``k`` smallest
+  entries of many arrays in a few counting passes, started from the last
+  step's threshold (:class:`ThresholdState`): the global magnitude
+  threshold of :func:`sparsity_constraint` and of the pruning baselines;
 * :func:`save_sparse` / :func:`load_sparse`: a compressed file format for
   sparse parameter trees (about 1/12 of the dense size at 95% sparsity);
 * :func:`sparse_params` / :func:`with_sparse_params`: the exactly sparse
@@ -84,6 +88,11 @@ from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
 from rda_optax.selection import path_str
 from rda_optax.splitting import SplittingState
+from rda_optax.threshold import kth_smallest
+from rda_optax.threshold import smallest_masks
+from rda_optax.threshold import threshold_state
+from rda_optax.threshold import ThresholdSplit
+from rda_optax.threshold import ThresholdState
 from rda_optax.splitting import variable_splitting
 from rda_optax.sparse_io import load_sparse
 from rda_optax.sparse_io import save_sparse

@@ -97,6 +97,12 @@ class PartitionedRegularizer(regs.Regularizer):
         self, 'regularizers', _FrozenDict(dict(self.regularizers))
     )
 
+  @property
+  def ranks_input(self) -> bool:
+    return any(
+        r is not None and r.ranks_input for r in self.regularizers.values()
+    )
+
   def value(self, x, count=0):
     raise TypeError(self._leaf_error('value'))
 
@@ -134,6 +140,24 @@ class PartitionedRegularizer(regs.Regularizer):
     for reg, sel in self._selections(tree, selected):
       tree = reg.prox_tree(tree, sel, t, count)
     return tree
+
+  def init_state(self, params):
+    """Each label's regularizer's state (see
+    :meth:`rda_optax.Regularizer.init_state`), by label."""
+    return {
+        label: reg.init_state(params)
+        for label, reg in self.regularizers.items()
+        if reg is not None
+    }
+
+  def prox_tree_with_state(self, tree, selected, t, count, state):
+    state = dict(state)
+    labels = [l for l, r in self.regularizers.items() if r is not None]
+    for label, (reg, sel) in zip(labels, self._selections(tree, selected)):
+      tree, state[label] = reg.prox_tree_with_state(
+          tree, sel, t, count, state[label]
+      )
+    return tree, state
 
   def value_tree(self, tree, selected, count=0):
     total = jnp.zeros((), jnp.float32)

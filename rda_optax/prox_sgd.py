@@ -11,6 +11,7 @@ import optax
 from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import threshold
 from rda_optax import validation
 from rda_optax.validation import check_update_args
 
@@ -24,11 +25,16 @@ class ProxSGDState(NamedTuple):
       ``optax.EmptyState``-like ``()`` when ``momentum`` is ``None``.
     landing: the check that the updates reached the parameters unchanged
       (:class:`rda_optax.landing.LandingCheck`).
+    prox_state: what the regularizer keeps between steps (``()`` for most;
+      :func:`rda_optax.sparsity_constraint`'s last threshold, from which the
+      next step's search starts; see
+      :meth:`rda_optax.Regularizer.init_state`).
   """
 
   count: jax.Array
   momentum: Any
   landing: Any
+  prox_state: Any = ()
 
 
 def prox_sgd(
@@ -113,7 +119,10 @@ def prox_sgd(
           params,
       )
     return ProxSGDState(
-        count=jnp.zeros([], jnp.int32), momentum=buf, landing=landing.init()
+        count=jnp.zeros([], jnp.int32),
+        momentum=buf,
+        landing=landing.init(),
+        prox_state=regs.init_state(regularizer, params),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -140,9 +149,19 @@ def prox_sgd(
       pc = p.astype(jnp.promote_types(p.dtype, jnp.float32))
       return pc - lr * d.astype(pc.dtype)
 
-    v = jax.tree.map(step, params, direction)
+    prox_state = state.prox_state
+    if regularizer is not None and regularizer.ranks_input:
+      # Computed once into memory: the threshold search and the masks of a
+      # sparsity constraint must see the same bits.
+      v = threshold.computed_once(
+          lambda ops: jax.tree.map(step, *ops), (params, direction), state.count
+      )
+    else:
+      v = jax.tree.map(step, params, direction)
     if regularizer is not None:
-      v = regularizer.prox_tree(v, selected, lr, state.count)
+      v, prox_state = regularizer.prox_tree_with_state(
+          v, selected, lr, state.count, prox_state
+      )
     deltas = jax.tree.map(
         lambda x, p: (x.astype(jnp.asarray(p).dtype) - jnp.asarray(p)).astype(
             jnp.asarray(p).dtype
@@ -154,6 +173,7 @@ def prox_sgd(
         count=optax.safe_increment(state.count),
         momentum=buf,
         landing=landing.record(check, params, deltas),
+        prox_state=prox_state,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -39,7 +39,10 @@ normalization parameters never are.
 ``round(s·n)`` of them (round half to even), the ones with the smallest
 ``|w|``; ties are broken deterministically: among equal magnitudes the
 entries that come first in row-major (C) order — and, with ``scope="global"``,
-in :func:`jax.tree.leaves` order — are pruned first.
+in :func:`jax.tree.leaves` order — are pruned first (magnitudes below the
+smallest normal float32 count as zero, as XLA:CPU compares them). The
+threshold is found without a sort, in a few counting passes over the
+weights (:func:`rda_optax.kth_smallest`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
+from rda_optax import threshold
 from rda_optax import validation
 
 __all__ = [
@@ -117,280 +121,18 @@ def _check_schedule(
 # Mask computation (works with static or traced sparsity).
 
 
-def _num_pruned(sparsity: Any, n: int) -> Any:
-  """``round(sparsity·n)``: a Python int when static, an int32 array if traced.
-
-  With a traced sparsity the product is formed in float32, exact for
-  ``n < 2**24`` (and within float32 rounding of ``s·n`` above).
-  """
-  s = None if isinstance(sparsity, jax.core.Tracer) else sparsity
-  if s is not None:
-    try:
-      return int(round(float(s) * n))
-    except TypeError:
-      pass
-  s = jnp.asarray(sparsity).astype(jnp.float32)
-  return jnp.round(s * n).astype(jnp.int32)
-
-
-def _order_keys(x: jax.Array) -> jax.Array:
-  """uint32 (or uint64) keys ordered as the float values are (-0.0 as +0.0).
-
-  The IEEE bit pattern of a nonnegative float grows with its value; for
-  negative ones flipping the magnitude bits reverses their order; flipping
-  the sign bit then makes the order that of unsigned integers.
-  """
-  x = x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32) + 0.0
-  wide = x.dtype == jnp.float64
-  int_t, uint_t = (jnp.int64, jnp.uint64) if wide else (jnp.int32, jnp.uint32)
-  bits = jax.lax.bitcast_convert_type(x, int_t)
-  mag = jnp.asarray(jnp.iinfo(int_t).max, int_t)
-  signed = jnp.where(bits < 0, bits ^ mag, bits)
-  top = jnp.asarray(1 << (jnp.iinfo(uint_t).bits - 1), uint_t)
-  return jax.lax.bitcast_convert_type(signed, uint_t) ^ top
-
-
-def _count_at_most(keys: jax.Array, p: jax.Array) -> jax.Array:
-  """How many of the flat ``keys`` are at most ``p`` (for every threshold
-  of an array ``p`` at once)."""
-  return jnp.sum(keys <= p[..., None], axis=-1, dtype=jnp.int32)
-
-
-def _bisect_key(keys: jax.Array, k: jax.Array) -> jax.Array:
-  """The ``k``-th smallest of ``keys`` by bisection on the whole key range:
-  one counting pass per bit of the key (for every rank of an array ``k``
-  at once)."""
-  info = jnp.iinfo(keys.dtype)
-  k = jnp.asarray(k)
-
-  def body(_, bounds):
-    lo, hi = bounds  # Invariant: count(keys <= hi) >= k > count(keys < lo).
-    mid = lo + (hi - lo) // 2
-    enough = _count_at_most(keys, mid) >= k
-    return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
-
-  lo = jnp.zeros(k.shape, keys.dtype)
-  hi = jnp.full(k.shape, info.max, keys.dtype)
-  return jax.lax.fori_loop(0, info.bits, body, (lo, hi))[1]
-
-
-# Below this many keys a plain bisection is as fast as anything.
-_SMALL = 1 << 15
-# The search narrows the bracket to this many keys before it gathers them.
-_GATHER = 256
-# Phase 3 counts the bracket's keys in this many blocks.
-_BLOCKS = 1 << 16
-
-
-def _kth_smallest_key(
-    keys: jax.Array,
-    k: jax.Array,
-    *,
-    small: int = _SMALL,
-    gather: int = _GATHER,
-    with_passes: bool = False,
-) -> tuple[jax.Array, ...]:
-  """The ``k``-th smallest of unsigned ``keys`` (1-D, 1-based ``k >= 1``).
-
-  No sort (a sort of a large model's weights at every step costs tens of
-  milliseconds on a CPU) and far fewer than the 32 counting passes of a
-  bisection on the key range:
-
-  1. Two pivots from a strided sample of the keys, at ranks a few standard
-     deviations either side of ``k``'s quantile, bracket the answer
-     (two counting passes; a bracket the sample got wrong is only wider).
-  2. Interpolation on the counts (regula falsi, aimed alternately past
-     each end of the bracket so that both ends move) until at most
-     ``gather`` keys lie in the bracket. Where a pass finds no key between
-     its pivot and the end it moved (values on a coarse grid: low-precision
-     weights, ties), the next pivot is the edge of the nearest sampled
-     value. A safeguard, the projection of the ITP method (Oliveira &
-     Takahashi, ACM TOMS 47(1), 2020), bounds this phase by the bisection's
-     32 passes plus 2 whatever the data.
-  3. One pass counts the bracket's keys in each of 65,536 blocks; the
-     blocks holding them (at most ``gather``) are gathered and the answer
-     found among them by bisection.
-
-  At 98% sparsity, LeNet-300-100's kernels took 5 passes and ResNet-18's 7
-  (benchmarks/projection.py).
-
-  Args:
-    keys: unsigned integer keys (see :func:`_order_keys`).
-    k: the rank, ``1 <= k <= keys.size``.
-    small: up to this many keys, plain bisection.
-    gather: the most keys phase 3 gathers blocks for.
-    with_passes: also return the number of full counting passes (tests).
-
-  Returns:
-    ``(key, count)``: the key and the number of keys at most it (then the
-    passes, with ``with_passes``).
-  """
-  n = keys.size
-  if n <= small:
-    out = _bisect_key(keys, k)
-    out = (out, _count_at_most(keys, out))
-    return (
-        (*out, jnp.int32(jnp.iinfo(keys.dtype).bits + 1))
-        if with_passes
-        else out
-    )
-  ut = keys.dtype
-  bits = jnp.iinfo(ut).bits
-  umax = jnp.asarray(jnp.iinfo(ut).max, ut)
-  k = jnp.asarray(k, jnp.int32)
-  kf = k.astype(jnp.float32)
-
-  # 1. Pivots from the sample (bisection on it, both ranks at once).
-  sample = keys[:: max(1, n // 16384)]
-  m = sample.size
-  q = kf / n * m
-  sd = jnp.sqrt(jnp.maximum(q * (1 - q / m), 1.0))
-  ranks = jnp.clip(jnp.round(jnp.stack([q - 4 * sd, q + 4 * sd])), 1, m)
-  ranks = ranks.astype(jnp.int32)
-
-  pivots = _bisect_key(sample, ranks)
-  # Counting the keys *below* the low pivot moves the low end of the
-  # bracket onto it even when it is a tie with many copies.
-  pivots = pivots.at[0].set(jnp.where(pivots[0] > 0, pivots[0] - 1, 0))
-
-  # 2. Safeguarded interpolation. State: the answer is in [lo, hi],
-  # c_lo = count(keys < lo) < k <= c_hi = count(keys <= hi).
-  slack = 2
-
-  def body(state):
-    lo, hi, c_lo, c_hi, j, moved_lo, empty = state
-    width = hi - lo
-    c = (c_hi - c_lo).astype(jnp.float32)
-    # Aim past k on the side that did not move last, by about the error of
-    # the interpolation, so that it moves now.
-    # (count(keys <= p) taken as linear from c_lo at lo - 1 to c_hi at hi.)
-    gap = jnp.sqrt(c)
-    aim = jnp.where(moved_lo, kf + gap, kf - 1 - gap)
-    frac = jnp.clip((aim - c_lo.astype(jnp.float32)) / c, 0.0, 1.0)
-    off = jnp.floor(width.astype(jnp.float32) * frac)
-    off = jnp.minimum(off, (width - 1).astype(jnp.float32)).astype(ut)
-    p = lo + off
-    # The last pass found no key between the end it moved and its pivot:
-    # on data with few distinct values (low-precision weights, ties) the
-    # rest of the bracket's keys sit on a few values, which interpolation
-    # cannot find. Test the edge of the nearest sampled value instead.
-    in_bracket = (sample >= lo) & (sample <= hi)
-    first = jnp.min(jnp.where(in_bracket, sample, umax))
-    last = jnp.max(jnp.where(in_bracket, sample, 0))
-    any_in = jnp.any(in_bracket)
-    # (No sampled value inside: bisect.)
-    mid = lo + width // 2
-    p = jnp.where(
-        empty == 1,  # Nothing just above lo: is the answer below `first`?
-        jnp.where(any_in & (first > lo), first - 1, mid),
-        jnp.where(
-            empty == 2,  # Nothing just below hi: is it at most `last`?
-            jnp.where(any_in & (last < hi), last, mid),
-            p,
-        ),
-    )
-    p = jnp.where(j < 2, pivots[jnp.minimum(j, 1)], p)
-    p = jnp.clip(p, lo, hi - 1)
-    # ITP's projection: the width after this pass is at most
-    # 2^(bits + slack - j - 1) - 1, so the loop ends within bits + slack.
-    shift = bits + slack - 1 - j
-    most = jnp.where(
-        shift >= bits,
-        umax,
-        (jnp.asarray(1, ut) << jnp.clip(shift, 0, bits - 1).astype(ut)) - 1,
-    )
-    below = jnp.where(width - 1 >= most, hi - 1 - most, lo)
-    above = jnp.where(most <= width - 1, lo + most, hi - 1)
-    p = jnp.clip(p, below, above)
-    count = _count_at_most(keys, p)
-    enough = count >= k
-    # 1: [lo, p] held no key (lo moves past it); 2: (p, hi] held none.
-    now_empty = jnp.where(
-        enough, jnp.where(count == c_hi, 2, 0), jnp.where(count == c_lo, 1, 0)
-    ).astype(jnp.int32)
-    return (
-        jnp.where(enough, lo, p + 1),
-        jnp.where(enough, p, hi),
-        jnp.where(enough, c_lo, count),
-        jnp.where(enough, count, c_hi),
-        j + 1,
-        ~enough,
-        now_empty,
-    )
-
-  def narrowing(state):
-    lo, hi, c_lo, c_hi = state[:4]
-    return (lo < hi) & (c_hi - c_lo > gather)
-
-  state = (
-      jnp.asarray(0, ut),
-      umax,
-      jnp.int32(0),
-      jnp.int32(n),
-      jnp.int32(0),
-      jnp.bool_(True),
-      jnp.int32(0),
-  )
-  lo, hi, c_lo, c_hi, passes, _, _ = jax.lax.while_loop(narrowing, body, state)
-
-  # 3. Gather the blocks holding the bracket's keys (at most `gather`).
-  width = max(1, n // _BLOCKS)
-  rows = n // width
-  head = keys[: rows * width].reshape(rows, width)
-  tail = keys[rows * width :]
-
-  def gathered(_):
-    inside = (head >= lo) & (head <= hi)
-    per_row = jnp.sum(inside, axis=1, dtype=jnp.int32)
-    # The rows holding keys of the bracket (at most `gather`) come first
-    # in top_k (a lighter program than nonzero's cumulative sum).
-    used, idx = jax.lax.top_k((per_row > 0).astype(jnp.float32), gather)
-    block = jnp.where(used[:, None] > 0, head[idx], umax).ravel()
-    cand = jnp.concatenate([block, tail])
-    # Keys outside the bracket count as umax: the (k - c_lo)-th smallest
-    # of the rest is the answer (umax itself only when it is the answer).
-    cand = jnp.where((cand >= lo) & (cand <= hi), cand, umax)
-    key = _bisect_key(cand, k - c_lo)
-    return key, c_lo + _count_at_most(cand, key)
-
-  answer = jax.lax.cond(lo < hi, gathered, lambda _: (hi, c_hi), None)
-  if with_passes:
-    return (*answer, passes + (lo < hi).astype(jnp.int32))
-  return answer
-
-
-@jax.jit
-def _prune_smallest(scores: jax.Array, k: Any) -> jax.Array:
-  """Keep-mask pruning exactly ``k`` entries with the smallest score.
-
-  Ties at the threshold are pruned in row-major order (lowest index first).
-  """
-  flat = scores.ravel()
-  n = flat.size
-  if n == 0:
-    return jnp.ones(scores.shape, bool)
-  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
-  keys = _order_keys(flat)
-  thr, at_most_thr = _kth_smallest_key(keys, jnp.maximum(k, 1))
-
-  def split_ties(_):
-    # Some of the entries equal to the threshold stay: prune the first.
-    below = keys < thr
-    ties = keys == thr
-    n_ties_to_prune = k - jnp.sum(below, dtype=jnp.int32)
-    tie_rank = jnp.cumsum(ties, dtype=jnp.int32)
-    return below | (ties & (tie_rank <= n_ties_to_prune))
-
-  # Usually exactly k entries are at most the threshold (no tie straddles
-  # it): then the cumulative sum, which costs more than the whole search on
-  # a CPU, is skipped.
-  prune = jax.lax.cond(
-      at_most_thr == k,
-      lambda _: keys <= thr,
-      split_ties,
-      None,
-  )
-  return jnp.logical_not(prune).reshape(scores.shape)
+def _keep_largest(xs: list[Any], sparsity: Any, magnitude: bool) -> list[Any]:
+  """Keep-masks of ``xs`` ranked together: all but the ``round(s·n)``
+  smallest (by ``|x|`` with ``magnitude``), found by
+  :func:`rda_optax.threshold.kth_smallest` (ties by position). The values
+  are first computed into memory (:func:`rda_optax.threshold.computed_once`),
+  so that the search and the masks see the same bits."""
+  xs = [jnp.asarray(x) for x in xs]
+  flat = threshold.computed_once(threshold.flatten, xs)
+  k = threshold.fraction_count(sparsity, flat.size)
+  split, _ = threshold.kth_smallest([flat], k, magnitude=magnitude)
+  (pruned,) = threshold.smallest_masks([flat], split, magnitude=magnitude)
+  return threshold.flat_view(~pruned, [x.shape for x in xs])
 
 
 def _masks_from_scores(
@@ -400,31 +142,26 @@ def _masks_from_scores(
     scope: str,
     *,
     per_leaf: bool = False,
+    magnitude: bool = False,
 ) -> Any:
   """Keep-masks with the structure of ``scores`` (one bool array per leaf).
 
   ``sparsity`` is a scalar, or with ``per_leaf=True`` a list with one value
-  per leaf of ``scores`` (``scope="layer"`` only).
+  per leaf of ``scores`` (``scope="layer"`` only). With ``magnitude`` the
+  scores are the leaves' magnitudes.
   """
   leaves, treedef = jax.tree.flatten(scores)
   sel = treedef.flatten_up_to(selected)
   sparsities = sparsity if per_leaf else [sparsity] * len(leaves)
-  out = [jnp.ones(x.shape, bool) for x in leaves]
+  out = [jnp.ones(jnp.shape(x), bool) for x in leaves]
   idx = [i for i, s in enumerate(sel) if s]
   if scope == 'layer':
     for i in idx:
-      out[i] = _prune_smallest(
-          leaves[i], _num_pruned(sparsities[i], leaves[i].size)
-      )
+      (out[i],) = _keep_largest([leaves[i]], sparsities[i], magnitude)
   elif idx:
-    dtype = jnp.result_type(jnp.float32, *[leaves[i].dtype for i in idx])
-    flat = jnp.concatenate([leaves[i].ravel().astype(dtype) for i in idx])
-    keep = _prune_smallest(flat, _num_pruned(sparsity, flat.size))
-    offset = 0
-    for i in idx:
-      size = leaves[i].size
-      out[i] = keep[offset : offset + size].reshape(leaves[i].shape)
-      offset += size
+    keep = _keep_largest([leaves[i] for i in idx], sparsity, magnitude)
+    for i, m in zip(idx, keep):
+      out[i] = m
   return treedef.unflatten(out)
 
 
@@ -517,9 +254,8 @@ def magnitude_masks(
       _check_sparsity('sparsity', s)
   else:
     _check_sparsity('sparsity', sparsity)
-  scores = jax.tree.map(jnp.abs, params)
   return _masks_from_scores(
-      scores, selected, sparsity, scope, per_leaf=per_leaf
+      params, selected, sparsity, scope, per_leaf=per_leaf, magnitude=True
   )
 
 

@@ -6,11 +6,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import threshold
 from rda_optax import validation
 from rda_optax.validation import check_update_args
 
@@ -28,12 +30,17 @@ class RDAState(NamedTuple):
       small gradients add up without losing precision).
     landing: the check that the updates reached the parameters unchanged
       (:class:`rda_optax.landing.LandingCheck`).
+    prox_state: what the regularizer keeps between steps (``()`` for most;
+      :func:`rda_optax.sparsity_constraint`'s last threshold, from which the
+      next step's search starts; see
+      :meth:`rda_optax.Regularizer.init_state`).
   """
 
   count: jax.Array
   init_params: Any
   grad_sum: Any
   landing: Any
+  prox_state: Any = ()
 
 
 def dual_point(
@@ -42,16 +49,98 @@ def dual_point(
   """``prox_{tλR}(w0 − G/β)`` in float32 (or wider), over a whole tree: the
   closed form that RDA and RMDA share. The prox applies to the ``selected``
   leaves (all of them together, so that a regularizer coupling leaves can);
-  none when ``regularizer`` is None."""
+  none when ``regularizer`` is None. A regularizer with a state starts from
+  a fresh one (:func:`dual_point_with_state` takes and returns it)."""
+  state = regs.init_state(regularizer, init_params)
+  return dual_point_with_state(
+      init_params, grad_sum, inv_beta, regularizer, selected, t, count, state
+  )[0]
 
-  def centre(w0, gsum):
+
+def prox_buffer(regularizer: Any, params: Any, selected: Any) -> Any:
+  """Room for ``w0 − G/β`` of the ``selected`` leaves, end to end in one
+  1-D array (float32, or wider), when ``regularizer`` ranks its input
+  (``()`` otherwise): kept in the optimizer's state and donated with it, so
+  that each step writes the dual point there rather than into new memory
+  (see :func:`dual_point_with_state`)."""
+  if regularizer is None or not regularizer.ranks_input:
+    return ()
+  leaves, treedef = jax.tree.flatten(params)
+  chosen = [p for p, s in zip(leaves, treedef.flatten_up_to(selected)) if s]
+  if not chosen:
+    return ()
+  dtype = jnp.result_type(
+      *[jnp.promote_types(p.dtype, jnp.float32) for p in chosen]
+  )
+  return jnp.zeros((sum(int(np.prod(p.shape)) for p in chosen),), dtype)
+
+
+def dual_point_with_state(
+    init_params,
+    grad_sum,
+    inv_beta,
+    regularizer,
+    selected,
+    t,
+    count,
+    state,
+    buffer=None,
+):
+  """:func:`dual_point` with the regularizer's state (see
+  :meth:`rda_optax.Regularizer.prox_tree_with_state`):
+  ``(point, state, buffer)``.
+
+  For a regularizer that ranks its input (``ranks_input``: a sparsity
+  constraint), ``w0 − G/β`` of the selected leaves is computed once into
+  memory, end to end in one array (:func:`rda_optax.threshold.computed_once`,
+  ``count`` its token; into ``buffer``, a :func:`prox_buffer` of the state,
+  when given: the new buffer is returned), so that the threshold search and
+  the masks see the same bits, and so that a recomputation from the same
+  ``w0``, ``G`` and ``1/β`` (RMDA's :meth:`~rda_optax.RMDAState.sparse_point`)
+  gives the same bits, hence the same zeros."""
+
+  def one(w0, gsum):
     wc = jnp.promote_types(w0.dtype, jnp.float32)
     return w0.astype(wc) - gsum.astype(wc) * inv_beta
 
-  v = jax.tree.map(centre, init_params, grad_sum)
-  if regularizer is not None:
-    v = regularizer.prox_tree(v, selected, t, count)
-  return v
+  w0s, treedef = jax.tree.flatten(init_params)
+  gsums = treedef.flatten_up_to(grad_sum)
+  chosen = [i for i, s in enumerate(treedef.flatten_up_to(selected)) if s]
+  ranks = regularizer is not None and regularizer.ranks_input and chosen
+  out = [
+      None if ranks and i in chosen else one(w0, g)
+      for i, (w0, g) in enumerate(zip(w0s, gsums))
+  ]
+  if ranks:
+    shapes = [jnp.shape(w0s[i]) for i in chosen]
+    if not isinstance(buffer, jax.Array):
+      buffer = prox_buffer(regularizer, init_params, selected)
+      keep = False
+    else:
+      keep = True
+
+    def fill(ops, buf):
+      offset = 0
+      for w0, g in zip(*ops):
+        v = one(w0, g).reshape(-1).astype(buf.dtype)
+        buf = jax.lax.dynamic_update_slice(buf, v, (offset,))
+        offset += v.size
+      return buf
+
+    flat = threshold.computed_into(
+        fill,
+        ([w0s[i] for i in chosen], [gsums[i] for i in chosen]),
+        buffer,
+        count,
+    )
+    for i, x in zip(chosen, threshold.flat_view(flat, shapes)):
+      out[i] = x.astype(jnp.promote_types(w0s[i].dtype, jnp.float32))
+    buffer = flat if keep else None
+  v = treedef.unflatten(out)
+  if regularizer is None:
+    return v, state, buffer
+  v, state = regularizer.prox_tree_with_state(v, selected, t, count, state)
+  return v, state, buffer
 
 
 def rda(
@@ -152,6 +241,7 @@ def rda(
             lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
         ),
         landing=landing.init(),
+        prox_state=regs.init_state(regularizer, params),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -168,7 +258,7 @@ def rda(
         lambda s, g: s + g.astype(s.dtype), state.grad_sum, updates
     )
 
-    v = dual_point(
+    v, prox_state, _ = dual_point_with_state(
         state.init_params,
         grad_sum,
         inv_beta,
@@ -176,6 +266,7 @@ def rda(
         selected,
         t,
         state.count,
+        state.prox_state,
     )
     new_params = jax.tree.map(
         lambda x, w0: x.astype(w0.dtype), v, state.init_params
@@ -190,6 +281,7 @@ def rda(
         init_params=state.init_params,
         grad_sum=grad_sum,
         landing=landing.record(check, params, deltas),
+        prox_state=prox_state,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -171,7 +171,18 @@ class Regularizer:
   scalar) and :meth:`Regularizer.prox` (``argmin_y ½‖y − x‖² + t·λ·R(y)``,
   same shape and dtype as ``x``). ``count`` is the optimizer step at which
   schedules are evaluated.
+
+  A regularizer may keep a state between steps (:meth:`init_state`,
+  :meth:`prox_tree_with_state`): :func:`rda_optax.sparsity_constraint` keeps
+  its last threshold, so that the next step's search starts from it. The
+  state changes the cost of a prox, never its value.
   """
+
+  # Whether the prox ranks the entries of its input against each other (a
+  # projection onto a sparsity level): the optimizers then compute that
+  # input once into memory (rda_optax.threshold.computed_once), so that the
+  # threshold search and the masks see the same bits.
+  ranks_input: ClassVar[bool] = False
 
   def value(self, x: jax.Array, count: Any = 0) -> jax.Array:
     """The penalty ``λ·R(x)`` of one leaf, a float32 scalar.
@@ -205,6 +216,31 @@ class Regularizer:
     return jax.tree.map(
         lambda x, s: self.prox(x, t, count) if s else x, tree, selected
     )
+
+  def init_state(self, params: Any) -> Any:
+    """What :meth:`prox_tree_with_state` keeps between steps (``()``: none).
+
+    Optimizers call it from ``init`` and keep the result in their state
+    (``prox_state``). It may read the structure and shapes of ``params``,
+    not their values (``jax.eval_shape`` of an ``init`` gives placeholders),
+    and its structure must not depend on array-valued fields of the
+    regularizer (``optax.inject_hyperparams`` passes strengths as arrays and
+    builds the transform anew at every step).
+    """
+    del params
+    return ()
+
+  def prox_tree_with_state(
+      self, tree: Any, selected: Any, t: Any, count: Any, state: Any
+  ) -> tuple[Any, Any]:
+    """:meth:`prox_tree`, reading and returning the state of
+    :meth:`init_state`: ``(prox, new_state)``. Optimizers call this. The
+    prox never depends on the state, only its cost may
+    (:func:`rda_optax.sparsity_constraint` starts its threshold search from
+    the last step's threshold). Where :attr:`ranks_input` is True, ``tree``
+    must be values in memory (see :func:`rda_optax.threshold.computed_once`).
+    """
+    return self.prox_tree(tree, selected, t, count), state
 
   def value_tree(self, tree: Any, selected: Any, count: Any = 0) -> jax.Array:
     """``Σ`` of :meth:`value` over the leaves ``selected`` marks (a float32
@@ -520,6 +556,11 @@ def transformed_l1(
     Array([0.       , 2.9354322], dtype=float32)
   """
   return TransformedL1(strength, a, group_strength, groups, group_prox)
+
+
+def init_state(regularizer: Regularizer | None, params: Any) -> Any:
+  """``regularizer.init_state(params)``; ``()`` without a regularizer."""
+  return () if regularizer is None else regularizer.init_state(params)
 
 
 def penalty(

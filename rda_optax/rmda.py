@@ -19,7 +19,8 @@ from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
-from rda_optax.rda import dual_point
+from rda_optax.rda import dual_point_with_state
+from rda_optax.rda import prox_buffer
 from rda_optax.validation import check_update_args
 
 
@@ -246,7 +247,8 @@ def prox_spec(regularizer: Any, mask: Any) -> RMDAProx:
 
 
 class RMDAState(NamedTuple):
-  """State of :func:`rmda`: two parameter-sized trees.
+  """State of :func:`rmda`: two parameter-sized trees (three with a
+  sparsity constraint: ``prox_buffer``).
 
   Attributes:
     count: number of updates applied so far (int32); schedules of the
@@ -268,6 +270,17 @@ class RMDAState(NamedTuple):
       themselves. Read the point with :func:`rda_optax.sparse_params`.
     landing: the check that the updates reached the parameters unchanged
       (:class:`rda_optax.landing.LandingCheck`).
+    prox_state: what the regularizer keeps between steps (``()`` for most;
+      :func:`rda_optax.sparsity_constraint`'s last threshold, a
+      :class:`rda_optax.ThresholdState`, from which the next step's search
+      starts). Restarts reset it. It changes the cost of the prox, never
+      the prox point.
+    prox_buffer: with a regularizer that ranks its input (a sparsity
+      constraint), room for the dual point ``w0 − G_k/β_k`` of the selected
+      leaves (float32), which each update writes there (a buffer donated
+      with the state, not new memory: on a CPU, new memory costs more to
+      write than the whole search); its content between steps is not used.
+      ``()`` for other regularizers.
   """
 
   count: jax.Array
@@ -278,6 +291,8 @@ class RMDAState(NamedTuple):
   grad_sum: Any
   prox: Any
   landing: Any
+  prox_state: Any = ()
+  prox_buffer: Any = ()
 
   def holds_sparse_point(self) -> bool:
     return self.prox is not None
@@ -311,20 +326,30 @@ class RMDAState(NamedTuple):
       w0 = jax.tree.map(zero, w0, keep)
       grad_sum = jax.tree.map(zero, grad_sum, keep)
     started = self.k > 0
-    v = dual_point(
+    regularizer = self.prox.regularizer
+    v, _, _ = dual_point_with_state(
         w0,
         grad_sum,
         self.inv_beta,
-        self.prox.regularizer,
+        regularizer,
         selection.resolve_mask(self.prox.mask, w0),
         self.alpha * self.inv_beta,
         jnp.maximum(self.count - 1, 0),
+        # The last update's search state: the search starts where that
+        # update's ended (the same answer as a cold start, in fewer passes).
+        self.prox_state
+        if _same_structure(self.prox_state, regs.init_state(regularizer, w0))
+        else regs.init_state(regularizer, w0),
     )
     return jax.tree.map(
         lambda x, p: jnp.where(started, x.astype(p.dtype), p),
         v,
         w0,
     )
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+  return jax.tree.structure(a) == jax.tree.structure(b)
 
 
 def _statically_zero(momentum: Any) -> bool:
@@ -389,6 +414,15 @@ def rmda(
   arrays but a strength passed as one), from which ``w̃_k`` is recomputed
   by the update's own operations (to an ulp of float rounding). With
   ``momentum=0`` (``c = 1``) the parameters are ``w̃_k``.
+
+  **With a sparsity constraint** (:func:`rda_optax.sparsity_constraint`)
+  the state also keeps the threshold search's state (``prox_state``: each
+  step's search starts from the last step's level, one counting pass) and
+  room for the dual point ``w0 − G_k/β_k`` of the selected leaves
+  (``prox_buffer``, float32: a third parameter-sized array), written there
+  once per step so that the search and the masks see the same bits;
+  :func:`rda_optax.sparse_params` recomputes it the same way and zeroes
+  exactly the entries the update zeroed.
 
   **Restarts.** At each update count in ``restart_steps`` (for instance where
   the learning rate drops) the method restarts from the current weights:
@@ -481,11 +515,19 @@ def rmda(
         ),
         prox=spec,
         landing=landing.init(),
+        prox_state=regs.init_state(regularizer, params),
+        prox_buffer=prox_buffer(
+            regularizer, params, selection.resolve_mask(mask, params)
+        ),
     )
 
   def restart(state, params):
     fresh = init_fn(params)
-    return fresh._replace(count=state.count, landing=state.landing)
+    return fresh._replace(
+        count=state.count,
+        landing=state.landing,
+        prox_buffer=state.prox_buffer,
+    )
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
@@ -518,7 +560,7 @@ def rmda(
 
     # The prox point w̃_k; RMDAState.sparse_point recomputes it from the
     # state (the same operations on the same values), so it is not stored.
-    v = dual_point(
+    v, prox_state, buffer = dual_point_with_state(
         state.init_params,
         grad_sum,
         inv_beta,
@@ -526,6 +568,8 @@ def rmda(
         selected,
         t,
         state.count,
+        state.prox_state,
+        state.prox_buffer,
     )
     new_params = jax.tree.map(interpolate, params, v)
     deltas = jax.tree.map(
@@ -542,6 +586,8 @@ def rmda(
         grad_sum=grad_sum,
         prox=spec,
         landing=landing.record(check, params, deltas),
+        prox_state=prox_state,
+        prox_buffer=buffer,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

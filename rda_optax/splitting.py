@@ -12,6 +12,7 @@ import optax
 from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import threshold
 from rda_optax import validation
 from rda_optax.validation import check_update_args
 
@@ -27,12 +28,17 @@ class SplittingState(NamedTuple):
     inner_state: the wrapped optimizer's state.
     landing: the check that the updates reached the parameters unchanged
       (:class:`rda_optax.landing.LandingCheck`).
+    prox_state: what the regularizer keeps between steps (``()`` for most;
+      :func:`rda_optax.sparsity_constraint`'s last threshold, from which the
+      next step's search starts; see
+      :meth:`rda_optax.Regularizer.init_state`).
   """
 
   count: jax.Array
   aux: Any
   inner_state: Any
   landing: Any = None
+  prox_state: Any = ()
 
   def holds_sparse_point(self) -> bool:
     return True
@@ -123,17 +129,27 @@ def variable_splitting(
   regs.check_groups(groups)
   inner = optax.with_extra_args_support(inner)
 
-  def prox_all(params, count):
+  def prox_all(params, count, prox_state):
     b = regs.value_at(beta, count)
     selected = selection.resolve_mask(mask, params)
-    return regularizer.prox_tree(params, selected, 1 / b, count)
+    if regularizer.ranks_input:
+      # Into memory once: a sparsity constraint's search and masks must see
+      # the same bits.
+      params = threshold.computed_once(lambda p: p, params, count)
+    return regularizer.prox_tree_with_state(
+        params, selected, 1 / b, count, prox_state
+    )
 
   def init_fn(params):
+    aux, prox_state = prox_all(
+        params, jnp.zeros([], jnp.int32), regularizer.init_state(params)
+    )
     return SplittingState(
         count=jnp.zeros([], jnp.int32),
-        aux=prox_all(params, 0),
+        aux=aux,
         inner_state=inner.init(params),
         landing=landing.init(),
+        prox_state=prox_state,
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -163,11 +179,13 @@ def variable_splitting(
     # way of applying it lands on the same bits.
     deltas = landing.as_difference(params, new_w)
     count = optax.safe_increment(state.count)
+    aux, prox_state = prox_all(new_w, state.count, state.prox_state)
     return deltas, SplittingState(
         count=count,
-        aux=prox_all(new_w, state.count),
+        aux=aux,
         inner_state=inner_state,
         landing=landing.record(check, params, deltas),
+        prox_state=prox_state,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

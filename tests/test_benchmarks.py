@@ -51,12 +51,13 @@ def test_models_forward_runs(capsys):
 
 
 def test_projection_runs(capsys):
-  """(The library's search against a stable sort: tests/test_pruning.py.)"""
-  _load('projection').main(['--rounds', '1', '--no_sort'])
+  """Cold and warm searches agree round by round (the script checks); the
+  warm one takes no more passes. (The search against a stable sort:
+  tests/test_threshold.py.)"""
+  _, passes = _load('projection').main(['--rounds', '3', '--no_sort'])
   out = capsys.readouterr().out
-  assert (
-      'counting passes' in out and '| bisection, 32 passes + tie ranks |' in out
-  )
+  assert '| kth_smallest, warm |' in out and '| kth_smallest, cold |' in out
+  assert max(passes['kth_smallest, warm']) <= min(passes['kth_smallest, cold'])
 
 
 def test_optimizer_step_adaptive_runs(capsys, monkeypatch):
@@ -93,14 +94,57 @@ def test_nm_sparse_size_runs(capsys):
 
 def test_optimizer_step_state_memory(capsys):
   """The state-memory table: RMDA keeps two parameter-sized trees (w0 and
-  G; its prox point is recomputed), as Adam; SGD with momentum one."""
+  G; its prox point is recomputed), as Adam; SGD with momentum one. With a
+  sparsity constraint, a third: the room its dual point is written into
+  each step (the kernels' size; writing new memory instead costs more than
+  the search on a CPU): 3 times the parameters, the issue's bound."""
   bench = _load('optimizer_step')
   rows = bench.state_memory()
   per_param = {k: round(r['bytes_per_param'], 3) for k, r in rows.items()}
   assert per_param['optax.sgd(momentum=0.9)'] == 4.0
   assert per_param['optax.adam'] == 8.0
-  for name in ('rmda(l1, momentum=0.9)', 'rmda(sparsity_constraint(0.95))'):
-    assert per_param[name] == 8.0, name
-    assert rows[name]['with_params'] < 3.001
+  assert per_param['rmda(l1, momentum=0.9)'] == 8.0
+  assert rows['rmda(l1, momentum=0.9)']['with_params'] < 3.001
+  for name in (
+      'rmda(sparsity_constraint(0.95))',
+      'rmda(sparsity_constraint(0.95)), cold search',
+  ):
+    assert 11.9 < per_param[name] <= 12.0, name
+    assert rows[name]['per_param_byte'] <= 3.0
   bench.main(['--state_only'])
   assert '| optax.adam | 8.00 |' in capsys.readouterr().out
+
+
+def _tiny_resnet(bench, monkeypatch):
+  monkeypatch.setattr(
+      bench,
+      'resnet18_shapes',
+      lambda: {
+          'conv/kernel': (3, 3, 16, 32),
+          'fc/kernel': (32, 4),
+          'fc/bias': (4,),
+      },
+  )
+
+
+def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
+  """The constraint's warm and cold rows with their passes column, and the
+  breakdown (a tiny tree here; the ResNet-18-sized one in the benchmark)."""
+  bench = _load('optimizer_step')
+  _tiny_resnet(bench, monkeypatch)
+  runs = bench.main(
+      ['--rounds', '2', '--steps', '2', '--only', 'sparsity', '--clock', 'cpu']
+  )
+  out = capsys.readouterr().out
+  assert '| threshold passes |' in out
+  assert set(runs) == {
+      'optax.sgd(momentum=0.9)',
+      'rmda(sparsity_constraint(0.95))',
+      'rmda(sparsity_constraint(0.95)), cold search',
+  }
+  warm = runs['rmda(sparsity_constraint(0.95))']['passes']
+  cold = runs['rmda(sparsity_constraint(0.95)), cold search']['passes']
+  assert max(warm) <= min(cold)
+  timed = bench.breakdown_main(['--rounds', '2', '--steps', '1'])
+  assert 'rmda(constraint), level known (no search)' in timed
+  assert '| the search alone (warm, 1 pass) |' in capsys.readouterr().out

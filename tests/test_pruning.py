@@ -452,99 +452,26 @@ def test_docstring_examples():
   assert result.failed == 0 and result.attempted > 0
 
 
-def test_prune_smallest_matches_a_stable_sort():
-  """The bisection on the float bit patterns (no sort) prunes exactly the
-  entries a stable sort puts first: ties, signs, zeros, infinities."""
-  from rda_optax import pruning
-
-  rng = np.random.default_rng(7)
-  for trial in range(300):
-    n = int(rng.choice([1, 2, 3, 5, 17, 60]))  # Few shapes: few compilations.
-    if trial % 3 == 0:
-      v = rng.normal(scale=10.0 ** rng.integers(-30, 30), size=n)
-    else:
-      v = rng.integers(-3, 4, size=n) * rng.choice([1.0, 0.5, 1e-20])
-    v = v.astype(np.float32)
-    if trial % 11 == 0:
-      v[0], v[-1] = -np.inf, np.inf
-    k = int(rng.integers(0, n + 1))
-    got = np.asarray(pruning._prune_smallest(jnp.asarray(v), k))
-    want = np.ones(n, bool)
-    want[np.argsort(v, kind='stable')[:k]] = False
-    np.testing.assert_array_equal(got, want, err_msg=f'{v}, k={k}')
-
-
-def _kth_cases(rng, n=40_000):
-  """Score vectors of the kinds a model gives, and adversarial ones (one
-  size: one compilation)."""
-  normal = lambda: rng.normal(size=n)
-  yield 'gaussian', np.abs(normal())
-  yield 'layers', np.abs(
-      np.concatenate(
-          [
-              rng.normal(size=n - 9_300) * 0.01,
-              rng.normal(size=9_000) * 0.2,
-              rng.normal(size=300) * 3.0,
-          ]
-      )
-  )
-  yield 'bfloat16 values', np.abs(
-      np.asarray(jnp.asarray(normal(), jnp.bfloat16).astype(jnp.float32))
-  )
-  yield 'float16 values', np.abs(normal().astype(np.float16))
-  yield 'half zeros', np.where(rng.random(n) < 0.5, 0.0, normal())
-  yield 'few integers', rng.integers(-3, 4, size=n) * 1.0
-  yield 'signed, 60 decades', normal() * 10.0 ** rng.integers(-30, 30, n)
-  yield 'sorted', np.sort(np.abs(normal()))
-  yield 'two values', np.where(rng.random(n) < 0.3, 1e-30, 1e30)
-  inf = normal()
-  inf[:50], inf[-50:] = -np.inf, np.inf
-  yield 'infinities', inf
-
-
-def test_kth_smallest_key_is_exact_and_takes_few_passes():
-  """The sampled, interpolated search (the path of models beyond 32k
-  weights) gives the k-th smallest key and its count exactly on every kind
-  of data, in at most the 32 passes of a bisection plus 3, and in a few
-  passes on float weights."""
-  from rda_optax import pruning
-
-  rng = np.random.default_rng(3)
-  search = jax.jit(
-      lambda keys, k: pruning._kth_smallest_key(
-          keys, k, small=1000, with_passes=True
-      )
-  )
-  worst = {}
-  for name, v in _kth_cases(rng):
-    keys = pruning._order_keys(jnp.asarray(v, jnp.float32))
-    srt = np.sort(np.asarray(keys))
-    for frac in (0.0, 0.3, 0.9, 0.95, 0.98, 0.99, 0.995, 1.0):
-      k = min(max(1, round(frac * v.size)), v.size)
-      key, count, passes = search(keys, k)
-      assert int(key) == int(srt[k - 1]), (name, frac)
-      assert int(count) == int(np.sum(srt <= srt[k - 1])), (name, frac)
-      worst[name] = max(worst.get(name, 0), int(passes))
-  assert max(worst.values()) <= 32 + 3, worst
-  # Float32 weights, levels 90-99.5% (bisection: 32 passes).
-  assert worst['gaussian'] <= 12 and worst['layers'] <= 12, worst
-
-
-def test_prune_smallest_matches_a_stable_sort_on_large_inputs():
-  """Beyond 32k weights (the sampled search), with ties straddling the
-  threshold or not: exactly the entries a stable sort puts first."""
-  from rda_optax import pruning
-
+def test_masks_match_a_stable_sort_of_the_magnitudes_on_large_inputs():
+  """Beyond the sizes that are sorted (the counting search of
+  rda_optax.threshold, tested there on every kind of data), with ties
+  straddling the threshold or not, over two leaves ranked together:
+  exactly the entries a stable argsort of |w| puts first."""
   n = 70_001
   rng = np.random.default_rng(n)
   for v in (
       rng.normal(size=n),
-      rng.integers(0, 50, size=n) * 0.25,  # Ties at every threshold.
+      rng.integers(-50, 50, size=n) * 0.25,  # Ties at every threshold.
       np.where(rng.random(n) < 0.6, 0.0, rng.normal(size=n)),
   ):
     v = v.astype(np.float32)
-    for k in (1, n // 2, int(0.95 * n), n - 1):
-      got = np.asarray(pruning._prune_smallest(jnp.asarray(v), k))
+    tree = {
+        'a': jnp.asarray(v[:30_000].reshape(300, 100)),
+        'b': jnp.asarray(v[30_000:]),
+    }
+    for s in (1 / n, 0.5, 0.95, 1 - 1 / n):
+      masks = magnitude_masks(tree, s, scope='global', mask=True)
+      got = np.concatenate([np.ravel(masks['a']), np.ravel(masks['b'])])
       want = np.ones(n, bool)
-      want[np.argsort(v, kind='stable')[:k]] = False
+      want[np.argsort(np.abs(v), kind='stable')[: round(s * n)]] = False
       np.testing.assert_array_equal(got, want)

@@ -1,6 +1,7 @@
 """RMDA against a NumPy transcription of its formulas, its sparse point, and
 its use under ASR (restart, retraining with another optimizer)."""
 
+import functools
 import math
 
 import jax
@@ -337,10 +338,13 @@ def test_sparse_point_is_recomputed(reg, dtype):
       np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
       zeros += int((got == 0).sum())
   assert zeros > 0
-  # Two parameter-sized trees in the state, as SGD with momentum has one.
+  # Two parameter-sized trees in the state, as SGD with momentum has one;
+  # a sparsity constraint adds the room its dual point is written into
+  # (one array the size of the selected leaves, here all of them).
   sizes = [x.size for x in jax.tree.leaves(state.inner_state)]
   n = sum(x.size for x in jax.tree.leaves(params))
-  assert sum(s for s in sizes if s > 1) == 2 * n
+  trees = 3 if reg.ranks_input else 2
+  assert sum(s for s in sizes if s > 1) == trees * n
 
 
 def test_the_prox_recipe_survives_a_checkpoint_and_a_pickle(tmp_path):
@@ -399,3 +403,201 @@ def test_a_factory_making_new_closures_keeps_one_state_structure():
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     state, params = new_state, optax.apply_updates(params, updates)
   assert step._cache_size() == 1
+
+
+# ---------------------------------------------------------------------------
+# rmda(sparsity_constraint(s)): the threshold search's state in RMDAState.
+
+BIG = {'conv': (3, 3, 16, 32), 'dense': (300, 20), 'bias': (20,)}  # 10,608
+
+
+def _big(seed, scale=0.3):
+  rng = np.random.default_rng(seed)
+  return {
+      k: jnp.asarray(rng.normal(scale=scale, size=s), jnp.float32)
+      for k, s in BIG.items()
+  }
+
+
+def _zeros(tree, keys=('conv', 'dense')):
+  return np.concatenate([np.ravel(np.asarray(tree[k]) == 0) for k in keys])
+
+
+def test_sparse_params_has_exactly_the_updates_zeros():
+  """Over steps where the threshold moves (a ramp, then a restart), each
+  update's projection is found warm (one counting pass once the drift is
+  known) and sparse_params, which recomputes the point from the state
+  (jitted or not), zeroes exactly the entries the update zeroed:
+  round(s·n) of the selected ones. (A momentum passed as an array of value
+  0: the parameters land on the prox point itself.)"""
+  ramp = functools.partial(
+      rda_optax.zhu_gupta_sparsity,
+      final_sparsity=0.9,
+      begin_step=0,
+      end_step=3,
+  )
+  opt = rda_optax.rmda(
+      0.05,
+      rda_optax.sparsity_constraint(ramp),
+      momentum=jnp.float32(0.0),
+      restart_steps=(6,),
+  )
+  params = _big(0)
+  n = sum(np.prod(BIG[k]) for k in ('conv', 'dense'))
+  state = opt.init(params)
+  step = jax.jit(opt.update)
+  sparse_jit = jax.jit(rda_optax.sparse_params)
+  passes = []
+  for t in range(9):
+    grads = _big(100 + t, scale=0.5)
+    updates, state = step(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    want = _zeros(params)
+    assert want.sum() == round(float(ramp(t)) * n), t
+    np.testing.assert_array_equal(_zeros(sparse_jit(state, params)), want)
+    if t == 8:  # (Eagerly: slower.)
+      eager = rda_optax.sparse_params(state, params)
+      np.testing.assert_array_equal(_zeros(eager), want)
+    passes.append(int(state.prox_state.passes[0]))
+  # Warm: one pass during and after the ramp; the restart at step 6
+  # starts cold again, and its first steps move the threshold fast.
+  assert passes[:6] == [1] * 6 and max(passes[6:]) <= 3, passes
+
+
+def test_the_search_state_survives_inject_hyperparams_asr_and_restarts():
+  """The train job's and sparse_training's shape: the target sparsity
+  injected as an array into a ramp (a functools.partial), the whole under
+  optax.inject_hyperparams and asr (whose lax.cond needs one structure in
+  both branches), with a restart: one state structure at every step (one
+  compilation) and round(s·n) zeros at the sparse point."""
+
+  def build(learning_rate, sparsity):
+    ramp = functools.partial(
+        rda_optax.zhu_gupta_sparsity,
+        final_sparsity=sparsity,
+        begin_step=0,
+        end_step=3,
+    )
+    return rda_optax.rmda(
+        learning_rate,
+        rda_optax.sparsity_constraint(ramp),
+        momentum=0.9,
+        restart_steps=(4,),
+    )
+
+  opt = rda_optax.asr(
+      optax.inject_hyperparams(build)(learning_rate=0.05, sparsity=0.8),
+      start_step=6,
+  )
+  params = _big(1)
+  state = opt.init(params)
+  step = jax.jit(opt.update)
+  for t in range(9):
+    updates, new_state = step(_big(200 + t, scale=0.5), state, params)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    state, params = new_state, optax.apply_updates(params, updates)
+    if t == 5:  # The last step of the sparse phase.
+      n = sum(np.prod(BIG[k]) for k in ('conv', 'dense'))
+      sparse = rda_optax.sparse_params(state, params)
+      assert _zeros(sparse).sum() == round(0.8 * n)
+  assert step._cache_size() == 1
+  inner = state.inner_state.inner_state
+  assert isinstance(inner.prox_state, rda_optax.ThresholdState)
+  # Retraining (restarted RMDA from the sparse point): frozen zeros are the
+  # k smallest, a tie at zero found from the last value.
+  assert _zeros(params).sum() >= round(0.8 * n)
+
+
+def test_a_checkpoint_of_the_search_state_resumes_the_same_run(tmp_path):
+  """flax.serialization, Orbax and pickle round trips of an
+  rmda(sparsity_constraint) state (its ThresholdState and its buffer
+  included): sparse_params is the same, and training on from the restored
+  state (flax, pickle) gives the same weights, bit for bit, as without the
+  round trip."""
+  import pickle  # pylint: disable=import-outside-toplevel
+
+  serialization = pytest.importorskip('flax.serialization')
+  ocp = pytest.importorskip('orbax.checkpoint')
+  opt = rda_optax.rmda(0.05, rda_optax.sparsity_constraint(0.9), momentum=0.9)
+  step = jax.jit(opt.update)
+  params, state = _big(2), opt.init(_big(2))
+  for t in range(3):
+    updates, state = step(_big(300 + t, scale=0.5), state, params)
+    params = optax.apply_updates(params, updates)
+  want = jax.jit(rda_optax.sparse_params)(state, params)
+
+  def go_on(state):
+    p = params
+    for t in range(2):
+      updates, state = step(_big(400 + t, scale=0.5), state, p)
+      p = optax.apply_updates(p, updates)
+    return p
+
+  reference = go_on(state)
+  ckpt = ocp.StandardCheckpointer()
+  ckpt.save(tmp_path / 'state', state)
+  ckpt.wait_until_finished()
+  restored = {
+      'flax': serialization.from_bytes(
+          opt.init(params), serialization.to_bytes(state)
+      ),
+      'orbax': ckpt.restore(
+          tmp_path / 'state', jax.eval_shape(opt.init, params)
+      ),
+      'pickle': pickle.loads(pickle.dumps(jax.device_get(state))),
+  }
+  sparse = jax.jit(rda_optax.sparse_params)
+  for how, again in restored.items():
+    assert jax.tree.structure(again) == jax.tree.structure(state), how
+    got = sparse(jax.tree.map(jnp.asarray, again), params)
+    for k in BIG:
+      np.testing.assert_array_equal(got[k], want[k], err_msg=how)
+    if how == 'orbax':  # (Its arrays compile the step anew: time.)
+      continue
+    resumed = go_on(jax.tree.map(jnp.asarray, again))
+    for k in BIG:
+      np.testing.assert_array_equal(resumed[k], reference[k], err_msg=how)
+
+
+def test_a_layer_scope_and_a_partition_keep_one_search_state_each():
+  """scope="layer": one search (one state entry) per leaf, each leaf at
+  round(s·n_leaf) zeros; inside partitioned, the constraint's leaves only,
+  the other label's l1 beside it."""
+  layer = rda_optax.rmda(
+      0.05,
+      rda_optax.sparsity_constraint(0.75, scope='layer'),
+      momentum=jnp.float32(0.0),
+  )
+  part = rda_optax.rmda(
+      0.05,
+      rda_optax.partitioned(
+          {'k': rda_optax.sparsity_constraint(0.6), 'b': rda_optax.l1(5.0)},
+          {'conv': 'k', 'dense': 'k', 'bias': 'b'},
+      ),
+      momentum=jnp.float32(0.0),
+      mask=lambda p: jax.tree.map(lambda x: True, p),
+  )
+  for opt, check in (
+      (
+          layer,
+          lambda p: [
+              int((np.asarray(p[k]) == 0).sum()) == round(0.75 * p[k].size)
+              for k in ('conv', 'dense')
+          ],
+      ),
+      (
+          part,
+          lambda p: [
+              _zeros(p).sum() == round(0.6 * (_zeros(p).size)),
+              int((np.asarray(p['bias']) == 0).sum()) > 0,
+          ],
+      ),
+  ):
+    params = _big(3)
+    state = opt.init(params)
+    step = jax.jit(opt.update)
+    for t in range(4):
+      updates, state = step(_big(500 + t, scale=0.5), state, params)
+      params = optax.apply_updates(params, updates)
+      assert all(check(params)), (t, check(params))
+    assert step._cache_size() == 1
