@@ -234,6 +234,11 @@ def test_help_mentions_fields():
   ):
     assert flag in text
   assert os.path.basename(cli.__file__) == 'cli.py'
+  # Each default stated once, in one spelling (not 'None' beside 'none').
+  assert 'None' not in text
+  data_dir = cli.option_help('data_dir')
+  assert data_dir.count('(default: ') == 1
+  assert '~/tensorflow_datasets' in data_dir and 'MB' in data_dir
 
 
 def test_every_option_has_help_beyond_its_name():
