@@ -305,13 +305,14 @@ def main(argv: list[str] | None = None) -> int:
       config_checks.check(cfg, explicit, printing=args.print_config)
       steps = None if args.print_config else complete.finished(cfg)
       if steps is not None:  # The same command again: answered at once.
+        report = complete.report_text(cfg.workdir)
         print(
             f'{cfg.workdir} is already complete ({steps} steps): nothing to '
-            'train. Its report follows; use another --workdir to train '
-            'again.',
+            'train.'
+            + (' Its report follows;' if report else '')
+            + ' use another --workdir to train again.',
             flush=True,
         )
-        report = complete.report_text(cfg.workdir)
         if report:
           print(report, flush=True)
         return 0
