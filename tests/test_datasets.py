@@ -3,6 +3,8 @@ static facts, and where their files are looked for."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from train.data import datasets
@@ -52,3 +54,13 @@ def test_offline_copy_is_the_default_manual_dir(tmp_path, monkeypatch):
   )  # the flag wins
   monkeypatch.setenv(datasets.MANUAL_DIR_ENV, "/from_env")
   assert datasets.resolve_manual_dir(None, "mnist") == "/from_env"
+
+
+def test_the_shared_data_folder_defaults_to_beside_the_checkout(monkeypatch):
+  """Without $RDA_SHARED_DATA the offline copies are looked for in
+  ../shared/data beside the checkout (the folder holding train/), not
+  beside train/ (which train/data/ once was)."""
+  monkeypatch.delenv(datasets.SHARED_DATA_ENV, raising=False)
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  want = os.path.normpath(os.path.join(repo, os.pardir, "shared", "data"))
+  assert datasets.shared_data_dir() == (want if os.path.isdir(want) else None)

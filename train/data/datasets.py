@@ -506,11 +506,10 @@ def shared_data_dir() -> str | None:
     ``$RDA_SHARED_DATA``, else ``../shared/data`` beside the repository;
     None when that folder does not exist.
   """
+  repo = os.path.dirname(os.path.abspath(__file__))  # train/data
+  repo = os.path.dirname(os.path.dirname(repo))  # the checkout
   path = os.environ.get(SHARED_DATA_ENV) or os.path.join(
-      os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-      os.pardir,
-      'shared',
-      'data',
+      repo, os.pardir, 'shared', 'data'
   )
   path = os.path.normpath(os.path.expanduser(path))
   return path if os.path.isdir(path) else None
