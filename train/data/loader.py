@@ -71,6 +71,41 @@ class Data:
   vocabulary: str | None = None
 
 
+def _placement(
+    batches,
+    prefetch_size,
+    axis_name,
+    process_index,
+    process_count,
+    local_device_count,
+):
+  """``(topology, placed)`` of a loader: the topology keywords of the input
+  pipeline (each batch size of ``batches`` checked to divide across it) and
+  the function that puts host batches on the devices (``prefetch_size``
+  ahead; 0: as they are)."""
+  topology = dict(
+      zip(
+          ('process_index', 'process_count', 'local_device_count'),
+          input_pipeline.topology(
+              process_index, process_count, local_device_count
+          ),
+      )
+  )
+  for batch in batches:
+    input_pipeline.per_device_batch_size(
+        batch, topology['process_count'], topology['local_device_count']
+    )
+
+  def placed(iterator):
+    if not prefetch_size:
+      return iterator
+    return prefetch.prefetch_to_device(
+        iterator, prefetch_size, axis_name=axis_name
+    )
+
+  return topology, placed
+
+
 def make_data(
     dataset: Dataset,
     batch_size: int,
@@ -106,26 +141,15 @@ def make_data(
   """
   info = dataset.info
   eval_batch = eval_batch or batch_size
-  topology = dict(
-      zip(
-          ('process_index', 'process_count', 'local_device_count'),
-          input_pipeline.topology(
-              process_index, process_count, local_device_count
-          ),
-      )
+  topology, placed = _placement(
+      (batch_size, eval_batch),
+      prefetch_size,
+      axis_name,
+      process_index,
+      process_count,
+      local_device_count,
   )
-  for batch in (batch_size, eval_batch):
-    input_pipeline.per_device_batch_size(
-        batch, topology['process_count'], topology['local_device_count']
-    )
   input_pipeline.steps_per_epoch(info.num_train, batch_size)
-
-  def placed(batches):
-    if not prefetch_size:
-      return batches
-    return prefetch.prefetch_to_device(
-        batches, prefetch_size, axis_name=axis_name
-    )
 
   def train_iter(start_step: int = 0):
     return placed(
@@ -200,25 +224,14 @@ def make_text_data(
   for part in (corpus.train, corpus.eval):
     text_pipeline.check_windows(len(part), context)
   eval_batch = eval_batch or batch_size
-  topology = dict(
-      zip(
-          ('process_index', 'process_count', 'local_device_count'),
-          input_pipeline.topology(
-              process_index, process_count, local_device_count
-          ),
-      )
+  topology, placed = _placement(
+      (batch_size, eval_batch),
+      prefetch_size,
+      axis_name,
+      process_index,
+      process_count,
+      local_device_count,
   )
-  for b in (batch_size, eval_batch):
-    input_pipeline.per_device_batch_size(
-        b, topology['process_count'], topology['local_device_count']
-    )
-
-  def placed(batches):
-    if not prefetch_size:
-      return batches
-    return prefetch.prefetch_to_device(
-        batches, prefetch_size, axis_name=axis_name
-    )
 
   def train_iter(start_step: int = 0):
     return placed(
