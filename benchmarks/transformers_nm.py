@@ -60,6 +60,7 @@ import time
 from typing import Any
 
 from train import metrics as train_metrics
+from train.cli import flags
 from train.presets import PRESETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,16 +82,6 @@ class Run:
   @property
   def name(self) -> str:
     return f'{self.method}/{self.variant}/{self.target}/seed{self.seed}'
-
-
-def flags(d: dict[str, Any]) -> tuple[str, ...]:
-  out = []
-  for k, v in d.items():
-    if isinstance(v, bool):
-      out.append(f'--{k}' if v else f'--no-{k}')
-    else:
-      out += [f'--{k}', str(v)]
-  return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -240,15 +240,20 @@ def parse_config(
   return cfg, set(explicit), args
 
 
-def _flag(name: str, value: Any) -> str:
+def flag_words(name: str, value: Any) -> list[str]:
   """The command-line words that set ``name`` to ``value``, as the parser
-  reads them (a boolean is ``--name`` or ``--no-name``; a tuple is its
-  values, comma-separated)."""
+  reads them: a boolean is ``--name`` or ``--no-name``; a tuple is its
+  values, comma-separated."""
   if isinstance(value, bool):
-    return f'--{name}' if value else f'--no-{name}'
+    return [f'--{name}' if value else f'--no-{name}']
   if isinstance(value, (tuple, list)):
     value = ','.join(str(v) for v in value)
-  return f'--{name} {value}'
+  return [f'--{name}', str(value)]
+
+
+def flags(values: dict[str, Any]) -> tuple[str, ...]:
+  """The command-line words of ``values`` (option -> value), in order."""
+  return tuple(w for k, v in values.items() for w in flag_words(k, v))
 
 
 def describe_preset(name: str) -> str:
@@ -271,7 +276,7 @@ def describe_preset(name: str) -> str:
         and not (k == 'scale_penalty' and not cfg.scale_lam)
     }
   rest = ' '.join(
-      _flag(k, v)
+      ' '.join(flag_words(k, v))
       for k, v in p.items()
       if k not in shown
       and k not in ('log_every_steps', 'eval_every_epochs')

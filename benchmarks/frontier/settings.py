@@ -8,6 +8,8 @@ import dataclasses
 import math
 from typing import Any
 
+from train.cli import flags as _flags
+
 LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
@@ -25,16 +27,6 @@ class Run:
   @property
   def name(self) -> str:
     return f'{self.method}/{self.variant}/{self.strength:g}/seed{self.seed}'
-
-
-def _flags(d: dict[str, Any]) -> tuple[str, ...]:
-  out = []
-  for k, v in d.items():
-    if isinstance(v, bool):
-      out.append(f'--{k}' if v else f'--no-{k}')
-    else:
-      out += [f'--{k}', str(v)]
-  return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
