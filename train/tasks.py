@@ -27,6 +27,10 @@ import dataclasses
 import math
 from typing import Any, Callable
 
+import jax
+from jax import lax
+import jax.numpy as jnp
+
 from .data import datasets
 
 LN2 = math.log(2.0)
@@ -55,9 +59,6 @@ class Classification:
     Each example is augmented with ``fold_in(key, i)``, ``i`` its index in
     the global batch (the same whatever the device count).
     """
-    import jax  # pylint: disable=import-outside-toplevel
-    from jax import lax  # pylint: disable=import-outside-toplevel
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     labels = batch['label']
     n = labels.shape[0]
@@ -72,15 +73,12 @@ class Classification:
 
   def eval_inputs(self, batch, preprocess: Callable):
     """``(inputs, targets, weights)`` of an eval batch (padding: weight 0)."""
-    import jax  # pylint: disable=import-outside-toplevel
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     images = preprocess(batch['image'], jax.random.key(0), False)
     return images, batch['label'], batch['mask'].astype(jnp.float32)
 
   def plain_inputs(self, batch, preprocess: Callable):
     """The model's inputs of a train batch, not augmented."""
-    import jax  # pylint: disable=import-outside-toplevel
 
     return preprocess(batch['image'], jax.random.key(0), False)
 
@@ -137,7 +135,6 @@ class LanguageModel:
     """``(inputs, targets, weights)``: ``tokens[:, :-1]``, ``tokens[:, 1:]``
     and ones (no augmentation; ``key`` and ``preprocess`` are unused)."""
     del key, preprocess, axis_name
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     tokens = batch['tokens']
     return (
@@ -150,7 +147,6 @@ class LanguageModel:
     """As :meth:`train_inputs`, weighted by the window's ``mask`` (0 for
     the padding after the end of the validation slice)."""
     del preprocess
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     tokens = batch['tokens']
     return tokens[:, :-1], tokens[:, 1:], batch['mask'].astype(jnp.float32)
