@@ -62,6 +62,7 @@ def test_single_leaf_prox_and_value():
   assert float(reg.value(x)) == 0.0
 
 
+@pytest.mark.xla_default
 def test_rmda_reaches_the_ramp_exactly_at_every_step():
   ramp = functools.partial(
       rda_optax.zhu_gupta_sparsity, final_sparsity=0.8, begin_step=2, end_step=8

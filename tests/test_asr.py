@@ -94,6 +94,7 @@ def _asr_by_hand(inner, params, grads, start_step):
   return traj
 
 
+@pytest.mark.xla_default
 @pytest.mark.parametrize('inner', ['sparse_group_lasso', 'rmda'])
 def test_asr_zeroes_what_the_inner_sees(inner):
   # A group's norm and RMDA's sparse point read every entry of the centre: a

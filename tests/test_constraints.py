@@ -108,6 +108,7 @@ def np_project_global(tree, sparsity):
   return out
 
 
+@pytest.mark.xla_default
 @pytest.mark.parametrize('momentum', [0.0, 0.9])
 def test_rmda_with_the_constraint_matches_numpy(momentum):
   sched = functools.partial(

@@ -45,6 +45,7 @@ def _kernel_zeros(tree):
   return sum(int(jnp.sum(tree[k]['kernel'] == 0)) for k in tree)
 
 
+@pytest.mark.xla_default
 def test_is_rmda_projected_then_asr_by_sgd_bit_for_bit():
   """The recipe is exactly the composition it documents."""
   total, s, mu = 24, 0.8, 0.9
@@ -75,6 +76,7 @@ def test_is_rmda_projected_then_asr_by_sgd_bit_for_bit():
   del state
 
 
+@pytest.mark.xla_default
 @pytest.mark.parametrize('sparsity, scope', [(0.9, 'global'), (0.75, 'layer')])
 def test_ends_at_exactly_the_sparsity_and_retraining_keeps_the_zeros(
     sparsity, scope

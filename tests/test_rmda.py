@@ -423,6 +423,7 @@ def _zeros(tree, keys=('conv', 'dense')):
   return np.concatenate([np.ravel(np.asarray(tree[k]) == 0) for k in keys])
 
 
+@pytest.mark.xla_default
 def test_sparse_params_has_exactly_the_updates_zeros():
   """Over steps where the threshold moves (a ramp, then a restart), each
   update's projection is found warm (one counting pass once the drift is

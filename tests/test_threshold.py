@@ -169,6 +169,7 @@ def _check_run(run):
   return passes
 
 
+@pytest.mark.xla_default
 def test_warm_start_is_exact_along_a_run_and_takes_one_pass():
   """Each step starts from the last step's threshold (predicted from its
   drift): the same entries as a stable argsort of the magnitudes at every
