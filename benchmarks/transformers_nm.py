@@ -230,7 +230,8 @@ GPT_BASE = {
 }
 # The ramps to the target (sparsity or N:M): from 5% to half of the budget.
 _RAMP = {'target_begin_epoch': 0.05, 'target_end_epoch': 0.5}
-# The learning rates of the presets (train/presets.py, shakespeare_gpt_*).
+# The learning rates of the presets (train/presets_transformers.py,
+# shakespeare_gpt_*).
 _LR = {
     m: PRESETS[f'shakespeare_gpt_{m}']['lr']
     for m in ('adamw', 'ramda', 'rmda', 'prox_adamw')

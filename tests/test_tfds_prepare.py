@@ -28,15 +28,6 @@ from train.data import tfds_source  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_the_checksums_are_the_published_ones_tfds_checks():
-  for name, spec in datasets.TFDS_SPECS.items():
-    registered = tfds.builder_cls(spec.tfds_name).url_infos
-    assert {a.url for a in spec.archives} <= set(registered), name
-    for a in spec.archives:
-      info = registered[a.url]
-      assert (a.size, a.sha256) == (info.size, info.checksum), a.url
-
-
 def _test_split_mean(name, data_dir):
   ds = tfds_source.load_tfds(name, data_dir=data_dir, in_memory=True)
   return float(ds.eval.get_batch(np.arange(len(ds.eval)))['image'].mean())
@@ -118,25 +109,6 @@ def test_a_wrong_archive_in_a_manual_folder_is_refused(tmp_path):
       tfds_source.ArchiveMismatch, match=r't10k-labels.*SHA-256'
   ):
     tfds_source.verify_archives('mnist', str(manual))
-
-
-def test_downloaded_archives_are_checked_and_recorded(tmp_path, monkeypatch):
-  from tensorflow_datasets.core.download import resource  # pylint: disable=g-import-not-at-top
-
-  infos = _fake_mnist.write_archives(tmp_path / 'fake', pixel=10)
-  _fake_mnist.accept('mnist', infos, monkeypatch)
-  downloads = tmp_path / 'root' / 'downloads'
-  downloads.mkdir(parents=True)
-  for a in datasets.TFDS_SPECS['mnist'].archives:
-    target = downloads / resource.get_dl_fname(a.url, a.sha256)
-    target.write_bytes((tmp_path / 'fake' / a.file).read_bytes())
-  records = tfds_source._downloaded_archives('mnist', str(tmp_path / 'root'))
-  assert [r['sha256'] for r in records] == [
-      infos[a.file][1] for a in datasets.TFDS_SPECS['mnist'].archives
-  ]
-  target.write_bytes(b'damaged')
-  with pytest.raises(tfds_source.ArchiveMismatch, match='7 bytes'):
-    tfds_source._downloaded_archives('mnist', str(tmp_path / 'root'))
 
 
 def test_a_second_preparation_waits_for_the_first(

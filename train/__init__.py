@@ -4,14 +4,18 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
 
 * :mod:`train.config`: :class:`~train.config.Config` (one dataclass, every
   field a CLI flag), :data:`~train.presets.PRESETS`,
-  :func:`~train.config.get_config`; :mod:`train.config_checks`: the checks
+  :func:`~train.config.get_config` (the transformer presets:
+  :mod:`train.presets_transformers`; reading a field's value:
+  :mod:`train.config_values`); :mod:`train.config_checks`: the checks
   that need no JAX (:func:`~train.config_checks.validate`,
   :func:`~train.config_checks.check`).
 * The tables, one per kind of thing, each entry declared once with its
   options, builder and checks: :mod:`train.methods`
   (:data:`~train.methods.METHODS`) and :mod:`train.regularizers`
   (:data:`~train.regularizers.REGULARIZERS`). ``python -m train --help``
-  lists their entries.
+  lists their entries. The methods' builders and checks by family:
+  :mod:`train.methods_regularized`, :mod:`train.methods_pruning`
+  (:mod:`train.method_types`: what an entry is).
 * :mod:`train.optimizer`: config -> Optax optimizer
   (:func:`~train.optimizer.create_optimizer`: the method's builder plus weight
   decay and ASR), epoch-valued schedules
@@ -24,7 +28,9 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   trees, replication over local devices.
 * :mod:`train.train`: :func:`~train.train.train_and_evaluate` (set-up, the
   loop with its logging, evaluation and checkpoints; resumes a run
-  directory); :mod:`train.evaluation`: the eval loop and sparsity records.
+  directory; its records, evaluations and checkpoints:
+  :mod:`train.run_records`); :mod:`train.evaluation`: the eval loop and
+  sparsity records.
 * :mod:`train.data`: the data layer (:mod:`train.data.loader`'s
   :class:`~train.data.loader.Data` is the seam to the input pipeline; text
   corpora: :mod:`train.data.text_source`, :mod:`train.data.text_pipeline`).
@@ -32,7 +38,9 @@ Modules (laid out like flax/examples/imagenet, plus the pieces it lacks):
   classification, or a character-level language model
   (``--dataset shakespeare_char``: validation loss, bits per character).
 * :mod:`train.checkpoint`: Orbax checkpoints, verified by checksums
-  (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`);
+  (:class:`~train.checkpoint.Checkpoints`, :func:`~train.checkpoint.load_variables`;
+  its parts: :mod:`train.checkpoint_manager`, :mod:`train.checkpoint_integrity`,
+  :mod:`train.checkpoint_failures`);
   :mod:`train.run_model`: the model a run reports, also mid-run
   (:func:`~train.run_model.load_model`); :mod:`train.locks`: one run per run
   directory, one preparation per dataset.

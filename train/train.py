@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import collections
 import errno
-import math
 import os
 import time
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 import rda_optax
@@ -35,22 +35,17 @@ from . import complete
 from . import config as config_lib
 from . import config_checks
 from .data import loader as data_lib
-from . import divergence
 from . import locks
 from . import optimizer
 from . import metrics as metrics_lib
-from . import methods
 from . import report as report_lib
 from . import run_model
 from . import selection
 from . import train_state as state_lib
 from . import train_step as step_lib
-from .evaluation import (
-    MAX_STEPS_IN_FLIGHT,
-    eval_line,
-    evaluate,
-    sparsity_record,
-)
+from .evaluation import MAX_STEPS_IN_FLIGHT
+from .evaluation import eval_line
+from .run_records import RunRecords
 from .train_state import AXIS, TrainState
 
 # ---------------------------------------------------------------------------
@@ -87,8 +82,10 @@ def check(cfg: config_lib.Config, *, model=None) -> None:
 # ---------------------------------------------------------------------------
 
 
-class _Run:
-  """One run, set up once; :meth:`train` steps, logs, evaluates and saves."""
+class _Run(RunRecords):
+  """One run, set up once; :meth:`train` steps, logs, evaluates and saves
+  (the records, checkpoints and checks: :class:`~train.run_records.RunRecords`).
+  """
 
   def __init__(self, cfg: config_lib.Config, model, data: data_lib.Data | None):
     self.cfg = cfg
@@ -113,8 +110,6 @@ class _Run:
       except locks.RunLocked as e:
         error = e
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
       got = multihost_utils.broadcast_one_to_all(np.int32(error is None))
       if not int(got) and error is None:
         error = locks.RunLocked(
@@ -186,130 +181,6 @@ class _Run:
     self.state = state_lib.replicate(state)
     self.p_train_step = step_lib.make_p_train_step(data, cfg, train_key)
     self.p_eval_step = step_lib.make_p_eval_step(data)
-
-  # -- The sparse model. ----------------------------------------------------
-
-  def model_params(self):
-    """The replicated parameters of the model the run trains."""
-    if not self.has_sparse_point:
-      return self.state.params
-    return self.p_sparse(self.state.opt_state, self.state.params)
-
-  def with_model(self, model) -> TrainState:
-    """The state with ``model`` as its parameters (BN statistics refitted)."""
-    new = self.state.replace(params=model)
-    if self.p_bn_step is not None and bool(
-        self.p_differs(model, self.state.params)[0]
-    ):
-      new = step_lib.recalibrate_batch_stats(self.p_bn_step, new, self.data)
-    return new
-
-  # -- Logging, evaluation, checkpoints. ------------------------------------
-
-  def retraining_by_sgd(self, step: int) -> bool:
-    """Whether update ``step`` (0-based) is ASR's retraining by SGD."""
-    return self.phases.phase(step) == 'asr' and self.cfg.asr_optimizer == 'sgd'
-
-  def applied_hypers(self, step: int) -> dict[str, float]:
-    """The lr / γ / λ that update ``step`` applied, from the optimizer state."""
-    by_sgd = self.retraining_by_sgd(step)
-    values = optimizer.applied_hypers(self.state.opt_state, by_sgd)
-    return {k: float(np.asarray(v)[0]) for k, v in values.items()}
-
-  def log_train(
-      self,
-      step: int,
-      model,
-      averages: dict[str, float],
-      throughput: metrics_lib.Throughput,
-  ) -> dict[str, Any]:
-    done = step + 1
-    sparsity = sparsity_record(state_lib.unreplicate(model), self.cfg)
-    hypers = self.applied_hypers(step)
-    if bad := divergence.invalid_hypers(hypers):
-      divergence.raise_diverged(
-          f'{bad} from its schedule',
-          done,
-          'Fix that schedule',
-          self.cfg,
-          self.ckpts,
-      )
-    record = {
-        'type': 'train',
-        'step': done,
-        'epoch': self.phases.epoch(done),
-        'phase': self.phases.phase(step),
-        **self.data.task.derived(averages),
-        'sparsity': sparsity['sparsity'],
-        **hypers,
-        **throughput.record(),
-    }
-    self.check_finite(record['loss'], 'training loss', done)
-    self.check_not_collapsed(record['loss'], done)
-    self.writer.write(record)
-    return record
-
-  def evaluate(
-      self, step: int, eval_state: TrainState, train_averages: dict[str, float]
-  ) -> dict[str, Any]:
-    done = step + 1
-    params = ckpt_lib.host_copy(state_lib.unreplicate(eval_state.params))
-    record = {
-        'type': 'eval',
-        'step': done,
-        'epoch': self.phases.epoch(done),
-        'phase': self.phases.phase(step),
-        **{
-            f'train_{k}': v
-            for k, v in self.data.task.derived(train_averages).items()
-        },
-        **evaluate(
-            self.p_eval_step,
-            eval_state,
-            self.data,
-            self.cfg.eval_batch,
-            self.is_main and self.cfg.progress,
-        ),
-        **sparsity_record(params, self.cfg),
-    }
-    self.check_finite(record['test_loss'], 'test loss', done)
-    self.writer.write(record)
-    self.writer.flush()
-    return record
-
-  def save(self, done: int) -> None:
-    # A checkpoint is a state to come back to: never one with NaN weights.
-    if not bool(self.p_finite(self.state.params)[0]):
-      self.check_finite(float('nan'), 'non-finite weights', done)
-    self.ckpts.save(
-        done, state_lib.state_tree(state_lib.unreplicate(self.state))
-    )
-
-  def divergence_hint(self, step: int) -> str:
-    if self.retraining_by_sgd(step - 1):  # ``step`` counts updates done.
-      return 'lower --asr_lr (the retraining SGD)'
-    return methods.get(self.cfg.method).divergence_hint
-
-  def check_finite(self, value: float, what: str, step: int) -> None:
-    if not np.isfinite(value):
-      hint = self.divergence_hint(step)
-      divergence.raise_diverged(
-          f'{what}: {value}', step, hint, self.cfg, self.ckpts
-      )
-
-  def check_not_collapsed(self, loss: float, step: int) -> None:
-    self.losses.append(loss)
-    if divergence.collapsed(self.losses, self.data.num_classes):
-      chance = math.log(self.data.num_classes)
-      reason = (
-          f'the training loss has stayed at {chance:.3f} = ln '
-          f'{self.data.num_classes}, a constant prediction, for '
-          f'{divergence.COLLAPSE_RECORDS} log records after reaching '
-          f'{min(self.losses):.3f}'
-      )
-      divergence.raise_diverged(
-          reason, step, self.divergence_hint(step), self.cfg, self.ckpts
-      )
 
   # -- The loop. ------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """``python -m train.data {prepare,info} NAME``: see
-:func:`train.data.input_pipeline.main`."""
+:func:`train.data.cli.main`."""
 
 import sys
 
-from .input_pipeline import main
+from .cli import main
 
 if __name__ == '__main__':
   sys.exit(main())

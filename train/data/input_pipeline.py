@@ -40,22 +40,17 @@ device placement from :mod:`train.data.prefetch`, the device-side augmentation
 from :mod:`train.data.augment`; their public names are re-exported here.
 
 CLI: ``python -m train.data {prepare,info} NAME [--data_dir DIR]
-[--manual_dir DIR] [--no_download]``.
+[--manual_dir DIR] [--no_download]`` (:mod:`train.data.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import sys
 from typing import Iterator
 
 import jax
 import numpy as np
 
 from . import augment
-from . import text_source
 
 # Re-exported: the pipeline's public names.
 from .datasets import (  # noqa: F401
@@ -72,6 +67,7 @@ from .datasets import (  # noqa: F401
     TFDS_SPECS,
     get_info,
 )
+from .cli import main  # noqa: F401  (python -m train.data)
 from .decode import TFDSImageSource  # noqa: F401
 from .folder_source import load_image_folder  # noqa: F401
 from .prefetch import (  # noqa: F401
@@ -336,90 +332,3 @@ def preprocess(images, key, dataset, train: bool, dtype=None):
   if dtype is None:
     return augment.preprocess(images, key, dataset, train)
   return augment.preprocess(images, key, dataset, train, dtype)
-
-
-# ---------------------------------------------------------------------------
-# CLI: python -m train.data {prepare,info} NAME [--data_dir DIR]
-# [--manual_dir DIR].
-# ---------------------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-  """Prepares a dataset or prints its metadata; returns the exit status."""
-  parser = argparse.ArgumentParser(
-      prog='python -m train.data',
-      description='Prepare a dataset once (TFDS array_record / image-folder '
-      'cache) or show it.',
-  )
-  parser.add_argument('command', choices=('prepare', 'info'))
-  parser.add_argument(
-      'dataset',
-      help=f"{', '.join(sorted(DATASETS) + sorted(text_source.TEXT_DATASETS))}"
-      ' or imagefolder:<path>',
-  )
-  parser.add_argument('--data_dir', default=None)
-  parser.add_argument(
-      '--manual_dir',
-      default=None,
-      help=f'manual download folder (env {MANUAL_DIR_ENV})',
-  )
-  parser.add_argument('--no_download', action='store_true')
-  args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO)
-  try:
-    if text_source.is_text(args.dataset):  # A text corpus: read at each run.
-      corpus = text_source.load_text(
-          args.dataset, manual_dir=args.manual_dir, data_dir=args.data_dir
-      )
-      spec = text_source.TEXT_DATASETS[args.dataset]
-      if args.command == 'prepare':
-        print(
-            f'{args.dataset}: nothing to prepare ({spec.file} is read and '
-            'verified at each run).'
-        )
-      else:
-        print(
-            json.dumps(
-                {
-                    'name': args.dataset,
-                    'task': 'language_model',
-                    'file': text_source.find_corpus(
-                        spec, args.manual_dir, args.data_dir
-                    ),
-                    'vocab_size': corpus.vocab_size,
-                    'vocabulary': corpus.vocabulary,
-                    'num_train_chars': len(corpus.train),
-                    'num_eval_chars': len(corpus.eval),
-                },
-                indent=1,
-            )
-        )
-      return 0
-    if args.command == 'prepare':
-      path = prepare_dataset(
-          args.dataset,
-          data_dir=args.data_dir,
-          manual_dir=args.manual_dir,
-          download=not args.no_download,
-      )
-      print(f'{args.dataset}: prepared in {path}')
-    else:
-      ds = load_dataset(
-          args.dataset,
-          data_dir=args.data_dir,
-          manual_dir=args.manual_dir,
-          download=not args.no_download,
-          in_memory=False,
-      )
-      info = {k: v for k, v in vars(ds.info).items() if k != 'class_names'}
-      if args.dataset in TFDS_SPECS:  # Where it came from (archives, date).
-        from . import tfds_source  # pylint: disable=import-outside-toplevel
-
-        info['provenance'] = tfds_source.read_provenance(
-            args.dataset, args.data_dir
-        )
-      print(json.dumps(info, indent=1))
-  except (DatasetNotFoundError, ImportError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  return 0

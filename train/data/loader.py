@@ -22,88 +22,37 @@
 synthetic dataset ``--dataset synthetic`` / ``synthetic:HxWxC:classes``
 that tests and benchmarks use), always through the batching of
 :mod:`train.data.input_pipeline` (:func:`make_data`); a text corpus through
-:mod:`train.data.text_pipeline` (:func:`make_text_data`).
+:mod:`train.data.text_pipeline` (:func:`make_text_data`, in
+:mod:`train.data.text_loader`). :class:`Data` itself, and the device
+placement both loaders share, are in :mod:`train.data.batches`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable, Iterator
-
-import numpy as np
+from typing import Any, Iterator
 
 from . import augment
 from .. import config as config_lib
-from .. import tasks as tasks_lib
 from . import input_pipeline
-from . import prefetch
 from . import sources
 from . import synthetic_source
-from . import text_pipeline
 from . import text_source
 from . import datasets
 from .datasets import DATASETS
 from .datasets import Dataset
 from .datasets import is_synthetic
 
-Batch = dict[str, np.ndarray]
+# What the loaders make, and the text corpus's loader, each in a module of
+# its own; their names are this module's too (train.data.loader.Data, ...).
+# pylint: disable=unused-import
+from .batches import Batch
+from .batches import Data
+from .batches import placement
+from .text_loader import make_text_data
 
-
-@dataclasses.dataclass
-class Data:
-  """A dataset as the training loop sees it (see the module docstring).
-
-  For a language model ``num_classes`` is the vocabulary size,
-  ``image_shape`` the model's input ``(context,)``, the examples are windows
-  and ``vocabulary`` the characters of the token ids.
-  """
-
-  name: str
-  num_classes: int
-  image_shape: tuple[int, ...]
-  num_train_examples: int
-  num_eval_examples: int
-  train_batches: Callable[[int], Iterator[Batch]]
-  eval_batches: Callable[[], Iterator[Batch]]
-  preprocess: Callable[[Any, Any, bool], Any]
-  task: Any = tasks_lib.CLASSIFICATION
-  vocabulary: str | None = None
-
-
-def _placement(
-    batches,
-    prefetch_size,
-    axis_name,
-    process_index,
-    process_count,
-    local_device_count,
-):
-  """``(topology, placed)`` of a loader: the topology keywords of the input
-  pipeline (each batch size of ``batches`` checked to divide across it) and
-  the function that puts host batches on the devices (``prefetch_size``
-  ahead; 0: as they are)."""
-  topology = dict(
-      zip(
-          ('process_index', 'process_count', 'local_device_count'),
-          input_pipeline.topology(
-              process_index, process_count, local_device_count
-          ),
-      )
-  )
-  for batch in batches:
-    input_pipeline.per_device_batch_size(
-        batch, topology['process_count'], topology['local_device_count']
-    )
-
-  def placed(iterator):
-    if not prefetch_size:
-      return iterator
-    return prefetch.prefetch_to_device(
-        iterator, prefetch_size, axis_name=axis_name
-    )
-
-  return topology, placed
+# pylint: enable=unused-import
 
 
 def make_data(
@@ -141,7 +90,7 @@ def make_data(
   """
   info = dataset.info
   eval_batch = eval_batch or batch_size
-  topology, placed = _placement(
+  topology, placed = placement(
       (batch_size, eval_batch),
       prefetch_size,
       axis_name,
@@ -182,89 +131,6 @@ def make_data(
       train_iter,
       eval_iter,
       preprocess_fn,
-  )
-
-
-def make_text_data(
-    corpus: text_source.TextCorpus,
-    batch_size: int,
-    *,
-    context: int,
-    eval_batch: int | None = None,
-    seed: int = 0,
-    prefetch_size: int = 2,
-    axis_name: str = 'batch',
-    process_index: int | None = None,
-    process_count: int | None = None,
-    local_device_count: int | None = None,
-):
-  """The :class:`Data` of a text corpus (a language-model task), batched by
-  :mod:`train.data.text_pipeline`.
-
-  Its ``num_classes`` is the vocabulary size, its ``image_shape`` the
-  model's input ``(context,)``, its examples windows (``num_train_examples``
-  per epoch: :func:`num_train_windows`; ``num_eval_examples``: the
-  validation windows).
-
-  Args:
-    corpus: the corpus.
-    batch_size: the global train batch, in windows.
-    context: the window (characters the model sees).
-    eval_batch: the global eval batch in windows (default ``batch_size``).
-    seed: the seed of the train windows.
-    prefetch_size: batches placed on the devices ahead; 0: numpy batches.
-    axis_name: the mesh axis of the device placement.
-    process_index: the topology (default JAX's).
-    process_count: see ``process_index``.
-    local_device_count: see ``process_index``.
-
-  Returns:
-    The data of the training loop.
-  """
-  for part in (corpus.train, corpus.eval):
-    text_pipeline.check_windows(len(part), context)
-  eval_batch = eval_batch or batch_size
-  topology, placed = _placement(
-      (batch_size, eval_batch),
-      prefetch_size,
-      axis_name,
-      process_index,
-      process_count,
-      local_device_count,
-  )
-
-  def train_iter(start_step: int = 0):
-    return placed(
-        text_pipeline.train_batches(
-            corpus.train,
-            context,
-            batch_size,
-            seed=seed,
-            start_step=start_step,
-            **topology,
-        )
-    )
-
-  def eval_iter():
-    return placed(
-        text_pipeline.eval_batches(corpus.eval, context, eval_batch, **topology)
-    )
-
-  def preprocess(tokens, key, train):
-    del key, train
-    return tokens
-
-  return Data(
-      corpus.name,
-      corpus.vocab_size,
-      (context,),
-      text_pipeline.num_train_windows(len(corpus.train), context),
-      text_pipeline.num_eval_windows(len(corpus.eval), context),
-      train_iter,
-      eval_iter,
-      preprocess,
-      task=tasks_lib.LanguageModel(context),
-      vocabulary=corpus.vocabulary,
   )
 
 

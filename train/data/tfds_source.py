@@ -42,10 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
-import json
-import math
 import os
 import shutil
 import socket
@@ -54,61 +51,41 @@ import tempfile
 import threading
 import time
 
+try:  # Comes with tensorflow-datasets; only probe_url needs it.
+  import requests
+except ImportError:  # probe_url then says so, as "not reachable".
+  requests = None
+
 from .. import console
 from .. import locks
 from . import decoded_cache
 from .datasets import DATASETS
-from .datasets import MANUAL_DIR_ENV
-from .datasets import PREPARE_HINT
 from .datasets import TFDS_SPECS
 from .datasets import Dataset
-from .datasets import DatasetInfo
 from .datasets import DatasetNotFoundError
-from .datasets import Archive
 from .datasets import resolve_manual_dir
-from .decode import TFDSImageSource
+from .tfds_access import import_tfds
+from .tfds_access import missing_message
+from .tfds_access import require_tensorflow
+from .tfds_access import tfds_builder
+from .tfds_archives import ArchiveMismatch
+from .tfds_archives import downloaded_archives
+from .tfds_archives import verify_archives
+from .tfds_archives import write_provenance
+from .tfds_reader import is_small
+from .tfds_reader import open_tfds_split
 
+# The parts of this module's job in modules of their own; their names are
+# this module's too (train.data.tfds_source.read_provenance, ...), some under
+# their names of before.
+# pylint: disable=unused-import,g-bad-import-order
+from .tfds_access import import_tfds as _tfds
+from .tfds_archives import PROVENANCE_FILE
+from .tfds_archives import downloaded_archives as _downloaded_archives
+from .tfds_archives import read_provenance
+from .tfds_archives import sha256_of
 
-def _tfds():
-  """The ``tensorflow_datasets`` module.
-
-  Imported here, not at the top: it is heavy and optional (the ``train``
-  extra), and only TFDS datasets need it.
-
-  Returns:
-    The module, with its absl warning about dataset_info.json silenced.
-  """
-  try:
-    # pylint: disable-next=import-outside-toplevel
-    import tensorflow_datasets as tfds
-  except ImportError as e:  # The train extra is missing.
-    raise ImportError(
-        'TFDS datasets need tensorflow-datasets: install the train extra, '
-        'e.g. pip install -e ".[train]" in the checkout (image folders such '
-        'as cifar10_jpg do not need it)'
-    ) from e
-  console.drop_absl_warnings('has no dataset_info.json')
-  return tfds
-
-
-def _require_tensorflow(name: str) -> None:
-  """Preparing imports TensorFlow; fails with a message when it is missing."""
-  missing = []
-  for module in ('tensorflow', 'importlib_resources'):
-    try:
-      with console.filtered_stderr_fd():
-        __import__(module)
-    except ImportError:
-      missing.append(module)
-  if missing:
-    raise ImportError(
-        f"Preparing the TFDS dataset {name!r} needs {' and '.join(missing)} "
-        f"(TensorFlow's CPU build is enough): {PREPARE_HINT}. Reading a "
-        'prepared dataset does not need TensorFlow: you can also prepare it '
-        'on another machine '
-        f'(python -m train.data prepare {name} --data_dir DIR) and '
-        'copy DIR here (then pass --data_dir DIR).'
-    )
+# pylint: enable=unused-import,g-bad-import-order
 
 
 def probe_url(url: str, timeout: float = 4.0) -> str | None:
@@ -129,9 +106,8 @@ def probe_url(url: str, timeout: float = 4.0) -> str | None:
 
   def probe():
     try:
-      # requests comes with tensorflow-datasets; only the probe needs it.
-      import requests  # pylint: disable=import-outside-toplevel
-
+      if requests is None:
+        raise ModuleNotFoundError("No module named 'requests'")
       response = requests.head(url, timeout=timeout, allow_redirects=True)
       ok = response.status_code < 400 or response.status_code == 405
       result.append(None if ok else f'HTTP {response.status_code} from {url}')
@@ -144,140 +120,6 @@ def probe_url(url: str, timeout: float = 4.0) -> str | None:
   if not result:
     return f'no answer from {url} within {timeout:.0f} s'
   return result[0]
-
-
-def _missing_files_text(name: str) -> str:
-  spec = TFDS_SPECS.get(name)
-  if spec is None or not spec.manual_files:
-    return "the dataset's original archive files"
-  return ', '.join(spec.manual_files)
-
-
-def _missing_message(name: str, data_dir: str | None, reason: str) -> str:
-  where = data_dir or (
-      'the default TFDS data_dir (TFDS_DATA_DIR or ' '~/tensorflow_datasets)'
-  )
-  return (
-      f'Dataset {name!r} is not prepared in {where}, and {reason}.\n'
-      'Supply it in one of two ways:\n'
-      '  1. a manual download folder: --manual_dir DIR (or manual_dir=DIR, '
-      f'or the environment variable {MANUAL_DIR_ENV}=DIR), where DIR holds '
-      f'{_missing_files_text(name)}; it is prepared once into the data_dir '
-      f'(this needs TensorFlow, CPU build: {PREPARE_HINT});\n'
-      f'  2. --data_dir DIR pointing at a folder where {name!r} is already '
-      "prepared with file_format='array_record' (e.g. made on a machine "
-      'with internet with '
-      f'`python -m train.data prepare {name} --data_dir DIR`, '
-      'then copied).'
-  )
-
-
-def _tfds_builder(name: str, data_dir):
-  tfds = _tfds()
-  return tfds.builder(
-      TFDS_SPECS[name].tfds_name, data_dir=data_dir, file_format='array_record'
-  )
-
-
-PROVENANCE_FILE = 'rda_provenance.json'
-
-
-class ArchiveMismatch(DatasetNotFoundError):
-  """An archive that is not the published one (truncated, damaged, another
-  dataset's file)."""
-
-
-def sha256_of(path: str, chunk: int = 1 << 20) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    while block := f.read(chunk):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def _check_archive(name: str, archive: Archive, path: str) -> dict:
-  """The record of ``path`` if it is ``archive``; else ArchiveMismatch."""
-  size = os.path.getsize(path)
-  detail = None
-  if size != archive.size:
-    detail = f'{size:,} bytes, published {archive.size:,}'
-  else:
-    digest = sha256_of(path)
-    if digest != archive.sha256:
-      detail = f'SHA-256 {digest[:12]}..., published {archive.sha256[:12]}...'
-  if detail is not None:
-    raise ArchiveMismatch(
-        f'{path} does not match its published checksum for {name} '
-        f"({detail}): it is truncated, damaged or another dataset's file; "
-        f'replace it with the original archive ({archive.url}).'
-    )
-  return {
-      'file': archive.file,
-      'path': os.path.abspath(path),
-      'url': archive.url,
-      'bytes': size,
-      'sha256': archive.sha256,
-  }
-
-
-def verify_archives(name: str, folder: str) -> list[dict]:
-  """Checks the archives of ``name`` in a manual ``folder`` (sizes, then
-  SHA-256) against the published ones.
-
-  Returns:
-    A record per archive (file, path, url, bytes, sha256).
-
-  Raises:
-    ArchiveMismatch: one is not the published archive (one line naming it).
-  """
-  return [
-      _check_archive(name, a, os.path.join(folder, a.file))
-      for a in TFDS_SPECS[name].archives
-  ]
-
-
-def _downloaded_archives(name: str, root: str) -> list[dict]:
-  """The records of the archives TFDS downloaded into ``root/downloads``
-  (named after their URL and checksum), checked again here."""
-  from tensorflow_datasets.core.download import resource  # pylint: disable=g-import-not-at-top
-
-  records = []
-  for archive in TFDS_SPECS[name].archives:
-    path = os.path.join(
-        root, 'downloads', resource.get_dl_fname(archive.url, archive.sha256)
-    )
-    if os.path.exists(path):
-      records.append(_check_archive(name, archive, path))
-    else:  # Another TFDS naming: TFDS checked it against the same checksum.
-      records.append(
-          {
-              'file': archive.file,
-              'path': None,
-              'url': archive.url,
-              'bytes': archive.size,
-              'sha256': archive.sha256,
-              'checked_by': 'tensorflow_datasets',
-          }
-      )
-  return records
-
-
-def _write_provenance(folder: str, record: dict) -> None:
-  tmp = os.path.join(folder, f'.{PROVENANCE_FILE}.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(record, f, indent=2)
-  os.replace(tmp, os.path.join(folder, PROVENANCE_FILE))
-
-
-def read_provenance(name: str, data_dir=None) -> dict | None:
-  """Where the prepared ``name`` in ``data_dir`` came from (None: prepared
-  without a record, e.g. by an older rda-optax)."""
-  folder = os.fspath(_tfds_builder(name, data_dir).data_dir)
-  try:
-    with open(os.path.join(folder, PROVENANCE_FILE)) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def prepare_tfds(
@@ -318,7 +160,7 @@ def prepare_tfds(
         f'{name!r} is not a TFDS dataset known here: {sorted(TFDS_SPECS)}'
     )
   data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else None
-  builder = _tfds_builder(name, data_dir)
+  builder = tfds_builder(name, data_dir)
   if builder.is_prepared():
     return os.fspath(builder.data_dir)
   root = os.fspath(builder.data_dir_root)
@@ -327,7 +169,7 @@ def prepare_tfds(
       os.path.join(root, f'.{name}.prepare.lock'),
       f'preparing {name} in {root}',
   ):
-    builder = _tfds_builder(name, data_dir)  # Prepared while we waited?
+    builder = tfds_builder(name, data_dir)  # Prepared while we waited?
     if builder.is_prepared():
       return os.fspath(builder.data_dir)
     return _prepare_locked(
@@ -349,7 +191,7 @@ def _prepare_locked(
     ]
     if missing:
       raise DatasetNotFoundError(
-          _missing_message(
+          missing_message(
               name,
               data_dir,
               f"the manual folder {manual_dir} lacks {', '.join(missing)}",
@@ -360,7 +202,7 @@ def _prepare_locked(
         (builder.MANUAL_DOWNLOAD_INSTRUCTIONS or '').split()
     )
     raise DatasetNotFoundError(
-        _missing_message(
+        missing_message(
             name,
             data_dir,
             'it cannot be downloaded automatically (TFDS: '
@@ -370,21 +212,21 @@ def _prepare_locked(
     )
   elif not download:
     raise DatasetNotFoundError(
-        _missing_message(name, data_dir, 'download=False')
+        missing_message(name, data_dir, 'download=False')
     )
   else:
     reason = probe_url(spec.probe_url, probe_timeout)
     if reason is not None:
       raise DatasetNotFoundError(
-          _missing_message(
+          missing_message(
               name,
               data_dir,
               f'it cannot be downloaded: this machine seems offline ({reason})',
           )
       )
-  _require_tensorflow(name)
+  require_tensorflow(name)
   archives = verify_archives(name, manual_dir) if manual_dir else None
-  tfds = _tfds()
+  tfds = import_tfds()
   # An extraction of this preparation's own: TFDS would reuse any
   # downloads/extracted/GZIP.<file name>, another dataset's included.
   extracted = os.path.join(root, 'downloads', 'extracted')
@@ -412,18 +254,18 @@ def _prepare_locked(
       )
   except OSError as e:  # requests.ConnectionError is an OSError.
     raise DatasetNotFoundError(
-        _missing_message(name, data_dir, f'downloading failed ({e})')
+        missing_message(name, data_dir, f'downloading failed ({e})')
     ) from e
   finally:
     shutil.rmtree(extract_dir, ignore_errors=True)
   folder = os.fspath(builder.data_dir)
   try:
     if archives is None:
-      archives = _downloaded_archives(name, root)
+      archives = downloaded_archives(name, root)
   except ArchiveMismatch:
     shutil.rmtree(folder, ignore_errors=True)  # Made from a bad archive.
     raise
-  _write_provenance(
+  write_provenance(
       folder,
       {
           'dataset': name,
@@ -443,69 +285,6 @@ def _prepare_locked(
       flush=True,
   )
   return folder
-
-
-def open_tfds_split(
-    name: str,
-    split: str,
-    *,
-    data_dir=None,
-    image_size: int | None = None,
-    train: bool = False,
-    num_workers: int | None = None,
-) -> TFDSImageSource:
-  """Opens a prepared TFDS split for random access, without TensorFlow.
-
-  Args:
-    name: a key of ``TFDS_SPECS``.
-    split: the split's name or slice.
-    data_dir: the TFDS data folder.
-    image_size: the host-side crop size (default 224); ImageNet only.
-    train: random-resized crops (train) or centre crops; ImageNet only.
-    num_workers: decoding threads.
-
-  Returns:
-    The split as a source.
-  """
-  tfds = _tfds()
-  spec = TFDS_SPECS[name]
-  info = DATASETS[name]
-  kwargs = {}
-  crop = None
-  shape = info.image_shape
-  if spec.host_crop:
-    size = image_size or info.image_shape[0]
-    shape = (size, size, info.image_shape[-1])
-    crop = 'random_resized' if train else 'center'
-  kwargs['decoders'] = {'image': tfds.decode.SkipDecoding()}
-  try:
-    data_source = tfds.data_source(
-        spec.tfds_name, split=split, data_dir=data_dir, download=False, **kwargs
-    )
-  except (
-      NotImplementedError,
-      AssertionError,
-      FileNotFoundError,
-      ValueError,
-  ) as e:
-    builder = _tfds_builder(name, data_dir)
-    if builder.is_prepared():
-      raise DatasetNotFoundError(
-          f'{name!r} is prepared in {builder.data_dir} but cannot be read '
-          f'with tfds.data_source ({e}). It must be prepared with '
-          "file_format='array_record': use another --data_dir (or delete "
-          'that folder) and prepare again.'
-      ) from e
-    raise DatasetNotFoundError(
-        _missing_message(name, data_dir, 'it was not prepared')
-    ) from e
-  return TFDSImageSource(data_source, shape, crop=crop, num_workers=num_workers)
-
-
-def _is_small(info: DatasetInfo, limit_bytes: float = 4 * 2**30) -> bool:
-  return (info.num_train + info.num_eval) * math.prod(
-      info.image_shape
-  ) <= limit_bytes
 
 
 def load_tfds(
@@ -540,7 +319,7 @@ def load_tfds(
         num_workers=num_workers,
     )
   except (DatasetNotFoundError, KeyError):  # TFDS 4.9.10: "splits is empty".
-    if _tfds_builder(name, data_dir).is_prepared():
+    if tfds_builder(name, data_dir).is_prepared():
       raise  # Prepared in the wrong format: the message says what to do.
     prepare_tfds(
         name, data_dir=data_dir, manual_dir=manual_dir, download=download
@@ -570,13 +349,13 @@ def load_tfds(
       eval_split=eval_split,
   )
   if in_memory is None:
-    in_memory = not TFDS_SPECS[name].host_crop and _is_small(info)
+    in_memory = not TFDS_SPECS[name].host_crop and is_small(info)
   if in_memory:
     if TFDS_SPECS[name].host_crop:
       raise ValueError(
           'in_memory=True is not supported for datasets with ' 'host-side crops'
       )
-    folder = _tfds_builder(name, data_dir).data_dir
+    folder = tfds_builder(name, data_dir).data_dir
     train, evaluation = (
         decoded_cache.load_decoded(
             folder,
