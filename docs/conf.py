@@ -170,6 +170,7 @@ public_api = {
                     'rda_optax.sparse_point',
                     'rda_optax.sparsity',
                     'rda_optax.sparse_io',
+                    'rda_optax.sparse_format',
                 ],
             ),
             ('utilities', ['rda_optax.initializers', 'rda_optax.selection']),

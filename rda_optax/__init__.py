@@ -97,7 +97,7 @@ from rda_optax.splitting import variable_splitting
 from rda_optax.sparse_io import load_sparse
 from rda_optax.sparse_io import save_sparse
 from rda_optax.sparse_io import sparse_size
-from rda_optax.sparse_io import SparseFormatError
+from rda_optax.sparse_format import SparseFormatError
 from rda_optax.sparse_point import ChainOrderError
 from rda_optax.sparse_point import sparse_params
 from rda_optax.sparse_point import with_sparse_params

@@ -1,4 +1,4 @@
-"""benchmarks/transformers_nm.py and transformers_accelerator.sh: every run
+"""benchmarks/transformers_nm/ and transformers_accelerator.sh: every run
 of the sweeps is a command the train job accepts, at one budget per setting,
 and the tables pick what the docstring says."""
 

@@ -26,7 +26,7 @@ from typing import Any
 # a little above the best early one, annealed by a cosine over the run (no
 # warm-up: it starts the rate at 0, which the proximal steps refuse; the
 # same schedule for every method): not a tuned grid (the sweep,
-# benchmarks/transformers_nm.py gpt, tunes gradual pruning).
+# python -m benchmarks.transformers_nm gpt, tunes gradual pruning).
 _GPT = dict(
     model='gpt_char',
     dataset='shakespeare_char',

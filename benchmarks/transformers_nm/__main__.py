@@ -1,0 +1,76 @@
+"""``python -m benchmarks.transformers_nm SETTING``: see
+:mod:`benchmarks.transformers_nm`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import __doc__ as DOC
+from .report import markdown
+from .runner import ROOT
+from .runner import collect
+from .runner import command
+from .runner import execute_all
+from .settings import SETTINGS
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m benchmarks.transformers_nm',
+      description=DOC.split('\n\n')[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  parser.add_argument('setting', choices=sorted(SETTINGS))
+  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument('--methods', nargs='+', default=None)
+  parser.add_argument('--out', default=None)
+  parser.add_argument('--jobs', type=int, default=1)
+  parser.add_argument('--list', action='store_true', help='print commands')
+  parser.add_argument('--report', action='store_true', help='tables only')
+  parser.add_argument(
+      '--smoke',
+      action='store_true',
+      help='one run of each method for a few steps, in <out>/smoke',
+  )
+  args = parser.parse_args(argv)
+  setting = SETTINGS[args.setting]
+  unknown = set(args.methods or ()) - set(setting.methods)
+  if unknown:
+    parser.error(
+        f'unknown methods {sorted(unknown)}; {args.setting} has '
+        f'{", ".join(setting.methods)}'
+    )
+  out = args.out or os.path.join(
+      ROOT, 'benchmarks', 'results', 'transformers_nm', args.setting
+  )
+  smoke: tuple[str, ...] = ()
+  if args.smoke:
+    out, smoke = os.path.join(out, 'smoke'), setting.smoke()
+    runs = setting.smoke_runs(args.methods)
+  else:
+    runs = setting.runs(args.seeds, args.methods)
+  needed = {r.needs for r in runs if r.needs is not None}
+  runs += [r for r in needed if r not in runs]
+  if args.list:
+    for r in runs:
+      print(' '.join(command(out, r, smoke)))
+    return 0
+  os.makedirs(out, exist_ok=True)
+  failed = [] if args.report else execute_all(out, runs, args.jobs, smoke)
+  records = collect(args.setting, out, runs, smoke)
+  with open(os.path.join(out, 'results.json'), 'w') as f:
+    json.dump(records, f, indent=1)
+  text = markdown(args.setting, setting, records)
+  with open(os.path.join(out, 'results.md'), 'w') as f:
+    f.write(text)
+  print(text)
+  for r, e in failed:
+    print(f'failed: {r.name}: {e[-300:]}', file=sys.stderr)
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
