@@ -11,11 +11,10 @@ import time
 
 import jax
 
-# The repository, and its tests/ for _fake_mnist (see .data).
+# The repository (its tests/ holds _fake_mnist: see .data).
 REPO = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
-sys.path[:0] = [REPO, os.path.join(REPO, 'tests')]
 
 RUN = [
     '--model',
