@@ -294,14 +294,18 @@ def _solve(reg, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol):
   if isinstance(reg, nm.NMConstraint):
 
     def project(a, b):
-      # Ranked by √(d·u²), the order of d·u²: the square root is an
-      # operation XLA computes once into a buffer, where it repeats cheap
-      # ones (RAMDA's whole cube root) in every comparison of the pairwise
-      # ranks (3 to 4 times faster on a CPU).
-      keep = reg.mask_from_scores(jnp.sqrt(jnp.square(a) * b), count)
+      # Ranked by d·u² = u²/(1/d), from 1/d (b), which u needs too: XLA
+      # then computes RAMDA's cube root once per step, into 1/d's buffer.
+      # The barrier keeps XLA from rewriting u²/(1/d) as u²·d, which fuses
+      # d (cube root included) into the pass of the scores or, worse, into
+      # every comparison of the pairwise ranks; the division is an
+      # operation XLA computes once into a buffer, where it would repeat
+      # cheap ones in every comparison.
+      b = jax.lax.optimization_barrier(b)
+      keep = reg.mask_from_scores(jnp.square(a) / b, count)
       return jnp.where(keep, a, jnp.zeros_like(a))
 
-    return _leafwise(project, u, d, selected), none
+    return _leafwise(project, u, inv, selected), none
   if _overrides_prox_tree(reg):
     return _pgd_tree(reg, p0, v, d, start, selected, t, count, max_iters, rtol)
   out, steps = [], none
