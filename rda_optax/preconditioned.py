@@ -120,6 +120,30 @@ def _tl1_separable(reg: regs.Regularizer) -> bool:
   return isinstance(reg, regs.TransformedL1) and g == 0.0
 
 
+def solved_exactly(reg: regs.Regularizer | None) -> bool:
+  """Whether :func:`solve` computes the minimiser in closed form for ``reg``
+  (no inner loop: the solution does not depend on ``start``), statically.
+
+  Example:
+    >>> import rda_optax
+    >>> from rda_optax import preconditioned
+    >>> preconditioned.solved_exactly(rda_optax.l1(0.1))
+    True
+    >>> preconditioned.solved_exactly(rda_optax.group_lasso(0.1))
+    False
+  """
+  if reg is None:
+    return True
+  if isinstance(reg, partition.PartitionedRegularizer):
+    return all(
+        solved_exactly(r) for r in reg.regularizers.values() if r is not None
+    )
+  return isinstance(
+      reg,
+      (regs.L1, regs.L0, constraints.SparsityConstraint, nm.NMConstraint),
+  ) or _tl1_separable(reg)
+
+
 def _group_axes(reg: regs.Regularizer, ndim: int):
   """Axes reduced within a block of constant step size, or None: one step
   size for the whole leaf."""
