@@ -263,15 +263,32 @@ def _leafwise(fn, u, d, selected):
   return jax.tree.map(lambda a, b, s: fn(a, b) if s else a, u, d, selected)
 
 
-def _solve(reg, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol):
+def _solve(
+    reg,
+    u,
+    p0,
+    v,
+    d,
+    inv,
+    start,
+    selected,
+    t,
+    count,
+    max_iters,
+    rtol,
+    scores=None,
+):
   """Returns ``(w, steps)``: the minimiser on the selected leaves (``u`` on
-  the others) and the most inner steps taken (0 where exact)."""
+  the others) and the most inner steps taken (0 where exact). With
+  ``scores`` (a list), an N:M constraint appends its per-entry scores
+  ``d·u²`` of the selected leaves to it, in leaf order, and ranks them as
+  they are (the caller writes them to a buffer it keeps)."""
   none = jnp.int32(0)
   if isinstance(reg, partition.PartitionedRegularizer):
     steps = none
     for sub, sel in reg._selections(u, selected):  # pylint: disable=protected-access
       u, s = _solve(
-          sub, u, p0, v, d, inv, start, sel, t, count, max_iters, rtol
+          sub, u, p0, v, d, inv, start, sel, t, count, max_iters, rtol, scores
       )
       steps = jnp.maximum(steps, s)
     return u, steps
@@ -316,6 +333,32 @@ def _solve(reg, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol):
         none,
     )
   if isinstance(reg, nm.NMConstraint):
+    if scores is not None:
+
+      def project_scored(a, c, b, e):
+        # d·u² as (d·p0 − v)²/d, written by the caller to a buffer of its
+        # state: a value that leaves the step is computed once into its own
+        # (donated) memory, where a temporary would be new memory at every
+        # step, on a CPU dearer to write than the projection itself. Not
+        # from u = p0 − v/d, which the projection's pass computes again:
+        # shared, u would be one more temporary (its division is not to be
+        # computed twice, for XLA), where d (RAMDA's cube root) is not.
+        score = jnp.square(e * c - b) / e
+        scores.append(score)
+        keep = reg.mask_from_scores(score, count)
+        return jnp.where(keep, a, jnp.zeros_like(a))
+
+      return (
+          jax.tree.map(
+              lambda a, c, b, e, sel: project_scored(a, c, b, e) if sel else a,
+              u,
+              p0,
+              v,
+              d,
+              selected,
+          ),
+          none,
+      )
 
     def project(a, b):
       # Ranked by d·u² = u²/(1/d), from 1/d (b), which u needs too: XLA
@@ -363,7 +406,8 @@ def solve(
     start: Any,
     max_iters: int = 100,
     rtol: float = 1e-8,
-) -> tuple[Any, jax.Array]:
+    with_scores: bool = False,
+) -> tuple[Any, ...]:
   """``argmin_w ⟨v, w − p0⟩ + ½‖w − p0‖²_D + t·λR(w)`` over a tree.
 
   Example (ℓ1: a soft threshold at ``tλ/d_i`` of ``p0 − v/d``):
@@ -388,10 +432,15 @@ def solve(
     max_iters: the most inner steps per subproblem.
     rtol: the inner loop's relative-decrease tolerance; None: always
       ``max_iters`` steps.
+    with_scores: also return the per-entry scores ``d·u²`` by which an N:M
+      constraint ranks (a tuple of float32 arrays, one per selected leaf,
+      in leaf order; ``()`` for other regularizers), for the caller to keep
+      in a buffer of its state (see :func:`score_buffer`).
 
   Returns:
     ``(w, steps)``: the solution in float32 (or wider), and the most inner
-    steps any leaf took (an int32; 0 when every leaf was solved exactly).
+    steps any leaf took (an int32; 0 when every leaf was solved exactly);
+    ``(w, steps, scores)`` with ``with_scores``.
   """
   p0 = jax.tree.map(_f32, p0)
   v = jax.tree.map(_f32, v)
@@ -401,9 +450,55 @@ def solve(
   inv = jax.tree.map(lambda c: 1 / c, d)
   u = jax.tree.map(lambda a, b, c: a - b * c, p0, v, inv)
   if regularizer is None:
-    return u, jnp.int32(0)
+    return (u, jnp.int32(0), ()) if with_scores else (u, jnp.int32(0))
   start = jax.tree.map(lambda s, a: _f32(s).astype(a.dtype), start, p0)
   t = jnp.asarray(t, jnp.float32)
-  return _solve(
-      regularizer, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol
+  scores = [] if with_scores else None
+  w, steps = _solve(
+      regularizer,
+      u,
+      p0,
+      v,
+      d,
+      inv,
+      start,
+      selected,
+      t,
+      count,
+      max_iters,
+      rtol,
+      scores,
+  )
+  return (w, steps, tuple(scores)) if with_scores else (w, steps)
+
+
+def score_buffer(regularizer: Any, params: Any, selected: Any) -> tuple:
+  """Zeros shaped like the scores that :func:`solve` returns
+  ``with_scores`` for ``regularizer`` (float32, one array per selected leaf
+  when it is an N:M constraint; ``()`` otherwise): a buffer for a state.
+
+  Example:
+    >>> import jax.numpy as jnp, rda_optax
+    >>> from rda_optax import preconditioned
+    >>> params = {'b': jnp.zeros(4), 'w': jnp.zeros((8, 2))}
+    >>> [x.shape for x in preconditioned.score_buffer(
+    ...     rda_optax.nm_constraint(2, 4), params, {'b': False, 'w': True})]
+    [(8, 2)]
+    >>> preconditioned.score_buffer(rda_optax.l1(0.1), params, True)
+    ()
+  """
+  if not isinstance(regularizer, nm.NMConstraint):
+    return ()
+  leaves = jax.tree.leaves(params)
+  chosen = (
+      [selected] * len(leaves)
+      if isinstance(selected, bool)
+      else jax.tree.leaves(selected)
+  )
+  return tuple(
+      jnp.zeros(
+          jnp.shape(p), jnp.promote_types(jnp.asarray(p).dtype, 'float32')
+      )
+      for p, c in zip(leaves, chosen)
+      if c
   )

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rda_optax import nm
 from rda_optax import preconditioned
 from rda_optax import regularizers as regs
 from rda_optax import rmda
@@ -86,6 +87,14 @@ class RAMDAState(NamedTuple):
     inner_steps: the most proximal-gradient steps a leaf's subproblem took
       at the last update (int32; 0 when every subproblem was solved in
       closed form).
+    prox_buffer: with an N:M constraint (:func:`rda_optax.nm_constraint`),
+      room for the scores ``P_k·(w0 − U_k/P_k)²`` by which the projection
+      ranks the entries of the selected leaves (float32, one array per
+      selected leaf, in leaf order), which each update writes there (a
+      buffer donated with the state, not new memory: on a CPU, new memory
+      at every step costs more to write than the projection); its content
+      between steps (the last update's scores) is not used. ``()`` for
+      other regularizers.
   """
 
   count: jax.Array
@@ -98,6 +107,7 @@ class RAMDAState(NamedTuple):
   prox: Any
   prox_params: Any
   inner_steps: jax.Array
+  prox_buffer: Any = ()
 
   def holds_sparse_point(self) -> bool:
     return self.prox_params is not None or self.prox is not None
@@ -115,7 +125,7 @@ class RAMDAState(NamedTuple):
       point = self.prox_params
     elif self.prox is not None:
       w0 = self.init_params
-      v, _ = _prox_point(
+      v, _, _ = _prox_point(
           self.prox.regularizer,
           w0,
           self.grad_sum,
@@ -158,8 +168,9 @@ def _prox_point(
     max_iters=100,
     rtol=1e-8,
 ):
-  """``(w̃_k, inner steps)`` from the state's sums: the update's operations,
-  which :meth:`RAMDAState.sparse_point` repeats."""
+  """``(w̃_k, inner steps, scores)`` from the state's sums: the update's
+  operations, which :meth:`RAMDAState.sparse_point` repeats; ``scores``:
+  an N:M constraint's (``()`` for other regularizers)."""
   # P_k = ∛V_k + ε (denom = grad_sum_sq.pow(1/3).add(epsilon)).
   denom = jax.tree.map(
       lambda v: cube_root(v.astype(jnp.promote_types(v.dtype, jnp.float32)))
@@ -168,7 +179,8 @@ def _prox_point(
   )
   # w̃_k = argmin ⟨U_k, w − w0⟩ + ½‖w − w0‖²_{P_k} + α_k λR(w) (the
   # solver's p0 = w0, v = U_k, alpha = α_k; started from the weights).
-  return preconditioned.solve(
+  scored = isinstance(regularizer, nm.NMConstraint)
+  out = preconditioned.solve(
       regularizer,
       init_params,
       grad_sum,
@@ -179,7 +191,9 @@ def _prox_point(
       start=start,
       max_iters=max_iters,
       rtol=rtol,
+      with_scores=scored,
   )
+  return out if scored else (*out, ())
 
 
 def ramda(
@@ -353,6 +367,9 @@ def ramda(
         prox=spec,
         prox_params=copy(params) if keep_prox and not recompute else None,
         inner_steps=jnp.zeros([], jnp.int32),
+        prox_buffer=preconditioned.score_buffer(
+            regularizer, params, selection.resolve_mask(mask, params)
+        ),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -362,7 +379,9 @@ def ramda(
     if restarts:
       state = jax.lax.cond(
           jnp.isin(state.count, jnp.asarray(restarts, jnp.int32)),
-          lambda s: init_fn(params)._replace(count=s.count),
+          lambda s: init_fn(params)._replace(
+              count=s.count, prox_buffer=s.prox_buffer
+          ),
           lambda s: s,
           state,
       )
@@ -388,7 +407,7 @@ def ramda(
         lambda v, g: accumulate(v, g, True), state.sq_sum, updates
     )
     eps_k = regs.value_at(epsilon, state.count).astype(jnp.float32)
-    v, inner_steps = _prox_point(
+    v, inner_steps, scores = _prox_point(
         regularizer,
         state.init_params,
         grad_sum,
@@ -433,6 +452,7 @@ def ramda(
         prox=spec,
         prox_params=prox_params,
         inner_steps=inner_steps,
+        prox_buffer=scores,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -499,6 +499,33 @@ def test_momentum_zero_keeps_no_copy_and_bf16():
   assert state.prox_params['conv'].dtype == jnp.bfloat16
 
 
+def test_the_state_stores_the_prox_point_only_for_the_inner_loop():
+  """Closed-form subproblems keep three parameter-sized trees and recompute
+  ``w̃`` (before the first update: ``w0``); the inner loop's solution is
+  stored; an N:M constraint writes its scores to the state's buffer."""
+  params, grads = random_params(), random_grads(1)
+  state = rda_optax.ramda(0.05, rda_optax.l1(0.05)).init(params)
+  assert state.prox_params is None and state.holds_sparse_point()
+  assert state.prox_buffer == ()
+  sparse = state.sparse_point()
+  for k in SHAPES:
+    np.testing.assert_array_equal(sparse[k], params[k])
+  opt = rda_optax.ramda(0.05, rda_optax.nm_constraint(2, 4), momentum=0.9)
+  _, state = run(opt, params, grads)
+  assert state.prox_params is None
+  # One score buffer per selected leaf (the kernels), float32.
+  assert [x.shape for x in state.prox_buffer] == [
+      SHAPES['conv'],
+      SHAPES['dense'],
+  ]
+  assert all(x.dtype == jnp.float32 for x in state.prox_buffer)
+  assert rda_optax.satisfies_nm(state.sparse_point()['conv'], 2, 4)
+  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05))
+  state = jax.eval_shape(opt.init, params)
+  assert state.prox is None and state.prox_params is not None
+  assert state.prox_buffer == ()
+
+
 def test_inject_hyperparams_matches_the_plain_transform():
   lr = 0.05
   inj = optax.inject_hyperparams(rda_optax.ramda)(
