@@ -33,12 +33,18 @@ def cube_root(v: jax.Array) -> jax.Array:
   """``∛v`` for ``v ≥ 0`` in float32, without a division.
 
   XLA's ``cbrt`` is a scalar library call on CPUs (about five times the
-  cost of a whole AdamW step on a ResNet-18). This is Newton's iteration
-  for the inverse cube root, ``r ← r(4 − v r³)/3`` (multiplications only),
-  from the exponent-thirding bit trick, three steps, then ``∛v = v r²``:
-  relative error below 4.3e-7 (about 3.6 ulp) over float32's normal range;
-  0 (and a denormal, which XLA flushes to zero on CPUs) gives 0. Other
-  dtypes go to ``jnp.cbrt``.
+  cost of a whole AdamW step on a ResNet-18), and even this version is
+  compute-bound there (its operations, not its bytes, set its time), so it
+  takes as few as reach float32 rounding: the inverse cube root ``r`` from
+  the exponent-thirding bit trick (relative error below 3.2e-2), one Newton
+  step ``r ← r + r h/3`` and one third-order step
+  ``r ← r + r (h/3 + 2h²/9)``, with ``h = 1 − v r³`` (the series of
+  ``r (1 − h)^{−1/3}``; multiplications only), then ``∛v = v r²``: relative
+  error below 3.4e-7 (about 3 ulp; measured over float32's normal range,
+  against 4.2e-7 for the three Newton steps this replaces, which cost a
+  fifth more); 0, a negative ``v`` and a denormal (which XLA flushes to
+  zero on CPUs) give 0.
+  Other dtypes go to ``jnp.cbrt``.
   """
   if v.dtype != jnp.float32:
     return jnp.cbrt(v)
@@ -48,8 +54,10 @@ def cube_root(v: jax.Array) -> jax.Array:
   # into the pairwise ranks of an N:M projection).
   third = (bits.astype(jnp.float32) * (1 / 3)).astype(jnp.int32)
   r = jax.lax.bitcast_convert_type(0x54A21D2A - third, jnp.float32)
-  for _ in range(3):
-    r = r * (4 - (v * r) * (r * r)) * (1 / 3)  # (v r)(r r): no overflow.
+  h = 1 - (v * r) * (r * r)  # (v r)(r r): no overflow.
+  r = r + r * (h * (1 / 3))
+  h = 1 - (v * r) * (r * r)
+  r = r + r * (h * ((1 / 3) + h * (2 / 9)))
   return jnp.where(v > 0, (v * r) * r, jnp.zeros_like(v))
 
 
@@ -272,7 +280,7 @@ def ramda(
     >>> state = opt.init(params)
     >>> grads = {'w': jnp.array([[1.0, 8.0], [-1.0, 1.0]]), 'b': jnp.ones(2)}
     >>> updates, state = opt.update(grads, state, params)
-    >>> optax.apply_updates(params, updates)['w']   # S_{0.5/P}(w0 - g/P)
+    >>> optax.apply_updates(params, updates)['w'].round(5)  # S_{0.5/P}(w0 - g/P)
     Array([[ 0.   , -2.375],
            [ 0.75 ,  0.5  ]], dtype=float32)
 

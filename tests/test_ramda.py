@@ -281,6 +281,19 @@ def test_restarts_recentre_and_reset_both_sums():
   )
 
 
+def test_cube_root_to_a_few_ulp_over_the_float32_range():
+  from rda_optax.ramda import cube_root  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  v = np.exp(rng.uniform(-87.0, 88.0, 20000)).astype(F)
+  v = np.concatenate([v, np.array([1.1754944e-38, 3.4028235e38, 1, 8], F)])
+  got = np.asarray(jax.jit(cube_root)(jnp.asarray(v)), np.float64)
+  want = np.cbrt(v.astype(np.float64))
+  assert np.max(np.abs(got - want) / want) < 4e-7
+  zero = jnp.array([0.0, -0.0, 1e-45, -1.0], jnp.float32)
+  np.testing.assert_array_equal(jax.jit(cube_root)(zero), np.zeros(4, F))
+
+
 def test_epsilon_is_added_after_the_cube_root():
   params = {'w': jnp.zeros((1, 1))}
   opt = rda_optax.ramda(1.0, momentum=0.0, epsilon=0.5)
