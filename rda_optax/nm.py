@@ -167,15 +167,20 @@ def _ranks(s: jax.Array, axis: int) -> jax.Array:
   that the earlier one is pruned first)."""
   m = s.shape[axis]
   if m <= _PAIRWISE_MAX_M:
-    # All pairwise comparisons, fused by XLA: no transpose, no sort.
-    si = jnp.expand_dims(s, axis + 1)  # Entry i along axis, j along axis+1.
-    sj = jnp.expand_dims(s, axis)
-    idx = jnp.arange(m)
-    later = (idx[None, :] > idx[:, None]).reshape(
-        (m, m) + (1,) * (s.ndim - axis - 1)
+    # All pairwise comparisons, one term per other entry j (a slice along
+    # the group axis, broadcast), summed unrolled: elementwise operations
+    # that XLA fuses and vectorizes (no transpose, no sort, no reduction,
+    # which XLA:CPU emits as a loop per entry, 1.4 times slower at m = 4).
+    i = jax.lax.broadcasted_iota(
+        jnp.int32, (1,) * axis + (m,) + (1,) * (s.ndim - axis - 1), axis
     )
-    beats = (sj > si) | ((sj == si) & later)
-    return jnp.sum(beats, axis=axis + 1, dtype=jnp.int32)
+    ranks = None
+    for j in range(m):
+      sj = jax.lax.slice_in_dim(s, j, j + 1, axis=axis)
+      # j beats i: a larger score, or an equal one later (j > i).
+      beats = jnp.where(i < j, sj >= s, sj > s).astype(jnp.int32)
+      ranks = beats if ranks is None else ranks + beats
+    return ranks
   moved = jnp.moveaxis(s, axis, -1)
   rev = moved[..., ::-1]
   order = jnp.argsort(-rev, axis=-1, stable=True)

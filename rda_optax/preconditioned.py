@@ -120,6 +120,30 @@ def _tl1_separable(reg: regs.Regularizer) -> bool:
   return isinstance(reg, regs.TransformedL1) and g == 0.0
 
 
+def solved_exactly(reg: regs.Regularizer | None) -> bool:
+  """Whether :func:`solve` computes the minimiser in closed form for ``reg``
+  (no inner loop: the solution does not depend on ``start``), statically.
+
+  Example:
+    >>> import rda_optax
+    >>> from rda_optax import preconditioned
+    >>> preconditioned.solved_exactly(rda_optax.l1(0.1))
+    True
+    >>> preconditioned.solved_exactly(rda_optax.group_lasso(0.1))
+    False
+  """
+  if reg is None:
+    return True
+  if isinstance(reg, partition.PartitionedRegularizer):
+    return all(
+        solved_exactly(r) for r in reg.regularizers.values() if r is not None
+    )
+  return isinstance(
+      reg,
+      (regs.L1, regs.L0, constraints.SparsityConstraint, nm.NMConstraint),
+  ) or _tl1_separable(reg)
+
+
 def _group_axes(reg: regs.Regularizer, ndim: int):
   """Axes reduced within a block of constant step size, or None: one step
   size for the whole leaf."""
@@ -235,28 +259,54 @@ def _pgd_tree(reg, p0, v, d, start, selected, t, count, max_iters, rtol):
   return w, steps
 
 
+def _soft_threshold(v, thr):
+  """``sign(v)·max(|v| − thr, 0)`` as ``v − copysign(thr, v)`` outside the
+  threshold: bitwise :func:`rda_optax.regularizers.soft_threshold` for
+  finite ``v`` (one rounding of ``v ∓ thr``), NaN kept, in fewer operations
+  than its clip, whose minimum and maximum XLA:CPU emits with NaN checks;
+  here, fused with RAMDA's cube root, the pass is compute-bound."""
+  return jnp.where(
+      jnp.abs(v) <= thr, jnp.zeros_like(v), v - jnp.copysign(thr, v)
+  )
+
+
 def _leafwise(fn, u, d, selected):
   return jax.tree.map(lambda a, b, s: fn(a, b) if s else a, u, d, selected)
 
 
-def _solve(reg, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol):
+def _solve(
+    reg,
+    u,
+    p0,
+    v,
+    d,
+    inv,
+    start,
+    selected,
+    t,
+    count,
+    max_iters,
+    rtol,
+    scores=None,
+):
   """Returns ``(w, steps)``: the minimiser on the selected leaves (``u`` on
-  the others) and the most inner steps taken (0 where exact)."""
+  the others) and the most inner steps taken (0 where exact). With
+  ``scores`` (a list), an N:M constraint appends its per-entry scores
+  ``d·u²`` of the selected leaves to it, in leaf order, and ranks them as
+  they are (the caller writes them to a buffer it keeps)."""
   none = jnp.int32(0)
   if isinstance(reg, partition.PartitionedRegularizer):
     steps = none
     for sub, sel in reg._selections(u, selected):  # pylint: disable=protected-access
       u, s = _solve(
-          sub, u, p0, v, d, inv, start, sel, t, count, max_iters, rtol
+          sub, u, p0, v, d, inv, start, sel, t, count, max_iters, rtol, scores
       )
       steps = jnp.maximum(steps, s)
     return u, steps
   if isinstance(reg, regs.L1):
     thr = t * regs.value_at(reg.strength, count)
     return (
-        _leafwise(
-            lambda a, b: regs.soft_threshold(a, thr * b), u, inv, selected
-        ),
+        _leafwise(lambda a, b: _soft_threshold(a, thr * b), u, inv, selected),
         none,
     )
   if isinstance(reg, regs.L0):
@@ -292,16 +342,46 @@ def _solve(reg, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol):
         none,
     )
   if isinstance(reg, nm.NMConstraint):
+    if scores is not None:
+
+      def project_scored(a, c, b, e):
+        # d·u² as (d·p0 − v)²/d, written by the caller to a buffer of its
+        # state: a value that leaves the step is computed once into its own
+        # (donated) memory, where a temporary would be new memory at every
+        # step, on a CPU dearer to write than the projection itself. Not
+        # from u = p0 − v/d, which the projection's pass computes again:
+        # shared, u would be one more temporary (its division is not to be
+        # computed twice, for XLA), where d (RAMDA's cube root) is not.
+        score = jnp.square(e * c - b) / e
+        scores.append(score)
+        keep = reg.mask_from_scores(score, count)
+        return jnp.where(keep, a, jnp.zeros_like(a))
+
+      return (
+          jax.tree.map(
+              lambda a, c, b, e, sel: project_scored(a, c, b, e) if sel else a,
+              u,
+              p0,
+              v,
+              d,
+              selected,
+          ),
+          none,
+      )
 
     def project(a, b):
-      # Ranked by √(d·u²), the order of d·u²: the square root is an
-      # operation XLA computes once into a buffer, where it repeats cheap
-      # ones (RAMDA's whole cube root) in every comparison of the pairwise
-      # ranks (3 to 4 times faster on a CPU).
-      keep = reg.mask_from_scores(jnp.sqrt(jnp.square(a) * b), count)
+      # Ranked by d·u² = u²/(1/d), from 1/d (b), which u needs too: XLA
+      # then computes RAMDA's cube root once per step, into 1/d's buffer.
+      # The barrier keeps XLA from rewriting u²/(1/d) as u²·d, which fuses
+      # d (cube root included) into the pass of the scores or, worse, into
+      # every comparison of the pairwise ranks; the division is an
+      # operation XLA computes once into a buffer, where it would repeat
+      # cheap ones in every comparison.
+      b = jax.lax.optimization_barrier(b)
+      keep = reg.mask_from_scores(jnp.square(a) / b, count)
       return jnp.where(keep, a, jnp.zeros_like(a))
 
-    return _leafwise(project, u, d, selected), none
+    return _leafwise(project, u, inv, selected), none
   if _overrides_prox_tree(reg):
     return _pgd_tree(reg, p0, v, d, start, selected, t, count, max_iters, rtol)
   out, steps = [], none
@@ -335,7 +415,8 @@ def solve(
     start: Any,
     max_iters: int = 100,
     rtol: float = 1e-8,
-) -> tuple[Any, jax.Array]:
+    with_scores: bool = False,
+) -> tuple[Any, ...]:
   """``argmin_w ⟨v, w − p0⟩ + ½‖w − p0‖²_D + t·λR(w)`` over a tree.
 
   Example (ℓ1: a soft threshold at ``tλ/d_i`` of ``p0 − v/d``):
@@ -360,10 +441,15 @@ def solve(
     max_iters: the most inner steps per subproblem.
     rtol: the inner loop's relative-decrease tolerance; None: always
       ``max_iters`` steps.
+    with_scores: also return the per-entry scores ``d·u²`` by which an N:M
+      constraint ranks (a tuple of float32 arrays, one per selected leaf,
+      in leaf order; ``()`` for other regularizers), for the caller to keep
+      in a buffer of its state (see :func:`score_buffer`).
 
   Returns:
     ``(w, steps)``: the solution in float32 (or wider), and the most inner
-    steps any leaf took (an int32; 0 when every leaf was solved exactly).
+    steps any leaf took (an int32; 0 when every leaf was solved exactly);
+    ``(w, steps, scores)`` with ``with_scores``.
   """
   p0 = jax.tree.map(_f32, p0)
   v = jax.tree.map(_f32, v)
@@ -373,9 +459,55 @@ def solve(
   inv = jax.tree.map(lambda c: 1 / c, d)
   u = jax.tree.map(lambda a, b, c: a - b * c, p0, v, inv)
   if regularizer is None:
-    return u, jnp.int32(0)
+    return (u, jnp.int32(0), ()) if with_scores else (u, jnp.int32(0))
   start = jax.tree.map(lambda s, a: _f32(s).astype(a.dtype), start, p0)
   t = jnp.asarray(t, jnp.float32)
-  return _solve(
-      regularizer, u, p0, v, d, inv, start, selected, t, count, max_iters, rtol
+  scores = [] if with_scores else None
+  w, steps = _solve(
+      regularizer,
+      u,
+      p0,
+      v,
+      d,
+      inv,
+      start,
+      selected,
+      t,
+      count,
+      max_iters,
+      rtol,
+      scores,
+  )
+  return (w, steps, tuple(scores)) if with_scores else (w, steps)
+
+
+def score_buffer(regularizer: Any, params: Any, selected: Any) -> tuple:
+  """Zeros shaped like the scores that :func:`solve` returns
+  ``with_scores`` for ``regularizer`` (float32, one array per selected leaf
+  when it is an N:M constraint; ``()`` otherwise): a buffer for a state.
+
+  Example:
+    >>> import jax.numpy as jnp, rda_optax
+    >>> from rda_optax import preconditioned
+    >>> params = {'b': jnp.zeros(4), 'w': jnp.zeros((8, 2))}
+    >>> [x.shape for x in preconditioned.score_buffer(
+    ...     rda_optax.nm_constraint(2, 4), params, {'b': False, 'w': True})]
+    [(8, 2)]
+    >>> preconditioned.score_buffer(rda_optax.l1(0.1), params, True)
+    ()
+  """
+  if not isinstance(regularizer, nm.NMConstraint):
+    return ()
+  leaves = jax.tree.leaves(params)
+  chosen = (
+      [selected] * len(leaves)
+      if isinstance(selected, bool)
+      else jax.tree.leaves(selected)
+  )
+  return tuple(
+      jnp.zeros(
+          jnp.shape(p), jnp.promote_types(jnp.asarray(p).dtype, 'float32')
+      )
+      for p, c in zip(leaves, chosen)
+      if c
   )

@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rda_optax import nm
 from rda_optax import preconditioned
 from rda_optax import regularizers as regs
+from rda_optax import rmda
 from rda_optax import selection
 from rda_optax import validation
 from rda_optax.validation import check_update_args
@@ -31,12 +33,18 @@ def cube_root(v: jax.Array) -> jax.Array:
   """``∛v`` for ``v ≥ 0`` in float32, without a division.
 
   XLA's ``cbrt`` is a scalar library call on CPUs (about five times the
-  cost of a whole AdamW step on a ResNet-18). This is Newton's iteration
-  for the inverse cube root, ``r ← r(4 − v r³)/3`` (multiplications only),
-  from the exponent-thirding bit trick, three steps, then ``∛v = v r²``:
-  relative error below 4.3e-7 (about 3.6 ulp) over float32's normal range;
-  0 (and a denormal, which XLA flushes to zero on CPUs) gives 0. Other
-  dtypes go to ``jnp.cbrt``.
+  cost of a whole AdamW step on a ResNet-18), and even this version is
+  compute-bound there (its operations, not its bytes, set its time), so it
+  takes as few as reach float32 rounding: the inverse cube root ``r`` from
+  the exponent-thirding bit trick (relative error below 3.2e-2), one Newton
+  step ``r ← r + r h/3`` and one third-order step
+  ``r ← r + r (h/3 + 2h²/9)``, with ``h = 1 − v r³`` (the series of
+  ``r (1 − h)^{−1/3}``; multiplications only), then ``∛v = v r²``: relative
+  error below 3.4e-7 (about 3 ulp; measured over float32's normal range,
+  against 4.2e-7 for the three Newton steps this replaces, which cost a
+  fifth more); 0, a negative ``v`` and a denormal (which XLA flushes to
+  zero on CPUs) give 0.
+  Other dtypes go to ``jnp.cbrt``.
   """
   if v.dtype != jnp.float32:
     return jnp.cbrt(v)
@@ -46,66 +54,154 @@ def cube_root(v: jax.Array) -> jax.Array:
   # into the pairwise ranks of an N:M projection).
   third = (bits.astype(jnp.float32) * (1 / 3)).astype(jnp.int32)
   r = jax.lax.bitcast_convert_type(0x54A21D2A - third, jnp.float32)
-  for _ in range(3):
-    r = r * (4 - (v * r) * (r * r)) * (1 / 3)  # (v r)(r r): no overflow.
+  h = 1 - (v * r) * (r * r)  # (v r)(r r): no overflow.
+  r = r + r * (h * (1 / 3))
+  h = 1 - (v * r) * (r * r)
+  r = r + r * (h * ((1 / 3) + h * (2 / 9)))
   return jnp.where(v > 0, (v * r) * r, jnp.zeros_like(v))
 
 
 class RAMDAState(NamedTuple):
-  """State of :func:`ramda`.
+  """State of :func:`ramda`: three parameter-sized trees (``w0``, ``U``,
+  ``V``), a fourth (``prox_params``) only where the subproblem is solved
+  by the inner loop.
 
   Attributes:
     count: number of updates applied so far (int32); schedules are evaluated
       at it (0 at the first step), and restarts do not reset it.
     k: updates since the last (re)start (int32).
     alpha: ``α_k = Σ_{i≤k} s_i`` (float32).
+    epsilon: ``ε`` as the last update used it (float32; 0 before the
+      first), so that the prox point is recomputed from the very scalars the
+      update used.
     init_params: the centre ``w0`` (the initial weights, or the weights at
       the last restart), in the parameters' dtypes.
     grad_sum: ``U_k = Σ_{i≤k} s_i g_i``, in ``grad_sum_dtype``.
     sq_sum: ``V_k = Σ_{i≤k} s_i g_i ∘ g_i``, in ``grad_sum_dtype``.
-    prox_params: the subproblem's solution ``w̃_k``, exactly sparse, in the
-      parameters' dtypes; ``None`` when ``momentum`` is statically 0 (the
-      parameters are then ``w̃_k``). Read it with
-      :func:`rda_optax.sparse_params`.
+    prox: where the subproblem is solved in closed form (no regularizer,
+      ℓ1, ℓ0, transformed ℓ1, the sparsity and N:M constraints;
+      :func:`rda_optax.preconditioned.solved_exactly`), the regularizer and
+      mask (an :class:`rda_optax.RMDAProx`, no arrays but a strength passed
+      as one) with which :meth:`sparse_point` recomputes the exactly sparse
+      ``w̃_k`` from the fields above, by the update's own operations (to an
+      ulp of float rounding), so that it is not stored; ``None`` otherwise
+      and when ``momentum`` is statically 0.
+    prox_params: where the subproblem is solved by the inner loop (whose
+      solution depends on the weights it starts from, which the state does
+      not keep), the subproblem's solution ``w̃_k``, exactly sparse, in the
+      parameters' dtypes; ``None`` otherwise and when ``momentum`` is
+      statically 0 (the parameters are then ``w̃_k``). Read ``w̃_k`` with
+      :func:`rda_optax.sparse_params` in every case.
     inner_steps: the most proximal-gradient steps a leaf's subproblem took
       at the last update (int32; 0 when every subproblem was solved in
       closed form).
+    prox_buffer: with an N:M constraint (:func:`rda_optax.nm_constraint`),
+      room for the scores ``P_k·(w0 − U_k/P_k)²`` by which the projection
+      ranks the entries of the selected leaves (float32, one array per
+      selected leaf, in leaf order), which each update writes there (a
+      buffer donated with the state, not new memory: on a CPU, new memory
+      at every step costs more to write than the projection); its content
+      between steps (the last update's scores) is not used. ``()`` for
+      other regularizers.
   """
 
   count: jax.Array
   k: jax.Array
   alpha: jax.Array
+  epsilon: jax.Array
   init_params: Any
   grad_sum: Any
   sq_sum: Any
+  prox: Any
   prox_params: Any
   inner_steps: jax.Array
+  prox_buffer: Any = ()
 
   def holds_sparse_point(self) -> bool:
-    return self.prox_params is not None
+    return self.prox_params is not None or self.prox is not None
 
   def params_view(self) -> Any:
     """A tree with the structure of the parameters this state trains."""
     return self.init_params
 
   def sparse_point(self, params: Any = None, keep: Any = None) -> Any:
-    """``w̃_k``: the kept subproblem solution, or ``params`` when momentum
+    """``w̃_k``: the kept subproblem solution, the one recomputed from the
+    state (before the first update, ``w0``), or ``params`` when momentum
     is 0; ``keep`` (booleans like the parameters, from
     :func:`rda_optax.asr`) zeroes the frozen entries."""
     if self.prox_params is not None:
-      if keep is None:
-        return self.prox_params
-      return jax.tree.map(
-          lambda x, k: jnp.where(k, x, jnp.zeros_like(x)),
-          self.prox_params,
-          keep,
+      point = self.prox_params
+    elif self.prox is not None:
+      w0 = self.init_params
+      v, _, _ = _prox_point(
+          self.prox.regularizer,
+          w0,
+          self.grad_sum,
+          self.sq_sum,
+          self.epsilon,
+          self.alpha,
+          selection.resolve_mask(self.prox.mask, w0),
+          jnp.maximum(self.count - 1, 0),
+          start=w0,
       )
-    if params is None:
-      raise ValueError(
-          'ramda(momentum=0) keeps no copy of its prox point: it '
-          'is the parameters; pass params=.'
+      started = self.k > 0
+      point = jax.tree.map(
+          lambda x, p: jnp.where(started, x.astype(p.dtype), p), v, w0
       )
-    return params
+    else:
+      if params is None:
+        raise ValueError(
+            'ramda(momentum=0) keeps no copy of its prox point: it '
+            'is the parameters; pass params=.'
+        )
+      return params
+    if keep is None:
+      return point
+    return jax.tree.map(
+        lambda x, k: jnp.where(k, x, jnp.zeros_like(x)), point, keep
+    )
+
+
+def _prox_point(
+    regularizer,
+    init_params,
+    grad_sum,
+    sq_sum,
+    eps,
+    alpha,
+    selected,
+    count,
+    *,
+    start,
+    max_iters=100,
+    rtol=1e-8,
+):
+  """``(w̃_k, inner steps, scores)`` from the state's sums: the update's
+  operations, which :meth:`RAMDAState.sparse_point` repeats; ``scores``:
+  an N:M constraint's (``()`` for other regularizers)."""
+  # P_k = ∛V_k + ε (denom = grad_sum_sq.pow(1/3).add(epsilon)).
+  denom = jax.tree.map(
+      lambda v: cube_root(v.astype(jnp.promote_types(v.dtype, jnp.float32)))
+      + eps,
+      sq_sum,
+  )
+  # w̃_k = argmin ⟨U_k, w − w0⟩ + ½‖w − w0‖²_{P_k} + α_k λR(w) (the
+  # solver's p0 = w0, v = U_k, alpha = α_k; started from the weights).
+  scored = isinstance(regularizer, nm.NMConstraint)
+  out = preconditioned.solve(
+      regularizer,
+      init_params,
+      grad_sum,
+      denom,
+      selected,
+      alpha,
+      count,
+      start=start,
+      max_iters=max_iters,
+      rtol=rtol,
+      with_scores=scored,
+  )
+  return out if scored else (*out, ())
 
 
 def ramda(
@@ -155,10 +251,13 @@ def ramda(
     ``max_iters`` steps, stop once the subproblem objective decreases by less
     than ``rtol·(|Q| + 1)`` (see :mod:`rda_optax.preconditioned`).
 
-  As for :func:`rda_optax.rmda`, ``w̃_k`` is exactly sparse and kept in the
-  state (``prox_params``): evaluate, report and export it with
-  :func:`rda_optax.sparse_params`; :func:`rda_optax.asr` retrains from it.
-  With ``momentum=0`` the parameters are ``w̃_k``.
+  As for :func:`rda_optax.rmda`, ``w̃_k`` is exactly sparse: evaluate,
+  report and export it with :func:`rda_optax.sparse_params`;
+  :func:`rda_optax.asr` retrains from it. Where the subproblem has a closed
+  form the state does not store it (three parameter-sized trees, ``w0``,
+  ``U`` and ``V``, against Adam's two): it is recomputed from them by the
+  update's own operations; the inner loop's solution is stored
+  (``prox_params``). With ``momentum=0`` the parameters are ``w̃_k``.
 
   **Restarts.** At each update count in ``restart_steps`` the method
   restarts from the current weights: ``w0 ← w_{k−1}``, ``U, V ← 0``,
@@ -181,7 +280,7 @@ def ramda(
     >>> state = opt.init(params)
     >>> grads = {'w': jnp.array([[1.0, 8.0], [-1.0, 1.0]]), 'b': jnp.ones(2)}
     >>> updates, state = opt.update(grads, state, params)
-    >>> optax.apply_updates(params, updates)['w']   # S_{0.5/P}(w0 - g/P)
+    >>> optax.apply_updates(params, updates)['w'].round(5)  # S_{0.5/P}(w0 - g/P)
     Array([[ 0.   , -2.375],
            [ 0.75 ,  0.5  ]], dtype=float32)
 
@@ -250,6 +349,12 @@ def ramda(
     )
   restarts = tuple(sorted({int(r) for r in restarts}))
   keep_prox = not _statically_zero(momentum)
+  # Where the subproblem has a closed form, w̃_k is a function of the
+  # state: RAMDAState.sparse_point recomputes it, and the update neither
+  # stores it nor reads it back (a parameter-sized tree fewer, and a pass
+  # fewer: the interpolation fuses with the prox).
+  recompute = keep_prox and preconditioned.solved_exactly(regularizer)
+  spec = rmda.prox_spec(regularizer, mask) if recompute else None
   sum_dt = validation.dtype_arg('ramda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
@@ -262,12 +367,17 @@ def ramda(
         count=jnp.zeros([], jnp.int32),
         k=jnp.zeros([], jnp.int32),
         alpha=jnp.zeros([], jnp.float32),
+        epsilon=jnp.zeros([], jnp.float32),
         # Copies, not aliases: train steps donate params and state together.
         init_params=copy(params),
         grad_sum=zeros(),
         sq_sum=zeros(),
-        prox_params=copy(params) if keep_prox else None,
+        prox=spec,
+        prox_params=copy(params) if keep_prox and not recompute else None,
         inner_steps=jnp.zeros([], jnp.int32),
+        prox_buffer=preconditioned.score_buffer(
+            regularizer, params, selection.resolve_mask(mask, params)
+        ),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -277,7 +387,9 @@ def ramda(
     if restarts:
       state = jax.lax.cond(
           jnp.isin(state.count, jnp.asarray(restarts, jnp.int32)),
-          lambda s: init_fn(params)._replace(count=s.count),
+          lambda s: init_fn(params)._replace(
+              count=s.count, prox_buffer=s.prox_buffer
+          ),
           lambda s: s,
           state,
       )
@@ -302,22 +414,15 @@ def ramda(
     sq_sum = jax.tree.map(
         lambda v, g: accumulate(v, g, True), state.sq_sum, updates
     )
-    # P_k = ∛V_k + ε (denom = grad_sum_sq.pow(1/3).add(epsilon)).
     eps_k = regs.value_at(epsilon, state.count).astype(jnp.float32)
-    denom = jax.tree.map(
-        lambda v: cube_root(v.astype(jnp.promote_types(v.dtype, jnp.float32)))
-        + eps_k,
-        sq_sum,
-    )
-    # w̃_k = argmin ⟨U_k, w − w0⟩ + ½‖w − w0‖²_{P_k} + α_k λR(w) (the
-    # solver's p0 = w0, v = U_k, alpha = α_k; started from the weights).
-    v, inner_steps = preconditioned.solve(
+    v, inner_steps, scores = _prox_point(
         regularizer,
         state.init_params,
         grad_sum,
-        denom,
-        selected,
+        sq_sum,
+        eps_k,
         alpha,
+        selected,
         state.count,
         start=params,
         max_iters=max_iters,
@@ -336,7 +441,7 @@ def ramda(
     new_params = jax.tree.map(interpolate, params, v)
     prox_params = (
         jax.tree.map(lambda x, p: x.astype(jnp.asarray(p).dtype), v, params)
-        if keep_prox
+        if keep_prox and not recompute
         else None
     )
     deltas = jax.tree.map(
@@ -348,11 +453,14 @@ def ramda(
         count=optax.safe_increment(state.count),
         k=k,
         alpha=alpha,
+        epsilon=eps_k,
         init_params=state.init_params,
         grad_sum=grad_sum,
         sq_sum=sq_sum,
+        prox=spec,
         prox_params=prox_params,
         inner_steps=inner_steps,
+        prox_buffer=scores,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -281,6 +281,19 @@ def test_restarts_recentre_and_reset_both_sums():
   )
 
 
+def test_cube_root_to_a_few_ulp_over_the_float32_range():
+  from rda_optax.ramda import cube_root  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  v = np.exp(rng.uniform(-87.0, 88.0, 20000)).astype(F)
+  v = np.concatenate([v, np.array([1.1754944e-38, 3.4028235e38, 1, 8], F)])
+  got = np.asarray(jax.jit(cube_root)(jnp.asarray(v)), np.float64)
+  want = np.cbrt(v.astype(np.float64))
+  assert np.max(np.abs(got - want) / want) < 4e-7
+  zero = jnp.array([0.0, -0.0, 1e-45, -1.0], jnp.float32)
+  np.testing.assert_array_equal(jax.jit(cube_root)(zero), np.zeros(4, F))
+
+
 def test_epsilon_is_added_after_the_cube_root():
   params = {'w': jnp.zeros((1, 1))}
   opt = rda_optax.ramda(1.0, momentum=0.0, epsilon=0.5)
@@ -499,18 +512,57 @@ def test_momentum_zero_keeps_no_copy_and_bf16():
   assert state.prox_params['conv'].dtype == jnp.bfloat16
 
 
+def test_the_state_stores_the_prox_point_only_for_the_inner_loop():
+  """Closed-form subproblems keep three parameter-sized trees and recompute
+  ``w̃`` (before the first update: ``w0``); the inner loop's solution is
+  stored; an N:M constraint writes its scores to the state's buffer."""
+  params, grads = random_params(), random_grads(1)
+  state = rda_optax.ramda(0.05, rda_optax.l1(0.05)).init(params)
+  assert state.prox_params is None and state.holds_sparse_point()
+  assert state.prox_buffer == ()
+  sparse = state.sparse_point()
+  for k in SHAPES:
+    np.testing.assert_array_equal(sparse[k], params[k])
+  opt = rda_optax.ramda(0.05, rda_optax.nm_constraint(2, 4), momentum=0.9)
+  _, state = run(opt, params, grads)
+  assert state.prox_params is None
+  # One score buffer per selected leaf (the kernels), float32.
+  assert [x.shape for x in state.prox_buffer] == [
+      SHAPES['conv'],
+      SHAPES['dense'],
+  ]
+  assert all(x.dtype == jnp.float32 for x in state.prox_buffer)
+  assert rda_optax.satisfies_nm(state.sparse_point()['conv'], 2, 4)
+  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05))
+  state = jax.eval_shape(opt.init, params)
+  assert state.prox is None and state.prox_params is not None
+  assert state.prox_buffer == ()
+
+
 def test_inject_hyperparams_matches_the_plain_transform():
+  """To float32 rounding, the inner loop taking its 100 steps (rtol=None):
+  the two programs compile differently and differ by an ulp (about 1e-8
+  here), and where the default tolerance (1e-8, below float32's resolution)
+  stops the loop is a comparison of two float32 objectives that such an
+  ulp flips, moving the iterate by the solver's tolerance (as for the
+  transcription test above)."""
   lr = 0.05
   inj = optax.inject_hyperparams(rda_optax.ramda)(
-      learning_rate=lr, regularizer=rda_optax.group_lasso(0.02), momentum=0.9
+      learning_rate=lr,
+      regularizer=rda_optax.group_lasso(0.02),
+      momentum=0.9,
+      rtol=None,
   )
-  ref = rda_optax.ramda(lr, rda_optax.group_lasso(0.02), momentum=0.9)
+  ref = rda_optax.ramda(
+      lr, rda_optax.group_lasso(0.02), momentum=0.9, rtol=None
+  )
   params, grads = random_params(), random_grads(3)
   got, state = run(inj, params, grads)
   want, _ = run(ref, params, grads)
   np.testing.assert_allclose(
       got[-1]['conv'], want[-1]['conv'], rtol=1e-5, atol=1e-7
   )
+  assert int(state.hyperparams['max_iters']) == 100
   assert int(state.hyperparams['max_iters']) == 100
 
 
