@@ -466,6 +466,28 @@ def test_ramda_converges_to_the_known_optimum(group):
 # ----------------------------------------------- Sparse point, ASR, errors.
 
 
+@pytest.mark.xla_default
+@pytest.mark.parametrize(
+    'reg',
+    [rda_optax.l1(0.02), rda_optax.nm_constraint(2, 4)],
+    ids=['l1', '2:4'],
+)
+def test_the_recomputed_sparse_point_is_the_updates_to_the_bit(reg):
+  """Without momentum the iterate is ``w̃``: ``sparse_params`` recomputes it
+  from the state (another program) and must give the same bits, zeros
+  included, jitted or not."""
+  params, grads = random_params(), random_grads(6)
+  traj, state = run(rda_optax.ramda(0.05, reg, momentum=0.0), params, grads)
+  for sparse in (
+      rda_optax.sparse_params(state, traj[-1]),
+      jax.jit(rda_optax.sparse_params)(state, traj[-1]),
+  ):
+    for k in SHAPES:
+      np.testing.assert_array_equal(sparse[k], traj[-1][k], err_msg=k)
+  assert any((np.asarray(traj[-1][k]) == 0).any() for k in SHAPES)
+
+
+@pytest.mark.xla_default
 def test_asr_retrains_from_the_prox_point_and_keeps_its_zeros():
   params, grads = random_params(), random_grads(16)
   inner = rda_optax.ramda(0.05, rda_optax.l1(0.02), momentum=0.9)

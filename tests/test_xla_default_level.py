@@ -33,6 +33,10 @@ EXPECTED = {
     'test_warm_start_is_exact_along_a_run_and_takes_one_pass',
     'tests/test_asr.py::test_asr_zeroes_what_the_inner_sees',
     'tests/test_constraints.py::test_rmda_with_the_constraint_matches_numpy',
+    'tests/test_ramda.py::'
+    'test_the_recomputed_sparse_point_is_the_updates_to_the_bit',
+    'tests/test_ramda.py::'
+    'test_asr_retrains_from_the_prox_point_and_keeps_its_zeros',
 }
 
 
