@@ -20,7 +20,9 @@ from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
 from rda_optax.rda import dual_point_with_state
+from rda_optax.rda import pinned_sum
 from rda_optax.rda import prox_buffer
+from rda_optax.rda import runtime_zero
 from rda_optax.validation import check_update_args
 
 
@@ -547,9 +549,20 @@ def rmda(
     alpha = state.alpha + s
     inv_beta = 1 / sqrt_k
     t = alpha * inv_beta  # Weight of λR in the prox.
-    grad_sum = jax.tree.map(
-        lambda gs, g: gs + s * g.astype(gs.dtype), state.grad_sum, updates
-    )
+    if regularizer is not None and regularizer.ranks_input:
+      # The dual point is recomputed in each loop that reads it (see
+      # rda.pinned_dual_point), and so is G when XLA fuses its update into
+      # them: its product is rounded on its own, the same bits everywhere.
+      zero = runtime_zero(state.grad_sum)
+      grad_sum = jax.tree.map(
+          lambda gs, g: pinned_sum(gs, g, s, zero), state.grad_sum, updates
+      )
+
+    else:
+      grad_sum = jax.tree.map(
+          lambda gs, g: gs + s * g.astype(gs.dtype), state.grad_sum, updates
+      )
+
     c = 1.0 if not keep_prox else 1 - regs.value_at(momentum, state.count)
 
     def interpolate(p, v):

@@ -441,16 +441,33 @@ def _total(arrays: Sequence[jax.Array]) -> list[jax.Array]:
 
 
 class _Part(NamedTuple):
-  flat: jax.Array  # The whole array, flattened.
+  flat: Any  # The whole array, flattened (a tuple of them: computed).
   start: int  # First entry of the part in ``flat``.
   rows: int
   width: int
   offset: int  # Position of ``flat[0]``.
   magnitude: bool  # Rank |x| rather than x.
+  compute: Any = None  # (operands, zero) -> values, elementwise; or None.
 
 
-def _values(part: _Part, x: jax.Array) -> jax.Array:
+def _each(part: _Part, fn: Any) -> Any:
+  """``fn`` of the part's array, or of each of its operands."""
+  if part.compute is None:
+    return fn(part.flat)
+  return tuple(fn(x) for x in part.flat)
+
+
+def _values(part: _Part, x: Any, zero: Any) -> jax.Array:
+  """The ranked values of (a view of) the part: its operands computed
+  (``zero``, a uint32 0 that XLA cannot know), then ``|x|``."""
+  if part.compute is not None:
+    x = part.compute(x, zero)
   return jnp.abs(x) if part.magnitude else x
+
+
+def _runtime_zero(parts: Sequence[_Part]) -> jax.Array:
+  """A uint32 0 that XLA cannot compute at compile time."""
+  return (_runtime_token([p.flat for p in parts]) < 0).astype(jnp.uint32)
 
 
 def _row_width(n: int, width: int) -> int:
@@ -467,29 +484,42 @@ def _row_width(n: int, width: int) -> int:
 
 
 def _parts(
-    xs: Sequence[jax.Array], width: int, magnitude: bool = False
+    xs: Sequence[Any],
+    width: int,
+    magnitude: bool = False,
+    compute: Any = None,
 ) -> tuple[list[_Part], int]:
-  """Each array as rows (a whole array, or its head and a one-row tail)."""
+  """Each array (each tuple of operands, with ``compute``) as rows (a whole
+  array, or its head and a one-row tail)."""
   parts, offset = [], 0
   for x in xs:
-    flat = x.reshape(-1)
-    n = flat.size
+    if compute is None:
+      flat = x.reshape(-1)
+      n = flat.size
+    else:
+      flat = tuple(jnp.ravel(o) for o in x)
+      n = flat[0].size
     w = _row_width(n, width)
     rows = n // w if n else 0
     if rows:
-      parts.append(_Part(flat, 0, rows, w, offset, magnitude))
+      parts.append(_Part(flat, 0, rows, w, offset, magnitude, compute))
     if n - rows * w:
-      parts.append(_Part(flat, rows * w, 1, n - rows * w, offset, magnitude))
+      parts.append(
+          _Part(flat, rows * w, 1, n - rows * w, offset, magnitude, compute)
+      )
     offset += n
   return parts, offset
 
 
-def _view(part: _Part) -> jax.Array:
+def _view(part: _Part) -> Any:
   size = part.rows * part.width
-  flat = part.flat
-  if part.start or size != flat.size:
-    flat = jax.lax.slice(flat, (part.start,), (part.start + size,))
-  return flat.reshape(part.rows, part.width)
+
+  def rows(flat):
+    if part.start or size != flat.size:
+      flat = jax.lax.slice(flat, (part.start,), (part.start + size,))
+    return flat.reshape(part.rows, part.width)
+
+  return _each(part, rows)
 
 
 def _row_counts(
@@ -502,6 +532,9 @@ def _row_counts(
   inside a loop ``abs(x)`` is an invariant that XLA would hoist, writing out
   a copy of every array.)"""
   x = _view(part)
+  if part.compute is not None:
+    # (A loop-variant zero: the computation is not hoisted out of the loop.)
+    x = part.compute(x, (1 - one).astype(jnp.uint32))
   if part.magnitude:
     x = jnp.abs(x * one.astype(x.dtype))
   ops = tuple(
@@ -510,10 +543,10 @@ def _row_counts(
   return jax.lax.reduce(ops, tuple(jnp.int32(0) for _ in ops), _add, (1,))
 
 
-def _sorted_split(parts, n, k):
+def _sorted_split(parts, n, k, zero):
   """Every entry sorted by (value, position): for small inputs."""
   keys = jnp.concatenate(
-      [_to_key(_flush(_values(p, _view(p)))).reshape(-1) for p in parts]
+      [_to_key(_flush(_values(p, _view(p), zero))).reshape(-1) for p in parts]
   )
   pos = jnp.concatenate(
       [
@@ -598,7 +631,7 @@ def _fits(parts, budgets, rows):
   return jnp.all(count <= jnp.asarray(budgets, jnp.int32))
 
 
-def _candidates(parts, budgets, rows, tie_row):
+def _candidates(parts, budgets, rows, tie_row, zero):
   """Entries of the ``rows`` (each part reads its share, up to its budget)
   and of ``tie_row`` (each part one row): ``(values, positions, valid)``,
   flat."""
@@ -615,7 +648,8 @@ def _candidates(parts, budgets, rows, tie_row):
     ok = (local >= 0) & (local < p.rows)
     col = jnp.arange(p.width, dtype=jnp.int32)
     el = p.start + jnp.clip(local, 0, p.rows - 1)[:, None] * p.width + col
-    vals.append(_values(p, jnp.take(p.flat, el)).reshape(-1))
+    taken = _each(p, lambda f: jnp.take(f, el))
+    vals.append(_values(p, taken, zero).reshape(-1))
     pos.append((p.offset + el).reshape(-1))
     valid.append(jnp.broadcast_to(ok[:, None], el.shape).reshape(-1))
   return tuple(jnp.concatenate(a) for a in (vals, pos, valid))
@@ -625,7 +659,7 @@ def _candidates(parts, budgets, rows, tie_row):
 # Pivots.
 
 
-def _sample(parts, n):
+def _sample(parts, n, zero):
   """About ``SAMPLE`` entries on a regular grid of positions, as sorted
   keys."""
   stride = max(1, n // SAMPLE)
@@ -637,19 +671,23 @@ def _sample(parts, n):
       sample.append(
           _values(
               p,
-              jax.lax.slice(
-                  p.flat, (p.start + first,), (p.start + size,), (stride,)
+              _each(
+                  p,
+                  lambda f: jax.lax.slice(
+                      f, (p.start + first,), (p.start + size,), (stride,)
+                  ),
               ),
+              zero,
           )
       )
   return jnp.sort(_to_key(_flush(jnp.concatenate(sample))))
 
 
-def _sample_pivots(parts, n, k, count):
+def _sample_pivots(parts, n, k, count, zero):
   """``count`` pivots at ranks of a strided sample a few standard
   deviations around ``k``'s quantile (evenly in the middle, then
   geometrically out to 8 deviations)."""
-  sample = _sample(parts, n)
+  sample = _sample(parts, n, zero)
   m = sample.size
   q = k.astype(jnp.float32) / n * m
   sd = jnp.sqrt(jnp.maximum(q * (1 - q / m), 1.0))
@@ -796,16 +834,29 @@ def _warm_pivots(state, g, k, dtype, ut, count, gather):
 # The search.
 
 
-def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
+def _search(
+    xs,
+    k,
+    state,
+    g,
+    *,
+    dtype,
+    compute,
+    magnitude,
+    rows,
+    pivots,
+    gather,
+    sort_below,
+):
   """``(key, position, passes, density)`` of the ``k``-th smallest
   (``1 <= k <= n``) of one group of arrays. ``density``: entries per unit
   value in the last bracket (0 when unknown or the answer was a tie)."""
-  dtype = xs[0].dtype
   ut = _key_dtype(dtype)
-  parts, n = _parts(xs, rows, magnitude)
+  parts, n = _parts(xs, rows, magnitude, compute)
+  zero = _runtime_zero(parts)
   umax = jnp.asarray(jnp.iinfo(ut).max, ut)
   if n <= sort_below:
-    key, pos = _sorted_split(parts, n, k)
+    key, pos = _sorted_split(parts, n, k, zero)
     return key, pos, jnp.int32(0), jnp.float32(0)
   inf_key = _to_key(jnp.asarray(jnp.inf, dtype))
   # A warm start: the first pass's pivots around the predicted threshold;
@@ -840,7 +891,7 @@ def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
         which,
         [
             lambda: warm_first(),
-            lambda: _sample_pivots(parts, n, k, pivots).astype(ut),
+            lambda: _sample_pivots(parts, n, k, pivots, zero).astype(ut),
             lambda: _refine_pivots(
                 lo, hi, c_lo, c_hi, k, dtype, ut, pivots, gather
             ),
@@ -917,7 +968,7 @@ def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
       rc_hi - rc_lo,
   )
   member = jnp.where(ready, member, no_rows)
-  vals, pos, valid = _candidates(parts, budgets, member, tie_row)
+  vals, pos, valid = _candidates(parts, budgets, member, tie_row, zero)
   x = _flush(vals)
   inside = valid & _between(x, lo, hi)
   cap = max(gather, max(p.width for p in parts))
@@ -965,6 +1016,8 @@ def kth_smallest(
     pivots: int = PIVOTS,
     gather: int = GATHER,
     sort_below: int = SORT_BELOW,
+    compute: Any = None,
+    args: Any = (),
 ) -> tuple[ThresholdSplit, ThresholdState]:
   r"""The ``k``-th smallest entry of the arrays ``xs`` taken together.
 
@@ -1005,6 +1058,13 @@ def kth_smallest(
     pivots: thresholds per pass (4 to 15).
     gather: entries of a bracket few enough to gather.
     sort_below: inputs of at most this many entries are sorted.
+    compute: rank computed values, never written out: each of ``xs`` is
+      then a tuple of arrays of one shape, its values ``compute(operands,
+      args, zero)``, an elementwise function (a hashable one: a module's
+      function) that must give the same bits in every loop it is fused
+      into: it gets ``zero``, a uint32 0 that XLA cannot know, to pin its
+      rounding (see :func:`rda_optax.rda.pinned_dual_point`).
+    args: arrays ``compute`` takes besides the operands (scalars).
 
   Returns:
     ``(split, state)``: the :class:`ThresholdSplit` (give it to
@@ -1019,6 +1079,8 @@ def kth_smallest(
       list(xs),
       k,
       state,
+      args,
+      compute=compute,
       group=group,
       magnitude=magnitude,
       rows=rows,
@@ -1032,6 +1094,7 @@ def kth_smallest(
 @functools.partial(
     jax.jit,
     static_argnames=(
+        'compute',
         'group',
         'magnitude',
         'rows',
@@ -1041,10 +1104,31 @@ def kth_smallest(
     ),
 )
 def _kth_smallest(
-    xs, k, state, *, group, magnitude, rows, pivots, gather, sort_below
+    xs,
+    k,
+    state,
+    args,
+    *,
+    compute,
+    group,
+    magnitude,
+    rows,
+    pivots,
+    gather,
+    sort_below,
 ):
-  xs = _as_common(list(xs))
-  n = _check_group(xs)
+  if compute is None:
+    xs = _as_common(list(xs))
+    dtype = xs[0].dtype if xs else jnp.float32
+    n = _check_group(xs)
+    bound = None
+  else:
+    xs = [tuple(jnp.asarray(o) for o in ops) for ops in xs]
+    bound = functools.partial(_bind, compute, args)
+    dtype = (
+        jax.eval_shape(bound, xs[0], jnp.uint32(0)).dtype if xs else jnp.float32
+    )
+    n = _check_group([ops[0] for ops in xs])
   if not 4 <= pivots <= 15:
     raise ValueError(
         f'kth_smallest needs pivots in [4, 15] (XLA:CPU counts up to 15 in '
@@ -1059,7 +1143,6 @@ def _kth_smallest(
         f'{state.value.shape[0]} group(s): make it with '
         'threshold_state(groups).'
     )
-  dtype = xs[0].dtype if xs else jnp.float32
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
   if n == 0:
     return (
@@ -1075,6 +1158,8 @@ def _kth_smallest(
       jnp.maximum(k, 1),
       state,
       group,
+      dtype=dtype,
+      compute=bound,
       magnitude=magnitude,
       rows=rows,
       pivots=pivots,
@@ -1089,6 +1174,10 @@ def _kth_smallest(
       (k > 0) & (key == umax),
   )
   return split, _next_state(state, group, k, value, density, passes, n)
+
+
+def _bind(compute, args, operands, zero):
+  return compute(operands, args, zero)
 
 
 def _next_state(state, g, k, value, density, passes, n):
