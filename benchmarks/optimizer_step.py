@@ -39,6 +39,7 @@ import numpy as np
 import optax
 
 import rda_optax
+from rda_optax.constraints import COMPUTED_GATHER
 from rda_optax.rda import pinned_dual_point
 
 
@@ -222,6 +223,7 @@ def breakdown_main(argv=None):
           magnitude=True,
           compute=pinned_dual_point,
           args=(jnp.float32(0.5),),
+          gather=COMPUTED_GATHER,
       )
   )
   _, state = search(operands, rda_optax.threshold_state())

@@ -1239,20 +1239,13 @@ def _smallest_masks(xs, split, *, magnitude):
   xs = _as_common(list(xs))
   out, offset = [], 0
   for x in xs:
-    pos = offset + _row_major_index(x.shape)
+    # (Flat: a position is the loop's index, not a sum over the axes.)
+    shape, x = x.shape, x.reshape(-1)
+    pos = offset + jax.lax.iota(jnp.int32, x.size)
     x = _flush(jnp.abs(x) if magnitude else x)
     value = split.value.astype(x.dtype)
     below = jnp.where(split.nan, ~jnp.isnan(x), x < value)
     tie = jnp.where(split.nan, jnp.isnan(x), x == value)
-    out.append(below | (tie & (pos <= split.position)))
+    out.append((below | (tie & (pos <= split.position))).reshape(shape))
     offset += x.size
   return out
-
-
-def _row_major_index(shape: tuple[int, ...]) -> jax.Array:
-  index = jnp.zeros(shape, jnp.int32)
-  stride = 1
-  for axis in range(len(shape) - 1, -1, -1):
-    index = index + stride * jax.lax.broadcasted_iota(jnp.int32, shape, axis)
-    stride *= shape[axis]
-  return index
