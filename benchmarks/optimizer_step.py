@@ -40,6 +40,7 @@ import optax
 
 import rda_optax
 from rda_optax.constraints import COMPUTED_GATHER
+from rda_optax.rda import opaque_zero
 from rda_optax.rda import pinned_dual_point
 
 
@@ -223,6 +224,7 @@ def breakdown_main(argv=None):
           magnitude=True,
           compute=pinned_dual_point,
           args=(jnp.float32(0.5),),
+          zero=opaque_zero(st.rank[0]),
           gather=COMPUTED_GATHER,
       )
   )

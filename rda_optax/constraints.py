@@ -148,8 +148,8 @@ class SparsityConstraint(regs.Regularizer):
   ) -> tuple[list[Any], Any]:
     """The projection of values computed, never written out: leaf ``i`` is
     ``compute(operands[i], args, zero)`` (elementwise; a module's function
-    that gives the same bits in every fusion, ``zero`` a uint32 0 XLA cannot
-    know; see :func:`rda_optax.rda.pinned_dual_point`), all of them
+    that gives the same bits in every fusion, ``zero`` a uint32 0 the
+    compiler cannot know; see :func:`rda_optax.rda.pinned_dual_point`), all of them
     selected (``index``: their places among the tree's leaves, which the
     state of ``scope="layer"`` is indexed by; default ``0, 1, …``). The
     search reads the operands in its passes
@@ -187,6 +187,7 @@ class SparsityConstraint(regs.Regularizer):
           magnitude=True,
           compute=compute,
           args=args,
+          zero=zero,
           gather=COMPUTED_GATHER,
       )
       pruned = threshold.smallest_masks(

@@ -90,9 +90,13 @@ def pinned_sum(gsum: jax.Array, g: Any, s: Any, zero: jax.Array) -> jax.Array:
   return gsum + pin(s * jnp.asarray(g).astype(gsum.dtype), zero)
 
 
-def runtime_zero(tree: Any) -> jax.Array:
-  """A uint32 0 that XLA cannot compute at compile time (see :func:`pin`)."""
-  return (threshold._runtime_token(tree) < 0).astype(jnp.uint32)  # pylint: disable=protected-access
+def opaque_zero(count: Any) -> jax.Array:
+  """A uint32 0 that the compiler cannot know (see :func:`pin`): whether
+  ``count``, a step count read from an optimizer's state (a runtime value
+  ``>= 0``), is negative. (Not from a value whose range XLA or LLVM can
+  deduce: LLVM knows that a population count or ``max(x, 0)`` is not
+  negative, folds the zero and contracts the multiply-add again.)"""
+  return (jnp.asarray(count) < 0).astype(jnp.uint32)
 
 
 def prox_buffer(regularizer: Any, params: Any, selected: Any) -> Any:
@@ -127,6 +131,7 @@ def dual_point_with_state(
     count,
     state,
     buffer=None,
+    token=None,
 ):
   """:func:`dual_point` with the regularizer's state (see
   :meth:`rda_optax.Regularizer.prox_tree_with_state`):
@@ -144,7 +149,9 @@ def dual_point_with_state(
   A regularizer with ``prox_computed`` (a sparsity constraint) gets instead
   the dual point as a computation (:func:`pinned_dual_point`), never written
   out: its search reads ``w0`` and ``G`` and its masks recompute it in the
-  loop that writes the result."""
+  loop that writes the result; its rounding is pinned by
+  :func:`opaque_zero` of ``token`` (default ``count``): a step count read
+  from the optimizer's state, not one computed from it."""
 
   def one(w0, gsum):
     wc = jnp.promote_types(w0.dtype, jnp.float32)
@@ -157,7 +164,7 @@ def dual_point_with_state(
   if ranks and hasattr(regularizer, 'prox_computed'):
     # The dual point is never written out: the search and the masks
     # recompute it, with its rounding pinned (the same bits everywhere).
-    zero = runtime_zero([w0s[i] for i in chosen])
+    zero = opaque_zero(count if token is None else token)
     out = [
         None if i in chosen else one(w0, g)
         for i, (w0, g) in enumerate(zip(w0s, gsums))

@@ -22,7 +22,7 @@ from rda_optax import validation
 from rda_optax.rda import dual_point_with_state
 from rda_optax.rda import pinned_sum
 from rda_optax.rda import prox_buffer
-from rda_optax.rda import runtime_zero
+from rda_optax.rda import opaque_zero
 from rda_optax.validation import check_update_args
 
 
@@ -342,6 +342,8 @@ class RMDAState(NamedTuple):
         self.prox_state
         if _same_structure(self.prox_state, regs.init_state(regularizer, w0))
         else regs.init_state(regularizer, w0),
+        # The count as read from the state (see rda.opaque_zero).
+        token=self.count,
     )
     return jax.tree.map(
         lambda x, p: jnp.where(started, x.astype(p.dtype), p),
@@ -553,7 +555,7 @@ def rmda(
       # The dual point is recomputed in each loop that reads it (see
       # rda.pinned_dual_point), and so is G when XLA fuses its update into
       # them: its product is rounded on its own, the same bits everywhere.
-      zero = runtime_zero(state.grad_sum)
+      zero = opaque_zero(state.count)
       grad_sum = jax.tree.map(
           lambda gs, g: pinned_sum(gs, g, s, zero), state.grad_sum, updates
       )

@@ -459,15 +459,10 @@ def _each(part: _Part, fn: Any) -> Any:
 
 def _values(part: _Part, x: Any, zero: Any) -> jax.Array:
   """The ranked values of (a view of) the part: its operands computed
-  (``zero``, a uint32 0 that XLA cannot know), then ``|x|``."""
+  (``zero``, a uint32 0 that the compiler cannot know), then ``|x|``."""
   if part.compute is not None:
     x = part.compute(x, zero)
   return jnp.abs(x) if part.magnitude else x
-
-
-def _runtime_zero(parts: Sequence[_Part]) -> jax.Array:
-  """A uint32 0 that XLA cannot compute at compile time."""
-  return (_runtime_token([p.flat for p in parts]) < 0).astype(jnp.uint32)
 
 
 def _row_width(n: int, width: int) -> int:
@@ -842,6 +837,7 @@ def _search(
     *,
     dtype,
     compute,
+    zero,
     magnitude,
     rows,
     pivots,
@@ -853,7 +849,6 @@ def _search(
   value in the last bracket (0 when unknown or the answer was a tie)."""
   ut = _key_dtype(dtype)
   parts, n = _parts(xs, rows, magnitude, compute)
-  zero = _runtime_zero(parts)
   umax = jnp.asarray(jnp.iinfo(ut).max, ut)
   if n <= sort_below:
     key, pos = _sorted_split(parts, n, k, zero)
@@ -1018,6 +1013,7 @@ def kth_smallest(
     sort_below: int = SORT_BELOW,
     compute: Any = None,
     args: Any = (),
+    zero: Any = None,
 ) -> tuple[ThresholdSplit, ThresholdState]:
   r"""The ``k``-th smallest entry of the arrays ``xs`` taken together.
 
@@ -1062,9 +1058,14 @@ def kth_smallest(
       then a tuple of arrays of one shape, its values ``compute(operands,
       args, zero)``, an elementwise function (a hashable one: a module's
       function) that must give the same bits in every loop it is fused
-      into: it gets ``zero``, a uint32 0 that XLA cannot know, to pin its
-      rounding (see :func:`rda_optax.rda.pinned_dual_point`).
+      into: it gets ``zero``, a uint32 0 that the compiler cannot know, to
+      pin its rounding (see :func:`rda_optax.rda.pinned_dual_point`):
+      inside the counting loop one made from the loop's counter, elsewhere
+      ``zero``.
     args: arrays ``compute`` takes besides the operands (scalars).
+    zero: with ``compute``, a uint32 0 that neither XLA nor LLVM can
+      deduce (:func:`rda_optax.rda.opaque_zero` of a step count read from
+      an optimizer's state).
 
   Returns:
     ``(split, state)``: the :class:`ThresholdSplit` (give it to
@@ -1080,6 +1081,7 @@ def kth_smallest(
       k,
       state,
       args,
+      zero,
       compute=compute,
       group=group,
       magnitude=magnitude,
@@ -1108,6 +1110,7 @@ def _kth_smallest(
     k,
     state,
     args,
+    zero,
     *,
     compute,
     group,
@@ -1123,6 +1126,12 @@ def _kth_smallest(
     n = _check_group(xs)
     bound = None
   else:
+    if zero is None:
+      raise ValueError(
+          'kth_smallest(compute=...) needs zero=, a uint32 0 that the '
+          'compiler cannot know (rda_optax.rda.opaque_zero of a step count).'
+      )
+    zero = jnp.asarray(zero, jnp.uint32)
     xs = [tuple(jnp.asarray(o) for o in ops) for ops in xs]
     bound = functools.partial(_bind, compute, args)
     dtype = (
@@ -1160,6 +1169,7 @@ def _kth_smallest(
       group,
       dtype=dtype,
       compute=bound,
+      zero=zero,
       magnitude=magnitude,
       rows=rows,
       pivots=pivots,
