@@ -66,6 +66,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The key arithmetic and the warm start live in their own modules.
+from rda_optax.threshold_keys import _between
+from rda_optax.threshold_keys import _finite_ends
+from rda_optax.threshold_keys import _flush
+from rda_optax.threshold_keys import _from_key
+from rda_optax.threshold_keys import _key_dtype
+from rda_optax.threshold_keys import _loop_pivot_values
+from rda_optax.threshold_keys import _offsets
+from rda_optax.threshold_keys import _to_key
+from rda_optax.threshold_keys import _value_keys
+from rda_optax.threshold_keys import _zero_keys
+from rda_optax.threshold_warm import _next_state
+from rda_optax.threshold_warm import _warm_pivots
+from rda_optax.threshold_warm import _warm_usable
+from rda_optax.threshold_warm import ThresholdState
+from rda_optax.threshold_warm import threshold_state
+
 __all__ = [
     'GATHER',
     'PIVOTS',
@@ -98,63 +115,6 @@ SORT_BELOW = 2048
 
 SAMPLE = 8192
 """Entries in the strided sample of a cold start."""
-
-# A warm start is tried when the rank moved by at most this fraction of n.
-_WARM_RANK_MOVE = 1 / 32
-
-
-class ThresholdState(NamedTuple):
-  """What one search leaves for the next (arrays of shape ``(groups,)``).
-
-  A state never changes the answer, only the number of passes: any values,
-  NaN included, give the exact result; :func:`threshold_state` makes a cold
-  one. **Cost.** Started from it, a search on weights that a training step
-  moved takes one counting pass (its pivots around the level predicted to
-  second order, spaced by the density), against 2 to 4 cold; a tie at the
-  last value (ASR's frozen zeros) is checked in one pass too. A few
-  float32 scalars per group: nothing next to the weights.
-
-  Attributes:
-    value: the last ``k``-th smallest value (float32; NaN: none yet, the
-      next search starts cold).
-    drift: its last change per search at a fixed rank (float32; NaN:
-      unknown).
-    accel: the change of ``drift`` over the last search (float32; NaN:
-      unknown): the threshold is predicted to second order.
-    density: entries per unit of value around it (float32; 0: unknown, for
-      instance after a tie, when the answer was one value held by many
-      entries).
-    error: how far the last prediction of ``value`` was off (float32).
-    rank: the last ``k`` (int32).
-    passes: counting passes the last search took (int32; 0 when it sorted).
-  """
-
-  value: jax.Array
-  drift: jax.Array
-  accel: jax.Array
-  density: jax.Array
-  error: jax.Array
-  rank: jax.Array
-  passes: jax.Array
-
-
-def threshold_state(groups: int = 1) -> ThresholdState:
-  """A cold :class:`ThresholdState` for ``groups`` independent searches.
-
-  Example:
-    >>> from rda_optax import threshold
-    >>> threshold.threshold_state(2).value
-    Array([nan, nan], dtype=float32)
-  """
-  return ThresholdState(
-      value=jnp.full((groups,), jnp.nan, jnp.float32),
-      drift=jnp.full((groups,), jnp.nan, jnp.float32),
-      accel=jnp.full((groups,), jnp.nan, jnp.float32),
-      density=jnp.zeros((groups,), jnp.float32),
-      error=jnp.zeros((groups,), jnp.float32),
-      rank=jnp.zeros((groups,), jnp.int32),
-      passes=jnp.zeros((groups,), jnp.int32),
-  )
 
 
 class ThresholdSplit(NamedTuple):
@@ -331,91 +291,6 @@ def flatten(xs: Sequence[Any]) -> jax.Array:
   if len(xs) == 1:
     return xs[0].reshape(-1)
   return jnp.concatenate([x.reshape(-1) for x in xs])
-
-
-# ---------------------------------------------------------------------------
-# Order-preserving unsigned keys of floats (pivot arithmetic only: the data
-# are compared as floats).
-
-
-def _key_dtype(dtype: Any) -> Any:
-  bits = jnp.finfo(dtype).bits
-  return {16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}[bits]
-
-
-def _tiny(dtype: Any) -> Any:
-  """The smallest normal float32 (float64 for float64)."""
-  return jnp.finfo(jnp.float64 if dtype == jnp.float64 else jnp.float32).tiny
-
-
-def _flush(x: jax.Array) -> jax.Array:
-  """``x`` with values below the smallest normal float32 (float64 for
-  float64) set to zero: XLA:CPU compares such values as zeros (denormals
-  are zero), so they are ranked as zeros everywhere."""
-  tiny = jnp.asarray(_tiny(x.dtype), x.dtype)
-  # (Two comparisons with tiny, not one of |x|: inside a loop, |x| would be
-  # a loop invariant that XLA hoists, writing it out.)
-  return jnp.where((x < tiny) & (x > -tiny), jnp.zeros((), x.dtype), x)
-
-
-def _to_key(x: jax.Array) -> jax.Array:
-  """Keys ordered as the floats (-0.0 as +0.0; every NaN the largest key)."""
-  ut = _key_dtype(x.dtype)
-  sign = jnp.asarray(1 << (jnp.iinfo(ut).bits - 1), ut)
-  u = jax.lax.bitcast_convert_type(x, ut)
-  u = jnp.where(x == 0, jnp.asarray(0, ut), u)
-  key = jnp.where((u & sign) != 0, ~u, u | sign)
-  return jnp.where(jnp.isnan(x), jnp.asarray(jnp.iinfo(ut).max, ut), key)
-
-
-def _from_key(key: jax.Array, dtype: Any) -> jax.Array:
-  """The float of a key. Keys below that of -inf give a negative NaN (no
-  value is at most it), keys above that of +inf a positive NaN."""
-  ut = _key_dtype(dtype)
-  sign = jnp.asarray(1 << (jnp.iinfo(ut).bits - 1), ut)
-  u = jnp.where((key & sign) != 0, key ^ sign, ~key)
-  return jax.lax.bitcast_convert_type(u.astype(ut), dtype)
-
-
-def _pivot_values(keys: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]:
-  """Floats to compare with, and whether a pivot counts everything (the
-  largest key, above every NaN)."""
-  top = keys == jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)
-  return _flush(_from_key(keys, dtype)), top
-
-
-def _loop_pivot_values(keys: jax.Array, dtype: Any) -> jax.Array:
-  """Floats ``p`` such that ``x <= p``, for unflushed ``x``, counts as
-  ``flush(x) <= flush(pivot)`` with or without denormals-are-zero: a pivot
-  below the smallest normal in magnitude becomes the largest positive
-  denormal (``x <= 0`` with every denormal ``x`` taken for zero). The loop
-  then needs no flush of the data."""
-  value = _from_key(keys, dtype)
-  tiny = jnp.asarray(_tiny(dtype), dtype)
-  ut = _key_dtype(dtype)
-  below_tiny = jax.lax.bitcast_convert_type(
-      jax.lax.bitcast_convert_type(tiny, ut) - jnp.asarray(1, ut), dtype
-  )
-  return jnp.where((value < tiny) & (value > -tiny), below_tiny, value)
-
-
-def _at_most(x: jax.Array, key: jax.Array) -> jax.Array:
-  """Whether ``x`` (flushed) counts at a pivot key: ``x <= pivot`` as floats
-  (so ``-0.0`` and ``+0.0`` alike), everything at the top key."""
-  value, top = _pivot_values(key, x.dtype)
-  return (x <= value) | top
-
-
-def _between(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
-  """Whether ``x`` is in the bracket ``(lo, hi]`` (keys), as counted."""
-  return _at_most(x, hi) & ~_at_most(x, lo)
-
-
-def _zero_keys(dtype: Any, ut: Any) -> tuple[jax.Array, jax.Array]:
-  """Two keys bracketing exactly the zeros ``(lo, hi]``: everything below
-  the smallest normal in magnitude counts as zero."""
-  below = _to_key(-jnp.asarray(_tiny(dtype), dtype)).astype(ut)
-  return below, below + jnp.asarray(1, ut)
 
 
 def _add(a, b):
@@ -690,35 +565,6 @@ def _sample_pivots(parts, n, k, count, zero):
   return sample[ranks.astype(jnp.int32) - 1]
 
 
-def _offsets(count: int, inner: float, outer: float) -> jax.Array:
-  """``count`` offsets symmetric about 0, from ``±inner/2`` geometrically
-  out to ``±outer`` (``count = 4``: ``(-outer, -inner/2, inner/2,
-  outer)``)."""
-  half = count // 2
-  if half == 1:
-    steps = [inner / 2]
-  else:
-    ratio = (outer / (inner / 2)) ** (1 / (half - 1))
-    steps = [inner / 2 * ratio**i for i in range(half)]
-  out = [-x for x in reversed(steps)] + steps
-  if count % 2:
-    out.insert(half, 0.0)
-  return jnp.asarray(out, jnp.float32)
-
-
-def _value_keys(values, dtype, ut):
-  """Keys of float32 ``values`` in ``dtype`` (NaN: the top key, clipped
-  away by the caller)."""
-  return _to_key(values.astype(dtype)).astype(ut)
-
-
-def _finite_ends(lo, hi, dtype):
-  lo_v = _from_key(lo, dtype).astype(jnp.float32)
-  hi_v = _from_key(hi, dtype).astype(jnp.float32)
-  ok = jnp.isfinite(lo_v) & jnp.isfinite(hi_v) & (hi_v > lo_v)
-  return lo_v, hi_v, ok
-
-
 def _refine_pivots(lo, hi, c_lo, c_hi, k, dtype, ut, count, gather):
   """``count`` pivots inside ``(lo, hi]``: the middle of its key range (at
   least a twofold shrink whatever the data: the bound on the passes); the
@@ -759,70 +605,6 @@ def _refine_pivots(lo, hi, c_lo, c_hi, k, dtype, ut, count, gather):
   )
   fixed = jnp.stack([lo + (hi - lo) // 2, hi - 1]).astype(ut)
   return jnp.concatenate([aimed, fixed])
-
-
-def _warm_usable(state, g, k, n):
-  value, density = state.value[g], state.density[g]
-  near = jnp.abs(k - state.rank[g]) <= max(1, int(n * _WARM_RANK_MOVE))
-  return (
-      jnp.isfinite(value)
-      & jnp.isfinite(density)
-      & jnp.isfinite(state.error[g])
-      & (density >= 0)
-      & near
-  )
-
-
-def _predicted(state, g, k):
-  """The threshold predicted for rank ``k``: the last value, moved by its
-  drift and acceleration (those known) and by the change of rank over the
-  density."""
-  known = state.density[g] > 0
-  safe = jnp.where(known, state.density[g], 1.0)
-  dk = (k - state.rank[g]).astype(jnp.float32)
-  drift = jnp.nan_to_num(state.drift[g], nan=0.0)
-  accel = jnp.nan_to_num(state.accel[g], nan=0.0)
-  return state.value[g] + drift + accel + jnp.where(known, dk / safe, 0.0)
-
-
-def _warm_pivots(state, g, k, dtype, ut, count, gather):
-  """Around the threshold predicted from the last search: its value plus
-  its drift per step, moved by the change of rank over the density. All but
-  two evenly spaced, ``gather / 2`` entries apart (at most a sixteenth of
-  the value; wider if the last prediction's error was), the two others
-  ``8·(count − 2)`` spacings out. With
-  no density known (the last answer was a tie): the last value itself,
-  the key below it, and steps of 1/256 of it either side."""
-  value, density, error = state.value[g], state.density[g], state.error[g]
-  known = density > 0
-  safe = jnp.where(known, density, 1.0)
-  centre = _predicted(state, g, k)
-  even = count - 2
-  # (A density measured in a gap between clusters of values holds only
-  # locally: the spacing is at most a sixteenth of the value's scale.)
-  scale = jnp.abs(value) + jnp.abs(jnp.nan_to_num(state.drift[g], nan=0.0))
-  unit = jnp.maximum(
-      jnp.minimum(0.5 * gather / safe, scale / 16), 2 * error / even
-  )
-  offsets = jnp.concatenate(
-      [
-          jnp.asarray([-8.0 * even]),
-          jnp.arange(even, dtype=jnp.float32) - (even - 1) / 2,
-          jnp.asarray([8.0 * even]),
-      ]
-  )
-  smooth = _value_keys(centre + unit * offsets, dtype, ut)
-  # A tie: is the answer the same value again?
-  v = _value_keys(value, dtype, ut)
-  z_lo, z_hi = _zero_keys(dtype, ut)
-  is_zero = jnp.abs(value) < _tiny(dtype)
-  pair = jnp.where(
-      is_zero, jnp.stack([z_lo, z_hi]), jnp.stack([v - 1, v]).astype(ut)
-  )
-  scale = jnp.abs(value) * 2.0**-8 + _tiny(dtype)
-  rest = _value_keys(value + scale * _offsets(count - 2, 1.0, 16.0), dtype, ut)
-  tie = jnp.concatenate([pair, rest])
-  return jnp.where(known, smooth, tie)
 
 
 # ---------------------------------------------------------------------------
@@ -1188,39 +970,6 @@ def _kth_smallest(
 
 def _bind(compute, args, operands, zero):
   return compute(operands, args, zero)
-
-
-def _next_state(state, g, k, value, density, passes, n):
-  """The state after a search: the value, its drift at a fixed rank and
-  the drift's change, the density around it (the last one kept when this
-  bracket gave none), and how far this search's prediction was off."""
-  old = state.value[g]
-  new = value.astype(jnp.float32)
-  found = (k > 0) & jnp.isfinite(new)
-  warm = _warm_usable(state, g, k, n) & (state.density[g] > 0)
-  error = jnp.where(warm, jnp.abs(new - _predicted(state, g, k)), 0.0)
-  known = (density > 0) & jnp.isfinite(density)
-  # A tie gives no density: keep the last one if the answer is the same
-  # value again, else mark it unknown (the next search starts from the
-  # value itself).
-  same = new == old
-  density = jnp.where(known, density, jnp.where(same, state.density[g], 0.0))
-  usable = density > 0
-  rank_move = (k - state.rank[g]).astype(jnp.float32) / jnp.where(
-      usable, density, 1.0
-  )
-  nan = jnp.float32(jnp.nan)
-  drift = jnp.where(warm & usable, new - old - rank_move, nan)
-  accel = drift - state.drift[g]  # NaN unless both are known.
-  return ThresholdState(
-      value=state.value.at[g].set(jnp.where(found, new, nan)),
-      drift=state.drift.at[g].set(jnp.where(found, drift, nan)),
-      accel=state.accel.at[g].set(jnp.where(found, accel, nan)),
-      density=state.density.at[g].set(jnp.where(found, density, 0.0)),
-      error=state.error.at[g].set(jnp.where(found, error, 0.0)),
-      rank=state.rank.at[g].set(k),
-      passes=state.passes.at[g].set(passes),
-  )
 
 
 def smallest_masks(
