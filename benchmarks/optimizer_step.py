@@ -39,7 +39,6 @@ import numpy as np
 import optax
 
 import rda_optax
-from rda_optax.constraints import COMPUTED_GATHER
 from rda_optax.rda import opaque_zero
 from rda_optax.rda import pinned_dual_point
 
@@ -225,7 +224,6 @@ def breakdown_main(argv=None):
           compute=pinned_dual_point,
           args=(jnp.float32(0.5),),
           zero=opaque_zero(st.rank[0]),
-          gather=COMPUTED_GATHER,
       )
   )
   _, state = search(operands, rda_optax.threshold_state())

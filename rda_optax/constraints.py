@@ -50,14 +50,6 @@ from rda_optax import validation
 
 Scope = Literal['global', 'layer']
 
-COMPUTED_GATHER = 256
-"""The search's ``gather`` in :meth:`SparsityConstraint.prox_computed`: its
-warm first pass spaces its pivots ``gather / 2`` entries apart, and the
-last rows (each array's share of ``2·gather`` rows) are gathered from
-every leaf. Smaller than :data:`rda_optax.threshold.GATHER`: over many
-leaves the gather and its top-k cost more than a pass's worth at 1024
-(a prediction off by more than about ``2·gather`` entries costs a pass)."""
-
 
 @dataclasses.dataclass(frozen=True)
 class SparsityConstraint(regs.Regularizer):
@@ -188,7 +180,6 @@ class SparsityConstraint(regs.Regularizer):
           compute=compute,
           args=args,
           zero=zero,
-          gather=COMPUTED_GATHER,
       )
       pruned = threshold.smallest_masks(
           [values[i] for i in group], split, magnitude=True
