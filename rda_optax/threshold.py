@@ -475,12 +475,13 @@ def _tie_row(rowmem, need):
 
 def _budgets(parts: Sequence[_Part], gather: int) -> list[int]:
   """Rows read per part at the end: ``gather`` for one array (a flat
-  buffer: its rows, and a one-row tail), else a share of ``2·gather`` by
-  rows, plus 4 (at most the part's rows)."""
+  buffer: its rows, and a one-row tail), else a share of ``gather`` by
+  rows, plus 8 (at most the part's rows): the candidates' top-k is the
+  tail's largest cost (a part over its budget costs a pass)."""
   if len({id(p.flat) for p in parts}) == 1:
     return [min(p.rows, gather) for p in parts]
   total = sum(p.rows for p in parts)
-  return [min(p.rows, 4 + -(-2 * gather * p.rows // total)) for p in parts]
+  return [min(p.rows, 8 + -(-gather * p.rows // total)) for p in parts]
 
 
 def _row_starts(parts: Sequence[_Part]) -> np.ndarray:
