@@ -256,13 +256,15 @@ def sparsity_constraint(
   it) and start the next step's search from the level it predicts: one
   pass per step once the drift is known (3 to 4 from a cold start, at a
   jump of ``s`` or at a restart). The answer never depends on that state.
-  The optimizers also compute the point they project once, into a buffer
-  of their state (the selected weights' size, float32), so that the passes
-  and the masks see the same bits. On the ResNet-18-sized tree of
-  ``benchmarks/optimizer_step.py``, on a 2-core CPU, an
-  ``rmda(sparsity_constraint(0.95))`` step costs about 3 SGD-with-momentum
-  steps (17 before the warm start; see the performance page for what the
-  rest is).
+  :func:`rda_optax.rmda` and :func:`rda_optax.rda` never write out the
+  point they project (``w0 − G/β``): each pass and the loop that writes
+  the parameters recompute it from ``w0`` and ``G``
+  (:meth:`prox_computed`), with its rounding pinned so that all see the
+  same bits (no state buffer: the state stays two parameter-sized trees).
+  On the ResNet-18-sized tree of ``benchmarks/optimizer_step.py``, on a
+  2-core CPU, an ``rmda(sparsity_constraint(0.95))`` step costs about 2.5
+  to 2.8 SGD-with-momentum steps (17 before the warm start; see the
+  performance page for what the rest is).
 
   Example:
     >>> import jax.numpy as jnp, rda_optax
