@@ -39,6 +39,8 @@ import numpy as np
 import optax
 
 import rda_optax
+from rda_optax.rda import opaque_zero
+from rda_optax.rda import pinned_dual_point
 
 
 def resnet18_shapes(num_classes: int = 10) -> dict[str, tuple[int, ...]]:
@@ -94,6 +96,19 @@ class ColdSparsityConstraint(rda_optax.SparsityConstraint):
         rda_optax.threshold_state(state.value.shape[0]),
     )
 
+  def prox_computed(
+      self, operands, compute, args, zero, count, state, index=None
+  ):
+    return super().prox_computed(
+        operands,
+        compute,
+        args,
+        zero,
+        count,
+        rda_optax.threshold_state(state.value.shape[0]),
+        index,
+    )
+
 
 def optimizers(lr: float, lam: float):
   return {
@@ -126,8 +141,9 @@ def optimizers(lr: float, lam: float):
 class KnownLevelConstraint(rda_optax.SparsityConstraint):
   """``sparsity_constraint`` with its threshold given, not searched: the
   level kept in the state (the last step's), ties by a position that takes
-  them all. Everything but the search (the dual point computed into the
-  state's buffer, the masks, the interpolation), for the breakdown."""
+  them all. Everything but the search (the dual point recomputed in the
+  loop that writes the parameters, the masks, the interpolation), for the
+  breakdown."""
 
   def prox_tree_with_state(self, tree, selected, t, count, state):
     del t, count
@@ -146,11 +162,27 @@ class KnownLevelConstraint(rda_optax.SparsityConstraint):
       leaves[i] = y
     return treedef.unflatten(leaves), state._replace(rank=state.rank + 1)
 
+  def prox_computed(
+      self, operands, compute, args, zero, count, state, index=None
+  ):
+    # As the optimizers call it: the dual point recomputed, never written.
+    del count, index
+    xs = [compute(ops, args, zero) for ops in operands]
+    value = jnp.where(jnp.isnan(state.value[0]), 0.1, state.value[0])
+    n = sum(x.size for x in xs)
+    split = rda_optax.ThresholdSplit(
+        value.astype(xs[0].dtype), state.rank[0] + n, jnp.bool_(False)
+    )
+    pruned = rda_optax.smallest_masks(xs, split, magnitude=True)
+    out = [jnp.where(m, jnp.zeros((), x.dtype), x) for m, x in zip(pruned, xs)]
+    return out, state._replace(rank=state.rank + 1)
+
 
 def breakdown_main(argv=None):
   """Where the time of an ``rmda(sparsity_constraint(0.95))`` step goes:
   the step with its threshold known (no search), the search alone (warm,
-  on the kernels laid end to end, as the step gives them), and the whole
+  on the kernels' dual points recomputed in each pass, as the step
+  does), and the whole
   step, each against SGD with momentum in the same rounds."""
   parser = argparse.ArgumentParser(description=breakdown_main.__doc__)
   parser.add_argument('--rounds', type=int, default=15)
@@ -175,18 +207,31 @@ def breakdown_main(argv=None):
       ),
   }
   runs = _time_steps(opts, params0, grads, 1, 1)
-  kernels = [x for x in jax.tree.leaves(params0) if x.ndim > 1]
-  flat = jnp.concatenate([x.ravel() for x in kernels])
-  k = round(0.95 * flat.size)
+  # As the step searches: the dual point w0 - G/β of each kernel, recomputed
+  # from w0 and G in each pass.
+  operands = [
+      (w, g)
+      for w, g in zip(jax.tree.leaves(params0), jax.tree.leaves(grads))
+      if w.ndim > 1
+  ]
+  k = round(0.95 * sum(w.size for w, _ in operands))
   search = jax.jit(
-      lambda x, st: rda_optax.kth_smallest([x], k, state=st, magnitude=True)
+      lambda ops, st: rda_optax.kth_smallest(
+          ops,
+          k,
+          state=st,
+          magnitude=True,
+          compute=pinned_dual_point,
+          args=(jnp.float32(0.5),),
+          zero=opaque_zero(st.rank[0]),
+      )
   )
-  _, state = search(flat, rda_optax.threshold_state())
+  _, state = search(operands, rda_optax.threshold_state())
   # A state that predicts this very input (drift 0): one pass.
   state = state._replace(
       drift=jnp.zeros(1), accel=jnp.zeros(1), error=jnp.zeros(1)
   )
-  jax.block_until_ready(search(flat, state))
+  jax.block_until_ready(search(operands, state))
   timed = {name: [] for name in runs}
   timed['the search alone (warm, 1 pass)'] = []
   for _ in range(args.rounds):
@@ -200,7 +245,7 @@ def breakdown_main(argv=None):
       run['carry'] = (params, st)
     t0 = clock()
     for _ in range(args.steps):
-      out = search(flat, state)
+      out = search(operands, state)
     jax.block_until_ready(out)
     timed['the search alone (warm, 1 pass)'].append((clock() - t0) / args.steps)
   ref = timed['optax.sgd(momentum=0.9)']

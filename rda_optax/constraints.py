@@ -128,6 +128,66 @@ class SparsityConstraint(regs.Regularizer):
     del t
     return self._project(tree, selected, self.scope, count, state)
 
+  def prox_computed(
+      self,
+      operands: Any,
+      compute: Any,
+      args: Any,
+      zero: Any,
+      count: Any,
+      state: Any,
+      index: Any = None,
+  ) -> tuple[list[Any], Any]:
+    """The projection of values computed, never written out: leaf ``i`` is
+    ``compute(operands[i], args, zero)`` (elementwise; a module's function
+    that gives the same bits in every fusion, ``zero`` a uint32 0 the
+    compiler cannot know; see :func:`rda_optax.rda.pinned_dual_point`), all of them
+    selected (``index``: their places among the tree's leaves, which the
+    state of ``scope="layer"`` is indexed by; default ``0, 1, …``). The
+    search reads the operands in its passes
+    (:func:`rda_optax.kth_smallest`'s ``compute``) and the masks compute
+    the values again, in the loop that writes the result.
+
+    Returns ``(projected leaves, state)``, the state as in
+    :meth:`prox_tree_with_state`."""
+    s = regs.value_at(self.sparsity, count)
+    if not isinstance(s, jax.core.Tracer):
+      s = float(s)
+    values = [compute(ops, args, zero) for ops in operands]
+    index = list(range(len(operands))) if index is None else list(index)
+    layer = self.scope == 'layer'
+    if state is None:
+      state = threshold.threshold_state(max(index) + 1 if layer else 1)
+    if layer and state.value.shape[0] <= max(index, default=0):
+      raise ValueError(
+          f'sparsity_constraint(scope="layer") got a state for '
+          f'{state.value.shape[0]} leaves and values at leaves {index}: make '
+          'the state with init_state on the same parameters.'
+      )
+    n_ops = len(operands)
+    groups = [[i] for i in range(n_ops)] if layer else [list(range(n_ops))]
+    out = list(values)
+    for group in groups:
+      if not group:
+        continue
+      n = sum(values[i].size for i in group)
+      split, state = threshold.kth_smallest(
+          [operands[i] for i in group],
+          threshold.fraction_count(s, n),
+          state=state,
+          group=index[group[0]] if layer else 0,
+          magnitude=True,
+          compute=compute,
+          args=args,
+          zero=zero,
+      )
+      pruned = threshold.smallest_masks(
+          [values[i] for i in group], split, magnitude=True
+      )
+      for i, m in zip(group, pruned):
+        out[i] = jnp.where(m, jnp.zeros((), values[i].dtype), values[i])
+    return out, state
+
   def _project(
       self, tree: Any, selected: Any, scope: str, count: Any, state: Any
   ) -> tuple[Any, Any]:
@@ -196,13 +256,15 @@ def sparsity_constraint(
   it) and start the next step's search from the level it predicts: one
   pass per step once the drift is known (3 to 4 from a cold start, at a
   jump of ``s`` or at a restart). The answer never depends on that state.
-  The optimizers also compute the point they project once, into a buffer
-  of their state (the selected weights' size, float32), so that the passes
-  and the masks see the same bits. On the ResNet-18-sized tree of
-  ``benchmarks/optimizer_step.py``, on a 2-core CPU, an
-  ``rmda(sparsity_constraint(0.95))`` step costs about 3 SGD-with-momentum
-  steps (17 before the warm start; see the performance page for what the
-  rest is).
+  :func:`rda_optax.rmda` and :func:`rda_optax.rda` never write out the
+  point they project (``w0 − G/β``): each pass and the loop that writes
+  the parameters recompute it from ``w0`` and ``G``
+  (:meth:`prox_computed`), with its rounding pinned so that all see the
+  same bits (no state buffer: the state stays two parameter-sized trees).
+  On the ResNet-18-sized tree of ``benchmarks/optimizer_step.py``, on a
+  2-core CPU, an ``rmda(sparsity_constraint(0.95))`` step costs about 2.5
+  to 2.8 SGD-with-momentum steps (17 before the warm start; see the
+  performance page for what the rest is).
 
   Example:
     >>> import jax.numpy as jnp, rda_optax

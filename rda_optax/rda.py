@@ -57,13 +57,59 @@ def dual_point(
   )[0]
 
 
+def pin(x: jax.Array, zero: jax.Array) -> jax.Array:
+  """``x`` itself, its bits xor ``zero`` (a uint32 0 that XLA cannot know):
+  no fused multiply-add reaches across it, so the operation that made ``x``
+  is rounded on its own in every loop that computes it."""
+  ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[
+      jnp.dtype(x.dtype).itemsize
+  ]
+  bits = jax.lax.bitcast_convert_type(x, ut) ^ zero.astype(ut)
+  return jax.lax.bitcast_convert_type(bits, x.dtype)
+
+
+def pinned_dual_point(operands: Any, args: Any, zero: jax.Array) -> jax.Array:
+  """``w0 − G·(1/β)`` of ``operands = (w0, G)``, ``args = (1/β,)``, in
+  float32 (or wider), every operation rounded on its own (:func:`pin`):
+  the same bits in every fusion that computes it, so that the threshold
+  search counts it, the masks compare it and
+  :meth:`rda_optax.RMDAState.sparse_point` recomputes it without its ever
+  being written out."""
+  w0, gsum = operands
+  (inv_beta,) = args
+  wc = jnp.promote_types(w0.dtype, jnp.float32)
+  ib = pin(jnp.asarray(inv_beta).astype(wc), zero)
+  return w0.astype(wc) - pin(gsum.astype(wc) * ib, zero)
+
+
+def pinned_sum(gsum: jax.Array, g: Any, s: Any, zero: jax.Array) -> jax.Array:
+  """``G + s·g`` in ``G``'s dtype, its product rounded on its own
+  (:func:`pin`): RMDA's weighted gradient sum, which the loops that
+  recompute the dual point from the last step's ``G`` compute alike."""
+  s = jnp.asarray(s).astype(gsum.dtype)
+  return gsum + pin(s * jnp.asarray(g).astype(gsum.dtype), zero)
+
+
+def opaque_zero(count: Any) -> jax.Array:
+  """A uint32 0 that the compiler cannot know (see :func:`pin`): whether
+  ``count``, a step count read from an optimizer's state (a runtime value
+  ``>= 0``), is negative. (Not from a value whose range XLA or LLVM can
+  deduce: LLVM knows that a population count or ``max(x, 0)`` is not
+  negative, folds the zero and contracts the multiply-add again.)"""
+  return (jnp.asarray(count) < 0).astype(jnp.uint32)
+
+
 def prox_buffer(regularizer: Any, params: Any, selected: Any) -> Any:
   """Room for ``w0 − G/β`` of the ``selected`` leaves, end to end in one
   1-D array (float32, or wider), when ``regularizer`` ranks its input
   (``()`` otherwise): kept in the optimizer's state and donated with it, so
   that each step writes the dual point there rather than into new memory
   (see :func:`dual_point_with_state`)."""
-  if regularizer is None or not regularizer.ranks_input:
+  if (
+      regularizer is None
+      or not regularizer.ranks_input
+      or hasattr(regularizer, 'prox_computed')
+  ):
     return ()
   leaves, treedef = jax.tree.flatten(params)
   chosen = [p for p, s in zip(leaves, treedef.flatten_up_to(selected)) if s]
@@ -85,6 +131,7 @@ def dual_point_with_state(
     count,
     state,
     buffer=None,
+    token=None,
 ):
   """:func:`dual_point` with the regularizer's state (see
   :meth:`rda_optax.Regularizer.prox_tree_with_state`):
@@ -97,7 +144,14 @@ def dual_point_with_state(
   when given: the new buffer is returned), so that the threshold search and
   the masks see the same bits, and so that a recomputation from the same
   ``w0``, ``G`` and ``1/β`` (RMDA's :meth:`~rda_optax.RMDAState.sparse_point`)
-  gives the same bits, hence the same zeros."""
+  gives the same bits, hence the same zeros.
+
+  A regularizer with ``prox_computed`` (a sparsity constraint) gets instead
+  the dual point as a computation (:func:`pinned_dual_point`), never written
+  out: its search reads ``w0`` and ``G`` and its masks recompute it in the
+  loop that writes the result; its rounding is pinned by
+  :func:`opaque_zero` of ``token`` (default ``count``): a step count read
+  from the optimizer's state, not one computed from it."""
 
   def one(w0, gsum):
     wc = jnp.promote_types(w0.dtype, jnp.float32)
@@ -107,6 +161,27 @@ def dual_point_with_state(
   gsums = treedef.flatten_up_to(grad_sum)
   chosen = [i for i, s in enumerate(treedef.flatten_up_to(selected)) if s]
   ranks = regularizer is not None and regularizer.ranks_input and chosen
+  if ranks and hasattr(regularizer, 'prox_computed'):
+    # The dual point is never written out: the search and the masks
+    # recompute it, with its rounding pinned (the same bits everywhere).
+    zero = opaque_zero(count if token is None else token)
+    out = [
+        None if i in chosen else one(w0, g)
+        for i, (w0, g) in enumerate(zip(w0s, gsums))
+    ]
+    inv_beta = jnp.asarray(inv_beta, jnp.float32)
+    projected, state = regularizer.prox_computed(
+        [(w0s[i], gsums[i]) for i in chosen],
+        pinned_dual_point,
+        (inv_beta,),
+        zero,
+        count,
+        state,
+        index=chosen,
+    )
+    for i, y in zip(chosen, projected):
+      out[i] = y
+    return treedef.unflatten(out), state, buffer
   out = [
       None if ranks and i in chosen else one(w0, g)
       for i, (w0, g) in enumerate(zip(w0s, gsums))

@@ -20,7 +20,9 @@ from rda_optax import regularizers as regs
 from rda_optax import selection
 from rda_optax import validation
 from rda_optax.rda import dual_point_with_state
+from rda_optax.rda import pinned_sum
 from rda_optax.rda import prox_buffer
+from rda_optax.rda import opaque_zero
 from rda_optax.validation import check_update_args
 
 
@@ -248,7 +250,8 @@ def prox_spec(regularizer: Any, mask: Any) -> RMDAProx:
 
 class RMDAState(NamedTuple):
   """State of :func:`rmda`: two parameter-sized trees (three with a
-  sparsity constraint: ``prox_buffer``).
+  regularizer that ranks its input but cannot project a computed point,
+  such as a partition holding a sparsity constraint: ``prox_buffer``).
 
   Attributes:
     count: number of updates applied so far (int32); schedules of the
@@ -275,8 +278,10 @@ class RMDAState(NamedTuple):
       :class:`rda_optax.ThresholdState`, from which the next step's search
       starts). Restarts reset it. It changes the cost of the prox, never
       the prox point.
-    prox_buffer: with a regularizer that ranks its input (a sparsity
-      constraint), room for the dual point ``w0 − G_k/β_k`` of the selected
+    prox_buffer: with a regularizer that ranks its input and has no
+      ``prox_computed`` (a partition holding a sparsity constraint; a
+      sparsity constraint itself recomputes the point), room for the dual
+      point ``w0 − G_k/β_k`` of the selected
       leaves (float32), which each update writes there (a buffer donated
       with the state, not new memory: on a CPU, new memory costs more to
       write than the whole search); its content between steps is not used.
@@ -340,6 +345,8 @@ class RMDAState(NamedTuple):
         self.prox_state
         if _same_structure(self.prox_state, regs.init_state(regularizer, w0))
         else regs.init_state(regularizer, w0),
+        # The count as read from the state (see rda.opaque_zero).
+        token=self.count,
     )
     return jax.tree.map(
         lambda x, p: jnp.where(started, x.astype(p.dtype), p),
@@ -417,12 +424,12 @@ def rmda(
 
   **With a sparsity constraint** (:func:`rda_optax.sparsity_constraint`)
   the state also keeps the threshold search's state (``prox_state``: each
-  step's search starts from the last step's level, one counting pass) and
-  room for the dual point ``w0 − G_k/β_k`` of the selected leaves
-  (``prox_buffer``, float32: a third parameter-sized array), written there
-  once per step so that the search and the masks see the same bits;
-  :func:`rda_optax.sparse_params` recomputes it the same way and zeroes
-  exactly the entries the update zeroed.
+  step's search starts from the last step's level, one counting pass). The
+  dual point ``w0 − G_k/β_k`` is never stored: each counting pass and the
+  loop that writes the parameters recompute it from ``w0`` and ``G_k``,
+  its rounding pinned (:func:`rda_optax.rda.pin`) so that all see the same
+  bits; :func:`rda_optax.sparse_params` recomputes it the same way and
+  zeroes exactly the entries the update zeroed.
 
   **Restarts.** At each update count in ``restart_steps`` (for instance where
   the learning rate drops) the method restarts from the current weights:
@@ -547,9 +554,20 @@ def rmda(
     alpha = state.alpha + s
     inv_beta = 1 / sqrt_k
     t = alpha * inv_beta  # Weight of λR in the prox.
-    grad_sum = jax.tree.map(
-        lambda gs, g: gs + s * g.astype(gs.dtype), state.grad_sum, updates
-    )
+    if regularizer is not None and regularizer.ranks_input:
+      # The dual point is recomputed in each loop that reads it (see
+      # rda.pinned_dual_point), and so is G when XLA fuses its update into
+      # them: its product is rounded on its own, the same bits everywhere.
+      zero = opaque_zero(state.count)
+      grad_sum = jax.tree.map(
+          lambda gs, g: pinned_sum(gs, g, s, zero), state.grad_sum, updates
+      )
+
+    else:
+      grad_sum = jax.tree.map(
+          lambda gs, g: gs + s * g.astype(gs.dtype), state.grad_sum, updates
+      )
+
     c = 1.0 if not keep_prox else 1 - regs.value_at(momentum, state.count)
 
     def interpolate(p, v):

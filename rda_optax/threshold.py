@@ -66,6 +66,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The key arithmetic and the warm start live in their own modules.
+from rda_optax.threshold_keys import _between
+from rda_optax.threshold_keys import _finite_ends
+from rda_optax.threshold_keys import _flush
+from rda_optax.threshold_keys import _from_key
+from rda_optax.threshold_keys import _key_dtype
+from rda_optax.threshold_keys import _loop_pivot_values
+from rda_optax.threshold_keys import _offsets
+from rda_optax.threshold_keys import _to_key
+from rda_optax.threshold_keys import _value_keys
+from rda_optax.threshold_keys import _zero_keys
+from rda_optax.threshold_warm import _next_state
+from rda_optax.threshold_warm import _warm_pivots
+from rda_optax.threshold_warm import _warm_usable
+from rda_optax.threshold_warm import ThresholdState
+from rda_optax.threshold_warm import threshold_state
+
 __all__ = [
     'GATHER',
     'PIVOTS',
@@ -98,63 +115,6 @@ SORT_BELOW = 2048
 
 SAMPLE = 8192
 """Entries in the strided sample of a cold start."""
-
-# A warm start is tried when the rank moved by at most this fraction of n.
-_WARM_RANK_MOVE = 1 / 32
-
-
-class ThresholdState(NamedTuple):
-  """What one search leaves for the next (arrays of shape ``(groups,)``).
-
-  A state never changes the answer, only the number of passes: any values,
-  NaN included, give the exact result; :func:`threshold_state` makes a cold
-  one. **Cost.** Started from it, a search on weights that a training step
-  moved takes one counting pass (its pivots around the level predicted to
-  second order, spaced by the density), against 2 to 4 cold; a tie at the
-  last value (ASR's frozen zeros) is checked in one pass too. A few
-  float32 scalars per group: nothing next to the weights.
-
-  Attributes:
-    value: the last ``k``-th smallest value (float32; NaN: none yet, the
-      next search starts cold).
-    drift: its last change per search at a fixed rank (float32; NaN:
-      unknown).
-    accel: the change of ``drift`` over the last search (float32; NaN:
-      unknown): the threshold is predicted to second order.
-    density: entries per unit of value around it (float32; 0: unknown, for
-      instance after a tie, when the answer was one value held by many
-      entries).
-    error: how far the last prediction of ``value`` was off (float32).
-    rank: the last ``k`` (int32).
-    passes: counting passes the last search took (int32; 0 when it sorted).
-  """
-
-  value: jax.Array
-  drift: jax.Array
-  accel: jax.Array
-  density: jax.Array
-  error: jax.Array
-  rank: jax.Array
-  passes: jax.Array
-
-
-def threshold_state(groups: int = 1) -> ThresholdState:
-  """A cold :class:`ThresholdState` for ``groups`` independent searches.
-
-  Example:
-    >>> from rda_optax import threshold
-    >>> threshold.threshold_state(2).value
-    Array([nan, nan], dtype=float32)
-  """
-  return ThresholdState(
-      value=jnp.full((groups,), jnp.nan, jnp.float32),
-      drift=jnp.full((groups,), jnp.nan, jnp.float32),
-      accel=jnp.full((groups,), jnp.nan, jnp.float32),
-      density=jnp.zeros((groups,), jnp.float32),
-      error=jnp.zeros((groups,), jnp.float32),
-      rank=jnp.zeros((groups,), jnp.int32),
-      passes=jnp.zeros((groups,), jnp.int32),
-  )
 
 
 class ThresholdSplit(NamedTuple):
@@ -333,91 +293,6 @@ def flatten(xs: Sequence[Any]) -> jax.Array:
   return jnp.concatenate([x.reshape(-1) for x in xs])
 
 
-# ---------------------------------------------------------------------------
-# Order-preserving unsigned keys of floats (pivot arithmetic only: the data
-# are compared as floats).
-
-
-def _key_dtype(dtype: Any) -> Any:
-  bits = jnp.finfo(dtype).bits
-  return {16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}[bits]
-
-
-def _tiny(dtype: Any) -> Any:
-  """The smallest normal float32 (float64 for float64)."""
-  return jnp.finfo(jnp.float64 if dtype == jnp.float64 else jnp.float32).tiny
-
-
-def _flush(x: jax.Array) -> jax.Array:
-  """``x`` with values below the smallest normal float32 (float64 for
-  float64) set to zero: XLA:CPU compares such values as zeros (denormals
-  are zero), so they are ranked as zeros everywhere."""
-  tiny = jnp.asarray(_tiny(x.dtype), x.dtype)
-  # (Two comparisons with tiny, not one of |x|: inside a loop, |x| would be
-  # a loop invariant that XLA hoists, writing it out.)
-  return jnp.where((x < tiny) & (x > -tiny), jnp.zeros((), x.dtype), x)
-
-
-def _to_key(x: jax.Array) -> jax.Array:
-  """Keys ordered as the floats (-0.0 as +0.0; every NaN the largest key)."""
-  ut = _key_dtype(x.dtype)
-  sign = jnp.asarray(1 << (jnp.iinfo(ut).bits - 1), ut)
-  u = jax.lax.bitcast_convert_type(x, ut)
-  u = jnp.where(x == 0, jnp.asarray(0, ut), u)
-  key = jnp.where((u & sign) != 0, ~u, u | sign)
-  return jnp.where(jnp.isnan(x), jnp.asarray(jnp.iinfo(ut).max, ut), key)
-
-
-def _from_key(key: jax.Array, dtype: Any) -> jax.Array:
-  """The float of a key. Keys below that of -inf give a negative NaN (no
-  value is at most it), keys above that of +inf a positive NaN."""
-  ut = _key_dtype(dtype)
-  sign = jnp.asarray(1 << (jnp.iinfo(ut).bits - 1), ut)
-  u = jnp.where((key & sign) != 0, key ^ sign, ~key)
-  return jax.lax.bitcast_convert_type(u.astype(ut), dtype)
-
-
-def _pivot_values(keys: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]:
-  """Floats to compare with, and whether a pivot counts everything (the
-  largest key, above every NaN)."""
-  top = keys == jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)
-  return _flush(_from_key(keys, dtype)), top
-
-
-def _loop_pivot_values(keys: jax.Array, dtype: Any) -> jax.Array:
-  """Floats ``p`` such that ``x <= p``, for unflushed ``x``, counts as
-  ``flush(x) <= flush(pivot)`` with or without denormals-are-zero: a pivot
-  below the smallest normal in magnitude becomes the largest positive
-  denormal (``x <= 0`` with every denormal ``x`` taken for zero). The loop
-  then needs no flush of the data."""
-  value = _from_key(keys, dtype)
-  tiny = jnp.asarray(_tiny(dtype), dtype)
-  ut = _key_dtype(dtype)
-  below_tiny = jax.lax.bitcast_convert_type(
-      jax.lax.bitcast_convert_type(tiny, ut) - jnp.asarray(1, ut), dtype
-  )
-  return jnp.where((value < tiny) & (value > -tiny), below_tiny, value)
-
-
-def _at_most(x: jax.Array, key: jax.Array) -> jax.Array:
-  """Whether ``x`` (flushed) counts at a pivot key: ``x <= pivot`` as floats
-  (so ``-0.0`` and ``+0.0`` alike), everything at the top key."""
-  value, top = _pivot_values(key, x.dtype)
-  return (x <= value) | top
-
-
-def _between(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
-  """Whether ``x`` is in the bracket ``(lo, hi]`` (keys), as counted."""
-  return _at_most(x, hi) & ~_at_most(x, lo)
-
-
-def _zero_keys(dtype: Any, ut: Any) -> tuple[jax.Array, jax.Array]:
-  """Two keys bracketing exactly the zeros ``(lo, hi]``: everything below
-  the smallest normal in magnitude counts as zero."""
-  below = _to_key(-jnp.asarray(_tiny(dtype), dtype)).astype(ut)
-  return below, below + jnp.asarray(1, ut)
-
-
 def _add(a, b):
   return tuple(x + y for x, y in zip(a, b))
 
@@ -441,15 +316,27 @@ def _total(arrays: Sequence[jax.Array]) -> list[jax.Array]:
 
 
 class _Part(NamedTuple):
-  flat: jax.Array  # The whole array, flattened.
+  flat: Any  # The whole array, flattened (a tuple of them: computed).
   start: int  # First entry of the part in ``flat``.
   rows: int
   width: int
   offset: int  # Position of ``flat[0]``.
   magnitude: bool  # Rank |x| rather than x.
+  compute: Any = None  # (operands, zero) -> values, elementwise; or None.
 
 
-def _values(part: _Part, x: jax.Array) -> jax.Array:
+def _each(part: _Part, fn: Any) -> Any:
+  """``fn`` of the part's array, or of each of its operands."""
+  if part.compute is None:
+    return fn(part.flat)
+  return tuple(fn(x) for x in part.flat)
+
+
+def _values(part: _Part, x: Any, zero: Any) -> jax.Array:
+  """The ranked values of (a view of) the part: its operands computed
+  (``zero``, a uint32 0 that the compiler cannot know), then ``|x|``."""
+  if part.compute is not None:
+    x = part.compute(x, zero)
   return jnp.abs(x) if part.magnitude else x
 
 
@@ -467,29 +354,42 @@ def _row_width(n: int, width: int) -> int:
 
 
 def _parts(
-    xs: Sequence[jax.Array], width: int, magnitude: bool = False
+    xs: Sequence[Any],
+    width: int,
+    magnitude: bool = False,
+    compute: Any = None,
 ) -> tuple[list[_Part], int]:
-  """Each array as rows (a whole array, or its head and a one-row tail)."""
+  """Each array (each tuple of operands, with ``compute``) as rows (a whole
+  array, or its head and a one-row tail)."""
   parts, offset = [], 0
   for x in xs:
-    flat = x.reshape(-1)
-    n = flat.size
+    if compute is None:
+      flat = x.reshape(-1)
+      n = flat.size
+    else:
+      flat = tuple(jnp.ravel(o) for o in x)
+      n = flat[0].size
     w = _row_width(n, width)
     rows = n // w if n else 0
     if rows:
-      parts.append(_Part(flat, 0, rows, w, offset, magnitude))
+      parts.append(_Part(flat, 0, rows, w, offset, magnitude, compute))
     if n - rows * w:
-      parts.append(_Part(flat, rows * w, 1, n - rows * w, offset, magnitude))
+      parts.append(
+          _Part(flat, rows * w, 1, n - rows * w, offset, magnitude, compute)
+      )
     offset += n
   return parts, offset
 
 
-def _view(part: _Part) -> jax.Array:
+def _view(part: _Part) -> Any:
   size = part.rows * part.width
-  flat = part.flat
-  if part.start or size != flat.size:
-    flat = jax.lax.slice(flat, (part.start,), (part.start + size,))
-  return flat.reshape(part.rows, part.width)
+
+  def rows(flat):
+    if part.start or size != flat.size:
+      flat = jax.lax.slice(flat, (part.start,), (part.start + size,))
+    return flat.reshape(part.rows, part.width)
+
+  return _each(part, rows)
 
 
 def _row_counts(
@@ -502,6 +402,9 @@ def _row_counts(
   inside a loop ``abs(x)`` is an invariant that XLA would hoist, writing out
   a copy of every array.)"""
   x = _view(part)
+  if part.compute is not None:
+    # (A loop-variant zero: the computation is not hoisted out of the loop.)
+    x = part.compute(x, (1 - one).astype(jnp.uint32))
   if part.magnitude:
     x = jnp.abs(x * one.astype(x.dtype))
   ops = tuple(
@@ -510,10 +413,10 @@ def _row_counts(
   return jax.lax.reduce(ops, tuple(jnp.int32(0) for _ in ops), _add, (1,))
 
 
-def _sorted_split(parts, n, k):
+def _sorted_split(parts, n, k, zero):
   """Every entry sorted by (value, position): for small inputs."""
   keys = jnp.concatenate(
-      [_to_key(_flush(_values(p, _view(p)))).reshape(-1) for p in parts]
+      [_to_key(_flush(_values(p, _view(p), zero))).reshape(-1) for p in parts]
   )
   pos = jnp.concatenate(
       [
@@ -572,12 +475,13 @@ def _tie_row(rowmem, need):
 
 def _budgets(parts: Sequence[_Part], gather: int) -> list[int]:
   """Rows read per part at the end: ``gather`` for one array (a flat
-  buffer: its rows, and a one-row tail), else a share of ``2·gather`` by
-  rows, plus 4 (at most the part's rows)."""
+  buffer: its rows, and a one-row tail), else a share of ``gather`` by
+  rows, plus 8 (at most the part's rows): the candidates' top-k is the
+  tail's largest cost (a part over its budget costs a pass)."""
   if len({id(p.flat) for p in parts}) == 1:
     return [min(p.rows, gather) for p in parts]
   total = sum(p.rows for p in parts)
-  return [min(p.rows, 4 + -(-2 * gather * p.rows // total)) for p in parts]
+  return [min(p.rows, 8 + -(-gather * p.rows // total)) for p in parts]
 
 
 def _row_starts(parts: Sequence[_Part]) -> np.ndarray:
@@ -598,7 +502,7 @@ def _fits(parts, budgets, rows):
   return jnp.all(count <= jnp.asarray(budgets, jnp.int32))
 
 
-def _candidates(parts, budgets, rows, tie_row):
+def _candidates(parts, budgets, rows, tie_row, zero):
   """Entries of the ``rows`` (each part reads its share, up to its budget)
   and of ``tie_row`` (each part one row): ``(values, positions, valid)``,
   flat."""
@@ -615,7 +519,8 @@ def _candidates(parts, budgets, rows, tie_row):
     ok = (local >= 0) & (local < p.rows)
     col = jnp.arange(p.width, dtype=jnp.int32)
     el = p.start + jnp.clip(local, 0, p.rows - 1)[:, None] * p.width + col
-    vals.append(_values(p, jnp.take(p.flat, el)).reshape(-1))
+    taken = _each(p, lambda f: jnp.take(f, el))
+    vals.append(_values(p, taken, zero).reshape(-1))
     pos.append((p.offset + el).reshape(-1))
     valid.append(jnp.broadcast_to(ok[:, None], el.shape).reshape(-1))
   return tuple(jnp.concatenate(a) for a in (vals, pos, valid))
@@ -625,7 +530,7 @@ def _candidates(parts, budgets, rows, tie_row):
 # Pivots.
 
 
-def _sample(parts, n):
+def _sample(parts, n, zero):
   """About ``SAMPLE`` entries on a regular grid of positions, as sorted
   keys."""
   stride = max(1, n // SAMPLE)
@@ -637,53 +542,28 @@ def _sample(parts, n):
       sample.append(
           _values(
               p,
-              jax.lax.slice(
-                  p.flat, (p.start + first,), (p.start + size,), (stride,)
+              _each(
+                  p,
+                  lambda f: jax.lax.slice(
+                      f, (p.start + first,), (p.start + size,), (stride,)
+                  ),
               ),
+              zero,
           )
       )
   return jnp.sort(_to_key(_flush(jnp.concatenate(sample))))
 
 
-def _sample_pivots(parts, n, k, count):
+def _sample_pivots(parts, n, k, count, zero):
   """``count`` pivots at ranks of a strided sample a few standard
   deviations around ``k``'s quantile (evenly in the middle, then
   geometrically out to 8 deviations)."""
-  sample = _sample(parts, n)
+  sample = _sample(parts, n, zero)
   m = sample.size
   q = k.astype(jnp.float32) / n * m
   sd = jnp.sqrt(jnp.maximum(q * (1 - q / m), 1.0))
   ranks = jnp.clip(jnp.round(q + sd * _offsets(count, 0.5, 8.0)), 1, m)
   return sample[ranks.astype(jnp.int32) - 1]
-
-
-def _offsets(count: int, inner: float, outer: float) -> jax.Array:
-  """``count`` offsets symmetric about 0, from ``±inner/2`` geometrically
-  out to ``±outer`` (``count = 4``: ``(-outer, -inner/2, inner/2,
-  outer)``)."""
-  half = count // 2
-  if half == 1:
-    steps = [inner / 2]
-  else:
-    ratio = (outer / (inner / 2)) ** (1 / (half - 1))
-    steps = [inner / 2 * ratio**i for i in range(half)]
-  out = [-x for x in reversed(steps)] + steps
-  if count % 2:
-    out.insert(half, 0.0)
-  return jnp.asarray(out, jnp.float32)
-
-
-def _value_keys(values, dtype, ut):
-  """Keys of float32 ``values`` in ``dtype`` (NaN: the top key, clipped
-  away by the caller)."""
-  return _to_key(values.astype(dtype)).astype(ut)
-
-
-def _finite_ends(lo, hi, dtype):
-  lo_v = _from_key(lo, dtype).astype(jnp.float32)
-  hi_v = _from_key(hi, dtype).astype(jnp.float32)
-  ok = jnp.isfinite(lo_v) & jnp.isfinite(hi_v) & (hi_v > lo_v)
-  return lo_v, hi_v, ok
 
 
 def _refine_pivots(lo, hi, c_lo, c_hi, k, dtype, ut, count, gather):
@@ -728,84 +608,33 @@ def _refine_pivots(lo, hi, c_lo, c_hi, k, dtype, ut, count, gather):
   return jnp.concatenate([aimed, fixed])
 
 
-def _warm_usable(state, g, k, n):
-  value, density = state.value[g], state.density[g]
-  near = jnp.abs(k - state.rank[g]) <= max(1, int(n * _WARM_RANK_MOVE))
-  return (
-      jnp.isfinite(value)
-      & jnp.isfinite(density)
-      & jnp.isfinite(state.error[g])
-      & (density >= 0)
-      & near
-  )
-
-
-def _predicted(state, g, k):
-  """The threshold predicted for rank ``k``: the last value, moved by its
-  drift and acceleration (those known) and by the change of rank over the
-  density."""
-  known = state.density[g] > 0
-  safe = jnp.where(known, state.density[g], 1.0)
-  dk = (k - state.rank[g]).astype(jnp.float32)
-  drift = jnp.nan_to_num(state.drift[g], nan=0.0)
-  accel = jnp.nan_to_num(state.accel[g], nan=0.0)
-  return state.value[g] + drift + accel + jnp.where(known, dk / safe, 0.0)
-
-
-def _warm_pivots(state, g, k, dtype, ut, count, gather):
-  """Around the threshold predicted from the last search: its value plus
-  its drift per step, moved by the change of rank over the density. All but
-  two evenly spaced, ``gather / 2`` entries apart (at most a sixteenth of
-  the value; wider if the last prediction's error was), the two others
-  ``8·(count − 2)`` spacings out. With
-  no density known (the last answer was a tie): the last value itself,
-  the key below it, and steps of 1/256 of it either side."""
-  value, density, error = state.value[g], state.density[g], state.error[g]
-  known = density > 0
-  safe = jnp.where(known, density, 1.0)
-  centre = _predicted(state, g, k)
-  even = count - 2
-  # (A density measured in a gap between clusters of values holds only
-  # locally: the spacing is at most a sixteenth of the value's scale.)
-  scale = jnp.abs(value) + jnp.abs(jnp.nan_to_num(state.drift[g], nan=0.0))
-  unit = jnp.maximum(
-      jnp.minimum(0.5 * gather / safe, scale / 16), 2 * error / even
-  )
-  offsets = jnp.concatenate(
-      [
-          jnp.asarray([-8.0 * even]),
-          jnp.arange(even, dtype=jnp.float32) - (even - 1) / 2,
-          jnp.asarray([8.0 * even]),
-      ]
-  )
-  smooth = _value_keys(centre + unit * offsets, dtype, ut)
-  # A tie: is the answer the same value again?
-  v = _value_keys(value, dtype, ut)
-  z_lo, z_hi = _zero_keys(dtype, ut)
-  is_zero = jnp.abs(value) < _tiny(dtype)
-  pair = jnp.where(
-      is_zero, jnp.stack([z_lo, z_hi]), jnp.stack([v - 1, v]).astype(ut)
-  )
-  scale = jnp.abs(value) * 2.0**-8 + _tiny(dtype)
-  rest = _value_keys(value + scale * _offsets(count - 2, 1.0, 16.0), dtype, ut)
-  tie = jnp.concatenate([pair, rest])
-  return jnp.where(known, smooth, tie)
-
-
 # ---------------------------------------------------------------------------
 # The search.
 
 
-def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
+def _search(
+    xs,
+    k,
+    state,
+    g,
+    *,
+    dtype,
+    compute,
+    zero,
+    magnitude,
+    rows,
+    pivots,
+    gather,
+    sort_below,
+):
   """``(key, position, passes, density)`` of the ``k``-th smallest
   (``1 <= k <= n``) of one group of arrays. ``density``: entries per unit
   value in the last bracket (0 when unknown or the answer was a tie)."""
-  dtype = xs[0].dtype
   ut = _key_dtype(dtype)
-  parts, n = _parts(xs, rows, magnitude)
+  parts, n = _parts(xs, rows, magnitude, compute)
   umax = jnp.asarray(jnp.iinfo(ut).max, ut)
   if n <= sort_below:
-    key, pos = _sorted_split(parts, n, k)
+    key, pos = _sorted_split(parts, n, k, zero)
     return key, pos, jnp.int32(0), jnp.float32(0)
   inf_key = _to_key(jnp.asarray(jnp.inf, dtype))
   # A warm start: the first pass's pivots around the predicted threshold;
@@ -840,7 +669,7 @@ def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
         which,
         [
             lambda: warm_first(),
-            lambda: _sample_pivots(parts, n, k, pivots).astype(ut),
+            lambda: _sample_pivots(parts, n, k, pivots, zero).astype(ut),
             lambda: _refine_pivots(
                 lo, hi, c_lo, c_hi, k, dtype, ut, pivots, gather
             ),
@@ -917,7 +746,7 @@ def _search(xs, k, state, g, *, magnitude, rows, pivots, gather, sort_below):
       rc_hi - rc_lo,
   )
   member = jnp.where(ready, member, no_rows)
-  vals, pos, valid = _candidates(parts, budgets, member, tie_row)
+  vals, pos, valid = _candidates(parts, budgets, member, tie_row, zero)
   x = _flush(vals)
   inside = valid & _between(x, lo, hi)
   cap = max(gather, max(p.width for p in parts))
@@ -965,6 +794,9 @@ def kth_smallest(
     pivots: int = PIVOTS,
     gather: int = GATHER,
     sort_below: int = SORT_BELOW,
+    compute: Any = None,
+    args: Any = (),
+    zero: Any = None,
 ) -> tuple[ThresholdSplit, ThresholdState]:
   r"""The ``k``-th smallest entry of the arrays ``xs`` taken together.
 
@@ -1005,6 +837,18 @@ def kth_smallest(
     pivots: thresholds per pass (4 to 15).
     gather: entries of a bracket few enough to gather.
     sort_below: inputs of at most this many entries are sorted.
+    compute: rank computed values, never written out: each of ``xs`` is
+      then a tuple of arrays of one shape, its values ``compute(operands,
+      args, zero)``, an elementwise function (a hashable one: a module's
+      function) that must give the same bits in every loop it is fused
+      into: it gets ``zero``, a uint32 0 that the compiler cannot know, to
+      pin its rounding (see :func:`rda_optax.rda.pinned_dual_point`):
+      inside the counting loop one made from the loop's counter, elsewhere
+      ``zero``.
+    args: arrays ``compute`` takes besides the operands (scalars).
+    zero: with ``compute``, a uint32 0 that neither XLA nor LLVM can
+      deduce (:func:`rda_optax.rda.opaque_zero` of a step count read from
+      an optimizer's state).
 
   Returns:
     ``(split, state)``: the :class:`ThresholdSplit` (give it to
@@ -1019,6 +863,9 @@ def kth_smallest(
       list(xs),
       k,
       state,
+      args,
+      zero,
+      compute=compute,
       group=group,
       magnitude=magnitude,
       rows=rows,
@@ -1032,6 +879,7 @@ def kth_smallest(
 @functools.partial(
     jax.jit,
     static_argnames=(
+        'compute',
         'group',
         'magnitude',
         'rows',
@@ -1041,10 +889,38 @@ def kth_smallest(
     ),
 )
 def _kth_smallest(
-    xs, k, state, *, group, magnitude, rows, pivots, gather, sort_below
+    xs,
+    k,
+    state,
+    args,
+    zero,
+    *,
+    compute,
+    group,
+    magnitude,
+    rows,
+    pivots,
+    gather,
+    sort_below,
 ):
-  xs = _as_common(list(xs))
-  n = _check_group(xs)
+  if compute is None:
+    xs = _as_common(list(xs))
+    dtype = xs[0].dtype if xs else jnp.float32
+    n = _check_group(xs)
+    bound = None
+  else:
+    if zero is None:
+      raise ValueError(
+          'kth_smallest(compute=...) needs zero=, a uint32 0 that the '
+          'compiler cannot know (rda_optax.rda.opaque_zero of a step count).'
+      )
+    zero = jnp.asarray(zero, jnp.uint32)
+    xs = [tuple(jnp.asarray(o) for o in ops) for ops in xs]
+    bound = functools.partial(_bind, compute, args)
+    dtype = (
+        jax.eval_shape(bound, xs[0], jnp.uint32(0)).dtype if xs else jnp.float32
+    )
+    n = _check_group([ops[0] for ops in xs])
   if not 4 <= pivots <= 15:
     raise ValueError(
         f'kth_smallest needs pivots in [4, 15] (XLA:CPU counts up to 15 in '
@@ -1059,7 +935,6 @@ def _kth_smallest(
         f'{state.value.shape[0]} group(s): make it with '
         'threshold_state(groups).'
     )
-  dtype = xs[0].dtype if xs else jnp.float32
   k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
   if n == 0:
     return (
@@ -1075,6 +950,9 @@ def _kth_smallest(
       jnp.maximum(k, 1),
       state,
       group,
+      dtype=dtype,
+      compute=bound,
+      zero=zero,
       magnitude=magnitude,
       rows=rows,
       pivots=pivots,
@@ -1091,37 +969,8 @@ def _kth_smallest(
   return split, _next_state(state, group, k, value, density, passes, n)
 
 
-def _next_state(state, g, k, value, density, passes, n):
-  """The state after a search: the value, its drift at a fixed rank and
-  the drift's change, the density around it (the last one kept when this
-  bracket gave none), and how far this search's prediction was off."""
-  old = state.value[g]
-  new = value.astype(jnp.float32)
-  found = (k > 0) & jnp.isfinite(new)
-  warm = _warm_usable(state, g, k, n) & (state.density[g] > 0)
-  error = jnp.where(warm, jnp.abs(new - _predicted(state, g, k)), 0.0)
-  known = (density > 0) & jnp.isfinite(density)
-  # A tie gives no density: keep the last one if the answer is the same
-  # value again, else mark it unknown (the next search starts from the
-  # value itself).
-  same = new == old
-  density = jnp.where(known, density, jnp.where(same, state.density[g], 0.0))
-  usable = density > 0
-  rank_move = (k - state.rank[g]).astype(jnp.float32) / jnp.where(
-      usable, density, 1.0
-  )
-  nan = jnp.float32(jnp.nan)
-  drift = jnp.where(warm & usable, new - old - rank_move, nan)
-  accel = drift - state.drift[g]  # NaN unless both are known.
-  return ThresholdState(
-      value=state.value.at[g].set(jnp.where(found, new, nan)),
-      drift=state.drift.at[g].set(jnp.where(found, drift, nan)),
-      accel=state.accel.at[g].set(jnp.where(found, accel, nan)),
-      density=state.density.at[g].set(jnp.where(found, density, 0.0)),
-      error=state.error.at[g].set(jnp.where(found, error, 0.0)),
-      rank=state.rank.at[g].set(k),
-      passes=state.passes.at[g].set(passes),
-  )
+def _bind(compute, args, operands, zero):
+  return compute(operands, args, zero)
 
 
 def smallest_masks(
@@ -1150,20 +999,13 @@ def _smallest_masks(xs, split, *, magnitude):
   xs = _as_common(list(xs))
   out, offset = [], 0
   for x in xs:
-    pos = offset + _row_major_index(x.shape)
+    # (Flat: a position is the loop's index, not a sum over the axes.)
+    shape, x = x.shape, x.reshape(-1)
+    pos = offset + jax.lax.iota(jnp.int32, x.size)
     x = _flush(jnp.abs(x) if magnitude else x)
     value = split.value.astype(x.dtype)
     below = jnp.where(split.nan, ~jnp.isnan(x), x < value)
     tie = jnp.where(split.nan, jnp.isnan(x), x == value)
-    out.append(below | (tie & (pos <= split.position)))
+    out.append((below | (tie & (pos <= split.position))).reshape(shape))
     offset += x.size
   return out
-
-
-def _row_major_index(shape: tuple[int, ...]) -> jax.Array:
-  index = jnp.zeros(shape, jnp.int32)
-  stride = 1
-  for axis in range(len(shape) - 1, -1, -1):
-    index = index + stride * jax.lax.broadcasted_iota(jnp.int32, shape, axis)
-    stride *= shape[axis]
-  return index
