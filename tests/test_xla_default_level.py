@@ -37,6 +37,12 @@ EXPECTED = {
     'test_the_recomputed_sparse_point_is_the_updates_to_the_bit',
     'tests/test_ramda.py::'
     'test_asr_retrains_from_the_prox_point_and_keeps_its_zeros',
+    'tests/test_pinned_dual_point.py::test_pin_is_the_identity',
+    'tests/test_pinned_dual_point.py::'
+    'test_the_search_on_computed_values_is_the_cold_exact_search',
+    'tests/test_pinned_dual_point.py::'
+    'test_rmda_zeros_the_k_smallest_of_the_dual_point',
+    'tests/test_pinned_dual_point.py::test_a_computed_search_needs_an_opaque_zero',
 }
 
 
