@@ -15,32 +15,60 @@ SHARED_DATA = os.environ.get(
 MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 
 
-# XLA:CPU's optimizing backend (LLVM at -O2) is most of what the suite spends:
-# its many short trainings compile far more than they run. The test session
-# compiles with it off (level 0: 19% less CPU time over the whole suite,
-# 25% on the ResNet tests; every test passes at both levels). What only the
-# optimizing backend could change is whether two different programs round
-# the same numbers to the same bits (it contracts a*b+c into fused
-# multiply-adds fusion by fusion), so the tests that assert bit-identical
-# results across programs carry the ``xla_default`` mark and run again at
-# XLA's default level in a subprocess (tests/test_xla_default_level.py).
-XLA_TEST_LEVEL = '--xla_backend_optimization_level=0'
-# Set by that subprocess: compile at XLA's default level, as users do.
+# XLA:CPU's optimizing backend (LLVM at -O2 and its expensive passes) is most
+# of what the suite spends: its many short trainings compile far more than
+# they run. The session compiles with JAX's `jax_disable_most_optimizations`
+# (XLA's backend at level 0; the xdist workers and the training subprocesses
+# inherit it through the environment): 19% less CPU time over the suite,
+# 25% on the ResNet tests, every test passing at both levels. Tests marked
+# ``xla_default`` compile at XLA's default level, as users do (the
+# `_xla_level` fixture below): the tests that assert bit-identical results
+# across compiled programs (only the optimizing backend could break those: it
+# contracts a*b+c into fused multiply-adds fusion by fusion) and the few that
+# run more than they compile. RDA_TEST_XLA_DEFAULT_LEVEL=1 runs the whole
+# suite at the default level.
 XLA_DEFAULT_ENV = 'RDA_TEST_XLA_DEFAULT_LEVEL'
+NO_OPTIMIZATIONS_ENV = 'JAX_DISABLE_MOST_OPTIMIZATIONS'
 
 
 def _compile_without_xla_optimizations():
-  flags = os.environ.get('XLA_FLAGS', '')
-  if os.environ.get(XLA_DEFAULT_ENV) or 'xla_backend_optimization_level' in (
-      flags
+  if os.environ.get(XLA_DEFAULT_ENV):
+    os.environ.pop(NO_OPTIMIZATIONS_ENV, None)
+  else:
+    os.environ.setdefault(NO_OPTIMIZATIONS_ENV, '1')
+
+
+def optimizations_disabled() -> bool:
+  """Whether this session compiles without XLA's optimizations (JAX's own
+  reading of the variable)."""
+  value = os.environ.get(NO_OPTIMIZATIONS_ENV, '')
+  return value.lower() in ('1', 'true', 't', 'yes', 'y', 'on')
+
+
+@pytest.fixture(autouse=True)
+def _xla_level(request):
+  """An ``xla_default`` test compiles at XLA's default level: the flag is
+  not part of JAX's in-memory compilation caches, so they are cleared on
+  the way in and out (the persistent cache keys on the level)."""
+  if request.node.get_closest_marker('xla_default') is None or not (
+      optimizations_disabled()
   ):
-    return  # The caller chose the level.
-  os.environ['XLA_FLAGS'] = f'{flags} {XLA_TEST_LEVEL}'.strip()
+    yield
+    return
+  import jax  # pylint: disable=import-outside-toplevel
+
+  jax.config.update('jax_disable_most_optimizations', False)
+  jax.clear_caches()
+  try:
+    yield
+  finally:
+    jax.config.update('jax_disable_most_optimizations', True)
+    jax.clear_caches()
 
 
 def pytest_configure(config):
-  """XLA's level for the session (see XLA_TEST_LEVEL; the xdist workers and
-  the training subprocesses inherit it).
+  """XLA's level for the session (see NO_OPTIMIZATIONS_ENV; the xdist
+  workers and the training subprocesses inherit it).
 
   One XLA compilation cache for the session: the many short trainings of
   the suite (in the test processes and in the subprocesses they start)

@@ -30,6 +30,7 @@ def _changed_lines(name):
     return sum('# rda-optax' in line for line in f)
 
 
+@pytest.mark.xla_default  # It runs more than it compiles.
 def test_linen_train_state_example(prepared_mnist):
   example = _load('linen_mnist')
   state = example.main(
@@ -48,6 +49,7 @@ def test_linen_train_state_example(prepared_mnist):
   assert _changed_lines('linen_mnist') <= 10
 
 
+@pytest.mark.xla_default  # It runs more than it compiles.
 def test_nnx_optimizer_example(prepared_mnist):
   example = _load('nnx_mnist')
   _, history = example.main(

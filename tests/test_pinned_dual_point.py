@@ -17,7 +17,7 @@ from rda_optax.rda import pinned_dual_point
 from rda_optax.rda import opaque_zero
 
 # Bit-for-bit identities across programs, which only XLA's optimizing
-# backend could break: run again at its default level (tests/conftest.py).
+# backend could break: compiled at its default level (tests/conftest.py).
 pytestmark = pytest.mark.xla_default
 
 SHAPES = [(3, 3, 4, 8), (40, 10), (7,), (2, 600)]  # 2,783 entries: passes
