@@ -20,8 +20,8 @@ MNIST_DIR = os.path.join(SHARED_DATA, 'mnist')
 # they run. The session compiles with JAX's `jax_disable_most_optimizations`
 # (XLA's backend at level 0; the xdist workers and the training subprocesses
 # inherit it through the environment): 19% less CPU time over the suite,
-# 25% on the ResNet tests (2-core AMD EPYC, 2026-12-07; the suite 8:44 ->
-# 7:53), every test passing at both levels. Tests marked
+# 25% on the ResNet tests (2-core AMD EPYC, 2026-12-07; the whole suite
+# 10:09 -> 7:53), every test passing at both levels. Tests marked
 # ``xla_default`` compile at XLA's default level, as users do (the
 # `_xla_level` fixture below): the tests that assert bit-identical results
 # across compiled programs (only the optimizing backend could break those: it
