@@ -60,7 +60,7 @@ def layout_bytes(tree, codes) -> tuple[int, dict[str, int]]:
   ``codes``, and how many arrays take each."""
   total, used = 0, {}
   for leaf in jax.tree.leaves(tree):
-    enc = sparse_codes._encode(np.asarray(leaf), codes)  # pylint: disable=protected-access
+    enc = sparse_codes.encode(np.asarray(leaf), codes)
     total += sum(a.nbytes for a in enc.arrays.values())
     used[enc.code] = used.get(enc.code, 0) + 1
   return total, used
@@ -72,7 +72,7 @@ def measure(name: str, n: int, m: int) -> dict[str, object]:
   pruned = jax.tree.map(np.asarray, pruned)
   dense = sum(x.nbytes for x in jax.tree.leaves(pruned))
   without, codes_without = layout_bytes(pruned, ('bitmask', 'indices', 'dense'))
-  with_nm, codes_with = layout_bytes(pruned, sparse_codes._CODES)  # pylint: disable=protected-access
+  with_nm, codes_with = layout_bytes(pruned, sparse_codes.CODES)
   path = os.path.join(tempfile.mkdtemp(), 'model.npz')
   rda_optax.save_sparse(path, pruned)
   kernels = [

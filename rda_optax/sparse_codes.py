@@ -24,7 +24,7 @@ from rda_optax.sparse_format import SparseFormatError
 from rda_optax.sparse_format import _dtype
 from rda_optax.sparse_format import _path_str
 
-_CODES = ('bitmask', 'indices', 'dense', 'nm')
+CODES = ('bitmask', 'indices', 'dense', 'nm')
 
 
 class _Encoded(NamedTuple):
@@ -44,7 +44,7 @@ def _raw(x: np.ndarray) -> np.ndarray:
   )
 
 
-def _encode(x: np.ndarray, codes: tuple[str, ...] = _CODES) -> _Encoded:
+def encode(x: np.ndarray, codes: tuple[str, ...] = CODES) -> _Encoded:
   flat = np.ascontiguousarray(x).reshape(-1)
   # Bitwise nonzero: -0.0 and NaNs are values to keep, not zeros.
   nonzero = _raw(flat).any(axis=1) if flat.size else np.zeros(0, bool)

@@ -100,7 +100,7 @@ _HEADER_FIELDS = frozenset(('format', 'version', 'treedef', 'leaves'))
 _PATH_KINDS = ('dict', 'seq', 'attr', 'other')
 
 
-def _header_crc(header: dict[str, Any]) -> int:
+def header_crc(header: dict[str, Any]) -> int:
   """CRC-32 of the header's canonical JSON, without its own checksum."""
   body = {k: v for k, v in header.items() if k != _HEADER_CRC}
   text = json.dumps(body, sort_keys=True, separators=(',', ':'))
@@ -318,7 +318,7 @@ def _check_header(
   def bad(reason: str) -> SparseFormatError:
     return SparseFormatError(f'{path}: its header is corrupted ({reason}).')
 
-  if _HEADER_CRC in header and header[_HEADER_CRC] != _header_crc(header):
+  if _HEADER_CRC in header and header[_HEADER_CRC] != header_crc(header):
     raise bad('checksum mismatch: edited or damaged')
   if unknown := set(header) - _HEADER_FIELDS - {_HEADER_CRC}:
     raise bad(f'unknown fields {sorted(unknown)}')

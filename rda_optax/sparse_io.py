@@ -71,7 +71,7 @@ import numpy as np
 
 from rda_optax.sparse_codes import _crc
 from rda_optax.sparse_codes import _decode
-from rda_optax.sparse_codes import _encode
+from rda_optax.sparse_codes import encode
 from rda_optax.sparse_format import _HEADER
 from rda_optax.sparse_format import _HEADER_CRC
 from rda_optax.sparse_format import _NM_VERSION
@@ -79,7 +79,7 @@ from rda_optax.sparse_format import FORMAT
 from rda_optax.sparse_format import SparseFormatError
 from rda_optax.sparse_format import VERSION  # noqa: F401 (sparse_io.VERSION)
 from rda_optax.sparse_format import _check_header
-from rda_optax.sparse_format import _header_crc
+from rda_optax.sparse_format import header_crc
 from rda_optax.sparse_format import _path_entries
 from rda_optax.sparse_format import _path_str
 from rda_optax.sparse_format import _read
@@ -112,7 +112,7 @@ def save_sparse(
   members: dict[str, np.ndarray] = {}
   for i, (key_path, leaf) in enumerate(leaves):
     x = np.asarray(jax.device_get(leaf))
-    enc = _encode(x)
+    enc = encode(x)
     meta = {
         'path': _path_entries(key_path),
         'shape': list(x.shape),
@@ -127,7 +127,7 @@ def save_sparse(
     header['leaves'].append(meta)
     for name, arr in enc.arrays.items():
       members[f'{i}.{name}'] = arr
-  header[_HEADER_CRC] = _header_crc(header)
+  header[_HEADER_CRC] = header_crc(header)
   members[_HEADER] = np.frombuffer(json.dumps(header).encode(), np.uint8)
   folder = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(
@@ -246,7 +246,7 @@ def sparse_size(tree: Any) -> dict[str, Any]:
   codes: dict[str, int] = {}
   for leaf in jax.tree.leaves(tree):
     x = np.asarray(jax.device_get(leaf))
-    enc = _encode(x)
+    enc = encode(x)
     sparse += sum(a.nbytes for a in enc.arrays.values())
     dense += x.nbytes
     codes[enc.code] = codes.get(enc.code, 0) + 1

@@ -27,9 +27,9 @@ from _sparse_helpers import same_bits
 )
 def test_nm_layout_round_trips_bit_identical(tmp_path, shape, n, m, dtype):
   x = nm_array(shape, n, m, dtype)
-  enc = sparse_codes._encode(x)
+  enc = sparse_codes.encode(x)
   assert enc.code == 'nm' and enc.nm[1] == m and enc.nm[0] == n, enc.nm
-  others = sparse_codes._encode(x, codes=('bitmask', 'indices', 'dense'))
+  others = sparse_codes.encode(x, codes=('bitmask', 'indices', 'dense'))
   nbytes = lambda e: sum(a.nbytes for a in e.arrays.values())
   assert nbytes(enc) < nbytes(others)
   tree = {'k': x, 'b': np.ones(3, np.float32)}

@@ -11,11 +11,11 @@ from _sparse_helpers import sparse_array
 
 
 def test_each_array_gets_its_smallest_position_code():
-  assert sparse_codes._encode(sparse_array((1000,), 1.0)).code == 'dense'
-  assert sparse_codes._encode(sparse_array((1000,), 0.3)).code == 'bitmask'
-  enc = sparse_codes._encode(sparse_array((1000,), 0.005))
+  assert sparse_codes.encode(sparse_array((1000,), 1.0)).code == 'dense'
+  assert sparse_codes.encode(sparse_array((1000,), 0.3)).code == 'bitmask'
+  enc = sparse_codes.encode(sparse_array((1000,), 0.005))
   assert enc.code == 'indices' and enc.arrays['indices'].dtype == np.uint16
-  big = sparse_codes._encode(sparse_array((300, 300), 0.002))
+  big = sparse_codes.encode(sparse_array((300, 300), 0.002))
   assert big.code == 'indices' and big.arrays['indices'].dtype == np.uint32
 
 

@@ -51,7 +51,7 @@ def _rewrite_header(path, **changes):
     members = {k: npz[k] for k in npz.files}
   header = json.loads(members['__header__'].tobytes())
   header.update(changes)
-  header['header_crc32'] = sparse_format._header_crc(header)
+  header['header_crc32'] = sparse_format.header_crc(header)
   members['__header__'] = np.frombuffer(json.dumps(header).encode(), np.uint8)
   np.savez(path, **members)
 
@@ -131,7 +131,7 @@ def _write(path, members, header=None, crc='keep'):
   if header is not None:
     header = dict(header)
     if crc == 'update':
-      header['header_crc32'] = sparse_format._header_crc(header)
+      header['header_crc32'] = sparse_format.header_crc(header)
     elif crc == 'drop':
       header.pop('header_crc32', None)
     members['__header__'] = np.frombuffer(json.dumps(header).encode(), np.uint8)

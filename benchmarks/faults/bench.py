@@ -103,5 +103,5 @@ def has_traceback(proc) -> bool:
   return 'Traceback' in proc.stdout + proc.stderr
 
 
-def _leaves(tree):
+def leaves(tree):
   return jax.tree.leaves(tree)

@@ -18,7 +18,7 @@ from train import metrics as metrics_lib
 
 from .bench import LAM_SPARSE
 from .bench import Bench
-from .bench import _leaves
+from .bench import leaves
 from .bench import err_lines
 from .bench import has_traceback
 
@@ -143,7 +143,7 @@ def sparse_file_cases(b: Bench) -> None:
       h = json.loads(json.dumps(header))
       edit(h)
       if not keep_crc:
-        h['header_crc32'] = sparse_format._header_crc(h)  # pylint: disable=protected-access
+        h['header_crc32'] = sparse_format.header_crc(h)
       m = dict(
           members, __header__=np.frombuffer(json.dumps(h).encode(), np.uint8)
       )
@@ -164,7 +164,7 @@ def sparse_file_cases(b: Bench) -> None:
       continue
     if all(
         np.asarray(x).tobytes() == np.asarray(y).tobytes()
-        for x, y in zip(_leaves(back), _leaves(tree))
+        for x, y in zip(leaves(back), leaves(tree))
     ):
       same += 1
     else:

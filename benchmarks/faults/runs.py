@@ -24,7 +24,7 @@ from .bench import LAM
 from .bench import REPO
 from .bench import RUN
 from .bench import Bench
-from .bench import _leaves
+from .bench import leaves
 from .bench import err_lines
 
 LONG = 100_000  # Epochs of the run that holds a run directory (until killed).
@@ -147,7 +147,7 @@ def checkpoint_cases(b: Bench, workdir: str) -> None:
       c.close(quiet=True)
     same = lambda a, b_: all(
         np.asarray(x).tobytes() == np.asarray(y).tobytes()
-        for x, y in zip(_leaves(a), _leaves(b_))
+        for x, y in zip(leaves(a), leaves(b_))
     )
     if same(got, good[newest]):
       unharmed += 1
