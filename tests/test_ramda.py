@@ -585,7 +585,6 @@ def test_inject_hyperparams_matches_the_plain_transform():
       got[-1]['conv'], want[-1]['conv'], rtol=1e-5, atol=1e-7
   )
   assert int(state.hyperparams['max_iters']) == 100
-  assert int(state.hyperparams['max_iters']) == 100
 
 
 @pytest.mark.parametrize(
