@@ -116,6 +116,9 @@ SORT_BELOW = 2048
 SAMPLE = 8192
 """Entries in the strided sample of a cold start."""
 
+_CHUNK = 16
+"""Candidates per chunk in the last step's compaction."""
+
 
 class ThresholdSplit(NamedTuple):
   """Where the ``k`` smallest end.
@@ -442,10 +445,11 @@ def _nonzero(mask: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
   return idx, _total([mask.astype(jnp.int32)])[0]
 
 
-def _member_rows(rowmem: jax.Array, size: int) -> jax.Array:
+def _member_rows(rowmem: jax.Array, size: int, block: int = 16) -> jax.Array:
   """The rows (ascending, at most ``size``; then int32 max) with a count
-  above 0: the blocks of 128 rows holding them first, then their rows."""
-  block = 128
+  above 0: the blocks of ``block`` rows holding them first (at most
+  ``size``: a top-k over the blocks), then their rows (a top-k over
+  ``size * block`` rows, not over all of them)."""
   nb = -(-rowmem.size // block)
   blocks = jnp.pad(rowmem, (0, nb * block - rowmem.size)).reshape(nb, block)
   per_block = _total_rows(blocks)
@@ -750,12 +754,8 @@ def _search(
   x = _flush(vals)
   inside = valid & _between(x, lo, hi)
   cap = max(gather, max(p.width for p in parts))
-  sel, count = _nonzero(inside, cap)
-  ok = jnp.arange(cap) < count
-  keys = jnp.where(ok, _to_key(x)[sel], umax)
-  where = jnp.where(ok, pos[sel], jnp.iinfo(jnp.int32).max)
-  keys, where = jax.lax.sort((keys, where), num_keys=2)
   i = jnp.clip(jnp.where(ready, need, tie_rank) - 1, 0, cap - 1)
+  key, where = _smallest_inside(_to_key(x), pos, inside, lo, hi, umax, cap, i)
   lo_v, hi_v, finite = _finite_ends(lo, hi, dtype)
   single = _single(lo, hi, umax, inf_key)
   density = jnp.where(
@@ -763,7 +763,49 @@ def _search(
       (c_hi - c_lo).astype(jnp.float32) / (hi_v - lo_v),
       0.0,
   )
-  return keys[i], where[i], passes, density
+  return key, where, passes, density
+
+
+def _smallest_inside(keys, pos, inside, lo, hi, umax, cap, i):
+  """The ``i``-th (from 0) smallest of the ``inside`` candidates by (key,
+  position), and its position; the candidates come in the order of their
+  positions. A bracket spanning fewer than ``2**24`` keys (the usual case:
+  a narrow range of floats) takes one float32 ``lax.top_k`` of the keys
+  relative to the bracket (exact below ``2**24``; the lower index first
+  among equal values); else the candidates inside are compacted (a top-k of
+  their indices) and sorted by (key, position)."""
+  ut = keys.dtype
+  size = min(cap, keys.size)
+
+  def narrow(_):
+    # The chunks of CHUNK candidates holding some inside (at most cap, in
+    # order), then one top-k over their entries: two small top-k's rather
+    # than one over every candidate.
+    m = -(-keys.size // _CHUNK) * _CHUNK
+    pad = lambda a, v: jnp.pad(a, (0, m - a.size), constant_values=v)
+    ins = pad(inside, False).reshape(-1, _CHUNK)
+    c_idx, c_count = _nonzero(jnp.any(ins, axis=1), min(ins.shape[0], cap))
+    ok = (jnp.arange(c_idx.size) < c_count)[:, None] & ins[c_idx]
+    rel = pad(keys, 0).reshape(-1, _CHUNK)[c_idx] - (lo + jnp.asarray(1, ut))
+    order = jnp.where(ok, -rel.astype(jnp.float32), -jnp.inf).reshape(-1)
+    _, idx = jax.lax.top_k(order, min(size, order.size))
+    e = idx[jnp.minimum(i, idx.size - 1)]
+    j = c_idx[e // _CHUNK] * _CHUNK + e % _CHUNK
+    return keys[j], pos[j]
+
+  def wide(_):
+    sel, count = _nonzero(inside, cap)
+    ok = jnp.arange(cap) < count
+    k2 = jnp.where(ok, keys[sel], umax)
+    where = jnp.where(ok, pos[sel], jnp.iinfo(jnp.int32).max)
+    k2, where = jax.lax.sort((k2, where), num_keys=2)
+    return k2[i], where[i]
+
+  if jnp.iinfo(ut).bits <= 24:  # Every key difference is exact.
+    return narrow(None)
+  return jax.lax.cond(
+      hi - lo <= jnp.asarray(2**24, ut), narrow, wide, operand=None
+  )
 
 
 def _single(lo, hi, umax, inf_key):
