@@ -159,6 +159,7 @@ public_api = {
                     'rda_optax.constraints',
                     'rda_optax.adaptive_l1',
                     'rda_optax.nm',
+                    'rda_optax.nm_pruning',
                     'rda_optax.coupled',
                     'rda_optax.partition',
                 ],

@@ -261,7 +261,7 @@ def sparsity_constraint(
   the parameters recompute it from ``w0`` and ``G``
   (:meth:`prox_computed`), with its rounding pinned so that all see the
   same bits (no state buffer: the state stays two parameter-sized trees).
-  On the ResNet-18-sized tree of ``benchmarks/optimizer_step.py``, on a
+  On the ResNet-18-sized tree of ``benchmarks/optimizer_step``, on a
   2-core CPU, an ``rmda(sparsity_constraint(0.95))`` step costs about 2.5
   to 2.8 SGD-with-momentum steps (17 before the warm start; see the
   performance page for what the rest is).

@@ -19,7 +19,7 @@ smallest other leaf (:func:`watched`): exact (integer sums do not depend on
 the reduction order, so the same bits always give the same fingerprint) and
 cheap: whatever the model's size, a few hundred entries, and no copy of the
 large leaves when a train step donates them (measured on the ResNet-18-sized
-tree of ``benchmarks/optimizer_step.py``: the same bytes accessed per step,
+tree of ``benchmarks/optimizer_step``: the same bytes accessed per step,
 a few more small fusions). A transform that changes the updates after ours
 (a scale, a clip, weight decay) changes the bits of nearly every entry of
 every leaf it acts on; one that acts on other leaves only is not seen.

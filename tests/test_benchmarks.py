@@ -64,8 +64,9 @@ def test_optimizer_step_adaptive_runs(capsys, monkeypatch):
   """RAMDA and the 2:4 projection against AdamW (a tiny tree here; the
   ResNet-18-sized one in the benchmark)."""
   bench = _load('optimizer_step')
+  # Every mode reads the tree's shapes from the trees module, at each call.
   monkeypatch.setattr(
-      bench,
+      _load('optimizer_step.trees'),
       'resnet18_shapes',
       lambda: {
           'conv/kernel': (3, 3, 8, 8),
@@ -75,6 +76,7 @@ def test_optimizer_step_adaptive_runs(capsys, monkeypatch):
   )
   bench.adaptive_main(['--rounds', '2', '--steps', '1', '--only', 'ramda(l1)'])
   out = capsys.readouterr().out
+  assert ' 612 parameters (float32)' in out  # The tiny tree was timed.
   assert '| optax.adamw | ' in out and '| ramda(l1) | ' in out
   assert 'The 2:4 projection of every kernel alone' in out
 
@@ -115,9 +117,10 @@ def test_optimizer_step_state_memory(capsys):
   assert '| optax.adam | 8.00 |' in capsys.readouterr().out
 
 
-def _tiny_resnet(bench, monkeypatch):
+def _tiny_resnet(monkeypatch):
+  # Every mode reads the tree's shapes from the trees module, at each call.
   monkeypatch.setattr(
-      bench,
+      _load('optimizer_step.trees'),
       'resnet18_shapes',
       lambda: {
           'conv/kernel': (3, 3, 16, 32),
@@ -131,11 +134,12 @@ def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
   """The constraint's warm and cold rows with their passes column, and the
   breakdown (a tiny tree here; the ResNet-18-sized one in the benchmark)."""
   bench = _load('optimizer_step')
-  _tiny_resnet(bench, monkeypatch)
+  _tiny_resnet(monkeypatch)
   runs = bench.main(
       ['--rounds', '2', '--steps', '2', '--only', 'sparsity', '--clock', 'cpu']
   )
   out = capsys.readouterr().out
+  assert ' 4,740 parameters (float32)' in out  # The tiny tree was timed.
   assert '| threshold passes |' in out
   assert set(runs) == {
       'optax.sgd(momentum=0.9)',

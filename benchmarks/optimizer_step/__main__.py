@@ -1,0 +1,18 @@
+"""``python -m benchmarks.optimizer_step [--adaptive | --breakdown]``: see
+:mod:`benchmarks.optimizer_step`."""
+
+from __future__ import annotations
+
+import sys
+
+from .adaptive import adaptive_main
+from .breakdown import breakdown_main
+from .table import main
+
+if __name__ == '__main__':
+  if '--adaptive' in sys.argv[1:]:
+    adaptive_main([a for a in sys.argv[1:] if a != '--adaptive'])
+  elif '--breakdown' in sys.argv[1:]:
+    breakdown_main([a for a in sys.argv[1:] if a != '--breakdown'])
+  else:
+    main()
