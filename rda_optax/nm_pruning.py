@@ -47,6 +47,7 @@ from rda_optax.nm_groups import _check_nm
 from rda_optax.nm_groups import _keep_mask
 from rda_optax.nm_groups import _magnitude_scores
 from rda_optax.nm_groups import group_axis
+from rda_optax.pruning import gradual_masks
 
 __all__ = [
     'GradualNMState',
@@ -319,43 +320,29 @@ def gradual_nm_pruning(
         f'{schedule!r}.'
     )
 
-  def init_fn(params):
-    masks = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
-    return GradualNMState(count=jnp.zeros([], jnp.int32), masks=masks)
+  def recompute(t, params, updates, masks, selected):
+    kw = dict(begin_step=begin_step, end_step=end_step, frequency=frequency)
+    if schedule == 'n':
+      n_t, f_t = nm_n_schedule(t, n=n, m=m, **kw), 1.0
+    else:
+      n_t, f_t = n, nm_fraction_schedule(t, **kw)
 
-  def update_fn(updates, state, params=None, **extra_args):
-    del extra_args
-    validation.check_update_args('gradual_nm_pruning', updates, params)
-    selected = selection.resolve_mask(mask, params)
-    t = state.count
-    t0 = jnp.asarray(begin_step, jnp.int32)
-    t1 = jnp.asarray(end_step, jnp.int32)
-    dt = jnp.maximum(jnp.asarray(frequency, jnp.int32), 1)
-    prune_now = (t >= t0) & (t <= t1) & (((t - t0) % dt == 0) | (t == t1))
+    def leaf(p, u, keep, sel):
+      if not sel:
+        return keep
+      p = jnp.asarray(p)
+      landed = jnp.abs((p + u).astype(p.dtype)).astype(jnp.float32)
+      scores = jnp.where(keep, landed, -1.0)
+      return _keep_mask(scores, n_t, m, group_axis(p.ndim, axis), f_t)
 
-    def recompute():
-      kw = dict(begin_step=begin_step, end_step=end_step, frequency=frequency)
-      if schedule == 'n':
-        n_t, f_t = nm_n_schedule(t, n=n, m=m, **kw), 1.0
-      else:
-        n_t, f_t = n, nm_fraction_schedule(t, **kw)
+    return jax.tree.map(leaf, params, updates, masks, selected)
 
-      def leaf(p, u, keep, sel):
-        if not sel:
-          return keep
-        p = jnp.asarray(p)
-        landed = jnp.abs((p + u).astype(p.dtype)).astype(jnp.float32)
-        scores = jnp.where(keep, landed, -1.0)
-        return _keep_mask(scores, n_t, m, group_axis(p.ndim, axis), f_t)
-
-      return jax.tree.map(leaf, params, updates, state.masks, selected)
-
-    masks = jax.lax.cond(prune_now, recompute, lambda: state.masks)
-    new_updates = jax.tree.map(
-        lambda u, p, k: jnp.where(k, u, -p), updates, params, masks
-    )
-    return new_updates, GradualNMState(
-        count=optax.safe_increment(t), masks=masks
-    )
-
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return gradual_masks(
+      'gradual_nm_pruning',
+      GradualNMState,
+      recompute,
+      begin_step=begin_step,
+      end_step=end_step,
+      frequency=frequency,
+      mask=mask,
+  )

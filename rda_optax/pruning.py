@@ -473,42 +473,73 @@ def gradual_magnitude_pruning(
       final_sparsity, begin_step, end_step, initial_sparsity, frequency
   )
 
+  def recompute(t, params, updates, masks, selected):
+    s = _zhu_gupta(
+        t, final_sparsity, begin_step, end_step, initial_sparsity, frequency
+    )
+    # Magnitudes after this update (as optax.apply_updates computes them);
+    # already-pruned entries rank first, so the pruned set only grows.
+    scores = jax.tree.map(
+        lambda p, u, m: jnp.where(
+            m, jnp.abs((p + u).astype(jnp.asarray(p).dtype)), -1
+        ),
+        params,
+        updates,
+        masks,
+    )
+    return _masks_from_scores(scores, selected, s, scope)
+
+  return gradual_masks(
+      'gradual_magnitude_pruning',
+      GradualPruningState,
+      recompute,
+      begin_step=begin_step,
+      end_step=end_step,
+      frequency=frequency,
+      mask=mask,
+  )
+
+
+def gradual_masks(
+    owner: str,
+    state_type: Any,
+    recompute: Any,
+    *,
+    begin_step: Any,
+    end_step: Any,
+    frequency: Any,
+    mask: Any,
+) -> optax.GradientTransformationExtraArgs:
+  """The transform of a gradual pruning (shared by
+  :func:`gradual_magnitude_pruning` and
+  :func:`rda_optax.gradual_nm_pruning`): masks of ones at first; at update
+  ``t0 + j·Δt`` up to ``t1`` (and at ``t1``), ``recompute(t, params,
+  updates, masks, selected)`` gives the new masks (the pruned set given
+  only grows if ``recompute`` ranks the pruned entries first); a pruned
+  weight's update is ``−w``, so it lands on exactly zero. ``state_type``
+  is a ``(count, masks)`` NamedTuple."""
+
   def init_fn(params):
     masks = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
-    return GradualPruningState(count=jnp.zeros([], jnp.int32), masks=masks)
+    return state_type(count=jnp.zeros([], jnp.int32), masks=masks)
 
   def update_fn(updates, state, params=None, **extra_args):
     del extra_args
-    validation.check_update_args('gradual_magnitude_pruning', updates, params)
+    validation.check_update_args(owner, updates, params)
     selected = selection.resolve_mask(mask, params)
     t = state.count
     t0 = jnp.asarray(begin_step, jnp.int32)
     t1 = jnp.asarray(end_step, jnp.int32)
     dt = jnp.maximum(jnp.asarray(frequency, jnp.int32), 1)
     prune_now = (t >= t0) & (t <= t1) & (((t - t0) % dt == 0) | (t == t1))
-
-    def recompute():
-      s = _zhu_gupta(
-          t, final_sparsity, begin_step, end_step, initial_sparsity, frequency
-      )
-      # Magnitudes after this update (as optax.apply_updates computes them);
-      # already-pruned entries rank first, so the pruned set only grows.
-      scores = jax.tree.map(
-          lambda p, u, m: jnp.where(
-              m, jnp.abs((p + u).astype(jnp.asarray(p).dtype)), -1
-          ),
-          params,
-          updates,
-          state.masks,
-      )
-      return _masks_from_scores(scores, selected, s, scope)
-
-    masks = jax.lax.cond(prune_now, recompute, lambda: state.masks)
+    masks = jax.lax.cond(
+        prune_now,
+        lambda: recompute(t, params, updates, state.masks, selected),
+        lambda: state.masks,
+    )
     new_updates = jax.tree.map(
         lambda u, p, m: jnp.where(m, u, -p), updates, params, masks
     )
-    return new_updates, GradualPruningState(
-        count=optax.safe_increment(t), masks=masks
-    )
+    return new_updates, state_type(count=optax.safe_increment(t), masks=masks)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
