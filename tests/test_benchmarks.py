@@ -152,3 +152,12 @@ def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
   timed = bench.breakdown_main(['--rounds', '2', '--steps', '1'])
   assert 'rmda(constraint), level known (no search)' in timed
   assert '| the search alone (warm, 1 pass) |' in capsys.readouterr().out
+  # One step's timeline: the search's counting loop among its operations.
+  bench.profile_main(['--steps', '4', '--min_ms', '0'])
+  out = capsys.readouterr().out
+  assert '| start (ms) | duration (ms) | thread | operation |' in out
+  assert any(
+      line.endswith(' | while.27 |') or ' while' in line
+      for line in out.splitlines()
+      if line.startswith('| ')
+  )

@@ -14,6 +14,7 @@ fusions (the floor a memory-bound step cannot go under).
     python -m benchmarks.optimizer_step --state_only   # state memory only
     python -m benchmarks.optimizer_step --only sparsity --clock cpu
     python -m benchmarks.optimizer_step --breakdown   # where its time goes
+    python -m benchmarks.optimizer_step --profile     # one step's timeline
 
 The two ``sparsity_constraint`` rows compare the projection's threshold
 search started from the last step's threshold (the library's) with the
@@ -27,7 +28,8 @@ One job per module: :mod:`.trees` (the ResNet-18-sized tree),
 :mod:`.timing` (the timing loop every mode shares, XLA's cost of a step,
 the threshold passes), :mod:`.sgd_family` (the default table's methods),
 :mod:`.table` (the default table), :mod:`.memory` (the state-memory table),
-:mod:`.breakdown` (``--breakdown``), :mod:`.adaptive` (``--adaptive``);
+:mod:`.breakdown` (``--breakdown``), :mod:`.profile` (``--profile``: the
+timeline of one step), :mod:`.adaptive` (``--adaptive``);
 ``__main__`` is the command line.
 """
 
@@ -36,6 +38,8 @@ from .adaptive import adaptive_optimizers
 from .breakdown import KnownLevelConstraint
 from .breakdown import breakdown_main
 from .memory import print_state_memory
+from .profile import profile_main
+from .profile import step_events
 from .memory import state_memory
 from .sgd_family import ColdSparsityConstraint
 from .sgd_family import optimizers
