@@ -48,18 +48,14 @@ METHODS = {
 
 def step_events(events: list[dict], step: int) -> list[dict]:
   """The complete events (``ph == "X"``) of the ``step``-th step: those
-  between the starts of the ``step``-th and the next executions of the
-  program (XLA:CPU's ``ThunkExecutor::Execute`` at the top level), less the
-  executor's own and the host's."""
+  between the launches of the ``step``-th and the next step (PjRt's
+  ``ExecuteHelperOnSingleDevice``, once per call; the loop waits for each
+  step), less the host's own and the executor's."""
   xs = sorted((e for e in events if e.get('ph') == 'X'), key=lambda e: e['ts'])
-  starts = [
-      e['ts']
-      for e in xs
-      if e['name'] == 'ThunkExecutor::Execute (wait for completion)'
-  ]
+  starts = [e['ts'] for e in xs if e['name'].endswith('OnSingleDevice')]
   if len(starts) <= step + 1:
     raise RuntimeError(
-        f'the trace holds {len(starts)} executions of the step, not '
+        f'the trace holds {len(starts)} launches of the step, not '
         f'{step + 2}: run more steps (--steps).'
     )
   t0, t1 = starts[step], starts[step + 1]
