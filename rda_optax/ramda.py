@@ -13,9 +13,9 @@ import optax
 from rda_optax import nm
 from rda_optax import preconditioned
 from rda_optax import regularizers as regs
-from rda_optax import rmda
 from rda_optax import selection
 from rda_optax import validation
+from rda_optax.prox_spec import prox_spec
 from rda_optax.validation import check_update_args
 
 
@@ -354,7 +354,7 @@ def ramda(
   # stores it nor reads it back (a parameter-sized tree fewer, and a pass
   # fewer: the interpolation fuses with the prox).
   recompute = keep_prox and preconditioned.solved_exactly(regularizer)
-  spec = rmda.prox_spec(regularizer, mask) if recompute else None
+  spec = prox_spec(regularizer, mask) if recompute else None
   sum_dt = validation.dtype_arg('ramda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
