@@ -310,3 +310,22 @@ def provenance() -> dict[str, Any]:
       ),
       'commit': commit(),
   }
+
+
+def publish(out: str, records: list[dict[str, Any]], tables: str, text: str):
+  """Writes ``records`` to ``<out>/results.json`` (whole or not at all) and
+  ``text`` (a sweep's tables) to ``<out>/<tables>``."""
+  path = os.path.join(out, 'results.json')
+  with open(path + '.tmp', 'w') as f:
+    json.dump(records, f, indent=1)
+  os.replace(path + '.tmp', path)
+  with open(os.path.join(out, tables), 'w') as f:
+    f.write(text)
+
+
+def exit_status(failed: list) -> int:
+  """Names the runs that failed (:func:`execute_all`) again, after the
+  tables; the command's exit status: 1 if any failed, else 0."""
+  for run, err in failed:
+    print(f'FAILED {run.name}: {err}', file=sys.stderr)
+  return 1 if failed else 0

@@ -109,3 +109,19 @@ def test_provenance_names_machine_date_and_commit():
   assert set(where) == {'machine', 'date', 'commit'}
   assert f'{os.cpu_count()} CPUs' in where['machine']
   assert where['commit'] == sweeps.commit()
+
+
+def test_publish_writes_the_records_and_tables_and_failures_set_the_status(
+    tmp_path, capsys
+):
+  out = str(tmp_path)
+  records = [{'method': 'm', 'test_top1': 0.5}]
+  sweeps.publish(out, records, 'tables.md', '| a |\n')
+  with open(os.path.join(out, 'results.json')) as f:
+    assert json.load(f) == records
+  with open(os.path.join(out, 'tables.md')) as f:
+    assert f.read() == '| a |\n'
+  assert sorted(os.listdir(out)) == ['results.json', 'tables.md']
+  assert sweeps.exit_status([]) == 0
+  assert sweeps.exit_status([(_run(), 'boom')]) == 1
+  assert capsys.readouterr().err == 'FAILED m/v/0.5/seed0: boom\n'
