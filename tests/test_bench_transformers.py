@@ -130,3 +130,53 @@ def test_the_accelerator_script_parses_and_names_its_stages():
       'STAGES=${STAGES:-step gpt vit}',
   ):
     assert words in text
+
+
+def test_a_record_holds_the_run_its_final_eval_nm_check_and_provenance(
+    bench, tmp_path
+):
+  import json
+
+  s = bench.SETTINGS['gpt']
+  smoke = s.smoke()
+  run = next(r for r in s.runs([0]) if r.target == '2:4')
+  out = str(tmp_path)
+  assert bench.collect('gpt', out, [run], smoke) == []
+  folder = bench.run_dir(out, run)
+  os.makedirs(os.path.join(folder, 'report'))
+  done = {
+      'command': ' '.join(bench.command(out, run, smoke)),
+      'wall_s': 4.0,
+      'machine': 'box A',
+      'date': '2026-12-01 02:00 UTC',
+      'commit': 'abc1234',
+  }
+  with open(os.path.join(folder, 'sweep_done'), 'w') as f:
+    json.dump(done, f)
+  with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
+    for loss in (2.0, 1.5):
+      f.write(
+          json.dumps(
+              {'type': 'eval', 'test_loss': loss, 'test_bpc': loss / 0.693}
+              | {'sparsity': 0.5, 'epoch': 1}
+          )
+          + '\n'
+      )
+  nm = {'pattern': '2:4', 'kernels': 17, 'kernels_meeting': 17}
+  with open(os.path.join(folder, 'report', 'summary.json'), 'w') as f:
+    json.dump({'nm': nm}, f)
+  (rec,) = bench.collect('gpt', out, [run], smoke)
+  assert rec == {
+      'setting': 'gpt',
+      'method': run.method,
+      'variant': run.variant,
+      'target': '2:4',
+      'seed': 0,
+      'test_loss': 1.5,
+      'test_bpc': 1.5 / 0.693,
+      'test_top1': None,
+      'sparsity': 0.5,
+      'nm': nm,
+      **done,
+  }
+  assert list(rec)[-5:] == list(done)

@@ -29,7 +29,8 @@ on the same test split, with comparable effort (see
 full budget is the reference.
 
 One job per module: :mod:`.settings` (the sweeps: each setting's methods,
-grids and budget), :mod:`.runner` (running them, resuming, provenance),
+grids and budget), :mod:`.runner` (running them, resuming, provenance:
+:mod:`benchmarks.sweeps`, shared with :mod:`benchmarks.transformers_nm`),
 :mod:`.report` (aggregation, the tables and the plot); ``__main__`` is the
 command line.
 """

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from .. import sweeps
 from . import __doc__ as DOC
 from .report import aggregate
 from .report import markdown
@@ -84,20 +84,13 @@ def main(argv=None) -> int:
   failed = [] if args.report else execute_all(out, runs, args.jobs)
   # The tables cover every finished run of the setting (all methods, seeds
   # 0-2 and any given), whatever this invocation ran.
-  path = os.path.join(out, 'results.json')
   records = collect(out, setting.runs(sorted(set(args.seeds) | {0, 1, 2})))
-  with open(path + '.tmp', 'w') as f:
-    json.dump(records, f, indent=1)
-  os.replace(path + '.tmp', path)
   agg = aggregate(records)
   md = markdown(args.setting, setting, records, agg)
-  with open(os.path.join(out, 'frontier.md'), 'w') as f:
-    f.write(md)
+  sweeps.publish(out, records, 'frontier.md', md)
   plot(os.path.join(out, 'frontier.png'), setting, agg)
   print(md)
-  for run, err in failed:
-    print(f'FAILED {run.name}: {err}', file=sys.stderr)
-  return 1 if failed else 0
+  return sweeps.exit_status(failed)
 
 
 if __name__ == '__main__':

@@ -10,23 +10,23 @@ from typing import Any
 
 from train.cli import flags as _flags
 
+from .. import sweeps
+
 LEVELS = (0.90, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """One ``python -m train`` run of the sweep."""
-
-  method: str  # Curve name (rmda, rda, han_global, ...).
-  variant: str  # Hyper-parameters other than the strength.
-  strength: float  # λ, or the target sparsity of a pruning method.
-  seed: int
-  flags: tuple[str, ...]
-  needs: 'Run | None' = None  # A run whose directory --init_from names.
+class Run(sweeps.Run):
+  """One ``python -m train`` run of the sweep: ``Run(method, variant,
+  strength, seed, flags, needs=None)``, its point on the curve the strength
+  (λ, or the target sparsity of a pruning method)."""
 
   @property
-  def name(self) -> str:
-    return f'{self.method}/{self.variant}/{self.strength:g}/seed{self.seed}'
+  def strength(self) -> float:
+    return self.point
+
+  @property
+  def label(self) -> str:
+    return f'{self.point:g}'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,8 @@ Default ``<out>``: ``benchmarks/results/transformers_nm/<setting>``.
 One job per module: :mod:`.sweep` (a setting's runs: the ``Run`` and
 ``Setting`` types, the flags that reach a target), :mod:`.settings` (the
 sweeps: gpt, vit, lenet5_2_4, resnet8_2_4), :mod:`.runner` (running them,
-resuming, the record of each run), :mod:`.report` (the tables);
+resuming: :mod:`benchmarks.sweeps`, shared with :mod:`benchmarks.frontier`;
+the record of each run), :mod:`.report` (the tables);
 ``__main__`` is the command line.
 """
 

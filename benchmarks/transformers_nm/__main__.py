@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from .. import sweeps
 from . import __doc__ as DOC
 from .report import markdown
 from .runner import ROOT
@@ -61,15 +61,10 @@ def main(argv=None) -> int:
   os.makedirs(out, exist_ok=True)
   failed = [] if args.report else execute_all(out, runs, args.jobs, smoke)
   records = collect(args.setting, out, runs, smoke)
-  with open(os.path.join(out, 'results.json'), 'w') as f:
-    json.dump(records, f, indent=1)
   text = markdown(args.setting, setting, records)
-  with open(os.path.join(out, 'results.md'), 'w') as f:
-    f.write(text)
+  sweeps.publish(out, records, 'results.md', text)
   print(text)
-  for r, e in failed:
-    print(f'failed: {r.name}: {e[-300:]}', file=sys.stderr)
-  return 1 if failed else 0
+  return sweeps.exit_status(failed)
 
 
 if __name__ == '__main__':

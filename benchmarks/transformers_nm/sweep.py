@@ -10,23 +10,19 @@ from typing import Any
 
 from train.cli import flags
 
+from .. import sweeps
+
 NM = '2:4'
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """One ``python -m train`` run of a sweep."""
-
-  method: str  # The table's row (adamw, ramda_l1, gmp_adamw, ...).
-  variant: str  # Its hyper-parameters other than the target.
-  target: str  # '0.75', '2:4', or 'dense' (the reference), or a λ's point.
-  seed: int
-  flags: tuple[str, ...]
-  needs: 'Run | None' = None  # The run whose directory --init_from names.
+class Run(sweeps.Run):
+  """One ``python -m train`` run of a sweep: ``Run(method, variant, target,
+  seed, flags, needs=None)``, its point the target: ``'0.75'``, ``'2:4'``,
+  or ``'dense'`` (the reference), or a λ's point."""
 
   @property
-  def name(self) -> str:
-    return f'{self.method}/{self.variant}/{self.target}/seed{self.seed}'
+  def target(self) -> str:
+    return self.point
 
 
 @dataclasses.dataclass(frozen=True)
