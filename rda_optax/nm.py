@@ -188,12 +188,14 @@ def nm_constraint(
     Array([ 0., -2.,  0.,  1.], dtype=float32)
     >>> opt = rda_optax.rmda(0.1, regularizer=rda_optax.nm_constraint(2, 4))
 
-  Gradually, N from 4 down to 2 over steps 1,000 to 10,000::
+  Gradually, N from 4 down to 2 over steps 1,000 to 10,000:
 
-    import functools
-    n = functools.partial(rda_optax.nm_n_schedule, n=2, m=4,
-                          begin_step=1000, end_step=10000, frequency=100)
-    reg = rda_optax.nm_constraint(n, 4)
+    >>> import functools
+    >>> n = functools.partial(rda_optax.nm_n_schedule, n=2, m=4,
+    ...                       begin_step=1000, end_step=10000, frequency=100)
+    >>> reg = rda_optax.nm_constraint(n, 4)
+    >>> int(n(0)), int(n(20000))
+    (4, 2)
 
   Args:
     n: the most nonzeros per group, an int in ``[0, m]`` or a schedule of the

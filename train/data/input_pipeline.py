@@ -1,9 +1,8 @@
 """Host input pipeline: sharded, resumable batches for pmap.
 
 Typical use (what :func:`train.data.loader.create_data` does for the training
-loop)::
+loop), ``ip`` this module::
 
-    from . import input_pipeline as ip
     ds = ip.load_dataset('cifar10', data_dir=..., manual_dir=...)
     it = ip.prefetch_to_device(
         ip.train_batches(ds.train, 128, seed=0, start_step=step))
