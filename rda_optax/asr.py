@@ -378,6 +378,7 @@ def asr(
     return selection.resolve_mask(mask, params)
 
   def init_fn(params):
+    selection.check_selects(mask, params, 'asr')
     inner_state = inner.init(params)
     retrain_state = None if retrain is None else retrain.init(params)
     checks = landing.contains_checks((inner_state, retrain_state))

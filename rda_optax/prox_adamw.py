@@ -152,6 +152,8 @@ def prox_adamw(
   mu_dt = validation.dtype_arg('prox_adamw', 'mu_dtype', mu_dtype)
 
   def init_fn(params):
+    if regularizer is not None:
+      selection.check_selects(mask, params, 'prox_adamw')
     zeros = lambda dt: jax.tree.map(
         lambda p: jnp.zeros(jnp.shape(p), dt or jnp.asarray(p).dtype), params
     )

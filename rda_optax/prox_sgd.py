@@ -111,6 +111,8 @@ def prox_sgd(
   )
 
   def init_fn(params):
+    if regularizer is not None:
+      selection.check_selects(mask, params, 'prox_sgd')
     if momentum is None:
       buf = ()
     else:

@@ -520,6 +520,7 @@ def gradual_masks(
   is a ``(count, masks)`` NamedTuple."""
 
   def init_fn(params):
+    selection.check_selects(mask, params, owner)
     masks = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
     return state_type(count=jnp.zeros([], jnp.int32), masks=masks)
 

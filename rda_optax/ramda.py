@@ -358,6 +358,8 @@ def ramda(
   sum_dt = validation.dtype_arg('ramda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
+    if regularizer is not None:
+      selection.check_selects(mask, params, 'ramda')
     sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     copy = lambda t: jax.tree.map(lambda p: jnp.array(p, copy=True), t)
     zeros = lambda: jax.tree.map(

@@ -307,6 +307,8 @@ def rda(
   sum_dt = validation.dtype_arg('rda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
+    if regularizer is not None:
+      selection.check_selects(mask, params, 'rda')
     sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     return RDAState(
         count=jnp.zeros([], jnp.int32),

@@ -289,6 +289,8 @@ def rmda(
   sum_dt = validation.dtype_arg('rmda', 'grad_sum_dtype', grad_sum_dtype)
 
   def init_fn(params):
+    if regularizer is not None:
+      selection.check_selects(mask, params, 'rmda')
     sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     return RMDAState(
         count=jnp.zeros([], jnp.int32),

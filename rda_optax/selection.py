@@ -6,7 +6,9 @@ booleans with the structure of the parameters (or a prefix of it), or a
 callable that maps the parameters to such a tree. ``None`` selects the
 default, :func:`default_mask`: every leaf with more than one dimension
 (convolution and dense kernels), leaving out biases and batch-norm scales and
-shifts.
+shifts. Parameters with no such leaf (``optax.flatten``'s one vector, the
+biases alone under ``optax.masked``) make the transforms refuse the default
+at ``init`` (:func:`check_selects`): it would select nothing.
 """
 
 from __future__ import annotations
@@ -92,3 +94,47 @@ def resolve_mask(mask: MaskOrFn, params: Any) -> Any:
           'for a per-element mask use rda_optax.asr or pruning masks instead.'
       )
   return jax.tree.map(bool, full)
+
+
+def check_selects(mask: MaskOrFn, params: Any, who: str) -> None:
+  """Raises when the default mask would silently select nothing.
+
+  ``mask=None`` selects the leaves with more than one dimension. Parameters
+  without any (one flat vector under ``optax.flatten``; only biases under
+  ``optax.masked``; a vector or scalar problem) would then be trained with
+  no regularizer, pruning or freezing at all: the transforms call this at
+  ``init`` so that the user chooses the leaves instead.
+
+  Args:
+    mask: the transform's ``mask`` argument.
+    params: the parameters it is initialised with.
+    who: the transform's name, for the message.
+
+  Raises:
+    ValueError: ``mask`` is None and ``params`` has array leaves, none of
+      them with more than one dimension.
+  """
+  if mask is not None:
+    return
+  shapes = [_shape(x) for x in jax.tree.leaves(params)]
+  shapes = [s for s in shapes if s is not None]
+  if shapes and not any(len(s) > 1 for s in shapes):
+    raise ValueError(
+        f'{who}: the default mask selects the leaves with more than one '
+        f'dimension (kernels), and none of these {len(shapes)} parameter '
+        f'leaves has more than one (shapes {sorted(set(shapes))[:4]}'
+        f'{", ..." if len(set(shapes)) > 4 else ""}; under optax.flatten the '
+        'parameters are one vector, under optax.masked they may be only the '
+        'biases), so it would act on nothing. Choose the leaves with mask=: '
+        'mask=True for every leaf, or a tree of booleans / a callable, as in '
+        'optax.masked.'
+    )
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+  """The shape of an array leaf (NumPy, JAX, a ShapeDtypeStruct), or None
+  for a leaf that is not an array."""
+  shape = getattr(x, 'shape', None)
+  if shape is None and isinstance(x, (int, float, complex, np.number)):
+    return ()
+  return None if shape is None else tuple(shape)

@@ -141,6 +141,7 @@ def variable_splitting(
     )
 
   def init_fn(params):
+    selection.check_selects(mask, params, 'variable_splitting')
     aux, prox_state = prox_all(
         params, jnp.zeros([], jnp.int32), regularizer.init_state(params)
     )

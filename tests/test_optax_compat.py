@@ -156,6 +156,23 @@ def test_masked_by_optax():
 
 
 @pytest.mark.parametrize('name', OPTIMIZERS)
+def test_a_default_mask_that_selects_nothing_is_refused(name):
+  # optax.masked over the biases only (or optax.flatten's one vector): the
+  # default mask (kernels) would select nothing, so the regularizer (or
+  # ASR's freezing) would silently act on nothing.
+  biases = {'dense': {'kernel': False, 'bias': True}}
+  with pytest.raises(ValueError, match='mask=True for every leaf'):
+    optax.masked(OPTIMIZERS[name](), biases).init(PARAMS)
+  # Chosen explicitly, the same leaves train.
+  if name == 'rmda':
+    opt = rda_optax.rmda(0.1, rda_optax.l1(10.0), momentum=0.0, mask=True)
+    params, _ = steps(optax.masked(opt, biases))
+    assert (np.asarray(params['dense']['bias']) == 0).all()
+  # Without a regularizer there is nothing to select: no error.
+  rda_optax.rmda(0.1).init({'bias': jnp.zeros(3)})
+
+
+@pytest.mark.parametrize('name', OPTIMIZERS)
 @pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float32])
 def test_dtypes_are_preserved(name, dtype):
   params = jax.tree.map(lambda p: p.astype(dtype), PARAMS)
