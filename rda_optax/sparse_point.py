@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rda_optax import landing
@@ -324,13 +325,55 @@ def point_in(state: Any, params: Any, keep: Any = None) -> Any:
   return jax.tree.unflatten(treedef, out)
 
 
+def _flat_layout(state: Any, params: Any) -> Any:
+  """If the sparse-point states in ``state`` were initialised on one flat
+  vector (``optax.flatten``: every leaf of the parameters raveled and
+  concatenated in tree order) and ``params`` is a tree of that total size:
+  the function that splits such a vector back into the parameters' leaves
+  (shapes and dtypes); else None."""
+  if params is None or is_masked(params):
+    return None
+  holders = [s for s in sparse_states(state) if s.holds_sparse_point()]
+  views = [jax.tree.leaves(s.params_view(), is_leaf=is_masked) for s in holders]
+  if not views or any(
+      len(v) != 1 or is_masked(v[0]) or jnp.ndim(v[0]) != 1 for v in views
+  ):
+    return None
+  leaves, treedef = jax.tree.flatten(params, is_leaf=is_masked)
+  if len(leaves) == 1 and jnp.shape(leaves[0]) == jnp.shape(views[0][0]):
+    return None  # One vector: no flattening to undo.
+  if any(is_masked(x) for x in leaves):
+    return None
+  sizes = [int(jnp.size(x)) for x in leaves]
+  if any(jnp.shape(v[0]) != (sum(sizes),) for v in views):
+    return None
+
+  def unflatten(flat: jax.Array) -> Any:
+    parts = jnp.split(flat, list(np.cumsum(sizes)[:-1]))
+    return jax.tree.unflatten(
+        treedef,
+        [
+            p.reshape(jnp.shape(x)).astype(jnp.result_type(x))
+            for p, x in zip(parts, leaves)
+        ],
+    )
+
+  return unflatten
+
+
+def _flatten(params: Any) -> jax.Array:
+  """``params`` as ``optax.flatten`` gives them to its inner transform."""
+  return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(params)])
+
+
 def sparse_params(state: Any, params: Any = None) -> Any:
   """The exactly sparse model kept in an optimizer state.
 
   Finds every :func:`rda_optax.rmda`, :func:`rda_optax.variable_splitting` or
   :func:`rda_optax.asr` state in ``state``, however nested (``optax.chain``,
   ``optax.masked``, ``optax.multi_transform``, ``optax.MultiSteps``,
-  ``optax.inject_hyperparams``, ``optax.apply_if_finite``, ...), takes each
+  ``optax.inject_hyperparams``, ``optax.apply_if_finite``, ``optax.flatten``,
+  ...), takes each
   one's sparse point over the leaves it trains, and the parameters' own
   values for every other leaf (those the parameters are the model for: other
   optimizers, ``rmda(momentum=0)``, :func:`rda_optax.rda`). States covering
@@ -384,7 +427,11 @@ def sparse_params(state: Any, params: Any = None) -> Any:
   pure = _as_pure(params, var) if wrapped else params
   _check_typed(state)
   check_landings(state)
-  point = point_in(state, pure)
+  unflatten = _flat_layout(state, pure)
+  if unflatten is not None:  # optax.flatten: one vector for every leaf.
+    point = unflatten(point_in(state, _flatten(pure)))
+  else:
+    point = point_in(state, pure)
   return _rewrap(params, point, var) if wrapped else point
 
 

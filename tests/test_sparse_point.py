@@ -79,6 +79,39 @@ def test_masked_out_leaves_get_the_parameters_values():
     assert x is y
 
 
+def test_under_optax_flatten_the_point_comes_back_as_the_params_tree():
+  # optax.flatten hands the inner transform one vector (every leaf raveled
+  # and concatenated): l1 and RMDA act entry by entry, so the point is the
+  # tree's, split back into its leaves.
+  # (mask=True: the default mask, kernels only, would select nothing in one
+  # vector, and says so.)
+  with pytest.raises(ValueError, match='mask=True for every leaf'):
+    optax.flatten(rmda()).init(PARAMS)
+  ref_params, ref_state = train(rmda(mask=True))
+  ref = rda_optax.sparse_params(ref_state, ref_params)
+  params, state = train(optax.flatten(rmda(mask=True)))
+  sparse = rda_optax.sparse_params(state, params)
+  assert jax.tree.structure(sparse) == jax.tree.structure(PARAMS)
+  for x, y in zip(jax.tree.leaves(sparse), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(x == 0, y == 0)
+  assert any((np.asarray(x) == 0).any() for x in jax.tree.leaves(sparse))
+  # Without params: the vector the inner transform trains.
+  assert rda_optax.sparse_params(state).shape == (
+      sum(x.size for x in jax.tree.leaves(PARAMS)),
+  )
+  # Each leaf keeps its dtype; a tree of another size is still refused.
+  mixed = dict(
+      PARAMS,
+      a={**PARAMS['a'], 'bias': PARAMS['a']['bias'].astype(jnp.bfloat16)},
+  )
+  opt = optax.flatten(rmda(mask=True))
+  point = rda_optax.sparse_params(opt.init(mixed), mixed)
+  assert point['a']['bias'].dtype == jnp.bfloat16
+  with pytest.raises(ValueError, match='do not match the parameters'):
+    rda_optax.sparse_params(state, {'a': PARAMS['a']})
+
+
 def test_disjoint_states_are_merged_overlapping_ones_rejected():
   # rmda on two labels = one rmda (l1 and RMDA act leaf by leaf).
   ref_params, ref_state = train(rmda())
