@@ -189,6 +189,7 @@ def nm_masks(
   """
   _check_nm('nm_masks', n, m)
   _check_axis(axis)
+  selection.check_selects(mask, params, 'nm_masks')
   selected = selection.resolve_mask(mask, params)
 
   def leaf(p, s):

@@ -240,6 +240,7 @@ def magnitude_masks(
     Efficient Neural Networks <https://arxiv.org/abs/1506.02626>`_, 2015.
   """
   _check_scope(scope)
+  selection.check_selects(mask, params, 'magnitude_masks')
   selected = selection.resolve_mask(mask, params)
   per_leaf = not jax.tree_util.treedef_is_leaf(jax.tree.structure(sparsity))
   if per_leaf:

@@ -170,6 +170,11 @@ def test_a_default_mask_that_selects_nothing_is_refused(name):
     assert (np.asarray(params['dense']['bias']) == 0).all()
   # Without a regularizer there is nothing to select: no error.
   rda_optax.rmda(0.1).init({'bias': jnp.zeros(3)})
+  # The one-shot masks say so too.
+  with pytest.raises(ValueError, match='magnitude_masks: the default mask'):
+    rda_optax.magnitude_masks(jnp.ones(8), 0.5)
+  with pytest.raises(ValueError, match='nm_masks: the default mask'):
+    rda_optax.nm_masks(jnp.ones(8), 2, 4)
 
 
 @pytest.mark.parametrize('name', OPTIMIZERS)
