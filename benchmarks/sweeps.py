@@ -312,6 +312,37 @@ def provenance() -> dict[str, Any]:
   }
 
 
+def collect(
+    out: str,
+    runs: list[Any],
+    record: Callable[[Any], dict[str, Any] | None],
+    command: Callable[[Any], list[str]],
+) -> list[dict[str, Any]]:
+  """The records of ``runs``: ``record(run)`` for a run finished in ``out``
+  (None if not), else the record of ``<out>/results.json`` whose command
+  has the run's flags now (:func:`flags_of` of ``command(run)``).
+
+  Run folders are not committed (checkpoints), so a fresh checkout has the
+  published results.json alone: a record whose folder is absent is kept
+  when its command is the one the sweep gives now, so re-running part of a
+  sweep on another machine never drops the rest of its results, and a
+  record whose command the sweep no longer gives is dropped.
+  """
+  path = os.path.join(out, 'results.json')
+  old = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      old = {flags_of(r['command']): r for r in json.load(f) if 'command' in r}
+  records = []
+  for run in runs:
+    rec = record(run)
+    if rec is not None:
+      records.append(rec)
+    elif (key := flags_of(' '.join(command(run)))) in old:
+      records.append(old[key])
+  return records
+
+
 def publish(out: str, records: list[dict[str, Any]], tables: str, text: str):
   """Writes ``records`` to ``<out>/results.json`` (whole or not at all) and
   ``text`` (a sweep's tables) to ``<out>/<tables>``."""

@@ -5,13 +5,10 @@ from, each recorded with where, when and from which commit it ran."""
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from .. import sweeps
 from ..sweeps import ROOT
-from ..sweeps import flags_of
 from ..sweeps import machine
 from ..sweeps import provenance
 from .settings import Run
@@ -51,26 +48,13 @@ def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
 
 def collect(out: str, runs) -> list[dict[str, Any]]:
   """The records of ``runs``: from their run folders, else from the
-  results.json already in ``out``.
+  results.json already in ``out`` (see :func:`benchmarks.sweeps.collect`)."""
 
-  Run folders are not committed (checkpoints), so a fresh checkout has the
-  published results.json alone: a record whose folder is absent is kept
-  when its command is the one the sweep gives now, so re-running part of a
-  sweep on another machine never drops the rest of its results.
-  """
-  path = os.path.join(out, 'results.json')
-  old = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      old = {flags_of(r['command']): r for r in json.load(f)}
-  records = []
-  for run in runs:
+  def from_folder(run):
     rec = finished(out, run)
-    if rec is not None:
-      records.append(record(out, run, rec))
-    elif (key := flags_of(' '.join(command(out, run)))) in old:
-      records.append(old[key])
-  return records
+    return None if rec is None else record(out, run, rec)
+
+  return sweeps.collect(out, runs, from_folder, lambda r: command(out, r))
 
 
 def record(out: str, run: Run, rec: dict[str, Any]) -> dict[str, Any]:

@@ -96,9 +96,15 @@ def record(
 def collect(
     setting: str, out: str, runs: list[Run], smoke: tuple[str, ...] = ()
 ) -> list[dict]:
-  """The records (:func:`record`) of the runs of ``runs`` that finished."""
-  return [
-      record(setting, out, r, smoke)
-      for r in runs
-      if _sweep(smoke).done(out, r) is not None
-  ]
+  """The records (:func:`record`) of the runs of ``runs`` that finished in
+  ``out``, else those already published in its results.json with the run's
+  command (see :func:`benchmarks.sweeps.collect`)."""
+
+  def from_folder(run):
+    if _sweep(smoke).done(out, run) is None:
+      return None
+    return record(setting, out, run, smoke)
+
+  return sweeps.collect(
+      out, runs, from_folder, lambda r: command(out, r, smoke)
+  )
