@@ -150,6 +150,44 @@ def test_published_records_survive_a_checkout_without_run_folders(
   assert bench.collect('gpt', out, runs) == [keep]
 
 
+def test_a_sweep_run_method_by_method_keeps_the_other_methods_records(
+    bench, tmp_path, capsys
+):
+  import json
+
+  main = importlib.import_module('benchmarks.transformers_nm.__main__').main
+  out = str(tmp_path)
+  runs = bench.SETTINGS['lenet5_2_4'].runs([1])
+  first, other = runs[0], next(r for r in runs if r.method != runs[0].method)
+  published = [
+      {
+          'setting': 'lenet5_2_4',
+          'method': r.method,
+          'variant': r.variant,
+          'target': r.target,
+          'seed': r.seed,
+          'test_loss': 0.1,
+          'test_bpc': None,
+          'test_top1': 0.99,
+          'sparsity': 0.5,
+          'nm': None,
+          'command': ' '.join(bench.command(out, r)),
+      }
+      for r in (first, other)
+  ]
+  with open(os.path.join(out, 'results.json'), 'w') as f:
+    json.dump(published, f)
+  argv = ['lenet5_2_4', '--out', out, '--report', '--seeds', '1']
+  assert main(argv + ['--methods', first.method]) == 0
+  with open(os.path.join(out, 'results.json')) as f:
+    assert json.load(f) == published
+  capsys.readouterr()
+  # --list is the same from one process to the next (runs in order).
+  assert main(['gpt', '--out', out, '--list']) == 0
+  listed = capsys.readouterr().out.splitlines()
+  assert len(listed) == len(set(listed)) > 100
+
+
 def test_a_record_holds_the_run_its_final_eval_nm_check_and_provenance(
     bench, tmp_path
 ):

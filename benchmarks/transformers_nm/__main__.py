@@ -52,15 +52,26 @@ def main(argv=None) -> int:
     runs = setting.smoke_runs(args.methods)
   else:
     runs = setting.runs(args.seeds, args.methods)
-  needed = {r.needs for r in runs if r.needs is not None}
-  runs += [r for r in needed if r not in runs]
+  runs += list(
+      dict.fromkeys(r.needs for r in runs if r.needs and r.needs not in runs)
+  )
   if args.list:
     for r in runs:
       print(' '.join(command(out, r, smoke)))
     return 0
   os.makedirs(out, exist_ok=True)
   failed = [] if args.report else execute_all(out, runs, args.jobs, smoke)
-  records = collect(args.setting, out, runs, smoke)
+  # The tables cover every finished run of the setting (all methods, seeds
+  # 0-2 and any given), whatever this invocation ran: a sweep run method by
+  # method never drops the others' records.
+  if args.smoke:
+    every = setting.smoke_runs(None)
+  else:
+    every = setting.runs(sorted(set(args.seeds) | {0, 1, 2}), None)
+  every += list(
+      dict.fromkeys(r.needs for r in every if r.needs and r.needs not in every)
+  )
+  records = collect(args.setting, out, every, smoke)
   text = markdown(args.setting, setting, records)
   sweeps.publish(out, records, 'results.md', text)
   print(text)
