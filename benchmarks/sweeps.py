@@ -183,6 +183,7 @@ def execute_all(
     *,
     summary: Callable[[Any], str] = _summary,
     keep_going: bool = True,
+    on_done: Callable[[], Any] | None = None,
 ) -> list:
   """Runs ``runs``, ``jobs`` at a time, each after the run it needs.
 
@@ -194,6 +195,8 @@ def execute_all(
       its final record.
     summary: the final record in words, printed as each run finishes.
     keep_going: on a failure, go on with the other runs (else raise it).
+    on_done: called after each run that finished (to publish the results so
+      far: a sweep stopped by a time limit keeps what it finished).
 
   Returns:
     The ``(run, error)`` of the runs that failed (and of those that needed
@@ -243,6 +246,8 @@ def execute_all(
           done.add(run)
           n += 1
           print(f'[{n}/{len(runs)}] {run.name}: {summary(rec)}', flush=True)
+          if on_done is not None:
+            on_done()
   return failed
 
 
@@ -312,6 +317,44 @@ def provenance() -> dict[str, Any]:
   }
 
 
+def _published(out: str) -> dict[str, dict[str, Any]]:
+  """The records of ``<out>/results.json`` by their command's flags."""
+  path = os.path.join(out, 'results.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {flags_of(r['command']): r for r in json.load(f) if 'command' in r}
+
+
+def unpublished(
+    out: str,
+    runs: list[Any],
+    command: Callable[[Any], list[str]],
+    finished: Callable[[Any], Any],
+) -> list[Any]:
+  """The runs of ``runs`` still to run: those whose record is not in
+  ``<out>/results.json`` with the same flags, in order, and the runs they
+  need whose folders are not ``finished`` here (a fine-tuning starts from
+  its parent's checkpoint). A sweep stopped on one machine thus resumes on
+  another (a fresh checkout, or an accelerator lent for a few minutes)
+  from its published results (the sweeps' ``--skip_published``); a record
+  removed from results.json is run again."""
+  published = _published(out)
+  if not published:
+    return list(runs)
+  todo = [r for r in runs if flags_of(' '.join(command(r))) not in published]
+  parents = {r.needs for r in todo if r.needs is not None}
+  keep = [r for r in runs if r in todo or (r in parents and not finished(r))]
+  if len(keep) < len(runs):
+    print(
+        f'{len(runs) - len(keep)} of the {len(runs)} runs are published in '
+        f'{os.path.join(out, "results.json")} and not run again (remove '
+        'their records to run them again).',
+        flush=True,
+    )
+  return keep
+
+
 def collect(
     out: str,
     runs: list[Any],
@@ -328,11 +371,7 @@ def collect(
   sweep on another machine never drops the rest of its results, and a
   record whose command the sweep no longer gives is dropped.
   """
-  path = os.path.join(out, 'results.json')
-  old = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      old = {flags_of(r['command']): r for r in json.load(f) if 'command' in r}
+  old = _published(out)
   records = []
   for run in runs:
     rec = record(run)

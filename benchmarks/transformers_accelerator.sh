@@ -12,7 +12,9 @@
 # (../shared/data by default). SECONDS (default 3600) bounds the whole
 # script: each stage gets what is left (a sweep stopped by the limit resumes
 # where it stopped when the script is run again: finished runs are kept and
-# an interrupted one restarts from its checkpoint). COPY_TO, if given,
+# an interrupted one restarts from its checkpoint; on a fresh machine, the
+# runs recorded in OUT's results.json, written after each run, are not run
+# again: commit the copy of COPY_TO there between calls). COPY_TO, if given,
 # receives the results (optimizer_step.md, each sweep's results.json and
 # results.md, the run logs as runs.tgz).
 #
@@ -69,7 +71,7 @@ for stage in $STAGES; do
     gpt | vit)
       if [ "$stage" = gpt ]; then S=$GPT_SEEDS; M=$GPT_METHODS; else
         S=$VIT_SEEDS; M=$VIT_METHODS; fi
-      A=("$stage" --out "$OUT/$stage" --jobs "$JOBS")
+      A=("$stage" --out "$OUT/$stage" --jobs "$JOBS" --skip_published)
       [ -n "$SMOKE" ] && A+=(--smoke) || A+=(--seeds $S)
       # shellcheck disable=SC2086
       [ -n "$M" ] && A+=(--methods $M)

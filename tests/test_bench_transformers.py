@@ -181,7 +181,13 @@ def test_a_sweep_run_method_by_method_keeps_the_other_methods_records(
   assert main(argv + ['--methods', first.method]) == 0
   with open(os.path.join(out, 'results.json')) as f:
     assert json.load(f) == published
-  capsys.readouterr()
+  # --skip_published: a published run is not run again (no training here).
+  assert bench.SETTINGS['lenet5_2_4'].runs([1], [first.method]) == [first]
+  argv[argv.index('--report')] = '--skip_published'
+  assert main(argv + ['--methods', first.method]) == 0
+  assert 'are published in' in capsys.readouterr().out
+  with open(os.path.join(out, 'results.json')) as f:
+    assert json.load(f) == published
   # --list is the same from one process to the next (runs in order).
   assert main(['gpt', '--out', out, '--list']) == 0
   listed = capsys.readouterr().out.splitlines()

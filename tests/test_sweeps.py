@@ -86,13 +86,21 @@ def test_runs_wait_for_their_parents_and_failures_reach_their_children(
   with pytest.MonkeyPatch.context() as mp:
     mp.delenv('XLA_PYTHON_CLIENT_MEM_FRACTION', raising=False)
     mp.delenv('XLA_PYTHON_CLIENT_PREALLOCATE', raising=False)
-    failed = sweeps.execute_all([child, parent, lone, outside], 2, execute)
+    published = []
+    failed = sweeps.execute_all(
+        [child, parent, lone, outside],
+        2,
+        execute,
+        on_done=lambda: published.append(list(ran)),
+    )
   assert dict((r.name, e) for r, e in failed) == {
       parent.name: 'out of memory',
       child.name: 'dense/v/dense/seed0 failed',
       outside.name: 'dense/v/dense/seed9 is not in the sweep',
   }
   assert set(ran) == {parent, lone}
+  # The results are published after each run that finished (lone's).
+  assert len(published) == 1 and lone in published[0]
   # Two at once: each gets its share of an accelerator.
   assert envs == [{'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.450'}] * 2
   out, err = capsys.readouterr()
@@ -125,3 +133,34 @@ def test_publish_writes_the_records_and_tables_and_failures_set_the_status(
   assert sweeps.exit_status([]) == 0
   assert sweeps.exit_status([(_run(), 'boom')]) == 1
   assert capsys.readouterr().err == 'FAILED m/v/0.5/seed0: boom\n'
+
+
+def test_published_runs_are_not_run_again_but_a_needed_parent_is(
+    tmp_path, capsys
+):
+  # A sweep resumed on a fresh checkout (or a lent accelerator) from its
+  # published results.json: its records are kept and their runs skipped;
+  # a parent whose child is still to run is run again if its folder (the
+  # checkpoint the child starts from) is absent.
+  out, sweep = str(tmp_path), sweeps.Sweep('done')
+  # (A run is known by its flags before --workdir: they differ here.)
+  run = lambda p, n=None: sweeps.Run('m', 'v', p, 0, ('--point', p), n)
+  parent = run('dense')
+  child, other = run('0.9', parent), run('0.5')
+  runs = [parent, child, other]
+  command = lambda r: sweep.command(out, r)
+  finished = lambda r: sweep.finished(out, r)
+  assert sweeps.unpublished(out, runs, command, finished) == runs
+  publish = lambda rs: sweeps.publish(
+      out, [{'command': ' '.join(command(r))} for r in rs], 't.md', ''
+  )
+  publish([parent, other])
+  assert sweeps.unpublished(out, runs, command, finished) == [parent, child]
+  assert '1 of the 3 runs are published' in capsys.readouterr().out
+  _finish(sweep, out, parent, ' '.join(command(parent)), [{'test_top1': 1}])
+  assert sweeps.unpublished(out, runs, command, finished) == [child]
+  publish(runs)
+  assert sweeps.unpublished(out, runs, command, finished) == []
+  # The records come back from results.json or from the folders.
+  records = sweeps.collect(out, runs, lambda r: None, command)
+  assert [r['command'] for r in records] == [' '.join(command(r)) for r in runs]

@@ -15,6 +15,7 @@ from .runner import ROOT
 from .runner import collect
 from .runner import command
 from .runner import execute_all
+from .runner import finished
 from .settings import SETTINGS
 
 
@@ -70,6 +71,14 @@ def main(argv=None) -> int:
       action='store_true',
       help='print the commands of the sweep and exit',
   )
+  parser.add_argument(
+      '--skip_published',
+      action='store_true',
+      help='do not run again the runs whose records <out>/results.json '
+      'holds (to go on with a sweep on another machine, e.g. a fresh '
+      'checkout or an accelerator lent for a few minutes); by default every '
+      'run whose folder is not finished here runs',
+  )
   args = parser.parse_args(argv)
   setting = SETTINGS[args.setting]
   out = args.out or os.path.join(
@@ -81,13 +90,25 @@ def main(argv=None) -> int:
     for r in runs:
       print(' '.join(command(out, r)))
     return 0
-  failed = [] if args.report else execute_all(out, runs, args.jobs)
+  if args.skip_published and not args.report:
+    runs = sweeps.unpublished(
+        out, runs, lambda r: command(out, r), lambda r: finished(out, r)
+    )
   # The tables cover every finished run of the setting (all methods, seeds
   # 0-2 and any given), whatever this invocation ran.
-  records = collect(out, setting.runs(sorted(set(args.seeds) | {0, 1, 2})))
-  agg = aggregate(records)
-  md = markdown(args.setting, setting, records, agg)
-  sweeps.publish(out, records, 'frontier.md', md)
+  every = setting.runs(sorted(set(args.seeds) | {0, 1, 2}))
+
+  def publish():
+    records = collect(out, every)
+    agg = aggregate(records)
+    md = markdown(args.setting, setting, records, agg)
+    sweeps.publish(out, records, 'frontier.md', md)
+    return agg, md
+
+  failed = []
+  if not args.report:  # Published after each run: a stopped sweep keeps it.
+    failed = execute_all(out, runs, args.jobs, on_done=publish)
+  agg, md = publish()
   plot(os.path.join(out, 'frontier.png'), setting, agg)
   print(md)
   return sweeps.exit_status(failed)

@@ -27,10 +27,10 @@ finished = SWEEP.finished
 execute = SWEEP.execute
 
 
-def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
+def execute_all(out: str, runs: list[Run], jobs: int = 1, on_done=None) -> list:
   """Runs ``runs``, ``jobs`` at a time, each after the run it needs (see
-  :func:`benchmarks.sweeps.execute_all`); with one at a time, the first
-  failure is raised.
+  :func:`benchmarks.sweeps.execute_all`, ``on_done`` after each); with one
+  at a time, the first failure is raised.
 
   Returns the (run, error) of the runs that failed (and of those that
   needed them); the others still run.
@@ -43,6 +43,7 @@ def execute_all(out: str, runs: list[Run], jobs: int = 1) -> list:
           f'top-1 {rec["test_top1"]:.4f} sparsity {rec["sparsity"]:.4f}'
       ),
       keep_going=jobs > 1,
+      on_done=on_done,
   )
 
 

@@ -14,6 +14,7 @@ from .runner import ROOT
 from .runner import collect
 from .runner import command
 from .runner import execute_all
+from .runner import finished
 from .settings import SETTINGS
 
 
@@ -34,6 +35,14 @@ def main(argv=None) -> int:
       '--smoke',
       action='store_true',
       help='one run of each method for a few steps, in <out>/smoke',
+  )
+  parser.add_argument(
+      '--skip_published',
+      action='store_true',
+      help='do not run again the runs whose records <out>/results.json '
+      'holds (to go on with a sweep on another machine, e.g. a fresh '
+      'checkout or an accelerator lent for a few minutes); by default every '
+      'run whose folder is not finished here runs',
   )
   args = parser.parse_args(argv)
   setting = SETTINGS[args.setting]
@@ -60,7 +69,13 @@ def main(argv=None) -> int:
       print(' '.join(command(out, r, smoke)))
     return 0
   os.makedirs(out, exist_ok=True)
-  failed = [] if args.report else execute_all(out, runs, args.jobs, smoke)
+  if args.skip_published and not args.report:
+    runs = sweeps.unpublished(
+        out,
+        runs,
+        lambda r: command(out, r, smoke),
+        lambda r: finished(out, r, smoke),
+    )
   # The tables cover every finished run of the setting (all methods, seeds
   # 0-2 and any given), whatever this invocation ran: a sweep run method by
   # method never drops the others' records.
@@ -71,9 +86,17 @@ def main(argv=None) -> int:
   every += list(
       dict.fromkeys(r.needs for r in every if r.needs and r.needs not in every)
   )
-  records = collect(args.setting, out, every, smoke)
-  text = markdown(args.setting, setting, records)
-  sweeps.publish(out, records, 'results.md', text)
+
+  def publish() -> str:
+    records = collect(args.setting, out, every, smoke)
+    text = markdown(args.setting, setting, records)
+    sweeps.publish(out, records, 'results.md', text)
+    return text
+
+  failed = []
+  if not args.report:  # Published after each run: a stopped sweep keeps it.
+    failed = execute_all(out, runs, args.jobs, smoke, on_done=publish)
+  text = publish()
   print(text)
   return sweeps.exit_status(failed)
 

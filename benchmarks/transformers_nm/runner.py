@@ -57,13 +57,20 @@ def execute(
 
 
 def execute_all(
-    out: str, runs: list[Run], jobs: int, smoke: tuple[str, ...] = ()
+    out: str,
+    runs: list[Run],
+    jobs: int,
+    smoke: tuple[str, ...] = (),
+    on_done=None,
 ) -> list:
   """Runs ``runs`` (``jobs`` at a time, each after the run it needs, see
-  :func:`benchmarks.sweeps.execute_all`); returns ``(run, error)`` of those
-  that failed (and of those that needed them)."""
+  :func:`benchmarks.sweeps.execute_all`, ``on_done`` after each); returns
+  ``(run, error)`` of those that failed (and of those that needed them)."""
   return sweeps.execute_all(
-      runs, jobs, lambda run, env: execute(out, run, smoke, env)
+      runs,
+      jobs,
+      lambda run, env: execute(out, run, smoke, env),
+      on_done=on_done,
   )
 
 
