@@ -11,6 +11,7 @@ import optax
 
 from rda_optax import landing
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import sparse_point
 from rda_optax.validation import check_update_args
 
@@ -126,7 +127,9 @@ def freeze_zeros() -> optax.GradientTransformationExtraArgs:
     )
     return updates, FreezeZerosState(keep=keep)
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )
 
 
 def _tree_where(cond, a, b):
@@ -485,4 +488,6 @@ def asr(
         landing=check,
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

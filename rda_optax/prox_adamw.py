@@ -12,6 +12,7 @@ import optax
 from rda_optax import preconditioned
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import validation
 from rda_optax.validation import check_update_args
 
@@ -238,4 +239,6 @@ def prox_adamw(
         count=count, mu=mu, nu=nu, nu_max=nu_max, inner_steps=inner_steps
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import optax
 
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import threshold
 from rda_optax import validation
 
@@ -255,9 +256,12 @@ def magnitude_masks(
       _check_sparsity('sparsity', s)
   else:
     _check_sparsity('sparsity', sparsity)
-  return _masks_from_scores(
-      params, selected, sparsity, scope, per_leaf=per_leaf, magnitude=True
+  masks = lambda p: _masks_from_scores(
+      p, selected, sparsity, scope, per_leaf=per_leaf, magnitude=True
   )
+  if (mesh := sharding.explicit_mesh(params)) is not None:
+    return sharding.run_auto(mesh, masks, sharding.specs(params))(params)
+  return masks(params)
 
 
 def apply_masks(params: Any, masks: Any) -> Any:
@@ -544,4 +548,6 @@ def gradual_masks(
     )
     return new_updates, state_type(count=optax.safe_increment(t), masks=masks)
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

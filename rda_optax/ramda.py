@@ -14,6 +14,7 @@ from rda_optax import nm
 from rda_optax import preconditioned
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import validation
 from rda_optax.prox_spec import prox_spec
 from rda_optax.validation import check_update_args
@@ -465,4 +466,6 @@ def ramda(
         prox_buffer=scores,
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

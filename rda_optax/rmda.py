@@ -13,6 +13,7 @@ import optax
 from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import validation
 from rda_optax.rda import dual_point_with_state
 from rda_optax.rda import pinned_sum
@@ -390,4 +391,6 @@ def rmda(
         prox_buffer=buffer,
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from rda_optax import landing
+from rda_optax import sharding
 
 
 def is_masked(x: Any) -> bool:
@@ -430,6 +431,11 @@ def sparse_params(state: Any, params: Any = None) -> Any:
   unflatten = _flat_layout(state, pure)
   if unflatten is not None:  # optax.flatten: one vector for every leaf.
     point = unflatten(point_in(state, _flatten(pure)))
+  elif (mesh := sharding.explicit_mesh((state, pure))) is not None:
+    # Explicitly sharded: computed with the mesh's axes Auto, each leaf
+    # sharded as the parameter it replaces.
+    out = sharding.specs(pure) if pure is not None else None
+    point = sharding.run_auto(mesh, point_in, out)(state, pure)
   else:
     point = point_in(state, pure)
   return _rewrap(params, point, var) if wrapped else point

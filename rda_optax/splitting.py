@@ -12,6 +12,7 @@ import optax
 from rda_optax import landing
 from rda_optax import regularizers as regs
 from rda_optax import selection
+from rda_optax import sharding
 from rda_optax import threshold
 from rda_optax import validation
 from rda_optax.validation import check_update_args
@@ -189,4 +190,6 @@ def variable_splitting(
         prox_state=prox_state,
     )
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(
+      init_fn, sharding.explicit_safe(update_fn)
+  )

@@ -156,6 +156,32 @@ def test_masked_by_optax():
 
 
 @pytest.mark.parametrize('name', OPTIMIZERS)
+def test_explicitly_sharded_params(name):
+  # jax.make_mesh's default axis types are Explicit: the sharding is part of
+  # the arrays' types and a reshape across it is a type error unless the
+  # transform runs its update under auto_axes (one device here; four in
+  # tests/test_sharding.py).
+  explicit = jax.sharding.AxisType.Explicit
+  mesh = jax.make_mesh((1,), ('d',), axis_types=(explicit,))
+  spec = lambda x: jax.sharding.PartitionSpec(*([None] * (x.ndim - 1)), 'd')
+  shard = lambda t: jax.tree.map(
+      lambda x: jax.device_put(x, jax.sharding.NamedSharding(mesh, spec(x))), t
+  )
+  ref, ref_state = steps(OPTIMIZERS[name]())
+  params, state = steps(OPTIMIZERS[name](), shard(PARAMS), shard(GRADS))
+  for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
+    assert jax.typeof(x).sharding.spec == spec(x)
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  sparse = rda_optax.sparse_params(state, params)
+  for x, y in zip(
+      jax.tree.leaves(sparse),
+      jax.tree.leaves(rda_optax.sparse_params(ref_state, ref)),
+  ):
+    assert jax.typeof(x).sharding.spec == spec(x)
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize('name', OPTIMIZERS)
 def test_a_default_mask_that_selects_nothing_is_refused(name):
   # optax.masked over the biases only (or optax.flatten's one vector): the
   # default mask (kernels) would select nothing, so the regularizer (or

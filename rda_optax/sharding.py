@@ -1,0 +1,85 @@
+"""Explicitly sharded parameters (``jax.make_mesh``'s default axis types).
+
+Under a mesh with ``jax.sharding.AxisType.Explicit`` axes (the default of
+``jax.make_mesh``), an array's sharding is part of its type, and operations
+whose output sharding JAX cannot infer (a reshape across a sharded axis,
+as the threshold search's rows and the landing check's samples take) are
+type errors. The transforms run their updates under
+``jax.sharding.auto_axes`` when they see such arrays: inside, the compiler
+chooses the shardings (as under an ``Auto`` mesh, where everything already
+works), and every output keeps the sharding of the array it replaces (the
+updates that of the gradients, the state that of the state). With
+unsharded arrays, or under ``Auto`` axes, nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import functools
+from typing import Any
+
+import jax
+
+
+def explicit_mesh(tree: Any) -> Any:
+  """The mesh of the first leaf of ``tree`` sharded over an ``Explicit``
+  mesh axis (the concrete ``Mesh`` of a concrete array, else the abstract
+  mesh of its type, under ``jit``), or None (no such leaf; outside a mesh;
+  leaves that are not arrays)."""
+  explicit = getattr(jax.sharding.AxisType, 'Explicit', None)
+  if explicit is None:  # A JAX without explicit sharding.
+    return None
+  for x in jax.tree.leaves(tree):
+    try:
+      mesh = jax.typeof(x).sharding.mesh
+    except (AttributeError, TypeError):
+      continue
+    if getattr(mesh, 'empty', True) or explicit not in mesh.axis_types:
+      continue
+    concrete = getattr(getattr(x, 'sharding', None), 'mesh', None)
+    if isinstance(x, jax.Array) and isinstance(concrete, jax.sharding.Mesh):
+      return concrete  # Outside jit: a computation needs the devices.
+    return mesh
+  return None
+
+
+def _spec(x: Any) -> Any:
+  return jax.typeof(x).sharding.spec
+
+
+def specs(tree: Any) -> Any:
+  """Each array leaf's ``PartitionSpec``, from its type."""
+  return jax.tree.map(_spec, tree)
+
+
+def run_auto(mesh: Any, fn: Callable[..., Any], out: Any) -> Callable:
+  """``fn`` run with ``mesh``'s axes ``Auto`` (``jax.sharding.auto_axes``),
+  its outputs resharded to ``out`` (a tree of ``PartitionSpec``)."""
+
+  def run(*args):
+    if isinstance(mesh, jax.sharding.Mesh):
+      context = jax.sharding.set_mesh(mesh)
+    else:
+      context = jax.sharding.use_abstract_mesh(mesh)
+    with context:
+      return jax.sharding.auto_axes(fn, out_sharding=out)(*args)
+
+  return run
+
+
+def explicit_safe(update_fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``update_fn`` (an optax ``update``) made to accept explicitly sharded
+  updates, state and parameters: run under :func:`run_auto` when one of
+  them is, the new updates sharded as the gradients and the new state as
+  the state; called as it is otherwise."""
+
+  @functools.wraps(update_fn)
+  def update(updates, state, params=None, **extra_args):
+    mesh = explicit_mesh((updates, state, params))
+    if mesh is None:
+      return update_fn(updates, state, params, **extra_args)
+    fn = lambda u, s, p: update_fn(u, s, p, **extra_args)
+    out = (specs(updates), specs(state))
+    return run_auto(mesh, fn, out)(updates, state, params)
+
+  return update
