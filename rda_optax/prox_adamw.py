@@ -156,7 +156,7 @@ def prox_adamw(
     if regularizer is not None:
       selection.check_selects(mask, params, 'prox_adamw')
     zeros = lambda dt: jax.tree.map(
-        lambda p: jnp.zeros(jnp.shape(p), dt or jnp.asarray(p).dtype), params
+        lambda p: jnp.zeros_like(p, dt or jnp.asarray(p).dtype), params
     )
     return ProxAdamWState(
         count=jnp.zeros([], jnp.int32),

@@ -118,7 +118,7 @@ def prox_sgd(
       buf = ()
     else:
       buf = jax.tree.map(
-          lambda p: jnp.zeros(jnp.shape(p), acc_dt or jnp.asarray(p).dtype),
+          lambda p: jnp.zeros_like(p, acc_dt or jnp.asarray(p).dtype),
           params,
       )
     return ProxSGDState(

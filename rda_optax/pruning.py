@@ -526,7 +526,7 @@ def gradual_masks(
 
   def init_fn(params):
     selection.check_selects(mask, params, owner)
-    masks = jax.tree.map(lambda p: jnp.ones(jnp.shape(p), bool), params)
+    masks = jax.tree.map(lambda p: jnp.ones_like(p, bool), params)
     return state_type(count=jnp.zeros([], jnp.int32), masks=masks)
 
   def update_fn(updates, state, params=None, **extra_args):

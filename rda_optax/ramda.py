@@ -364,7 +364,7 @@ def ramda(
     sum_dtype = lambda p: sum_dt or jnp.asarray(p).dtype
     copy = lambda t: jax.tree.map(lambda p: jnp.array(p, copy=True), t)
     zeros = lambda: jax.tree.map(
-        lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
+        lambda p: jnp.zeros_like(p, sum_dtype(p)), params
     )
     return RAMDAState(
         count=jnp.zeros([], jnp.int32),

@@ -301,7 +301,7 @@ def rmda(
         # A copy, not an alias: train steps donate params and state together.
         init_params=jax.tree.map(lambda p: jnp.array(p, copy=True), params),
         grad_sum=jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p), sum_dtype(p)), params
+            lambda p: jnp.zeros_like(p, sum_dtype(p)), params
         ),
         prox=spec,
         landing=landing.init(),

@@ -62,7 +62,12 @@ SCRIPT = textwrap.dedent("""
           u, _ = opt.update(shard(grads[0]) if sharded else grads[0], state, p)
         results.append((p, rda_optax.sparse_params(state, p), u))
       (p0, s0, u0), (p1, s1, u1) = results
+      state_specs = [  # The state's arrays the size of the parameters.
+          jax.typeof(x).sharding.spec == spec(x)
+          for x in jax.tree.leaves(state) if x.shape in
+          {y.shape for y in jax.tree.leaves(params)} and x.ndim > 1]
       out[name] = {
+          'state_specs': bool(state_specs) and all(state_specs),
           'diff': max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
               jax.tree.leaves((p0, s0, u0)), jax.tree.leaves((p1, s1, u1)))),
           'zeros': all(np.array_equal(np.asarray(a) == 0, np.asarray(b) == 0)
@@ -116,7 +121,7 @@ def test_four_devices_give_the_unsharded_results_sharded_alike():
   assert out.pop('auto') <= 1e-6
   for name, res in out.items():
     assert res['diff'] <= 1e-6, (name, res)
-    assert res['zeros'] and res['specs'], (name, res)
+    assert res['zeros'] and res['specs'] and res['state_specs'], (name, res)
     assert res['devices'] == 4, (name, res)
 
 
