@@ -317,6 +317,18 @@ def provenance() -> dict[str, Any]:
   }
 
 
+def add_skip_published(parser: Any) -> None:
+  """The sweeps' ``--skip_published`` flag (see :func:`unpublished`)."""
+  parser.add_argument(
+      '--skip_published',
+      action='store_true',
+      help='do not run again the runs whose records <out>/results.json '
+      'holds (to go on with a sweep on another machine, e.g. a fresh '
+      'checkout or an accelerator lent for a few minutes); by default every '
+      'run whose folder is not finished here runs',
+  )
+
+
 def _published(out: str) -> dict[str, dict[str, Any]]:
   """The records of ``<out>/results.json`` by their command's flags."""
   path = os.path.join(out, 'results.json')

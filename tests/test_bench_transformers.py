@@ -132,24 +132,6 @@ def test_the_accelerator_script_parses_and_names_its_stages():
     assert words in text
 
 
-def test_published_records_survive_a_checkout_without_run_folders(
-    bench, tmp_path
-):
-  # As the frontier's: a sweep resumed on a fresh checkout (no run folders)
-  # keeps the published records of the runs it does not redo, and drops a
-  # record whose command the sweep no longer gives.
-  import json
-
-  runs = [r for r in bench.SETTINGS['gpt'].runs([0]) if r.target == '2:4']
-  assert len(runs) >= 2
-  out = str(tmp_path)
-  keep = {'command': ' '.join(bench.command(out, runs[0])), 'test_loss': 1}
-  stale = {'command': 'python -m train --lr 9 --workdir x', 'test_loss': 2}
-  with open(os.path.join(out, 'results.json'), 'w') as f:
-    json.dump([keep, stale], f)
-  assert bench.collect('gpt', out, runs) == [keep]
-
-
 def test_a_sweep_run_method_by_method_keeps_the_other_methods_records(
     bench, tmp_path, capsys
 ):

@@ -36,14 +36,7 @@ def main(argv=None) -> int:
       action='store_true',
       help='one run of each method for a few steps, in <out>/smoke',
   )
-  parser.add_argument(
-      '--skip_published',
-      action='store_true',
-      help='do not run again the runs whose records <out>/results.json '
-      'holds (to go on with a sweep on another machine, e.g. a fresh '
-      'checkout or an accelerator lent for a few minutes); by default every '
-      'run whose folder is not finished here runs',
-  )
+  sweeps.add_skip_published(parser)
   args = parser.parse_args(argv)
   setting = SETTINGS[args.setting]
   unknown = set(args.methods or ()) - set(setting.methods)
