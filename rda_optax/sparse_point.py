@@ -374,12 +374,11 @@ def sparse_params(state: Any, params: Any = None) -> Any:
   :func:`rda_optax.asr` state in ``state``, however nested (``optax.chain``,
   ``optax.masked``, ``optax.multi_transform``, ``optax.MultiSteps``,
   ``optax.inject_hyperparams``, ``optax.apply_if_finite``, ``optax.flatten``,
-  ...), takes each
-  one's sparse point over the leaves it trains, and the parameters' own
-  values for every other leaf (those the parameters are the model for: other
-  optimizers, ``rmda(momentum=0)``, :func:`rda_optax.rda`). States covering
-  disjoint leaves (``multi_transform`` with ``rmda`` on two labels) are
-  merged.
+  ...), takes each one's sparse point over the leaves it trains, and the
+  parameters' own values for every other leaf (those the parameters are the
+  model for: other optimizers, ``rmda(momentum=0)``, :func:`rda_optax.rda`).
+  States covering disjoint leaves (``multi_transform`` with ``rmda`` on two
+  labels) are merged. Sharded parameters give a point sharded alike.
 
   Flax: ``params`` may be ``state.params`` of a linen ``TrainState``, or
   ``nnx.state(model, nnx.Param)`` with ``optimizer.opt_state`` of an
@@ -433,9 +432,18 @@ def sparse_params(state: Any, params: Any = None) -> Any:
     point = unflatten(point_in(state, _flatten(pure)))
   elif (mesh := sharding.explicit_mesh((state, pure))) is not None:
     # Explicitly sharded: computed with the mesh's axes Auto, each leaf
-    # sharded as the parameter it replaces.
-    out = sharding.specs(pure) if pure is not None else None
-    point = sharding.run_auto(mesh, point_in, out)(state, pure)
+    # sharded as the parameter it replaces (without params: as the one
+    # state's parameters; else point_in raises its own error).
+    like = pure
+    if like is None:
+      holders = [s for s in sparse_states(state) if s.holds_sparse_point()]
+      like = holders[0].params_view() if len(holders) == 1 else None
+    if like is None:
+      point = point_in(state, pure)
+    else:
+      point = sharding.run_auto(mesh, point_in, sharding.specs(like))(
+          state, pure
+      )
   else:
     point = point_in(state, pure)
   return _rewrap(params, point, var) if wrapped else point

@@ -60,7 +60,13 @@ SCRIPT = textwrap.dedent("""
         u = p
         if name == 'gmp':  # An update outside jit, too.
           u, _ = opt.update(shard(grads[0]) if sharded else grads[0], state, p)
-        results.append((p, rda_optax.sparse_params(state, p), u))
+        point = rda_optax.sparse_params(state, p)
+        if name == 'rmda_target':  # Without params: the state's own view.
+          alone = rda_optax.sparse_params(state)
+          assert all(jax.typeof(a).sharding == jax.typeof(b).sharding and
+                     np.array_equal(a, b) for a, b in zip(
+                         jax.tree.leaves(alone), jax.tree.leaves(point)))
+        results.append((p, point, u))
       (p0, s0, u0), (p1, s1, u1) = results
       state_specs = [  # The state's arrays the size of the parameters.
           jax.typeof(x).sharding.spec == spec(x)
