@@ -174,7 +174,14 @@ public_api = {
                     'rda_optax.sparse_format',
                 ],
             ),
-            ('utilities', ['rda_optax.initializers', 'rda_optax.selection']),
+            (
+                'utilities',
+                [
+                    'rda_optax.initializers',
+                    'rda_optax.selection',
+                    'rda_optax.sharding',
+                ],
+            ),
             ('other', '*'),
         ],
     },

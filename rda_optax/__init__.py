@@ -87,6 +87,7 @@ from rda_optax.regularizers import sparse_group_lasso
 from rda_optax.regularizers import transformed_l1
 from rda_optax.selection import default_mask
 from rda_optax.selection import path_str
+from rda_optax.sharding import with_auto_axes
 from rda_optax.splitting import SplittingState
 from rda_optax.threshold import kth_smallest
 from rda_optax.threshold import smallest_masks

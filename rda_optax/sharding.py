@@ -19,6 +19,7 @@ import functools
 from typing import Any
 
 import jax
+import optax
 
 
 def explicit_mesh(tree: Any) -> Any:
@@ -67,6 +68,9 @@ def run_auto(mesh: Any, fn: Callable[..., Any], out: Any) -> Callable:
   return run
 
 
+_MESH_MISMATCH = 'should match the aval mesh'
+
+
 def explicit_safe(update_fn: Callable[..., Any]) -> Callable[..., Any]:
   """``update_fn`` (an optax ``update``) made to accept explicitly sharded
   updates, state and parameters: run under :func:`run_auto` when one of
@@ -80,6 +84,53 @@ def explicit_safe(update_fn: Callable[..., Any]) -> Callable[..., Any]:
       return update_fn(updates, state, params, **extra_args)
     fn = lambda u, s, p: update_fn(u, s, p, **extra_args)
     out = (specs(updates), specs(state))
-    return run_auto(mesh, fn, out)(updates, state, params)
+    try:
+      return run_auto(mesh, fn, out)(updates, state, params)
+    except ValueError as e:
+      if _MESH_MISMATCH not in str(e):
+        raise
+      raise ValueError(
+          'An rda_optax transform received explicitly sharded arrays that '
+          'are not among its arguments (hyper-parameters that '
+          'optax.inject_hyperparams, or another wrapper, computes from its '
+          'own state and passes in): wrap the outermost transform in '
+          'rda_optax.with_auto_axes(...), e.g. '
+          'rda_optax.with_auto_axes(optax.inject_hyperparams(rda_optax.rmda)'
+          '(...)), or shard over a mesh with AxisType.Auto axes.'
+      ) from e
 
   return update
+
+
+def with_auto_axes(
+    inner: optax.GradientTransformation,
+) -> optax.GradientTransformationExtraArgs:
+  """Runs any optax transform's update with an ``Explicit`` mesh's axes
+  ``Auto`` (``jax.sharding.auto_axes``).
+
+  The transforms of :mod:`rda_optax` do this for their own updates. Wrap the
+  outermost transform when another wrapper computes explicitly sharded
+  arrays from its state and hands them to ours (``optax.inject_hyperparams``
+  with its hyper-parameters): its whole update then runs with ``Auto`` axes.
+  Each new update is sharded as its gradient and the new state as the
+  state; without explicitly sharded arrays the transform runs as it is.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax, rda_optax
+    >>> opt = rda_optax.with_auto_axes(optax.inject_hyperparams(
+    ...     rda_optax.rmda)(learning_rate=0.1, regularizer=rda_optax.l1(1.0)))
+    >>> params = {'w': jnp.array([[1.0, 0.01]])}
+    >>> updates, _ = opt.update(params, opt.init(params), params)
+    >>> updates['w'].shape
+    (1, 2)
+
+  Args:
+    inner: an ``optax.GradientTransformation``.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs`` with ``inner``'s ``init``.
+  """
+  inner = optax.with_extra_args_support(inner)
+  return optax.GradientTransformationExtraArgs(
+      inner.init, explicit_safe(inner.update)
+  )

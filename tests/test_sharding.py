@@ -83,6 +83,33 @@ SCRIPT = textwrap.dedent("""
                        for x in jax.tree.leaves((p1, s1, u1))),
           'devices': len(jax.tree.leaves(p1)[0].sharding.device_set),
       }
+    # optax.inject_hyperparams hands our update hyper-parameters computed
+    # from its own (sharded) state: a clear error, and the wrapper that fixes
+    # it gives the unsharded result.
+    injected = lambda: optax.inject_hyperparams(rda_optax.rmda)(
+        learning_rate=0.1, regularizer=rda_optax.l1(1e-2))
+    try:
+      opt = injected()
+      state = opt.init(shard(params))
+      for g in grads[:2]:  # (The second sees the first's sharded state.)
+        _, state = jax.jit(opt.update)(shard(g), state, shard(params))
+      out['inject_error'] = None
+    except ValueError as e:
+      out['inject_error'] = str(e)
+    runs = []
+    for sharded in (False, True):
+      opt = rda_optax.with_auto_axes(injected())
+      p = shard(params) if sharded else params
+      state = opt.init(p)
+      for g in grads:
+        updates, state = jax.jit(opt.update)(
+            shard(g) if sharded else g, state, p)
+        p = optax.apply_updates(p, updates)
+      runs.append(p)
+    out['inject'] = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+        jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1])))
+    out['inject_specs'] = all(jax.typeof(x).sharding.spec == spec(x)
+                              for x in jax.tree.leaves(runs[1]))
     # Auto axes (the compiler places everything): the same.
     auto = jax.make_mesh((4,), ('d',),
                          axis_types=(jax.sharding.AxisType.Auto,))
@@ -125,6 +152,8 @@ def test_four_devices_give_the_unsharded_results_sharded_alike():
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out.pop('masks') is True
   assert out.pop('auto') <= 1e-6
+  assert 'rda_optax.with_auto_axes' in out.pop('inject_error')
+  assert out.pop('inject') <= 1e-6 and out.pop('inject_specs')
   for name, res in out.items():
     assert res['diff'] <= 1e-6, (name, res)
     assert res['zeros'] and res['specs'] and res['state_specs'], (name, res)
