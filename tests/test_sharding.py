@@ -1,7 +1,7 @@
 """rda_optax/sharding.py: explicitly sharded parameters (the default axis
 types of ``jax.make_mesh``) over four simulated CPU devices, in a
 subprocess: the same results as unsharded, each output sharded as its
-input."""
+input, in optax loops and in an NNX ``nnx.Optimizer`` one."""
 
 import json
 import os
@@ -110,6 +110,25 @@ SCRIPT = textwrap.dedent("""
         jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1])))
     out['inject_specs'] = all(jax.typeof(x).sharding.spec == spec(x)
                               for x in jax.tree.leaves(runs[1]))
+    # An NNX model whose kernel is sharded by its metadata, nnx.Optimizer.
+    from flax import nnx
+    with jax.set_mesh(mesh):
+      model = nnx.Linear(16, 32, rngs=nnx.Rngs(0),
+                         kernel_metadata={'sharding_names': (None, 'd')})
+      tx = rda_optax.rmda(0.1, rda_optax.sparsity_constraint(0.75),
+                          momentum=0.9)
+      nnx_opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+      @nnx.jit
+      def nnx_step(model, nnx_opt, x):
+        grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+        nnx_opt.update(model, grads)
+
+      for _ in range(2):
+        nnx_step(model, nnx_opt, jnp.ones((4, 16)))
+      kernel = rda_optax.with_sparse_params(model, nnx_opt).kernel[...]
+    out['nnx'] = [list(jax.typeof(kernel).sharding.spec),
+                  int((kernel == 0).sum())]
     # Auto axes (the compiler places everything): the same.
     auto = jax.make_mesh((4,), ('d',),
                          axis_types=(jax.sharding.AxisType.Auto,))
@@ -152,6 +171,7 @@ def test_four_devices_give_the_unsharded_results_sharded_alike():
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out.pop('masks') is True
   assert out.pop('auto') <= 1e-6
+  assert out.pop('nnx') == [[None, 'd'], 16 * 32 * 3 // 4]
   assert 'rda_optax.with_auto_axes' in out.pop('inject_error')
   assert out.pop('inject') <= 1e-6 and out.pop('inject_specs')
   for name, res in out.items():
