@@ -9,7 +9,9 @@ type errors. The transforms run their updates under
 chooses the shardings (as under an ``Auto`` mesh, where everything already
 works), and every output keeps the sharding of the array it replaces (the
 updates that of the gradients, the state that of the state). With
-unsharded arrays, or under ``Auto`` axes, nothing changes.
+unsharded arrays, or under ``Auto`` axes, nothing changes. A wrapper that
+hands our update sharded arrays of its own (``optax.inject_hyperparams``)
+needs :func:`with_auto_axes` around it.
 """
 
 from __future__ import annotations
