@@ -53,10 +53,7 @@ def main(argv=None) -> int:
     out, smoke = os.path.join(out, 'smoke'), setting.smoke()
     runs = setting.smoke_runs(args.methods)
   else:
-    runs = setting.runs(args.seeds, args.methods)
-  runs += list(
-      dict.fromkeys(r.needs for r in runs if r.needs and r.needs not in runs)
-  )
+    runs = setting.runs(args.seeds, args.methods)  # Parents included.
   if args.list:
     for r in runs:
       print(' '.join(command(out, r, smoke)))
@@ -76,9 +73,6 @@ def main(argv=None) -> int:
     every = setting.smoke_runs(None)
   else:
     every = setting.runs(sorted(set(args.seeds) | {0, 1, 2}), None)
-  every += list(
-      dict.fromkeys(r.needs for r in every if r.needs and r.needs not in every)
-  )
 
   def publish() -> str:
     records = collect(args.setting, out, every, smoke)
