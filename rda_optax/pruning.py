@@ -259,9 +259,7 @@ def magnitude_masks(
   masks = lambda p: _masks_from_scores(
       p, selected, sparsity, scope, per_leaf=per_leaf, magnitude=True
   )
-  if (mesh := sharding.explicit_mesh(params)) is not None:
-    return sharding.run_auto(mesh, masks, sharding.specs(params))(params)
-  return masks(params)
+  return sharding.call(masks, (params,), lambda: params)
 
 
 def apply_masks(params: Any, masks: Any) -> Any:

@@ -70,6 +70,19 @@ def run_auto(mesh: Any, fn: Callable[..., Any], out: Any) -> Callable:
   return run
 
 
+def call(fn: Callable[..., Any], args: tuple[Any, ...], out_like: Any) -> Any:
+  """``fn(*args)``; when ``args`` hold explicitly sharded arrays, run under
+  :func:`run_auto` with each output sharded as its twin in ``out_like`` (a
+  callable of no argument giving that tree, computed only then; None: the
+  outputs are unknown, and ``fn`` is called as it is, to raise its own
+  error)."""
+  mesh = explicit_mesh(args)
+  like = None if mesh is None else out_like()
+  if like is None:
+    return fn(*args)
+  return run_auto(mesh, fn, specs(like))(*args)
+
+
 _MESH_MISMATCH = 'should match the aval mesh'
 
 
@@ -81,13 +94,9 @@ def explicit_safe(update_fn: Callable[..., Any]) -> Callable[..., Any]:
 
   @functools.wraps(update_fn)
   def update(updates, state, params=None, **extra_args):
-    mesh = explicit_mesh((updates, state, params))
-    if mesh is None:
-      return update_fn(updates, state, params, **extra_args)
     fn = lambda u, s, p: update_fn(u, s, p, **extra_args)
-    out = (specs(updates), specs(state))
     try:
-      return run_auto(mesh, fn, out)(updates, state, params)
+      return call(fn, (updates, state, params), lambda: (updates, state))
     except ValueError as e:
       if _MESH_MISMATCH not in str(e):
         raise

@@ -367,6 +367,16 @@ def _flatten(params: Any) -> jax.Array:
   return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(params)])
 
 
+def _point_like(state: Any, params: Any) -> Any:
+  """A tree with the structure of the sparse point: ``params``, else the
+  parameters of the one state that keeps a point (else None: without
+  ``params``, ``point_in`` then raises its own error)."""
+  if params is not None:
+    return params
+  holders = [s for s in sparse_states(state) if s.holds_sparse_point()]
+  return holders[0].params_view() if len(holders) == 1 else None
+
+
 def sparse_params(state: Any, params: Any = None) -> Any:
   """The exactly sparse model kept in an optimizer state.
 
@@ -430,22 +440,12 @@ def sparse_params(state: Any, params: Any = None) -> Any:
   unflatten = _flat_layout(state, pure)
   if unflatten is not None:  # optax.flatten: one vector for every leaf.
     point = unflatten(point_in(state, _flatten(pure)))
-  elif (mesh := sharding.explicit_mesh((state, pure))) is not None:
-    # Explicitly sharded: computed with the mesh's axes Auto, each leaf
-    # sharded as the parameter it replaces (without params: as the one
-    # state's parameters; else point_in raises its own error).
-    like = pure
-    if like is None:
-      holders = [s for s in sparse_states(state) if s.holds_sparse_point()]
-      like = holders[0].params_view() if len(holders) == 1 else None
-    if like is None:
-      point = point_in(state, pure)
-    else:
-      point = sharding.run_auto(mesh, point_in, sharding.specs(like))(
-          state, pure
-      )
   else:
-    point = point_in(state, pure)
+    # Explicitly sharded: each leaf sharded as the parameter it replaces
+    # (without params, as the state's own parameters).
+    point = sharding.call(
+        point_in, (state, pure), lambda: _point_like(state, pure)
+    )
   return _rewrap(params, point, var) if wrapped else point
 
 

@@ -172,6 +172,9 @@ def test_explicitly_sharded_params(name):
   for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
     assert jax.typeof(x).sharding.spec == spec(x)
     np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  if name == 'rmda':  # Without params, no point: the same error as ever.
+    with pytest.raises(ValueError, match='keeps no sparse point'):
+      rda_optax.sparse_params(optax.adam(0.1).init(shard(PARAMS)))
   sparse = rda_optax.sparse_params(state, params)
   for x, y in zip(
       jax.tree.leaves(sparse),
