@@ -25,8 +25,9 @@ class ProxAdamWState(NamedTuple):
     mu: the first moment ``m_k`` (in ``mu_dtype``, default the params').
     nu: the second moment ``v_k`` (in the params' dtypes).
     nu_max: ``max_{i≤k} v_i`` with ``amsgrad=True``, else ``None``.
-    inner_steps: the most proximal-gradient steps a leaf's subproblem took
-      at the last update (0 when every subproblem was solved in closed form).
+    inner_steps: the most inner steps a leaf's subproblem took at the last
+      update (Newton's iterations or the proximal-gradient loop's steps; 0
+      when every subproblem was solved in closed form).
   """
 
   count: jax.Array
@@ -59,6 +60,7 @@ def prox_adamw(
     weight_decay_mask: selection.MaskOrFn = None,
     max_iters: int = 100,
     rtol: float | None = 1e-8,
+    solver: str = 'newton',
     mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Proximal AdamW (ProxGen with Adam's preconditioner), as in RAMDA's code.
@@ -83,9 +85,12 @@ def prox_adamw(
   (``v_k`` replaced by ``max_{i≤k} v_i`` with ``amsgrad``). Without ``R``
   this is exactly AdamW (PyTorch's form: the decay multiplies the weights
   before the step). For ℓ1 the subproblem is solved in closed form,
-  ``w_k = S_{η_kλ/D_k}(w' − δ_k m_k / D_k)``; for group lasso by the
-  reference code's proximal-gradient loop (from ``w'``, with its screening
-  and stopping rule; see :mod:`rda_optax.preconditioned`); the projections of
+  ``w_k = S_{η_kλ/D_k}(w' − δ_k m_k / D_k)``; for the group lasso and the
+  sparse group lasso exactly, by Newton's method on each group's secular
+  equation (``solver='newton'``, the default), or with ``solver='pgd'`` by
+  the reference code's proximal-gradient loop (from ``w'``, with its
+  screening and stopping rule; see :mod:`rda_optax.preconditioned`), which
+  other regularizers without a closed form always take; the projections of
   :func:`rda_optax.sparsity_constraint` and :func:`rda_optax.nm_constraint`
   rank ``√D_k·|·|``. Its threshold ``η_kλ`` shrinks with the learning rate,
   as proximal SGD's does. The parameters are exactly sparse at every step.
@@ -117,10 +122,12 @@ def prox_adamw(
     mask: leaves the regularizer applies to (default
       :func:`rda_optax.default_mask`).
     weight_decay_mask: leaves the weight decay applies to (default: all).
-    max_iters: the most proximal-gradient steps per subproblem (100, as the
-      reference code).
-    rtol: the subproblem's relative-decrease tolerance (1e-8, as the
-      reference code); None: always ``max_iters`` steps.
+    max_iters: the most inner steps per subproblem (100, as the reference
+      code; Newton's method takes a handful).
+    rtol: the proximal-gradient loop's relative-decrease tolerance (1e-8,
+      as the reference code); None: always ``max_iters`` steps.
+    solver: ``'newton'`` (default): group lasso and sparse group lasso
+      subproblems solved exactly; ``'pgd'``: by the reference code's loop.
     mu_dtype: dtype of the first moment (default: the params').
 
   Returns:
@@ -149,7 +156,7 @@ def prox_adamw(
         f'prox_adamw needs weight_decay >= 0, got {weight_decay!r}.'
     )
   regs.check_regularizer('prox_adamw', regularizer)
-  preconditioned.check_solver_args('prox_adamw', max_iters, rtol)
+  preconditioned.check_solver_args('prox_adamw', max_iters, rtol, solver)
   mu_dt = validation.dtype_arg('prox_adamw', 'mu_dtype', mu_dtype)
 
   def init_fn(params):
@@ -227,6 +234,7 @@ def prox_adamw(
         start=shrunk,
         max_iters=max_iters,
         rtol=rtol,
+        solver=solver,
     )
     deltas = jax.tree.map(
         lambda w, p: (w.astype(jnp.asarray(p).dtype) - jnp.asarray(p)).astype(

@@ -75,6 +75,23 @@ def np_pgd_glasso(
 GROUP_AXES = {'conv': (0, 1, 2), 'dense': (0,)}  # Output groups.
 
 
+def np_exact_glasso(p0, v, denom, alpha, lam, axes):
+  """The exact minimiser of the same subproblem (float64, group by group,
+  :func:`exact_group_prox`), cast to float32."""
+  n_g = math.prod(p0.shape[a] for a in axes)
+  tau = float(alpha) * float(lam) * math.sqrt(n_g)
+  d = np.asarray(denom, float)
+  u = np.asarray(p0, float) - np.asarray(v, float) / d
+  (group_axis,) = set(range(p0.ndim)) - set(axes)
+  out = np.empty_like(u)
+  for j in range(p0.shape[group_axis]):
+    at = (slice(None),) * group_axis + (j,)
+    out[at] = exact_group_prox(u[at].ravel(), d[at].ravel(), tau).reshape(
+        u[at].shape
+    )
+  return out.astype(F)
+
+
 def np_ramda(
     params,
     grads,
@@ -114,6 +131,10 @@ def np_ramda(
       elif kind == 'l1':
         u = p0[k] - grad_sum[k] / denom
         wt[k] = np.sign(u) * np.maximum(np.abs(u) - alpha * F(lam) / denom, 0)
+      elif kind == 'group_exact':
+        wt[k] = np_exact_glasso(
+            p0[k], grad_sum[k], denom, alpha, lam, GROUP_AXES[k]
+        )
       else:
         wt[k], steps = np_pgd_glasso(
             w[k],
@@ -150,21 +171,29 @@ def regularizer(kind, lam):
   return {
       'l1': rda_optax.l1(lam),
       'group': rda_optax.group_lasso(lam),
+      'group_exact': rda_optax.group_lasso(lam),
       'none': None,
   }[kind]
 
 
 @pytest.mark.parametrize(
     'kind, momentum',
-    [('l1', 'schedule'), ('group', 0.9), ('group', 0.0), ('none', 0.5)],
+    [
+        ('l1', 'schedule'),
+        ('group', 0.9),
+        ('group', 0.0),
+        ('group_exact', 0.9),
+        ('none', 0.5),
+    ],
 )
 def test_ramda_matches_the_reference_code_over_100_steps(kind, momentum):
   """To float32 rounding. The inner loop takes its 10 steps (rtol=None):
   where it stops early is a comparison of two float32 objectives, which a
   rounding difference can flip and a flip moves the iterate by the solver's
   tolerance; the stopping rule is checked on single subproblems below, the
-  default tolerance further down."""
-  lam = {'l1': 0.01, 'group': 0.07, 'none': 0.0}[kind]
+  default tolerance further down. ``group_exact``: the default solver
+  (Newton's) against the exact subproblem solution in float64."""
+  lam = {'l1': 0.01, 'group': 0.07, 'group_exact': 0.07, 'none': 0.0}[kind]
   mom = (
       optax.linear_schedule(0.5, 0.9, 50)
       if momentum == 'schedule'
@@ -173,7 +202,13 @@ def test_ramda_matches_the_reference_code_over_100_steps(kind, momentum):
   lr = optax.cosine_decay_schedule(0.05, 100)
   params, grads = random_params(), random_grads(100)
   opt = rda_optax.ramda(
-      lr, regularizer(kind, lam), momentum=mom, rtol=None, max_iters=10
+      lr,
+      regularizer(kind, lam),
+      momentum=mom,
+      rtol=None,
+      max_iters=10,
+      # The reference code's loop, transcribed; Newton's: exact.
+      solver='newton' if kind == 'group_exact' else 'pgd',
   )
   traj, state, inner = run_with_state(opt, params, grads)
   want, tilde, want_inner = np_ramda(
@@ -192,7 +227,10 @@ def test_ramda_matches_the_reference_code_over_100_steps(kind, momentum):
   sparse = rda_optax.sparse_params(state, traj[-1])
   for k in SHAPES:
     np.testing.assert_allclose(sparse[k], tilde[-1][k], rtol=1e-5, atol=2e-6)
-  assert inner == want_inner
+  if kind == 'group_exact':  # Newton's iterations; no stored prox point.
+    assert 1 <= max(inner) <= 6 and state.prox_params is None
+  else:
+    assert inner == want_inner
   assert int(state.count) == 100 and int(state.k) == 100
   if kind == 'none':
     assert max(inner) == 0
@@ -202,8 +240,8 @@ def test_ramda_matches_the_reference_code_over_100_steps(kind, momentum):
   np.testing.assert_array_equal(conv == 0, tilde[-1]['conv'] == 0)
   if kind == 'l1':
     assert max(inner) == 0  # Closed form.
-  else:  # The inexact solver ran, and whole groups are zero.
-    assert max(inner) == 10
+  else:  # The solver ran, and whole groups are zero.
+    assert max(inner) == 10 or kind == 'group_exact'
     zero_groups = (conv == 0).all(axis=(0, 1, 2))
     assert zero_groups.any() and not zero_groups.all()
     assert ((conv != 0).all(axis=(0, 1, 2)) | zero_groups).all()
@@ -235,6 +273,7 @@ def test_the_stopping_rule_against_the_reference(rtol):
             0,
             start=s,
             rtol=rtol,
+            solver='pgd',
         )
     )(p0, v, d, start)
     k = int(steps)
@@ -254,7 +293,9 @@ def test_the_default_tolerance_stays_within_the_solver_inexactness():
   inexactness (about 1e-5 here), not to rounding."""
   lr = optax.cosine_decay_schedule(0.05, 100)
   params, grads = random_params(), random_grads(100)
-  opt = rda_optax.ramda(lr, rda_optax.group_lasso(0.02), momentum=0.9)
+  opt = rda_optax.ramda(
+      lr, rda_optax.group_lasso(0.02), momentum=0.9, solver='pgd'
+  )
   traj, _, inner = run_with_state(opt, params, grads)
   want, _, want_inner = np_ramda(
       params, grads, lambda n: float(lr(n)), 0.9, 'group', 0.02
@@ -321,11 +362,14 @@ def exact_group_prox(u, d, tau):
   return d * u / (d + tau / r)
 
 
+@pytest.mark.parametrize('solver', ['pgd', 'newton'])
 @pytest.mark.parametrize('seed', range(3))
-def test_group_subproblem_solution_against_the_exact_one(seed):
+def test_group_subproblem_solution_against_the_exact_one(seed, solver):
   """The inexact solver reaches the exact minimiser's objective (the
   stopping rule watches the float32 objective, which stalls once the iterate
-  is within about 1e-4 of the minimiser), with exactly its zero groups."""
+  is within about 1e-4 of the minimiser), with exactly its zero groups;
+  Newton's method reaches the minimiser itself to float32 rounding, in a
+  handful of iterations."""
   rng = np.random.default_rng(seed)
   shape = (6, 5)
   p0 = rng.normal(size=shape).astype(F)
@@ -343,6 +387,7 @@ def test_group_subproblem_solution_against_the_exact_one(seed):
       t,
       0,
       start={'w': p0},
+      solver=solver,
   )
   w = np.asarray(w['w']).astype(float)
   u = p0.astype(float) - v / d.astype(float)
@@ -364,8 +409,12 @@ def test_group_subproblem_solution_against_the_exact_one(seed):
   np.testing.assert_array_equal((w == 0).all(0), (want == 0).all(0))
   gap = objective(w) - objective(want)
   assert -1e-6 <= gap <= 2e-6 * (abs(objective(want)) + 1), gap
-  np.testing.assert_allclose(w, want, atol=2e-3)
-  assert int(steps) > 3
+  if solver == 'pgd':
+    np.testing.assert_allclose(w, want, atol=2e-3)
+    assert int(steps) > 3
+  else:
+    np.testing.assert_allclose(w, want, rtol=2e-6, atol=1e-6)
+    assert 1 <= int(steps) <= 6
 
 
 def test_l1_and_l0_subproblems_are_exact_per_coordinate():
@@ -526,7 +575,7 @@ def test_momentum_zero_keeps_no_copy_and_bf16():
   assert state.prox_params is None
   assert (traj[-1]['conv'] == 0).any()
   bf = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
-  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05))
+  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05), solver='pgd')
   traj, state = run(opt, bf, grads)
   assert traj[-1]['conv'].dtype == jnp.bfloat16
   assert state.grad_sum['conv'].dtype == jnp.float32
@@ -535,9 +584,10 @@ def test_momentum_zero_keeps_no_copy_and_bf16():
 
 
 def test_the_state_stores_the_prox_point_only_for_the_inner_loop():
-  """Closed-form subproblems keep three parameter-sized trees and recompute
-  ``w̃`` (before the first update: ``w0``); the inner loop's solution is
-  stored; an N:M constraint writes its scores to the state's buffer."""
+  """Exactly solved subproblems keep three parameter-sized trees and
+  recompute ``w̃`` (before the first update: ``w0``); the inner loop's
+  solution is stored; an N:M constraint writes its scores to the state's
+  buffer."""
   params, grads = random_params(), random_grads(1)
   state = rda_optax.ramda(0.05, rda_optax.l1(0.05)).init(params)
   assert state.prox_params is None and state.holds_sparse_point()
@@ -555,10 +605,28 @@ def test_the_state_stores_the_prox_point_only_for_the_inner_loop():
   ]
   assert all(x.dtype == jnp.float32 for x in state.prox_buffer)
   assert rda_optax.satisfies_nm(state.sparse_point()['conv'], 2, 4)
-  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05))
+  opt = rda_optax.ramda(0.05, rda_optax.group_lasso(0.05), solver='pgd')
   state = jax.eval_shape(opt.init, params)
   assert state.prox is None and state.prox_params is not None
   assert state.prox_buffer == ()
+  # Newton's solution does not depend on where it starts: recomputed, equal
+  # to the update's to float32 rounding.
+  for reg, axes in (
+      (rda_optax.group_lasso(0.55), (0, 1, 2)),
+      (rda_optax.sparse_group_lasso(0.02, 0.55, groups='input'), (0, 1, 3)),
+  ):
+    opt_m = rda_optax.ramda(0.05, reg, momentum=0.9)
+    traj, state = run(opt_m, params, random_grads(3))
+    assert state.prox_params is None and state.prox is not None
+    assert 1 <= int(state.inner_steps) <= 8
+    sparse = rda_optax.sparse_params(state)
+    # w̃ from w_k = 0.1·w̃ + 0.9·w_{k−1}.
+    prev, _ = run(opt_m, params, random_grads(2))
+    for k in SHAPES:
+      tilde = (traj[-1][k] - 0.9 * prev[-1][k]) / 0.1
+      np.testing.assert_allclose(sparse[k], tilde, rtol=1e-4, atol=1e-5)
+    zero = (np.asarray(sparse['conv']) == 0).all(axis=axes)
+    assert zero.any() and not zero.all()
 
 
 def test_inject_hyperparams_matches_the_plain_transform():
@@ -597,6 +665,8 @@ def test_inject_hyperparams_matches_the_plain_transform():
         (lambda: rda_optax.ramda(0.1, restart_steps=(-1,)), 'restart_steps'),
         (lambda: rda_optax.ramda(0.1, max_iters=0), 'max_iters'),
         (lambda: rda_optax.ramda(0.1, rtol=-1.0), 'rtol'),
+        (lambda: rda_optax.ramda(0.1, solver='exact'), "solver='newton'"),
+        (lambda: rda_optax.prox_adamw(0.1, solver=None), "solver='pgd'"),
     ],
 )
 def test_invalid_hyperparameters(make, match):

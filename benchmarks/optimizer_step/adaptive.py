@@ -31,6 +31,12 @@ def adaptive_optimizers(lr: float, lam: float):
       'ramda(group_lasso)': rda_optax.ramda(
           lr, rda_optax.group_lasso(lam), momentum=0.9
       ),
+      "ramda(group_lasso, solver='pgd')": rda_optax.ramda(
+          lr, rda_optax.group_lasso(lam), momentum=0.9, solver='pgd'
+      ),
+      'prox_adamw(group_lasso)': rda_optax.prox_adamw(
+          lr, rda_optax.group_lasso(lam)
+      ),
       'prox_adamw(l1)': rda_optax.prox_adamw(lr, rda_optax.l1(lam)),
       'rmda(l1, momentum=0.9)': rda_optax.rmda(
           lr, rda_optax.l1(lam), momentum=0.9
