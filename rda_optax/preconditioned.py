@@ -78,7 +78,6 @@ from rda_optax import pruning
 from rda_optax import regularizers as regs
 from rda_optax import validation
 
-
 SOLVERS = ('newton', 'pgd')
 
 

@@ -4,6 +4,7 @@ the optimizer; adding a method is one entry."""
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import optax
 import pytest
 
@@ -319,3 +320,38 @@ def test_a_target_sparsity_is_checked():
   # The ramp: 0 at the start, the target from 3/4 of the epochs (step 75).
   assert float(reg.sparsity(0)) == 0.0
   assert float(reg.sparsity(75)) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize('method', ['ramda', 'prox_adamw'])
+def test_group_solver_reaches_the_adaptive_methods(method):
+  """--group_solver: Newton's exact solve by default (RAMDA then keeps no
+  copy of its prox point), the reference's loop with pgd; refused where no
+  method reads it, and for an unknown value."""
+  params = {'w': jnp.ones((4, 3)), 'b': jnp.zeros(3)}
+  base = dict(
+      method=method,
+      regularizer='group_lasso',
+      lam=1e-3,
+      asr_epochs=0.0,
+      lr_schedule='constant',
+      workdir='runs/x',
+  )
+  for solver in ('newton', 'pgd'):
+    cfg = config_lib.get_config(None, group_solver=solver, **base)
+    config_checks.validate(cfg, {'group_solver'})
+    ctx = optimizer.build_context(cfg, {'lr': 0.01, 'lam': 1e-3}, None, 10)
+    tx = methods.METHODS[method].build(ctx)
+    state = jax.eval_shape(tx.init, params)
+    if method == 'ramda':
+      assert (state.prox_params is None) == (solver == 'newton')
+    _, state = tx.update(params, tx.init(params), params)
+    assert int(state.inner_steps) >= 1
+  with pytest.raises(config_lib.ConfigError, match='group_solver'):
+    config_checks.validate(cfg.replace(group_solver='exact'))
+  with pytest.raises(
+      config_lib.ConfigError, match='--method rmda does not use --group_solver'
+  ):
+    config_checks.validate(
+        config_lib.get_config(None, method='rmda', workdir='runs/x'),
+        {'group_solver'},
+    )

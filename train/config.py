@@ -179,6 +179,12 @@ class Config:
   """How N:M is reached gradually (--regularizer nm and gmp): n (N from M
   down to N, Zhu & Gupta's cubic) or fraction (the share of groups held to
   N:M from 0 to 1)."""
+  group_solver: str = 'newton'
+  """ramda / prox_adamw with group_lasso or sparse_group_lasso: how the
+  subproblem in the preconditioner's norm is solved, newton (exactly, a
+  handful of passes) or pgd (the RAMDA reference code's inexact
+  proximal-gradient loop, as the paper's experiments; about ten times
+  slower)."""
   tl1_a: float = 1.0
   """The `a` of transformed ℓ1."""
   tl1_group_prox: str = 'search'

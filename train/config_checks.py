@@ -71,6 +71,7 @@ CHOICES: dict[str, Collection[str]] = {
     'regularizer': regularizers.REGULARIZERS,
     'groups': ('output', 'input'),
     'tl1_group_prox': ('search', 'composition'),
+    'group_solver': ('newton', 'pgd'),
     'prune_scope': ('layer', 'global'),
     'dtype': ('float32', 'bfloat16', 'float16'),
     'scale_penalty': regularizers.SCALE_PENALTIES,

@@ -46,6 +46,7 @@ METHOD_OPTIONS = frozenset(
         'nm',
         'nm_schedule',
         'adamw_weight_decay',
+        'group_solver',
     }
 )
 SCHEDULED = ('lr', 'gamma', 'lam')  # Options that take a schedule.

@@ -159,7 +159,9 @@ METHODS: dict[str, Method] = {
             'ramda',
             'regularized adaptive momentum dual averaging: RMDA with '
             "MADGRAD's preconditioner (Huang & Lee)",
-            _REG_OPTIONS | {'lr', 'lr_schedule', 'momentum', 'restart_epochs'},
+            _REG_OPTIONS
+            | {'lr', 'lr_schedule', 'momentum', 'restart_epochs'}
+            | {'group_solver'},
             build_ramda,
             sparse=True,
             check=check_rate,
@@ -167,7 +169,7 @@ METHODS: dict[str, Method] = {
         Method(
             'prox_adamw',
             "proximal AdamW: the prox step in Adam's metric (ProxGen)",
-            _REG_OPTIONS | _ADAMW_OPTIONS,
+            _REG_OPTIONS | _ADAMW_OPTIONS | {'group_solver'},
             build_prox_adamw,
             sparse=True,
             check=check_rate,

@@ -49,6 +49,7 @@ def build_prox_adamw(ctx: BuildContext):
       weight_decay=ctx.cfg.adamw_weight_decay,
       mask=ctx.mask,
       weight_decay_mask=ctx.decay_mask(),
+      solver=ctx.cfg.group_solver,
   )
 
 
@@ -59,6 +60,7 @@ def build_ramda(ctx: BuildContext):
       momentum=ctx.cfg.momentum,
       mask=ctx.mask,
       restart_steps=tuple(ctx.steps(e) for e in ctx.cfg.restart_epochs),
+      solver=ctx.cfg.group_solver,
   )
 
 
