@@ -228,11 +228,10 @@ def _group_newton_leaf(reg, p0, v, d, t, count, max_iters):
   else:
     lam = regs.value_at(reg.strength, count)
   tau = (t * lam * math.sqrt(n_g)).astype(jnp.float32)
-  if axes:
-    total = lambda x: jnp.sum(x, axis=axes, keepdims=True)
-    d_max = jnp.max(d, axis=axes, keepdims=True)
-  else:
-    total, d_max = lambda x: x, d
+  if not axes:  # One entry per group: a soft threshold of c, over d.
+    return regs.soft_threshold(c, tau) / d, jnp.int32(0)
+  total = lambda x: jnp.sum(x, axis=axes, keepdims=True)
+  d_max = jnp.max(d, axis=axes, keepdims=True)
   norm = jnp.sqrt(total(jnp.square(c)))
   active = norm > tau
   # Inactive groups iterate on r = 1 (any positive value: kept finite).

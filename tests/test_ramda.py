@@ -417,6 +417,35 @@ def test_group_subproblem_solution_against_the_exact_one(seed, solver):
     assert 1 <= int(steps) <= 6
 
 
+@pytest.mark.parametrize(
+    'reg',
+    [rda_optax.group_lasso(0.4), rda_optax.sparse_group_lasso(0.2, 0.4)],
+    ids=['group_lasso', 'sparse_group_lasso'],
+)
+def test_a_vector_is_one_group_per_entry(reg):
+  """A 1-D leaf (one entry per group): Newton's closed form, the soft
+  threshold of ``D p0 − v`` over ``D``, is where the loop converges."""
+  rng = np.random.default_rng(1)
+  p0, v = (rng.normal(size=7).astype(F) for _ in range(2))
+  d = rng.uniform(0.2, 3.0, size=7).astype(F)
+  got, steps = preconditioned.solve(reg, p0, v, d, True, 1.0, 0, start=p0)
+  want, _ = preconditioned.solve(
+      reg,
+      p0,
+      v,
+      d,
+      True,
+      1.0,
+      0,
+      start=p0,
+      solver='pgd',
+      rtol=None,
+      max_iters=500,
+  )
+  np.testing.assert_allclose(got, want, atol=3e-7)
+  assert int(steps) == 0 and 0 < int((np.asarray(got) == 0).sum()) < 7
+
+
 def test_l1_and_l0_subproblems_are_exact_per_coordinate():
   """Brute force on a grid: the closed forms minimise
   ``½ d (w − u)² + t λ R(w)`` coordinate by coordinate."""
