@@ -233,7 +233,7 @@ def _group_newton_leaf(reg, p0, v, d, t, count, max_iters):
   total = lambda x: jnp.sum(x, axis=axes, keepdims=True)
   d_max = jnp.max(d, axis=axes, keepdims=True)
   norm = jnp.sqrt(total(jnp.square(c)))
-  active = norm > tau
+  active = ~(norm <= tau)  # A NaN group stays NaN, as ℓ1's threshold keeps it.
   # Inactive groups iterate on r = 1 (any positive value: kept finite).
   r0 = jnp.where(active, (norm - tau) / d_max, 1.0)
 
