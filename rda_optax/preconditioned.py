@@ -191,13 +191,15 @@ def _screen(reg, dp0_minus_v, t, count):
   Theorem 1), or None when the regularizer has no such test."""
   if isinstance(reg, regs.GroupLasso):
     norms, n_g = regs.group_norms(dp0_minus_v, reg.groups)
-    return norms > t * regs.value_at(reg.strength, count) * math.sqrt(n_g)
+    # ~(≤): a NaN group is kept (and stays NaN), not screened out to zero.
+    return ~(norms <= t * regs.value_at(reg.strength, count) * math.sqrt(n_g))
   if isinstance(reg, regs.SparseGroupLasso):
     z = regs.soft_threshold(
         dp0_minus_v, t * regs.value_at(reg.l1_strength, count)
     )
     norms, n_g = regs.group_norms(z, reg.groups)
-    return norms > t * regs.value_at(reg.group_strength, count) * math.sqrt(n_g)
+    thr = t * regs.value_at(reg.group_strength, count) * math.sqrt(n_g)
+    return ~(norms <= thr)
   return None
 
 

@@ -448,17 +448,28 @@ def test_a_vector_is_one_group_per_entry(reg):
 
 def test_a_nan_reaches_its_group_only():
   """A NaN in the linear term (a diverged gradient) makes its group NaN,
-  as ℓ1's threshold keeps it, not silently zero; the other groups are
-  solved."""
+  as ℓ1's threshold keeps it, not silently zero (the loop's screen kept
+  it too); the other groups are solved."""
   rng = np.random.default_rng(1)
   p0, v = (rng.normal(size=(4, 3)).astype(F) for _ in range(2))
   d = rng.uniform(0.2, 3.0, size=(4, 3)).astype(F)
   v[0, 1] = np.nan
-  w, _ = preconditioned.solve(
-      rda_optax.group_lasso(0.1), p0, v, d, True, 1.0, 0, start=p0
-  )
-  w = np.asarray(w)
-  assert np.isnan(w[:, 1]).all() and np.isfinite(w[:, [0, 2]]).all()
+  for solver in ('newton', 'pgd'):
+    w, _ = preconditioned.solve(
+        rda_optax.group_lasso(0.1),
+        p0,
+        v,
+        d,
+        True,
+        1.0,
+        0,
+        start=p0,
+        solver=solver,
+    )
+    w = np.asarray(w)
+    assert np.isfinite(w[:, [0, 2]]).all()
+    # Newton's solve: the group; the loop's shrink: the entry.
+    assert np.isnan(w[:, 1]).all() if solver == 'newton' else np.isnan(w[0, 1])
 
 
 def test_l1_and_l0_subproblems_are_exact_per_coordinate():
