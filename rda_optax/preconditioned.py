@@ -35,7 +35,8 @@ is constant. :func:`solve` computes it
   - groups that are zero at the solution are found first and left out
     (Deleu & Bengio's Theorem 1: a group lasso group is zero iff
     ``‖D p0 − v‖_g ≤ tλ√n_g``; for the sparse group lasso, iff
-    ``‖S_{tλ₁}(D p0 − v)‖_g ≤ tλ₂√n_g``);
+    ``‖S_{tλ₁}(D p0 − v)‖_g ≤ tλ₂√n_g``; a group holding a NaN is kept,
+    where the reference's ``>`` test zeroes it and hides the divergence);
   - the others start from ``start`` (the current weights) and take steps
     ``w ← prox_{η tλR}(w − η(v + D(w − p0)))`` with ``η_g = 1/max_{i∈g} d_i``
     per group (one step size per leaf for regularizers without groups);
