@@ -22,8 +22,12 @@ from .sweep import Run
 
 def _sweep(smoke: tuple[str, ...] = ()) -> sweeps.Sweep:
   # Each run keeps its output beside its folder, and its report (the N:M
-  # check of the record).
-  return sweeps.Sweep(done_file='sweep_done', log=True, extra=tuple(smoke))
+  # check of the record); run folders inside the repository are spelled
+  # relative to it, so the recorded commands read the same from every
+  # checkout.
+  return sweeps.Sweep(
+      done_file='sweep_done', log=True, extra=tuple(smoke), relative=True
+  )
 
 
 def run_dir(out: str, run: Run) -> str:
