@@ -73,6 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rda_optax import constraints
+from rda_optax import group_newton
 from rda_optax import nm
 from rda_optax import partition
 from rda_optax import pruning
@@ -173,7 +174,7 @@ def solved_exactly(
           (regs.L1, regs.L0, constraints.SparsityConstraint, nm.NMConstraint),
       )
       or _tl1_separable(reg)
-      or (solver == 'newton' and _newton_solvable(reg))
+      or (solver == 'newton' and group_newton.solvable(reg))
   )
 
 
@@ -202,68 +203,6 @@ def _screen(reg, dp0_minus_v, t, count):
     thr = t * regs.value_at(reg.group_strength, count) * math.sqrt(n_g)
     return ~(norms <= thr)
   return None
-
-
-# Newton's iterations on a group's secular equation stop once no group's
-# radius moved by more than this fraction (a few float32 ulps).
-_NEWTON_RTOL = 2.0**-21
-
-
-def _group_newton_leaf(reg, p0, v, d, t, count, max_iters):
-  """The exact prox of a (sparse) group lasso in ``‖·‖_D`` on one leaf:
-  ``(w, iterations)``.
-
-  With ``c = D p0 − v`` (soft-thresholded at ``tλ₁`` for the sparse group
-  lasso) and ``τ = tλ√n_g``, a group is zero iff ``‖c_g‖ ≤ τ``; otherwise
-  ``w_i = c_i r / (d_i r + τ)`` where ``r = ‖w_g‖`` is the root of
-  ``G(r) = (Σ_g c_i² / (d_i r + τ)²)^{−1/2} = 1``. ``G`` is concave and
-  increasing in ``r`` (a power mean of order −2 of functions linear in
-  ``r``; linear when ``d`` is constant on the group), so Newton's iterates
-  from ``(‖c_g‖ − τ) / max_g d`` (left of the root) increase monotonically
-  to it, quadratically: a handful of passes over the leaf.
-  """
-  axes = regs.group_reduce_axes(d.ndim, reg.groups)
-  n_g = math.prod(d.shape[a] for a in axes)
-  c = d * p0 - v
-  if isinstance(reg, regs.SparseGroupLasso):
-    c = regs.soft_threshold(c, t * regs.value_at(reg.l1_strength, count))
-    lam = regs.value_at(reg.group_strength, count)
-  else:
-    lam = regs.value_at(reg.strength, count)
-  tau = (t * lam * math.sqrt(n_g)).astype(jnp.float32)
-  if not axes:  # One entry per group: a soft threshold of c, over d.
-    return regs.soft_threshold(c, tau) / d, jnp.int32(0)
-  total = lambda x: jnp.sum(x, axis=axes, keepdims=True)
-  d_max = jnp.max(d, axis=axes, keepdims=True)
-  norm = jnp.sqrt(total(jnp.square(c)))
-  active = ~(norm <= tau)  # A NaN group stays NaN, as ℓ1's threshold keeps it.
-  # Inactive groups iterate on r = 1 (any positive value: kept finite).
-  r0 = jnp.where(active, (norm - tau) / d_max, 1.0)
-
-  def body(carry):
-    i, r, _ = carry
-    iq = 1 / (d * r + tau)  # One division per entry.
-    c2 = jnp.square(c * iq)
-    s0 = total(c2)
-    s1 = total(c2 * (d * iq))
-    # Newton on G(r) − 1: r + (G − 1)/G' = r + S0(√S0 − 1)/S1.
-    step = jnp.where(active, s0 * (jnp.sqrt(s0) - 1) / s1, 0.0)
-    step = jnp.maximum(step, 0.0)  # Rounding only: the iterates increase.
-    r = r + step
-    return i + 1, r, ~jnp.any(step > _NEWTON_RTOL * r)
-
-  def cond(carry):
-    i, _, done = carry
-    return (i < max_iters) & ~done
-
-  init = (jnp.int32(0), r0, ~jnp.any(active))
-  steps, r, _ = jax.lax.while_loop(cond, body, init)
-  w = jnp.where(active, c * (r / (d * r + tau)), jnp.zeros_like(c))
-  return w, steps
-
-
-def _newton_solvable(reg: regs.Regularizer) -> bool:
-  return type(reg) in (regs.GroupLasso, regs.SparseGroupLasso)
 
 
 def _stalled(i, prev, cur, rtol):
@@ -508,8 +447,8 @@ def _solve(
     if not s:
       out.append(a)
       continue
-    if solver == 'newton' and _newton_solvable(reg):
-      w, k = _group_newton_leaf(reg, p, b, c, t, count, max_iters)
+    if solver == 'newton' and group_newton.solvable(reg):
+      w, k = group_newton.solve_leaf(reg, p, b, c, t, count, max_iters)
     else:
       w, k = _pgd_leaf(reg, p, b, c, st, t, count, max_iters, rtol)
     out.append(w)

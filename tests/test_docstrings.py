@@ -16,6 +16,7 @@ MODULES = [
     'asr',
     'constraints',
     'coupled',
+    'group_newton',
     'initializers',
     'landing',
     'nm',
