@@ -88,10 +88,8 @@ def solvable(reg: regs.Regularizer) -> bool:
 
   Example:
     >>> import rda_optax
-    >>> from rda_optax import group_newton
-    >>> group_newton.solvable(rda_optax.group_lasso(0.1))
-    True
-    >>> group_newton.solvable(rda_optax.l1(0.1))
-    False
+    >>> from rda_optax.group_newton import solvable
+    >>> solvable(rda_optax.group_lasso(0.1)), solvable(rda_optax.l1(0.1))
+    (True, False)
   """
   return type(reg) in (regs.GroupLasso, regs.SparseGroupLasso)
