@@ -19,6 +19,22 @@ from rda_optax import regularizers as regs
 _RTOL = 2.0**-21
 
 
+def group_terms(reg, dp0_minus_v, t, count):
+  """``(c, ‖c_g‖, τ)``: ``c = D p0 − v`` (soft-thresholded at ``tλ₁`` for
+  the sparse group lasso), its group norms (kept dims) and
+  ``τ = tλ√n_g``: the group is zero at the solution iff ``‖c_g‖ ≤ τ``
+  (Deleu & Bengio's Theorem 1)."""
+  if isinstance(reg, regs.SparseGroupLasso):
+    c = regs.soft_threshold(
+        dp0_minus_v, t * regs.value_at(reg.l1_strength, count)
+    )
+    lam = regs.value_at(reg.group_strength, count)
+  else:
+    c, lam = dp0_minus_v, regs.value_at(reg.strength, count)
+  norms, n_g = regs.group_norms(c, reg.groups)
+  return c, norms, t * lam * math.sqrt(n_g)
+
+
 def solve_leaf(reg, p0, v, d, t, count, max_iters):
   """The exact prox of a (sparse) group lasso in ``‖·‖_D`` on one leaf:
   ``(w, iterations)``.
@@ -43,19 +59,12 @@ def solve_leaf(reg, p0, v, d, t, count, max_iters):
            [2.8686]], dtype=float32)
   """
   axes = regs.group_reduce_axes(d.ndim, reg.groups)
-  n_g = math.prod(d.shape[a] for a in axes)
-  c = d * p0 - v
-  if isinstance(reg, regs.SparseGroupLasso):
-    c = regs.soft_threshold(c, t * regs.value_at(reg.l1_strength, count))
-    lam = regs.value_at(reg.group_strength, count)
-  else:
-    lam = regs.value_at(reg.strength, count)
-  tau = (t * lam * math.sqrt(n_g)).astype(jnp.float32)
+  c, norm, tau = group_terms(reg, d * p0 - v, t, count)
+  tau = jnp.asarray(tau, jnp.float32)
   if not axes:  # One entry per group: a soft threshold of c, over d.
     return regs.soft_threshold(c, tau) / d, jnp.int32(0)
   total = lambda x: jnp.sum(x, axis=axes, keepdims=True)
   d_max = jnp.max(d, axis=axes, keepdims=True)
-  norm = jnp.sqrt(total(jnp.square(c)))
   active = ~(norm <= tau)  # A NaN group stays NaN, as ℓ1's threshold keeps it.
   # Inactive groups iterate on r = 1 (any positive value: kept finite).
   r0 = jnp.where(active, (norm - tau) / d_max, 1.0)

@@ -191,17 +191,10 @@ def _group_axes(reg: regs.Regularizer, ndim: int):
 def _screen(reg, dp0_minus_v, t, count):
   """Keep-dims mask of the groups that may be nonzero (Deleu & Bengio's
   Theorem 1), or None when the regularizer has no such test."""
-  if isinstance(reg, regs.GroupLasso):
-    norms, n_g = regs.group_norms(dp0_minus_v, reg.groups)
+  if isinstance(reg, (regs.GroupLasso, regs.SparseGroupLasso)):
+    _, norms, tau = group_newton.group_terms(reg, dp0_minus_v, t, count)
     # ~(≤): a NaN group is kept (and stays NaN), not screened out to zero.
-    return ~(norms <= t * regs.value_at(reg.strength, count) * math.sqrt(n_g))
-  if isinstance(reg, regs.SparseGroupLasso):
-    z = regs.soft_threshold(
-        dp0_minus_v, t * regs.value_at(reg.l1_strength, count)
-    )
-    norms, n_g = regs.group_norms(z, reg.groups)
-    thr = t * regs.value_at(reg.group_strength, count) * math.sqrt(n_g)
-    return ~(norms <= thr)
+    return ~(norms <= tau)
   return None
 
 
