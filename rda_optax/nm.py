@@ -138,11 +138,19 @@ class NMConstraint(regs.Regularizer):
     """The projection's keep-mask of one leaf; with ``metric`` ``d``
     (positive, broadcastable to ``x``) the projection in ``‖·‖_D``,
     ``D = diag(d)``, which keeps the largest ``d_i x_i²`` of each group."""
-    return self.mask_from_scores(_magnitude_scores(x, metric), count)
+    return self.mask_from_scores(
+        _magnitude_scores(x, metric), count, squared=metric is not None
+    )
 
-  def mask_from_scores(self, scores: jax.Array, count: Any = 0) -> jax.Array:
+  def mask_from_scores(
+      self, scores: jax.Array, count: Any = 0, squared: bool = False
+  ) -> jax.Array:
     """The keep-mask that keeps the largest ``scores`` (``>= 0``, one per
-    entry, e.g. ``|x|`` or ``d·x²``) of each group."""
+    entry) of each group: magnitudes ``|x|``, or with ``squared`` the
+    squared distances that removing each entry costs (``d·x²`` for the
+    projection in ``‖·‖_D``). With ``fraction < 1`` the groups left free
+    are those whose projection costs most: the sum of the squared
+    magnitudes, or of the ``squared`` scores, of the entries it drops."""
     n = regs.value_at(self.n, count)
     fraction = (
         self.fraction
@@ -150,7 +158,7 @@ class NMConstraint(regs.Regularizer):
         else regs.value_at(self.fraction, count)
     )
     axis = group_axis(jnp.ndim(scores), self.axis)
-    return _keep_mask(scores, n, self.m, axis, fraction)
+    return _keep_mask(scores, n, self.m, axis, fraction, squared)
 
   def project(self, x: jax.Array, count: Any = 0, metric: Any = None):
     """``x`` with the entries outside :meth:`keep_mask` set to 0."""

@@ -126,10 +126,19 @@ def _ranks(s: jax.Array, axis: int) -> jax.Array:
 
 
 def _keep_mask(
-    scores: jax.Array, n: Any, m: int, axis: int, fraction: Any
+    scores: jax.Array,
+    n: Any,
+    m: int,
+    axis: int,
+    fraction: Any,
+    squared: bool = False,
 ) -> jax.Array:
   """Keep-mask of the N:M projection from per-entry ``scores`` (>= 0 for
-  live entries; -1 for entries to prune before any live one)."""
+  live entries; -1 for entries to prune before any live one): magnitudes
+  ``|x|``, or with ``squared`` the squared distances an entry's removal
+  costs (``d·x²``, the projection in ``‖·‖_D``). A group's cost (which
+  groups ``fraction < 1`` leaves free) is the sum of its dropped entries'
+  squared magnitudes, or of their ``squared`` scores as they are."""
   shape = scores.shape
   s = scores.reshape(1) if scores.ndim == 0 else scores
   s = s.astype(jnp.float32)
@@ -146,9 +155,8 @@ def _keep_mask(
   if not _statically_one(fraction):
     real = g > _PAD
     dropped = real & ~keep
-    cost = jnp.sum(
-        jnp.where(dropped, jnp.square(jnp.maximum(g, 0)), 0), axis=axis + 1
-    )
+    energy = jnp.maximum(g, 0) if squared else jnp.square(jnp.maximum(g, 0))
+    cost = jnp.sum(jnp.where(dropped, energy, 0), axis=axis + 1)
     # A group whose dropped entries were all pruned before (score -1) is
     # already N:M: it ranks before every other, so that the constrained
     # groups of a gradual schedule stay constrained.

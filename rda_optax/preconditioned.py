@@ -397,7 +397,7 @@ def _solve(
         # computed twice, for XLA), where d (RAMDA's cube root) is not.
         score = jnp.square(e * c - b) / e
         scores.append(score)
-        keep = reg.mask_from_scores(score, count)
+        keep = reg.mask_from_scores(score, count, squared=True)
         return jnp.where(keep, a, jnp.zeros_like(a))
 
       return (
@@ -421,7 +421,7 @@ def _solve(
       # operation XLA computes once into a buffer, where it would repeat
       # cheap ones in every comparison.
       b = jax.lax.optimization_barrier(b)
-      keep = reg.mask_from_scores(jnp.square(a) / b, count)
+      keep = reg.mask_from_scores(jnp.square(a) / b, count, squared=True)
       return jnp.where(keep, a, jnp.zeros_like(a))
 
     return _leafwise(project, u, inv, selected), none

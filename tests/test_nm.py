@@ -109,24 +109,32 @@ def test_ties_prune_the_earlier_entries_first():
   np.testing.assert_array_equal(rda_optax.nm_constraint(2, 4).prox(z, 1.0), z)
 
 
+@pytest.mark.parametrize('metric', [False, True])
 @pytest.mark.parametrize('fraction', [0.0, 0.4, 0.5, 1.0])
-def test_fraction_of_groups_is_an_exact_projection(fraction):
+def test_fraction_of_groups_is_an_exact_projection(fraction, metric):
   """Constraining the round(f·G) cheapest groups minimises the discarded
-  energy over every choice of round(f·G) groups (brute force)."""
-  rng = np.random.default_rng(3)
-  x = rng.normal(size=(8, 3)).astype(np.float32)  # 6 groups of 4.
+  energy (in ‖·‖_D with a metric: RAMDA's and proximal AdamW's projection)
+  over every choice of round(f·G) groups (brute force)."""
+  rng = np.random.default_rng(24)
+  x = rng.normal(size=(12, 4)).astype(np.float32)  # 12 groups of 4.
+  # With the metric, ranking the groups by Σ(d·x²)² instead of Σd·x² picks
+  # other groups here at f = 0.4 and 0.5.
+  weights = np.exp(rng.uniform(-2, 2, size=x.shape)).astype(np.float32)
+  weights = weights if metric else None
   c = rda_optax.nm_constraint(2, 4, fraction=fraction)
-  keep = np.asarray(c.keep_mask(jnp.asarray(x)))
-  costs = brute_force_cost(x, 2, 4, 0)
-  k = int(round(fraction * 6))
+  keep = np.asarray(
+      c.keep_mask(jnp.asarray(x), metric=None if weights is None else weights)
+  )
+  costs = brute_force_cost(x, 2, 4, 0, weights)
+  k = int(round(fraction * 12))
   best = min(
-      (sum(costs[list(s)]) for s in itertools.combinations(range(6), k)),
+      (sum(costs[list(s)]) for s in itertools.combinations(range(12), k)),
       default=0.0,
   )
-  got = dropped_cost(x, keep, 4, 0)
+  got = dropped_cost(x, keep, 4, 0, weights)
   assert got.sum() == pytest.approx(best, rel=1e-6, abs=1e-12)
   assert int((got > 0).sum()) == k  # Exactly k groups constrained.
-  assert rda_optax.nm_violations(np.where(keep, x, 0), 2, 4) == 6 - k
+  assert rda_optax.nm_violations(np.where(keep, x, 0), 2, 4) == 12 - k
 
 
 def test_a_scheduled_n_is_traced_under_jit():
