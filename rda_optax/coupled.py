@@ -139,7 +139,9 @@ class CoupledGroupLasso(regs.Regularizer):
       safe = jnp.where(norms > 0, norms, 1)
       factor = jnp.where(norms > scaled, 1 - scaled / safe, 0)
       for i, x in zip(idx, xs):
-        out[i] = (x.astype(factor.dtype) * factor).astype(x.dtype)
+        out[i] = regs.unsigned_zeros(
+            (x.astype(factor.dtype) * factor).astype(x.dtype)
+        )
         coupled.add(i)
     for i, x in enumerate(leaves):
       if sel[i] and i not in coupled:

@@ -133,13 +133,20 @@ def hard_threshold(v: jax.Array, thr: jax.Array) -> jax.Array:
   return jnp.where(jnp.abs(v) > thr, v, jnp.zeros_like(v))
 
 
+def unsigned_zeros(x: jax.Array) -> jax.Array:
+  """``x`` with its ``-0.0`` entries made ``+0.0`` (NaN kept): a group
+  zeroed by a product (``v·0``) has ``-0.0`` where ``v < 0``, which
+  :func:`rda_optax.save_sparse`, keeping every bit, stores as a value."""
+  return jnp.where(x == 0, jnp.zeros_like(x), x)
+
+
 def group_shrink(v: jax.Array, thr: jax.Array, groups: str) -> jax.Array:
   """Block soft threshold: ``max(0, 1 − thr·√n_g/‖v_g‖)·v_g`` per group."""
   norms, n_g = group_norms(v, groups)
   scaled = thr * math.sqrt(n_g)
   safe = jnp.where(norms > 0, norms, 1)
   factor = jnp.where(norms > scaled, 1 - scaled / safe, 0)
-  return v * factor
+  return unsigned_zeros(v * factor)
 
 
 def tl1_threshold(y: jax.Array, t: jax.Array, a: float) -> jax.Array:

@@ -274,6 +274,33 @@ def test_prox_preserves_dtype(dtype):
     assert reg.value(v).dtype == jnp.float32
 
 
+def test_a_zero_is_never_negative_zero():
+  """Every prox's zeros are +0.0: a -0.0 (a group zeroed as v·0 where v < 0)
+  is a value to save_sparse, which keeps every bit: a bigger file, and no
+  N:M layout for an N:M kernel."""
+  v = jnp.asarray(RNG.normal(size=(6, 4)) - 0.3, jnp.float32)
+  v = v.at[0, 0].set(jnp.nan)  # A NaN stays NaN.
+  regs_ = [
+      rda_optax.l1(0.5),
+      rda_optax.l0(0.5),
+      rda_optax.group_lasso(1.0),
+      rda_optax.sparse_group_lasso(0.3, 0.6),
+      rda_optax.transformed_l1(0.5, group_strength=0.5),
+      rda_optax.nm_constraint(2, 4),
+      rda_optax.sparsity_constraint(0.6),
+  ]
+  outs = [reg.prox(v, 1.0) for reg in regs_]
+  coupled = rda_optax.coupled_group_lasso(1.0, coupled=[('a', 'b')])
+  pair = coupled.prox_tree({'a': v, 'b': -v}, {'a': True, 'b': True}, t=1.0)
+  outs += [pair['a'], pair['b']]
+  for reg, out in zip(regs_ + ['coupled a', 'coupled b'], outs):
+    out = np.asarray(out)
+    zeros = out == 0
+    assert zeros.any(), reg
+    assert not np.signbit(out[zeros]).any(), reg
+  assert np.isnan(np.asarray(outs[2])[0, 0])
+
+
 def test_prox_with_zero_weight_is_identity():
   v = jnp.asarray(RNG.normal(size=(4, 5)), jnp.float32)
   for reg in GROUP_REGS.values():
