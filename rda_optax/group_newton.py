@@ -17,6 +17,11 @@ from rda_optax import regularizers as regs
 # Newton's iterations on a group's secular equation stop once no group's
 # radius moved by more than this fraction (a few float32 ulps).
 _RTOL = 2.0**-21
+# A bound on them, whatever the solver's caller sets as its loop's budget
+# (``max_iters`` is the proximal-gradient loop's): never reached in practice
+# (at most 9 iterations over 3,000 random groups in float64 simulations),
+# and the same for an update and for the point recomputed from its state.
+MAX_ITERS = 100
 
 
 def group_terms(reg, dp0_minus_v, t, count):
@@ -35,7 +40,7 @@ def group_terms(reg, dp0_minus_v, t, count):
   return c, norms, t * lam * math.sqrt(n_g)
 
 
-def solve_leaf(reg, p0, v, d, t, count, max_iters):
+def solve_leaf(reg, p0, v, d, t, count, max_iters=MAX_ITERS):
   """The exact prox of a (sparse) group lasso in ``‖·‖_D`` on one leaf:
   ``(w, iterations)``.
 
@@ -53,7 +58,7 @@ def solve_leaf(reg, p0, v, d, t, count, max_iters):
     >>> from rda_optax import group_newton
     >>> w, _ = group_newton.solve_leaf(
     ...     rda_optax.group_lasso(1.0), jnp.array([[3.0], [4.0]]),
-    ...     jnp.zeros((2, 1)), jnp.ones((2, 1)), 1.0, 0, max_iters=100)
+    ...     jnp.zeros((2, 1)), jnp.ones((2, 1)), 1.0, 0)
     >>> w.round(4)   # (1 − √2/5)·(3, 4)
     Array([[2.1515],
            [2.8686]], dtype=float32)

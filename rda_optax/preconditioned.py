@@ -437,11 +437,11 @@ def _solve(
       jax.tree.leaves(start),
       jax.tree.leaves(selected),
   ):
-    if not s:
+    if not s or a.size == 0:  # (An empty leaf: nothing to solve.)
       out.append(a)
       continue
     if solver == 'newton' and group_newton.solvable(reg):
-      w, k = group_newton.solve_leaf(reg, p, b, c, t, count, max_iters)
+      w, k = group_newton.solve_leaf(reg, p, b, c, t, count)
     else:
       w, k = _pgd_leaf(reg, p, b, c, st, t, count, max_iters, rtol)
     out.append(w)
@@ -485,7 +485,9 @@ def solve(
     t: the weight of ``λR`` (a scalar).
     count: the step at which the regularizer's schedules are evaluated.
     start: where the proximal-gradient loop starts (a tree like ``p0``).
-    max_iters: the most inner steps per subproblem.
+    max_iters: the most steps of the proximal-gradient loop per subproblem
+      (Newton's method stops when converged:
+      ``group_newton.MAX_ITERS`` iterations at most).
     rtol: the proximal-gradient loop's relative-decrease tolerance; None:
       always ``max_iters`` steps.
     solver: ``'newton'``: a group lasso's or sparse group lasso's

@@ -122,8 +122,10 @@ def prox_adamw(
     mask: leaves the regularizer applies to (default
       :func:`rda_optax.default_mask`).
     weight_decay_mask: leaves the weight decay applies to (default: all).
-    max_iters: the most inner steps per subproblem (100, as the reference
-      code; Newton's method takes a handful).
+    max_iters: the most steps of the proximal-gradient loop per
+      subproblem (100, as the reference code). Newton's method
+      (``solver='newton'``) is not bounded by it: it stops when converged,
+      after a handful of iterations (100 at most).
     rtol: the proximal-gradient loop's relative-decrease tolerance (1e-8,
       as the reference code); None: always ``max_iters`` steps.
     solver: ``'newton'`` (default): group lasso and sparse group lasso

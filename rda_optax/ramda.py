@@ -313,8 +313,10 @@ def ramda(
     mask: leaves the regularizer applies to (tree of bools or a callable, as
       in :func:`optax.masked`); default :func:`rda_optax.default_mask`.
     restart_steps: update counts (0 = the first update) at which to restart.
-    max_iters: the most inner steps per subproblem (100, as the reference
-      code; Newton's method takes a handful).
+    max_iters: the most steps of the proximal-gradient loop per
+      subproblem (100, as the reference code). Newton's method
+      (``solver='newton'``) is not bounded by it: it stops when converged,
+      after a handful of iterations (100 at most).
     rtol: the proximal-gradient loop's relative-decrease tolerance (1e-8,
       as the reference code); None: always ``max_iters`` steps.
     solver: ``'newton'`` (default): the group lasso's and sparse group

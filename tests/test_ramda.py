@@ -472,6 +472,46 @@ def test_a_nan_reaches_its_group_only():
     assert np.isnan(w[:, 1]).all() if solver == 'newton' else np.isnan(w[0, 1])
 
 
+@pytest.mark.parametrize('solver', ['newton', 'pgd'])
+@pytest.mark.parametrize('factory', [rda_optax.ramda, rda_optax.prox_adamw])
+def test_an_empty_leaf_is_no_subproblem(factory, solver):
+  """A zero-size leaf (an empty kernel) is left as it is, by either solver
+  (its group reductions raised a zero-size reduction error)."""
+  params = {'w': jnp.ones((4, 3)), 'e': jnp.zeros((0, 3))}
+  grads = {'w': jnp.full((4, 3), 0.5), 'e': jnp.zeros((0, 3))}
+  opt = factory(0.1, rda_optax.group_lasso(0.1), solver=solver)
+  state = opt.init(params)
+  updates, state = jax.jit(opt.update)(grads, state, params)
+  params = optax.apply_updates(params, updates)
+  assert params['e'].shape == (0, 3) and np.isfinite(params['w']).all()
+  sparse = rda_optax.sparse_params(state, params)
+  assert sparse['e'].shape == (0, 3)
+
+
+def test_newtons_method_is_not_cut_by_the_loops_budget():
+  """``max_iters`` bounds the proximal-gradient loop: Newton's method runs
+  to convergence whatever it is, so the point that ``sparse_params``
+  recomputes from the state is the one the update moved to (with
+  ``max_iters=1`` the update's solve was cut after one iteration, and the
+  recomputation's was not)."""
+  params, grads = random_params(), random_grads(3)
+  reg = rda_optax.group_lasso(0.05)
+  opt = rda_optax.ramda(0.1, reg, momentum=0.5, max_iters=1)
+  traj, state, inner = run_with_state(opt, params, grads)
+  ref, _, _ = run_with_state(
+      rda_optax.ramda(0.1, reg, momentum=0.5), params, grads
+  )
+  assert max(inner) > 1
+  sparse = rda_optax.sparse_params(state, traj[-1])
+  for k in SHAPES:
+    np.testing.assert_array_equal(traj[-1][k], ref[-1][k])
+    if k == 'bias':
+      continue
+    # w_k = ½ w_{k−1} + ½ w̃_k: the w̃_k the update used.
+    used = 2 * traj[-1][k] - traj[-2][k]
+    np.testing.assert_allclose(sparse[k], used, rtol=1e-5, atol=1e-6)
+
+
 def test_l1_and_l0_subproblems_are_exact_per_coordinate():
   """Brute force on a grid: the closed forms minimise
   ``½ d (w − u)² + t λ R(w)`` coordinate by coordinate."""
