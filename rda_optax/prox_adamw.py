@@ -116,7 +116,7 @@ def prox_adamw(
     regularizer: a :class:`rda_optax.Regularizer`; ``None`` gives AdamW.
     b1: ``β₁``, the first moment's decay.
     b2: ``β₂``, the second moment's decay.
-    eps: ``ε``, added to the bias-corrected ``√v``.
+    eps: ``ε > 0``, added to the bias-corrected ``√v``.
     weight_decay: ``ω ≥ 0``, decoupled weight decay (``w ← (1 − η_kω)w``).
     amsgrad: use ``max_{i≤k} v_i`` (AMSGrad).
     mask: leaves the regularizer applies to (default
@@ -150,8 +150,12 @@ def prox_adamw(
     if v is not None and not 0 <= v < 1:
       raise ValueError(f'prox_adamw needs {name} in [0, 1), got {b!r}.')
   e = validation.concrete_float(eps)
-  if e is not None and not 0 <= e < float('inf'):
-    raise ValueError(f'prox_adamw needs eps >= 0, got {eps!r}.')
+  if e is not None and not 0 < e < float('inf'):
+    raise ValueError(
+        f'prox_adamw needs eps > 0 (added to the bias-corrected √v; with 0, '
+        f'a weight whose gradient has been zero at every step, such as an '
+        f'embedding row no input used, is 0/0 = NaN), got {eps!r}.'
+    )
   wd = validation.concrete_float(weight_decay)
   if wd is not None and not 0 <= wd < float('inf'):
     raise ValueError(

@@ -290,7 +290,7 @@ def ramda(
     >>> import jax.numpy as jnp, optax, rda_optax
     >>> params = {'w': jnp.array([[1.0, -0.5], [0.25, 2.0]]),
     ...           'b': jnp.zeros(2)}
-    >>> opt = rda_optax.ramda(learning_rate=1.0, momentum=0.0, epsilon=0.0,
+    >>> opt = rda_optax.ramda(learning_rate=1.0, momentum=0.0,
     ...                       regularizer=rda_optax.l1(0.5))
     >>> state = opt.init(params)
     >>> grads = {'w': jnp.array([[1.0, 8.0], [-1.0, 1.0]]), 'b': jnp.ones(2)}
@@ -308,8 +308,10 @@ def ramda(
       reference code's ``momentum`` argument is ``c``; its default 0.1 is
       ``μ = 0.9``); 0 or ``None``: the parameters are exactly sparse at
       every step.
-    epsilon: ``ε ≥ 0`` added to the cube root (float or schedule; default
-      1e-6 as in the reference code).
+    epsilon: ``ε > 0`` added to the cube root (float or schedule; default
+      1e-6 as in the reference code). Not 0: a weight whose gradient has
+      been zero at every step (an embedding row no input used) would get
+      ``0/0``.
     mask: leaves the regularizer applies to (tree of bools or a callable, as
       in :func:`optax.masked`); default :func:`rda_optax.default_mask`.
     restart_steps: update counts (0 = the first update) at which to restart.
@@ -351,10 +353,12 @@ def ramda(
         f'exact zeros at every step), got momentum={momentum!r}.'
     )
   eps = validation.concrete_float(epsilon)
-  if eps is not None and not 0 <= eps < float('inf'):
+  if eps is not None and not 0 < eps < float('inf'):
     raise ValueError(
-        f'ramda needs epsilon >= 0 (added to the cube root of the weighted '
-        f'squared-gradient sum; 1e-6 in the reference code), got '
+        f'ramda needs epsilon > 0 (added to the cube root of the weighted '
+        f'squared-gradient sum, 1e-6 in the reference code: with 0, a '
+        f'weight whose gradient has been zero at every step, such as an '
+        f'embedding row no input used, is 0/0 = NaN), got '
         f'epsilon={epsilon!r}.'
     )
   regs.check_regularizer('ramda', regularizer)

@@ -183,6 +183,7 @@ def test_nm_constraint_under_adam_metric():
         (lambda: rda_optax.prox_adamw(0.1, b1=1.0), 'b1'),
         (lambda: rda_optax.prox_adamw(0.1, b2=-0.1), 'b2'),
         (lambda: rda_optax.prox_adamw(0.1, eps=-1.0), 'eps'),
+        (lambda: rda_optax.prox_adamw(0.1, eps=0.0), 'eps > 0'),
         (lambda: rda_optax.prox_adamw(0.1, weight_decay=-1.0), 'weight_decay'),
         (lambda: rda_optax.prox_adamw(0.1, regularizer='l1'), 'Regularizer'),
         (lambda: rda_optax.prox_adamw(0.1, max_iters=1.5), 'max_iters'),

@@ -756,6 +756,7 @@ def test_inject_hyperparams_matches_the_plain_transform():
         (lambda: rda_optax.ramda(0.0), 'learning_rate > 0'),
         (lambda: rda_optax.ramda(0.1, momentum=1.0), 'momentum in'),
         (lambda: rda_optax.ramda(0.1, epsilon=-1.0), 'epsilon'),
+        (lambda: rda_optax.ramda(0.1, epsilon=0.0), 'epsilon > 0'),
         (lambda: rda_optax.ramda(0.1, regularizer=1e-4), 'Regularizer'),
         (lambda: rda_optax.ramda(0.1, restart_steps=(-1,)), 'restart_steps'),
         (lambda: rda_optax.ramda(0.1, max_iters=0), 'max_iters'),
