@@ -466,6 +466,22 @@ def test_init_from_a_different_model_is_a_clear_error(tmp_path):
     run(other, model=TinyBN(num_classes=7))
 
 
+def test_init_from_names_the_option_that_differs(tmp_path):
+  """Parameters of another --context: the error names it, not --model."""
+  source = make_cfg(tmp_path, 'source', model='gpt_char', context=16)
+  os.makedirs(source.workdir)
+  config_lib.write_config(source, os.path.join(source.workdir, 'config.json'))
+  here = source.replace(context=32, workdir=str(tmp_path / 'here'))
+  with pytest.raises(config_lib.ConfigError, match=r'--context 16 \(here 32\)'):
+    state_lib._load_matching(  # pylint: disable=protected-access
+        'params',
+        {'positions': np.zeros((32, 4))},
+        {'positions': np.zeros((16, 4))},
+        source.workdir,
+        here,
+    )
+
+
 def test_lenet5_from_models(tmp_path):
   models = pytest.importorskip('models')
   assert 'lenet5' in models.REGISTRY

@@ -244,7 +244,29 @@ def test_an_unfinished_rmda_run_exports_its_prox_point(lenet5_run, tmp_path):
       int(np.count_nonzero(x)) for x in jax.tree.leaves(iterate)
   )
   assert meta['parameters']['nonzero'] < dense_nonzero
-  # python -m train.report of the unfinished run: the same sparse model.
+  # python -m train.report of the unfinished run: the same sparse model,
+  # and the evaluation (step 8, the last) said to be of an earlier one.
   assert report_lib.main([cfg.workdir]) == 0
   with open(os.path.join(cfg.workdir, 'report', 'summary.json')) as f:
-    assert json.load(f)['sparsity'] == pytest.approx(logged['sparsity'])
+    summary = json.load(f)
+  assert summary['sparsity'] == pytest.approx(logged['sparsity'])
+  assert (summary['steps'], summary['model_step']) == (8, 12)
+  with open(os.path.join(cfg.workdir, 'report', 'report.md')) as f:
+    assert 'unfinished run' in f.read()
+
+
+def test_evaluating_a_stale_export_says_so(lenet5_run, capsys):
+  """An export of step 12 evaluated after its run went on: the line names
+  its step, and a note the newer checkpoint and how to export it."""
+  src = export.export_run(lenet5_run.workdir)['source']
+  with open(os.path.join(lenet5_run.workdir, 'export', 'model.json')) as f:
+    meta = json.load(f)
+  meta['source']['step'] = src['step'] - 4  # As if exported 4 steps ago.
+  with open(os.path.join(lenet5_run.workdir, 'export', 'model.json'), 'w') as f:
+    json.dump(meta, f)
+  capsys.readouterr()
+  export.evaluate_export(lenet5_run.workdir, lenet5_run)
+  out = capsys.readouterr().out
+  assert f'of step {src["step"] - 4}' in out
+  assert f'newer checkpoint, step {src["step"]}' in out
+  assert f'python -m train.export {src["run"]}' in out

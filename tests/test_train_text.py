@@ -69,6 +69,22 @@ def test_a_damaged_corpus_is_refused(tmp_path):
     text_source.load_text('shakespeare_char', manual_dir=str(tmp_path))
 
 
+@needs_corpus
+def test_a_manual_folder_without_the_corpus_is_an_error(tmp_path):
+  """--manual_dir names a folder: one without the corpus is an error, not
+  the shared copy used instead without a word."""
+  with pytest.raises(datasets.DatasetNotFoundError, match='--manual_dir'):
+    text_source.load_text('shakespeare_char', manual_dir=str(tmp_path))
+
+
+def test_the_best_evaluation_says_when_and_how_sparse():
+  """The report's "best" is an earlier, denser model in a ramp: it says so."""
+  summary = {'steps': 16, 'best_step': 12, 'best_sparsity': 0.25}
+  assert tasks.best_at(summary) == ' at step 12, sparsity 25.00%'
+  assert tasks.best_at(dict(summary, best_step=16)) == ''
+  assert tasks.best_at(dict(summary, best_sparsity=None)) == ' at step 12'
+
+
 def test_a_missing_corpus_is_one_line_naming_where_to_put_it(
     tmp_path, monkeypatch, capsys
 ):
@@ -354,6 +370,7 @@ def test_a_gpt_export_keeps_shapes_stores_n_m_and_evaluates(
   assert meta['bytes']['exported'] < 0.6 * meta['bytes']['dense_float32']
   md = open(os.path.join(cfg.workdir, 'export', 'export.md')).read()
   assert 'not compacted' in md and 'attention heads' in md
+  assert '17 of 17 selected kernels; 17 stored in the nm layout' in md
   back, variables, _ = export.load_export(os.path.join(cfg.workdir, 'export'))
   assert back.context == 8
   for a, b in zip(

@@ -49,8 +49,12 @@ def write_report(
     cfg: config_lib.Config,
     params: Any,
     last_train: dict[str, Any] | None = None,
+    step: int | None = None,
 ) -> dict[str, Any]:
-  """Writes ``<workdir>/report/`` for the final ``params`` (host arrays).
+  """Writes ``<workdir>/report/`` for the final ``params`` (host arrays) of
+  step ``step`` (None: the last evaluation's). The evaluation figures are
+  the last evaluation's: of another model when ``params`` are of a later
+  checkpoint (an unfinished run), which the report then says.
 
   Returns:
     The summary dict (also written to ``summary.json``).
@@ -72,6 +76,7 @@ def write_report(
   evals = metrics_lib.read_records(cfg.workdir, 'eval')
   trains = metrics_lib.read_records(cfg.workdir, 'train')
   final = evals[-1] if evals else {}
+  model_step = final.get('step') if step is None else step
   rate_key = f'{task.unit}_per_sec'  # images_per_sec, chars_per_sec
   ips = [r[rate_key] for r in trains if r.get(rate_key)]
   summary = {
@@ -81,6 +86,9 @@ def write_report(
       'asr_epochs': cfg.asr_epochs,
       'regularizer': cfg.regularizer,
       'steps': final.get('step'),
+      # The step of the parameters (their sparsity): the newest checkpoint's,
+      # after the last evaluation's in an unfinished run.
+      'model_step': model_step,
       'epochs': final.get('epoch'),
       'test_top1': final.get('test_top1'),
       'test_top5': final.get('test_top5'),
@@ -89,6 +97,9 @@ def write_report(
           (r['test_top1'] for r in evals if r.get('test_top1') is not None),
           default=None,
       ),
+      # The best evaluation's step and sparsity: an earlier, denser model
+      # than the final one, when the sparsity was still ramping up.
+      **_best(evals, task.kind),
       'sparsity': summary_sp['regularized/sparsity'],
       'total_sparsity': summary_sp['total/sparsity'],
       'channel_sparsity': summary_sp['regularized/channel_sparsity'],
@@ -135,11 +146,25 @@ def write_report(
   def pct(x):
     return '-' if x is None else f'{100 * x:.2f}%'
 
+  if summary['steps'] is None:
+    steps = f'- steps: {model_step} (no evaluation yet)'
+  else:
+    steps = (
+        f'- steps: {summary["steps"]} ({(summary["epochs"] or 0):.2f} '
+        'epochs)'
+    )
+  if summary['steps'] is not None and model_step != summary['steps']:
+    steps += (
+        f'; **unfinished run**: the evaluation below is of step '
+        f'{summary["steps"]}, its last, and the sparsity of its newest '
+        f'checkpoint, step {model_step} (`python -m train.export RUN_DIR`, '
+        'then `python -m train --eval_export RUN_DIR`, evaluates that one)'
+    )
   lines = [
       f'# Report: {title}',
       '',
       f'- run directory: `{os.path.abspath(cfg.workdir)}`',
-      f'- steps: {summary["steps"]} ({(summary["epochs"] or 0):.2f} epochs)',
+      steps,
       *task.report_lines(summary),
       f'- sparsity of the selected leaves (`--select {cfg.select}`): '
       f'{pct(summary["sparsity"])} ({summary["nonzeros"]} of {summary["size"]} '
@@ -176,6 +201,18 @@ def write_report(
     f.write('\n'.join(lines) + '\n')
   print('\n'.join(lines[:head]) + '\n\n' + table, flush=True)
   return summary
+
+
+def _best(evals: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+  """``best_step`` and ``best_sparsity``: of the evaluation with the best
+  test top-1 (the lowest loss for a language model)."""
+  key = 'test_loss' if kind == 'language_model' else 'test_top1'
+  scored = [r for r in evals if r.get(key) is not None]
+  if not scored:
+    return {'best_step': None, 'best_sparsity': None}
+  sign = -1 if kind == 'language_model' else 1
+  best = max(scored, key=lambda r: sign * r[key])  # The first of equals.
+  return {'best_step': best.get('step'), 'best_sparsity': best.get('sparsity')}
 
 
 # Logged hyper-parameters shown in the report (those the run has).
@@ -255,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
   except (ValueError, OSError) as e:  # ConfigError, unreadable checkpoints
     print(f'error: cannot rebuild the report of {run}: {e}', file=sys.stderr)
     return 2
-  write_report(cfg, variables['params'])
+  write_report(cfg, variables['params'], step=variables['step'])
   return 0
 
 

@@ -101,7 +101,7 @@ class Classification:
     return [
         f'- test top-1: {pct(summary.get("test_top1"))}, top-5: '
         f'{pct(summary.get("test_top5"))} (best top-1 '
-        f'{pct(summary.get("best_test_top1"))})'
+        f'{pct(summary.get("best_test_top1"))}{best_at(summary)})'
     ]
 
 
@@ -175,9 +175,21 @@ class LanguageModel:
     return [
         f'- validation loss: {fmt(summary.get("test_loss"))} nats per '
         f'character = {fmt(summary.get("test_bpc"))} bits per character '
-        f'(best {fmt(summary.get("best_test_loss"))}); next-character '
-        f'accuracy {fmt(summary.get("test_top1"))}'
+        f'(best {fmt(summary.get("best_test_loss"))}{best_at(summary)}); '
+        f'next-character accuracy {fmt(summary.get("test_top1"))}'
     ]
+
+
+def best_at(summary: dict[str, Any]) -> str:
+  """`` at step S, sparsity X%`` for the best evaluation when it is not the
+  last one (an earlier model, denser while the sparsity ramped up)."""
+  step = summary.get('best_step')
+  if step is None or step == summary.get('steps'):
+    return ''
+  sparsity = summary.get('best_sparsity')
+  return f' at step {step}' + (
+      '' if sparsity is None else f', sparsity {100 * sparsity:.2f}%'
+  )
 
 
 CLASSIFICATION = Classification()

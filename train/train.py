@@ -262,7 +262,9 @@ class _Run(RunRecords):
       bar.close()  # The report starts on a line of its own, after the bar.
       if self.is_main and int(final.step) >= total:
         if cfg.report:
-          report_lib.write_report(cfg, final.params, last_train=last_record)
+          report_lib.write_report(
+              cfg, final.params, last_train=last_record, step=int(final.step)
+          )
         # After the final checkpoint is written (the record names it).
         self.ckpts.wait()
         complete.write(cfg, int(final.step))

@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import checkpoint as ckpt_lib
 from . import config as config_lib
 from . import optimizer
 from . import methods
@@ -71,7 +70,7 @@ def create_train_state(
   params, batch_stats = initialized(key, image_shape, model, input_dtype)
   if init_variables is not None:
     params = _load_matching(
-        'params', params, init_variables['params'], cfg.init_from
+        'params', params, init_variables['params'], cfg.init_from, cfg
     )
     if batch_stats:
       batch_stats = _load_matching(
@@ -79,6 +78,7 @@ def create_train_state(
           batch_stats,
           init_variables['batch_stats'],
           cfg.init_from,
+          cfg,
       )
   if methods.get(cfg.method).from_run:
     params = optimizer.prune(cfg, params)
@@ -87,8 +87,27 @@ def create_train_state(
   )
 
 
-def _load_matching(what, template, loaded, source):
-  """``loaded`` in ``template``'s structure, with a clear error if it differs."""
+# The options that shape a model's parameters, besides --model.
+_SHAPING = ('model', 'dataset', 'corpus', 'context')
+
+
+def _differences(source: str, cfg: config_lib.Config) -> str:
+  """The shaping options of the run ``source`` that differ from ``cfg``'s,
+  as flags (empty if none, or if its configuration cannot be read)."""
+  try:
+    theirs = config_lib.load_config(source)
+  except (ValueError, OSError):
+    return ''
+  return ', '.join(
+      f'--{k} {getattr(theirs, k)} (here {getattr(cfg, k)})'
+      for k in _SHAPING
+      if getattr(theirs, k, None) != getattr(cfg, k, None)
+  )
+
+
+def _load_matching(what, template, loaded, source, cfg=None):
+  """``loaded`` in ``template``'s structure, with a clear error if it differs
+  (naming the source run's options that differ from ``cfg``'s)."""
   flat_t = flax.traverse_util.flatten_dict(
       flax.core.unfreeze(template), sep='/'
   )
@@ -101,11 +120,17 @@ def _load_matching(what, template, loaded, source):
       if k in flat_l and np.shape(flat_t[k]) != np.shape(flat_l[k])
   ]
   if missing or extra or shapes:
+    differ = _differences(source, cfg) if cfg is not None else ''
+    fix = (
+        f'it was trained with {differ}: use the same'
+        if differ
+        else 'train the source run with the same --model, --dataset and '
+        'model options (such as --context)'
+    )
     raise config_lib.ConfigError(
         f'--init_from {source}: its {what} do not fit this model '
         f'(missing {missing[:5]}, unexpected {extra[:5]}, shape mismatch '
-        f'{shapes[:5]}); train the source run with the same --model and '
-        '--dataset.'
+        f'{shapes[:5]}); {fix}.'
     )
   return flax.traverse_util.unflatten_dict(
       {k: jnp.asarray(flat_l[k], dtype=flat_t[k].dtype) for k in flat_t},

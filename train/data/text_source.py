@@ -144,16 +144,32 @@ def find_corpus(spec: TextSpec, manual_dir=None, data_dir=None) -> str:
     DatasetNotFoundError: in none of them (one line naming where to put it).
   """
   candidates = _candidates(spec, manual_dir, data_dir)
+  # The folder the user named (not $RDA_MANUAL_DIR, often another dataset's).
+  named = os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
   for c in candidates:
+    found = None
     if os.path.isfile(c) and os.path.basename(c) == spec.file:
-      return c
-    if os.path.isfile(os.path.join(c, spec.file)):
-      return os.path.join(c, spec.file)
+      found = c
+    elif os.path.isfile(os.path.join(c, spec.file)):
+      found = os.path.join(c, spec.file)
+    if found is not None:
+      return found
+    if named and c == os.path.join(named, spec.folder):
+      # A folder the user named holds no corpus: not another copy instead.
+      raise DatasetNotFoundError(
+          f'Dataset {spec.name!r}: --manual_dir {named} holds no '
+          f'{spec.file}, neither in it nor in its {spec.folder}/; pass the '
+          f'folder that holds it, or no --manual_dir to use '
+          f'${SHARED_DATA_ENV}/{spec.folder}/.'
+      )
+  env = os.environ.get(SHARED_DATA_ENV)
   looked = (
       f'in {", ".join(candidates)}'
       if candidates
-      else f'(no folder to look in: neither ${SHARED_DATA_ENV} nor '
-      '../shared/data exists)'
+      else f'(no folder to look in: ${SHARED_DATA_ENV}={env} does not exist)'
+      if env
+      else f'(no folder to look in: ../shared/data does not exist and '
+      f'${SHARED_DATA_ENV} is not set)'
   )
   raise DatasetNotFoundError(
       f'Dataset {spec.name!r} needs {spec.file} ({spec.num_bytes:,} bytes, '

@@ -20,6 +20,7 @@ import optax
 
 from .._models import models
 import rda_optax
+from .. import checkpoint as ckpt_lib
 from .. import config as config_lib
 from .. import evaluation
 from ..data import loader as data_lib
@@ -203,9 +204,33 @@ def evaluate_export(path: str, cfg, explicit=frozenset()) -> dict[str, float]:
       data,
       cfg.eval_batch,
   )
+  source = meta.get('source') or {}
   print(
-      f'{path} ({meta["model"]}, {meta["parameters"]["nonzero"]:,} nonzero '
-      f'parameters) on {cfg.dataset}: {data.task.eval_summary(metrics)}',
+      f'{path} ({meta["model"]} of step {source.get("step")}, '
+      f'{meta["parameters"]["nonzero"]:,} nonzero parameters) on '
+      f'{cfg.dataset}: {data.task.eval_summary(metrics)}',
       flush=True,
   )
+  newer = _newer_checkpoint(source)
+  if newer is not None:
+    print(
+        f'note: this export is of step {source.get("step")}; its run '
+        f'{source["run"]} has a newer checkpoint, step {newer} (python -m '
+        f'train.export {source["run"]} exports it).',
+        flush=True,
+    )
   return metrics
+
+
+def _newer_checkpoint(source: dict[str, Any]) -> int | None:
+  """The step of the newest checkpoint of the export's run when it is newer
+  than the export's (a stale export), else None (also when the run is not
+  here to look at)."""
+  run, step = source.get('run'), source.get('step')
+  if not run or step is None or not os.path.isdir(run):
+    return None
+  try:
+    latest = ckpt_lib.open_read_only(run).latest_step()
+  except (OSError, ValueError):
+    return None
+  return latest if latest is not None and latest > step else None

@@ -205,11 +205,14 @@ def _markdown(meta, kernels, nm) -> str:
       + ', '.join(f'{k} {v}' for k, v in sorted(meta['layouts'].items())),
   ]
   if 'nm' in meta:
+    # The nm layout is save_sparse's choice, leaf by leaf (M of 4, 8 or 16,
+    # the pattern met, and smaller than the other layouts): said as counted.
+    stored = meta['layouts'].get('nm', 0)
     lines.append(
         f'- N:M pattern {meta["nm"]["pattern"]}: met by '
         f'{meta["nm"]["kernels_meeting"]} of {meta["nm"]["kernels"]} '
-        'selected kernels (stored in the nm layout: values plus one code '
-        'per group)'
+        f'selected kernels; {stored} stored in the nm layout (values plus '
+        'one code per group)'
     )
   lines += [
       f'- largest |logit difference| to the sparse model on a fixed batch '
