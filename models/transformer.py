@@ -237,8 +237,11 @@ class GPT(nn.Module):
     tie_embeddings: use the token embedding as the output head.
     dropout_rate: dropout on attention probabilities, residual branches
       and embeddings during training.
-    kernel_init: initializer of kernels and tables (normal, std 0.02); the
-      projections into the residual stream are scaled by ``1/√(2·layers)``.
+    kernel_init: initializer of the kernels (normal, std 0.02; the train
+      job's RDA initialization for ``--method rda``); the projections into
+      the residual stream are scaled by ``1/√(2·layers)``.
+    table_init: initializer of the token and position tables (normal, std
+      0.02).
     dtype: computation dtype; logits are float32.
     param_dtype: parameter dtype.
     axis_name: accepted for a uniform interface; unused (no batch norm).
@@ -254,6 +257,7 @@ class GPT(nn.Module):
   tie_embeddings: bool = False
   dropout_rate: float = 0.0
   kernel_init: Callable = transformer_init
+  table_init: Callable = transformer_init
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   axis_name: Optional[str] = None
@@ -273,7 +277,7 @@ class GPT(nn.Module):
     embed = nn.Embed(
         self.vocab_size,
         self.d_model,
-        embedding_init=self.kernel_init,
+        embedding_init=self.table_init,
         dtype=self.dtype,
         param_dtype=self.param_dtype,
         name='tokens',
@@ -282,7 +286,7 @@ class GPT(nn.Module):
     if self.positions == 'learned':
       table = self.param(
           'positions',
-          self.kernel_init,
+          self.table_init,
           (self.context, self.d_model),
           self.param_dtype,
       )
@@ -338,7 +342,9 @@ class ViT(nn.Module):
     num_heads: attention heads.
     mlp_ratio: the MLP's hidden width is ``mlp_ratio·d_model``.
     dropout_rate: dropout during training.
-    kernel_init: initializer of kernels and tables (normal, std 0.02).
+    kernel_init: initializer of the kernels (normal, std 0.02; the train
+      job's RDA initialization for ``--method rda``).
+    table_init: initializer of the position table (normal, std 0.02).
     dtype: computation dtype; logits are float32.
     param_dtype: parameter dtype.
     axis_name: accepted for a uniform interface; unused (no batch norm).
@@ -352,6 +358,7 @@ class ViT(nn.Module):
   mlp_ratio: int = 4
   dropout_rate: float = 0.0
   kernel_init: Callable = transformer_init
+  table_init: Callable = transformer_init
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   axis_name: Optional[str] = None
@@ -385,7 +392,7 @@ class ViT(nn.Module):
         axis=1,
     )
     table = self.param(
-        'positions', self.kernel_init, x.shape[1:], self.param_dtype
+        'positions', self.table_init, x.shape[1:], self.param_dtype
     )
     x = x + table.astype(self.dtype)[None]
     x = nn.Dropout(self.dropout_rate)(x, deterministic=not train)

@@ -119,6 +119,33 @@ def test_vit_shapes_and_patch_check():
     jax.eval_shape(model.apply, variables, jnp.zeros((1, 30, 30, 3)))
 
 
+def test_kernel_init_initializes_kernels_only():
+  """``kernel_init`` (the train job's RDA initialization) is for the kernels:
+  the token and position tables keep theirs (``table_init``)."""
+  half = jax.nn.initializers.constant(0.5)
+  gpt = models.GPT(
+      vocab_size=11,
+      context=8,
+      num_layers=1,
+      d_model=16,
+      num_heads=2,
+      kernel_init=half,
+  )
+  params = gpt.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params']
+  vit = models.ViT(
+      num_classes=3, d_model=16, num_layers=1, num_heads=2, kernel_init=half
+  )
+  vparams = vit.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))['params']
+  for kernel in (params['block0']['fc']['kernel'], vparams['patch']['kernel']):
+    np.testing.assert_array_equal(kernel, 0.5)
+  for table in (
+      params['tokens']['embedding'],
+      params['positions'],
+      vparams['positions'],
+  ):
+    assert 0.005 < float(jnp.std(table)) < 0.05  # Normal, std 0.02.
+
+
 def test_kernel_mask_leaves_embeddings_and_norms_dense():
   params = abstract(models.create('gpt_char', num_classes=65), TOKENS)['params']
   default = rda_optax.default_mask(params)
