@@ -134,9 +134,8 @@ def hard_threshold(v: jax.Array, thr: jax.Array) -> jax.Array:
 
 
 def unsigned_zeros(x: jax.Array) -> jax.Array:
-  """``x`` with its ``-0.0`` entries made ``+0.0`` (NaN kept): a group
-  zeroed by a product (``v·0``) has ``-0.0`` where ``v < 0``, which
-  :func:`rda_optax.save_sparse`, keeping every bit, stores as a value."""
+  """``x`` with ``-0.0`` made ``+0.0`` (NaN kept): ``v·0`` is ``-0.0`` where
+  ``v < 0``, which :func:`rda_optax.save_sparse` stores as a value."""
   return jnp.where(x == 0, jnp.zeros_like(x), x)
 
 

@@ -87,7 +87,7 @@ def create_train_state(
   )
 
 
-# The options that shape a model's parameters, besides --model.
+# The options that shape a model's parameters.
 _SHAPING = ('model', 'dataset', 'corpus', 'context')
 
 

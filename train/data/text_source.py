@@ -147,13 +147,10 @@ def find_corpus(spec: TextSpec, manual_dir=None, data_dir=None) -> str:
   # The folder the user named (not $RDA_MANUAL_DIR, often another dataset's).
   named = os.path.expanduser(os.fspath(manual_dir)) if manual_dir else None
   for c in candidates:
-    found = None
     if os.path.isfile(c) and os.path.basename(c) == spec.file:
-      found = c
-    elif os.path.isfile(os.path.join(c, spec.file)):
-      found = os.path.join(c, spec.file)
-    if found is not None:
-      return found
+      return c
+    if os.path.isfile(os.path.join(c, spec.file)):
+      return os.path.join(c, spec.file)
     if named and c == os.path.join(named, spec.folder):
       # A folder the user named holds no corpus: not another copy instead.
       raise DatasetNotFoundError(
