@@ -40,7 +40,7 @@ def group_terms(reg, dp0_minus_v, t, count):
   return c, norms, t * lam * math.sqrt(n_g)
 
 
-def solve_leaf(reg, p0, v, d, t, count, max_iters=MAX_ITERS):
+def solve_leaf(reg, p0, v, d, t, count):
   """The exact prox of a (sparse) group lasso in ``‖·‖_D`` on one leaf:
   ``(w, iterations)``.
 
@@ -88,7 +88,7 @@ def solve_leaf(reg, p0, v, d, t, count, max_iters=MAX_ITERS):
 
   def cond(carry):
     i, _, done = carry
-    return (i < max_iters) & ~done
+    return (i < MAX_ITERS) & ~done
 
   init = (jnp.int32(0), r0, ~jnp.any(active))
   steps, r, _ = jax.lax.while_loop(cond, body, init)
