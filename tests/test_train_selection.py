@@ -38,6 +38,19 @@ def test_check_model_needs_parameters_for_select_and_scale_lam():
     selection.check_model(base.replace(scale_lam=1e-3))
 
 
+def test_a_selection_taking_a_transformers_tables_is_noted(capsys):
+  cfg = config_lib.get_config(
+      None, model='gpt_char', dataset='shakespeare_char', workdir='runs/x'
+  )
+  selection.check_model(cfg)  # The weight kernels: no note.
+  assert capsys.readouterr().err == ''
+  selection.check_model(cfg.replace(select='dense'))
+  err = capsys.readouterr().err
+  assert err.startswith('note: --select dense takes gpt_char')
+  assert 'positions, tokens/embedding too' in err
+  assert 'block0' not in err  # Only the tables are named.
+
+
 def test_scale_penalty_is_built_once_beside_the_weights_penalty():
   cfg = config_lib.get_config(None, model='resnet8', scale_lam=1e-3)
   assert selection.scale_penalty(cfg.replace(scale_lam=0.0)) is None

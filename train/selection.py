@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from typing import Any, Callable
 
 import jax
@@ -178,7 +179,8 @@ def check_model(cfg) -> None:
       lambda x: model.init(jax.random.key(0), x, train=False), x
   )['params']
   mask = run_mask(cfg)
-  if not any(jax.tree.leaves(rda_optax.selection.resolve_mask(mask, params))):
+  selected = rda_optax.selection.resolve_mask(mask, params)
+  if not any(jax.tree.leaves(selected)):
     names = [
         rda_optax.path_str(p)
         for p, _ in jax.tree_util.tree_leaves_with_path(params)
@@ -189,11 +191,37 @@ def check_model(cfg) -> None:
         f'a pattern searched in its parameter names ({", ".join(names[:6])}'
         f'{", ..." if len(names) > 6 else ""}).'
     )
+  if is_transformer(cfg.model):
+    _note_tables(cfg, selected, params)
   if cfg.scale_lam:
     try:
       scale_labels(cfg)(params)
     except ValueError as e:
       raise ConfigError(str(e)) from e
+
+
+def _note_tables(cfg, selected: Any, params: Any) -> None:
+  """A note (stderr, first process) when ``--select`` takes a transformer's
+  embedding or position tables, which ``kernels`` leaves dense: they are
+  then regularized, pruned and counted like kernels (N:M groups along the
+  table's rows, e.g. the vocabulary), which is rarely what is meant."""
+  kernels = models.kernel_mask(params)
+  tables = [
+      rda_optax.path_str(path)
+      for (path, take), kernel in zip(
+          jax.tree_util.tree_leaves_with_path(selected),
+          jax.tree.leaves(kernels),
+      )
+      if take and not kernel
+  ]
+  if tables and jax.process_index() == 0:
+    print(
+        f'note: --select {cfg.select} takes {cfg.model}\'s '
+        f'{", ".join(tables)} too, which --select kernels (the default) '
+        'leaves dense: they are regularized, pruned and counted like the '
+        'weight kernels.',
+        file=sys.stderr,
+    )
 
 
 def check_task(cfg, input_dtype: str) -> None:
