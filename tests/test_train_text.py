@@ -142,6 +142,25 @@ def test_eval_split_takes_the_beginning_of_the_held_out_slice():
   assert sum(float(m.sum()) for m in masks) == 5056
 
 
+def test_a_part_too_short_for_the_context_is_named_with_its_fix():
+  cfg = config_lib.get_config(
+      'shakespeare_gpt_adamw', eval_split='test[:100]', workdir='runs/x'
+  )
+  with pytest.raises(ValueError) as e:  # A window is 128 + 1 characters.
+    data_loader.create_data(cfg, prefetch_size=0)
+  assert str(e.value).endswith(  # Cannot load dataset ...: why.
+      'The validation slice of shakespeare_char (--eval_split) of 100 '
+      'characters has no window of --context 128 (+ 1) characters: take a '
+      'longer --eval_split (e.g. test, all of it) or lower --context.'
+  )
+  tokens = text_source.TextCorpus.from_text('tiny', TEXT).train
+  corpus = text_source.TextCorpus(
+      'tiny', ''.join(sorted(set(TEXT))), tokens[:10], tokens
+  )
+  with pytest.raises(ValueError, match='^The training part of tiny of 10 '):
+    data_loader.make_text_data(corpus, 4, context=16, prefetch_size=0)
+
+
 @pytest.mark.parametrize(
     'split,message',
     [

@@ -216,7 +216,7 @@ def _note_tables(cfg, selected: Any, params: Any) -> None:
   ]
   if tables and jax.process_index() == 0:
     print(
-        f'note: --select {cfg.select} takes {cfg.model}\'s '
+        f"note: --select {cfg.select} takes {cfg.model}'s "
         f'{", ".join(tables)} too, which --select kernels (the default) '
         'leaves dense: they are regularized, pruned and counted like the '
         'weight kernels.',

@@ -52,8 +52,15 @@ def make_text_data(
   Returns:
     The data of the training loop.
   """
-  for part in (corpus.train, corpus.eval):
-    text_pipeline.check_windows(len(part), context)
+  text_pipeline.check_windows(
+      len(corpus.train), context, f'The training part of {corpus.name}'
+  )
+  text_pipeline.check_windows(
+      len(corpus.eval),
+      context,
+      f'The validation slice of {corpus.name} (--eval_split)',
+      'take a longer --eval_split (e.g. test, all of it)',
+  )
   eval_batch = eval_batch or batch_size
   topology, placed = placement(
       (batch_size, eval_batch),

@@ -44,15 +44,19 @@ def num_eval_windows(num_tokens: int, context: int) -> int:
   return -(-(num_tokens - 1) // context)
 
 
-def check_windows(num_tokens: int, context: int) -> None:
+def check_windows(
+    num_tokens: int, context: int, what: str = 'A text', fix: str = ''
+) -> None:
   """A text of ``num_tokens`` holds a window of ``context`` + 1 tokens
-  (ValueError naming the fix if not)."""
+  (ValueError naming ``what`` the text is and the fix if not: lower
+  ``--context``, or ``fix``)."""
   if context < 1:
     raise ValueError(f'--context must be >= 1, got {context}.')
   if num_tokens < context + 1:
     raise ValueError(
-        f'A text of {num_tokens} characters has no window of --context '
-        f'{context} (+ 1) characters: lower --context.'
+        f'{what} of {num_tokens} characters has no window of --context '
+        f'{context} (+ 1) characters: {fix}{" or " if fix else ""}lower '
+        '--context.'
     )
 
 
