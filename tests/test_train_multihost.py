@@ -25,9 +25,8 @@ from _train_driver import (
     train_cmd,
     TINY_ARGS,
 )
+from _train_driver import MATCH_ATOL as ATOL, MATCH_RTOL as RTOL
 from train import metrics as metrics_lib
-
-RTOL, ATOL = 1e-4, 1e-5
 
 
 def test_two_processes_match_one_device(tmp_path, tiny_one_device_run):
