@@ -252,8 +252,8 @@ def sparsity_constraint(
   when a few hundred are left between two pivots, the rows holding them are
   gathered and sorted. The optimizers keep the last step's search in their
   state (:meth:`init_state`, a :class:`rda_optax.ThresholdState`: the level,
-  its drift and acceleration per step, the density of magnitudes around
-  it) and start the next step's search from the level it predicts: one
+  its drift and acceleration per step, smoothed, the density of magnitudes
+  around it) and start the next step's search from the level it predicts: one
   pass per step once the drift is known (3 to 4 from a cold start, at a
   jump of ``s`` or at a restart). The answer never depends on that state.
   :func:`rda_optax.rmda` and :func:`rda_optax.rda` never write out the

@@ -18,8 +18,8 @@ concatenated, sorted or copied.
 
 **Warm start.** Between two training steps the threshold moves little. Given
 the :class:`ThresholdState` of the previous search (its threshold, its drift
-per step, the density of values around it, how far its last prediction was
-off), the first pass puts its pivots around the predicted threshold, spaced
+per step and the drift's change, both smoothed, the density of values around
+it, how far its last prediction was off), the first pass puts its pivots around the predicted threshold, spaced
 so that the sub-bracket holding the answer has at most :data:`GATHER`
 entries: the search is then that one pass and a gather of a few rows. A
 cold start (no state, a jump of the rank, a prediction that missed) takes

@@ -157,3 +157,25 @@ def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
   out = capsys.readouterr().out
   assert '| start (ms) | duration (ms) | thread | operation |' in out
   assert any('| while' in line for line in out.splitlines()), out
+
+
+def test_threshold_passes_runs_and_the_predictor_changes_no_answer(capsys):
+  """A real (tiny) training run per predictor: the same losses step by
+  step (the search is exact whatever it starts from), only its passes and
+  misses may differ."""
+  runs = _load('threshold_passes').main(
+      [
+          '--model',
+          'lenet300_100',
+          '--dataset',
+          'synthetic:28x28x1:10',
+          '--steps',
+          '8',
+          '--batch_size',
+          '8',
+      ]
+  )
+  out = capsys.readouterr().out
+  assert '| smoothed | ' in out and '| raw | ' in out
+  assert (runs['smoothed']['losses'] == runs['raw']['losses']).all()
+  assert (runs['smoothed']['passes'][3:] == 1).all()

@@ -41,3 +41,33 @@ def test_the_next_state_records_the_answer_and_its_drift():
   )
   p = np.asarray(pivots).astype(np.int64)
   assert p.shape == (6,) and np.all(np.diff(p) > 0)
+
+
+def test_the_drift_and_its_change_are_smoothed():
+  """Holt's linear method: the first known drift and change as they are,
+  then each moved toward the new one by _DRIFT_SMOOTHING (the drift, from
+  its expected value) and _ACCEL_SMOOTHING (the change)."""
+  a, b = warm._DRIFT_SMOOTHING, warm._ACCEL_SMOOTHING
+  state = warm.threshold_state(1)
+  drifts, accels = [], []
+  for value in (2.0, 2.5, 3.0, 3.7):  # The rank stays: raw drifts .5 .5 .7.
+    state = warm._next_state(
+        state, 0, jnp.int32(5), jnp.float32(value), 10.0, 1, 100
+    )
+    drifts.append(float(state.drift[0]))
+    accels.append(float(state.accel[0]))
+  assert np.isnan(drifts[0]) and np.isnan(accels[1])
+  np.testing.assert_allclose(drifts[1:3], [0.5, 0.5], rtol=1e-6)
+  assert accels[2] == 0.0  # The first change, as it is.
+  d3 = a * 0.7 + (1 - a) * (0.5 + 0.0)
+  np.testing.assert_allclose(drifts[3], d3, rtol=1e-5)
+  np.testing.assert_allclose(accels[3], b * (d3 - 0.5), rtol=1e-5)
+  # The prediction: the value plus the smoothed drift and change.
+  np.testing.assert_allclose(
+      float(warm._predicted(state, 0, 5)), 3.7 + d3 + accels[3], rtol=1e-6
+  )
+  # An unknown drift (a tie at a new value: no density) restarts both.
+  state = warm._next_state(
+      state, 0, jnp.int32(5), jnp.float32(4.0), 0.0, 1, 100
+  )
+  assert np.isnan(float(state.drift[0])) and np.isnan(float(state.accel[0]))
