@@ -253,8 +253,8 @@ def sparsity_constraint(
   gathered and sorted. The optimizers keep the last step's search in their
   state (:meth:`init_state`, a :class:`rda_optax.ThresholdState`: the level,
   its drift and acceleration per step, smoothed, the density of magnitudes
-  around it) and start the next step's search from the level it predicts: one
-  pass per step once the drift is known (3 to 4 from a cold start, at a
+  around it) and start the next step's search from the level it predicts:
+  one pass per step once the drift is known (3 to 4 from a cold start, at a
   jump of ``s`` or at a restart). The answer never depends on that state.
   :func:`rda_optax.rmda` and :func:`rda_optax.rda` never write out the
   point they project (``w0 − G/β``): each pass and the loop that writes
