@@ -24,7 +24,8 @@ around the predicted threshold, spaced so that the sub-bracket holding the
 answer has at most :data:`GATHER` entries: the search is then that one pass
 and a gather of a few rows. A cold start (no state, a jump of the rank, a
 prediction that missed) takes its pivots from a strided sample of the
-entries (about 3 passes on a model's weights). A wrong prediction costs passes, never exactness.
+entries (about 3 passes on a model's weights). A wrong prediction costs
+passes, never exactness.
 
 **Bounded.** Every refinement pass also puts a pivot at the middle of the
 bracket's range of bit patterns, so whatever the data the search ends
