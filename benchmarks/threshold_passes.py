@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +64,9 @@ def _smoothing(drift: float, accel: float):
     threshold_warm._DRIFT_SMOOTHING, threshold_warm._ACCEL_SMOOTHING = old
 
 
-def _search_state(opt_state) -> threshold.ThresholdState:
+def _passes_and_miss(opt_state) -> tuple[int, float]:
+  """The last search's counting passes, and how far its prediction was off
+  (entries / GATHER), from the one search state in ``opt_state``."""
   found = [
       x
       for x in jax.tree.leaves(
@@ -75,7 +76,9 @@ def _search_state(opt_state) -> threshold.ThresholdState:
   ]
   if len(found) != 1:
     raise RuntimeError(f'expected one search state, found {len(found)}')
-  return found[0]
+  state = found[0]
+  miss = float(state.error[0] * state.density[0]) / threshold.GATHER
+  return int(state.passes[0]), miss
 
 
 def run(args, predictor: str) -> dict:
@@ -121,24 +124,18 @@ def run(args, predictor: str) -> dict:
     step = jax.jit(step)
     batches = data.train_batches(0)
     key = jax.random.key(1)
-    passes, misses, losses = [], [], []
-    start = time.perf_counter()
+    searches, losses = [], []
     for s in range(args.steps):
       batch = next(batches)
       x = data.preprocess(batch['image'], jax.random.fold_in(key, s), True)
       params, stats, opt_state, loss = step(
           params, stats, opt_state, x[0], batch['label'][0]
       )
-      state = _search_state(opt_state)
-      passes.append(int(state.passes[0]))
-      # How far this step's prediction was off, in entries.
-      misses.append(float(state.error[0] * state.density[0]))
+      searches.append(_passes_and_miss(opt_state))
       losses.append(float(loss))
+  passes, misses = np.asarray(searches).T
   return dict(
-      passes=np.asarray(passes),
-      misses=np.asarray(misses) / threshold.GATHER,
-      losses=np.asarray(losses),
-      seconds=time.perf_counter() - start,
+      passes=passes.astype(int), misses=misses, losses=np.asarray(losses)
   )
 
 
@@ -157,16 +154,12 @@ def run_fixed_gradient(steps: int, predictor: str) -> dict:
   with _smoothing(*PREDICTORS[predictor]):
     jax.clear_caches()
     step = jax.jit(step)
-    passes, misses = [], []
+    searches = []
     for _ in range(steps):
       params, opt_state = step(params, opt_state)
-      state = _search_state(opt_state)
-      passes.append(int(state.passes[0]))
-      misses.append(float(state.error[0] * state.density[0]))
-  return dict(
-      passes=np.asarray(passes),
-      misses=np.asarray(misses) / threshold.GATHER,
-  )
+      searches.append(_passes_and_miss(opt_state))
+  passes, misses = np.asarray(searches).T
+  return dict(passes=passes.astype(int), misses=misses)
 
 
 def main(argv=None) -> dict:
