@@ -38,7 +38,9 @@ its ``fraction`` can be schedules of the optimizer's count, so that the
 pattern is reached gradually; with ``fraction = f`` the projection onto "at
 least a fraction ``f`` of the groups of each leaf are N:M" is exact too: it
 constrains the ``round(f·G)`` groups whose projection discards the least
-energy (ties: the groups that come first in row-major order).
+energy (ties: the groups that come first in row-major order; costs below
+the smallest normal float32 count as zero, as in
+:func:`rda_optax.kth_smallest`, which finds those groups without a sort).
 
 The schedules (:func:`nm_n_schedule`, :func:`nm_fraction_schedule`), the
 magnitude baselines (:func:`nm_masks`, :func:`gradual_nm_pruning`) and the

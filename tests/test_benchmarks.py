@@ -79,6 +79,7 @@ def test_optimizer_step_adaptive_runs(capsys, monkeypatch):
   assert ' 612 parameters (float32)' in out  # The tiny tree was timed.
   assert '| optax.adamw | ' in out and '| ramda(l1) | ' in out
   assert 'The 2:4 projection of every kernel alone' in out
+  assert "with half of each kernel's groups held to 2:4" in out
 
 
 def test_nm_sparse_size_runs(capsys):

@@ -137,6 +137,42 @@ def test_fraction_of_groups_is_an_exact_projection(fraction, metric):
   assert rda_optax.nm_violations(np.where(keep, x, 0), 2, 4) == 12 - k
 
 
+def test_fraction_on_a_large_leaf_takes_the_first_k_of_a_stable_argsort():
+  """Above the size the search sorts (2,048 groups), the constrained groups
+  are still exactly the first round(f·G) of a stable argsort of the groups'
+  costs (NumPy's, here), with the fraction traced (a schedule's value):
+  repeated costs tie by position, and the groups already N:M (their
+  dropped entries pruned before, score -1) come first. The ends of a ramp
+  (f = 0, f = 1) constrain no group and every group."""
+  rng = np.random.default_rng(7)
+  # 512 x 64 along axis 0: 128 groups per column, 8,192 groups.
+  x = rng.normal(size=(512, 64)).astype(np.float32)
+  x[:64] = x[64:128]  # Columns' first 16 groups repeat the next 16: ties.
+  scores = np.abs(x)
+  scores[256:260, :8] = -1.0  # Two entries pruned before in these groups:
+  scores[256:258, :8] = 0.5  # the groups are N:M, their cost is -1.
+  fraction = jax.jit(lambda s, f: rda_optax.nm_groups._keep_mask(s, 2, 4, 0, f))
+  groups = scores.reshape(128, 4, 64)  # (group, entry, column)
+  top2 = -np.sort(-groups, axis=1)[:, 2:, :]
+  cost = np.sum(np.square(np.maximum(top2, 0)), axis=1)
+  cost[64:65, :8] = -1.0
+  order = np.argsort(cost.ravel(), kind='stable')
+  ranked = cost.ravel()[order]
+  # A share whose last constrained group ties with the first free one.
+  ties = np.flatnonzero(ranked[1:] == ranked[:-1])
+  tie = int(ties[len(ties) // 2]) + 1
+  assert ranked[tie - 1] == ranked[tie]
+  for f in (0.0, 0.3, tie / cost.size, 0.5, 1.0):
+    keep = np.asarray(fraction(jnp.asarray(scores), jnp.float32(f)))
+    k = int(np.round(np.float32(f) * np.float32(cost.size)))
+    chosen = np.zeros(cost.size, bool)
+    chosen[order[:k]] = True
+    # A group is held to 2:4 exactly where it was chosen.
+    held = keep.reshape(128, 4, 64).sum(axis=1) <= 2
+    np.testing.assert_array_equal(held.ravel(), chosen)
+    assert int(held.sum()) == k
+
+
 def test_a_scheduled_n_is_traced_under_jit():
   x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)), jnp.float32)
   sched = functools.partial(
