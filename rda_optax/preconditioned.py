@@ -138,8 +138,7 @@ def _overrides_prox_tree(reg: regs.Regularizer) -> bool:
 
 
 def _tl1_separable(reg: regs.Regularizer) -> bool:
-  g = validation.concrete_float(getattr(reg, 'group_strength', None))
-  return isinstance(reg, regs.TransformedL1) and g == 0.0
+  return isinstance(reg, regs.TransformedL1) and reg.separable()
 
 
 def solved_exactly(

@@ -372,7 +372,8 @@ class TransformedL1(Regularizer):
   ``λ Σ_i ρ_a(x_i) + λ_g Σ_g √n_g ‖x_g‖₂`` with
   ``ρ_a(x) = (a+1)|x| / (a+|x|)``: ``a → 0`` tends to ℓ0, ``a → ∞`` to ℓ1.
 
-  The TL1 prox alone is the closed-form thresholding of Zhang & Xin (2017).
+  The TL1 prox alone (``group_strength`` statically 0, the default) is the
+  closed-form thresholding of Zhang & Xin (2017), one per entry.
   With a group term, the prox of the sum is **not** the composition of the two
   proxes (the composition is suboptimal in about half of random cases), so
   ``group_prox`` chooses:
@@ -423,6 +424,12 @@ class TransformedL1(Regularizer):
           'search_points must be >= 2 and search_refinements >= 0.'
       )
 
+  def separable(self) -> bool:
+    """Whether there is statically no group term (``group_strength`` 0,
+    the default): the prox is then Zhang & Xin's closed-form thresholding,
+    one per entry, and ``group_prox`` is not used."""
+    return validation.concrete_float(self.group_strength) == 0.0
+
   def value(self, x, count=0):
     x = jnp.asarray(x)
     xc = x.astype(_compute_dtype(x))
@@ -436,6 +443,8 @@ class TransformedL1(Regularizer):
     t2 = t * value_at(self.group_strength, count)
 
     def fn(v):
+      if self.separable():
+        return tl1_threshold(v, t1, self.a)
       if self.group_prox == 'composition':
         return group_shrink(tl1_threshold(v, t1, self.a), t2, self.groups)
       return self._search_prox(v, t1, t2)

@@ -56,6 +56,14 @@ def optimizers(lr: float, lam: float):
       'rmda(l1, momentum=0)': rda_optax.rmda(
           lr, rda_optax.l1(lam), momentum=0.0
       ),
+      # The papers' other regularizers, as RMDA takes them.
+      'rmda(l0)': rda_optax.rmda(lr, rda_optax.l0(lam), momentum=0.9),
+      'rmda(transformed_l1)': rda_optax.rmda(
+          lr, rda_optax.transformed_l1(lam), momentum=0.9
+      ),
+      'rmda(sparse_group_lasso)': rda_optax.rmda(
+          lr, rda_optax.sparse_group_lasso(lam, lam), momentum=0.9
+      ),
       'rmda(sparsity_constraint(0.95))': rda_optax.rmda(
           lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
       ),
