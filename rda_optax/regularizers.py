@@ -48,6 +48,8 @@ import optax
 
 from rda_optax import selection
 from rda_optax import validation
+from rda_optax.tl1 import tl1_penalty
+from rda_optax.tl1 import tl1_threshold
 
 ScalarOrSchedule = optax.ScalarOrSchedule
 Groups = Literal['output', 'input']
@@ -146,27 +148,6 @@ def group_shrink(v: jax.Array, thr: jax.Array, groups: str) -> jax.Array:
   safe = jnp.where(norms > 0, norms, 1)
   factor = jnp.where(norms > scaled, 1 - scaled / safe, 0)
   return unsigned_zeros(v * factor)
-
-
-def tl1_threshold(y: jax.Array, t: jax.Array, a: float) -> jax.Array:
-  """Prox of ``t·ρ_a`` with ``ρ_a(x) = (a+1)|x|/(a+|x|)`` (Zhang & Xin 2017)."""
-  t = jnp.asarray(t, y.dtype)
-  ay = jnp.abs(y)
-  arg = 1 - 27 * t * a * (a + 1) / (2 * (a + ay) ** 3)
-  phi = jnp.arccos(jnp.clip(arg, -1, 1))
-  g = jnp.sign(y) * (2 / 3 * (a + ay) * jnp.cos(phi / 3) - 2 * a / 3 + ay / 3)
-  thr = jnp.where(
-      t <= a * a / (2 * (a + 1)),
-      t * (a + 1) / a,
-      jnp.sqrt(jnp.maximum(2 * t * (a + 1), 0)) - a / 2,
-  )
-  return jnp.where((ay > thr) & (t > 0), g, jnp.where(t > 0, 0, y))
-
-
-def tl1_penalty(x: jax.Array, a: float) -> jax.Array:
-  """``Σ ρ_a(x_i) = Σ (a+1)|x_i| / (a + |x_i|)``."""
-  ax = jnp.abs(x)
-  return jnp.sum((a + 1) * ax / (a + ax))
 
 
 @dataclasses.dataclass(frozen=True)
