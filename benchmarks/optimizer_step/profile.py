@@ -42,6 +42,12 @@ METHODS = {
         0.1, KnownLevelConstraint(0.95), momentum=0.9
     ),
     'l1': lambda: rda_optax.rmda(0.1, rda_optax.l1(1e-6), momentum=0.9),
+    'group_lasso': lambda: rda_optax.rmda(
+        0.1, rda_optax.group_lasso(1e-6), momentum=0.9
+    ),
+    'transformed_l1': lambda: rda_optax.rmda(
+        0.1, rda_optax.transformed_l1(1e-6), momentum=0.9
+    ),
     'sgd': lambda: optax.sgd(0.1, momentum=0.9),
 }
 
