@@ -14,6 +14,9 @@ from rda_optax import selection
 from rda_optax import sharding
 from rda_optax import threshold
 from rda_optax import validation
+from rda_optax.rda import dual_point_with_state
+from rda_optax.rda import opaque_zero
+from rda_optax.rda import pinned_sum
 from rda_optax.validation import check_update_args
 
 
@@ -134,8 +137,25 @@ def prox_sgd(
     check = landing.verify(state.landing, params, state.count)
     selected = selection.resolve_mask(mask, params)
     lr = regs.value_at(learning_rate, state.count)
+    ranks = regularizer is not None and regularizer.ranks_input
+    # A sparsity constraint projects the point p − η·d without its being
+    # written out (the form of dual averaging's w0 − G/β): its search and
+    # its masks recompute it from p and d, which must then be in memory (a
+    # Nesterov direction is not) and computed alike in every loop (the
+    # momentum's product rounded on its own).
+    computed = ranks and hasattr(regularizer, 'prox_computed') and not nesterov
     if momentum is None:
       direction, buf = updates, ()
+    elif computed:
+      zero = opaque_zero(state.count)
+      buf = jax.tree.map(
+          lambda d, g: pinned_sum(
+              jnp.asarray(g).astype(d.dtype), d, momentum, zero
+          ),
+          state.momentum,
+          updates,
+      )
+      direction = buf
     else:
       buf = jax.tree.map(
           lambda d, g: (momentum * d + g).astype(d.dtype),
@@ -153,7 +173,18 @@ def prox_sgd(
       return pc - lr * d.astype(pc.dtype)
 
     prox_state = state.prox_state
-    if regularizer is not None and regularizer.ranks_input:
+    if computed:
+      v, prox_state, _ = dual_point_with_state(
+          params,
+          direction,
+          lr,
+          regularizer,
+          selected,
+          lr,
+          state.count,
+          prox_state,
+      )
+    elif ranks:
       # Computed once into memory: the threshold search and the masks of a
       # sparsity constraint must see the same bits.
       v = threshold.computed_once(
@@ -161,7 +192,7 @@ def prox_sgd(
       )
     else:
       v = jax.tree.map(step, params, direction)
-    if regularizer is not None:
+    if regularizer is not None and not computed:
       v, prox_state = regularizer.prox_tree_with_state(
           v, selected, lr, state.count, prox_state
       )

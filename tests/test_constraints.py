@@ -211,6 +211,69 @@ def test_prox_sgd_with_the_constraint_is_iht_and_recovers_a_sparse_signal():
   np.testing.assert_allclose(params['x'][:, 0], x_true, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    'momentum, nesterov', [(None, False), (0.9, False), (0.9, True)]
+)
+def test_prox_sgd_with_the_constraint_matches_numpy(momentum, nesterov):
+  """prox_sgd with a sparsity constraint, on kernels of 7,168 entries
+  (beyond the size the search sorts): with heavy-ball momentum or none the
+  step's point is projected without being written out (the search and the
+  masks recompute it from the parameters and the momentum or gradient),
+  with Nesterov's it is written once; either way the trajectory is NumPy's
+  float64 one and every step has exactly round(s·n) zeros, along a
+  schedule of s."""
+  rng = np.random.default_rng(3)
+  shapes = {'conv': (3, 3, 16, 32), 'dense': (64, 40), 'bias': (40,)}
+  params = {
+      k: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32)
+      for k, s in shapes.items()
+  }
+  grads = [
+      {
+          k: rng.normal(scale=0.5, size=s).astype(np.float32)
+          for k, s in shapes.items()
+      }
+      for _ in range(12)
+  ]
+  sched = lambda count: 0.5 + 0.02 * jnp.minimum(count, 10)
+  lr = 0.05
+  traj, _ = run(
+      rda_optax.prox_sgd(
+          lr,
+          rda_optax.sparsity_constraint(sched),
+          momentum=momentum,
+          nesterov=nesterov,
+      ),
+      params,
+      grads,
+  )
+  keys = ['conv', 'dense']
+  n_sel = sum(int(np.prod(shapes[k])) for k in keys)
+  w = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  d = {k: np.zeros(s) for k, s in shapes.items()}
+  for n, g in enumerate(grads):
+    s = 0.5 + 0.02 * min(n, 10)
+    v = {}
+    for k in shapes:
+      if momentum is None:
+        direction = g[k]
+      else:
+        d[k] = momentum * d[k] + g[k]
+        direction = g[k] + momentum * d[k] if nesterov else d[k]
+      v[k] = w[k] - lr * direction
+    flat = np.concatenate([v[k].ravel() for k in keys])
+    k_zero = round(s * n_sel)
+    flat[np.argsort(np.abs(flat), kind='stable')[:k_zero]] = 0
+    w = dict(v, conv=flat[:4608].reshape(shapes['conv']))
+    w['dense'] = flat[4608:].reshape(shapes['dense'])
+    zeros = sum(int(np.sum(traj[n][k] == 0)) for k in keys)
+    assert zeros == k_zero, f'step {n}'
+    for k in shapes:
+      np.testing.assert_allclose(
+          traj[n][k], w[k], rtol=2e-5, atol=2e-6, err_msg=f'step {n}, {k}'
+      )
+
+
 def test_splitting_keeps_the_projection_of_w():
   opt = rda_optax.variable_splitting(
       optax.sgd(0.1), rda_optax.sparsity_constraint(0.75), beta=1.0

@@ -44,6 +44,11 @@ def optimizers(lr: float, lam: float):
       'prox_sgd(l1, momentum=0.9)': rda_optax.prox_sgd(
           lr, rda_optax.l1(lam), momentum=0.9
       ),
+      'prox_sgd(sparsity_constraint(0.95), momentum=0.9)': (
+          rda_optax.prox_sgd(
+              lr, rda_optax.sparsity_constraint(0.95), momentum=0.9
+          )
+      ),
       'rda(group_lasso)': rda_optax.rda(
           gamma=1.0, regularizer=rda_optax.group_lasso(lam)
       ),
