@@ -144,6 +144,7 @@ def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
   assert '| threshold passes |' in out
   assert set(runs) == {
       'optax.sgd(momentum=0.9)',
+      'prox_sgd(sparsity_constraint(0.95), momentum=0.9)',
       'rmda(sparsity_constraint(0.95))',
       'rmda(sparsity_constraint(0.95)), cold search',
   }
