@@ -69,6 +69,15 @@ def run(opt, params, grads, jit=True):
   return traj, state
 
 
+def np_momentum(d, g, momentum, nesterov=False):
+  """SGD's momentum in NumPy: the new buffer ``μ·d + g`` and the step's
+  direction (``g`` without momentum, ``g + μ·d'`` with Nesterov's)."""
+  if momentum is None:
+    return d, g
+  d = momentum * d + g
+  return d, (g + momentum * d if nesterov else d)
+
+
 def np_soft(v, thr):
   return np.sign(v) * np.maximum(np.abs(v) - thr, 0)
 

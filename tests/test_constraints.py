@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import rda_optax
-from _optim_helpers import SHAPES, random_grads, random_params, run
+from _optim_helpers import SHAPES, np_momentum, random_grads, random_params, run
 from test_rmda import np_rmda
 
 
@@ -255,11 +255,7 @@ def test_prox_sgd_with_the_constraint_matches_numpy(momentum, nesterov):
     s = 0.5 + 0.02 * min(n, 10)
     v = {}
     for k in shapes:
-      if momentum is None:
-        direction = g[k]
-      else:
-        d[k] = momentum * d[k] + g[k]
-        direction = g[k] + momentum * d[k] if nesterov else d[k]
+      d[k], direction = np_momentum(d[k], g[k], momentum, nesterov)
       v[k] = w[k] - lr * direction
     flat = np.concatenate([v[k].ravel() for k in keys])
     k_zero = round(s * n_sel)

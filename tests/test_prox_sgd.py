@@ -8,6 +8,7 @@ import pytest
 import rda_optax
 
 from _optim_helpers import SHAPES, random_params, random_grads, run, np_soft
+from _optim_helpers import np_momentum
 
 
 @pytest.mark.parametrize(
@@ -32,11 +33,7 @@ def test_prox_sgd_matches_numpy_transcription(momentum, nesterov):
   for n, g in enumerate(grads):
     lr = float(sched(n))
     for k in SHAPES:
-      if momentum is None:
-        u = g[k]
-      else:
-        d[k] = momentum * d[k] + g[k]
-        u = g[k] + momentum * d[k] if nesterov else d[k]
+      d[k], u = np_momentum(d[k], g[k], momentum, nesterov)
       v = w[k] - lr * u
       w[k] = np_soft(v, lr * lam) if k != 'bias' else v
       np.testing.assert_allclose(traj[n][k], w[k], rtol=1e-5, atol=1e-6)
