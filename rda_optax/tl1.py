@@ -40,10 +40,11 @@ def _asin_half(x: jax.Array) -> jax.Array:
 
 
 def arccos(x: jax.Array) -> jax.Array:
-  """``arccos(x)`` for ``x`` in ``[-1, 1]`` (NaN outside), in float32 or
-  wider, from elementwise arithmetic and one square root: within 3.1e-7
-  (1.3 float32 spacings at π) of float64's arccos on ``[-1, 1]``, XLA's own
-  within 2.6e-7 (``tests/test_tl1.py``).
+  """``arccos(x)`` for ``x`` in ``[-1, 1]`` (NaN outside), in float32
+  (float64 inputs: ``jnp.arccos``, to float64's precision), from
+  elementwise arithmetic and one square root: within 3.1e-7 (1.3 float32
+  spacings at π) of float64's arccos on ``[-1, 1]``, XLA's own within
+  2.6e-7 (``tests/test_tl1.py``).
 
   Example:
     >>> import jax.numpy as jnp
@@ -53,6 +54,8 @@ def arccos(x: jax.Array) -> jax.Array:
   """
   x = jnp.asarray(x)
   x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  if x.dtype == jnp.float64:  # The polynomial is float32's.
+    return jnp.arccos(x)
   ax = jnp.abs(x)
   outer = ax > 0.5
   # |x| > 1/2: acos(|x|) = 2·asin(√((1−|x|)/2)), its argument at most 1/2.
@@ -65,7 +68,10 @@ def arccos(x: jax.Array) -> jax.Array:
 
 def _cos_third(phi: jax.Array) -> jax.Array:
   """``cos(φ/3)`` for ``φ`` in ``[0, π]``: its Taylor series in
-  ``θ = φ/3 <= π/3`` to ``θ¹⁰`` (the next term is below 1e-8)."""
+  ``θ = φ/3 <= π/3`` to ``θ¹⁰`` (the next term is below 1e-8; float64:
+  ``jnp.cos``)."""
+  if phi.dtype == jnp.float64:
+    return jnp.cos(phi / 3)
   u = jnp.square(phi / 3)
   p = jnp.asarray(-1 / 3628800, phi.dtype)
   for c in (1 / 40320, -1 / 720, 1 / 24, -1 / 2, 1.0):

@@ -2,6 +2,7 @@
 and the thresholding against a float64 transcription of Zhang & Xin's
 formula (the prox against brute force: test_regularizers.py)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -32,6 +33,19 @@ def test_arccos_outside_its_domain_and_in_low_precision():
   half = tl1.arccos(jnp.asarray([0.5], jnp.bfloat16))
   assert half.dtype == jnp.float32
   assert float(half[0]) == pytest.approx(np.pi / 3, rel=1e-6)
+
+
+def test_float64_keeps_its_precision():
+  """With float64 enabled the thresholding is float64's (XLA's arccos
+  and cosine: the polynomials are float32's)."""
+  with jax.enable_x64(True):
+    x = np.linspace(-1, 1, 10_001)
+    got = np.asarray(tl1.arccos(jnp.asarray(x, jnp.float64)))
+    assert np.abs(got - np.arccos(x)).max() < 1e-14
+    y = np.random.default_rng(1).normal(size=1000)
+    out = np.asarray(tl1.tl1_threshold(jnp.asarray(y), 0.3, 1.0))
+    want, _ = _tl1_float64(y, 0.3, 1.0)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-13)
 
 
 def test_cos_third_is_within_float32_rounding_of_float64():
