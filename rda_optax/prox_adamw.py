@@ -90,7 +90,10 @@ def prox_adamw(
   equation (``solver='newton'``, the default), or with ``solver='pgd'`` by
   the reference code's proximal-gradient loop (from ``w'``, with its
   screening and stopping rule; see :mod:`rda_optax.preconditioned`), which
-  other regularizers without a closed form always take; the projections of
+  other regularizers without a closed form always take (transformed ℓ1
+  with a group term: each loop step is its group search, a step of 70 s on
+  the ResNet-18-sized tree on a 2-core CPU, ``python -m
+  benchmarks.optimizer_step --grid``); the projections of
   :func:`rda_optax.sparsity_constraint` and :func:`rda_optax.nm_constraint`
   rank ``√D_k·|·|``. Its threshold ``η_kλ`` shrinks with the learning rate,
   as proximal SGD's does. The parameters are exactly sparse at every step.

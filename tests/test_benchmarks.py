@@ -2,6 +2,8 @@
 
 import importlib
 
+import pytest
+
 
 def _load(name):
   return importlib.import_module(f'benchmarks.{name}')
@@ -159,6 +161,34 @@ def test_optimizer_step_sparsity_rows_and_breakdown_run(capsys, monkeypatch):
   out = capsys.readouterr().out
   assert '| start (ms) | duration (ms) | thread | operation |' in out
   assert any('| while' in line for line in out.splitlines()), out
+
+
+def test_optimizer_step_grid_runs(capsys, monkeypatch):
+  """Every optimizer with every regularizer as a ratio to SGD (a tiny tree
+  and two of each here); an unknown name is refused with the choices."""
+  bench = _load('optimizer_step')
+  _tiny_resnet(monkeypatch)
+  table = bench.grid_main(
+      [
+          '--rounds',
+          '1',
+          '--only',
+          'rmda',
+          'prox_sgd',
+          '--regularizers',
+          'l1',
+          'sparsity_constraint(0.9)',
+      ]
+  )
+  assert set(table) == {'rmda', 'prox_sgd'}
+  assert all(
+      set(row) == {'l1', 'sparsity_constraint(0.9)'} and min(row.values()) > 0
+      for row in table.values()
+  )
+  out = capsys.readouterr().out
+  assert '| optimizer | SGD ms | l1 | sparsity_constraint(0.9) |' in out
+  with pytest.raises(SystemExit, match='choose among'):
+    bench.grid_main(['--regularizers', 'l2'])
 
 
 def test_threshold_passes_runs_and_the_predictor_changes_no_answer(capsys):

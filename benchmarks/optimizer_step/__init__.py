@@ -15,6 +15,7 @@ fusions (the floor a memory-bound step cannot go under).
     python -m benchmarks.optimizer_step --only sparsity --clock cpu
     python -m benchmarks.optimizer_step --breakdown   # where its time goes
     python -m benchmarks.optimizer_step --profile     # one step's timeline
+    python -m benchmarks.optimizer_step --grid   # every optimizer x regularizer
 
 The two ``sparsity_constraint`` rows compare the projection's threshold
 search started from the last step's threshold (the library's) with the
@@ -29,7 +30,8 @@ One job per module: :mod:`.trees` (the ResNet-18-sized tree),
 the threshold passes), :mod:`.sgd_family` (the default table's methods),
 :mod:`.table` (the default table), :mod:`.memory` (the state-memory table),
 :mod:`.breakdown` (``--breakdown``), :mod:`.profile` (``--profile``: the
-timeline of one step), :mod:`.adaptive` (``--adaptive``);
+timeline of one step), :mod:`.adaptive` (``--adaptive``), :mod:`.grid`
+(``--grid``: every optimizer with every regularizer);
 ``__main__`` is the command line.
 """
 
@@ -37,6 +39,7 @@ from .adaptive import adaptive_main
 from .adaptive import adaptive_optimizers
 from .breakdown import KnownLevelConstraint
 from .breakdown import breakdown_main
+from .grid import grid_main
 from .memory import print_state_memory
 from .profile import profile_main
 from .profile import step_events

@@ -1,5 +1,5 @@
 """``python -m benchmarks.optimizer_step [--adaptive | --breakdown |
---profile]``: see
+--grid | --profile]``: see
 :mod:`benchmarks.optimizer_step`."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import sys
 
 from .adaptive import adaptive_main
 from .breakdown import breakdown_main
+from .grid import grid_main
 from .profile import profile_main
 from .table import main
 
@@ -16,6 +17,8 @@ if __name__ == '__main__':
     adaptive_main([a for a in sys.argv[1:] if a != '--adaptive'])
   elif '--breakdown' in sys.argv[1:]:
     breakdown_main([a for a in sys.argv[1:] if a != '--breakdown'])
+  elif '--grid' in sys.argv[1:]:
+    grid_main([a for a in sys.argv[1:] if a != '--grid'])
   elif '--profile' in sys.argv[1:]:
     profile_main([a for a in sys.argv[1:] if a != '--profile'])
   else:
