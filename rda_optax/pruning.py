@@ -128,12 +128,11 @@ def _keep_largest(xs: list[Any], sparsity: Any, magnitude: bool) -> list[Any]:
   :func:`rda_optax.threshold.kth_smallest` (ties by position). The values
   are first computed into memory (:func:`rda_optax.threshold.computed_once`),
   so that the search and the masks see the same bits."""
-  xs = [jnp.asarray(x) for x in xs]
-  flat = threshold.computed_once(threshold.flatten, xs)
-  k = threshold.fraction_count(sparsity, flat.size)
-  split, _ = threshold.kth_smallest([flat], k, magnitude=magnitude)
-  (pruned,) = threshold.smallest_masks([flat], split, magnitude=magnitude)
-  return threshold.flat_view(~pruned, [x.shape for x in xs])
+  xs = threshold.computed_once(list, [jnp.asarray(x) for x in xs])
+  k = threshold.fraction_count(sparsity, sum(x.size for x in xs))
+  split, _ = threshold.kth_smallest(xs, k, magnitude=magnitude)
+  pruned = threshold.smallest_masks(xs, split, magnitude=magnitude)
+  return [~m for m in pruned]
 
 
 def _masks_from_scores(
