@@ -3,9 +3,9 @@ cost on the ResNet-18-sized tree against ``optax.sgd(momentum=0.9)``.
 
 A map of what a combination costs, to find its cliffs (a regularizer whose
 prox takes an inner loop, a path that writes to new memory), not a
-comparison to the tenth: each cell is the median of ``--rounds`` rounds of
-``--steps`` steps after one warm-up step, SGD timed before each optimizer's
-row; ratios are to that SGD time::
+comparison to the tenth: each cell is the median over ``--rounds`` rounds of
+``--steps`` steps (after one warm-up step) of the step's time over SGD's in
+the same round; the ``SGD ms`` column is the median of a row's SGD times::
 
     python -m benchmarks.optimizer_step --grid
     python -m benchmarks.optimizer_step --grid --only rmda --regularizers l1 tl1
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import jax
 import jax.numpy as jnp
 import optax
 
@@ -55,25 +54,22 @@ OPTIMIZERS = {
 }
 
 
-def _step_seconds(opt, params0, grads, rounds, steps, clock):
-  """Median seconds per step of ``opt``'s donated, jitted step."""
-
-  def step(params, state, grads):
-    updates, state = opt.update(grads, state, params)
-    return optax.apply_updates(params, updates), state
-
-  step = jax.jit(step, donate_argnums=(0, 1))
-  params = jax.tree.map(jnp.copy, params0)
-  params, state = step(params, opt.init(params), grads)  # Compile, warm up.
-  jax.block_until_ready(params)
-  times = []
-  for _ in range(rounds):
-    t0 = clock()
-    for _ in range(steps):
-      params, state = step(params, state, grads)
-    jax.block_until_ready((params, state))
-    times.append((clock() - t0) / steps)
-  return statistics.median(times)
+def _ratio(opt, params0, grads, rounds, steps, clock):
+  """Median over rounds of ``opt``'s step time over SGD's in the same round
+  (:func:`.timing.time_steps`: donated, jitted steps after a warm-up), and
+  SGD's median seconds."""
+  sgd = 'optax.sgd(momentum=0.9)'
+  runs = timing.time_steps(
+      {sgd: optax.sgd(0.1, momentum=0.9), 'opt': opt},
+      params0,
+      grads,
+      rounds,
+      steps,
+      clock,
+  )
+  ref = runs[sgd]['times']
+  ratios = [t / r for t, r in zip(runs['opt']['times'], ref)]
+  return statistics.median(ratios), statistics.median(ref)
 
 
 def grid_main(argv=None):
@@ -111,23 +107,15 @@ def grid_main(argv=None):
   print(
       f'{timing.machine()}{trees.n_params(params0):,} parameters (float32), '
       f'{args.rounds} rounds × {args.steps} steps, {args.clock} clock; '
-      'ratio of the median step to optax.sgd(momentum=0.9), timed before '
-      "each optimizer's row (λ = 1e-6).\n"
+      "median over rounds of the step time / optax.sgd(momentum=0.9)'s in "
+      'the same round (λ = 1e-6).\n'
   )
   print('| optimizer | SGD ms | ' + ' | '.join(reg_names) + ' |')
   print('|---|---:|' + '---:|' * len(reg_names))
   table = {}
   for name in opt_names:
-    sgd = _step_seconds(
-        optax.sgd(0.1, momentum=0.9),
-        params0,
-        grads,
-        args.rounds,
-        args.steps,
-        clock,
-    )
-    row = {
-        reg: _step_seconds(
+    cells = {
+        reg: _ratio(
             OPTIMIZERS[name](REGULARIZERS[reg]()),
             params0,
             grads,
@@ -135,10 +123,10 @@ def grid_main(argv=None):
             args.steps,
             clock,
         )
-        / sgd
         for reg in reg_names
     }
-    table[name] = row
-    cells = ' | '.join(f'{row[r]:,.2f}' for r in reg_names)
-    print(f'| {name} | {1e3 * sgd:.2f} | {cells} |', flush=True)
+    table[name] = {reg: ratio for reg, (ratio, _) in cells.items()}
+    sgd_ms = 1e3 * statistics.median(sgd for _, sgd in cells.values())
+    row = ' | '.join(f'{table[name][r]:,.2f}' for r in reg_names)
+    print(f'| {name} | {sgd_ms:.2f} | {row} |', flush=True)
   return table
