@@ -266,9 +266,9 @@ def ramda(
     step of ``ramda(group_lasso, solver='pgd')`` costs about 100 AdamW
     steps on a CPU. With transformed ℓ1 and a group term each of the loop's
     steps is that regularizer's group search (48 thresholdings): a step
-    took 55 s there on a 2-core CPU (12,600 SGD steps; 330 with
+    took 49 s there on a 2-core CPU (9,400 SGD steps; 240 with
     ``group_prox='composition'``; ``python -m benchmarks.optimizer_step
-    --grid``), where :func:`rda_optax.rmda` takes 170 SGD steps.
+    --grid``), where :func:`rda_optax.rmda` takes 133 SGD steps.
 
   As for :func:`rda_optax.rmda`, ``w̃_k`` is exactly sparse: evaluate,
   report and export it with :func:`rda_optax.sparse_params`;
