@@ -122,11 +122,4 @@ def adaptive_main(argv=None):
 def _time_projection(project, rounds, steps, clock):
   """Seconds per call of ``project`` (no arguments), one per round."""
   jax.block_until_ready(project())
-  times = []
-  for _ in range(rounds):
-    t0 = clock()
-    for _ in range(steps):
-      out = project()
-    jax.block_until_ready(out)
-    times.append((clock() - t0) / steps)
-  return times
+  return [timing.call_seconds(project, steps, clock) for _ in range(rounds)]

@@ -114,6 +114,16 @@ def threshold_passes(state) -> int | None:
   return max(int(np.max(np.asarray(x.passes))) for x in found)
 
 
+def call_seconds(fn, steps, clock=time.perf_counter) -> float:
+  """Seconds per call of ``fn`` (no arguments), over ``steps`` calls timed
+  together (one round), its last output waited for."""
+  t0 = clock()
+  for _ in range(steps):
+    out = fn()
+  jax.block_until_ready(out)
+  return (clock() - t0) / steps
+
+
 def time_steps(opts, params0, grads, rounds, steps, clock=time.perf_counter):
   """Median-of-rounds timing of each optimizer's donated, jitted step,
   the optimizers alternating within each round (so that machine noise hits
